@@ -1,0 +1,176 @@
+#include "atomic.h"
+#include "id.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+bool sw_sync_wanted(enum sw_sync s, bool durable)
+{
+	return s == SW_SYNC_FULL || (s == SW_SYNC_NORMAL && durable);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int sw_tmp_write(int dirfd, char tmp[SW_TMPNAME_LEN], const void *buf, size_t len, bool sync)
+{
+	char rnd[17];
+	sw_rand_hex(rnd, 8);
+	snprintf(tmp, SW_TMPNAME_LEN, SW_TMP_PREFIX "%ld.%s", (long)getpid(), rnd);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, buf, len) < 0 || (sync && fdatasync(fd) < 0)) {
+		int e = errno;
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	if (close(fd) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int sw_fsync_dir(int dirfd)
+{
+	return fsync(dirfd) < 0 && errno != EINVAL ? -1 : 0;
+}
+
+static int same_inode(int dfd1, const char *n1, int dfd2, const char *n2)
+{
+	struct stat a, b;
+	if (fstatat(dfd1, n1, &a, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fstatat(dfd2, n2, &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int sw_rename(int ofd, const char *oldname, int nfd, const char *newname)
+{
+	struct stat before;
+	if (fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (renameat(ofd, oldname, nfd, newname) == 0)
+		return 0;
+	int e = errno;
+	/* a retransmitted rename answers ENOENT although the first one moved
+	 * the file: it is ours if the new name now has the inode we saw */
+	struct stat after;
+	if (fstatat(nfd, newname, &after, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    after.st_ino == before.st_ino && after.st_dev == before.st_dev &&
+	    faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+
+int sw_replace(int dirfd, const char *name, const void *buf, size_t len, enum sw_sync s, bool durable)
+{
+	char tmp[SW_TMPNAME_LEN];
+	bool sync = sw_sync_wanted(s, durable);
+	if (sw_tmp_write(dirfd, tmp, buf, len, sync) < 0)
+		return -1;
+	if (renameat(dirfd, tmp, dirfd, name) < 0 && !same_inode(dirfd, name, dirfd, name)) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	if (s == SW_SYNC_FULL && sw_fsync_dir(dirfd) < 0)
+		return -1;
+	return 0;
+}
+
+int sw_create_excl(int dirfd, const char *name, const void *buf, size_t len, enum sw_sync s, bool durable)
+{
+	char tmp[SW_TMPNAME_LEN];
+	bool sync = sw_sync_wanted(s, durable);
+	if (sw_tmp_write(dirfd, tmp, buf, len, sync) < 0)
+		return -1;
+	int rc = linkat(dirfd, tmp, dirfd, name, 0);
+	int e = errno;
+	/* NFS: link may report EEXIST after creating the link itself */
+	if (rc < 0 && e == EEXIST && same_inode(dirfd, tmp, dirfd, name))
+		rc = 0;
+	unlinkat(dirfd, tmp, 0);
+	if (rc < 0) {
+		errno = e;
+		return -1;
+	}
+	if (sync && sw_fsync_dir(dirfd) < 0)
+		return -1;
+	return 0;
+}
+
+int sw_read_file(int dirfd, const char *name, char **buf, size_t *len, size_t max)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t cap = 4096, n = 0;
+	char *p = malloc(cap);
+	if (!p) { close(fd); errno = ENOMEM; return -1; }
+	for (;;) {
+		if (n + 1 >= cap) {
+			if (cap > max + 1) { free(p); close(fd); errno = EFBIG; return -1; }
+			char *q = realloc(p, cap * 2);
+			if (!q) { free(p); close(fd); errno = ENOMEM; return -1; }
+			p = q;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, p + n, cap - n - 1);
+		if (r < 0) {
+			if (errno == EINTR) continue;
+			int e = errno;
+			free(p); close(fd); errno = e;
+			return -1;
+		}
+		if (r == 0) break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (n > max) { free(p); errno = EFBIG; return -1; }
+	p[n] = 0;
+	*buf = p;
+	if (len) *len = n;
+	return 0;
+}
+
+int sw_mkdirs(int dirfd, const char *rel, mode_t mode)
+{
+	char path[4096];
+	if (strlen(rel) >= sizeof path) { errno = ENAMETOOLONG; return -1; }
+	strcpy(path, rel);
+	for (char *p = path + 1; ; p++) {
+		if (*p == '/' || *p == 0) {
+			char c = *p;
+			*p = 0;
+			if (mkdirat(dirfd, path, mode) < 0 && errno != EEXIST)
+				return -1;
+			*p = c;
+			if (!c) break;
+		}
+	}
+	return 0;
+}

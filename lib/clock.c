@@ -1,0 +1,97 @@
+#include "clock.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <time.h>
+
+static int64_t clock_offset(void)
+{
+	/* read each call: cheap, and keeps no global state */
+	const char *s = getenv("SW_CLOCK_OFFSET");
+	int64_t off;
+	if (!s || !*s || sw_parse_duration_signed(s, &off) < 0)
+		return 0;
+	return off;
+}
+
+int64_t sw_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec + clock_offset();
+}
+
+int sw_parse_duration(const char *s, int64_t *ns)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	double mul;
+	if (!*end || !strcmp(end, "s")) mul = 1e9;
+	else if (!strcmp(end, "ms")) mul = 1e6;
+	else if (!strcmp(end, "m")) mul = 60e9;
+	else if (!strcmp(end, "h")) mul = 3600e9;
+	else if (!strcmp(end, "d")) mul = 86400e9;
+	else return -1;
+	double r = v * mul;
+	if (r > 9.2e18)
+		return -1;
+	*ns = (int64_t)r;
+	return 0;
+}
+
+int sw_parse_duration_signed(const char *s, int64_t *ns)
+{
+	if (s && *s == '-') {
+		if (sw_parse_duration(s + 1, ns) < 0)
+			return -1;
+		*ns = -*ns;
+		return 0;
+	}
+	return sw_parse_duration(s, ns);
+}
+
+void sw_fmt_time(int64_t ns, char buf[SW_TIME_LEN])
+{
+	time_t sec = (time_t)(ns / SW_NS_PER_SEC);
+	long ms = (long)((ns % SW_NS_PER_SEC) / 1000000);
+	if (ns < 0) { sec = 0; ms = 0; }
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(buf, SW_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, SW_TIME_LEN - n, ".%03ldZ", ms);
+}
+
+int sw_parse_time(const char *s, int64_t *ns)
+{
+	struct tm tm = {0};
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	int64_t frac = 0;
+	if (*p == '.') {
+		int64_t scale = SW_NS_PER_SEC;
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			scale /= 10;
+			frac += (*p - '0') * scale;
+		}
+	}
+	if (strcmp(p, "Z"))
+		return -1;
+	*ns = (int64_t)timegm(&tm) * SW_NS_PER_SEC + frac;
+	return 0;
+}
+
+void sw_sleep_ns(int64_t ns)
+{
+	if (ns <= 0)
+		return;
+	struct timespec ts = { ns / SW_NS_PER_SEC, ns % SW_NS_PER_SEC };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}

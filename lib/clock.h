@@ -1,0 +1,25 @@
+/* clock.h — time, durations and timestamps.
+ * All times are int64 nanoseconds since the Unix epoch.  SW_CLOCK_OFFSET
+ * (a duration, may be negative: "-2s") shifts this process's idea of now;
+ * it exists to simulate a host whose clock is wrong, and is documented in
+ * sw(7) for that use only. */
+#ifndef SW_CLOCK_H
+#define SW_CLOCK_H
+#include <stdint.h>
+#include <stddef.h>
+
+#define SW_NS_PER_SEC INT64_C(1000000000)
+
+int64_t sw_now_ns(void);
+/* "30", "30s", "250ms", "5m", "2h", "7d" -> ns.  -1 on bad input.
+ * A leading '-' is accepted only when allow_negative. */
+int sw_parse_duration(const char *s, int64_t *ns);
+int sw_parse_duration_signed(const char *s, int64_t *ns);
+/* RFC 3339 UTC with milliseconds: 2026-11-23T11:49:26.123Z */
+#define SW_TIME_LEN 32
+void sw_fmt_time(int64_t ns, char buf[SW_TIME_LEN]);
+/* Parses what sw_fmt_time writes (and whole seconds); -1 on bad input. */
+int sw_parse_time(const char *s, int64_t *ns);
+/* Sleeps ns (restarting on EINTR only if restart). */
+void sw_sleep_ns(int64_t ns);
+#endif

@@ -1,0 +1,23 @@
+/* err.h — diagnostics and exit codes shared by every sw program.
+ * Diagnostics are one line on stderr: "PROG: VERB: what went wrong".
+ * Exit codes follow sysexits(3); SW_EX_FALSE means "the asked condition is
+ * false" (lease not held, item not found, stale token). */
+#ifndef SW_ERR_H
+#define SW_ERR_H
+#include <sysexits.h>
+
+#define SW_EX_FALSE 1
+
+/* main sets these once; they only prefix messages. */
+void sw_prog_set(const char *prog);
+void sw_verb_set(const char *verb);
+const char *sw_prog(void);
+
+void sw_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void sw_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* errno value -> sysexits code: ENOSPC/EIO -> 74, EACCES -> 77, ... */
+int sw_ex_errno(int err);
+/* main may register one function that sw_die calls before exiting (to
+ * close the operation's span with an error status). */
+void sw_on_die(void (*fn)(int code, const char *msg, void *arg), void *arg);
+#endif

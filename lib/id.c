@@ -1,0 +1,85 @@
+#include "id.h"
+#include "err.h"
+#include <bsd/stdlib.h>
+#include <string.h>
+
+static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+void sw_ulid(char out[SW_ULID_LEN + 1], int64_t now_ns)
+{
+	uint64_t ms = (uint64_t)(now_ns / 1000000);
+	unsigned char r[10];
+	arc4random_buf(r, sizeof r);
+	for (int i = 9; i >= 0; i--) {   /* 48-bit time, 10 chars */
+		out[i] = crockford[ms & 31];
+		ms >>= 5;
+	}
+	/* 80 random bits -> 16 chars, 5 bits each */
+	uint64_t hi = 0, lo = 0;
+	for (int i = 0; i < 5; i++) hi = hi << 8 | r[i];
+	for (int i = 5; i < 10; i++) lo = lo << 8 | r[i];
+	for (int i = 17; i >= 10; i--) { out[i] = crockford[hi & 31]; hi >>= 5; }
+	for (int i = 25; i >= 18; i--) { out[i] = crockford[lo & 31]; lo >>= 5; }
+	out[SW_ULID_LEN] = 0;
+}
+
+bool sw_utf8_valid(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		unsigned min;
+		if (c < 0x80) { i++; continue; }
+		else if ((c & 0xe0) == 0xc0) { len = 2; min = 0x80; c &= 0x1f; }
+		else if ((c & 0xf0) == 0xe0) { len = 3; min = 0x800; c &= 0x0f; }
+		else if ((c & 0xf8) == 0xf0) { len = 4; min = 0x10000; c &= 0x07; }
+		else return false;
+		if (i + len > n) return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80) return false;
+			c = c << 6 | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+const char *sw_name_problem(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0) return "is empty";
+	if (n > SW_NAME_MAX) return "is longer than 200 bytes";
+	if (s[0] == '.') return "starts with '.'";
+	if (s[0] == '-') return "starts with '-'";
+	if (strchr(s, '/')) return "contains '/'";
+	if (strstr(s, "..")) return "contains '..'";
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return "contains a control character";
+	if (!sw_utf8_valid(s, n)) return "is not valid UTF-8";
+	return NULL;
+}
+
+void sw_name_check(const char *what, const char *s)
+{
+	const char *why = sw_name_problem(s);
+	if (why)
+		sw_die(EX_DATAERR, "bad %s: %s", what, why);
+}
+
+void sw_rand_hex(char *out, size_t nbytes)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[32];
+	if (nbytes > sizeof b) nbytes = sizeof b;
+	arc4random_buf(b, nbytes);
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * nbytes] = 0;
+}

@@ -1,0 +1,73 @@
+#include "json.h"
+#include "atomic.h"
+#include "clock.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *sw_json_line(const json_t *j, size_t *len)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	if (!s)
+		return NULL;
+	size_t n = strlen(s);
+	char *t = realloc(s, n + 2);
+	if (!t) { free(s); return NULL; }
+	t[n] = '\n';
+	t[n + 1] = 0;
+	if (len) *len = n + 1;
+	return t;
+}
+
+int sw_json_print(const json_t *j)
+{
+	size_t n;
+	char *s = sw_json_line(j, &n);
+	if (!s)
+		return -1;
+	size_t w = fwrite(s, 1, n, stdout);
+	free(s);
+	return w == n ? 0 : -1;
+}
+
+json_t *sw_json_parse(const char *buf, size_t len, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+	if (!j && err)
+		snprintf(err, errlen, "%s (column %d)", je.text, je.column);
+	return j;
+}
+
+json_t *sw_json_read(int dirfd, const char *name, size_t max)
+{
+	char *buf;
+	size_t len;
+	if (sw_read_file(dirfd, name, &buf, &len, max) < 0)
+		return NULL;
+	json_t *j = json_loadb(buf, len, JSON_ALLOW_NUL, NULL);
+	free(buf);
+	if (!j)
+		errno = EBADMSG;
+	return j;
+}
+
+const char *sw_json_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+void sw_json_set_time(json_t *o, const char *key, int64_t ns)
+{
+	char t[SW_TIME_LEN], k[128];
+	sw_fmt_time(ns, t);
+	json_object_set_new(o, key, json_string(t));
+	snprintf(k, sizeof k, "%s_unix_ns", key);
+	json_object_set_new(o, k, json_integer(ns));
+}

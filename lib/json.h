@@ -1,0 +1,23 @@
+/* json.h — JSON helpers on jansson: compact one-line output written with a
+ * single write, parsing with a one-line reason, UTF-8 checks. */
+#ifndef SW_JSON_H
+#define SW_JSON_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Compact JSON plus '\n', malloc'd; NULL on failure. */
+char *sw_json_line(const json_t *j, size_t *len);
+/* Writes j as one line to stdout (stdio-buffered; flushed at exit). */
+int sw_json_print(const json_t *j);
+/* Parses one JSON text; on failure NULL and why (with column) in err. */
+json_t *sw_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+/* Reads and parses a whole JSON file; NULL with errno (EBADMSG: bad JSON). */
+json_t *sw_json_read(int dirfd, const char *name, size_t max);
+/* Getters that tolerate absence. */
+const char *sw_json_str(const json_t *o, const char *key);
+int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt);
+/* Sets key to the RFC 3339 form of ns and key_unix_ns to its exact value. */
+void sw_json_set_time(json_t *o, const char *key, int64_t ns);
+#endif

@@ -1,0 +1,48 @@
+#include "lock.h"
+#include "clock.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+static int lock_fd(int fd, int op)
+{
+	if (flock(fd, op | LOCK_NB) == 0)
+		return 0;
+	return -1;
+}
+
+int sw_lock(int dirfd, const char *name, int op, int64_t timeout_ns)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0 && errno == EEXIST)   /* NFS: racing O_CREAT from two hosts */
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	int64_t deadline = sw_now_ns() + timeout_ns, pause = 100000;
+	for (;;) {
+		if (lock_fd(fd, op) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			/* like flock(1): NFSv4 emulates flock with fcntl locks,
+			 * which some servers refuse; go on without the lock */
+			if (errno == EIO || errno == EBADF || errno == ENOLCK || errno == EINVAL)
+				return fd;
+			close(fd);
+			return -1;
+		}
+		if (sw_now_ns() >= deadline) {
+			close(fd);
+			errno = EWOULDBLOCK;
+			return -1;
+		}
+		sw_sleep_ns(pause);
+		if (pause < 5000000) pause *= 2;
+	}
+}
+
+void sw_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}

@@ -1,0 +1,114 @@
+#include "ws.h"
+#include "clock.h"
+#include "err.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+static void resolve_path(char out[PATH_MAX], const char *dir)
+{
+	const char *env = getenv("SW_DIR");
+	if (dir && *dir)
+		snprintf(out, PATH_MAX, "%s", dir);
+	else if (env && *env)
+		snprintf(out, PATH_MAX, "%s", env);
+	else {
+		const char *xdg = getenv("XDG_STATE_HOME");
+		const char *home = getenv("HOME");
+		if (xdg && *xdg)
+			snprintf(out, PATH_MAX, "%s/sw", xdg);
+		else if (home && *home)
+			snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
+		else
+			sw_die(EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
+	}
+}
+
+static enum sw_sync parse_sync(void)
+{
+	const char *s = getenv("SW_SYNC");
+	if (!s || !*s || !strcmp(s, "normal")) return SW_SYNC_NORMAL;
+	if (!strcmp(s, "off")) return SW_SYNC_OFF;
+	if (!strcmp(s, "full")) return SW_SYNC_FULL;
+	sw_die(EX_USAGE, "bad SW_SYNC '%s': use off, normal or full", s);
+}
+
+static int64_t parse_skew(void)
+{
+	const char *s = getenv("SW_CLOCK_SKEW");
+	int64_t ns;
+	if (!s || !*s) return SW_SKEW_DEFAULT_NS;
+	if (sw_parse_duration(s, &ns) < 0)
+		sw_die(EX_USAGE, "bad SW_CLOCK_SKEW '%s': want a duration such as 2s", s);
+	return ns;
+}
+
+void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
+{
+	resolve_path(ws->path, dir);
+	ws->sync = parse_sync();
+	ws->skew_ns = parse_skew();
+	ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ws->fd < 0 && errno == ENOENT && create) {
+		if (sw_mkdirs(AT_FDCWD, ws->path, 0777) < 0)
+			sw_die(sw_ex_errno(errno) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT,
+			       "cannot create workspace %s: %s", ws->path, strerror(errno));
+		ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (ws->fd < 0)
+		sw_die(errno == EACCES ? EX_NOPERM : EX_UNAVAILABLE,
+		       "workspace %s: %s", ws->path, strerror(errno));
+	/* new files take the workspace's group (via setgid dirs, if set) and
+	 * the umask, but are never world-writable */
+	mode_t um = umask(0);
+	umask(um | 002);
+	ws->dmode = 0777;
+	ws->fmode = 0666;
+}
+
+void sw_ws_close(struct sw_ws *ws)
+{
+	if (ws->fd >= 0)
+		close(ws->fd);
+	ws->fd = -1;
+}
+
+int sw_ws_dir(const struct sw_ws *ws, const char *rel, bool create)
+{
+	int fd = openat(ws->fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		if (sw_mkdirs(ws->fd, rel, ws->dmode) < 0)
+			return -1;
+		fd = openat(ws->fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	return fd;
+}
+
+bool sw_is_netfs(int fd)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case 0x6969:      /* NFS */
+	case 0xff534d42:  /* CIFS */
+	case 0xfe534d42:  /* SMB2 */
+	case 0x517b:      /* SMB */
+	case 0x65735546:  /* FUSE */
+	case 0x00c36400:  /* CephFS */
+	case 0x0bd00bd0:  /* Lustre */
+	case 0x47504653:  /* GPFS */
+	case 0x564c:      /* NCP */
+	case 0x6b414653:  /* AFS */
+	case 0x5346414f:  /* OpenAFS */
+	case 0x01021997:  /* 9P */
+		return true;
+	default:
+		return false;
+	}
+}

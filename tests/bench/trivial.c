@@ -1,0 +1,2 @@
+/* The exec floor every sw benchmark is measured against. */
+int main(void) { return 0; }
