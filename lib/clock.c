@@ -63,8 +63,9 @@ void sw_fmt_time(int64_t ns, char buf[SW_TIME_LEN])
 	if (ns < 0) { sec = 0; ms = 0; }
 	struct tm tm;
 	gmtime_r(&sec, &tm);
-	size_t n = strftime(buf, SW_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, SW_TIME_LEN - n, ".%03ldZ", ms);
+	/* not strftime: it reads /etc/localtime on every process's first call */
+	snprintf(buf, SW_TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 int sw_parse_time(const char *s, int64_t *ns)

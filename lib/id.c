@@ -1,7 +1,8 @@
 #include "id.h"
 #include "err.h"
-#include <bsd/stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -9,7 +10,7 @@ void sw_ulid(char out[SW_ULID_LEN + 1], int64_t now_ns)
 {
 	uint64_t ms = (uint64_t)(now_ns / 1000000);
 	unsigned char r[10];
-	arc4random_buf(r, sizeof r);
+	sw_rand_buf(r, sizeof r);
 	for (int i = 9; i >= 0; i--) {   /* 48-bit time, 10 chars */
 		out[i] = crockford[ms & 31];
 		ms >>= 5;
@@ -71,12 +72,43 @@ void sw_name_check(const char *what, const char *s)
 		sw_die(EX_DATAERR, "bad %s: %s", what, why);
 }
 
+void sw_rand_buf(void *buf, size_t n)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+		if (r < 0) {
+			if (errno == EINTR) continue;
+			sw_die(EX_OSERR, "getrandom: %s", strerror(errno));
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+}
+
+uint32_t sw_rand32(void)
+{
+	uint32_t v;
+	sw_rand_buf(&v, sizeof v);
+	return v;
+}
+
+uint32_t sw_rand_below(uint32_t bound)
+{
+	if (bound < 2)
+		return 0;
+	/* rejection sampling: no modulo bias */
+	uint32_t min = -bound % bound, r;
+	do r = sw_rand32(); while (r < min);
+	return r % bound;
+}
+
 void sw_rand_hex(char *out, size_t nbytes)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[32];
 	if (nbytes > sizeof b) nbytes = sizeof b;
-	arc4random_buf(b, nbytes);
+	sw_rand_buf(b, nbytes);
 	for (size_t i = 0; i < nbytes; i++) {
 		out[2 * i] = hex[b[i] >> 4];
 		out[2 * i + 1] = hex[b[i] & 15];

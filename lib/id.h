@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SW_ULID_LEN 26
 #define SW_NAME_MAX 200
@@ -19,6 +20,11 @@ const char *sw_name_problem(const char *s);
 void sw_name_check(const char *what, const char *s);
 /* Valid UTF-8 (no overlongs, no surrogates) of n bytes. */
 bool sw_utf8_valid(const char *s, size_t n);
-/* 16 or 32 lowercase hex chars of randomness (n bytes -> 2n chars + NUL). */
+/* Randomness from getrandom(2): one system call, no file to open. */
+void sw_rand_buf(void *buf, size_t n);
+uint32_t sw_rand32(void);
+/* Uniform in [0, bound). */
+uint32_t sw_rand_below(uint32_t bound);
+/* 2n lowercase hex chars of randomness + NUL (n at most 32). */
 void sw_rand_hex(char *out, size_t nbytes);
 #endif

@@ -33,7 +33,7 @@ int sw_json_print(const json_t *j)
 json_t *sw_json_parse(const char *buf, size_t len, char *err, size_t errlen)
 {
 	json_error_t je;
-	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+	json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!j && err)
 		snprintf(err, errlen, "%s (column %d)", je.text, je.column);
 	return j;

@@ -1,0 +1,123 @@
+/* queue.h — the work queue behind sw-claim and sw-agent.
+ *
+ * One file per item, below queues/<q>/ (see sw-workspace(5)):
+ *   pending/<p>/<part>/<bucket>/<key>  claimable; <part> is "-" for items
+ *                                      without a role, else the role;
+ *                                      <bucket> a number, <key> order+id
+ *   pending/<p>/<part>/head            symlink hint: lowest live bucket
+ *   timed/<due>.<id>                   pending, not before <due>
+ *   blocked/<id>, deps/<dep>/<id>      pending, waiting for `after` items
+ *   claimed/<id>.<token>               claimed; mtime = lease expiry
+ *   done/<id>, dead/<id>, cancelled/<id>
+ *   stage/                             transitions in flight (crash-safe)
+ *   ids/<id>                           ids given by users (idempotent add)
+ * A claim is one rename of a pending entry to claimed/<id>.<token>, a
+ * name only the claimer can produce; every later transition first renames
+ * the claim away (the token check and the decision in one step).
+ *
+ * Functions return 0 on success or a sysexits code (SW_EX_FALSE for a
+ * stale token or missing item, EX_TEMPFAIL for nothing to claim), with a
+ * one-line reason in q->err. */
+#ifndef SW_QUEUE_H
+#define SW_QUEUE_H
+#include "ws.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SW_QUEUE_DEFAULT "default"
+#define SW_PRIO_MAX 9
+#define SW_PRIO_DEFAULT 5
+#define SW_ATTEMPTS_DEFAULT 5
+#define SW_TIMEOUT_DEFAULT_NS (300 * INT64_C(1000000000))
+#define SW_ITEM_MAX_DEFAULT (1024 * 1024)
+
+struct sw_queue {
+	const struct sw_ws *ws;
+	char name[256];
+	int fd;                 /* queues/<name> */
+	int ifd;                /* inotify watch on wake, for sw_queue_wait */
+	size_t item_max;        /* SW_MAX_ITEM_BYTES */
+	char err[512];
+};
+
+/* Defaults for fields an added item does not set itself. */
+struct sw_item_defaults {
+	int priority;
+	const char *role;
+	int max_attempts;
+	int64_t timeout_ns;
+	int64_t delay_ns;
+	json_t *after;          /* array of ids, or NULL */
+	const char *id;         /* for a single item only */
+};
+
+/* Item states as bits, for list/purge filters. */
+enum {
+	SW_ST_PENDING = 1, SW_ST_CLAIMED = 2, SW_ST_DONE = 4, SW_ST_DEAD = 8,
+	SW_ST_CANCELLED = 16, SW_ST_ALL = 31
+};
+/* "pending,done" -> bits; -1 on an unknown name. */
+int sw_state_mask(const char *list);
+
+struct sw_queue_stats {
+	long long pending, delayed, blocked, claimed, done, dead, cancelled;
+	int64_t oldest_pending_ns;   /* created_at of the oldest pending, 0 if none */
+};
+
+/* Opens queues/<name>; with create, makes it.  ENOENT-style absence gives
+ * SW_EX_FALSE when !create. */
+int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, bool create);
+void sw_queue_close(struct sw_queue *q);
+
+/* Builds a validated item from spec (an object with payload and optional
+ * id, priority, role, max_attempts, timeout, delay, after) and defaults.
+ * NULL with the reason in err (exit 65 material). */
+json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const char *queue,
+		    char *err, size_t errlen);
+
+/* Adds items (built by sw_item_new) all-or-nothing as far as the disk
+ * allows: on an I/O error what was added is taken back.  existed[i] is set
+ * when an item's id was already in the queue (not added again). */
+int sw_queue_add(struct sw_queue *q, json_t **items, size_t n, bool *existed);
+/* The same for batches too large to hold at once: add items one by one,
+ * then commit (fsync per SW_SYNC, wake waiters) or abort (take back what
+ * was added).  Both free the batch. */
+struct sw_batch;
+struct sw_batch *sw_batch_new(struct sw_queue *q);
+int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed);
+int sw_batch_commit(struct sw_batch *bt);
+void sw_batch_abort(struct sw_batch *bt);
+
+/* Claims the most urgent, oldest claimable item whose role is in roles
+ * (nroles 0: any role).  ttl_ns 0: the item's timeout.  *out is the item
+ * with token, attempt and lease_expires_at. */
+int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
+		   int64_t ttl_ns, json_t **out);
+/* Blocks until something may have become claimable or deadline_ns. */
+void sw_queue_wait(struct sw_queue *q, int64_t deadline_ns);
+
+int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t ttl_ns, json_t **out);
+int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *result, json_t **out);
+/* retry_in_ns < 0: exponential backoff with jitter. */
+int sw_queue_fail(struct sw_queue *q, const char *id, uint64_t token, const char *error,
+		  int64_t retry_in_ns, json_t **out);
+int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t **out);
+int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out);
+int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out);
+int sw_queue_show(struct sw_queue *q, const char *id, json_t **out);
+
+/* Calls fn for every item in the states of mask; stops when fn returns
+ * non-zero and returns that. */
+int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *arg), void *arg);
+int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st);
+/* Expired claims back to pending (or dead), due delayed items to pending,
+ * abandoned transitions finished, old temporary files removed. */
+int sw_queue_reap(struct sw_queue *q, long long *reaped);
+int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged);
+
+/* Calls fn with each queue name in the workspace. */
+int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg);
+/* "123" -> token; false on bad input. */
+bool sw_token_parse(const char *s, uint64_t *token);
+#endif

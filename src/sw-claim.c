@@ -1,0 +1,748 @@
+/* sw-claim — a work queue for shell scripts: add items, claim each exactly
+ * once, renew, finish.  See sw-claim(1); the queue itself is lib/queue.c. */
+#include "clock.h"
+#include "err.h"
+#include "id.h"
+#include "json.h"
+#include "opt.h"
+#include "queue.h"
+#include "span.h"
+#include "ws.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+"usage: sw-claim VERB [options] [args]\n"
+"\n"
+"  add [PAYLOAD]        add one item (PAYLOAD is JSON), or JSON Lines items from stdin\n"
+"      -q, --queue Q  -p, --priority 0-9  -r, --role ROLE  --id ID\n"
+"      --max-attempts N  --timeout DUR  --delay DUR  --after ID[,ID...]\n"
+"      --lines          PAYLOAD / each stdin line is a plain string payload\n"
+"  next                 claim the most urgent, oldest claimable item (75: none)\n"
+"      -q Q  --roles R[,R...]  --ttl DUR  --wait[=DUR]\n"
+"  renew ID --token T [--ttl DUR]        extend a claim\n"
+"  done ID --token T [--result JSON]     finish a claim\n"
+"  fail ID --token T [--error MSG] [--retry-in DUR]\n"
+"                       retry later (exponential backoff), or dead after max attempts\n"
+"  release ID --token T                  back to pending, attempt not counted\n"
+"  cancel ID            pending or claimed -> cancelled\n"
+"  requeue ID           dead or cancelled -> pending\n"
+"  show ID              the item, wherever it is\n"
+"  list [--state S[,S...]]   items (pending, claimed, done, dead, cancelled, all)\n"
+"  stats                counts per state, per queue\n"
+"  reap                 expired claims back to pending (or dead), delayed items due\n"
+"  purge --state S --older-than DUR      delete done/dead/cancelled items\n"
+"\n"
+"common options:\n"
+"  -q, --queue Q        queue name (default $SW_QUEUE, else \"default\"; list, stats\n"
+"                       and reap without it cover every queue)\n"
+"  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
+"  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
+"                       stderr or a file; also SW_SPANS\n"
+"  --quiet              print no results\n"
+"  -h, --help           this text;  -V, --version\n"
+"\n"
+"exit: 0 ok, 1 no such item or stale token, 64 usage, 65 bad data,\n"
+"      69 workspace unavailable, 74 I/O error, 75 nothing to claim / timed out\n";
+
+enum {
+	O_ID = SW_OPT_FIRST_FREE, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_LINES,
+	O_ROLES, O_TTL, O_WAIT, O_TOKEN, O_RESULT, O_ERROR, O_RETRY, O_STATE, O_OLDER
+};
+
+static const struct option longopts[] = {
+	SW_COMMON_LONGOPTS,
+	{"queue", required_argument, 0, 'q'},
+	{"priority", required_argument, 0, 'p'},
+	{"role", required_argument, 0, 'r'},
+	{"id", required_argument, 0, O_ID},
+	{"max-attempts", required_argument, 0, O_MAXATT},
+	{"timeout", required_argument, 0, O_TIMEOUT},
+	{"delay", required_argument, 0, O_DELAY},
+	{"after", required_argument, 0, O_AFTER},
+	{"lines", no_argument, 0, O_LINES},
+	{"roles", required_argument, 0, O_ROLES},
+	{"ttl", required_argument, 0, O_TTL},
+	{"wait", optional_argument, 0, O_WAIT},
+	{"token", required_argument, 0, O_TOKEN},
+	{"result", required_argument, 0, O_RESULT},
+	{"error", required_argument, 0, O_ERROR},
+	{"retry-in", required_argument, 0, O_RETRY},
+	{"state", required_argument, 0, O_STATE},
+	{"older-than", required_argument, 0, O_OLDER},
+	{0, 0, 0, 0}
+};
+
+struct opts {
+	struct sw_common co;
+	const char *queue;
+	bool queue_given;
+	struct sw_item_defaults d;
+	bool lines;
+	char *roles[64];
+	size_t nroles;
+	int64_t ttl_ns;
+	bool wait;
+	int64_t wait_ns;          /* 0 with wait: forever */
+	uint64_t token;
+	bool token_given;
+	json_t *result;
+	const char *error;
+	int64_t retry_ns;
+	int state_mask;
+	int64_t older_ns;
+	bool older_given;
+	char **args;
+	int nargs;
+};
+
+struct verb {
+	const char *name;
+	int (*run)(struct opts *o, struct sw_ws *ws, struct sw_span *sp);
+	int nargs;                /* positional arguments: exact, or -1 for 0..1 */
+	const char *optcodes;     /* options besides the common ones and -q */
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void print(const struct opts *o, json_t *j)
+{
+	if (!o->co.quiet && sw_json_print(j) < 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+}
+
+static void open_queue(struct sw_queue *q, struct sw_ws *ws, const struct opts *o, bool create)
+{
+	int rc = sw_queue_open(q, ws, o->queue, create);
+	if (rc)
+		sw_die(rc, "%s", q->err);
+}
+
+static int finish(struct sw_queue *q, int rc, const struct opts *o, json_t *out)
+{
+	if (rc) {
+		sw_warn("%s", q->err);
+	} else if (out) {
+		print(o, out);
+	}
+	json_decref(out);
+	sw_queue_close(q);
+	return rc;
+}
+
+static const char *need_id(struct opts *o)
+{
+	sw_name_check("id", o->args[0]);
+	return o->args[0];
+}
+
+static void need_token(const struct opts *o)
+{
+	if (!o->token_given)
+		sw_usage_error("--token is required");
+}
+
+/* ---- add -------------------------------------------------------------- */
+
+/* stdin read whole: a batch is checked completely before anything is
+ * added, so a bad line on line 90,000 adds nothing. */
+static char *read_stdin(size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		sw_die(EX_OSERR, "out of memory");
+	for (;;) {
+		if (n == cap) {
+			cap *= 2;
+			char *b = realloc(buf, cap);
+			if (!b)
+				sw_die(EX_OSERR, "out of memory");
+			buf = b;
+		}
+		ssize_t r = read(0, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			sw_die(EX_IOERR, "reading stdin: %s", strerror(errno));
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*len = n;
+	return buf;
+}
+
+static json_t *line_spec(const struct opts *o, const char *line, size_t len, char *err, size_t errlen)
+{
+	if (o->lines) {
+		if (!sw_utf8_valid(line, len)) {
+			snprintf(err, errlen, "invalid UTF-8");
+			return NULL;
+		}
+		return json_pack("{s:s%}", "payload", line, len);
+	}
+	return sw_json_parse(line, len, err, errlen);
+}
+
+/* Calls fn for each non-empty line; stops at the first non-zero. */
+static int each_line(char *buf, size_t len, int (*fn)(const char *line, size_t n, size_t lineno, void *arg), void *arg)
+{
+	size_t lineno = 0;
+	for (char *p = buf, *end = buf + len; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		lineno++;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > 0) {
+			int rc = fn(p, n, lineno, arg);
+			if (rc)
+				return rc;
+		}
+		p += (nl ? (size_t)(nl - p) + 1 : n);
+	}
+	return 0;
+}
+
+struct adder {
+	struct opts *o;
+	struct sw_queue *q;
+	struct sw_batch *bt;      /* NULL: checking only */
+	size_t count, total;
+	int64_t last_progress;
+};
+
+static json_t *build_item(struct adder *a, const char *line, size_t n, size_t lineno)
+{
+	char err[300], why[400];
+	json_t *spec = line_spec(a->o, line, n, err, sizeof err);
+	json_t *item = NULL;
+	if (spec) {
+		item = sw_item_new(spec, &a->o->d, a->q->name, why, sizeof why);
+		if (!item)
+			snprintf(err, sizeof err, "%s", why);
+	}
+	json_decref(spec);
+	if (!item)
+		sw_die(EX_DATAERR, "line %zu: %s; nothing added", lineno, err);
+	return item;
+}
+
+static void progress(struct adder *a, bool last)
+{
+	if (!isatty(2) || a->o->co.quiet)
+		return;
+	int64_t now = sw_now_ns();
+	if (!last && now - a->last_progress < 200000000)
+		return;
+	a->last_progress = now;
+	fprintf(stderr, "\rsw-claim: add: %zu/%zu items%s", a->count, a->total, last ? "\n" : "");
+}
+
+static void print_added(struct adder *a, const json_t *item, bool existed)
+{
+	json_t *r = json_pack("{s:s,s:s,s:s,s:b}", "id", sw_json_str(item, "id"),
+			      "queue", a->q->name, "state", "pending", "added", !existed);
+	if (existed)
+		json_object_set_new(r, "state", json_null());
+	print(a->o, r);
+	json_decref(r);
+}
+
+static int check_line(const char *line, size_t n, size_t lineno, void *arg)
+{
+	struct adder *a = arg;
+	json_decref(build_item(a, line, n, lineno));
+	a->total++;
+	return 0;
+}
+
+static int add_line(const char *line, size_t n, size_t lineno, void *arg)
+{
+	struct adder *a = arg;
+	json_t *item = build_item(a, line, n, lineno);
+	bool existed;
+	int rc = sw_batch_add(a->bt, item, &existed);
+	if (rc == 0) {
+		a->count++;
+		print_added(a, item, existed);
+		progress(a, false);
+	}
+	json_decref(item);
+	return rc;
+}
+
+static int add_arg(struct adder *a, struct sw_span *sp)
+{
+	const char *arg = a->o->args[0];
+	char err[300];
+	json_t *payload = a->o->lines ? json_string(arg) : sw_json_parse(arg, strlen(arg), err, sizeof err);
+	if (!payload && a->o->lines)
+		sw_die(EX_DATAERR, "PAYLOAD is not valid UTF-8");
+	if (!payload)
+		sw_die(EX_DATAERR, "PAYLOAD is not JSON: %s (use --lines for a plain string)", err);
+	json_t *spec = json_pack("{s:o}", "payload", payload);
+	json_t *item = sw_item_new(spec, &a->o->d, a->q->name, err, sizeof err);
+	json_decref(spec);
+	if (!item)
+		sw_die(EX_DATAERR, "%s; nothing added", err);
+	bool existed;
+	int rc = sw_queue_add(a->q, &item, 1, &existed);
+	if (rc == 0) {
+		print_added(a, item, existed);
+		sw_span_str(sp, "sw.item.id", sw_json_str(item, "id"));
+	}
+	json_decref(item);
+	return rc;
+}
+
+static int cmd_add(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_queue q;
+	open_queue(&q, ws, o, true);
+	struct adder a = { .o = o, .q = &q };
+	int rc;
+	if (o->nargs == 1) {
+		rc = add_arg(&a, sp);
+	} else {
+		if (o->d.id)
+			sw_usage_error("--id goes with a PAYLOAD argument; give ids in the input lines");
+		if (isatty(0))
+			sw_usage_error("give a PAYLOAD, or items on stdin");
+		size_t len;
+		char *buf = read_stdin(&len);
+		each_line(buf, len, check_line, &a);
+		a.bt = sw_batch_new(&q);
+		if (!a.bt)
+			sw_die(EX_IOERR, "%s", q.err);
+		rc = each_line(buf, len, add_line, &a);
+		if (rc)
+			sw_batch_abort(a.bt);
+		else
+			rc = sw_batch_commit(a.bt);
+		progress(&a, true);
+		sw_span_int(sp, "sw.items", (int64_t)a.count);
+		free(buf);
+	}
+	return finish(&q, rc, o, NULL);
+}
+
+/* ---- next ------------------------------------------------------------- */
+
+static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_queue q;
+	int rc = sw_queue_open(&q, ws, o->queue, o->wait);
+	if (rc == SW_EX_FALSE)   /* no queue yet: nothing to claim */
+		rc = EX_TEMPFAIL, snprintf(q.err, sizeof q.err, "nothing to claim in queue '%s'", o->queue);
+	if (rc) {
+		sw_warn("%s", q.err);
+		return rc;
+	}
+	int64_t deadline = o->wait_ns > 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;
+	json_t *out = NULL;
+	for (;;) {
+		rc = sw_queue_claim(&q, (const char *const *)o->roles, o->nroles, o->ttl_ns, &out);
+		if (rc != EX_TEMPFAIL || !o->wait || sw_now_ns() >= deadline)
+			break;
+		sw_queue_wait(&q, deadline);
+	}
+	if (rc == 0) {
+		sw_span_str(sp, "sw.item.id", sw_json_str(out, "id"));
+		sw_span_int(sp, "sw.item.token", sw_json_int(out, "token", 0));
+		sw_span_int(sp, "sw.item.attempt", sw_json_int(out, "attempt", 0));
+	}
+	if (rc == EX_TEMPFAIL && o->wait)
+		snprintf(q.err, sizeof q.err, "nothing to claim in queue '%s' (waited)", o->queue);
+	return finish(&q, rc, o, out);
+}
+
+/* ---- verbs on one claimed item ---------------------------------------- */
+
+static int claimed_verb(struct opts *o, struct sw_ws *ws, struct sw_span *sp, const char *verb)
+{
+	const char *id = need_id(o);
+	need_token(o);
+	sw_span_str(sp, "sw.item.id", id);
+	sw_span_int(sp, "sw.item.token", (int64_t)o->token);
+	struct sw_queue q;
+	open_queue(&q, ws, o, false);
+	json_t *out = NULL;
+	int rc;
+	if (!strcmp(verb, "renew"))
+		rc = sw_queue_renew(&q, id, o->token, o->ttl_ns, &out);
+	else if (!strcmp(verb, "done"))
+		rc = sw_queue_done(&q, id, o->token, o->result, &out);
+	else if (!strcmp(verb, "fail"))
+		rc = sw_queue_fail(&q, id, o->token, o->error, o->retry_ns, &out);
+	else
+		rc = sw_queue_release(&q, id, o->token, &out);
+	return finish(&q, rc, o, out);
+}
+
+static int cmd_renew(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "renew"); }
+static int cmd_done(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "done"); }
+static int cmd_fail(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "fail"); }
+static int cmd_release(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "release"); }
+
+static int by_id(struct opts *o, struct sw_ws *ws, struct sw_span *sp,
+		 int (*fn)(struct sw_queue *, const char *, json_t **))
+{
+	const char *id = need_id(o);
+	sw_span_str(sp, "sw.item.id", id);
+	struct sw_queue q;
+	open_queue(&q, ws, o, false);
+	json_t *out = NULL;
+	int rc = fn(&q, id, &out);
+	return finish(&q, rc, o, out);
+}
+
+static int cmd_show(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return by_id(o, ws, sp, sw_queue_show); }
+static int cmd_cancel(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return by_id(o, ws, sp, sw_queue_cancel); }
+static int cmd_requeue(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return by_id(o, ws, sp, sw_queue_requeue); }
+
+/* ---- verbs over queues ------------------------------------------------ */
+
+struct each_q {
+	struct opts *o;
+	struct sw_ws *ws;
+	int (*fn)(struct each_q *e, struct sw_queue *q);
+	int rc;
+	long long total;
+};
+
+static int visit_queue(const char *name, void *arg)
+{
+	struct each_q *e = arg;
+	struct sw_queue q;
+	int rc = sw_queue_open(&q, e->ws, name, false);
+	if (rc == 0)
+		rc = e->fn(e, &q);
+	if (rc && rc != SW_EX_FALSE)
+		sw_warn("%s", q.err);
+	if (rc && !e->rc)
+		e->rc = rc;
+	sw_queue_close(&q);
+	return 0;
+}
+
+/* fn on the -q queue, or on every queue when none was named. */
+static int for_queues(struct opts *o, struct sw_ws *ws, int (*fn)(struct each_q *, struct sw_queue *),
+		      struct each_q *e)
+{
+	e->o = o;
+	e->ws = ws;
+	e->fn = fn;
+	if (o->queue_given) {
+		struct sw_queue q;
+		int rc = sw_queue_open(&q, ws, o->queue, false);
+		if (rc == SW_EX_FALSE)
+			return 0;   /* an unknown queue is an empty one */
+		if (rc)
+			sw_die(rc, "%s", q.err);
+		rc = fn(e, &q);
+		if (rc)
+			sw_warn("%s", q.err);
+		sw_queue_close(&q);
+		return rc;
+	}
+	if (sw_queue_names(ws, visit_queue, e) < 0)
+		sw_die(EX_IOERR, "listing queues: %s", strerror(errno));
+	return e->rc;
+}
+
+static int print_item(json_t *item, void *arg)
+{
+	print(arg, item);
+	return 0;
+}
+
+static int list_queue(struct each_q *e, struct sw_queue *q)
+{
+	return sw_queue_list(q, e->o->state_mask ? e->o->state_mask : SW_ST_ALL, print_item, e->o);
+}
+
+static int cmd_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	(void)sp;
+	struct each_q e = {0};
+	return for_queues(o, ws, list_queue, &e);
+}
+
+static int stats_queue(struct each_q *e, struct sw_queue *q)
+{
+	struct sw_queue_stats st;
+	int rc = sw_queue_stats(q, &st);
+	if (rc)
+		return rc;
+	json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", q->name,
+		"pending", (json_int_t)st.pending, "delayed", (json_int_t)st.delayed,
+		"blocked", (json_int_t)st.blocked, "claimed", (json_int_t)st.claimed,
+		"done", (json_int_t)st.done, "dead", (json_int_t)st.dead,
+		"cancelled", (json_int_t)st.cancelled);
+	if (st.oldest_pending_ns) {
+		sw_json_set_time(j, "oldest_pending_at", st.oldest_pending_ns);
+		json_object_set_new(j, "oldest_pending_age_s",
+			json_real((double)(sw_now_ns() - st.oldest_pending_ns) / 1e9));
+	}
+	print(e->o, j);
+	json_decref(j);
+	return 0;
+}
+
+static int cmd_stats(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	(void)sp;
+	struct each_q e = {0};
+	return for_queues(o, ws, stats_queue, &e);
+}
+
+static int reap_queue(struct each_q *e, struct sw_queue *q)
+{
+	long long n = 0;
+	int rc = sw_queue_reap(q, &n);
+	if (rc == 0) {
+		json_t *j = json_pack("{s:s,s:I}", "queue", q->name, "reaped", (json_int_t)n);
+		print(e->o, j);
+		json_decref(j);
+		e->total += n;
+	}
+	return rc;
+}
+
+static int cmd_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct each_q e = {0};
+	int rc = for_queues(o, ws, reap_queue, &e);
+	sw_span_int(sp, "sw.reaped", e.total);
+	return rc;
+}
+
+static int purge_queue(struct each_q *e, struct sw_queue *q)
+{
+	long long n = 0;
+	int rc = sw_queue_purge(q, e->o->state_mask, e->o->older_ns, &n);
+	if (rc == 0) {
+		json_t *j = json_pack("{s:s,s:I}", "queue", q->name, "purged", (json_int_t)n);
+		print(e->o, j);
+		json_decref(j);
+	}
+	return rc;
+}
+
+static int cmd_purge(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	(void)sp;
+	if (!o->state_mask || !o->older_given)
+		sw_usage_error("purge needs --state and --older-than");
+	if (o->state_mask & (SW_ST_PENDING | SW_ST_CLAIMED))
+		sw_usage_error("only done, dead and cancelled items can be purged");
+	struct each_q e = {0};
+	return for_queues(o, ws, purge_queue, &e);
+}
+
+/* ---- options and main ------------------------------------------------- */
+
+static const struct verb verbs[] = {
+	{ "add", cmd_add, -1, "pr\x01\x02\x03\x04\x05\x06" },
+	{ "next", cmd_next, 0, "\x07\x08\x09" },
+	{ "renew", cmd_renew, 1, "\x0a\x08" },
+	{ "done", cmd_done, 1, "\x0a\x0b" },
+	{ "fail", cmd_fail, 1, "\x0a\x0c\x0d" },
+	{ "release", cmd_release, 1, "\x0a" },
+	{ "cancel", cmd_cancel, 1, "" },
+	{ "requeue", cmd_requeue, 1, "" },
+	{ "show", cmd_show, 1, "" },
+	{ "list", cmd_list, 0, "\x0e" },
+	{ "stats", cmd_stats, 0, "" },
+	{ "reap", cmd_reap, 0, "" },
+	{ "purge", cmd_purge, 0, "\x0e\x0f" },
+	{ 0, 0, 0, 0 }
+};
+
+/* The option codes above are compact: O_ID is \x01 ... O_OLDER is \x0f. */
+static bool verb_allows(const struct verb *v, int c)
+{
+	if (c == 'q')
+		return true;
+	char code = (char)(c >= SW_OPT_FIRST_FREE ? c - SW_OPT_FIRST_FREE + 1 : c);
+	return code && strchr(v->optcodes, code);
+}
+
+static const char *opt_name(int c)
+{
+	for (const struct option *l = longopts; l->name; l++)
+		if (l->val == c)
+			return l->name;
+	return "?";
+}
+
+static void parse_wait(struct opts *o, const char *arg, int argc, char **argv)
+{
+	o->wait = true;
+	/* `--wait 30s` as well as `--wait=30s`: next takes no arguments, so a
+	 * duration after --wait can only be meant for it */
+	if (!arg && optind < argc) {
+		int64_t ns;
+		if (sw_parse_duration(argv[optind], &ns) == 0)
+			arg = argv[optind++];
+	}
+	if (arg)
+		o->wait_ns = sw_opt_duration("--wait", arg);
+}
+
+static void parse_roles(struct opts *o, char *arg)
+{
+	for (char *save, *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		sw_name_check("role", t);
+		if (o->nroles == sizeof o->roles / sizeof o->roles[0])
+			sw_usage_error("too many roles");
+		o->roles[o->nroles++] = t;
+	}
+}
+
+static void parse_option(struct opts *o, int c, char *arg, int argc, char **argv)
+{
+	char err[300];
+	switch (c) {
+	case 'q': sw_name_check("queue name", arg); o->queue = arg; o->queue_given = true; break;
+	case 'p': o->d.priority = (int)sw_opt_num("priority", arg, 0, SW_PRIO_MAX); break;
+	case 'r': sw_name_check("role", arg); o->d.role = arg; break;
+	case O_ID: sw_name_check("id", arg); o->d.id = arg; break;
+	case O_MAXATT: o->d.max_attempts = (int)sw_opt_num("max-attempts", arg, 1, 1000000); break;
+	case O_TIMEOUT: o->d.timeout_ns = sw_opt_duration("--timeout", arg); break;
+	case O_DELAY: o->d.delay_ns = sw_opt_duration("--delay", arg); break;
+	case O_AFTER: {
+		json_t *spec = json_pack("{s:s}", "after", arg);
+		json_t *item = sw_item_new(spec, &(struct sw_item_defaults){ .priority = 5, .max_attempts = 1 },
+					   "x", err, sizeof err);
+		json_decref(spec);
+		if (!item)
+			sw_die(EX_DATAERR, "--after: %s", err);
+		json_decref(o->d.after);
+		o->d.after = json_incref(json_object_get(item, "after"));
+		json_decref(item);
+		break;
+	}
+	case O_LINES: o->lines = true; break;
+	case O_ROLES: parse_roles(o, arg); break;
+	case O_TTL: o->ttl_ns = sw_opt_duration("--ttl", arg); break;
+	case O_WAIT: parse_wait(o, arg, argc, argv); break;
+	case O_TOKEN:
+		if (!sw_token_parse(arg, &o->token))
+			sw_die(EX_DATAERR, "bad token '%.40s': want the number `next` printed", arg);
+		o->token_given = true;
+		break;
+	case O_RESULT:
+		json_decref(o->result);
+		o->result = sw_json_parse(arg, strlen(arg), err, sizeof err);
+		if (!o->result)
+			sw_die(EX_DATAERR, "--result is not JSON: %s", err);
+		break;
+	case O_ERROR:
+		if (!sw_utf8_valid(arg, strlen(arg)))
+			sw_die(EX_DATAERR, "--error is not valid UTF-8");
+		o->error = arg;
+		break;
+	case O_RETRY: o->retry_ns = sw_opt_duration("--retry-in", arg); break;
+	case O_STATE:
+		if ((o->state_mask = sw_state_mask(arg)) < 0)
+			sw_usage_error("bad --state '%s': want pending, claimed, done, dead, cancelled or all", arg);
+		break;
+	case O_OLDER: o->older_ns = sw_opt_duration("--older-than", arg); o->older_given = true; break;
+	}
+}
+
+static void parse(struct opts *o, const struct verb *v, int argc, char **argv)
+{
+	int c;
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		c = getopt_long(argc, argv, "+:" SW_COMMON_SHORTOPTS "q:p:r:", longopts, NULL);
+		if (c == -1) {
+			/* options may follow arguments: `done ID --token T`; after
+			 * "--" everything is an argument */
+			bool dashdash = !strcmp(argv[optind - 1], "--");
+			while (optind < argc && (dashdash || argv[optind][0] != '-')) {
+				if (o->nargs == 8)
+					sw_usage_error("too many arguments");
+				o->args[o->nargs++] = argv[optind++];
+			}
+			if (optind >= argc || dashdash)
+				break;
+			continue;
+		}
+		if (c == '?')
+			sw_usage_error("unknown option '%s'", argv[optind - 1]);
+		if (c == ':')
+			sw_usage_error("option '%s' needs a value", argv[optind - 1]);
+		if (sw_common_opt(c, optarg, &o->co, usage))
+			continue;
+		if (!verb_allows(v, c))
+			sw_usage_error("option --%s does not go with %s", opt_name(c), v->name);
+		parse_option(o, c, optarg, argc, argv);
+	}
+	if ((v->nargs >= 0 && o->nargs != v->nargs) || (v->nargs < 0 && o->nargs > 1))
+		sw_usage_error("%s takes %s", v->name,
+			       v->nargs == 1 ? "one ID" : v->nargs == 0 ? "no arguments" : "at most one PAYLOAD");
+}
+
+static void end_span_on_die(int code, const char *msg, void *arg)
+{
+	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
+}
+
+int main(int argc, char **argv)
+{
+	sw_prog_set("sw-claim");
+	if (argc < 2)
+		sw_usage_error("no verb");
+	if (argv[1][0] == '-') {
+		struct sw_common co = {0};
+		int c = getopt_long(argc, argv, "+" SW_COMMON_SHORTOPTS, longopts, NULL);
+		sw_common_opt(c == 'h' || c == 'V' ? c : 0, NULL, &co, usage);
+		sw_usage_error("no verb before '%s'", argv[1]);
+	}
+	const struct verb *v = verbs;
+	while (v->name && strcmp(v->name, argv[1]))
+		v++;
+	if (!v->name)
+		sw_usage_error("unknown verb '%s'", argv[1]);
+	sw_verb_set(v->name);
+
+	char *args[8];
+	struct opts o = {
+		.d = { .priority = SW_PRIO_DEFAULT, .max_attempts = SW_ATTEMPTS_DEFAULT,
+		       .timeout_ns = SW_TIMEOUT_DEFAULT_NS },
+		.retry_ns = -1,
+		.args = args,
+	};
+	const char *envq = getenv("SW_QUEUE");
+	o.queue = envq && *envq ? envq : SW_QUEUE_DEFAULT;
+	if (envq && *envq)
+		sw_name_check("queue name (SW_QUEUE)", envq);
+	parse(&o, v, argc - 1, argv + 1);
+
+	struct sw_ws ws;
+	sw_ws_open(&ws, o.co.dir, true);
+	char name[64];
+	snprintf(name, sizeof name, "sw-claim %s", v->name);
+	struct sw_span sp;
+	sw_span_start(&sp, o.co.spans, name);
+	sw_span_str(&sp, "sw.queue", o.queue);
+	sw_on_die(end_span_on_die, &sp);
+	int rc = v->run(&o, &ws, &sp);
+	sw_on_die(NULL, NULL);
+	sw_span_end(&sp, rc != 0 && rc != SW_EX_FALSE && rc != EX_TEMPFAIL, rc ? "failed" : NULL);
+	json_decref(o.result);
+	json_decref(o.d.after);
+	sw_ws_close(&ws);
+	if (fflush(stdout) != 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+	return rc;
+}
