@@ -10,14 +10,17 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-static void resolve_path(char out[PATH_MAX], const char *dir)
+/* Returns whether the path was named by the user (-d or SW_DIR). */
+static bool resolve_path(char out[PATH_MAX], const char *dir)
 {
 	const char *env = getenv("SW_DIR");
 	if (dir && *dir)
 		snprintf(out, PATH_MAX, "%s", dir);
 	else if (env && *env)
 		snprintf(out, PATH_MAX, "%s", env);
-	else {
+	if ((dir && *dir) || (env && *env))
+		return true;
+	{
 		const char *xdg = getenv("XDG_STATE_HOME");
 		const char *home = getenv("HOME");
 		if (xdg && *xdg)
@@ -27,6 +30,7 @@ static void resolve_path(char out[PATH_MAX], const char *dir)
 		else
 			sw_die(EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
 	}
+	return false;
 }
 
 static enum sw_sync parse_sync(void)
@@ -50,12 +54,18 @@ static int64_t parse_skew(void)
 
 void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
 {
-	resolve_path(ws->path, dir);
+	bool named = resolve_path(ws->path, dir);
 	ws->sync = parse_sync();
 	ws->skew_ns = parse_skew();
 	ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ws->fd < 0 && errno == ENOENT && create) {
-		if (sw_mkdirs(AT_FDCWD, ws->path, 0777) < 0)
+		/* a workspace the user named is created only where its parent
+		 * exists: an unmounted network filesystem must not turn into a
+		 * fresh local workspace that nobody else sees */
+		int rc = named ? mkdir(ws->path, 0777) : sw_mkdirs(AT_FDCWD, ws->path, 0777);
+		if (rc < 0 && errno == ENOENT)
+			sw_die(EX_UNAVAILABLE, "workspace %s: parent directory does not exist", ws->path);
+		if (rc < 0 && errno != EEXIST)
 			sw_die(sw_ex_errno(errno) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT,
 			       "cannot create workspace %s: %s", ws->path, strerror(errno));
 		ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# sw-claim: the cost of one claim against the exec floor, claim cost with a
+# big queue against a small one, and claims/s across two network mounts.
+# BENCH_QUICK=1: 100,000 instead of 1,000,000 pending items.
+set -eu
+. "$(dirname "$0")/lib.sh"
+tmp=$SW_BENCH_TMP/claim
+rm -rf "$tmp"; mkdir -p "$tmp"
+export SW_SYNC=off
+big=${BENCH_BIG:-1000000}
+[ "${BENCH_QUICK:-}" = 1 ] && big=100000
+rounds=${BENCH_ROUNDS:-7}
+
+# 1. next vs the exec of a trivial C program, interleaved in rounds so
+#    that the machine's noise falls on both alike
+export SW_DIR=$tmp/small
+seq 1 $((rounds * 300 + 1000)) | sw-claim add --lines --quiet
+: >"$tmp/t.triv"; : >"$tmp/t.next"
+for ((r = 0; r < rounds; r++)); do
+	time_calls 300 "$TRIVIAL" >>"$tmp/t.triv"
+	time_calls 300 sw-claim next >>"$tmp/t.next"
+done
+triv=$(median <"$tmp/t.triv"); next=$(median <"$tmp/t.next")
+echo "trivial C exec:            median ${triv} µs"
+echo "sw-claim next (1k queue):  median ${next} µs  = $(ratio "$next" "$triv")× the exec floor (target ≤ 1.3×)"
+
+# 2. next with $big pending items vs with 1,000 pending
+fill() { # dir count
+	SW_DIR=$1 sw-claim add --lines --quiet < <(seq 1 "$2")
+}
+export SW_DIR=$tmp/k1
+fill "$SW_DIR" 3000
+time_calls 1000 sw-claim next >"$tmp/t.k1"
+echo "filling a queue with $big items…"
+t0=$EPOCHREALTIME
+fill "$tmp/big" "$big"
+t1=$EPOCHREALTIME
+add_s=$(awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "%.1f", (b-a)/1e6}')
+echo "sw-claim add of $big items from stdin: ${add_s} s ($(awk -v n="$big" -v s="$add_s" 'BEGIN {printf "%d", n/s}') items/s)"
+export SW_DIR=$tmp/big
+time_calls 1000 sw-claim next >"$tmp/t.big"
+k1=$(median <"$tmp/t.k1"); bg=$(median <"$tmp/t.big")
+echo "sw-claim next p50, 1,000 pending:    ${k1} µs"
+echo "sw-claim next p50, $big pending: ${bg} µs = $(ratio "$bg" "$k1")× (target ≤ 1.3×)"
+echo "  p90: $(percentile 90 <"$tmp/t.k1") µs vs $(percentile 90 <"$tmp/t.big") µs"
+rm -rf "$tmp/big"
+
+# 3. claims/s across the two mounts of a real network filesystem
+mh=$SW_BENCH_TOP/../shared/multihost
+if [ -z "${SW_MH_A:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -x "$mh/up" ]; then
+	export SW_MH_DIR=$tmp/mh
+	if lines=$("$mh/up" 2>"$tmp/mh-up.log"); then eval "$lines"; own_mh=1; fi
+fi
+if [ -n "${SW_MH_A:-}" ]; then
+	n=2000
+	ws=bench-claim-$$
+	SW_DIR=$SW_MH_A/$ws fill "$SW_MH_A/$ws" $n
+	worker() { # mount log
+		while out=$(SW_DIR=$1/$ws sw-claim next 2>/dev/null); do
+			id=${out#*\"id\":\"}; id=${id%%\"*}
+			tok=${out#*\"token\":}; tok=${tok%%,*}
+			SW_DIR=$1/$ws sw-claim done "$id" --token "$tok" --quiet
+			echo "$id" >>"$2"
+		done
+	}
+	t0=$EPOCHREALTIME
+	worker "$SW_MH_A" "$tmp/mh.a1" & worker "$SW_MH_A" "$tmp/mh.a2" &
+	worker "$SW_MH_B" "$tmp/mh.b1" & worker "$SW_MH_B" "$tmp/mh.b2" &
+	wait
+	t1=$EPOCHREALTIME
+	got=$(cat "$tmp"/mh.* | sort | uniq | wc -l); dup=$(cat "$tmp"/mh.* | sort | uniq -d | wc -l)
+	secs=$(awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {print (b-a)/1e6}')
+	echo "multihost (MooseFS, 2 claimers on each of 2 mounts): $got/$n items claimed+done, $dup twice," \
+	     "$(awk -v n="$got" -v s="$secs" 'BEGIN {printf "%d", n/s}') claim+done cycles/s"
+	rm -rf "${SW_MH_A:?}/$ws"
+	[ -n "${own_mh:-}" ] && "$mh/down" >/dev/null 2>&1
+else
+	echo "multihost: skipped (needs root and /dev/fuse, or SW_MH_A/SW_MH_B)"
+fi
+rm -rf "$tmp"
