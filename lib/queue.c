@@ -817,11 +817,16 @@ struct cand {
 	char key[PATH_LEN];           /* entry name in the bucket */
 };
 
-/* Whether any bucket numbered from..from+PROBE_MAX exists; its number. */
+/* The first bucket numbered from or above that exists, 0 if none: holes
+ * left by removed buckets are skipped up to the tail hint, and PROBE_MAX
+ * beyond it (the hint may lag behind an adder). */
 static long long next_bucket(int pfd, long long from)
 {
 	char name[32];
-	for (long long n = from; n < from + PROBE_MAX; n++) {
+	long long tail = read_hint(pfd, "tail"), end = from + PROBE_MAX;
+	if (tail + PROBE_MAX > end)
+		end = tail + PROBE_MAX;
+	for (long long n = from; n < end; n++) {
 		snprintf(name, sizeof name, "%lld", n);
 		if (faccessat(pfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 			return n;
@@ -880,8 +885,13 @@ static int part_head(int pfd, char key[PATH_LEN], long long *bucket, bool spread
 			return 0;
 		}
 		long long m = next_bucket(pfd, n + 1);
-		if (!m)
+		if (!m) {
+			/* remember how far the removed buckets go, or the next
+			 * claimer walks the same holes again */
+			if (n != hint && r == 1)
+				write_hint(pfd, "head", n);
 			return 1;
+		}
 		if (r == 1) {
 			char name[32];
 			snprintf(name, sizeof name, "%lld", n);
