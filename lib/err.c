@@ -63,7 +63,7 @@ int sw_ex_errno(int err)
 	case ENOENT: case ENOTDIR: case ENOTCONN: case ESTALE: return EX_UNAVAILABLE;
 	case EEXIST: case ENAMETOOLONG: case EMLINK: return EX_CANTCREAT;
 	case EAGAIN: case EBUSY: case EINTR: return EX_TEMPFAIL;
-	case ENOMEM: return EX_OSERR;
+	case ENOMEM: return EX_SOFTWARE;
 	default: return EX_IOERR;
 	}
 }

@@ -79,7 +79,7 @@ void sw_rand_buf(void *buf, size_t n)
 		ssize_t r = getrandom(p, n, 0);
 		if (r < 0) {
 			if (errno == EINTR) continue;
-			sw_die(EX_OSERR, "getrandom: %s", strerror(errno));
+			sw_die(EX_SOFTWARE, "getrandom: %s", strerror(errno));
 		}
 		p += r;
 		n -= (size_t)r;

@@ -12,6 +12,18 @@ static int lock_fd(int fd, int op)
 	return -1;
 }
 
+int sw_lock_fd(int fd, int op, int64_t timeout_ns)
+{
+	int64_t deadline = sw_now_ns() + timeout_ns, pause = 100000;
+	while (lock_fd(fd, op) < 0) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || sw_now_ns() >= deadline)
+			return -1;
+		sw_sleep_ns(pause);
+		if (pause < 5000000) pause *= 2;
+	}
+	return 0;
+}
+
 int sw_lock(int dirfd, const char *name, int op, int64_t timeout_ns)
 {
 	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);

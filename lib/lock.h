@@ -10,4 +10,6 @@
  * (EWOULDBLOCK when the time ran out). */
 int sw_lock(int dirfd, const char *name, int op, int64_t timeout_ns);
 void sw_unlock(int fd);
+/* The same on an open fd; 0, or -1 with errno (EWOULDBLOCK: timed out). */
+int sw_lock_fd(int fd, int op, int64_t timeout_ns);
 #endif

@@ -692,7 +692,7 @@ struct sw_batch {
 struct sw_batch *sw_batch_new(struct sw_queue *q)
 {
 	struct sw_batch *bt = calloc(1, sizeof *bt);
-	if (!bt) { qerr(q, EX_OSERR, "out of memory"); return NULL; }
+	if (!bt) { qerr(q, EX_SOFTWARE, "out of memory"); return NULL; }
 	bt->q = q;
 	bt->sfd = subdir(q, "stage");
 	bt->idsfd = subdir(q, "ids");
@@ -720,6 +720,9 @@ static int batch_record(struct sw_batch *bt, const char *rel, const char *marker
 	return 0;
 }
 
+static int id_reserve(struct sw_batch *bt, const char *id, bool *existed);
+static void id_commit(struct sw_batch *bt, const char *id);
+
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed)
 {
 	struct sw_queue *q = bt->q;
@@ -727,10 +730,10 @@ int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed)
 	*existed = false;
 	if (json_is_true(json_object_get(item, "given_id"))) {
 		/* a user's id is added once: the marker is the exclusive create */
-		if (sw_create_excl(bt->idsfd, item_id(item), "", 0, SW_SYNC_OFF, false) < 0) {
-			if (errno == EEXIST) { *existed = true; return 0; }
+		if (id_reserve(bt, item_id(item), existed) < 0)
 			return qerr_errno(q, "cannot add item");
-		}
+		if (*existed)
+			return 0;
 		marker = true;
 	}
 	size_t len;
@@ -746,6 +749,8 @@ int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed)
 	}
 	if (rc == 0 && batch_record(bt, where, marker ? item_id(item) : NULL) < 0)
 		errno = ENOMEM, rc = -1;
+	if (rc == 0 && marker)
+		id_commit(bt, item_id(item));
 	if (rc < 0) {
 		rc = qerr_errno(q, "cannot add item");
 		if (marker)
@@ -1051,6 +1056,43 @@ static int64_t poll_interval(const struct sw_queue *q)
 	return sw_is_netfs(q->fd) ? SW_NS_PER_SEC : 30 * SW_NS_PER_SEC;
 }
 
+struct due { int64_t min, skew; };
+
+static void due_min(struct due *d, int64_t t)
+{
+	if (t > 0 && (d->min == 0 || t < d->min))
+		d->min = t;
+}
+
+static int due_timed(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	if (strlen(name) > 17 && name[16] == '.')
+		due_min(arg, (int64_t)strtoull(name, NULL, 16));
+	return 0;
+}
+
+static int due_claim(int dfd, const char *name, void *arg)
+{
+	struct due *d = arg;
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		due_min(d, mtime_ns(&st) + d->skew + SW_NS_PER_SEC);
+	return 0;
+}
+
+static int each_entry(int base, const char *rel, int (*fn)(int dfd, const char *name, void *arg), void *arg);
+
+/* When the next delayed item falls due or the next lease can be reaped;
+ * 0 when neither. */
+static int64_t next_due(struct sw_queue *q)
+{
+	struct due d = { 0, q->ws->skew_ns };
+	each_entry(q->fd, "timed", due_timed, &d);
+	each_entry(q->fd, "claimed", due_claim, &d);
+	return d.min;
+}
+
 static int wake_watch(struct sw_queue *q)
 {
 	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -1080,6 +1122,11 @@ void sw_queue_wait(struct sw_queue *q, int64_t deadline_ns)
 	int64_t iv = poll_interval(q);
 	/* jitter, so that pollers on many hosts do not arrive together */
 	iv = iv / 2 + (int64_t)sw_rand_below(1000000) * (iv / 2000000);
+	/* nothing touches `wake` when a delayed item falls due or a lease
+	 * runs out: look again by then */
+	int64_t due = next_due(q);
+	if (due > 0 && due - now < iv)
+		iv = due - now > 50000000 ? due - now : 50000000;
 	if (deadline_ns - now < iv)
 		iv = deadline_ns - now;
 	if (q->ifd < 0) {
@@ -1350,6 +1397,89 @@ static int locate(struct sw_queue *q, const char *id, const char **state, struct
 	return qerr(q, SW_EX_FALSE, "no item %s in queue '%s'", id, q->name);
 }
 
+/* ---- ids given by users: added once, even across crashes ------------ */
+
+/* ids/<id> is created empty and exclusively before the item is placed,
+ * and filled once it is placed.  An empty marker is an add in progress or
+ * one that crashed in between: the item may then exist or not, so after
+ * the stage grace it is looked for, and when it is nowhere the marker is
+ * taken over (else a retry would say "added: false" for an item that
+ * never was).  Of racing retries, the one whose exclusive create of
+ * .tmp.take.<inode>.<id> succeeds takes over; the rest report the id as
+ * existing, as the winner adds it. */
+static void id_commit(struct sw_batch *bt, const char *id)
+{
+	/* best effort: an empty marker costs a look-up later, no more */
+	sw_replace(bt->idsfd, id, "1\n", 2, SW_SYNC_OFF, false);
+}
+
+static int stage_has(int dfd, const char *name, void *arg)
+{
+	struct find *f = arg;
+	size_t n = strlen(name);
+	if (n < 4 || (strcmp(name + n - 4, ".old") && strcmp(name + n - 4, ".new")))
+		return 0;
+	json_t *item = sw_json_read(dfd, name, SIZE_MAX / 2);
+	int found = item && sw_json_str(item, "id") && !strcmp(sw_json_str(item, "id"), f->id);
+	json_decref(item);
+	return f->found = found;
+}
+
+static bool id_somewhere(struct sw_queue *q, const char *id)
+{
+	const char *state;
+	struct find f;
+	if (locate(q, id, &state, &f) == 0) {
+		close(f.dfd);
+		return true;
+	}
+	/* in a transition a crash interrupted: reap will put it back */
+	memset(&f, 0, sizeof f);
+	f.id = id;
+	return each_entry(q->fd, "stage", stage_has, &f) > 0;
+}
+
+static int id_reserve(struct sw_batch *bt, const char *id, bool *existed)
+{
+	struct sw_queue *q = bt->q;
+	for (int tries = 0; tries < 10; tries++) {
+		if (sw_create_excl(bt->idsfd, id, "", 0, SW_SYNC_OFF, false) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+		struct stat st;
+		if (fstatat(bt->idsfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;   /* purged meanwhile */
+			return -1;
+		}
+		if (st.st_size > 0 || sw_now_ns() - mtime_ns(&st) <= STAGE_GRACE_NS + q->ws->skew_ns) {
+			*existed = true;
+			return 0;
+		}
+		if (id_somewhere(q, id)) {
+			id_commit(bt, id);
+			*existed = true;
+			return 0;
+		}
+		char take[PATH_LEN];
+		snprintf(take, sizeof take, SW_TMP_PREFIX "take.%llu.%s", (unsigned long long)st.st_ino, id);
+		if (sw_create_excl(bt->idsfd, take, "", 0, SW_SYNC_OFF, false) < 0) {
+			if (errno != EEXIST)
+				return -1;
+			*existed = true;    /* another retry took it over */
+			return 0;
+		}
+		/* only the winner removes the orphan; a marker made after that is
+		 * a normal add's, found by the next create */
+		struct stat now;
+		if (fstatat(bt->idsfd, id, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == st.st_ino)
+			unlinkat(bt->idsfd, id, 0);
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 /* The public view of the item in dfd/name, found in state. */
 static json_t *view_at(struct sw_queue *q, int dfd, const char *name, const char *state)
 {
@@ -1400,6 +1530,10 @@ int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out)
 	}
 	json_object_set_new(item, "state", json_string("cancelled"));
 	sw_json_set_time(item, "cancelled_at", sw_now_ns());
+	char cid[PATH_LEN];
+	uint64_t token;
+	if (!strcmp(state, "claimed") && claim_name(strrchr(f.name, '/') ? strrchr(f.name, '/') + 1 : f.name, cid, &token))
+		json_object_set_new(item, "gen", json_integer((json_int_t)(token >> 32)));
 	rc = transition(q, f.dfd, f.name, item, false);
 	close(f.dfd);
 	if (rc == SW_EX_FALSE)
@@ -1604,7 +1738,13 @@ static int recover_stage(struct maint *m, int sfd, const char *name)
 	}
 	if (!sw_json_str(item, "state"))
 		json_object_set_new(item, "state", json_string("pending"));
-	place(m->q, sfd, name, item);
+	if (is_old) {
+		/* it may have been a claim, whose token used gen + 1: the
+		 * content is rewritten, so the next token is larger still */
+		json_object_set_new(item, "gen", json_integer(sw_json_int(item, "gen", 0) + 1));
+		transition(m->q, sfd, name, item, false);
+	} else
+		place(m->q, sfd, name, item);
 	json_decref(item);
 	return 0;
 }
@@ -1649,8 +1789,11 @@ static int promote_timed(int dfd, const char *name, void *arg)
 	json_t *item = sw_json_read(dfd, name, m->q->item_max + 4096);
 	if (!item)
 		return 0;
-	char key[PATH_LEN];
-	if (bucket_put(m->q, &m->b, dfd, name, item, key) == 0)
+	/* place_pending, not a bucket: a delayed item may also wait for
+	 * its `after` items */
+	json_object_del(item, "not_before");
+	json_object_del(item, "not_before_unix_ns");
+	if (place_pending(m->q, &m->b, dfd, name, item, NULL) == 0)
 		wake_waiters(m->q);
 	json_decref(item);
 	return 0;
@@ -1686,7 +1829,11 @@ static void maintain(struct sw_queue *q, struct maint *m)
 static void maybe_maintain(struct sw_queue *q)
 {
 	int64_t now = sw_now_ns();
-	if (read_hint(q->fd, "maint") > now / SW_NS_PER_SEC)
+	long long due = read_hint(q->fd, "maint");
+	/* a hint further ahead than one period came from a host whose clock
+	 * is fast: it must not stop maintenance here until our clock gets
+	 * there */
+	if (due > now / SW_NS_PER_SEC && due <= (now + MAINT_EVERY_NS + q->ws->skew_ns) / SW_NS_PER_SEC)
 		return;
 	int lk = sw_lock(q->fd, "maint.lock", LOCK_EX, 0);
 	if (lk < 0)

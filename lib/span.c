@@ -69,7 +69,7 @@ void sw_span_start(struct sw_span *sp, const char *dest, const char *name)
 	sp->on = dest && *dest && strcmp(dest, "off");
 	sp->dest = dest;
 	snprintf(sp->name, sizeof sp->name, "%s", name);
-	inherit_context(sp, sp->on);
+	inherit_context(sp, true);
 	do sw_rand_hex(sp->id, 8); while (all_zero(sp->id, 16));
 	sp->start_ns = sw_now_ns();
 	if (sp->on)
@@ -128,9 +128,12 @@ static int write_span_line(const char *dest, const char *line, size_t len)
 	int fd = open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
 	if (fd < 0)
 		return -1;
-	/* appends from many processes stay whole lines under the lock */
-	flock(fd, LOCK_EX);
+	/* appends from many processes stay whole lines under the lock; the
+	 * wait is bounded, since a lock is never proof its holder lives (one
+	 * O_APPEND write is whole on a local disk even without it) */
+	int lk = sw_lock_fd(fd, LOCK_EX, SW_NS_PER_SEC);
 	ssize_t w = write(fd, line, len);
+	(void)lk;
 	int e = errno;
 	close(fd);
 	errno = e;

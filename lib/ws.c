@@ -52,8 +52,25 @@ static int64_t parse_skew(void)
 	return ns;
 }
 
+/* Duration settings read elsewhere, checked once here so that a typo is
+ * a usage error and not a silent default. */
+static void check_durations(void)
+{
+	static const char *const vars[] = { "SW_POLL", "SW_BACKOFF_BASE", NULL };
+	int64_t ns;
+	for (int i = 0; vars[i]; i++) {
+		const char *s = getenv(vars[i]);
+		if (s && *s && sw_parse_duration(s, &ns) < 0)
+			sw_die(EX_USAGE, "bad %s '%s': want a duration such as 2s", vars[i], s);
+	}
+	const char *off = getenv("SW_CLOCK_OFFSET");
+	if (off && *off && sw_parse_duration_signed(off, &ns) < 0)
+		sw_die(EX_USAGE, "bad SW_CLOCK_OFFSET '%s': want a duration such as -2s", off);
+}
+
 void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
 {
+	check_durations();
 	bool named = resolve_path(ws->path, dir);
 	ws->sync = parse_sync();
 	ws->skew_ns = parse_skew();

@@ -37,8 +37,8 @@ static const char usage[] =
 "  purge --state S --older-than DUR      delete done/dead/cancelled items\n"
 "\n"
 "common options:\n"
-"  -q, --queue Q        queue name (default $SW_QUEUE, else \"default\"; list, stats\n"
-"                       and reap without it cover every queue)\n"
+"  -q, --queue Q        queue name (default $SW_QUEUE, else \"default\"; list, stats,\n"
+"                       reap and purge without either cover every queue)\n"
 "  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
 "  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
 "                       stderr or a file; also SW_SPANS\n"
@@ -46,7 +46,8 @@ static const char usage[] =
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "exit: 0 ok, 1 no such item or stale token, 64 usage, 65 bad data,\n"
-"      69 workspace unavailable, 74 I/O error, 75 nothing to claim / timed out\n";
+"      69 workspace unavailable, 70 internal error, 73 cannot create,\n"
+"      74 I/O error, 75 nothing to claim / timed out, 77 permission denied\n";
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_LINES,
@@ -86,7 +87,7 @@ struct opts {
 	size_t nroles;
 	int64_t ttl_ns;
 	bool wait;
-	int64_t wait_ns;          /* 0 with wait: forever */
+	int64_t wait_ns;          /* with wait: how long; -1 forever */
 	uint64_t token;
 	bool token_given;
 	json_t *result;
@@ -154,13 +155,13 @@ static char *read_stdin(size_t *len)
 	size_t cap = 1 << 16, n = 0;
 	char *buf = malloc(cap);
 	if (!buf)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (;;) {
 		if (n == cap) {
 			cap *= 2;
 			char *b = realloc(buf, cap);
 			if (!b)
-				sw_die(EX_OSERR, "out of memory");
+				sw_die(EX_SOFTWARE, "out of memory");
 			buf = b;
 		}
 		ssize_t r = read(0, buf + n, cap - n);
@@ -245,10 +246,10 @@ static void progress(struct adder *a, bool last)
 
 static void print_added(struct adder *a, const json_t *item, bool existed)
 {
-	json_t *r = json_pack("{s:s,s:s,s:s,s:b}", "id", sw_json_str(item, "id"),
-			      "queue", a->q->name, "state", "pending", "added", !existed);
-	if (existed)
-		json_object_set_new(r, "state", json_null());
+	json_t *r = json_pack("{s:s,s:s,s:b}", "id", sw_json_str(item, "id"),
+			      "queue", a->q->name, "added", !existed);
+	if (!existed)
+		json_object_set_new(r, "state", json_string("pending"));
 	print(a->o, r);
 	json_decref(r);
 }
@@ -343,7 +344,7 @@ static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 		sw_warn("%s", q.err);
 		return rc;
 	}
-	int64_t deadline = o->wait_ns > 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;
+	int64_t deadline = o->wait_ns >= 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;
 	json_t *out = NULL;
 	for (;;) {
 		rc = sw_queue_claim(&q, (const char *const *)o->roles, o->nroles, o->ttl_ns, &out);
@@ -486,8 +487,8 @@ static int stats_queue(struct each_q *e, struct sw_queue *q)
 		"cancelled", (json_int_t)st.cancelled);
 	if (st.oldest_pending_ns) {
 		sw_json_set_time(j, "oldest_pending_at", st.oldest_pending_ns);
-		json_object_set_new(j, "oldest_pending_age_s",
-			json_real((double)(sw_now_ns() - st.oldest_pending_ns) / 1e9));
+		json_object_set_new(j, "oldest_pending_age_ms",
+			json_integer((sw_now_ns() - st.oldest_pending_ns) / 1000000));
 	}
 	print(e->o, j);
 	json_decref(j);
@@ -591,8 +592,7 @@ static void parse_wait(struct opts *o, const char *arg, int argc, char **argv)
 		if (sw_parse_duration(argv[optind], &ns) == 0)
 			arg = argv[optind++];
 	}
-	if (arg)
-		o->wait_ns = sw_opt_duration("--wait", arg);
+	o->wait_ns = arg ? sw_opt_duration("--wait", arg) : -1;
 }
 
 static void parse_roles(struct opts *o, char *arg)
@@ -722,19 +722,24 @@ int main(int argc, char **argv)
 		.retry_ns = -1,
 		.args = args,
 	};
+	/* SW_QUEUE counts as -q: a flag's environment variable stands for it */
 	const char *envq = getenv("SW_QUEUE");
 	o.queue = envq && *envq ? envq : SW_QUEUE_DEFAULT;
-	if (envq && *envq)
+	o.queue_given = envq && *envq;
+	if (o.queue_given)
 		sw_name_check("queue name (SW_QUEUE)", envq);
 	parse(&o, v, argc - 1, argv + 1);
 
+	/* only verbs that add or wait make a missing workspace: a mistyped
+	 * SW_DIR must not look like an empty queue */
 	struct sw_ws ws;
-	sw_ws_open(&ws, o.co.dir, true);
+	sw_ws_open(&ws, o.co.dir, v->run == cmd_add || v->run == cmd_next);
 	char name[64];
 	snprintf(name, sizeof name, "sw-claim %s", v->name);
 	struct sw_span sp;
 	sw_span_start(&sp, o.co.spans, name);
-	sw_span_str(&sp, "sw.queue", o.queue);
+	if (o.queue_given || v->run == cmd_add || v->run == cmd_next)
+		sw_span_str(&sp, "sw.queue", o.queue);
 	sw_on_die(end_span_on_die, &sp);
 	int rc = v->run(&o, &ws, &sp);
 	sw_on_die(NULL, NULL);
