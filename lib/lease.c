@@ -1,0 +1,651 @@
+/* lease.c — leases as a chain of exclusively created version files.
+ *
+ * leases/<name>/v.<seq> is written once and never changed.  A change reads
+ * the newest version v.S and creates v.S+1 (temp + link, which fails with
+ * EEXIST when the name exists: exactly one of any number of contenders on
+ * any number of hosts wins).  So a renewer of token T and an acquirer that
+ * saw T expired cannot both succeed: both want v.S+1.  The loser re-reads
+ * and learns the truth (the renewer: "token T is not the holder", exit 1;
+ * the acquirer: "held until …", exit 75).
+ *
+ * Old versions are deleted to keep the directory small (all but the newest
+ * KEEP), lowest first.  A process paused between reading v.S and creating
+ * v.S+1 could then re-create a deleted name; so after every create the
+ * writer re-reads v.S and compares its random "vid": if v.S is gone or is
+ * another file, the write was stale and is undone.  Deletion goes lowest
+ * first, so v.S+1 can only have been deleted after v.S was. */
+#include "lease.h"
+#include "atomic.h"
+#include "clock.h"
+#include "err.h"
+#include "json.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LEASES_DIR "leases"
+#define HEAD_NAME "head"
+#define KEEP 64                 /* versions kept behind the newest */
+#define VERSION_MAX 16384       /* bytes of one version file */
+#define RETRIES 1000            /* lost CAS rounds before giving up (75) */
+#define VNAME_LEN 32
+
+struct ver {
+	struct sw_lease l;
+	char vid[33];
+};
+
+enum { CAS_LOST = -2 };
+
+static void vname(char buf[VNAME_LEN], uint64_t seq)
+{
+	snprintf(buf, VNAME_LEN, "v.%020llu", (unsigned long long)seq);
+}
+
+static bool parse_u64(const char *s, uint64_t *v)
+{
+	if (!s || !*s || strlen(s) > 20)
+		return false;
+	uint64_t n = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9' || n > (UINT64_MAX - 9) / 10)
+			return false;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	*v = n;
+	return true;
+}
+
+bool sw_lease_token_parse(const char *s, uint64_t *token)
+{
+	return parse_u64(s, token) && *token > 0 && *token <= (uint64_t)INT64_MAX;
+}
+
+static bool vname_parse(const char *name, uint64_t *seq)
+{
+	return name[0] == 'v' && name[1] == '.' && strlen(name) == 22 && parse_u64(name + 2, seq);
+}
+
+const char *sw_lease_state_name(enum sw_lease_state s)
+{
+	switch (s) {
+	case SW_LEASE_HELD: return "held";
+	case SW_LEASE_EXPIRED: return "expired";
+	case SW_LEASE_RELEASED: return "released";
+	default: return "free";
+	}
+}
+
+static void set_state(const struct sw_ws *ws, struct sw_lease *l, int64_t now)
+{
+	l->takeable_ns = l->expires_ns + ws->skew_ns;
+	if (l->seq == 0)
+		l->state = SW_LEASE_FREE;
+	else if (l->released)
+		l->state = SW_LEASE_RELEASED;
+	else if (now < l->expires_ns)
+		l->state = SW_LEASE_HELD;
+	else
+		l->state = SW_LEASE_EXPIRED;
+}
+
+/* ---- version files ---------------------------------------------------- */
+
+static json_t *ver_json(const struct ver *v)
+{
+	const struct sw_lease *l = &v->l;
+	json_t *j = json_pack("{s:s,s:I,s:I,s:s,s:s,s:I,s:s}",
+		"name", l->name, "seq", (json_int_t)l->seq, "token", (json_int_t)l->token,
+		"owner", l->owner, "state", l->released ? "released" : "held",
+		"ttl_ms", (json_int_t)(l->ttl_ns / 1000000), "vid", v->vid);
+	if (!j)
+		return NULL;
+	sw_json_set_time(j, "acquired_at", l->acquired_ns);
+	sw_json_set_time(j, "renewed_at", l->renewed_ns);
+	sw_json_set_time(j, "expires_at", l->expires_ns);
+	if (l->released)
+		sw_json_set_time(j, "released_at", l->released_ns);
+	return j;
+}
+
+/* 0, or -1 with errno (ENOENT: no such version; EBADMSG: not ours). */
+static int ver_read(int dfd, uint64_t seq, struct ver *v)
+{
+	char fn[VNAME_LEN];
+	vname(fn, seq);
+	json_t *j = sw_json_read(dfd, fn, VERSION_MAX);
+	if (!j)
+		return -1;
+	const char *name = sw_json_str(j, "name"), *owner = sw_json_str(j, "owner");
+	const char *state = sw_json_str(j, "state"), *vid = sw_json_str(j, "vid");
+	int64_t token = sw_json_int(j, "token", -1);
+	if (!name || !owner || !state || !vid || token < 1 ||
+	    strlen(name) > SW_NAME_MAX || strlen(owner) > SW_LEASE_OWNER_MAX || strlen(vid) > 32 ||
+	    (uint64_t)sw_json_int(j, "seq", -1) != seq) {
+		json_decref(j);
+		errno = EBADMSG;
+		return -1;
+	}
+	memset(v, 0, sizeof *v);
+	snprintf(v->l.name, sizeof v->l.name, "%s", name);
+	snprintf(v->l.owner, sizeof v->l.owner, "%s", owner);
+	snprintf(v->vid, sizeof v->vid, "%s", vid);
+	v->l.seq = seq;
+	v->l.token = (uint64_t)token;
+	v->l.released = !strcmp(state, "released");
+	v->l.acquired_ns = sw_json_int(j, "acquired_at_unix_ns", 0);
+	v->l.renewed_ns = sw_json_int(j, "renewed_at_unix_ns", 0);
+	v->l.expires_ns = sw_json_int(j, "expires_at_unix_ns", 0);
+	v->l.released_ns = sw_json_int(j, "released_at_unix_ns", 0);
+	v->l.ttl_ns = sw_json_int(j, "ttl_ms", 0) * 1000000;
+	json_decref(j);
+	return 0;
+}
+
+/* The highest seq in a directory listing (a hint: listings can be cached
+ * for a second on a network filesystem); 0 when there is none. */
+static int listing_max(int dfd, uint64_t *max)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	*max = 0;
+	struct dirent *e;
+	uint64_t s;
+	while ((e = readdir(d)))
+		if (vname_parse(e->d_name, &s) && s > *max)
+			*max = s;
+	closedir(d);
+	return 0;
+}
+
+static uint64_t head_hint(int dfd)
+{
+	char *buf;
+	uint64_t s = 0;
+	if (sw_read_file(dfd, HEAD_NAME, &buf, NULL, 64) < 0)
+		return 0;
+	buf[strcspn(buf, "\n")] = 0;
+	if (!parse_u64(buf, &s))
+		s = 0;
+	free(buf);
+	return s;
+}
+
+/* The newest version: start at the head hint (or the listing), then step
+ * forward by name while the next version exists.  Lookups by name go to
+ * the server; only the absence of v.S+1 makes v.S the newest. */
+static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
+{
+	for (int attempt = 0; attempt < 200; attempt++) {
+		uint64_t m = head_hint(dfd);
+		bool have = false;
+		if (m > 0) {
+			if (ver_read(dfd, m, cur) == 0)
+				have = true;
+			else if (errno != ENOENT)
+				goto bad;
+		}
+		if (!have) {
+			if (listing_max(dfd, &m) < 0)
+				goto bad;
+			if (m > 0) {
+				if (ver_read(dfd, m, cur) == 0)
+					have = true;
+				else if (errno != ENOENT)
+					goto bad;
+				else {          /* deleted under us: look again */
+					sw_sleep_ns(5000000);
+					continue;
+				}
+			}
+		}
+		if (!have) {
+			memset(cur, 0, sizeof *cur);
+			m = 0;
+		}
+		struct ver next;
+		for (;;) {
+			if (ver_read(dfd, m + 1, &next) < 0) {
+				if (errno == ENOENT)
+					return 0;
+				goto bad;
+			}
+			*cur = next;
+			m++;
+		}
+	bad:
+		if (errno == EBADMSG) {
+			snprintf(err, SW_LEASE_ERRLEN, "version file near v.%llu is not a lease version",
+				 (unsigned long long)m);
+			return EX_DATAERR;
+		}
+		snprintf(err, SW_LEASE_ERRLEN, "reading lease: %s", strerror(errno));
+		return sw_ex_errno(errno);
+	}
+	snprintf(err, SW_LEASE_ERRLEN, "lease versions keep vanishing; try again");
+	return EX_TEMPFAIL;
+}
+
+static bool ver_exists(int dfd, uint64_t seq)
+{
+	char fn[VNAME_LEN];
+	vname(fn, seq);
+	return faccessat(dfd, fn, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Temporary files of writers that crashed between writing and linking;
+ * an hour old is far beyond any live writer. */
+static void clean_tmp(int dfd)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	time_t old = time(NULL) - 3600;
+	struct dirent *e;
+	struct stat st;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, SW_TMP_PREFIX, strlen(SW_TMP_PREFIX)) &&
+		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < old)
+			unlinkat(dfd, e->d_name, 0);
+	closedir(d);
+}
+
+/* Deletes versions more than KEEP behind seq, lowest first (see the top of
+ * this file for why the order matters).  Failures only leave files. */
+static void cleanup(int dfd, uint64_t seq)
+{
+	if (seq <= KEEP + 1)
+		return;
+	uint64_t top = seq - KEEP, low = top;
+	for (int steps = 0; low > 1 && steps < 4 * KEEP && ver_exists(dfd, low - 1); steps++)
+		low--;
+	char fn[VNAME_LEN];
+	for (uint64_t k = low; k <= top; k++) {
+		vname(fn, k);
+		unlinkat(dfd, fn, 0);
+	}
+	if (seq % (4 * KEEP) == 0)
+		clean_tmp(dfd);
+}
+
+/* Creates v.(cur->seq + 1) holding next.  CAS_LOST when another change won
+ * (or this one turned out stale), 0 when it is in place, else an exit code. */
+static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, struct ver *next,
+		      char err[SW_LEASE_ERRLEN])
+{
+	next->l.seq = cur->l.seq + 1;
+	sw_rand_hex(next->vid, 16);
+	json_t *j = ver_json(next);
+	size_t len;
+	char *buf = j ? sw_json_line(j, &len) : NULL;
+	json_decref(j);
+	if (!buf) {
+		snprintf(err, SW_LEASE_ERRLEN, "out of memory");
+		return EX_OSERR;
+	}
+	char fn[VNAME_LEN];
+	vname(fn, next->l.seq);
+	/* a grant is worth a directory fsync under "normal"; a renewal is not */
+	bool durable = cur->l.token != next->l.token;
+	int rc = sw_create_excl(dfd, fn, buf, len, ws->sync, durable);
+	int e = errno;
+	free(buf);
+	if (rc < 0 && e == EEXIST)
+		return CAS_LOST;
+	if (rc < 0) {
+		snprintf(err, SW_LEASE_ERRLEN, "creating %s: %s", fn, strerror(e));
+		return sw_ex_errno(e);
+	}
+	if (cur->l.seq > 0) {
+		struct ver again;
+		bool gone = false;
+		if (ver_read(dfd, cur->l.seq, &again) < 0) {
+			if (errno != ENOENT) {
+				snprintf(err, SW_LEASE_ERRLEN, "re-reading v.%llu: %s",
+					 (unsigned long long)cur->l.seq, strerror(errno));
+				return sw_ex_errno(errno);
+			}
+			gone = true;
+		}
+		if (gone || strcmp(again.vid, cur->vid)) {
+			/* stale: v.S was deleted, so v.S+1 had been too */
+			unlinkat(dfd, fn, 0);
+			return CAS_LOST;
+		}
+	}
+	char hint[24];
+	int n = snprintf(hint, sizeof hint, "%llu\n", (unsigned long long)next->l.seq);
+	sw_replace(dfd, HEAD_NAME, hint, (size_t)n, SW_SYNC_OFF, false);
+	cleanup(dfd, next->l.seq);
+	return 0;
+}
+
+/* ---- verbs -------------------------------------------------------------- */
+
+static int open_lease(const struct sw_ws *ws, const char *name, bool create, int *dfd,
+		      char err[SW_LEASE_ERRLEN])
+{
+	const char *why = sw_name_problem(name);
+	if (why) {
+		snprintf(err, SW_LEASE_ERRLEN, "bad lease name '%.60s': %s", name, why);
+		return EX_DATAERR;
+	}
+	char rel[sizeof LEASES_DIR + SW_NAME_MAX + 2];
+	snprintf(rel, sizeof rel, LEASES_DIR "/%s", name);
+	*dfd = sw_ws_dir(ws, rel, create);
+	if (*dfd >= 0)
+		return 0;
+	if (errno == ENOENT && !create) {
+		snprintf(err, SW_LEASE_ERRLEN, "no lease '%s'", name);
+		return SW_EX_FALSE;
+	}
+	snprintf(err, SW_LEASE_ERRLEN, "lease directory %s: %s", rel, strerror(errno));
+	return errno == ENOENT ? EX_CANTCREAT : sw_ex_errno(errno);
+}
+
+static void fill_out(const struct sw_ws *ws, const char *name, const struct ver *v,
+		     struct sw_lease *out, int64_t now)
+{
+	*out = v->l;
+	snprintf(out->name, sizeof out->name, "%s", name);
+	set_state(ws, out, now);
+}
+
+int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out,
+		  char err[SW_LEASE_ERRLEN])
+{
+	int dfd, rc = open_lease(ws, name, false, &dfd, err);
+	if (rc)
+		return rc;
+	struct ver cur;
+	rc = find_latest(dfd, &cur, err);
+	close(dfd);
+	if (rc)
+		return rc;
+	fill_out(ws, name, &cur, out, sw_now_ns());
+	return 0;
+}
+
+static void held_msg(char err[SW_LEASE_ERRLEN], const struct sw_lease *l)
+{
+	char t[SW_TIME_LEN];
+	sw_fmt_time(l->takeable_ns, t);
+	snprintf(err, SW_LEASE_ERRLEN, "'%s' is held by %s (token %llu); free at %s at the latest",
+		 l->name, l->owner, (unsigned long long)l->token, t);
+}
+
+int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner,
+		     int64_t ttl_ns, struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+{
+	int dfd, rc = open_lease(ws, name, true, &dfd, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < RETRIES; i++) {
+		struct ver cur, next;
+		if ((rc = find_latest(dfd, &cur, err)))
+			break;
+		/* now is read after the newest version: a release seen here
+		 * happened before this acquisition's start */
+		int64_t now = sw_now_ns();
+		if (cur.l.seq > 0 && !cur.l.released && now < cur.l.expires_ns + ws->skew_ns) {
+			fill_out(ws, name, &cur, out, now);
+			held_msg(err, out);
+			rc = EX_TEMPFAIL;
+			break;
+		}
+		memset(&next, 0, sizeof next);
+		snprintf(next.l.name, sizeof next.l.name, "%s", name);
+		snprintf(next.l.owner, sizeof next.l.owner, "%s", owner);
+		next.l.token = cur.l.token + 1;
+		next.l.acquired_ns = next.l.renewed_ns = now;
+		next.l.expires_ns = now + ttl_ns;
+		next.l.ttl_ns = ttl_ns;
+		rc = write_next(ws, dfd, &cur, &next, err);
+		if (rc == CAS_LOST) {
+			rc = EX_TEMPFAIL;
+			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
+			continue;
+		}
+		if (rc == 0)
+			fill_out(ws, name, &next, out, now);
+		break;
+	}
+	close(dfd);
+	return rc;
+}
+
+/* The newest version, when token holds it; 1 with a reason otherwise. */
+static int holder(const struct sw_ws *ws, int dfd, const char *name, uint64_t token,
+		  struct ver *cur, struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+{
+	int rc = find_latest(dfd, cur, err);
+	if (rc)
+		return rc;
+	fill_out(ws, name, cur, out, sw_now_ns());
+	if (cur->l.seq == 0) {
+		snprintf(err, SW_LEASE_ERRLEN, "'%s' has never been acquired", name);
+		return SW_EX_FALSE;
+	}
+	if (cur->l.token != token) {
+		snprintf(err, SW_LEASE_ERRLEN, "token %llu no longer holds '%s' (token %llu does)",
+			 (unsigned long long)token, name, (unsigned long long)cur->l.token);
+		return SW_EX_FALSE;
+	}
+	if (cur->l.released) {
+		snprintf(err, SW_LEASE_ERRLEN, "token %llu has released '%s'", (unsigned long long)token, name);
+		return SW_EX_FALSE;
+	}
+	return 0;
+}
+
+int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
+		   int64_t ttl_ns, struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+{
+	int dfd, rc = open_lease(ws, name, false, &dfd, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < RETRIES; i++) {
+		struct ver cur, next;
+		if ((rc = holder(ws, dfd, name, token, &cur, out, err)))
+			break;
+		int64_t now = sw_now_ns();
+		/* an expired lease stays lost even if nobody took it yet: its
+		 * holder has already stopped believing it holds it */
+		if (now >= cur.l.expires_ns) {
+			char t[SW_TIME_LEN];
+			sw_fmt_time(cur.l.expires_ns, t);
+			snprintf(err, SW_LEASE_ERRLEN, "token %llu's lease on '%s' expired at %s",
+				 (unsigned long long)token, name, t);
+			rc = SW_EX_FALSE;
+			break;
+		}
+		next = cur;
+		next.l.renewed_ns = now;
+		next.l.ttl_ns = ttl_ns > 0 ? ttl_ns : cur.l.ttl_ns;
+		next.l.expires_ns = now + next.l.ttl_ns;
+		rc = write_next(ws, dfd, &cur, &next, err);
+		if (rc == CAS_LOST) {
+			rc = EX_TEMPFAIL;
+			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
+			continue;
+		}
+		if (rc == 0)
+			fill_out(ws, name, &next, out, now);
+		break;
+	}
+	close(dfd);
+	return rc;
+}
+
+int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
+		     struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+{
+	int dfd, rc = open_lease(ws, name, false, &dfd, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < RETRIES; i++) {
+		struct ver cur, next;
+		if ((rc = holder(ws, dfd, name, token, &cur, out, err)))
+			break;
+		/* still the newest version, so nobody took it even if it has
+		 * expired: giving it back lets the next one in without waiting */
+		int64_t now = sw_now_ns();
+		next = cur;
+		next.l.released = true;
+		next.l.released_ns = now;
+		rc = write_next(ws, dfd, &cur, &next, err);
+		if (rc == CAS_LOST) {
+			rc = EX_TEMPFAIL;
+			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
+			continue;
+		}
+		if (rc == 0)
+			fill_out(ws, name, &next, out, now);
+		break;
+	}
+	close(dfd);
+	return rc;
+}
+
+int sw_lease_check(const struct sw_ws *ws, const char *name, uint64_t token,
+		   struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+{
+	int dfd, rc = open_lease(ws, name, false, &dfd, err);
+	if (rc)
+		return rc;
+	struct ver cur;
+	rc = holder(ws, dfd, name, token, &cur, out, err);
+	close(dfd);
+	if (rc)
+		return rc;
+	if (out->state != SW_LEASE_HELD) {
+		snprintf(err, SW_LEASE_ERRLEN, "token %llu's lease on '%s' has expired",
+			 (unsigned long long)token, name);
+		return SW_EX_FALSE;
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, void *arg),
+		  void *arg, char err[SW_LEASE_ERRLEN])
+{
+	int dfd = sw_ws_dir(ws, LEASES_DIR, false);
+	if (dfd < 0 && errno == ENOENT)
+		return 0;
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		snprintf(err, SW_LEASE_ERRLEN, "listing leases: %s", strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return sw_ex_errno(errno);
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (sw_hidden(e->d_name) || sw_name_problem(e->d_name) ||
+		    (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **nn = realloc(names, cap * sizeof *names);
+			if (!nn) { rc = EX_OSERR; break; }
+			names = nn;
+		}
+		if (!(names[n] = strdup(e->d_name))) { rc = EX_OSERR; break; }
+		n++;
+	}
+	closedir(d);
+	if (rc)
+		snprintf(err, SW_LEASE_ERRLEN, "out of memory");
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct sw_lease l;
+		int r = sw_lease_read(ws, names[i], &l, err);
+		if (r == SW_EX_FALSE || (r && errno == ENOTDIR))   /* removed meanwhile, or no lease */
+			continue;
+		if (r)
+			rc = r;
+		else
+			rc = fn(&l, arg);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+json_t *sw_lease_json(const struct sw_lease *l)
+{
+	json_t *j = json_pack("{s:s,s:s}", "name", l->name, "state", sw_lease_state_name(l->state));
+	if (!j || l->seq == 0)
+		return j;
+	json_object_set_new(j, "owner", json_string(l->owner));
+	json_object_set_new(j, "token", json_integer((json_int_t)l->token));
+	sw_json_set_time(j, "acquired_at", l->acquired_ns);
+	sw_json_set_time(j, "renewed_at", l->renewed_ns);
+	sw_json_set_time(j, "expires_at", l->expires_ns);
+	if (l->released)
+		sw_json_set_time(j, "released_at", l->released_ns);
+	else
+		sw_json_set_time(j, "takeable_at", l->takeable_ns);
+	json_object_set_new(j, "ttl_ms", json_integer(l->ttl_ns / 1000000));
+	return j;
+}
+
+int sw_lease_watch(const struct sw_ws *ws, const char *name)
+{
+	char err[SW_LEASE_ERRLEN];
+	int dfd;
+	if (open_lease(ws, name, true, &dfd, err))
+		return -1;
+	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
+	if (fd >= 0 && inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	close(dfd);
+	return fd;
+}
+
+void sw_lease_watch_sleep(int watch, int64_t ns)
+{
+	if (watch < 0) {
+		sw_sleep_ns(ns);
+		return;
+	}
+	struct pollfd p = { .fd = watch, .events = POLLIN };
+	int ms = (int)((ns + 999999) / 1000000);
+	if (poll(&p, 1, ms) > 0) {
+		char buf[4096];
+		while (read(watch, buf, sizeof buf) > 0)
+			;
+	}
+}

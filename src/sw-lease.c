@@ -1,0 +1,607 @@
+/* sw-lease — named leases with a TTL and fencing tokens for shell scripts:
+ * acquire, renew, release, check, and `run` a command under a lease (a
+ * cron singleton across hosts).  See sw-lease(1); the leases themselves
+ * are lib/lease.c. */
+#include "clock.h"
+#include "err.h"
+#include "id.h"
+#include "json.h"
+#include "lease.h"
+#include "opt.h"
+#include "span.h"
+#include "ws.h"
+#include <bsd/stdlib.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+"usage: sw-lease VERB [options] [args]\n"
+"\n"
+"  acquire NAME [--ttl DUR] [--owner ID] [--wait[=DUR]]\n"
+"                       take the lease if free or expired (75: held by another)\n"
+"  renew NAME --token T [--ttl DUR]      extend it (1: lost or expired)\n"
+"  release NAME --token T                give it back (1: not the holder)\n"
+"  check NAME --token T                  0 if T holds NAME now, else 1\n"
+"  show NAME            the lease's state (1: no such lease)\n"
+"  list                 every lease, one line each\n"
+"  run NAME [--ttl DUR] [--owner ID] [--wait[=DUR]] [-E CODE] [-g DUR] [--] COMMAND [ARG...]\n"
+"                       run COMMAND holding the lease, renewing it every TTL/3;\n"
+"                       exit with its status, or 75 (-E CODE) when busy, 75 when lost\n"
+"\n"
+"options:\n"
+"  --ttl DUR            lease lifetime (default 30s; renew: the lease's own)\n"
+"  --owner ID           who holds it, for show and list (default HOST:PID)\n"
+"  --wait[=DUR]         wait for the lease, at most DUR (default forever)\n"
+"  --token T            the fencing token acquire printed\n"
+"  -E, --conflict-exit-code CODE   run: exit status when busy (default 75)\n"
+"  -g, --grace DUR      run: SIGTERM to SIGKILL when the lease is lost (default 5s)\n"
+"  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
+"  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
+"                       stderr or a file; also SW_SPANS\n"
+"  --quiet              print no results\n"
+"  -h, --help           this text;  -V, --version\n"
+"\n"
+"environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR\n"
+"exit: 0 ok, 1 not held / stale token / no such lease, 64 usage, 65 bad data,\n"
+"      69 workspace unavailable, 74 I/O error, 75 held by another / timed out / lost\n";
+
+enum { O_TTL = SW_OPT_FIRST_FREE, O_OWNER, O_WAIT, O_TOKEN };
+
+static const struct option longopts[] = {
+	SW_COMMON_LONGOPTS,
+	{"ttl", required_argument, 0, O_TTL},
+	{"owner", required_argument, 0, O_OWNER},
+	{"wait", optional_argument, 0, O_WAIT},
+	{"token", required_argument, 0, O_TOKEN},
+	{"conflict-exit-code", required_argument, 0, 'E'},
+	{"grace", required_argument, 0, 'g'},
+	{0, 0, 0, 0}
+};
+
+#define TTL_DEFAULT_NS (30 * SW_NS_PER_SEC)
+#define GRACE_DEFAULT_NS (5 * SW_NS_PER_SEC)
+
+struct opts {
+	struct sw_common co;
+	int64_t ttl_ns;           /* 0: default */
+	const char *owner;
+	bool wait;
+	int64_t wait_ns;          /* 0 with wait: forever */
+	uint64_t token;
+	bool token_given;
+	int conflict;
+	int64_t grace_ns;
+	const char *name;
+	char **cmd;               /* run: the command and its arguments */
+};
+
+struct verb {
+	const char *name;
+	int (*run)(struct opts *o, struct sw_ws *ws, struct sw_span *sp);
+	bool needs_name;
+	const char *allowed;      /* option codes besides the common ones */
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void print(const struct opts *o, json_t *j)
+{
+	if (!j)
+		sw_die(EX_OSERR, "out of memory");
+	if (!o->co.quiet && sw_json_print(j) < 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+	json_decref(j);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
+}
+
+static void need_token(const struct opts *o)
+{
+	if (!o->token_given)
+		sw_usage_error("--token is required");
+}
+
+static void span_lease(struct sw_span *sp, const struct sw_lease *l)
+{
+	if (l->token)
+		sw_span_int(sp, "sw.lease.token", (int64_t)l->token);
+	sw_span_str(sp, "sw.lease.state", sw_lease_state_name(l->state));
+}
+
+/* Acquires, polling with jitter while --wait allows: a release or expiry
+ * on another host wakes nobody here, so waiting is a bounded poll that
+ * sleeps until the lease could be takeable, at most 200 ms at a time;
+ * inotify cuts the sleep short for a release on this host. */
+static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *owner,
+			   struct sw_lease *l, char err[SW_LEASE_ERRLEN])
+{
+	int64_t ttl = o->ttl_ns ? o->ttl_ns : TTL_DEFAULT_NS;
+	int64_t deadline = o->wait && o->wait_ns ? mono_ns() + o->wait_ns : INT64_MAX;
+	int watch = -1;
+	for (;;) {
+		int rc = sw_lease_acquire(ws, o->name, owner, ttl, l, err);
+		if (rc != EX_TEMPFAIL || !o->wait) {
+			if (watch >= 0)
+				close(watch);
+			return rc;
+		}
+		if (watch == -1) {
+			/* set up after the first try, then try again before
+			 * sleeping: a release in between is not missed */
+			if ((watch = sw_lease_watch(ws, o->name)) >= 0)
+				continue;
+			watch = -2;     /* no inotify: poll only */
+		}
+		int64_t now = mono_ns();
+		if (now >= deadline) {
+			if (watch >= 0)
+				close(watch);
+			char why[SW_LEASE_ERRLEN];
+			snprintf(why, sizeof why, "timed out waiting: %s", err);
+			snprintf(err, SW_LEASE_ERRLEN, "%s", why);
+			return EX_TEMPFAIL;
+		}
+		int64_t d = 200000000;
+		if (l->state == SW_LEASE_EXPIRED || l->state == SW_LEASE_HELD) {
+			int64_t until = l->takeable_ns - sw_now_ns();
+			if (until < d)
+				d = until;
+		}
+		if (d < 5000000)
+			d = 5000000;
+		d += (int64_t)(arc4random_uniform(20000)) * 1000;   /* 0-20 ms jitter */
+		if (d > deadline - now)
+			d = deadline - now;
+		sw_lease_watch_sleep(watch >= 0 ? watch : -1, d);
+	}
+}
+
+/* ---- verbs ------------------------------------------------------------ */
+
+static int cmd_acquire(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_lease l = {0};
+	char err[SW_LEASE_ERRLEN];
+	int rc = acquire_waiting(o, ws, o->owner, &l, err);
+	span_lease(sp, &l);
+	if (rc) {
+		if (!(rc == EX_TEMPFAIL && o->co.quiet))
+			sw_warn("%s", err);
+		return rc;
+	}
+	print(o, sw_lease_json(&l));
+	return 0;
+}
+
+static int cmd_renew(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_lease l = {0};
+	char err[SW_LEASE_ERRLEN];
+	need_token(o);
+	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
+	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, err);
+	if (rc) {
+		sw_warn("%s", err);
+		return rc;
+	}
+	print(o, sw_lease_json(&l));
+	return 0;
+}
+
+static int cmd_release(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_lease l = {0};
+	char err[SW_LEASE_ERRLEN];
+	need_token(o);
+	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
+	int rc = sw_lease_release(ws, o->name, o->token, &l, err);
+	if (rc) {
+		sw_warn("%s", err);
+		return rc;
+	}
+	print(o, sw_lease_json(&l));
+	return 0;
+}
+
+/* The answer is the exit status; "no" is not an error, so it is not
+ * reported on stderr (like test(1)), only in the printed object. */
+static int cmd_check(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_lease l = {0};
+	char err[SW_LEASE_ERRLEN];
+	need_token(o);
+	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
+	int rc = sw_lease_check(ws, o->name, o->token, &l, err);
+	if (rc && rc != SW_EX_FALSE) {
+		sw_warn("%s", err);
+		return rc;
+	}
+	json_t *j = json_pack("{s:s,s:I,s:b}", "name", o->name, "token", (json_int_t)o->token,
+			      "valid", rc == 0);
+	if (j && rc)
+		json_object_set_new(j, "reason", json_string(err));
+	if (j && l.seq) {
+		json_object_set_new(j, "holder_token", json_integer((json_int_t)l.token));
+		sw_json_set_time(j, "expires_at", l.expires_ns);
+	}
+	print(o, j);
+	return rc;
+}
+
+static int cmd_show(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_lease l = {0};
+	char err[SW_LEASE_ERRLEN];
+	int rc = sw_lease_read(ws, o->name, &l, err);
+	if (rc) {
+		sw_warn("%s", err);
+		return rc;
+	}
+	span_lease(sp, &l);
+	print(o, sw_lease_json(&l));
+	return 0;
+}
+
+static int list_one(const struct sw_lease *l, void *arg)
+{
+	print(arg, sw_lease_json(l));
+	return 0;
+}
+
+static int cmd_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	char err[SW_LEASE_ERRLEN];
+	(void)sp;
+	int rc = sw_lease_list(ws, list_one, o, err);
+	if (rc)
+		sw_warn("%s", err);
+	return rc;
+}
+
+/* ---- run -------------------------------------------------------------- */
+
+/* The signals run forwards to the command; SIGCHLD wakes the wait. */
+static void run_sigset(sigset_t *set)
+{
+	sigemptyset(set);
+	int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(set, sigs[i]);
+}
+
+static _Noreturn void exec_child(const struct opts *o, const struct sw_lease *l,
+				 const char *traceparent, const sigset_t *old, pid_t parent)
+{
+	char tok[24];
+	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l->token);
+	if (setenv("SW_LEASE_NAME", o->name, 1) < 0 || setenv("SW_LEASE_TOKEN", tok, 1) < 0 ||
+	    setenv("TRACEPARENT", traceparent, 1) < 0) {
+		sw_warn("setting the environment: %s", strerror(errno));
+		_exit(EX_OSERR);
+	}
+	/* if sw-lease dies (OOM killer, kill -9) nobody renews the lease and
+	 * another host will take it after the TTL: the command must not
+	 * outlive its lease */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(EX_TEMPFAIL);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	execvp(o->cmd[0], o->cmd);
+	int e = errno;
+	sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+struct runstate {
+	pid_t pid;
+	int64_t ttl_ns, expires_ns;   /* expires_ns by this host's clock */
+	int64_t next_renew;           /* monotonic */
+	bool lost, killed;
+	int64_t kill_at;              /* monotonic: SIGKILL after the grace */
+};
+
+static void lose(struct runstate *r, const struct opts *o, const char *why)
+{
+	sw_warn("lease '%s' lost (%s); stopping the command", o->name, why);
+	r->lost = true;
+	kill(r->pid, SIGTERM);
+	r->kill_at = mono_ns() + o->grace_ns;
+}
+
+/* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
+ * error, a busy filesystem) is retried until the lease expires by this
+ * host's clock; from then on the command no longer holds it. */
+static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+{
+	struct sw_lease l;
+	char err[SW_LEASE_ERRLEN];
+	int rc = sw_lease_renew(ws, o->name, token, r->ttl_ns, &l, err);
+	if (rc == 0) {
+		r->expires_ns = l.expires_ns;
+		r->next_renew = mono_ns() + r->ttl_ns / 3;
+		return;
+	}
+	if (rc == SW_EX_FALSE) {
+		lose(r, o, err);
+		return;
+	}
+	if (sw_now_ns() >= r->expires_ns) {
+		lose(r, o, err);
+		return;
+	}
+	sw_warn("renewing '%s' (will retry): %s", o->name, err);
+	int64_t retry = r->ttl_ns / 10;
+	r->next_renew = mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
+}
+
+static int wait_child(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+{
+	sigset_t set;
+	run_sigset(&set);
+	for (;;) {
+		int st;
+		pid_t w = waitpid(r->pid, &st, WNOHANG);
+		if (w == r->pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
+		if (w < 0 && errno != EINTR)
+			sw_die(EX_OSERR, "waiting for %s: %s", o->cmd[0], strerror(errno));
+		int64_t now = mono_ns(), until;
+		if (r->lost)
+			until = r->killed ? now + SW_NS_PER_SEC : r->kill_at;
+		else {
+			/* also wake when the lease would expire by this clock */
+			int64_t exp = now + (r->expires_ns - sw_now_ns());
+			until = r->next_renew < exp ? r->next_renew : exp;
+		}
+		int64_t d = until - now;
+		if (d < 0)
+			d = 0;
+		struct timespec ts = { d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
+		siginfo_t si;
+		int sig = sigtimedwait(&set, &si, &ts);
+		if (sig > 0 && sig != SIGCHLD) {
+			kill(r->pid, sig);      /* the command decides what it means */
+			continue;
+		}
+		if (sig > 0 || errno == EINTR)
+			continue;
+		if (r->lost) {
+			if (!r->killed && mono_ns() >= r->kill_at) {
+				kill(r->pid, SIGKILL);
+				r->killed = true;
+			}
+		} else if (sw_now_ns() >= r->expires_ns) {
+			lose(r, o, "it expired before a renewal succeeded");
+		} else if (mono_ns() >= r->next_renew) {
+			renew_tick(r, o, ws, token);
+		}
+	}
+}
+
+static int cmd_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	struct sw_lease l = {0};
+	char err[SW_LEASE_ERRLEN];
+	int rc = acquire_waiting(o, ws, o->owner, &l, err);
+	span_lease(sp, &l);
+	if (rc == EX_TEMPFAIL) {
+		if (!o->co.quiet)
+			sw_warn("%s", err);
+		return o->conflict;
+	}
+	if (rc) {
+		sw_warn("%s", err);
+		return rc;
+	}
+	char tp[SW_TRACEPARENT_LEN];
+	sw_span_child_env(sp, tp);
+	sigset_t set, old;
+	run_sigset(&set);
+	if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
+		sw_die(EX_OSERR, "sigprocmask: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	struct runstate r = { .ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns,
+			      .next_renew = mono_ns() + l.ttl_ns / 3 };
+	pid_t self = getpid();
+	r.pid = fork();
+	if (r.pid < 0) {
+		int e = errno;
+		sw_lease_release(ws, o->name, l.token, &l, err);
+		sw_die(EX_OSERR, "fork: %s", strerror(e));
+	}
+	if (r.pid == 0)
+		exec_child(o, &l, tp, &old, self);
+	int status = wait_child(&r, o, ws, l.token);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	sw_span_int(sp, "process.exit.code", status);
+	if (r.lost)
+		return EX_TEMPFAIL;
+	struct sw_lease rel;
+	int rrc = sw_lease_release(ws, o->name, l.token, &rel, err);
+	if (rrc)
+		sw_warn("releasing: %s", err);
+	return status;
+}
+
+/* ---- options and main ------------------------------------------------- */
+
+static const struct verb verbs[] = {
+	{ "acquire", cmd_acquire, true, "tow" },
+	{ "renew", cmd_renew, true, "tk" },
+	{ "release", cmd_release, true, "k" },
+	{ "check", cmd_check, true, "k" },
+	{ "show", cmd_show, true, "" },
+	{ "list", cmd_list, false, "" },
+	{ "run", cmd_run, true, "towEg" },
+	{ 0, 0, 0, 0 }
+};
+
+static char opt_code(int c)
+{
+	switch (c) {
+	case O_TTL: return 't';
+	case O_OWNER: return 'o';
+	case O_WAIT: return 'w';
+	case O_TOKEN: return 'k';
+	case 'E': return 'E';
+	case 'g': return 'g';
+	default: return 0;
+	}
+}
+
+static const char *opt_name(int c)
+{
+	for (const struct option *l = longopts; l->name; l++)
+		if (l->val == c)
+			return l->name;
+	return "?";
+}
+
+static void parse_wait(struct opts *o, const char *arg, int argc, char **argv)
+{
+	o->wait = true;
+	/* `--wait 30s` as well as `--wait=30s`: a lease name that parses as a
+	 * duration needs `--wait=DUR` or `--wait` after it */
+	if (!arg && optind < argc) {
+		int64_t ns;
+		if (sw_parse_duration(argv[optind], &ns) == 0)
+			arg = argv[optind++];
+	}
+	if (arg)
+		o->wait_ns = sw_opt_duration("--wait", arg);
+}
+
+static void parse_option(struct opts *o, int c, char *arg, int argc, char **argv)
+{
+	switch (c) {
+	case O_TTL:
+		o->ttl_ns = sw_opt_duration("--ttl", arg);
+		if (o->ttl_ns < 1000000)
+			sw_usage_error("bad --ttl '%s': want at least 1ms", arg);
+		break;
+	case O_OWNER: sw_name_check("owner", arg); o->owner = arg; break;
+	case O_WAIT: parse_wait(o, arg, argc, argv); break;
+	case O_TOKEN:
+		if (!sw_lease_token_parse(arg, &o->token))
+			sw_die(EX_DATAERR, "bad token '%.40s': want the number acquire printed", arg);
+		o->token_given = true;
+		break;
+	case 'E': o->conflict = (int)sw_opt_num("exit code", arg, 0, 255); break;
+	case 'g': o->grace_ns = sw_opt_duration("--grace", arg); break;
+	}
+}
+
+/* Options may follow the name (`renew NAME --token T`).  For run, the
+ * first argument after NAME (or everything after "--") is the command, and
+ * getopt's leading '+' leaves the command's own options alone. */
+static void parse(struct opts *o, const struct verb *v, int argc, char **argv)
+{
+	optind = 1;
+	opterr = 0;
+	bool is_run = !strcmp(v->name, "run");
+	for (;;) {
+		int c = getopt_long(argc, argv, "+:" SW_COMMON_SHORTOPTS "E:g:", longopts, NULL);
+		if (c == -1) {
+			if (optind >= argc)
+				break;
+			bool dashdash = !strcmp(argv[optind - 1], "--");
+			if (!o->name) {
+				o->name = argv[optind++];
+				if (!dashdash)
+					continue;       /* options may follow NAME */
+				if (optind >= argc)
+					break;
+			}
+			if (is_run) {
+				o->cmd = argv + optind;
+				break;
+			}
+			sw_usage_error("unexpected argument '%s'", argv[optind]);
+		}
+		if (c == '?')
+			sw_usage_error("unknown option '%s'", argv[optind - 1]);
+		if (c == ':')
+			sw_usage_error("option '%s' needs a value", argv[optind - 1]);
+		if (sw_common_opt(c, optarg, &o->co, usage))
+			continue;
+		char code = opt_code(c);
+		if (!code || !strchr(v->allowed, code))
+			sw_usage_error("option --%s does not go with %s", opt_name(c), v->name);
+		parse_option(o, c, optarg, argc, argv);
+	}
+	if (v->needs_name && !o->name)
+		sw_usage_error("%s needs a lease NAME", v->name);
+	if (!v->needs_name && o->name)
+		sw_usage_error("%s takes no arguments", v->name);
+	if (o->name)
+		sw_name_check("lease name", o->name);
+	if (is_run && (!o->cmd || !o->cmd[0]))
+		sw_usage_error("run needs a COMMAND");
+}
+
+static void end_span_on_die(int code, const char *msg, void *arg)
+{
+	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
+}
+
+int main(int argc, char **argv)
+{
+	sw_prog_set("sw-lease");
+	if (argc < 2)
+		sw_usage_error("no verb");
+	if (argv[1][0] == '-') {
+		struct sw_common co = {0};
+		int c = getopt_long(argc, argv, "+" SW_COMMON_SHORTOPTS, longopts, NULL);
+		sw_common_opt(c == 'h' || c == 'V' ? c : 0, NULL, &co, usage);
+		sw_usage_error("no verb before '%s'", argv[1]);
+	}
+	const struct verb *v = verbs;
+	while (v->name && strcmp(v->name, argv[1]))
+		v++;
+	if (!v->name)
+		sw_usage_error("unknown verb '%s'", argv[1]);
+	sw_verb_set(v->name);
+
+	struct opts o = { .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS };
+	parse(&o, v, argc - 1, argv + 1);
+	char owner[SW_LEASE_OWNER_MAX + 1];
+	if (!o.owner) {
+		char host[128];
+		if (gethostname(host, sizeof host) < 0)
+			snprintf(host, sizeof host, "localhost");
+		host[sizeof host - 1] = 0;
+		snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
+		o.owner = owner;
+	}
+
+	struct sw_ws ws;
+	sw_ws_open(&ws, o.co.dir, true);
+	char name[64];
+	snprintf(name, sizeof name, "sw-lease %s", v->name);
+	struct sw_span sp;
+	sw_span_start(&sp, o.co.spans, name);
+	if (o.name)
+		sw_span_str(&sp, "sw.lease.name", o.name);
+	sw_on_die(end_span_on_die, &sp);
+	int rc = v->run(&o, &ws, &sp);
+	sw_on_die(NULL, NULL);
+	/* run passes the command's status through: a failing command is a
+	 * failed span, 75 (busy or lost) is an answer */
+	sw_span_end(&sp, rc != 0 && rc != SW_EX_FALSE && rc != EX_TEMPFAIL, rc ? "failed" : NULL);
+	sw_ws_close(&ws);
+	if (fflush(stdout) != 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+	return rc;
+}

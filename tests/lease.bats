@@ -1,0 +1,437 @@
+#!/usr/bin/env bats
+# sw-lease on one host: every verb, the exit codes of DESIGN.md §4, tokens
+# that only grow, expiry with the skew margin, run as a cron singleton, and
+# the bad inputs of issue 3 (one line on stderr, the documented code).
+load helper
+
+# Acquires: sets TOK (the fencing token) and EXP (expires_at_unix_ns).
+acq() {
+	local j
+	j=$(sw-lease acquire "$@") || return
+	TOK=$(jq -r .token <<<"$j")
+	EXP=$(jq -r .expires_at_unix_ns <<<"$j")
+}
+
+refused() { # status command...: exactly one line on stderr, nothing on stdout
+	local want=$1; shift
+	run --separate-stderr "$@"
+	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
+	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
+	[[ $stderr == sw-lease:* ]] || { echo "stderr: $stderr"; return 1; }
+	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
+}
+
+# ---- help and usage ------------------------------------------------------
+
+@test "--help prints usage naming every verb to stdout, exit 0" {
+	run --separate-stderr sw-lease --help
+	[ "$status" -eq 0 ]
+	for v in acquire renew release check show list run; do
+		[[ $output == *"$v"* ]] || { echo "missing $v"; return 1; }
+	done
+	run --separate-stderr sw-lease run --help
+	[ "$status" -eq 0 ]
+	[[ $output == usage:* ]]
+}
+
+@test "-V prints the version" {
+	run sw-lease -V
+	[ "$status" -eq 0 ]
+	[[ $output == "sw-lease "[0-9]* ]]
+}
+
+@test "no verb, unknown verb, unknown option, missing NAME, stray argument: 64" {
+	refused 64 sw-lease
+	refused 64 sw-lease frobnicate x
+	refused 64 sw-lease acquire x --frob
+	refused 64 sw-lease acquire
+	refused 64 sw-lease acquire a b
+	refused 64 sw-lease list extra
+	refused 64 sw-lease show x --token 1
+	refused 64 sw-lease acquire x --ttl
+}
+
+@test "bad durations are usage errors (64)" {
+	refused 64 sw-lease acquire x --ttl soon
+	refused 64 sw-lease acquire x --ttl -5s
+	refused 64 sw-lease acquire x --ttl 0
+	refused 64 sw-lease acquire x --wait=later
+	refused 64 sw-lease run x -g never -- true
+}
+
+@test "bad names are refused with 65 and create nothing" {
+	refused 65 sw-lease acquire ../escape
+	refused 65 sw-lease acquire a/b
+	refused 65 sw-lease acquire .hidden
+	refused 65 sw-lease acquire "$(printf 'a\001b')"
+	refused 65 sw-lease acquire "$(printf 'x%.0s' {1..201})"
+	refused 65 sw-lease acquire ok --owner "a/b"
+	[ ! -e "$SW_DIR/escape" ]
+	[ -z "$(ls -A "$SW_DIR/leases" 2>/dev/null)" ]
+}
+
+@test "renew, release and check without --token: 64; bad token: 65" {
+	acq job
+	refused 64 sw-lease renew job
+	refused 64 sw-lease release job
+	refused 64 sw-lease check job
+	refused 65 sw-lease renew job --token abc
+	refused 65 sw-lease check job --token 0
+	refused 65 sw-lease release job --token -1
+	refused 65 sw-lease check job --token 99999999999999999999999
+}
+
+# ---- acquire, renew, release, check ---------------------------------------
+
+@test "acquire prints name, owner, token, acquired_at, expires_at" {
+	run --separate-stderr sw-lease acquire job --ttl 10s --owner me
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.name,.owner,.token,.state] | @tsv' <<<"$output")" = "$(printf 'job\tme\t1\theld')" ]
+	jq -e '(.expires_at_unix_ns - .acquired_at_unix_ns) == 10000000000' <<<"$output"
+	jq -e '.acquired_at | test("^[0-9-]+T[0-9:.]+Z$")' <<<"$output"
+}
+
+@test "a held lease is busy for everyone else: 75 and one line naming the holder" {
+	acq job --owner first
+	refused 75 sw-lease acquire job --owner second
+	[[ $stderr == *first* ]]
+}
+
+@test "--quiet prints nothing, busy included" {
+	run --separate-stderr sw-lease acquire job --quiet
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	run --separate-stderr sw-lease acquire job --quiet
+	[ "$status" -eq 75 ] && [ -z "$output" ] && [ -z "$stderr" ]
+}
+
+@test "check: 0 for the holder, 1 for an older, unknown or released token" {
+	acq job
+	run --separate-stderr sw-lease check job --token "$TOK"
+	[ "$status" -eq 0 ]
+	jq -e '.valid == true' <<<"$output"
+	run --separate-stderr sw-lease check job --token $((TOK + 1))
+	[ "$status" -eq 1 ]
+	jq -e '.valid == false' <<<"$output"
+	sw-lease release job --token "$TOK" >/dev/null
+	run sw-lease check job --token "$TOK"
+	[ "$status" -eq 1 ]
+	acq job
+	run sw-lease check job --token $((TOK - 1))
+	[ "$status" -eq 1 ]
+	run sw-lease check never --token 1
+	[ "$status" -eq 1 ]
+}
+
+@test "renew extends expires_at and keeps the token" {
+	acq job --ttl 2s
+	local old=$EXP
+	sleep 0.05
+	run --separate-stderr sw-lease renew job --token "$TOK" --ttl 5s
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .token <<<"$output")" = "$TOK" ]
+	[ "$(jq -r .expires_at_unix_ns <<<"$output")" -gt "$old" ]
+	jq -e '.ttl_ms == 5000' <<<"$output"
+}
+
+@test "renew without --ttl keeps the lease's own ttl" {
+	acq job --ttl 7s
+	run sw-lease renew job --token "$TOK"
+	[ "$status" -eq 0 ]
+	jq -e '.ttl_ms == 7000' <<<"$output"
+}
+
+@test "renew, release with a stale token: 1, and the holder is untouched" {
+	acq job
+	sw-lease release job --token "$TOK" >/dev/null
+	local old=$TOK
+	acq job
+	refused 1 sw-lease renew job --token "$old"
+	refused 1 sw-lease release job --token "$old"
+	run sw-lease check job --token "$TOK"
+	[ "$status" -eq 0 ]
+}
+
+@test "renew after expiry by its own clock is refused (1) even if nobody took it" {
+	acq job --ttl 100ms
+	sleep 0.2
+	refused 1 sw-lease renew job --token "$TOK"
+	[[ $stderr == *expired* ]]
+	run sw-lease check job --token "$TOK"
+	[ "$status" -eq 1 ]
+}
+
+@test "release frees the lease at once; the next acquirer gets a greater token" {
+	acq job --ttl 1h
+	local first=$TOK
+	run sw-lease release job --token "$TOK"
+	[ "$status" -eq 0 ]
+	jq -e '.state == "released"' <<<"$output"
+	acq job
+	[ "$TOK" -gt "$first" ]
+}
+
+@test "an expired lease is takeable only after expiry plus SW_CLOCK_SKEW" {
+	export SW_CLOCK_SKEW=600ms
+	acq job --ttl 200ms
+	sleep 0.35        # expired, but inside the margin
+	run sw-lease show job
+	jq -e '.state == "expired"' <<<"$output"
+	refused 75 sw-lease acquire job
+	sleep 0.6         # past expiry + margin
+	run sw-lease acquire job
+	[ "$status" -eq 0 ]
+	jq -e '.token == 2' <<<"$output"
+}
+
+@test "a holder whose clock runs 2s behind does not overlap the next holder" {
+	# the slow holder believes it holds the lease until expires_at by its
+	# own clock, i.e. 2s later in real time; with the default 2s margin
+	# the next holder takes it only after that
+	SW_CLOCK_OFFSET=-2s acq job --ttl 300ms
+	local slow_end=$((EXP + 2000000000))    # its expiry in real time
+	refused 75 sw-lease acquire job
+	until sw-lease acquire job --quiet; do sleep 0.05; done
+	local taken=$(date +%s%N)
+	[ "$taken" -ge "$slow_end" ]
+	SW_CLOCK_OFFSET=-2s run sw-lease check job --token "$TOK"
+	[ "$status" -eq 1 ]
+}
+
+@test "SW_CLOCK_SKEW that is not a duration: 64" {
+	SW_CLOCK_SKEW=soon refused 64 sw-lease acquire job
+}
+
+@test "tokens only grow across release, expiry and many acquisitions" {
+	export SW_CLOCK_SKEW=0
+	local last=0 i
+	for i in $(seq 1 30); do   # 90 versions, past the 64 kept: old ones are deleted
+		acq job --ttl 1h
+		[ "$TOK" -gt "$last" ] || { echo "token $TOK after $last"; return 1; }
+		last=$TOK
+		sw-lease renew job --token "$TOK" >/dev/null
+		sw-lease release job --token "$TOK" >/dev/null
+	done
+	acq job --ttl 10ms
+	[ "$TOK" -gt "$last" ]
+	last=$TOK
+	sleep 0.05
+	acq job
+	[ "$TOK" -gt "$last" ]
+	[ "$(ls "$SW_DIR/leases/job" | grep -c '^v\.')" -le 66 ]
+}
+
+@test "concurrent acquirers: exactly one wins each round" {
+	local r
+	for r in 1 2 3; do
+		for i in 1 2 3 4 5 6; do
+			sw-lease acquire race$r --ttl 1h >"$BATS_TEST_TMPDIR/r$r.$i" 2>/dev/null &
+		done
+		wait
+		[ "$(cat "$BATS_TEST_TMPDIR"/r$r.* | grep -c '"token"')" -eq 1 ]
+	done
+}
+
+@test "--wait gets the lease when it is released" {
+	acq job --ttl 1h
+	( sleep 0.3; sw-lease release job --token "$TOK" >/dev/null ) &
+	run --separate-stderr sw-lease acquire job --wait 5s
+	[ "$status" -eq 0 ]
+	jq -e ".token == $((TOK + 1))" <<<"$output"
+}
+
+@test "--wait DURATION times out with 75" {
+	acq job --ttl 1h
+	local t0=$(date +%s%N)
+	refused 75 sw-lease acquire job --wait 300ms
+	[[ $stderr == *"timed out"* ]]
+	[ $(( $(date +%s%N) - t0 )) -ge 300000000 ]
+}
+
+@test "show: state of a lease; unknown lease: 1" {
+	acq job --owner me
+	run --separate-stderr sw-lease show job
+	[ "$status" -eq 0 ]
+	jq -e '.state == "held" and .owner == "me"' <<<"$output"
+	refused 1 sw-lease show nothing
+}
+
+@test "list: one line per lease, sorted; empty workspace prints nothing" {
+	run --separate-stderr sw-lease list
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	acq b
+	acq a
+	sw-lease release a --token "$TOK" >/dev/null
+	run --separate-stderr sw-lease list
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '"\(.name) \(.state)"' <<<"$output" | tr '\n' ,)" = "a released,b held," ]
+}
+
+@test "leftover temporary files are ignored" {
+	acq job
+	echo junk >"$SW_DIR/leases/job/.tmp.123.abc"
+	run sw-lease check job --token "$TOK"
+	[ "$status" -eq 0 ]
+}
+
+@test "a damaged version file is bad data (65), not a crash" {
+	acq job
+	sw-lease release job --token "$TOK" >/dev/null
+	echo 'not json' >"$SW_DIR/leases/job/v.00000000000000000003"
+	refused 65 sw-lease show job
+}
+
+# ---- run ---------------------------------------------------------------------
+
+@test "run passes the command's exit status and SW_LEASE_NAME, SW_LEASE_TOKEN, TRACEPARENT" {
+	run --separate-stderr sw-lease run cron -- sh -c 'echo "$SW_LEASE_NAME $SW_LEASE_TOKEN $TRACEPARENT"; exit 3'
+	[ "$status" -eq 3 ]
+	[[ $output =~ ^cron\ 1\ 00-[0-9a-f]{32}-[0-9a-f]{16}-01$ ]]
+	# and released afterwards
+	run sw-lease show cron
+	jq -e '.state == "released"' <<<"$output"
+}
+
+@test "run's TRACEPARENT is a child of the caller's trace" {
+	export TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+	run --separate-stderr sw-lease run cron --spans="$BATS_TEST_TMPDIR/spans" -- sh -c 'echo $TRACEPARENT'
+	[ "$status" -eq 0 ]
+	[[ $output == 00-0af7651916cd43dd8448eb211c80319c-* ]]
+	local sid=${output:36:16}
+	jq -e --arg s "$sid" '.resourceSpans[0].scopeSpans[0].spans[0] | .spanId == $s and .parentSpanId == "b7ad6b7169203331" and .name == "sw-lease run"' "$BATS_TEST_TMPDIR/spans"
+}
+
+@test "run: a command killed by a signal gives 128+signal" {
+	run sw-lease run cron -- sh -c 'kill -9 $$'
+	[ "$status" -eq 137 ]
+}
+
+@test "run: command not found 127, and the lease is released" {
+	run -127 --separate-stderr sw-lease run cron -- /nonexistent/cmd
+	[ "$status" -eq 127 ]
+	run sw-lease show cron
+	jq -e '.state == "released"' <<<"$output"
+}
+
+@test "run while the lease is busy: 75 (or -E CODE), the command does not run" {
+	acq cron --ttl 1h
+	run --separate-stderr sw-lease run cron -- touch "$BATS_TEST_TMPDIR/ran"
+	[ "$status" -eq 75 ]
+	run --separate-stderr sw-lease run -E 0 cron -- touch "$BATS_TEST_TMPDIR/ran"
+	[ "$status" -eq 0 ]
+	run --separate-stderr sw-lease run --conflict-exit-code 3 cron touch "$BATS_TEST_TMPDIR/ran"
+	[ "$status" -eq 3 ]
+	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
+	refused 64 sw-lease run -E 256 cron true
+}
+
+@test "run without a command: 64" {
+	refused 64 sw-lease run cron
+	refused 64 sw-lease run cron --
+}
+
+@test "run leaves the command's own options alone" {
+	run --separate-stderr sw-lease run cron ls -d /
+	[ "$status" -eq 0 ] && [ "$output" = / ]
+	run --separate-stderr sw-lease run cron --ttl 5s -- ls -d --ttl 2>/dev/null
+	[ "$status" -ne 0 ]   # ls got --ttl, not us
+}
+
+@test "run passes no file descriptor of its own to the command" {
+	local want got
+	want=$(sh -c 'ls /proc/$$/fd' | sort | tr '\n' ' ')
+	got=$(sw-lease run cron -- sh -c 'ls /proc/$$/fd' | sort | tr '\n' ' ')
+	[ "$got" = "$want" ] || { echo "direct: $want; under run: $got"; return 1; }
+}
+
+@test "run renews in the background: a command longer than the TTL keeps the lease" {
+	run --separate-stderr sw-lease run cron --ttl 300ms -- sh -c 'sleep 1; sw-lease check cron --token $SW_LEASE_TOKEN >/dev/null'
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+}
+
+@test "run: a second run is busy while the first holds the lease" {
+	sw-lease run cron --ttl 300ms -- sleep 1 &
+	sleep 0.3
+	run --separate-stderr sw-lease run cron -- true
+	[ "$status" -eq 75 ]
+	wait
+}
+
+@test "run: a lost lease stops the command with SIGTERM and exits 75" {
+	# the command releases its own lease behind run's back: the next
+	# renewal finds the lease gone
+	run --separate-stderr sw-lease run cron --ttl 300ms -- sh -c '
+		trap "echo terminated; exit 9" TERM
+		sw-lease release cron --token $SW_LEASE_TOKEN >/dev/null
+		sleep 5 >/dev/null 2>&1 & wait'
+	[ "$status" -eq 75 ]
+	[ "$output" = terminated ]
+	[[ $stderr == *lost* ]]
+}
+
+@test "run: SIGKILL after the grace period when SIGTERM is ignored" {
+	local t0=$(date +%s%N)
+	run --separate-stderr sw-lease run cron --ttl 300ms -g 300ms -- sh -c '
+		trap "" TERM
+		sw-lease release cron --token $SW_LEASE_TOKEN >/dev/null
+		exec sleep 10'
+	[ "$status" -eq 75 ]
+	[ $(( $(date +%s%N) - t0 )) -lt 5000000000 ]
+}
+
+@test "run forwards SIGTERM to the command and passes its status" {
+	sw-lease run cron -- sh -c 'trap "exit 7" TERM; sleep 10 & wait' &
+	local pid=$!
+	sleep 0.3
+	kill -TERM "$pid"
+	local st=0
+	wait "$pid" || st=$?
+	[ "$st" -eq 7 ]
+	run sw-lease show cron
+	jq -e '.state == "released"' <<<"$output"
+}
+
+@test "the command does not outlive a SIGKILLed sw-lease run" {
+	sw-lease run cron --ttl 5s -- sh -c 'echo $$ >"$0"; exec sleep 30' "$BATS_TEST_TMPDIR/pid" >/dev/null 2>&1 3>&- &
+	local pid=$!
+	for _ in $(seq 100); do [ -s "$BATS_TEST_TMPDIR/pid" ] && break; sleep 0.02; done
+	local child
+	child=$(cat "$BATS_TEST_TMPDIR/pid")
+	kill -0 "$child"
+	kill -KILL "$pid"
+	wait "$pid" || true
+	# gone, or a zombie waiting for an init that reaps slowly
+	alive() { [ -e /proc/$child ] && ! grep -q '^State:.*Z' /proc/$child/status 2>/dev/null; }
+	for _ in $(seq 50); do alive || break; sleep 0.02; done
+	! alive
+}
+
+@test "a SIGKILLed run's lease is taken after TTL + margin, not before" {
+	export SW_CLOCK_SKEW=300ms
+	sw-lease run cron --ttl 500ms -- sleep 3 >/dev/null 2>&1 3>&- &
+	local pid=$!
+	sleep 0.3
+	kill -KILL "$pid"
+	wait "$pid" || true
+	local exp
+	exp=$(sw-lease show cron | jq -r .expires_at_unix_ns)
+	run sw-lease acquire cron
+	[ "$status" -eq 75 ]
+	until sw-lease acquire cron --quiet; do sleep 0.02; done
+	local now=$(date +%s%N)
+	# the last renewal may have moved the expiry on; the true one is in show
+	[ "$now" -ge $((exp + 300000000)) ]
+}
+
+# ---- spans -------------------------------------------------------------------
+
+@test "--spans writes one OTLP span per operation with the lease attributes" {
+	run --separate-stderr sw-lease acquire job --spans=stderr
+	[ "$status" -eq 0 ]
+	jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .name == "sw-lease acquire" and
+		(.attributes | map(select(.key == "sw.lease.name"))[0].value.stringValue == "job")' <<<"$stderr"
+	run --separate-stderr sw-lease acquire job --spans=stderr
+	[ "$status" -eq 75 ]
+	# busy is an answer, not an error
+	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0].status.code == 1'
+}

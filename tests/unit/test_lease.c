@@ -1,0 +1,183 @@
+/* test_lease — lib/lease.c through its API (what sw-metrics will use):
+ * return codes, states, listing, tokens that only grow past the deleted
+ * versions, readers that ignore a stray old version, and four processes
+ * hammering one lease with a short TTL: no two belief intervals overlap. */
+#include "clock.h"
+#include "err.h"
+#include "lease.h"
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int tests, failures;
+
+static void ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%sok %d - ", cond ? "" : "not ", ++tests);
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	if (!cond)
+		failures++;
+}
+
+static int count_held(const struct sw_lease *l, void *arg)
+{
+	if (l->state == SW_LEASE_HELD)
+		++*(int *)arg;
+	return 0;
+}
+
+struct interval { uint64_t token; int64_t start, end; };
+
+static int cmp_iv(const void *a, const void *b)
+{
+	const struct interval *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* One contender: records [acquired, last expiry or release) per token. */
+static void contend(struct sw_ws *ws, int fd, unsigned seed)
+{
+	char err[SW_LEASE_ERRLEN], line[96];
+	struct sw_lease l;
+	int64_t until = sw_now_ns() + 1500 * INT64_C(1000000);
+	srand(seed);
+	while (sw_now_ns() < until) {
+		if (sw_lease_acquire(ws, "hot", "t", 20 * 1000000, &l, err)) {
+			sw_sleep_ns(rand() % 2000000);
+			continue;
+		}
+		int64_t start = l.acquired_ns, end = l.expires_ns;
+		uint64_t token = l.token;
+		int renews = rand() % 3;
+		for (int i = 0; i < renews; i++) {
+			sw_sleep_ns((rand() % 4 == 0 ? 25 : 6) * 1000000);
+			if (sw_lease_renew(ws, "hot", token, 20 * 1000000, &l, err))
+				break;
+			end = l.expires_ns;
+		}
+		if (rand() % 3 && sw_lease_release(ws, "hot", token, &l, err) == 0 && l.released_ns < end)
+			end = l.released_ns;
+		int n = snprintf(line, sizeof line, "%llu %lld %lld\n", (unsigned long long)token,
+				 (long long)start, (long long)end);
+		if (write(fd, line, (size_t)n) != n)
+			_exit(2);
+	}
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/test_lease.XXXXXX", err[SW_LEASE_ERRLEN], path[128];
+	if (!mkdtemp(dir)) {
+		printf("Bail out! mkdtemp\n");
+		return 1;
+	}
+	setenv("SW_SYNC", "off", 1);
+	setenv("SW_CLOCK_SKEW", "5ms", 1);
+	unsetenv("SW_CLOCK_OFFSET");
+	struct sw_ws ws;
+	sw_ws_open(&ws, dir, true);
+	struct sw_lease l;
+
+	ok(sw_lease_read(&ws, "a", &l, err) == SW_EX_FALSE, "read of an unknown lease: 1");
+	ok(sw_lease_acquire(&ws, "../x", "o", SW_NS_PER_SEC, &l, err) == EX_DATAERR, "bad name: 65 (%s)", err);
+	ok(sw_lease_acquire(&ws, "a", "o", 10 * SW_NS_PER_SEC, &l, err) == 0 && l.token == 1 &&
+	   l.state == SW_LEASE_HELD, "acquire: token 1, held");
+	ok(sw_lease_acquire(&ws, "a", "p", SW_NS_PER_SEC, &l, err) == EX_TEMPFAIL && !strcmp(l.owner, "o"),
+	   "acquire of a held lease: 75 and the holder (%s)", err);
+	ok(sw_lease_renew(&ws, "a", 2, SW_NS_PER_SEC, &l, err) == SW_EX_FALSE, "renew with a wrong token: 1");
+	ok(sw_lease_check(&ws, "a", 1, &l, err) == 0, "check of the holder: 0");
+	ok(sw_lease_acquire(&ws, "b", "o", SW_NS_PER_SEC, &l, err) == 0, "second lease");
+	ok(sw_lease_release(&ws, "b", 1, &l, err) == 0 && l.state == SW_LEASE_RELEASED, "release");
+	ok(sw_lease_acquire(&ws, "c", "o", 1000000, &l, err) == 0, "third lease, 1ms");
+	sw_sleep_ns(2000000);
+	ok(sw_lease_read(&ws, "c", &l, err) == 0 && l.state == SW_LEASE_EXPIRED, "expired after its ttl");
+	int held = 0, lrc = sw_lease_list(&ws, count_held, &held, err);
+	ok(lrc == 0 && held == 1, "list: one of three held (%d)", held);
+	ok(!strcmp(sw_lease_state_name(SW_LEASE_HELD), "held") &&
+	   !strcmp(sw_lease_state_name(SW_LEASE_FREE), "free"), "state names");
+	uint64_t t;
+	ok(sw_lease_token_parse("42", &t) && t == 42 && !sw_lease_token_parse("0", &t) &&
+	   !sw_lease_token_parse("-1", &t) && !sw_lease_token_parse("1x", &t) &&
+	   !sw_lease_token_parse("99999999999999999999", &t), "token parsing");
+
+	/* 150 versions: the oldest are deleted, tokens keep growing */
+	uint64_t last = 0;
+	int grew = 1;
+	for (int i = 0; i < 50; i++) {
+		if (sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, err) || l.token <= last)
+			grew = 0;
+		last = l.token;
+		if (sw_lease_renew(&ws, "d", last, 0, &l, err) || sw_lease_release(&ws, "d", last, &l, err))
+			grew = 0;
+	}
+	ok(grew && last == 50, "50 acquisitions over 150 versions: tokens 1..50 (%llu)", (unsigned long long)last);
+	snprintf(path, sizeof path, "%s/leases/d/v.%020d", dir, 1);
+	ok(access(path, F_OK) < 0, "old versions deleted");
+	/* a stray old version (a stale writer that died before undoing its
+	 * write) and a missing head hint do not fool readers */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	dprintf(fd, "{\"name\":\"d\",\"seq\":1,\"token\":99,\"owner\":\"x\",\"state\":\"held\",\"vid\":\"z\","
+		"\"expires_at_unix_ns\":%lld}\n", (long long)(sw_now_ns() + 3600 * SW_NS_PER_SEC));
+	close(fd);
+	snprintf(path, sizeof path, "%s/leases/d/head", dir);
+	unlink(path);
+	ok(sw_lease_read(&ws, "d", &l, err) == 0 && l.token == 50 && l.seq == 150,
+	   "reader finds v.150 by listing, not the stray (token %llu seq %llu)",
+	   (unsigned long long)l.token, (unsigned long long)l.seq);
+	ok(sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, err) == 0 && l.token == 51, "next token 51");
+
+	/* four processes, 20ms TTL, 5ms margin, 1.5s */
+	snprintf(path, sizeof path, "%s/intervals", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC, 0644);
+	pid_t pids[4];
+	for (int i = 0; i < 4; i++) {
+		if ((pids[i] = fork()) == 0) {
+			contend(&ws, fd, (unsigned)i + 1);
+			_exit(0);
+		}
+	}
+	int clean = 1;
+	for (int i = 0; i < 4; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		clean &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	close(fd);
+	ok(clean, "contenders exited cleanly");
+	FILE *f = fopen(path, "r");
+	static struct interval iv[100000];
+	size_t n = 0;
+	unsigned long long tk;
+	long long s, e;
+	while (f && n < 100000 && fscanf(f, "%llu %lld %lld", &tk, &s, &e) == 3)
+		iv[n++] = (struct interval){ tk, s, e };
+	if (f)
+		fclose(f);
+	qsort(iv, n, sizeof iv[0], cmp_iv);
+	size_t overlaps = 0, order = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (iv[i].start < iv[i - 1].end)
+			overlaps++;
+		if (iv[i].token <= iv[i - 1].token)
+			order++;
+	}
+	ok(n > 20, "%zu acquisitions", n);
+	ok(overlaps == 0, "no two holders at once (%zu overlaps)", overlaps);
+	ok(order == 0, "tokens grow in order of acquisition (%zu out of order)", order);
+
+	sw_ws_close(&ws);
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+	printf("1..%d\n", tests);
+	return failures ? 1 : 0;
+}
