@@ -140,12 +140,6 @@ static const char *need_id(struct opts *o)
 	return o->args[0];
 }
 
-static void need_token(const struct opts *o)
-{
-	if (!o->token_given)
-		sw_usage_error("--token is required");
-}
-
 /* ---- add -------------------------------------------------------------- */
 
 /* stdin read whole: a batch is checked completely before anything is
@@ -367,7 +361,6 @@ static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 static int claimed_verb(struct opts *o, struct sw_ws *ws, struct sw_span *sp, const char *verb)
 {
 	const char *id = need_id(o);
-	need_token(o);
 	sw_span_str(sp, "sw.item.id", id);
 	sw_span_int(sp, "sw.item.token", (int64_t)o->token);
 	struct sw_queue q;
@@ -729,6 +722,9 @@ int main(int argc, char **argv)
 	if (o.queue_given)
 		sw_name_check("queue name (SW_QUEUE)", envq);
 	parse(&o, v, argc - 1, argv + 1);
+	/* usage is checked before the workspace is looked at */
+	if (strchr(v->optcodes, '\x0a') && !o.token_given)
+		sw_usage_error("--token is required");
 
 	/* only verbs that add or wait make a missing workspace: a mistyped
 	 * SW_DIR must not look like an empty queue */

@@ -1,0 +1,805 @@
+#!/usr/bin/env bats
+# sw-claim: every verb and option of `sw-claim --help`, the exit codes of
+# DESIGN.md §4, spans, and the bad inputs of issue 2 (one line on stderr,
+# the documented code, nothing written).
+load helper
+
+# Items in every state of every queue (0 when there is no queue yet).
+nitems() {
+	sw-claim stats 2>/dev/null | jq -s '[.[] | .pending + .claimed + .done + .dead + .cancelled] | add // 0'
+}
+
+# Claims one item: sets ID, TOK (fencing token) and ATT (attempt).
+claim() {
+	local j
+	j=$(sw-claim next "$@") || return
+	ID=$(jq -r .id <<<"$j")
+	TOK=$(jq -r .token <<<"$j")
+	ATT=$(jq -r .attempt <<<"$j")
+}
+
+state_of() { sw-claim show "$1" | jq -r .state; }
+
+# run + the contract for a refused input: status, exactly one line on
+# stderr naming the program, nothing on stdout, nothing added.
+refused() {
+	local want=$1; shift
+	local before
+	before=$(nitems)
+	run --separate-stderr "$@"
+	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
+	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
+	[[ $stderr == sw-claim:* ]] || { echo "stderr: $stderr"; return 1; }
+	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
+	[ "$(nitems)" -eq "$before" ] || { echo "items changed: $before -> $(nitems)"; return 1; }
+}
+
+# ---- help, version, usage ------------------------------------------------
+
+@test "--help prints usage to stdout naming every verb, exit 0" {
+	run --separate-stderr sw-claim --help
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	for v in add next renew done fail release cancel requeue show list stats reap purge; do
+		[[ $output == *"  $v "* ]] || { echo "no $v"; false; }
+	done
+	run --separate-stderr sw-claim next -h
+	[ "$status" -eq 0 ]
+	[[ $output == usage:* ]]
+}
+
+@test "-V prints the version, exit 0" {
+	run --separate-stderr sw-claim -V
+	[ "$status" -eq 0 ]
+	[[ $output == "sw-claim "[0-9]* ]]
+}
+
+@test "no verb, unknown verb, unknown option, stray argument: one line, exit 64" {
+	sw-claim add 0 >/dev/null
+	refused 64 sw-claim
+	refused 64 sw-claim frob
+	refused 64 sw-claim add --bogus 1
+	refused 64 sw-claim next --bogus
+	refused 64 sw-claim next extra
+	refused 64 sw-claim stats --token 1
+	refused 64 sw-claim done
+	refused 64 sw-claim done X
+	refused 64 sw-claim next --ttl soon
+	refused 64 sw-claim list --state nosuch
+}
+
+# ---- add -------------------------------------------------------------------
+
+@test "add PAYLOAD: one item with a ULID id, the JSON payload and the defaults" {
+	run --separate-stderr sw-claim add '{"n":1}'
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	id=$(jq -r .id <<<"$output")
+	[[ $id =~ ^[0-9A-HJKMNP-TV-Z]{26}$ ]]
+	jq -e '.queue == "default" and .state == "pending" and .added == true' <<<"$output"
+	run sw-claim show "$id"
+	[ "$status" -eq 0 ]
+	jq -e '.payload == {"n":1} and .priority == 5 and .attempt == 0 and
+	       .max_attempts == 5 and .timeout == 300 and .state == "pending" and
+	       (.created_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$"))' <<<"$output"
+}
+
+@test "add from stdin: JSON Lines, one result line each, blank lines skipped" {
+	run --separate-stderr sw-claim add <<-'EOF'
+	{"payload":"a"}
+
+	{"payload":{"b":2},"priority":3,"id":"given-b","role":"gpu","max_attempts":2,"timeout":60}
+	{"payload":[3]}
+	EOF
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 3 ]
+	run sw-claim show given-b
+	jq -e '.payload == {"b":2} and .priority == 3 and .role == "gpu" and
+	       .max_attempts == 2 and .timeout == 60' <<<"$output"
+	[ "$(nitems)" -eq 3 ]
+}
+
+@test "add --lines: each stdin line (or the argument) is a string payload" {
+	printf 'first line\n{"not":"json"}\n' | sw-claim add --lines >/dev/null
+	sw-claim add --lines 'plain words' >/dev/null
+	run sw-claim list
+	[ "$(jq -s -c '[.[].payload] | sort' <<<"$output")" = '["first line","plain words","{\"not\":\"json\"}"]' ]
+}
+
+@test "add --id is idempotent: a second add exits 0, says added:false, adds nothing" {
+	run sw-claim add --id job-1 '"one"'
+	[ "$status" -eq 0 ]
+	jq -e '.id == "job-1" and .added == true' <<<"$output"
+	run --separate-stderr sw-claim add --id job-1 '"two"'
+	[ "$status" -eq 0 ]
+	jq -e '.id == "job-1" and .added == false' <<<"$output"
+	echo '{"id":"job-1","payload":"three"}' | sw-claim add | jq -e '.added == false'
+	[ "$(nitems)" -eq 1 ]
+	[ "$(sw-claim show job-1 | jq -r .payload)" = one ]
+	# still one item after it was claimed and done
+	claim
+	sw-claim done "$ID" --token "$TOK" >/dev/null
+	sw-claim add --id job-1 '"four"' | jq -e '.added == false'
+	[ "$(nitems)" -eq 1 ]
+}
+
+@test "add --id after a crashed add of that id (an empty ids/ marker): added once the grace is past" {
+	sw-claim add 0 >/dev/null
+	ids=$SW_DIR/queues/default/ids
+	# what an add killed between reserving the id and placing the item leaves
+	: >"$ids/ghost"
+	run sw-claim add --id ghost '"young"'
+	jq -e '.added == false' <<<"$output"       # maybe still being added
+	touch -d '1 hour ago' "$ids/ghost"
+	run sw-claim add --id ghost '"retried"'
+	[ "$status" -eq 0 ]
+	jq -e '.added == true' <<<"$output"
+	[ "$(sw-claim show ghost | jq -r .payload)" = retried ]
+	sw-claim add --id ghost '"again"' | jq -e '.added == false'
+	[ "$(nitems)" -eq 2 ]
+	# an old empty marker whose item does exist is not taken over
+	sw-claim add --id real '"r"' >/dev/null
+	: >"$ids/real"
+	touch -d '1 hour ago' "$ids/real"
+	sw-claim add --id real '"r2"' | jq -e '.added == false'
+	[ "$(nitems)" -eq 3 ]
+}
+
+@test "add --id with a batch on stdin is a usage error" {
+	echo '{"payload":1}' | refused 64 sw-claim add --id x
+}
+
+@test "next: FIFO within a priority, across adds and across buckets" {
+	# 300 items in one batch crosses a bucket of 256; then single adds
+	seq 1 300 | sed 's/.*/{"payload":&}/' | sw-claim add --quiet
+	for i in 301 302 303; do sw-claim add "$i" --quiet; done
+	got=$(for i in $(seq 1 303); do sw-claim next | jq -r .payload; done | tr '\n' ' ')
+	[ "$got" = "$(seq 1 303 | tr '\n' ' ')" ]
+	run sw-claim next
+	[ "$status" -eq 75 ]
+}
+
+@test "next: priority order, 0 first, FIFO inside each priority" {
+	sw-claim add -p 5 '"a5"' >/dev/null
+	sw-claim add -p 1 '"b1"' >/dev/null
+	sw-claim add --priority 9 '"c9"' >/dev/null
+	sw-claim add -p 1 '"d1"' >/dev/null
+	sw-claim add -p 0 '"e0"' >/dev/null
+	got=$(for i in 1 2 3 4 5; do sw-claim next | jq -r .payload; done | tr '\n' ' ')
+	[ "$got" = "e0 b1 d1 a5 c9 " ]
+}
+
+@test "next prints id, payload, attempt, token and lease_expires_at" {
+	sw-claim add '{"x":1}' >/dev/null
+	run --separate-stderr sw-claim next
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	jq -e '(.id|type) == "string" and .payload == {"x":1} and .attempt == 1 and
+	       (.token|type) == "number" and .token > 0 and .state == "claimed" and
+	       (.lease_expires_at|test("Z$"))' <<<"$output"
+}
+
+@test "next on an empty or unknown queue: exit 75, one line" {
+	refused 75 sw-claim next
+	refused 75 sw-claim next -q nosuch
+	sw-claim add 1 >/dev/null
+	claim
+	refused 75 sw-claim next
+}
+
+@test "--role items go only to claimers whose --roles name it; no role goes to anyone" {
+	sw-claim add -r gpu '"g"' >/dev/null
+	sw-claim add --role cpu '"c"' >/dev/null
+	sw-claim add '"any"' >/dev/null
+	[ "$(sw-claim next --roles io | jq -r .payload)" = any ]
+	run sw-claim next --roles io
+	[ "$status" -eq 75 ]
+	[ "$(sw-claim next --roles io,gpu | jq -r .payload)" = g ]
+	run sw-claim next --roles gpu
+	[ "$status" -eq 75 ]
+	# without --roles a claimer takes any item
+	[ "$(sw-claim next | jq -r .payload)" = c ]
+}
+
+@test "--delay: not claimable before it is due, claimable after" {
+	sw-claim add --delay 1s '"later"' >/dev/null
+	sw-claim add --delay 1h '"much later"' >/dev/null
+	run sw-claim next
+	[ "$status" -eq 75 ]
+	sw-claim stats | jq -e '.pending == 2 and .delayed == 2'
+	sleep 1.2
+	[ "$(sw-claim next | jq -r .payload)" = later ]
+	run sw-claim next
+	[ "$status" -eq 75 ]
+}
+
+@test "--after: claimable only after every dependency is done" {
+	sw-claim add --id a '"a"' >/dev/null
+	sw-claim add --id b '"b"' >/dev/null
+	sw-claim add --id c --after a,b -p 0 '"c"' >/dev/null
+	sw-claim stats | jq -e '.blocked == 1'
+	claim
+	[ "$ID" = a ]
+	sw-claim done a --token "$TOK" >/dev/null
+	claim
+	[ "$ID" = b ]     # c waits for b although it is more urgent
+	run sw-claim next
+	[ "$status" -eq 75 ]
+	sw-claim done b --token "$TOK" >/dev/null
+	claim
+	[ "$ID" = c ]
+}
+
+@test "--after a dependency that is already done does not block" {
+	sw-claim add --id a 1 >/dev/null
+	claim
+	sw-claim done a --token "$TOK" >/dev/null
+	sw-claim add --id b --after a 2 >/dev/null
+	claim
+	[ "$ID" = b ]
+}
+
+@test "--max-attempts and --timeout are stored on the item and used" {
+	sw-claim add --max-attempts 1 --timeout 7 '"x"' >/dev/null
+	now=$(date +%s)
+	run sw-claim next
+	jq -e '.max_attempts == 1 and .timeout == 7' <<<"$output"
+	exp=$(jq -r '.lease_expires_at_unix_ns / 1e9 | floor' <<<"$output")
+	[ $((exp - now)) -ge 6 ]
+	[ $((exp - now)) -le 9 ]
+	ID=$(jq -r .id <<<"$output") TOK=$(jq -r .token <<<"$output")
+	sw-claim fail "$ID" --token "$TOK" --retry-in 0 | jq -e '.state == "dead"'
+}
+
+@test "next --ttl sets the lease instead of the item's timeout" {
+	sw-claim add 1 >/dev/null
+	now=$(date +%s)
+	run sw-claim next --ttl 1h
+	exp=$(jq -r '.lease_expires_at_unix_ns / 1e9 | floor' <<<"$output")
+	[ $((exp - now)) -ge 3599 ]
+	[ $((exp - now)) -le 3602 ]
+}
+
+@test "next --wait=DUR on an empty queue times out with 75 after DUR" {
+	t0=$(date +%s%N)
+	refused 75 sw-claim next --wait=1s
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[ "$ms" -ge 950 ]
+	[ "$ms" -lt 3000 ]
+	run sw-claim next --wait 0.3s
+	[ "$status" -eq 75 ]
+}
+
+@test "next --wait wakes well under a second after another process adds" {
+	sw-claim add 0 >/dev/null; claim   # the queue exists, is empty
+	sw-claim next --wait=20s >"$BATS_TEST_TMPDIR/got" 2>&1 &
+	pid=$!
+	sleep 0.5
+	t0=$(date +%s%N)
+	sw-claim add '"wake"' >/dev/null
+	wait "$pid"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "woke after ${ms} ms"
+	jq -e '.payload == "wake"' "$BATS_TEST_TMPDIR/got"
+	[ "$ms" -lt 500 ]
+}
+
+@test "next --wait forever (no duration) also wakes on add" {
+	sw-claim add 0 >/dev/null; claim
+	sw-claim next --wait >"$BATS_TEST_TMPDIR/got" &
+	pid=$!
+	sleep 0.3
+	sw-claim add '"w"' >/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then kill "$pid"; false; fi
+	wait "$pid"
+	jq -e '.payload == "w"' "$BATS_TEST_TMPDIR/got"
+}
+
+# ---- claimed items: tokens ----------------------------------------------
+
+@test "renew with the right token extends the lease; a wrong one: 1, unchanged" {
+	sw-claim add 1 >/dev/null
+	claim --ttl 10s
+	before=$(sw-claim show "$ID" | jq -r .lease_expires_at_unix_ns)
+	refused 1 sw-claim renew "$ID" --token $((TOK + 1)) --ttl 1h
+	[ "$(sw-claim show "$ID" | jq -r .lease_expires_at_unix_ns)" = "$before" ]
+	run --separate-stderr sw-claim renew "$ID" --token "$TOK" --ttl 1h
+	[ "$status" -eq 0 ]
+	jq -e --argjson t "$TOK" '.token == $t and .state == "claimed"' <<<"$output"
+	after=$(sw-claim show "$ID" | jq -r .lease_expires_at_unix_ns)
+	[ $(((after - before) / 1000000000)) -ge 3500 ]
+}
+
+@test "done with the right token: done with its result; wrong token: 1, nothing changes" {
+	sw-claim add 1 >/dev/null
+	claim
+	refused 1 sw-claim done "$ID" --token $((TOK + 1))
+	[ "$(state_of "$ID")" = claimed ]
+	run --separate-stderr sw-claim done "$ID" --token "$TOK" --result '{"ok":true}'
+	[ "$status" -eq 0 ]
+	jq -e '.state == "done" and .result == {"ok":true}' <<<"$output"
+	sw-claim show "$ID" | jq -e '.state == "done" and .result == {"ok":true} and .attempt == 1'
+	# the same token again: the claim is gone
+	refused 1 sw-claim done "$ID" --token "$TOK"
+	sw-claim stats | jq -e '.done == 1 and .claimed == 0 and .pending == 0'
+}
+
+@test "done --result that is not JSON: 65, the claim stays" {
+	sw-claim add 1 >/dev/null
+	claim
+	refused 65 sw-claim done "$ID" --token "$TOK" --result '{nope'
+	[ "$(state_of "$ID")" = claimed ]
+}
+
+@test "a malformed or missing --token is refused" {
+	sw-claim add 1 >/dev/null
+	claim
+	refused 65 sw-claim done "$ID" --token abc
+	refused 65 sw-claim done "$ID" --token -5
+	refused 64 sw-claim done "$ID"
+	refused 1 sw-claim done "$ID" --token 1
+	[ "$(state_of "$ID")" = claimed ]
+}
+
+@test "verbs on a missing workspace: 69, and it is not created" {
+	refused 69 sw-claim show x
+	refused 69 sw-claim done x --token 5
+	[ ! -e "$SW_DIR" ]
+	refused 75 sw-claim next
+}
+
+@test "verbs on an unknown id or queue exit 1" {
+	sw-claim add 1 >/dev/null
+	refused 1 sw-claim show nosuch
+	refused 1 sw-claim cancel nosuch
+	refused 1 sw-claim requeue nosuch
+	refused 1 sw-claim done nosuch --token 5
+	refused 1 sw-claim show -q nosuchq x
+}
+
+@test "fail: pending again after --retry-in, attempt counted, new larger token" {
+	sw-claim add 1 >/dev/null
+	claim
+	tok1=$TOK
+	refused 1 sw-claim fail "$ID" --token $((TOK + 1)) --error boom
+	run --separate-stderr sw-claim fail "$ID" --token "$TOK" --error boom --retry-in 1s
+	[ "$status" -eq 0 ]
+	jq -e '.state == "pending" and .last_error == "boom" and .attempt == 1' <<<"$output"
+	run sw-claim next
+	[ "$status" -eq 75 ]
+	sleep 1.2
+	claim
+	[ "$ATT" -eq 2 ]
+	[ "$TOK" -gt "$tok1" ]
+	refused 1 sw-claim done "$ID" --token "$tok1"
+	sw-claim done "$ID" --token "$TOK" >/dev/null
+}
+
+@test "fail without --retry-in backs off exponentially with jitter" {
+	sw-claim add --max-attempts 9 1 >/dev/null
+	claim
+	d1=$(sw-claim fail "$ID" --token "$TOK" | jq '.not_before_unix_ns - .failed_at_unix_ns')
+	# 1s base, equal jitter: between 0.5 and 1 s
+	[ "$d1" -ge 500000000 ]
+	[ "$d1" -le 1000000000 ]
+	sleep 1.05
+	claim
+	[ "$ATT" -eq 2 ]
+	d2=$(sw-claim fail "$ID" --token "$TOK" | jq '.not_before_unix_ns - .failed_at_unix_ns')
+	[ "$d2" -ge 1000000000 ]
+	[ "$d2" -le 2000000000 ]
+}
+
+@test "fail after max attempts: dead; requeue brings it back with attempt 0" {
+	sw-claim add --max-attempts 2 '"x"' >/dev/null
+	claim
+	sw-claim fail "$ID" --token "$TOK" --retry-in 0 | jq -e '.state == "pending"'
+	claim
+	[ "$ATT" -eq 2 ]
+	sw-claim fail "$ID" --token "$TOK" --retry-in 0 --error last | jq -e '.state == "dead"'
+	sw-claim show "$ID" | jq -e '.state == "dead" and .last_error == "last" and .attempt == 2'
+	run sw-claim next
+	[ "$status" -eq 75 ]
+	sw-claim list --state dead | jq -e --arg id "$ID" '.id == $id'
+	refused 1 sw-claim cancel "$ID"
+	run sw-claim requeue "$ID"
+	[ "$status" -eq 0 ]
+	jq -e '.state == "pending" and .attempt == 0' <<<"$output"
+	claim
+	[ "$ATT" -eq 1 ]
+}
+
+@test "release: back to pending at once, attempt not counted, old token refused" {
+	sw-claim add 1 >/dev/null
+	claim
+	tok1=$TOK
+	refused 1 sw-claim release "$ID" --token $((TOK + 1))
+	[ "$(state_of "$ID")" = claimed ]
+	sw-claim release "$ID" --token "$TOK" | jq -e '.state == "pending"'
+	claim
+	[ "$ATT" -eq 1 ]
+	[ "$TOK" -gt "$tok1" ]
+	refused 1 sw-claim renew "$ID" --token "$tok1"
+	refused 1 sw-claim release "$ID" --token "$tok1"
+}
+
+@test "cancel: pending or claimed -> cancelled; the claim's token is then refused" {
+	sw-claim add --id p 1 >/dev/null
+	sw-claim add --id c 2 >/dev/null
+	sw-claim cancel p | jq -e '.state == "cancelled"'
+	claim
+	[ "$ID" = c ]
+	sw-claim cancel c | jq -e '.state == "cancelled"'
+	refused 1 sw-claim done c --token "$TOK"
+	refused 1 sw-claim cancel c
+	sw-claim stats | jq -e '.cancelled == 2 and .pending == 0 and .claimed == 0'
+	run sw-claim next
+	[ "$status" -eq 75 ]
+}
+
+@test "requeue: only dead or cancelled items" {
+	sw-claim add --id a 1 >/dev/null
+	refused 1 sw-claim requeue a
+	sw-claim cancel a >/dev/null
+	sw-claim requeue a | jq -e '.state == "pending"'
+	claim
+	[ "$ID" = a ]
+	refused 1 sw-claim requeue a
+	sw-claim done a --token "$TOK" >/dev/null
+	refused 1 sw-claim requeue a
+}
+
+@test "show finds an item in every state" {
+	sw-claim add --id pend 1 >/dev/null
+	sw-claim add --id del --delay 1h 1 >/dev/null
+	sw-claim add --id blk --after pend 1 >/dev/null
+	for id in pend del blk; do [ "$(state_of $id)" = pending ]; done
+	claim
+	[ "$(state_of pend)" = claimed ]
+	sw-claim show pend | jq -e --argjson t "$TOK" '.token == $t and .attempt == 1'
+	sw-claim done pend --token "$TOK" >/dev/null
+	[ "$(state_of pend)" = done ]
+}
+
+@test "list --state filters; list without it shows all; queues are separate" {
+	sw-claim add --id a 1 >/dev/null
+	sw-claim add --id b 2 >/dev/null
+	sw-claim add --id c 3 >/dev/null
+	sw-claim add -q other --id z 9 >/dev/null
+	claim -q default
+	sw-claim done "$ID" --token "$TOK" >/dev/null
+	claim
+	[ "$(sw-claim list -q default | jq -s length)" -eq 3 ]
+	[ "$(sw-claim list | jq -s length)" -eq 4 ]
+	[ "$(sw-claim list --state pending | jq -r .id | sort | tr '\n' ' ')" = "c z " ]
+	[ "$(sw-claim list -q default --state claimed | jq -r .id)" = b ]
+	[ "$(sw-claim list --state done | jq -r .id)" = a ]
+	[ "$(sw-claim list --state done,claimed -q default | jq -s length)" -eq 2 ]
+	[ "$(sw-claim list --state all -q other | jq -r .id)" = z ]
+	[ -z "$(sw-claim list --state dead)" ]
+}
+
+@test "stats: counts per state, one line per queue" {
+	sw-claim add 1 >/dev/null; sw-claim add 2 >/dev/null; sw-claim add 3 >/dev/null
+	sw-claim add --delay 1h 4 >/dev/null
+	sw-claim add -q q2 5 >/dev/null
+	claim; sw-claim done "$ID" --token "$TOK" >/dev/null
+	claim
+	claim; sw-claim cancel "$ID" >/dev/null
+	run sw-claim stats
+	[ "${#lines[@]}" -eq 2 ]
+	run sw-claim stats -q default
+	jq -e '.queue == "default" and .pending == 1 and .delayed == 1 and .claimed == 1 and
+	       .done == 1 and .dead == 0 and .cancelled == 1' <<<"$output"
+	sw-claim stats -q q2 | jq -e '.pending == 1 and .claimed == 0'
+}
+
+@test "reap: an expired claim goes back to pending with its attempt counted" {
+	sw-claim add 1 >/dev/null
+	claim --ttl 1s
+	run sw-claim reap
+	jq -e '.reaped == 0' <<<"$output"
+	# an hour later by this process's clock: expired plus any skew margin
+	run env SW_CLOCK_OFFSET=1h sw-claim reap
+	[ "$status" -eq 0 ]
+	jq -e '.queue == "default" and .reaped == 1' <<<"$output"
+	sw-claim show "$ID" | jq -e '.state == "pending" and .attempt == 1 and .last_error == "lease expired"'
+	refused 1 sw-claim done "$ID" --token "$TOK"
+	tok1=$TOK
+	claim
+	[ "$ATT" -eq 2 ]
+	[ "$TOK" -gt "$tok1" ]
+}
+
+@test "reap: an expired claim on its last attempt goes dead" {
+	sw-claim add --max-attempts 1 1 >/dev/null
+	claim --ttl 1s
+	SW_CLOCK_OFFSET=1h sw-claim reap >/dev/null
+	[ "$(state_of "$ID")" = dead ]
+}
+
+@test "reap honours SW_CLOCK_SKEW: not before expiry plus the margin" {
+	sw-claim add 1 >/dev/null
+	claim --ttl 10s
+	SW_CLOCK_SKEW=1h SW_CLOCK_OFFSET=30m sw-claim reap | jq -e '.reaped == 0'
+	[ "$(state_of "$ID")" = claimed ]
+	SW_CLOCK_SKEW=0 SW_CLOCK_OFFSET=30s sw-claim reap | jq -e '.reaped == 1'
+}
+
+@test "next reaps expired claims lazily, even after a host with a fast clock ran next" {
+	export SW_CLOCK_SKEW=0
+	sw-claim add 0 >/dev/null; claim
+	# a claimer whose clock is an hour ahead does the lazy maintenance
+	SW_CLOCK_OFFSET=1h sw-claim next >/dev/null || true
+	sw-claim add 1 >/dev/null
+	claim --ttl 1s
+	first=$ID
+	sleep 2.1
+	claim
+	[ "$ID" = "$first" ]
+	[ "$ATT" -eq 2 ]
+}
+
+@test "purge: done/dead/cancelled older than DUR go, the rest stay" {
+	sw-claim add --id d 1 >/dev/null
+	sw-claim add --id c 2 >/dev/null
+	sw-claim add --id p 3 >/dev/null
+	claim; sw-claim done d --token "$TOK" >/dev/null
+	sw-claim cancel c >/dev/null
+	sw-claim purge --state done,cancelled --older-than 7d | jq -e '.purged == 0'
+	run env SW_CLOCK_OFFSET=8d sw-claim purge --state done --older-than 7d
+	[ "$status" -eq 0 ]
+	jq -e '.purged == 1' <<<"$output"
+	refused 1 sw-claim show d
+	[ "$(state_of c)" = cancelled ]
+	[ "$(state_of p)" = pending ]
+	# a purged id may be added again
+	sw-claim add --id d 4 | jq -e '.added == true'
+	refused 64 sw-claim purge --state pending --older-than 1d
+	refused 64 sw-claim purge --state done
+}
+
+@test "--quiet prints no results, still exits by the contract" {
+	run --separate-stderr sw-claim add --quiet 1
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run --separate-stderr sw-claim next --quiet
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[ "$(sw-claim stats | jq .claimed)" -eq 1 ]
+	run sw-claim next --quiet
+	[ "$status" -eq 75 ]
+}
+
+@test "-d DIR and SW_QUEUE choose the workspace and the queue" {
+	sw-claim add -d "$BATS_TEST_TMPDIR/other" 1 >/dev/null
+	sw-claim add --dir="$BATS_TEST_TMPDIR/other" 2 >/dev/null
+	[ "$(sw-claim stats --dir "$BATS_TEST_TMPDIR/other" | jq .pending)" -eq 2 ]
+	[ -d "$BATS_TEST_TMPDIR/other/queues/default" ]
+	[ "$(nitems)" -eq 0 ]
+	SW_QUEUE=envq sw-claim add 2 | jq -e '.queue == "envq"'
+	[ "$(sw-claim stats -q envq | jq .pending)" -eq 1 ]
+	refused 65 env SW_QUEUE=../x sw-claim add 3
+}
+
+# ---- spans -------------------------------------------------------------------
+
+span_ok() { # a span line: OTLP JSON with lowercase hex ids
+	jq -e '.resourceSpans[0].scopeSpans[0].spans[0] as $s |
+	       ($s.traceId | test("^[0-9a-f]{32}$")) and ($s.spanId | test("^[0-9a-f]{16}$")) and
+	       ($s.startTimeUnixNano | test("^[0-9]+$")) and ($s.endTimeUnixNano | test("^[0-9]+$")) and
+	       ($s.name | startswith("sw-claim "))' <<<"$1" >/dev/null
+}
+
+@test "--spans: one OTLP JSON span line on stdout per operation, after the data" {
+	run --separate-stderr sw-claim add --spans '"x"'
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	jq -e 'has("resourceSpans") | not' <<<"${lines[0]}"
+	span_ok "${lines[1]}"
+	jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .name == "sw-claim add" and .status.code == 1 and
+	       ([.attributes[] | select(.key == "sw.queue") | .value.stringValue] == ["default"])' <<<"${lines[1]}"
+	# a batch is one operation: one span
+	run --separate-stderr sw-claim add --spans=stdout <<<$'{"payload":1}\n{"payload":2}\n{"payload":3}'
+	[ "$(grep -c resourceSpans <<<"$output")" -eq 1 ]
+	[ "${#lines[@]}" -eq 4 ]
+	run sw-claim next --spans
+	[ "${#lines[@]}" -eq 2 ]
+	jq -e '.resourceSpans[0].scopeSpans[0].spans[0].attributes | map(.key) | index("sw.item.id")' <<<"${lines[1]}"
+}
+
+@test "SW_SPANS=stderr and --spans=FILE: one line per operation, every verb" {
+	export SW_SPANS=stderr
+	run --separate-stderr sw-claim add 1
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	span_ok "$stderr"
+	unset SW_SPANS
+	f=$BATS_TEST_TMPDIR/spans.jsonl
+	export SW_SPANS=$f
+	sw-claim add 2 >/dev/null
+	claim
+	sw-claim renew "$ID" --token "$TOK" >/dev/null
+	sw-claim show "$ID" >/dev/null
+	sw-claim list >/dev/null
+	sw-claim stats >/dev/null
+	sw-claim done "$ID" --token "$TOK" >/dev/null
+	sw-claim next || true
+	sw-claim reap >/dev/null
+	[ "$(wc -l <"$f")" -eq 9 ]
+	while read -r l; do span_ok "$l"; done <"$f"
+	[ "$(jq -r '.resourceSpans[0].scopeSpans[0].spans[0].name' "$f" | tr '\n' ,)" = \
+	  "sw-claim add,sw-claim next,sw-claim renew,sw-claim show,sw-claim list,sw-claim stats,sw-claim done,sw-claim next,sw-claim reap," ]
+	# `next` finding nothing is an answer, not an error; a stale token too
+	[ "$(jq -s '.[7].resourceSpans[0].scopeSpans[0].spans[0].status.code' "$f")" -eq 1 ]
+	# --spans=off overrides SW_SPANS
+	sw-claim stats --spans=off >/dev/null
+	[ "$(wc -l <"$f")" -eq 9 ]
+}
+
+@test "a failing operation's span has an error status" {
+	f=$BATS_TEST_TMPDIR/spans.jsonl
+	run env SW_SPANS="$f" SW_MAX_ITEM_BYTES=64 sw-claim add '"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"'
+	[ "$status" -eq 65 ]
+	[ "$(wc -l <"$f")" -eq 1 ]
+	jq -e '.resourceSpans[0].scopeSpans[0].spans[0].status.code == 2' "$f"
+}
+
+@test "TRACEPARENT makes the span its child" {
+	tp=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+	sw-claim add 1 >/dev/null
+	run --separate-stderr env TRACEPARENT=$tp sw-claim stats --spans
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .traceId == "0af7651916cd43dd8448eb211c80319c" and
+	       .parentSpanId == "b7ad6b7169203331" and .spanId != "b7ad6b7169203331"' <<<"$output"
+}
+
+@test "an invalid TRACEPARENT warns once and the operation still succeeds" {
+	for tp in garbage \
+		00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0 \
+		00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01 \
+		00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01 \
+		ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 \
+		00-00000000000000000000000000000000-b7ad6b7169203331-01 \
+		00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01; do
+		run --separate-stderr env TRACEPARENT="$tp" sw-claim add --spans 1
+		[ "$status" -eq 0 ] || { echo "$tp: $status"; false; }
+		[ "${#stderr_lines[@]}" -eq 1 ]
+		[[ $stderr == *TRACEPARENT* ]]
+		span_ok "${lines[1]}"
+		jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | has("parentSpanId") | not' <<<"${lines[1]}"
+	done
+	[ "$(nitems)" -eq 7 ]
+}
+
+@test "a span file that cannot be written is a warning, exit 0, the work done" {
+	run --separate-stderr env SW_SPANS="$BATS_TEST_TMPDIR/no/such/dir/spans" sw-claim add 1
+	[ "$status" -eq 0 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == *span* ]]
+	jq -e '.added == true' <<<"$output"
+	run --separate-stderr sw-claim next --spans=/dev/full
+	[ "$status" -eq 0 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[ "$(sw-claim stats | jq .claimed)" -eq 1 ]
+}
+
+# ---- bad input: one line, documented code, nothing written ----------------
+
+@test "bad input: invalid JSON, argument or stdin: 65, nothing added" {
+	sw-claim add 0 >/dev/null
+	refused 65 sw-claim add '{"a":'
+	refused 65 sw-claim add ''
+	refused 65 sw-claim add <<<'{"payload":1'
+	refused 65 sw-claim add <<<'not json at all'
+}
+
+@test "bad input: a batch with one bad line adds nothing and names the line" {
+	sw-claim add 0 >/dev/null
+	refused 65 sw-claim add <<<$'{"payload":1}\n{"payload":2}\n{"payload":3'
+	[[ $stderr == *"line 3"* ]]
+	refused 65 sw-claim add <<<$'{"payload":1}\n\n{"id":"a/b"}\n{"payload":4}'
+	[[ $stderr == *"line 3"* ]]
+	refused 65 sw-claim add --lines < <(printf 'ok\nbad \xff\n')
+	[[ $stderr == *"line 2"* ]]
+	# the good lines' ids were not taken either
+	sw-claim add <<<'{"id":"keep-1","payload":1}' | jq -e '.added'
+}
+
+@test "bad input: an item that is not a JSON object: 65" {
+	sw-claim add 0 >/dev/null
+	refused 65 sw-claim add <<<'[1,2]'
+	refused 65 sw-claim add <<<'"str"'
+	refused 65 sw-claim add <<<'42'
+	refused 65 sw-claim add <<<'null'
+	refused 65 sw-claim add <<<'{"payload":1,"bogus":2}'
+}
+
+@test "bad input: invalid UTF-8 in JSON, argument, --lines, id, role or --error: 65" {
+	sw-claim add 0 >/dev/null
+	refused 65 sw-claim add < <(printf '{"payload":"\xc3\x28"}\n')
+	refused 65 sw-claim add "$(printf '"\xff"')"
+	refused 65 sw-claim add --lines "$(printf 'a\xe2\x82')"
+	refused 65 sw-claim add --id "$(printf 'id\xff')" 1
+	refused 65 sw-claim add -r "$(printf 'r\xc0\xaf')" 1
+	refused 65 sw-claim add < <(printf '{"id":"\xed\xa0\x80"}\n')
+	claim
+	refused 65 sw-claim fail "$ID" --token "$TOK" --error "$(printf 'bad \xff')"
+	[ "$(state_of "$ID")" = claimed ]
+}
+
+@test "bad input: ids with '/', '..', NUL, control bytes, leading '.' or '-': 65" {
+	sw-claim add 0 >/dev/null
+	refused 65 sw-claim add --id a/b 1
+	refused 65 sw-claim add --id .. 1
+	refused 65 sw-claim add --id a..b 1
+	refused 65 sw-claim add --id .hidden 1
+	refused 65 sw-claim add --id=-x 1
+	refused 65 sw-claim add --id "$(printf 'a\tb')" 1
+	refused 65 sw-claim add --id "$(printf 'a\x7fb')" 1
+	refused 65 sw-claim add --id '' 1
+	refused 65 sw-claim add <<<'{"id":"x/y","payload":1}'
+	refused 65 sw-claim add <<<'{"id":"../../etc/passwd","payload":1}'
+	refused 65 sw-claim add <<<'{"id":"a\u0000b","payload":1}'
+	refused 65 sw-claim add <<<'{"id":"a\u0001b","payload":1}'
+	refused 65 sw-claim add <<<'{"id":"a\nb","payload":1}'
+	refused 65 sw-claim add <<<'{"id":7,"payload":1}'
+	refused 65 sw-claim add --after a/b 1
+	refused 65 sw-claim add <<<'{"after":["ok","x\u0000"],"payload":1}'
+	refused 65 sw-claim add -r a/b 1
+	refused 65 sw-claim add <<<'{"role":"r\u0000","payload":1}'
+	refused 65 sw-claim add -q a/b 1
+	refused 65 sw-claim next -q ..
+	refused 65 sw-claim show a/b
+	refused 65 sw-claim done ../x --token 5
+	refused 65 sw-claim cancel "$(printf 'a\x01')"
+	# nothing appeared outside the queue directories either
+	[ -z "$(find "$SW_DIR" -name 'b' -o -name 'passwd' -o -name 'x')" ]
+}
+
+@test "bad input: an id over 200 bytes: 65; exactly 200 bytes is fine" {
+	sw-claim add 0 >/dev/null
+	long=$(printf 'x%.0s' $(seq 201))
+	refused 65 sw-claim add --id "$long" 1
+	refused 65 sw-claim add <<<"{\"id\":\"$long\",\"payload\":1}"
+	refused 65 sw-claim show "$long"
+	# 67 three-byte characters: 201 bytes
+	refused 65 sw-claim add --id "$(printf '€%.0s' $(seq 67))" 1
+	sw-claim add --id "${long:1}" 1 | jq -e '.added'
+	sw-claim show "${long:1}" | jq -e '.state == "pending"'
+}
+
+@test "bad input: an item over SW_MAX_ITEM_BYTES (default 1 MiB): 65" {
+	sw-claim add 0 >/dev/null
+	big=$(head -c 1100000 /dev/zero | tr '\0' x)
+	refused 65 sw-claim add <<<"{\"payload\":\"$big\"}"
+	refused 65 sw-claim add --lines <<<"$big"
+	small=$(head -c 2000 /dev/zero | tr '\0' y)
+	refused 65 env SW_MAX_ITEM_BYTES=1000 sw-claim add "\"$small\""
+	refused 65 env SW_MAX_ITEM_BYTES=1000 sw-claim add <<<$'{"payload":1}\n'"{\"payload\":\"$small\"}"
+	env SW_MAX_ITEM_BYTES=4000 sw-claim add "\"$small\"" | jq -e '.added'
+}
+
+@test "bad input: priority 10, -1 or not a number: 64; in JSON: 65" {
+	sw-claim add 0 >/dev/null
+	refused 64 sw-claim add -p 10 1
+	refused 64 sw-claim add --priority=-1 1
+	refused 64 sw-claim add -p high 1
+	refused 65 sw-claim add <<<'{"priority":10,"payload":1}'
+	refused 65 sw-claim add <<<'{"priority":"1","payload":1}'
+	refused 65 sw-claim add <<<'{"priority":1.5,"payload":1}'
+}
+
+@test "bad input: other option values: 64" {
+	sw-claim add 0 >/dev/null
+	refused 64 sw-claim add --max-attempts 0 1
+	refused 64 sw-claim add --timeout 5x 1
+	refused 64 sw-claim add --delay -1s 1
+	refused 64 sw-claim next --wait=forever
+	refused 64 sw-claim add --id
+	refused 65 sw-claim add <<<'{"max_attempts":0,"payload":1}'
+	refused 65 sw-claim add <<<'{"timeout":"soon","payload":1}'
+}
