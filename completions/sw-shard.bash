@@ -1,0 +1,42 @@
+# bash completion for sw-shard(1)
+_sw_shard()
+{
+	local cur prev verb opts
+	COMPREPLY=()
+	cur=${COMP_WORDS[COMP_CWORD]}
+	prev=${COMP_WORDS[COMP_CWORD-1]}
+	verb=${COMP_WORDS[1]}
+	local common="-d --dir --spans --quiet -h --help -V --version"
+	local place="--algo --vnodes --max-load --seed"
+
+	if [ "$COMP_CWORD" -eq 1 ]; then
+		COMPREPLY=($(compgen -W "split assign plan balance ring --help --version" -- "$cur"))
+		return
+	fi
+	case $prev in
+	--algo|-a)
+		COMPREPLY=($(compgen -W "ring rendezvous jump mod" -- "$cur")); return ;;
+	--nodes|-n|--from|--to)
+		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw} r rings=
+		for r in "$ws"/rings/*.json; do [ -f "$r" ] && r=${r##*/} && rings+=" @ring:${r%.json}"; done
+		COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "@agents$rings" -- "$cur")); return ;;
+	-d|--dir)
+		COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	-q|--queue)
+		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw}
+		COMPREPLY=($(compgen -W "$(ls "$ws/queues" 2>/dev/null)" -- "$cur")); return ;;
+	--priority)
+		COMPREPLY=($(compgen -W "0 1 2 3 4 5 6 7 8 9" -- "$cur")); return ;;
+	--vnodes|--max-load|--seed|--keys|--items-per-shard|--min-items|--max-shards|--id|--role)
+		return ;;
+	esac
+	case $verb in
+	split) opts="--items-per-shard --min-items --max-shards --id --lines --priority --role -q --queue --enqueue" ;;
+	assign) opts="--nodes $place --tsv" ;;
+	plan) opts="--from --to $place --keys --summary" ;;
+	balance) opts="--nodes $place --keys --summary" ;;
+	ring) opts="--nodes --algo --vnodes --seed --delete" ;;
+	esac
+	COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
+}
+complete -F _sw_shard sw-shard

@@ -1,0 +1,747 @@
+#include "shard.h"
+#include "id.h"
+#include <ctype.h>
+#include <endian.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- XXH64, as published by Yann Collet (xxhash.h, XXH64) ---- */
+
+#define P1 UINT64_C(0x9E3779B185EBCA87)
+#define P2 UINT64_C(0xC2B2AE3D27D4EB4F)
+#define P3 UINT64_C(0x165667B19E3779F9)
+#define P4 UINT64_C(0x85EBCA77C2B2AE63)
+#define P5 UINT64_C(0x27D4EB2F165667C5)
+/* 2^64 / golden ratio: spreads the probe hashes of bounded loads */
+#define PHI64 UINT64_C(0x9E3779B97F4A7C15)
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t xxh_round(uint64_t acc, uint64_t in)
+{
+	acc += in * P2;
+	acc = rotl64(acc, 31);
+	return acc * P1;
+}
+
+static inline uint64_t xxh_merge(uint64_t acc, uint64_t v)
+{
+	acc ^= xxh_round(0, v);
+	return acc * P1 + P4;
+}
+
+uint64_t sw_xxh64(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data, *end = p + len;
+	uint64_t h;
+	if (len >= 32) {
+		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+		const unsigned char *limit = end - 32;
+		do {
+			v1 = xxh_round(v1, rd64(p));
+			v2 = xxh_round(v2, rd64(p + 8));
+			v3 = xxh_round(v3, rd64(p + 16));
+			v4 = xxh_round(v4, rd64(p + 24));
+			p += 32;
+		} while (p <= limit);
+		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+		h = xxh_merge(h, v1);
+		h = xxh_merge(h, v2);
+		h = xxh_merge(h, v3);
+		h = xxh_merge(h, v4);
+	} else {
+		h = seed + P5;
+	}
+	h += (uint64_t)len;
+	for (; p + 8 <= end; p += 8) {
+		h ^= xxh_round(0, rd64(p));
+		h = rotl64(h, 27) * P1 + P4;
+	}
+	if (p + 4 <= end) {
+		h ^= (uint64_t)rd32(p) * P1;
+		h = rotl64(h, 23) * P2 + P3;
+		p += 4;
+	}
+	for (; p < end; p++) {
+		h ^= (uint64_t)*p * P5;
+		h = rotl64(h, 11) * P1;
+	}
+	h ^= h >> 33; h *= P2;
+	h ^= h >> 29; h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
+uint32_t sw_jump_hash(uint64_t key, uint32_t buckets)
+{
+	int64_t b = -1, j = 0;
+	while (j < (int64_t)buckets) {
+		b = j;
+		key = key * UINT64_C(2862933555777941757) + 1;
+		j = (int64_t)((double)(b + 1) * ((double)(INT64_C(1) << 31) / (double)((key >> 33) + 1)));
+	}
+	return (uint32_t)b;
+}
+
+/* ---- algorithms by name ---- */
+
+static const char *const algo_names[] = { "ring", "rendezvous", "jump", "mod" };
+
+int sw_algo_parse(const char *s)
+{
+	for (size_t i = 0; i < sizeof algo_names / sizeof *algo_names; i++)
+		if (!strcmp(s, algo_names[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *sw_algo_name(enum sw_algo a) { return algo_names[a]; }
+
+/* ---- node lists ---- */
+
+static int parse_weight(const char *s, double *w, char *err, size_t errlen)
+{
+	/* decimal only: strtod would also take "inf", "nan" and hex floats */
+	if (!*s || strspn(s, "0123456789.eE+-") != strlen(s)) {
+		snprintf(err, errlen, "bad weight '%.40s': want a positive decimal number", s);
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (*end || errno || !isfinite(v) || v <= 0 || v > 1e6) {
+		snprintf(err, errlen, "bad weight '%.40s': want a number above 0 and at most 1e6", s);
+		return -1;
+	}
+	*w = v;
+	return 0;
+}
+
+int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
+		 char *err, size_t errlen)
+{
+	if (len == 0) {
+		snprintf(err, errlen, "empty node name");
+		return -1;
+	}
+	if (len > SW_NAME_MAX) {
+		snprintf(err, errlen, "node name '%.40s…' is over %d bytes", name, SW_NAME_MAX);
+		return -1;
+	}
+	char *copy = strndup(name, len);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	const char *why = strlen(copy) != len ? "holds a NUL byte" : sw_name_problem(copy);
+	if (!why && strpbrk(copy, " \t\r\v\f,="))
+		why = "holds whitespace, ',' or '='";
+	double w = 1;
+	if (why) {
+		snprintf(err, errlen, "bad node name '%.60s': %s", copy, why);
+		goto fail;
+	}
+	if (weight && parse_weight(weight, &w, err, errlen) < 0)
+		goto fail;
+	if (ns->n >= SW_SHARD_NODES_MAX) {
+		snprintf(err, errlen, "more than %d nodes", SW_SHARD_NODES_MAX);
+		goto fail;
+	}
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? 2 * ns->cap : 16;
+		struct sw_node *v = realloc(ns->v, cap * sizeof *v);
+		if (!v) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		ns->v = v;
+		ns->cap = cap;
+	}
+	if (ns->n && w != ns->v[0].weight)
+		ns->weighted = true;
+	ns->v[ns->n].name = copy;
+	ns->v[ns->n].weight = w;
+	ns->n++;
+	ns->total += w;
+	return 0;
+fail:
+	free(copy);
+	return -1;
+}
+
+/* "name" or "name=weight" of len bytes */
+static int add_entry(struct sw_nodes *ns, const char *s, size_t len, char *err, size_t errlen)
+{
+	const char *eq = memchr(s, '=', len);
+	if (!eq)
+		return sw_nodes_add(ns, s, len, NULL, err, errlen);
+	char wbuf[64];
+	size_t wl = len - (size_t)(eq + 1 - s);
+	if (wl >= sizeof wbuf) {
+		snprintf(err, errlen, "bad weight '%.40s': too long", eq + 1);
+		return -1;
+	}
+	memcpy(wbuf, eq + 1, wl);
+	wbuf[wl] = 0;
+	return sw_nodes_add(ns, s, (size_t)(eq - s), wbuf, err, errlen);
+}
+
+int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen)
+{
+	const char *p = list;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		/* tolerate spaces around entries: "a, b=2" */
+		const char *s = p, *e = p + len;
+		while (s < e && isspace((unsigned char)*s)) s++;
+		while (e > s && isspace((unsigned char)e[-1])) e--;
+		if (add_entry(ns, s, (size_t)(e - s), err, errlen) < 0)
+			return -1;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char *err, size_t errlen)
+{
+	const char *p = text, *end = text + len;
+	for (long line = 1; p < end; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		const char *s = p, *e = le;
+		p = nl ? nl + 1 : end;
+		while (s < e && isspace((unsigned char)*s)) s++;
+		while (e > s && isspace((unsigned char)e[-1])) e--;
+		if (s == e || *s == '#')
+			continue;
+		char msg[400];
+		int rc;
+		const char *ws = s;
+		while (ws < e && !isspace((unsigned char)*ws)) ws++;
+		if (ws == e) {
+			rc = add_entry(ns, s, (size_t)(e - s), msg, sizeof msg);
+		} else {
+			const char *w = ws;
+			while (w < e && isspace((unsigned char)*w)) w++;
+			char wbuf[64];
+			size_t wl = (size_t)(e - w);
+			if (memchr(w, ' ', wl) || memchr(w, '\t', wl) || wl >= sizeof wbuf) {
+				snprintf(msg, sizeof msg, "want 'name' or 'name weight'");
+				rc = -1;
+			} else {
+				memcpy(wbuf, w, wl);
+				wbuf[wl] = 0;
+				rc = sw_nodes_add(ns, s, (size_t)(ws - s), wbuf, msg, sizeof msg);
+			}
+		}
+		if (rc < 0) {
+			snprintf(err, errlen, "line %ld: %s", line, msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int sw_nodes_check(const struct sw_nodes *ns, char *err, size_t errlen)
+{
+	if (ns->n == 0) {
+		snprintf(err, errlen, "empty node list");
+		return -1;
+	}
+	const char **names = malloc(ns->n * sizeof *names);
+	if (!names) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < ns->n; i++)
+		names[i] = ns->v[i].name;
+	qsort(names, ns->n, sizeof *names, cmp_str);   /* equal names side by side */
+	int rc = 0;
+	for (size_t i = 1; i < ns->n && !rc; i++)
+		if (!strcmp(names[i - 1], names[i])) {
+			snprintf(err, errlen, "duplicate node name '%.60s'", names[i]);
+			rc = -1;
+		}
+	free(names);
+	return rc;
+}
+
+void sw_nodes_free(struct sw_nodes *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i].name);
+	free(ns->v);
+	memset(ns, 0, sizeof *ns);
+}
+
+long sw_nodes_find(const struct sw_nodes *ns, const char *name)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (!strcmp(ns->v[i].name, name))
+			return (long)i;
+	return -1;
+}
+
+double sw_nodes_ideal_moved(const struct sw_nodes *a, const struct sw_nodes *b)
+{
+	/* total variation distance: the positive parts of the share changes */
+	double moved = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		long j = sw_nodes_find(a, b->v[i].name);
+		double sb = b->v[i].weight / b->total;
+		double sa = j < 0 ? 0 : a->v[j].weight / a->total;
+		if (sb > sa)
+			moved += sb - sa;
+	}
+	return moved;
+}
+
+/* ---- placement ---- */
+
+static int cmp_rank(const void *a, const void *b, void *nodes)
+{
+	const struct sw_nodes *ns = nodes;
+	return strcmp(ns->v[*(const uint32_t *)a].name, ns->v[*(const uint32_t *)b].name);
+}
+
+/* rank[i]: position of node i in name order, so ties never depend on the
+ * order nodes were listed in */
+static int make_rank(struct sw_placer *pl, char *err, size_t errlen)
+{
+	const struct sw_nodes *ns = pl->nodes;
+	uint32_t *order = malloc(ns->n * sizeof *order);
+	pl->rank = malloc(ns->n * sizeof *pl->rank);
+	pl->byrank = NULL;
+	if (!order || !pl->rank) {
+		free(order);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < ns->n; i++)
+		order[i] = (uint32_t)i;
+	qsort_r(order, ns->n, sizeof *order, cmp_rank, (void *)ns);
+	for (size_t i = 0; i < ns->n; i++)
+		pl->rank[order[i]] = (uint32_t)i;
+	pl->byrank = order;
+	return 0;
+}
+
+/* Stable LSD radix sort of n (hash, value) pairs by hash, 16 bits a pass:
+ * equal hashes keep their input order. */
+struct hv { uint64_t h; uint32_t v; };
+
+static int radix_sort(struct hv *a, size_t n)
+{
+	struct hv *b = malloc((n ? n : 1) * sizeof *b);
+	size_t *cnt = malloc(65536 * sizeof *cnt);
+	if (!b || !cnt) {
+		free(b); free(cnt);
+		errno = ENOMEM;
+		return -1;
+	}
+	struct hv *src = a, *dst = b;
+	for (int shift = 0; shift < 64; shift += 16) {
+		memset(cnt, 0, 65536 * sizeof *cnt);
+		for (size_t i = 0; i < n; i++)
+			cnt[(src[i].h >> shift) & 0xffff]++;
+		size_t sum = 0;
+		for (size_t d = 0; d < 65536; d++) {
+			size_t c = cnt[d];
+			cnt[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[cnt[(src[i].h >> shift) & 0xffff]++] = src[i];
+		struct hv *t = src; src = dst; dst = t;
+	}
+	/* four passes: the sorted data is back in a */
+	free(b); free(cnt);
+	return 0;
+}
+
+static size_t vnode_count(unsigned vnodes, double weight)
+{
+	double v = round((double)vnodes * weight);
+	return v < 1 ? 1 : v > (double)SW_SHARD_POINTS_MAX ? (size_t)SW_SHARD_POINTS_MAX + 1 : (size_t)v;
+}
+
+/* Point j of a node: fmix64(node hash + (j+1)·φ64), splitmix-style: one
+ * multiply-mix per point instead of hashing a string, so building the ring
+ * costs little more than exec for a one-key lookup. */
+static inline uint64_t ring_point(uint64_t nh, size_t j)
+{
+	return sw_fmix64(nh + (uint64_t)(j + 1) * PHI64);
+}
+
+/* Up to 8 points a bucket on average, insertion sort inside the buckets
+ * is cheapest; bigger rings are radix sorted whole. */
+#define RING_SMALL (8u * 65536)
+
+static void ring_tab(struct sw_placer *pl, size_t total)
+{
+	/* tab[t]: the first point whose top 16 bits are >= t */
+	size_t i = 0;
+	for (uint32_t t = 0; t <= 65536; t++) {
+		while (i < total && (pl->pt[i] >> 48) < t)
+			i++;
+		pl->tab[t] = (uint32_t)i;
+	}
+}
+
+static int ring_build_big(struct sw_placer *pl, size_t total, char *err, size_t errlen)
+{
+	const struct sw_nodes *ns = pl->nodes;
+	struct hv *p = malloc(total * sizeof *p);
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	size_t k = 0;
+	for (size_t r = 0; r < ns->n; r++) {   /* name order: the stable sort keeps it for ties */
+		uint32_t i = pl->byrank[r];
+		for (size_t j = 0; j < pl->nv[i]; j++) {
+			p[k].h = ring_point(pl->nhash[i], j);
+			p[k++].v = i;
+		}
+	}
+	if (radix_sort(p, total) < 0) {
+		free(p);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < total; i++) {
+		pl->pt[i] = p[i].h;
+		pl->pnode[i] = p[i].v;
+	}
+	free(p);
+	pl->npt = total;
+	ring_tab(pl, total);
+	return 0;
+}
+
+static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
+{
+	const struct sw_nodes *ns = pl->nodes;
+	size_t total = 0;
+	for (size_t i = 0; i < ns->n; i++)
+		total += pl->nv[i];
+	const uint32_t *byrank = pl->byrank;
+	pl->pt = malloc(total * sizeof *pl->pt);
+	pl->pnode = malloc(total * sizeof *pl->pnode);
+	pl->tab = calloc(65537, sizeof *pl->tab);
+	if (!pl->pt || !pl->pnode || !pl->tab) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (total > RING_SMALL)
+		return ring_build_big(pl, total, err, errlen);
+	/* counting sort on the top 16 bits (which also yields tab), then
+	 * insertion sort inside each bucket of a few points; points are
+	 * generated in name order and both sorts are stable, so equal hashes
+	 * stay in name order whatever order the nodes were listed in */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t r = 0; r < ns->n; r++) {
+			uint32_t i = byrank[r];
+			for (size_t j = 0; j < pl->nv[i]; j++) {
+				uint64_t h = ring_point(pl->nhash[i], j);
+				if (pass == 0) {
+					pl->tab[(h >> 48) + 1]++;
+				} else {
+					uint32_t at = pl->tab[h >> 48]++;
+					pl->pt[at] = h;
+					pl->pnode[at] = i;
+				}
+			}
+		}
+		if (pass == 0)
+			for (size_t t = 1; t <= 65536; t++)
+				pl->tab[t] += pl->tab[t - 1];
+	}
+	/* the scatter advanced tab[t] to the start of bucket t+1: shift back */
+	memmove(pl->tab + 1, pl->tab, 65536 * sizeof *pl->tab);
+	pl->tab[0] = 0;
+	for (size_t t = 0; t < 65536; t++) {
+		for (size_t x = pl->tab[t] + 1; x < pl->tab[t + 1]; x++) {
+			uint64_t h = pl->pt[x];
+			uint32_t nd = pl->pnode[x];
+			size_t y = x;
+			for (; y > pl->tab[t] && pl->pt[y - 1] > h; y--) {
+				pl->pt[y] = pl->pt[y - 1];
+				pl->pnode[y] = pl->pnode[y - 1];
+			}
+			pl->pt[y] = h;
+			pl->pnode[y] = nd;
+		}
+	}
+	pl->npt = total;
+	return 0;
+}
+
+int sw_placer_init(struct sw_placer *pl, const struct sw_nodes *ns, enum sw_algo algo,
+		   unsigned vnodes, uint64_t seed, size_t nkeys, char *err, size_t errlen)
+{
+	memset(pl, 0, sizeof *pl);
+	pl->algo = algo;
+	pl->seed = seed;
+	pl->nodes = ns;
+	if (ns->n == 0) {
+		snprintf(err, errlen, "empty node list");
+		return -1;
+	}
+	if (ns->weighted && (algo == SW_ALGO_JUMP || algo == SW_ALGO_MOD)) {
+		snprintf(err, errlen, "%s cannot weigh nodes: use ring or rendezvous", sw_algo_name(algo));
+		return -1;
+	}
+	if (make_rank(pl, err, errlen) < 0)
+		goto fail;
+	pl->nhash = malloc(ns->n * sizeof *pl->nhash);
+	if (!pl->nhash) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < ns->n; i++)
+		pl->nhash[i] = sw_xxh64(ns->v[i].name, strlen(ns->v[i].name), seed);
+	if (algo == SW_ALGO_RING) {
+		if (vnodes == 0) {
+			snprintf(err, errlen, "vnodes must be at least 1");
+			goto fail;
+		}
+		pl->nv = malloc(ns->n * sizeof *pl->nv);
+		if (!pl->nv) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		size_t total = 0;
+		for (size_t i = 0; i < ns->n; i++) {
+			total += pl->nv[i] = (uint32_t)vnode_count(vnodes, ns->v[i].weight);
+			if (total > SW_SHARD_POINTS_MAX) {
+				snprintf(err, errlen, "ring would have over %u points: lower --vnodes or the weights",
+					 SW_SHARD_POINTS_MAX);
+				goto fail;
+			}
+		}
+		/* a few plain lookups cost less than sorting the ring: scan it */
+		if (nkeys > SW_SHARD_SCAN_MAX && ring_build(pl, err, errlen) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	sw_placer_free(pl);
+	return -1;
+}
+
+void sw_placer_free(struct sw_placer *pl)
+{
+	free(pl->nhash);
+	free(pl->nv);
+	free(pl->rank);
+	free(pl->byrank);
+	free(pl->pt);
+	free(pl->pnode);
+	free(pl->tab);
+	memset(pl, 0, sizeof *pl);
+}
+
+static inline size_t ring_index(const struct sw_placer *pl, uint64_t h)
+{
+	size_t lo = pl->tab[h >> 48], hi = pl->tab[(h >> 48) + 1];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pl->pt[mid] < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == pl->npt ? 0 : lo;
+}
+
+/* -ln(u)/w, smaller is better: the weighted rendezvous score inverted so
+ * the division goes away */
+static inline double weighted_cost(uint64_t s, double w)
+{
+	double u = ((double)(s >> 11) + 0.5) * 0x1p-53;
+	return -log(u) / w;
+}
+
+/* The best node for h among those not full (full may be NULL). */
+static uint32_t rendezvous(const struct sw_placer *pl, uint64_t h, const uint64_t *load,
+			   const uint64_t *cap)
+{
+	const struct sw_nodes *ns = pl->nodes;
+	uint32_t best = UINT32_MAX;
+	if (!ns->weighted) {
+		uint64_t bs = 0;
+		for (size_t i = 0; i < ns->n; i++) {
+			if (load && load[i] >= cap[i])
+				continue;
+			uint64_t s = sw_fmix64(h ^ pl->nhash[i]);
+			if (best == UINT32_MAX || s > bs || (s == bs && pl->rank[i] < pl->rank[best])) {
+				best = (uint32_t)i;
+				bs = s;
+			}
+		}
+		return best;
+	}
+	double bc = 0;
+	for (size_t i = 0; i < ns->n; i++) {
+		if (load && load[i] >= cap[i])
+			continue;
+		double c = weighted_cost(sw_fmix64(h ^ pl->nhash[i]), ns->v[i].weight);
+		if (best == UINT32_MAX || c < bc || (c == bc && pl->rank[i] < pl->rank[best])) {
+			best = (uint32_t)i;
+			bc = c;
+		}
+	}
+	return best;
+}
+
+/* The ring's answer without building it: the lowest point at or after h,
+ * else the lowest point; nodes visited in name order and only a strictly
+ * lower point replaces the best, so ties go as in the sorted ring. */
+static uint32_t ring_scan(const struct sw_placer *pl, uint64_t h)
+{
+	uint64_t ge = 0, mn = 0;
+	uint32_t nge = UINT32_MAX, nmn = UINT32_MAX;
+	for (size_t r = 0; r < pl->nodes->n; r++) {
+		uint32_t i = pl->byrank[r];
+		for (size_t j = 0; j < pl->nv[i]; j++) {
+			uint64_t p = ring_point(pl->nhash[i], j);
+			if (p >= h && (nge == UINT32_MAX || p < ge)) {
+				ge = p;
+				nge = i;
+			}
+			if (nmn == UINT32_MAX || p < mn) {
+				mn = p;
+				nmn = i;
+			}
+		}
+	}
+	return nge != UINT32_MAX ? nge : nmn;
+}
+
+uint32_t sw_place(const struct sw_placer *pl, uint64_t h)
+{
+	switch (pl->algo) {
+	case SW_ALGO_RING: return pl->pt ? pl->pnode[ring_index(pl, h)] : ring_scan(pl, h);
+	case SW_ALGO_RENDEZVOUS: return rendezvous(pl, h, NULL, NULL);
+	case SW_ALGO_JUMP: return sw_jump_hash(h, (uint32_t)pl->nodes->n);
+	case SW_ALGO_MOD: return (uint32_t)(h % pl->nodes->n);
+	}
+	return 0;
+}
+
+uint64_t sw_bounded_cap(double factor, size_t m, double w, double total)
+{
+	double c = factor * (double)m * w / total;
+	/* 1.1 × 1e6 / 100 comes out as 11000.000000000002: do not round that up */
+	return (uint64_t)ceil(c - c * 1e-12);
+}
+
+/* order[]: key indexes in hash order (equal hashes in input order), so
+ * bounded placement does not depend on the order keys came in */
+static int sort_by_hash(const uint64_t *h, size_t m, uint32_t *order)
+{
+	struct hv *a = malloc((m ? m : 1) * sizeof *a);
+	if (!a)
+		return -1;
+	for (size_t i = 0; i < m; i++) {
+		a[i].h = h[i];
+		a[i].v = (uint32_t)i;
+	}
+	if (radix_sort(a, m) < 0) {
+		free(a);
+		return -1;
+	}
+	for (size_t i = 0; i < m; i++)
+		order[i] = a[i].v;
+	free(a);
+	return 0;
+}
+
+static uint32_t bounded_one(const struct sw_placer *pl, uint64_t h, const uint64_t *load,
+			    const uint64_t *cap)
+{
+	size_t n = pl->nodes->n;
+	if (pl->algo == SW_ALGO_RING) {
+		size_t i = ring_index(pl, h);
+		for (size_t steps = 0; steps < pl->npt; steps++) {
+			uint32_t node = pl->pnode[i];
+			if (load[node] < cap[node])
+				return node;
+			i = i + 1 == pl->npt ? 0 : i + 1;
+		}
+	} else if (pl->algo == SW_ALGO_RENDEZVOUS) {
+		/* the unconstrained loop is cheaper, and its answer usually has room */
+		uint32_t b = rendezvous(pl, h, NULL, NULL);
+		if (load[b] < cap[b])
+			return b;
+		b = rendezvous(pl, h, load, cap);
+		if (b != UINT32_MAX)
+			return b;
+	} else {
+		uint32_t b = sw_place(pl, h);
+		for (uint64_t j = 1; load[b] >= cap[b] && j <= 64 * (uint64_t)n; j++)
+			b = sw_place(pl, sw_fmix64(h + j * PHI64));
+		if (load[b] < cap[b])
+			return b;
+		for (size_t i = 0; i < n; i++)   /* unlucky probes: any node with room */
+			if (load[i] < cap[i])
+				return (uint32_t)i;
+	}
+	return sw_place(pl, h);   /* unreachable while the caps sum to >= m */
+}
+
+int sw_place_all(const struct sw_placer *pl, const uint64_t *h, size_t m, double factor,
+		 uint32_t *out)
+{
+	if (factor <= 0) {
+		for (size_t i = 0; i < m; i++)
+			out[i] = sw_place(pl, h[i]);
+		return 0;
+	}
+	const struct sw_nodes *ns = pl->nodes;
+	if (pl->algo == SW_ALGO_RING && !pl->pt) {
+		errno = EINVAL;     /* bounded loads walk the built ring */
+		return -1;
+	}
+	uint32_t *order = malloc((m ? m : 1) * sizeof *order);
+	uint64_t *load = calloc(ns->n, sizeof *load), *cap = malloc(ns->n * sizeof *cap);
+	if (!order || !load || !cap || sort_by_hash(h, m, order) < 0) {
+		free(order); free(load); free(cap);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; i < ns->n; i++)
+		cap[i] = sw_bounded_cap(factor, m, ns->v[i].weight, ns->total);
+	for (size_t k = 0; k < m; k++) {
+		uint32_t i = order[k];
+		uint32_t node = bounded_one(pl, h[i], load, cap);
+		load[node]++;
+		out[i] = node;
+	}
+	free(order); free(load); free(cap);
+	return 0;
+}
