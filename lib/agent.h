@@ -1,0 +1,48 @@
+/* agent.h — the agent registry behind sw-agent, and the counts sw-metrics
+ * reads from it.
+ *
+ * One file per agent, agents/<id>.json, replaced whole (temp + rename) when
+ * its content changes.  A heartbeat only sets the record's mtime (one
+ * utimensat, no rewrite), so an agent is alive while
+ *   mtime + ttl + the workspace's skew margin >= now.
+ * Reaping renames a dead record away first and looks again, so an agent
+ * that heartbeats at that moment is put back, not forgotten. */
+#ifndef SW_AGENT_H
+#define SW_AGENT_H
+#include "ws.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SW_AGENT_TTL_DEFAULT_NS (30 * INT64_C(1000000000))
+#define SW_AGENT_DIR "agents"
+
+/* Detected hardware and host: {"hostname","os","os_release","cpus",
+ * "memory_bytes","gpus":[…]}.  $SW_HW_ROOT (for tests) prefixes the /proc,
+ * /dev and /etc paths read. */
+json_t *sw_agent_hw(void);
+
+/* Writes agents/<id>.json holding rec (whose "id" must be id); its mtime
+ * is the first heartbeat.  0 or -1 with errno. */
+int sw_agent_put(const struct sw_ws *ws, const char *id, const json_t *rec);
+/* Sets the record's mtime to now.  -1 with errno ENOENT when it is gone
+ * (reaped, deregistered): the caller registers again. */
+int sw_agent_heartbeat(const struct sw_ws *ws, const char *id);
+/* Removes the record.  -1 with errno ENOENT when there is none. */
+int sw_agent_remove(const struct sw_ws *ws, const char *id);
+/* The record of id with its liveness fields added ("alive",
+ * "last_heartbeat_at", "expires_at"), or NULL with errno. */
+json_t *sw_agent_get(const struct sw_ws *ws, const char *id);
+
+/* Calls fn for each record (with liveness fields), in no particular
+ * order; stops when fn returns non-zero and returns that. */
+int sw_agent_each(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg);
+
+struct sw_agent_counts { long long alive, dead; };
+/* Live and dead agents, for gauges (one small read per record). */
+int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c);
+
+/* Forgets dead agents: fn (may be NULL) sees each record before it goes.
+ * *n counts them. */
+int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg, long long *n);
+#endif

@@ -1,0 +1,1491 @@
+/* sw-agent — agents with roles and detected hardware, their heartbeats,
+ * and `run`: the claim -> exec -> renew -> done/fail loop that turns any
+ * command into a queue consumer without a master.  See sw-agent(1); the
+ * registry is lib/agent.c, the queue lib/queue.c. */
+#include "agent.h"
+#include "clock.h"
+#include "err.h"
+#include "id.h"
+#include "json.h"
+#include "opt.h"
+#include "queue.h"
+#include "span.h"
+#include "ws.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char usage[] =
+"usage: sw-agent VERB [options] [args]\n"
+"\n"
+"  register [--id ID] [--roles R,...] [--ttl DUR] [--label K=V]...\n"
+"                       record this agent with its detected hardware\n"
+"  heartbeat ID         mark agent ID alive now (1: no such agent)\n"
+"  deregister ID        remove agent ID's record (1: no such agent)\n"
+"  list [--alive|--dead] [--table]\n"
+"                       agents as JSON Lines (a table with --table or on a terminal)\n"
+"  reap                 forget dead agents; expired claims back to pending\n"
+"  run [options] -- COMMAND [ARGS...]\n"
+"                       register, then claim items and run COMMAND for each, the\n"
+"                       payload on its stdin, renewing the claim while it runs\n"
+"      -q, --queue Q      queue (default $SW_QUEUE, else \"default\")\n"
+"      --roles R,...      claim only items of these roles (and record them)\n"
+"      -j, --jobs N       up to N items at once (default 1)\n"
+"      --ttl DUR          claim lease (default: the item's timeout) and, for\n"
+"                         the agent record, heartbeat ttl (default 30s)\n"
+"      --max-items N      claim at most N items, then drain and exit\n"
+"      --idle-exit DUR    exit when nothing was claimable for DUR\n"
+"      --once             one item; exit with COMMAND's status (75: none)\n"
+"      --grace DUR        on SIGTERM/SIGINT, let items finish this long (30s)\n"
+"      --poll DUR         look for work at least this often (default $SW_POLL,\n"
+"                         else 1s on a network filesystem, 30s locally)\n"
+"      --id ID  --label K=V\n"
+"\n"
+"common options:\n"
+"  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
+"  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
+"                       stderr or a file; also SW_SPANS\n"
+"  --quiet              print no results and no progress line\n"
+"  -h, --help           this text;  -V, --version\n"
+"\n"
+"exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
+"      unavailable, 74 I/O error, 75 nothing to claim (--once);\n"
+"      run --once passes COMMAND's exit status through (128+N: killed by signal N)\n";
+
+enum {
+	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
+	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL
+};
+
+static const struct option longopts[] = {
+	SW_COMMON_LONGOPTS,
+	{"queue", required_argument, 0, 'q'},
+	{"jobs", required_argument, 0, 'j'},
+	{"id", required_argument, 0, O_ID},
+	{"roles", required_argument, 0, O_ROLES},
+	{"ttl", required_argument, 0, O_TTL},
+	{"label", required_argument, 0, O_LABEL},
+	{"alive", no_argument, 0, O_ALIVE},
+	{"dead", no_argument, 0, O_DEAD},
+	{"table", no_argument, 0, O_TABLE},
+	{"max-items", required_argument, 0, O_MAXITEMS},
+	{"idle-exit", required_argument, 0, O_IDLE},
+	{"once", no_argument, 0, O_ONCE},
+	{"grace", required_argument, 0, O_GRACE},
+	{"poll", required_argument, 0, O_POLL},
+	{0, 0, 0, 0}
+};
+
+#define MAX_ROLES 64
+
+struct opts {
+	struct sw_common co;
+	const char *queue;
+	const char *id;
+	char *roles[MAX_ROLES];
+	size_t nroles;
+	int64_t ttl_ns;           /* 0: not given */
+	json_t *labels;
+	bool alive, dead, table;
+	int jobs;
+	long long max_items;      /* 0: no limit */
+	int64_t idle_ns;          /* -1: never */
+	bool once;
+	int64_t grace_ns;
+	int64_t poll_ns;          /* 0: default */
+	char **args;
+	int nargs;
+};
+
+struct verb {
+	const char *name;
+	int (*run)(struct opts *o, struct sw_ws *ws, struct sw_span *sp);
+	int nargs;                /* exact count, or -1: a command follows */
+	const int *allowed;       /* option codes besides the common ones, 0-ended */
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void print(const struct opts *o, const json_t *j)
+{
+	/* one write per line, flushed: lines of an agent killed a moment later
+	 * are not lost in a buffer */
+	if (o->co.quiet)
+		return;
+	if (sw_json_print(j) < 0 || fflush(stdout) == EOF)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+}
+
+static void split_roles(struct opts *o, char *list)
+{
+	o->nroles = 0;
+	for (char *save = NULL, *r = strtok_r(list, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+		if (o->nroles == MAX_ROLES)
+			sw_usage_error("too many roles (at most %d)", MAX_ROLES);
+		sw_name_check("role", r);
+		o->roles[o->nroles++] = r;
+	}
+}
+
+static void add_label(struct opts *o, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv)
+		sw_usage_error("bad label '%s': want KEY=VALUE", kv);
+	if (!o->labels)
+		o->labels = json_object();
+	json_t *v = json_string(eq + 1);
+	char key[256];
+	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+	if (!v || !sw_utf8_valid(key, strlen(key)))
+		sw_die(EX_DATAERR, "label '%s' is not valid UTF-8", kv);
+	json_object_set_new(o->labels, key, v);
+}
+
+/* hostname-8hex, with bytes the name rule refuses replaced by '_' */
+static void default_id(char out[SW_NAME_MAX + 1], const json_t *hw)
+{
+	const char *h = sw_json_str(hw, "hostname");
+	char rnd[9];
+	sw_rand_hex(rnd, 4);
+	snprintf(out, SW_NAME_MAX + 1, "%.150s-%s", h && *h ? h : "agent", rnd);
+	for (char *p = out; *p; p++)
+		if (*p == '/' || (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '_';
+	if (out[0] == '.' || out[0] == '-')
+		out[0] = '_';
+	if (sw_name_problem(out))
+		snprintf(out, SW_NAME_MAX + 1, "agent-%s", rnd);
+}
+
+static json_t *roles_json(const struct opts *o)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < o->nroles; i++)
+		json_array_append_new(a, json_string(o->roles[i]));
+	return a;
+}
+
+/* The agent record: identity, roles, labels, hardware. */
+static json_t *make_record(const struct opts *o, const char *id, json_t *hw, int64_t ttl_ns)
+{
+	json_t *rec = json_pack("{s:s,s:o,s:o,s:I,s:f}", "id", id, "roles", roles_json(o),
+		"labels", o->labels ? json_incref(o->labels) : json_object(),
+		"pid", (json_int_t)getpid(), "ttl", (double)ttl_ns / 1e9);
+	json_object_update(rec, hw);
+	sw_json_set_time(rec, "registered_at", sw_now_ns());
+	json_object_set_new(rec, "version", json_string(SW_VERSION));
+	return rec;
+}
+
+static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
+{
+	if (sw_agent_put(ws, id, rec) < 0)
+		sw_die(sw_ex_errno(errno), "cannot write agent record: %s", strerror(errno));
+}
+
+/* ---- register, heartbeat, deregister --------------------------------- */
+
+static int v_register(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	char id[SW_NAME_MAX + 1];
+	json_t *hw = sw_agent_hw();
+	if (o->id)
+		snprintf(id, sizeof id, "%s", o->id);
+	else
+		default_id(id, hw);
+	sw_span_str(sp, "sw.agent.id", id);
+	json_t *rec = make_record(o, id, hw, o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
+	json_object_del(rec, "pid");   /* the registering process is gone soon */
+	put_record(ws, id, rec);
+	json_t *out = sw_agent_get(ws, id);
+	print(o, out ? out : rec);
+	json_decref(out);
+	json_decref(rec);
+	json_decref(hw);
+	return 0;
+}
+
+static int v_heartbeat(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	const char *id = o->args[0];
+	sw_name_check("id", id);
+	sw_span_str(sp, "sw.agent.id", id);
+	if (sw_agent_heartbeat(ws, id) < 0) {
+		if (errno == ENOENT) {
+			sw_warn("no agent '%s'", id);
+			return SW_EX_FALSE;
+		}
+		sw_die(sw_ex_errno(errno), "cannot heartbeat '%s': %s", id, strerror(errno));
+	}
+	json_t *rec = sw_agent_get(ws, id);
+	if (rec)
+		print(o, rec);
+	json_decref(rec);
+	return 0;
+}
+
+static int v_deregister(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	const char *id = o->args[0];
+	sw_name_check("id", id);
+	sw_span_str(sp, "sw.agent.id", id);
+	json_t *rec = sw_agent_get(ws, id);
+	if (sw_agent_remove(ws, id) < 0) {
+		json_decref(rec);
+		if (errno == ENOENT) {
+			sw_warn("no agent '%s'", id);
+			return SW_EX_FALSE;
+		}
+		sw_die(sw_ex_errno(errno), "cannot deregister '%s': %s", id, strerror(errno));
+	}
+	if (rec) {
+		json_object_set_new(rec, "deregistered", json_true());
+		print(o, rec);
+	}
+	json_decref(rec);
+	return 0;
+}
+
+/* ---- list and reap ---------------------------------------------------- */
+
+struct list_arg { const struct opts *o; json_t *rows; };
+
+static int list_one(json_t *rec, void *arg)
+{
+	struct list_arg *a = arg;
+	bool alive = json_is_true(json_object_get(rec, "alive"));
+	if ((a->o->alive && !alive) || (a->o->dead && alive))
+		return 0;
+	json_array_append(a->rows, rec);
+	return 0;
+}
+
+static int by_id(const void *x, const void *y)
+{
+	const char *a = sw_json_str(*(json_t *const *)x, "id"), *b = sw_json_str(*(json_t *const *)y, "id");
+	return strcmp(a ? a : "", b ? b : "");
+}
+
+static void human_bytes(char *out, size_t n, json_t *v)
+{
+	if (!json_is_integer(v)) {
+		snprintf(out, n, "-");
+		return;
+	}
+	double b = (double)json_integer_value(v);
+	const char *u = "BKMGTP";
+	while (b >= 1024 && u[1]) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(out, n, "%.1f%c", b, *u);
+}
+
+static void print_table(json_t *rows)
+{
+	printf("%-28s %-5s %-20s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "CPUS", "MEMORY",
+	       "GPUS", "ROLES", "LAST HEARTBEAT");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		char mem[32], roles[256] = "";
+		human_bytes(mem, sizeof mem, json_object_get(r, "memory_bytes"));
+		size_t k;
+		json_t *role;
+		json_array_foreach(json_object_get(r, "roles"), k, role) {
+			size_t l = strlen(roles);
+			snprintf(roles + l, sizeof roles - l, "%s%s", l ? "," : "", json_string_value(role));
+		}
+		const char *id = sw_json_str(r, "id"), *host = sw_json_str(r, "hostname");
+		const char *beat = sw_json_str(r, "last_heartbeat_at");
+		printf("%-28s %-5s %-20s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
+		       json_is_true(json_object_get(r, "alive")) ? "yes" : "no", host ? host : "-",
+		       (long long)sw_json_int(r, "cpus", 0), mem,
+		       json_array_size(json_object_get(r, "gpus")), *roles ? roles : "-", beat ? beat : "-");
+	}
+}
+
+static int v_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	if (o->alive && o->dead)
+		sw_usage_error("--alive and --dead exclude each other");
+	struct list_arg a = { .o = o, .rows = json_array() };
+	if (sw_agent_each(ws, list_one, &a) < 0)
+		sw_die(sw_ex_errno(errno), "cannot read agents: %s", strerror(errno));
+	/* sorted so that two listings of the same registry compare equal */
+	size_t n = json_array_size(a.rows);
+	json_t **v = calloc(n ? n : 1, sizeof *v);
+	if (!v)
+		sw_die(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(a.rows, i);
+	qsort(v, n, sizeof *v, by_id);
+	json_t *sorted = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append(sorted, v[i]);
+	free(v);
+	sw_span_int(sp, "sw.agents", (int64_t)n);
+	if (!o->co.quiet && (o->table || isatty(1)))
+		print_table(sorted);
+	else
+		for (size_t i = 0; i < n; i++)
+			print(o, json_array_get(sorted, i));
+	json_decref(sorted);
+	json_decref(a.rows);
+	return 0;
+}
+
+static int reap_print(json_t *rec, void *arg)
+{
+	json_object_set_new(rec, "reaped", json_true());
+	print(arg, rec);
+	return 0;
+}
+
+struct qreap { struct opts *o; struct sw_ws *ws; int rc; };
+
+static int reap_queue(const char *name, void *arg)
+{
+	struct qreap *a = arg;
+	struct sw_queue q;
+	long long n = 0;
+	int rc = sw_queue_open(&q, a->ws, name, false);
+	if (!rc)
+		rc = sw_queue_reap(&q, &n);
+	if (rc) {
+		sw_warn("queue '%s': %s", name, q.err);
+		a->rc = rc;
+	} else if (n) {
+		json_t *j = json_pack("{s:s,s:I}", "queue", name, "claims_reaped", (json_int_t)n);
+		print(a->o, j);
+		json_decref(j);
+	}
+	sw_queue_close(&q);
+	return 0;
+}
+
+/* Claims do not name their agent: a dead agent's claims come back when
+ * their lease runs out, which reaping every queue makes happen now. */
+static int v_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	long long n;
+	if (sw_agent_reap(ws, reap_print, o, &n) < 0)
+		sw_die(sw_ex_errno(errno), "cannot reap agents: %s", strerror(errno));
+	sw_span_int(sp, "sw.agents.reaped", n);
+	struct qreap a = { .o = o, .ws = ws };
+	if (sw_queue_names(ws, reap_queue, &a) < 0 && errno != ENOENT)
+		sw_die(sw_ex_errno(errno), "cannot list queues: %s", strerror(errno));
+	return a.rc;
+}
+
+/* ---- run: one child per claimed item ---------------------------------- */
+
+#define RESULT_MAX (64 * 1024)    /* stdout kept as the result */
+#define ERR_TAIL 2048             /* stderr tail kept as the error */
+#define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
+
+struct slot {
+	pid_t pid;                /* 0: free */
+	json_t *item;
+	const char *id;           /* in item */
+	uint64_t token;
+	long long attempt;
+	int fin, fout, ferr;      /* our ends of the child's stdin/stdout/stderr */
+	char *in;
+	size_t inlen, inoff;
+	char *out;
+	size_t outlen;
+	bool truncated;
+	char err[2 * ERR_TAIL];
+	size_t errlen;
+	int64_t ttl_ns, renew_at, started_ns, kill_at;
+	bool exited;
+	const char *abandoned;    /* "released" or "lost": no outcome to report */
+	int status;
+	struct sw_span sp;
+};
+
+/* Waiting without a stampede: of the idle agents on this host, one (the
+ * holder of a host-local flock) watches the queue's wake file; when it
+ * gets work and has no free slot left, it lets go and touches a baton
+ * file the others watch, and one of them takes over.  An added item thus
+ * makes one agent scan, not all.  Everyone still polls (with jitter) for
+ * items added on other hosts, which inotify does not see. */
+struct waiter {
+	int ifd;
+	int wake_wd, baton_wd;
+	int lockfd;               /* >= 0: we are the watcher */
+	bool shared;              /* the host-local files are usable */
+	char wake[PATH_MAX + 300], lock[PATH_MAX], baton[PATH_MAX];
+};
+
+struct run {
+	struct opts *o;
+	struct sw_ws *ws;
+	struct sw_queue q;
+	struct sw_span *sp;
+	char id[SW_NAME_MAX + 1];
+	json_t *rec;
+	int64_t agent_ttl_ns;
+	struct slot *slots;
+	struct slot *fin;         /* exited, outcome not yet told */
+	int running;
+	int sfd;
+	struct waiter w;
+	char **env;               /* environ without our variables, + 7 free */
+	size_t nenv;
+	long long claimed, done, failed, released, lost;
+	int stop_sig;             /* the first SIGTERM/SIGINT */
+	bool draining, forced;
+	int64_t drain_deadline;
+	int64_t next_beat, next_poll, poll_ns, idle_since, next_progress, started_ns;
+	bool progress, want_claim, empty;
+	int once_status;
+	int exit_code;
+};
+
+static int64_t jitter(int64_t iv)
+{
+	/* between half and all of iv, so pollers on many hosts spread out */
+	return iv / 2 + (int64_t)sw_rand_below(1000000) * (iv / 2000000);
+}
+
+static int64_t default_poll(struct run *r)
+{
+	const char *s = getenv("SW_POLL");
+	int64_t ns;
+	if (r->o->poll_ns > 0)
+		return r->o->poll_ns;
+	if (s && *s && sw_parse_duration(s, &ns) == 0 && ns > 0)
+		return ns;
+	return sw_is_netfs(r->q.fd) ? SW_NS_PER_SEC : 30 * SW_NS_PER_SEC;
+}
+
+static uint64_t fnv1a(const char *s, uint64_t h)
+{
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	return h;
+}
+
+static void waiter_init(struct run *r)
+{
+	struct waiter *w = &r->w;
+	w->lockfd = w->wake_wd = w->baton_wd = -1;
+	snprintf(w->wake, sizeof w->wake, "%s/queues/%s/wake", r->ws->path, r->q.name);
+	w->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (w->ifd < 0)
+		return;
+	/* host-local, per user: flock and inotify are trustworthy there */
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/sw-agent-%ld", base && *base ? base : "/tmp", (long)getuid());
+	struct stat st;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return;
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+		return;
+	uint64_t h = fnv1a(r->q.name, fnv1a("/", fnv1a(r->ws->path, 0xcbf29ce484222325ULL)));
+	snprintf(w->lock, sizeof w->lock, "%s/%016llx.lock", dir, (unsigned long long)h);
+	snprintf(w->baton, sizeof w->baton, "%s/%016llx.baton", dir, (unsigned long long)h);
+	int fd = open(w->baton, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return;
+	close(fd);
+	w->baton_wd = inotify_add_watch(w->ifd, w->baton, IN_ATTRIB);
+	w->shared = w->baton_wd >= 0;
+}
+
+static bool watching(const struct waiter *w) { return w->wake_wd >= 0; }
+
+/* Becomes the watcher if nobody on this host is; true when it did. */
+static bool waiter_lead(struct waiter *w)
+{
+	if (w->ifd < 0 || watching(w))
+		return false;
+	if (w->shared) {
+		int fd = open(w->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return false;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			return false;
+		}
+		w->lockfd = fd;
+	}
+	w->wake_wd = inotify_add_watch(w->ifd, w->wake, IN_ATTRIB | IN_MODIFY);
+	if (w->wake_wd < 0 && w->lockfd >= 0) {
+		close(w->lockfd);
+		w->lockfd = -1;
+	}
+	return w->wake_wd >= 0;
+}
+
+static void waiter_resign(struct waiter *w)
+{
+	if (!watching(w))
+		return;
+	inotify_rm_watch(w->ifd, w->wake_wd);
+	w->wake_wd = -1;
+	if (w->lockfd >= 0) {
+		close(w->lockfd);
+		w->lockfd = -1;
+		utimensat(AT_FDCWD, w->baton, NULL, 0);   /* next one, please */
+	}
+}
+
+/* Reads pending inotify events: what woke us. */
+static void waiter_events(struct waiter *w, bool *wake, bool *baton)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(w->ifd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			if (ev->wd == w->wake_wd && w->wake_wd >= 0)
+				*wake = true;
+			else if (ev->wd == w->baton_wd)
+				*baton = true;
+			p += sizeof *ev + ev->len;
+		}
+	}
+}
+
+static int free_slots(const struct run *r) { return r->o->jobs - r->running; }
+
+static bool may_claim(const struct run *r)
+{
+	if (r->draining)
+		return false;
+	if (r->o->max_items && r->claimed >= r->o->max_items)
+		return false;
+	return !(r->o->once && r->claimed >= 1);
+}
+
+/* ---- the child's environment and spawning ---------------------------- */
+
+static const char *const our_vars[] = {
+	"SW_ITEM_ID=", "SW_ITEM_TOKEN=", "SW_ATTEMPT=", "SW_QUEUE=", "SW_AGENT_ID=",
+	"TRACEPARENT=", "SW_DIR=", NULL
+};
+#define OUR_VARS 7
+
+static void env_init(struct run *r)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	r->env = calloc(n + OUR_VARS + 1, sizeof *r->env);
+	if (!r->env)
+		sw_die(EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		bool ours = false;
+		for (int k = 0; our_vars[k]; k++)
+			ours |= !strncmp(environ[i], our_vars[k], strlen(our_vars[k]));
+		if (!ours)
+			r->env[r->nenv++] = environ[i];
+	}
+}
+
+/* The payload as the child's stdin: a string's own bytes (no quotes, no
+ * newline added); anything else as one line of compact JSON. */
+static int payload_bytes(const json_t *item, char **buf, size_t *len)
+{
+	json_t *p = json_object_get(item, "payload");
+	if (!p || json_is_null(p)) {
+		*buf = NULL;
+		*len = 0;
+		return 0;
+	}
+	if (json_is_string(p)) {
+		*len = json_string_length(p);
+		*buf = malloc(*len ? *len : 1);
+		if (!*buf)
+			return -1;
+		memcpy(*buf, json_string_value(p), *len);
+		return 0;
+	}
+	*buf = sw_json_line(p, len);
+	return *buf ? 0 : -1;
+}
+
+static void slot_close_fds(struct slot *s)
+{
+	if (s->fin >= 0) close(s->fin);
+	if (s->fout >= 0) close(s->fout);
+	if (s->ferr >= 0) close(s->ferr);
+	s->fin = s->fout = s->ferr = -1;
+}
+
+static void slot_clear(struct slot *s)
+{
+	slot_close_fds(s);
+	json_decref(s->item);
+	free(s->in);
+	free(s->out);
+	memset(s, 0, sizeof *s);
+	s->fin = s->fout = s->ferr = -1;
+}
+
+/* The item's span: a child of the run's span, made by hand so that an
+ * invalid TRACEPARENT is warned about once, not per item. */
+static void item_span(struct run *r, struct slot *s)
+{
+	struct sw_span *sp = &s->sp;
+	memset(sp, 0, sizeof *sp);
+	sp->on = r->sp->on;
+	sp->dest = r->sp->dest;
+	snprintf(sp->name, sizeof sp->name, "sw-agent item");
+	memcpy(sp->trace, r->sp->trace, sizeof sp->trace);
+	memcpy(sp->parent, r->sp->id, sizeof sp->parent);
+	do sw_rand_hex(sp->id, 8); while (!strcmp(sp->id, "0000000000000000"));
+	sp->start_ns = sw_now_ns();
+	if (sp->on)
+		sp->attrs = json_array();
+	sw_span_str(sp, "sw.queue", r->q.name);
+	sw_span_str(sp, "sw.item.id", s->id);
+	sw_span_str(sp, "sw.agent.id", r->id);
+	sw_span_int(sp, "sw.item.attempt", s->attempt);
+}
+
+static int spawn_child(struct run *r, struct slot *s)
+{
+	int pin[2], pout[2], perr[2];
+	if (pipe2(pin, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(pout, O_CLOEXEC) < 0) {
+		close(pin[0]); close(pin[1]);
+		return -1;
+	}
+	if (pipe2(perr, O_CLOEXEC) < 0) {
+		close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]);
+		return -1;
+	}
+	char v[OUR_VARS][SW_NAME_MAX + PATH_MAX + 32], tp[SW_TRACEPARENT_LEN];
+	sw_span_child_env(&s->sp, tp);
+	snprintf(v[0], sizeof v[0], "SW_ITEM_ID=%s", s->id);
+	snprintf(v[1], sizeof v[1], "SW_ITEM_TOKEN=%llu", (unsigned long long)s->token);
+	snprintf(v[2], sizeof v[2], "SW_ATTEMPT=%lld", s->attempt);
+	snprintf(v[3], sizeof v[3], "SW_QUEUE=%s", r->q.name);
+	snprintf(v[4], sizeof v[4], "SW_AGENT_ID=%s", r->id);
+	snprintf(v[5], sizeof v[5], "TRACEPARENT=%s", tp);
+	snprintf(v[6], sizeof v[6], "SW_DIR=%s", r->ws->path);
+	for (int i = 0; i < OUR_VARS; i++)
+		r->env[r->nenv + (size_t)i] = v[i];
+	r->env[r->nenv + OUR_VARS] = NULL;
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE); sigaddset(&dfl, SIGHUP); sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT); sigaddset(&dfl, SIGCHLD);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+	posix_spawnattr_init(&at);
+	/* its own process group: a Ctrl-C at the terminal drains the agent
+	 * instead of killing the items, and a stop reaches grandchildren */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+				 POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setpgroup(&at, 0);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, r->o->args[0], &fa, &at, r->o->args, r->env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(pin[0]); close(pout[1]); close(perr[1]);
+	if (rc) {
+		close(pin[1]); close(pout[0]); close(perr[0]);
+		errno = rc;
+		return -1;
+	}
+	s->pid = pid;
+	s->fin = pin[1];
+	s->fout = pout[0];
+	s->ferr = perr[0];
+	fcntl(s->fin, F_SETFL, O_NONBLOCK);
+	fcntl(s->fout, F_SETFL, O_NONBLOCK);
+	fcntl(s->ferr, F_SETFL, O_NONBLOCK);
+	if (s->inlen == 0) {
+		close(s->fin);
+		s->fin = -1;
+	}
+	return 0;
+}
+
+/* ---- outcomes ----------------------------------------------------------- */
+
+/* Replaces bytes that are not UTF-8 by U+FFFD, so any output can be kept
+ * as a JSON string. */
+static json_t *utf8_string(const char *s, size_t n)
+{
+	if (sw_utf8_valid(s, n))
+		return json_stringn(s, n);
+	char *b = malloc(n * 3 + 1);
+	if (!b)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		size_t k = 1;
+		while (k <= 4 && i + k <= n && !sw_utf8_valid(s + i, k))
+			k++;
+		if (k <= 4 && i + k <= n) {
+			memcpy(b + o, s + i, k);
+			o += k;
+			i += k;
+		} else {
+			memcpy(b + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	json_t *j = json_stringn(b, o);
+	free(b);
+	return j;
+}
+
+/* stdout as the result: JSON when it parses, else the text with one
+ * trailing newline removed; nothing for empty output. */
+static json_t *result_of(struct slot *s)
+{
+	if (!s->outlen)
+		return NULL;
+	json_t *j = s->truncated ? NULL : sw_json_parse(s->out, s->outlen, NULL, 0);
+	if (j)
+		return j;
+	size_t n = s->outlen;
+	if (!s->truncated && s->out[n - 1] == '\n')
+		n--;
+	return utf8_string(s->out, n);
+}
+
+static void error_of(struct slot *s, char *buf, size_t n)
+{
+	int st = s->status;
+	char what[64];
+	if (WIFSIGNALED(st))
+		snprintf(what, sizeof what, "killed by signal %d", WTERMSIG(st));
+	else
+		snprintf(what, sizeof what, "exit status %d", WEXITSTATUS(st));
+	size_t len = s->errlen;
+	const char *tail = s->err;
+	if (len > ERR_TAIL) {
+		tail += len - ERR_TAIL;
+		len = ERR_TAIL;
+	}
+	while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r'))
+		len--;
+	snprintf(buf, n, "%s%s%.*s", what, len ? ": " : "", (int)len, tail);
+}
+
+static void report(struct run *r, struct slot *s, const char *state, int code)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I}", "id", s->id, "queue", r->q.name,
+		"agent_id", r->id, "attempt", (json_int_t)s->attempt, "state", state,
+		"duration_ms", (json_int_t)((sw_now_ns() - s->started_ns) / 1000000));
+	if (code >= 0)
+		json_object_set_new(j, "exit_code", json_integer(code));
+	/* a reader that went away (| head) must not stop the work: the
+	 * lines stop, the agent goes on */
+	if (!r->o->co.quiet && (sw_json_print(j) < 0 || fflush(stdout) == EOF)) {
+		sw_warn("writing output: %s; printing no more results", strerror(errno));
+		r->o->co.quiet = true;
+		r->progress = r->progress && isatty(2);
+	}
+	json_decref(j);
+}
+
+static int exit_code_of(int st)
+{
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+/* The child has exited and its pipes are drained: tell the queue. */
+static void finish_item(struct run *r, struct slot *s)
+{
+	int code = exit_code_of(s->status);
+	json_t *out = NULL;
+	int rc = 0;
+	const char *state = "lost";
+	char err[ERR_TAIL + 64] = "";
+	if (s->abandoned) {
+		state = s->abandoned;
+	} else if (WIFEXITED(s->status) && code == 0) {
+		json_t *res = result_of(s);
+		rc = sw_queue_done(&r->q, s->id, s->token, res, &out);
+		json_decref(res);
+		state = "done";
+	} else if (WIFEXITED(s->status) && code == EX_TEMPFAIL) {
+		rc = sw_queue_release(&r->q, s->id, s->token, &out);
+		state = "released";
+	} else {
+		error_of(s, err, sizeof err);
+		rc = sw_queue_fail(&r->q, s->id, s->token, err, -1, &out);
+		state = out ? sw_json_str(out, "state") : "pending";
+	}
+	if (rc) {
+		/* the lease ran out (this agent stalled) and someone else may
+		 * have the item now: its outcome is theirs to report */
+		sw_warn("item %s: %s", s->id, r->q.err);
+		state = "lost";
+	}
+	if (!strcmp(state, "done")) r->done++;
+	else if (!strcmp(state, "released")) r->released++;
+	else if (!strcmp(state, "lost")) r->lost++;
+	else r->failed++;
+	if (r->o->once)
+		r->once_status = code;
+	sw_span_int(&s->sp, "sw.exit_code", code);
+	sw_span_str(&s->sp, "sw.item.state", state);
+	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
+	report(r, s, state, code);
+	json_decref(out);
+	slot_clear(s);
+}
+
+/* ---- pipes -------------------------------------------------------------- */
+
+static void read_out(struct slot *s)
+{
+	char buf[16384];
+	for (;;) {
+		ssize_t n = read(s->fout, buf, sizeof buf);
+		if (n > 0) {
+			size_t keep = (size_t)n;
+			if (s->outlen + keep > RESULT_MAX) {
+				keep = RESULT_MAX - s->outlen;
+				s->truncated = true;
+			}
+			if (keep) {
+				if (!s->out && !(s->out = malloc(RESULT_MAX)))
+					sw_die(EX_OSERR, "out of memory");
+				memcpy(s->out + s->outlen, buf, keep);
+				s->outlen += keep;
+			}
+			continue;
+		}
+		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			close(s->fout);
+			s->fout = -1;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return;
+	}
+}
+
+static void read_err(struct slot *s)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = read(s->ferr, buf, sizeof buf);
+		if (n > 0) {
+			/* keep only the tail: shift out what is older than ERR_TAIL */
+			size_t k = (size_t)n;
+			if (k > ERR_TAIL) {
+				memcpy(s->err, buf + k - ERR_TAIL, ERR_TAIL);
+				s->errlen = ERR_TAIL;
+				continue;
+			}
+			if (s->errlen + k > sizeof s->err) {
+				size_t drop = s->errlen + k - ERR_TAIL;
+				memmove(s->err, s->err + drop, s->errlen - drop);
+				s->errlen -= drop;
+			}
+			memcpy(s->err + s->errlen, buf, k);
+			s->errlen += k;
+			continue;
+		}
+		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			close(s->ferr);
+			s->ferr = -1;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return;
+	}
+}
+
+static void write_in(struct slot *s)
+{
+	while (s->inoff < s->inlen) {
+		ssize_t n = write(s->fin, s->in + s->inoff, s->inlen - s->inoff);
+		if (n > 0) {
+			s->inoff += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		break;   /* EPIPE: the command does not want the rest */
+	}
+	close(s->fin);
+	s->fin = -1;
+}
+
+/* ---- claiming and starting ------------------------------------------- */
+
+static struct slot *free_slot(struct run *r)
+{
+	for (int i = 0; i < r->o->jobs; i++)
+		if (!r->slots[i].pid)
+			return &r->slots[i];
+	return NULL;
+}
+
+static void start_item(struct run *r, json_t *item)
+{
+	struct slot *s = free_slot(r);
+	s->item = item;
+	s->id = sw_json_str(item, "id");
+	s->token = (uint64_t)sw_json_int(item, "token", 0);
+	s->attempt = sw_json_int(item, "attempt", 1);
+	s->started_ns = sw_now_ns();
+	s->ttl_ns = r->o->ttl_ns ? r->o->ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
+	s->renew_at = s->started_ns + s->ttl_ns / 3;
+	s->fin = s->fout = s->ferr = -1;
+	r->claimed++;
+	item_span(r, s);
+	if (payload_bytes(item, &s->in, &s->inlen) < 0 || spawn_child(r, s) < 0) {
+		int e = errno;
+		sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
+		sw_queue_release(&r->q, s->id, s->token, NULL);
+		sw_span_end(&s->sp, true, strerror(e));
+		slot_clear(s);
+		r->claimed--;
+		/* a command that cannot start will not start for the next item
+		 * either: stop, leaving the queue as it was */
+		r->draining = true;
+		r->drain_deadline = sw_now_ns();
+		r->exit_code = e == ENOMEM ? EX_OSERR : EX_UNAVAILABLE;
+		return;
+	}
+	r->running++;
+	if (r->draining)
+		return;
+}
+
+static void claim_some(struct run *r)
+{
+	r->want_claim = false;
+	while (may_claim(r) && free_slots(r) > 0) {
+		json_t *item = NULL;
+		int rc = sw_queue_claim(&r->q, (const char *const *)r->o->roles, r->o->nroles,
+					r->o->ttl_ns, &item);
+		int64_t now = sw_now_ns();
+		if (rc) {
+			if (rc != EX_TEMPFAIL)
+				sw_warn("%s", r->q.err);
+			r->empty = true;
+			r->next_poll = now + jitter(r->poll_ns);
+			return;
+		}
+		r->empty = false;
+		r->idle_since = -1;
+		start_item(r, item);
+	}
+	if (free_slots(r) == 0 || !may_claim(r))
+		r->next_poll = INT64_MAX;
+}
+
+/* ---- renewals, heartbeats, stopping --------------------------------- */
+
+static void kill_slot(struct slot *s, int sig)
+{
+	if (s->pid > 0 && !s->exited)
+		kill(-s->pid, sig);
+}
+
+static void renew_due(struct run *r, int64_t now)
+{
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		if (!s->pid || s->exited || s->abandoned || now < s->renew_at)
+			continue;
+		json_t *out = NULL;
+		int rc = sw_queue_renew(&r->q, s->id, s->token, s->ttl_ns, &out);
+		json_decref(out);
+		if (rc == 0) {
+			s->renew_at = now + s->ttl_ns / 3;
+		} else if (rc == SW_EX_FALSE) {
+			/* the claim is gone: whatever the command does now counts
+			 * for nothing, so stop it */
+			sw_warn("item %s: %s; stopping its command", s->id, r->q.err);
+			s->abandoned = "lost";
+			s->kill_at = now + KILL_AFTER_NS;
+			kill_slot(s, SIGTERM);
+		} else {
+			sw_warn("item %s: %s", s->id, r->q.err);
+			s->renew_at = now + SW_NS_PER_SEC;
+		}
+	}
+}
+
+static void beat(struct run *r, int64_t now)
+{
+	if (now < r->next_beat)
+		return;
+	r->next_beat = now + r->agent_ttl_ns / 3;
+	if (sw_agent_heartbeat(r->ws, r->id) == 0)
+		return;
+	if (errno == ENOENT && sw_agent_put(r->ws, r->id, r->rec) == 0)
+		return;   /* reaped while we stalled: register again */
+	sw_warn("heartbeat: %s", strerror(errno));
+}
+
+/* Gives every running item back and stops its command. */
+static void release_all(struct run *r, int64_t now)
+{
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		if (!s->pid || s->exited)
+			continue;
+		if (!s->abandoned) {
+			if (sw_queue_release(&r->q, s->id, s->token, NULL))
+				sw_warn("item %s: %s", s->id, r->q.err);
+			s->abandoned = "released";
+		}
+		if (!s->kill_at) {
+			s->kill_at = now + KILL_AFTER_NS;
+			kill_slot(s, SIGTERM);
+		}
+	}
+}
+
+static void on_signal(struct run *r, int sig, int64_t now)
+{
+	if (sig == SIGCHLD || sig == SIGHUP)
+		return;
+	if (!r->draining) {
+		r->draining = true;
+		r->stop_sig = sig;
+		r->drain_deadline = now + r->o->grace_ns;
+		return;
+	}
+	r->forced = true;
+	r->exit_code = 128 + sig;
+	release_all(r, now);
+}
+
+/* Collects exited commands.  Their slots are refilled before the queue
+ * hears how they went: starting the next command first keeps the -j
+ * slots busy while this process does the bookkeeping. */
+static void reap_children(struct run *r)
+{
+	int st, nfin = 0;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (int i = 0; i < r->o->jobs; i++) {
+			struct slot *s = &r->slots[i];
+			if (s->pid != pid)
+				continue;
+			s->exited = true;
+			s->status = st;
+			/* what the command wrote before exiting is in the pipes;
+			 * a grandchild holding them open must not keep us waiting */
+			if (s->fout >= 0) read_out(s);
+			if (s->ferr >= 0) read_err(s);
+			r->fin[nfin++] = *s;
+			memset(s, 0, sizeof *s);
+			s->fin = s->fout = s->ferr = -1;
+			r->running--;
+		}
+	}
+	if (!nfin)
+		return;
+	if (may_claim(r))
+		claim_some(r);
+	for (int i = 0; i < nfin; i++)
+		finish_item(r, &r->fin[i]);
+	/* a finished item may have let others through (`after`) */
+	r->want_claim = r->empty && free_slots(r) > 0;
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+static void progress(struct run *r, int64_t now, bool last)
+{
+	if (!r->progress || (!last && now < r->next_progress))
+		return;
+	r->next_progress = now + 200 * 1000000;
+	double secs = (double)(now - r->started_ns) / 1e9;
+	char line[512];
+	int n = snprintf(line, sizeof line,
+		"\rsw-agent %s: %lld done, %lld failed, %lld released, %d/%d running, %.1f items/s%s\033[K%s",
+		r->id, r->done, r->failed, r->released, r->running, r->o->jobs,
+		secs > 0 ? (double)(r->done + r->failed) / secs : 0.0,
+		r->draining ? ", draining" : r->empty && !r->running ? ", waiting" : "", last ? "\n" : "");
+	if (n > 0 && write(2, line, (size_t)n) < 0)
+		r->progress = false;
+}
+
+/* ---- the loop -------------------------------------------------------- */
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static int64_t next_deadline(struct run *r, int64_t now)
+{
+	int64_t t = r->next_beat;
+	if (!r->draining && free_slots(r) > 0 && may_claim(r))
+		t = min64(t, r->next_poll);
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		if (!s->pid)
+			continue;
+		if (!s->abandoned)
+			t = min64(t, s->renew_at);
+		if (s->kill_at)
+			t = min64(t, s->kill_at);
+	}
+	if (r->draining && !r->forced)
+		t = min64(t, r->drain_deadline);
+	if (r->o->idle_ns >= 0 && r->idle_since >= 0)
+		t = min64(t, r->idle_since + r->o->idle_ns);
+	if (r->progress)
+		t = min64(t, r->next_progress);
+	return t < now ? now : t;
+}
+
+static bool finished(struct run *r, int64_t now)
+{
+	if (r->running)
+		return false;
+	if (r->draining)
+		return true;
+	if (!may_claim(r))
+		return true;   /* --once or --max-items used up */
+	return r->o->idle_ns >= 0 && r->idle_since >= 0 && now >= r->idle_since + r->o->idle_ns;
+}
+
+static void timers(struct run *r, int64_t now)
+{
+	renew_due(r, now);
+	beat(r, now);
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		if (s->pid && s->kill_at && now >= s->kill_at && !s->exited) {
+			kill_slot(s, SIGKILL);
+			s->kill_at = INT64_MAX;
+		}
+	}
+	if (r->draining && !r->forced && now >= r->drain_deadline && r->running) {
+		r->forced = true;
+		release_all(r, now);
+	}
+	if (!r->draining && now >= r->next_poll)
+		r->want_claim = true;
+}
+
+static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
+{
+	for (int k = 0; k < n; k++) {
+		if (!pf[k].revents)
+			continue;
+		if (owner[k] == -1) {
+			struct signalfd_siginfo si;
+			while (read(r->sfd, &si, sizeof si) == sizeof si)
+				on_signal(r, (int)si.ssi_signo, sw_now_ns());
+			continue;
+		}
+		if (owner[k] == -2) {
+			bool wake = false, baton = false;
+			waiter_events(&r->w, &wake, &baton);
+			if (wake)
+				r->want_claim = true;
+			if (baton && r->empty && free_slots(r) > 0 && may_claim(r) && waiter_lead(&r->w))
+				r->want_claim = true;
+			continue;
+		}
+		struct slot *s = &r->slots[owner[k] / 3];
+		switch (owner[k] % 3) {
+		case 0: if (s->fin >= 0) write_in(s); break;
+		case 1: if (s->fout >= 0) read_out(s); break;
+		case 2: if (s->ferr >= 0) read_err(s); break;
+		}
+	}
+}
+
+static void loop(struct run *r)
+{
+	int maxfd = 2 + 3 * r->o->jobs;
+	struct pollfd *pf = calloc((size_t)maxfd, sizeof *pf);
+	int *owner = calloc((size_t)maxfd, sizeof *owner);
+	if (!pf || !owner)
+		sw_die(EX_OSERR, "out of memory");
+	r->want_claim = true;
+	for (;;) {
+		int64_t now = sw_now_ns();
+		bool looked = r->want_claim && may_claim(r);
+		if (looked)
+			claim_some(r);
+		/* the watcher is one of those who wait; a busy agent lets go */
+		bool waits = r->empty && free_slots(r) > 0 && may_claim(r);
+		if (!waits)
+			waiter_resign(&r->w);
+		else if (looked && !watching(&r->w) && waiter_lead(&r->w)) {
+			claim_some(r);   /* what came before the watch was set */
+			continue;
+		}
+		if (r->empty && !r->running && r->idle_since < 0)
+			r->idle_since = now;
+		if (!r->empty || r->running)
+			r->idle_since = -1;
+		progress(r, now, false);
+		if (finished(r, now))
+			break;
+		int n = 0;
+		pf[n] = (struct pollfd){ .fd = r->sfd, .events = POLLIN }; owner[n++] = -1;
+		if (r->w.ifd >= 0) {
+			pf[n] = (struct pollfd){ .fd = r->w.ifd, .events = POLLIN }; owner[n++] = -2;
+		}
+		for (int i = 0; i < r->o->jobs; i++) {
+			struct slot *s = &r->slots[i];
+			if (!s->pid)
+				continue;
+			if (s->fin >= 0) { pf[n] = (struct pollfd){ .fd = s->fin, .events = POLLOUT }; owner[n++] = 3 * i; }
+			if (s->fout >= 0) { pf[n] = (struct pollfd){ .fd = s->fout, .events = POLLIN }; owner[n++] = 3 * i + 1; }
+			if (s->ferr >= 0) { pf[n] = (struct pollfd){ .fd = s->ferr, .events = POLLIN }; owner[n++] = 3 * i + 2; }
+		}
+		int64_t wait_ns = next_deadline(r, now) - now;
+		int ms = wait_ns >= INT32_MAX * INT64_C(1000000) ? -1 : (int)((wait_ns + 999999) / 1000000);
+		if (poll(pf, (nfds_t)n, ms) < 0 && errno != EINTR)
+			sw_die(EX_OSERR, "poll: %s", strerror(errno));
+		handle_fds(r, pf, n, owner);
+		reap_children(r);
+		timers(r, sw_now_ns());
+	}
+	progress(r, sw_now_ns(), true);
+	waiter_resign(&r->w);
+	free(pf);
+	free(owner);
+}
+
+static void run_setup_signals(struct run *r)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		sw_die(EX_OSERR, "sigprocmask: %s", strerror(errno));
+	r->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (r->sfd < 0)
+		sw_die(EX_OSERR, "signalfd: %s", strerror(errno));
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+{
+	if (o->nargs < 1)
+		sw_usage_error("run needs a COMMAND (sw-agent run [options] -- COMMAND [ARGS...])");
+	struct run r = { .o = o, .ws = ws, .sp = sp, .sfd = -1, .idle_since = -1 };
+	int rc = sw_queue_open(&r.q, ws, o->queue, true);
+	if (rc)
+		sw_die(rc, "%s", r.q.err);
+	json_t *hw = sw_agent_hw();
+	if (o->id)
+		snprintf(r.id, sizeof r.id, "%s", o->id);
+	else
+		default_id(r.id, hw);
+	sw_span_str(sp, "sw.agent.id", r.id);
+	sw_span_str(sp, "sw.queue", r.q.name);
+	r.agent_ttl_ns = o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS;
+	r.rec = make_record(o, r.id, hw, r.agent_ttl_ns);
+	json_decref(hw);
+	json_object_set_new(r.rec, "queue", json_string(r.q.name));
+	json_object_set_new(r.rec, "jobs", json_integer(o->jobs));
+	json_t *cmd = json_array();
+	for (int i = 0; i < o->nargs; i++)
+		json_array_append_new(cmd, utf8_string(o->args[i], strlen(o->args[i])));
+	json_object_set_new(r.rec, "command", cmd);
+	put_record(ws, r.id, r.rec);
+	r.slots = calloc((size_t)o->jobs, sizeof *r.slots);
+	r.fin = calloc((size_t)o->jobs, sizeof *r.fin);
+	if (!r.slots || !r.fin)
+		sw_die(EX_OSERR, "out of memory");
+	for (int i = 0; i < o->jobs; i++)
+		r.slots[i].fin = r.slots[i].fout = r.slots[i].ferr = -1;
+	env_init(&r);
+	run_setup_signals(&r);
+	waiter_init(&r);
+	r.poll_ns = default_poll(&r);
+	r.started_ns = sw_now_ns();
+	r.next_beat = r.started_ns + r.agent_ttl_ns / 3;
+	r.progress = !o->co.quiet && isatty(2);
+	r.next_poll = 0;
+	loop(&r);
+	if (sw_agent_remove(ws, r.id) < 0 && errno != ENOENT)
+		sw_warn("deregister: %s", strerror(errno));
+	sw_span_int(sp, "sw.items.done", r.done);
+	sw_span_int(sp, "sw.items.failed", r.failed);
+	sw_span_int(sp, "sw.items.released", r.released);
+	int code = r.exit_code;
+	if (!code && o->once)
+		code = r.claimed ? r.once_status : EX_TEMPFAIL;
+	if (code == EX_TEMPFAIL && o->once && !r.claimed)
+		sw_warn("nothing to claim in queue '%s'", r.q.name);
+	json_decref(r.rec);
+	free(r.slots);
+	free(r.fin);
+	free(r.env);
+	if (r.w.ifd >= 0) close(r.w.ifd);
+	close(r.sfd);
+	sw_queue_close(&r.q);
+	return code;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static const int o_register[] = { O_ID, O_ROLES, O_TTL, O_LABEL, 0 };
+static const int o_none[] = { 0 };
+static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
+static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_LABEL, O_MAXITEMS, O_IDLE,
+			     O_ONCE, O_GRACE, O_POLL, 0 };
+
+static const struct verb verbs[] = {
+	{ "register", v_register, 0, o_register },
+	{ "heartbeat", v_heartbeat, 1, o_none },
+	{ "deregister", v_deregister, 1, o_none },
+	{ "list", v_list, 0, o_list },
+	{ "reap", v_reap, 0, o_none },
+	{ "run", v_run, -1, o_run },
+	{ NULL, NULL, 0, NULL }
+};
+
+static bool allowed(const struct verb *v, int c)
+{
+	for (const int *a = v->allowed; *a; a++)
+		if (*a == c)
+			return true;
+	return false;
+}
+
+static const char *opt_name(int c)
+{
+	for (const struct option *l = longopts; l->name; l++)
+		if (l->val == c)
+			return l->name;
+	return "?";
+}
+
+static void parse(struct opts *o, const struct verb *v, int argc, char **argv)
+{
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+" SW_COMMON_SHORTOPTS "q:j:", longopts, NULL)) != -1) {
+		if (sw_common_opt(c, optarg, &o->co, usage))
+			continue;
+		if (c == '?')
+			sw_usage_error("bad option");
+		if (!allowed(v, c))
+			sw_usage_error("--%s does not apply to %s", opt_name(c), v->name);
+		switch (c) {
+		case 'q': o->queue = optarg; break;
+		case 'j': o->jobs = (int)sw_opt_num("--jobs", optarg, 1, 1024); break;
+		case O_ID: o->id = optarg; break;
+		case O_ROLES: split_roles(o, optarg); break;
+		case O_TTL:
+			o->ttl_ns = sw_opt_duration("--ttl", optarg);
+			if (o->ttl_ns < SW_NS_PER_SEC)
+				sw_usage_error("--ttl must be at least 1s");
+			break;
+		case O_LABEL: add_label(o, optarg); break;
+		case O_ALIVE: o->alive = true; break;
+		case O_DEAD: o->dead = true; break;
+		case O_TABLE: o->table = true; break;
+		case O_MAXITEMS: o->max_items = sw_opt_num("--max-items", optarg, 1, LLONG_MAX); break;
+		case O_IDLE: o->idle_ns = sw_opt_duration("--idle-exit", optarg); break;
+		case O_ONCE: o->once = true; break;
+		case O_GRACE: o->grace_ns = sw_opt_duration("--grace", optarg); break;
+		case O_POLL:
+			o->poll_ns = sw_opt_duration("--poll", optarg);
+			if (o->poll_ns <= 0)
+				sw_usage_error("--poll must be more than 0");
+			break;
+		}
+	}
+	o->args = argv + optind;
+	o->nargs = argc - optind;
+	if (v->nargs >= 0 && o->nargs != v->nargs)
+		sw_usage_error("%s takes %d argument%s, got %d", v->name, v->nargs,
+			       v->nargs == 1 ? "" : "s", o->nargs);
+}
+
+static void die_span(int code, const char *msg, void *arg)
+{
+	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
+}
+
+/* A child must get our pipes as 0, 1, 2: fds 0-2 closed at startup would
+ * otherwise be reused by them. */
+static void std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			exit(EX_OSERR);
+}
+
+int main(int argc, char **argv)
+{
+	sw_prog_set("sw-agent");
+	std_fds();
+	if (argc < 2)
+		sw_usage_error("no verb");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("sw-agent %s\n", SW_VERSION);
+		return 0;
+	}
+	const struct verb *v = verbs;
+	while (v->name && strcmp(v->name, argv[1]))
+		v++;
+	if (!v->name)
+		sw_usage_error("unknown verb '%s'", argv[1]);
+	sw_verb_set(v->name);
+	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC };
+	const char *q = getenv("SW_QUEUE");
+	o.queue = q && *q ? q : SW_QUEUE_DEFAULT;
+	parse(&o, v, argc - 1, argv + 1);
+	if (o.once && o.idle_ns < 0)
+		o.idle_ns = 0;   /* --once does not wait unless told to */
+	if (o.id)
+		sw_name_check("id", o.id);
+	sw_name_check("queue", o.queue);
+	struct sw_ws ws;
+	sw_ws_open(&ws, o.co.dir, true);
+	char name[64];
+	snprintf(name, sizeof name, "sw-agent %s", v->name);
+	struct sw_span sp;
+	sw_span_start(&sp, o.co.spans, name);
+	sw_on_die(die_span, &sp);
+	int rc = v->run(&o, &ws, &sp);
+	sw_span_end(&sp, rc != 0 && rc != SW_EX_FALSE && rc != EX_TEMPFAIL && !o.once, NULL);
+	json_decref(o.labels);
+	sw_ws_close(&ws);
+	return rc;
+}

@@ -1,0 +1,338 @@
+#!/usr/bin/env bats
+# sw-agent: the registry (register, heartbeat, list, reap) and the worker
+# loop of `run` (payload on stdin, environment, outcomes, signals).
+load helper
+
+# items NAME...: adds each NAME as a string payload
+items() { printf '%s\n' "$@" | sw-claim add --lines --quiet; }
+count() { sw-claim list --state "$1" | grep -c . || true; }
+
+@test "--help prints usage to stdout and exits 0; bad usage exits 64" {
+	run --separate-stderr sw-agent --help
+	assert_success
+	assert_output --partial "usage: sw-agent VERB"
+	run --separate-stderr sw-agent run --help
+	assert_success
+	run --separate-stderr sw-agent frobnicate
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent run -j 2
+	[ "$status" -eq 64 ]
+	[[ "$stderr" == "sw-agent: run: run needs a COMMAND"* ]]
+	run --separate-stderr sw-agent list --jobs 3
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent run -j 0 -- true
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent heartbeat
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent register --id ../x
+	[ "$status" -eq 65 ]
+}
+
+@test "register records detected hardware, roles and labels" {
+	run --separate-stderr sw-agent register --id a1 --roles gpu,cpu --label zone=eu --ttl 10s
+	assert_success
+	run jq -r '[.id, (.roles|join(",")), .labels.zone, .cpus, .hostname, .alive, .ttl] | @tsv' <<<"$output"
+	assert_output "$(printf 'a1\tgpu,cpu\teu\t%s\t%s\ttrue\t10' "$(nproc)" "$(uname -n)")"
+	mem=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 1024 ))
+	run jq -r '.memory_bytes' "$SW_DIR/agents/a1.json"
+	assert_output "$mem"
+	run jq -r '.os' "$SW_DIR/agents/a1.json"
+	assert_output "$(uname -s) $(uname -r) $(uname -m)"
+}
+
+@test "GPUs come from the NVIDIA driver's proc files, else from /dev/nvidiaN" {
+	root=$BATS_TEST_TMPDIR/root
+	mkdir -p "$root/proc/driver/nvidia/gpus/0000:01:00.0" "$root/dev"
+	printf 'Model: \t\t NVIDIA A100-SXM4-40GB\nIRQ: 42\n' >"$root/proc/driver/nvidia/gpus/0000:01:00.0/information"
+	SW_HW_ROOT=$root run --separate-stderr sw-agent register --id g
+	assert_success
+	run jq -c '.gpus' <<<"$output"
+	assert_output '[{"bus_id":"0000:01:00.0","model":"NVIDIA A100-SXM4-40GB"}]'
+	rm -r "$root/proc/driver"
+	touch "$root/dev/nvidia0" "$root/dev/nvidia1" "$root/dev/nvidiactl"
+	SW_HW_ROOT=$root run --separate-stderr sw-agent register --id g
+	run jq -c '.gpus | map(.device) | sort' <<<"$output"
+	assert_output '["/dev/nvidia0","/dev/nvidia1"]'
+	SW_HW_ROOT=$BATS_TEST_TMPDIR/none run --separate-stderr sw-agent register --id g
+	run jq -c '.gpus' <<<"$output"
+	assert_output '[]'
+}
+
+@test "an agent without heartbeats goes dead after its ttl plus the skew margin" {
+	sw-agent register --id old --ttl 1s >/dev/null
+	sw-agent register --id new --ttl 1m >/dev/null
+	run --separate-stderr sw-agent list --alive
+	[ "$(jq -r .id <<<"$output" | sort | paste -sd,)" = new,old ]
+	SW_CLOCK_OFFSET=10s run --separate-stderr sw-agent list --dead
+	assert_success
+	assert_output --partial '"id":"old"'
+	refute_output --partial '"id":"new"'
+	SW_CLOCK_OFFSET=10s run --separate-stderr sw-agent list --alive
+	assert_output --partial '"id":"new"'
+	refute_output --partial '"id":"old"'
+	# a heartbeat brings it back
+	SW_CLOCK_OFFSET=10s sw-agent heartbeat old >/dev/null
+	SW_CLOCK_OFFSET=10s run --separate-stderr sw-agent list --dead
+	assert_output ""
+	run --separate-stderr sw-agent list --alive --dead
+	[ "$status" -eq 64 ]
+}
+
+@test "list --table prints a readable table" {
+	sw-agent register --id t1 --roles build >/dev/null
+	run --separate-stderr sw-agent list --table
+	assert_success
+	assert_line --index 0 --regexp '^ID +ALIVE +HOST +CPUS +MEMORY +GPUS +ROLES +LAST HEARTBEAT$'
+	assert_line --index 1 --regexp '^t1 +yes +.* build +20'
+}
+
+@test "heartbeat and deregister of an unknown agent exit 1" {
+	run --separate-stderr sw-agent heartbeat ghost
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "sw-agent: heartbeat: no agent 'ghost'" ]
+	run --separate-stderr sw-agent deregister ghost
+	[ "$status" -eq 1 ]
+	sw-agent register --id a >/dev/null
+	run --separate-stderr sw-agent deregister a
+	assert_success
+	[ ! -e "$SW_DIR/agents/a.json" ]
+}
+
+@test "reap forgets dead agents only, and returns expired claims to pending" {
+	sw-agent register --id dead1 --ttl 1s >/dev/null
+	sw-agent register --id live --ttl 1h >/dev/null
+	items one
+	sw-claim next --ttl 1s >/dev/null
+	SW_CLOCK_OFFSET=30s run --separate-stderr sw-agent reap
+	assert_success
+	assert_line --partial '"id":"dead1"'
+	assert_line '{"queue":"default","claims_reaped":1}'
+	run --separate-stderr sw-agent list
+	assert_output --partial '"id":"live"'
+	refute_output --partial '"id":"dead1"'
+	[ "$(count pending)" = 1 ]
+}
+
+@test "run processes every item once: string payload raw on stdin, JSON payload as one line" {
+	items alpha beta
+	sw-claim add --quiet '{"n":1,"s":"x y"}'
+	run --separate-stderr sw-agent run -j 2 --idle-exit 0 -- cat
+	assert_success
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 3 ]
+	run sw-claim list --state done
+	run jq -c '.result' <<<"$output"
+	assert_line '"alpha"'
+	assert_line '"beta"'
+	assert_line '{"n":1,"s":"x y"}'
+	[ "$(count pending)" = 0 ]
+	[ ! -e "$SW_DIR/agents" ] || [ -z "$(ls "$SW_DIR/agents")" ]
+}
+
+@test "the command gets SW_ITEM_ID, SW_ITEM_TOKEN, SW_ATTEMPT, SW_QUEUE, SW_AGENT_ID, SW_DIR and a child TRACEPARENT" {
+	sw-claim add -q jobs --quiet '"p"'
+	export TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+	run --separate-stderr sw-agent run -q jobs --id ag7 --once -- \
+		sh -c 'printf "%s\n" "{\"id\":\"$SW_ITEM_ID\",\"token\":\"$SW_ITEM_TOKEN\",\"attempt\":\"$SW_ATTEMPT\",\"queue\":\"$SW_QUEUE\",\"agent\":\"$SW_AGENT_ID\",\"dir\":\"$SW_DIR\",\"tp\":\"$TRACEPARENT\"}"'
+	assert_success
+	run sw-claim list -q jobs --state done
+	id=$(jq -r .id <<<"$output")
+	run jq -r '.result | [.id, .attempt, .queue, .agent, .dir] | @tsv' <<<"$output"
+	assert_output "$(printf '%s\t1\tjobs\tag7\t%s' "$id" "$SW_DIR")"
+	run sw-claim list -q jobs --state done
+	tp=$(jq -r .result.tp <<<"$output")
+	[[ "$tp" =~ ^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$ ]]
+	[[ "$tp" != *b7ad6b7169203331* ]]
+	[[ "$(jq -r .result.token <<<"$output")" =~ ^[0-9]+$ ]]
+}
+
+@test "the command inherits none of the agent's descriptors and runs without a shell" {
+	sw-claim add --quiet '"x"'
+	sw-agent run --once --quiet -- ls -l /proc/self/fd
+	run sw-claim list --state done
+	res=$(jq -r .result <<<"$output")
+	[[ "$res" != *signalfd* && "$res" != *inotify* && "$res" != *"$SW_DIR"* && "$res" != *.lock* ]]
+	[[ "$res" == *" 0 -> pipe:"* && "$res" == *" 1 -> pipe:"* && "$res" == *" 2 -> pipe:"* ]]
+}
+
+@test "a payload with shell syntax reaches stdin unchanged and is never run" {
+	rm -f "$BATS_TEST_TMPDIR/pwned"
+	p="\$(touch $BATS_TEST_TMPDIR/pwned); rm -rf ~ \`touch $BATS_TEST_TMPDIR/pwned\` | & > * '\""
+	jq -nc --arg p "$p" '{payload: $p}' | sw-claim add --quiet
+	sw-agent run --once --quiet -- sh -c 'cat >"$0"' "$BATS_TEST_TMPDIR/got"
+	[ "$(cat "$BATS_TEST_TMPDIR/got")" = "$p" ]
+	[ ! -e "$BATS_TEST_TMPDIR/pwned" ]
+}
+
+@test "non-zero exit fails the item with the stderr tail; it retries, then goes dead" {
+	sw-claim add --quiet --max-attempts 2 '"x"'
+	export SW_BACKOFF_BASE=10ms
+	run --separate-stderr sw-agent run --idle-exit 1s --poll 100ms -- sh -c 'echo "bad thing $SW_ATTEMPT" >&2; exit 4'
+	assert_success
+	assert_line --index 0 --partial '"attempt":1,"state":"pending","duration_ms"'
+	assert_line --index 1 --partial '"attempt":2,"state":"dead"'
+	run sw-claim list --state dead
+	[ "$(jq -r .last_error <<<"$output")" = "exit status 4: bad thing 2" ]
+}
+
+@test "exit 75 releases the item without counting an attempt" {
+	items x
+	run --separate-stderr sw-agent run --idle-exit 0 --max-items 2 -- \
+		sh -c 'if [ -e "$0" ]; then echo ok; else touch "$0"; exit 75; fi' "$BATS_TEST_TMPDIR/m"
+	assert_success
+	assert_line --index 0 --partial '"state":"released","duration_ms"'
+	assert_line --index 1 --partial '"attempt":1,"state":"done"'
+}
+
+@test "stdout that is not JSON is stored as a string, cut at 64 KiB" {
+	items x y
+	run --separate-stderr sw-agent run --idle-exit 0 --quiet -- sh -c 'if [ "$(cat)" = x ]; then printf "not json\n"; else head -c 70000 /dev/zero | tr "\0" a; fi'
+	assert_success
+	run sw-claim list --state done
+	run jq -r '.result | if length > 100 then length else . end' <<<"$output"
+	assert_line "not json"
+	assert_line 65536
+}
+
+@test "--once passes the command's exit status through; 75 when nothing is claimable" {
+	run --separate-stderr sw-agent run --once -- true
+	[ "$status" -eq 75 ]
+	items x
+	run --separate-stderr sw-agent run --once --quiet -- sh -c 'exit 3'
+	[ "$status" -eq 3 ]
+	items y
+	run --separate-stderr sw-agent run --once --quiet -- sh -c 'kill -9 $$'
+	[ "$status" -eq 137 ]
+}
+
+@test "--max-items stops after N items; --roles claims only those roles (and items without one)" {
+	sw-claim add --quiet --role gpu '"g"'
+	sw-claim add --quiet --role cpu '"c"'
+	items a b c
+	run --separate-stderr sw-agent run --roles gpu --max-items 1 -- cat
+	assert_success
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 1 ]
+	run sw-claim list --state done
+	[ "$(jq -r .result <<<"$output")" = g ]
+	run --separate-stderr sw-agent run --max-items 2 -- cat
+	assert_success
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 2 ]
+	[ "$(count pending)" = 2 ]
+}
+
+@test "a command that cannot be run leaves the item pending and exits 69" {
+	items x
+	run --separate-stderr sw-agent run --idle-exit 0 -- /nonexistent/cmd
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == *"cannot run '/nonexistent/cmd'"* ]]
+	[ "$(count pending)" = 1 ]
+}
+
+@test "the claim is renewed while a long command runs, and the agent heartbeats" {
+	sw-claim add --quiet --timeout 1 '"x"'
+	sw-agent run --id slow --idle-exit 0 --quiet --ttl 1s -- sh -c 'sleep 3; echo fine' &
+	pid=$!
+	sleep 2.2
+	# past the first lease and the skew margin: a reaper finds nothing to take
+	run --separate-stderr sw-agent reap
+	refute_output --partial claims_reaped
+	run --separate-stderr sw-agent list --alive
+	assert_output --partial '"id":"slow"'
+	wait "$pid"
+	[ "$(count done)" = 1 ]
+}
+
+@test "SIGTERM drains: running items finish, nothing new is claimed, exit 0" {
+	items a b c d
+	sw-agent run --id d1 -j 2 --quiet -- sh -c 'sleep 1; cat' &
+	pid=$!
+	sleep 0.4
+	kill -HUP "$pid"     # ignored
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(count done)" = 2 ]
+	[ "$(count pending)" = 2 ]
+	[ "$(count claimed)" = 0 ]
+	[ ! -e "$SW_DIR/agents/d1.json" ]
+}
+
+@test "past --grace, or on a second SIGTERM, running items are released at once" {
+	items a b
+	sw-agent run -j 2 --quiet --grace 500ms -- sleep 30 &
+	pid=$!
+	sleep 0.4
+	kill -TERM "$pid"
+	s=$SECONDS
+	wait "$pid" || rc=$?
+	[ "${rc:-0}" -eq 0 ]
+	[ $((SECONDS - s)) -lt 5 ]
+	[ "$(count pending)" = 2 ]
+	run sw-claim list --state pending
+	[ "$(jq -r .attempt <<<"$output" | sort -u)" = 0 ]
+	sw-agent run -j 2 --quiet -- sleep 30 &
+	pid=$!
+	sleep 0.4
+	kill -INT "$pid"; sleep 0.1; kill -TERM "$pid"
+	rc=0; wait "$pid" || rc=$?
+	[ "$rc" -eq 143 ]
+	[ "$(count pending)" = 2 ]
+	[ "$(count claimed)" = 0 ]
+}
+
+@test "an idle agent wakes at once for a new item on this host, long before its poll" {
+	SW_POLL=1m sw-agent run --idle-exit 20s --max-items 1 --quiet -- true &
+	pid=$!
+	sleep 0.5
+	t0=$EPOCHREALTIME
+	items x
+	wait "$pid"
+	ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+	[ "$ms" -lt 2000 ]
+	[ "$(count done)" = 1 ]
+}
+
+@test "several idle agents: one new item is taken by one of them; the rest keep waiting" {
+	pids=()
+	for i in 1 2 3 4; do
+		SW_POLL=1m sw-agent run --id w$i --max-items 1 -- true >"$BATS_TEST_TMPDIR/w$i.out" 2>/dev/null &
+		pids+=($!)
+	done
+	sleep 0.6
+	items x
+	for ((i = 0; i < 50; i++)); do [ "$(count done)" = 1 ] && break; sleep 0.1; done
+	items y
+	for ((i = 0; i < 50; i++)); do [ "$(count done)" = 2 ] && break; sleep 0.1; done
+	[ "$(count done)" = 2 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/w*.out | grep -c '"state":"done"')" = 2 ]
+	kill -TERM "${pids[@]}"
+	wait
+}
+
+@test "--spans writes a span for the run and one per item, children of TRACEPARENT" {
+	items x
+	export TRACEPARENT=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+	run --separate-stderr sw-agent run --once --quiet --spans=stderr -- true
+	assert_success
+	[ "$(grep -c resourceSpans <<<"$stderr")" = 2 ]
+	run jq -r '.resourceSpans[0].scopeSpans[0].spans[0] | [.name, .traceId] | @tsv' <<<"$stderr"
+	assert_line "$(printf 'sw-agent item\t0af7651916cd43dd8448eb211c80319c')"
+	assert_line "$(printf 'sw-agent run\t0af7651916cd43dd8448eb211c80319c')"
+}
+
+@test "a reader that goes away (| head -1) does not stop the work" {
+	seq 1 30 | sw-claim add --lines --quiet
+	run --separate-stderr bash -c 'sw-agent run --idle-exit 0 -- cat | head -1; echo "rc=${PIPESTATUS[0]}"'
+	assert_line --index 1 "rc=0"
+	[ "$(count done)" = 30 ]
+}
+
+@test "a running agent's record names its queue, jobs, command and pid" {
+	sw-claim add -q q1 --quiet '"x"'
+	sw-agent run -q q1 --id r1 -j 3 --quiet -- sleep 2 &
+	pid=$!
+	sleep 0.5
+	run --separate-stderr sw-agent list --alive
+	run jq -c '[.queue, .jobs, .command, .pid]' <<<"$output"
+	assert_output "[\"q1\",3,[\"sleep\",\"2\"],$pid]"
+	kill -TERM "$pid"
+	wait "$pid"
+}

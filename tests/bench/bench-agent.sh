@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# sw-agent: throughput of `run -j2 -- true` against xargs -P2 and GNU
+# parallel -j2 on the same machine in the same run; an idle agent's RSS;
+# the CPU that 1,000 idle agents on one workspace use together.
+# BENCH_QUICK=1: 5,000 items and 200 idle agents.  GNU parallel costs
+# ~5 ms per job, so it runs a tenth of the items unless BENCH_FULL=1;
+# its rate (items/s) is what is compared.
+set -eu
+. "$(dirname "$0")/lib.sh"
+tmp=$SW_BENCH_TMP/agent
+rm -rf "$tmp"; mkdir -p "$tmp"
+export SW_SYNC=off
+n=${BENCH_ITEMS:-20000}
+idle=${BENCH_IDLE_AGENTS:-1000}
+window=${BENCH_IDLE_WINDOW:-20}
+if [ "${BENCH_QUICK:-}" = 1 ]; then n=5000; idle=200; window=10; fi
+npar=$((n / 10))
+[ "${BENCH_FULL:-}" = 1 ] && npar=$n
+
+secs() { awk -v a="${1/./}" -v b="${2/./}" 'BEGIN {printf "%.3f", (b-a)/1e6}'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN {printf "%d", n/s}'; }
+
+# 1. throughput, in rounds that alternate the three, so that the noise of
+#    this shared machine falls on all of them alike
+rounds=${BENCH_ROUNDS:-5}
+per=$((n / rounds)); ppar=$((npar / rounds))
+n=$((per * rounds)); npar=$((ppar * rounds))
+export SW_DIR=$tmp/ws
+agent_s=0 xargs_s=0 par_s=0
+add() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a + b}'; }
+for ((r = 0; r < rounds; r++)); do
+	seq 1 "$per" | sw-claim add --lines --quiet
+	t0=$EPOCHREALTIME
+	sw-agent run -j 2 --quiet --idle-exit 0 -- true
+	t1=$EPOCHREALTIME
+	agent_s=$(add "$agent_s" "$(secs "$t0" "$t1")")
+	t0=$EPOCHREALTIME
+	seq 1 "$per" | xargs -P2 -n1 true
+	t1=$EPOCHREALTIME
+	xargs_s=$(add "$xargs_s" "$(secs "$t0" "$t1")")
+	t0=$EPOCHREALTIME
+	seq 1 "$ppar" | parallel -j2 true
+	t1=$EPOCHREALTIME
+	par_s=$(add "$par_s" "$(secs "$t0" "$t1")")
+done
+done_n=$(sw-claim stats | jq .done)
+[ "$done_n" = "$n" ] || { echo "sw-agent did $done_n of $n items" >&2; exit 1; }
+ra=$(rate "$n" "$agent_s"); rx=$(rate "$n" "$xargs_s"); rp=$(rate "$npar" "$par_s")
+echo "sw-agent run -j2 -- true:  $n items in ${agent_s} s = $ra items/s (SW_SYNC=off)"
+echo "xargs -P2 -n1 true:        $n items in ${xargs_s} s = $rx items/s"
+echo "parallel -j2 true:         $npar items in ${par_s} s = $rp items/s"
+echo "sw-agent / xargs    = $(ratio "$ra" "$rx")× (target ≥ 0.6×)"
+echo "sw-agent / parallel = $(ratio "$ra" "$rp")× (target ≥ 2×)"
+
+# 2. idle agents: RSS of one, CPU of many
+export SW_DIR=$tmp/idle
+unset SW_POLL
+sw-claim stats >/dev/null 2>&1 || true
+pids=()
+for ((i = 0; i < idle; i++)); do
+	sw-agent run --quiet -q idle -- true >/dev/null 2>&1 &
+	pids+=($!)
+done
+sleep 3
+rss=$(awk '/^VmRSS:/ {print $2}' "/proc/${pids[0]}/status")
+echo "idle agent RSS:            ${rss} kB (target ≤ 4096 kB)"
+cpu_ns() { # CPU time of the agents so far, in ns (schedstat is exact,
+	   # where utime/stime are sampled in 10 ms ticks)
+	local p s=0 a
+	for p in "${pids[@]}"; do
+		read -r a _ <"/proc/$p/schedstat" 2>/dev/null || continue
+		s=$((s + a))
+	done
+	echo "$s"
+}
+c0=$(cpu_ns); t0=$EPOCHREALTIME
+sleep "$window"
+c1=$(cpu_ns); t1=$EPOCHREALTIME
+echo "$idle idle agents:          $(awk -v c=$((c1 - c0)) -v s="$(secs "$t0" "$t1")" \
+	'BEGIN {printf "%.3f", 100 * c / 1e9 / s}')% of one core together over ${window} s (target < 2%)"
+echo "                           (alive per the registry: $(sw-agent list --alive | grep -c .))"
+kill -TERM "${pids[@]}" 2>/dev/null
+wait
+rm -rf "$tmp"

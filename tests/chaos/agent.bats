@@ -1,0 +1,134 @@
+#!/usr/bin/env bats
+# sw-agent under stress: many agents, failing and slow commands, agents
+# SIGKILLed at random, hostile payloads.  Nothing may be lost or done twice.
+load ../helper
+
+setup() {
+	export SW_POLL=200ms SW_BACKOFF_BASE=10ms SW_CLOCK_SKEW=300ms
+	out=$BATS_TEST_TMPDIR/out
+	mkdir -p "$out"
+}
+
+# fill N: items whose payload is the number 1..N
+fill() { seq 1 "$1" | sw-claim add --lines --quiet "${@:2}"; }
+stat_of() { sw-claim stats | jq -r ".$1"; }
+
+# wait_settled TOTAL SECS: until done+dead reaches TOTAL (or time runs out)
+wait_settled() {
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		[ "$(sw-claim stats | jq '.done + .dead')" -ge "$1" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# every id reported done by the agents, at most once each
+assert_none_done_twice() {
+	local dup
+	dup=$(cat "$out"/*.out | jq -r 'select(.state == "done") | .id' | sort | uniq -d | head -3)
+	[ -z "$dup" ] || { echo "done twice: $dup"; return 1; }
+}
+
+@test "4 agents x -j2, 5,000 items failing, retrying and outliving their ttl: each ends done or dead per its attempts" {
+	cat >"$BATS_TEST_TMPDIR/work" <<'EOF'
+#!/bin/sh
+n=$(cat)
+[ $((n % 13)) = 0 ] && { echo "always $n" >&2; exit 1; }
+[ $((n % 5)) = 0 ] && [ "$SW_ATTEMPT" -lt 3 ] && { echo "flaky $n" >&2; exit 1; }
+[ $((n % 250)) = 0 ] && sleep 2.5     # past the 1s lease and the skew margin
+echo "$n"
+EOF
+	chmod +x "$BATS_TEST_TMPDIR/work"
+	fill 5000 --max-attempts 3
+	for i in 1 2 3 4; do
+		sw-agent run --id a$i -j 2 --ttl 1s --idle-exit 3s -- "$BATS_TEST_TMPDIR/work" >"$out/a$i.out" 2>"$out/a$i.err" &
+	done
+	wait
+	run sw-claim stats
+	assert_output '{"queue":"default","pending":0,"delayed":0,"blocked":0,"claimed":0,"done":4616,"dead":384,"cancelled":0}'
+	# dead: exactly the always-failing ones, after 3 attempts
+	run bash -c "sw-claim list --state dead | jq -r '[.payload, .attempt] | @tsv' | sort -n | md5sum"
+	[ "$output" = "$(seq 13 13 5000 | awk '{print $1 "\t3"}' | md5sum)" ]
+	# done: the flaky ones on their third attempt, the rest on the first
+	run bash -c "sw-claim list --state done | jq -r 'select((.payload|tonumber) % 5 == 0) | .attempt' | sort -u"
+	assert_output 3
+	run bash -c "sw-claim list --state done | jq -r 'select((.payload|tonumber) % 5 != 0) | .attempt' | sort -u"
+	assert_output 1
+	run bash -c "sw-claim list --state done | jq -r 'select((.payload|tonumber) != .result) | .id' | head -1"
+	assert_output ""
+	assert_none_done_twice
+	[ "$(cat "$out"/*.out | jq -r 'select(.state == "done") | .id' | wc -l)" = 4616 ]
+	! grep -q "lost\|expired" "$out"/*.err
+}
+
+@test "8 agents on 20,000 items, one SIGKILLed every 200 ms and restarted: 0 lost, 0 done twice" {
+	n=${CHAOS_ITEMS:-20000}
+	fill "$n" --max-attempts 1000
+	start() { # slot
+		sw-agent run --id k$1.$RANDOM --ttl 1s -- true >>"$out/k$1.out" 2>>"$out/k$1.err" &
+		pids[$1]=$!
+	}
+	pids=()
+	for i in 0 1 2 3 4 5 6 7; do start $i; done
+	kills=0
+	for ((t = 0; t < 900; t++)); do
+		[ "$(sw-claim stats | jq '.done')" -ge "$n" ] && break
+		sleep 0.2
+		i=$((RANDOM % 8))
+		kill -KILL "${pids[$i]}" 2>/dev/null && kills=$((kills + 1))
+		wait "${pids[$i]}" 2>/dev/null || true
+		start $i
+	done
+	echo "# $kills agents killed" >&3
+	# what the killed agents left behind: claims whose lease runs out, and
+	# transitions cut in half, which reap finishes once they are old enough
+	SW_CLOCK_OFFSET=2m sw-claim reap >/dev/null
+	wait_settled "$n" 30 || true
+	kill -TERM "${pids[@]}"
+	wait
+	run sw-claim stats
+	assert_output "{\"queue\":\"default\",\"pending\":0,\"delayed\":0,\"blocked\":0,\"claimed\":0,\"done\":$n,\"dead\":0,\"cancelled\":0}"
+	assert_none_done_twice
+	[ "$kills" -gt 5 ]
+}
+
+@test "SIGTERM to busy agents drains them: items finish, exit 0, nothing left claimed" {
+	fill 40
+	for i in 1 2 3 4; do
+		sw-agent run --id d$i -j 2 -- sh -c 'sleep 0.5; cat' >"$out/d$i.out" 2>"$out/d$i.err" &
+		pids+=($!)
+	done
+	sleep 1.2
+	kill -TERM "${pids[@]}"
+	for p in "${pids[@]}"; do wait "$p"; done    # each exits 0, or the test fails
+	[ "$(stat_of claimed)" = 0 ]
+	[ "$(( $(stat_of done) + $(stat_of pending) ))" = 40 ]
+	[ "$(cat "$out"/*.out | grep -c '"state":"done"')" = "$(stat_of done)" ]
+	run sw-agent list
+	assert_output ""
+}
+
+@test "hostile payloads and 1 MB of binary-safe text reach stdin byte for byte, and nothing else happens" {
+	export HOME=$BATS_TEST_TMPDIR/home SW_MAX_ITEM_BYTES=8388608
+	mkdir -p "$HOME" && touch "$HOME/canary"
+	rm -f /tmp/pwned
+	printf '%s' '$(touch /tmp/pwned)' >"$BATS_TEST_TMPDIR/p1"
+	printf '%s' '; rm -rf ~' >"$BATS_TEST_TMPDIR/p2"
+	printf '%s' '`touch /tmp/pwned` && rm -rf ~ || $(rm -rf ~)' >"$BATS_TEST_TMPDIR/p3"
+	# every byte 1..127 (controls, quotes, backslashes) and multi-byte
+	# UTF-8, repeated to 1 MB
+	awk 'BEGIN { for (i = 1; i < 128; i++) s = s sprintf("%c", i); s = s "é€😀\n";
+		while (length(t) < 1000000) t = t s; printf "%s", substr(t, 1, 1000000) }' >"$BATS_TEST_TMPDIR/p4"
+	[ "$(wc -c <"$BATS_TEST_TMPDIR/p4")" -ge 1000000 ]
+	for i in 1 2 3 4; do
+		jq -Rsc --arg id "p$i" '{id: $id, payload: .}' <"$BATS_TEST_TMPDIR/p$i" | sw-claim add --quiet
+	done
+	sw-agent run -j 2 --idle-exit 0 --quiet -- sh -c 'cat >"$0/got.$SW_ITEM_ID"' "$BATS_TEST_TMPDIR"
+	for i in 1 2 3 4; do
+		cmp "$BATS_TEST_TMPDIR/p$i" "$BATS_TEST_TMPDIR/got.p$i"
+	done
+	[ ! -e /tmp/pwned ]
+	[ -e "$HOME/canary" ]
+	[ "$(stat_of done)" = 4 ]
+}

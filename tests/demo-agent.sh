@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Part of `make demo`: three sw-agent processes empty a queue with a live
+# progress line; one is SIGKILLed half-way and its items come back to the
+# others.  Takes about ten seconds.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$top/bin:$PATH" SW_DIR=$(mktemp -d /tmp/sw-demo-agent.XXXXXX) SW_SYNC=off
+# short leases and a small skew margin, so the killed agent's items come
+# back within the demo
+export SW_CLOCK_SKEW=500ms SW_POLL=200ms SW_BACKOFF_BASE=100ms
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$SW_DIR"' EXIT
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+
+say "1. Queue 150 render jobs:"
+echo '$ seq 1 150 | sed "s/.*/frame-&/" | sw-claim add -q render --lines --quiet'
+seq 1 150 | sed 's/.*/frame-&/' | sw-claim add -q render --lines --quiet
+
+say "2. Three agents, two jobs each; the command gets the payload on stdin, one in ten fails once:"
+cat >"$SW_DIR/render" <<'EOF'
+#!/bin/bash
+frame=$(cat)
+sleep 0.0$((RANDOM % 9 + 1))
+if [ "$SW_ATTEMPT" = 1 ] && [ $(( ${frame#frame-} % 10 )) = 0 ]; then
+	echo "GPU hiccup on $frame" >&2; exit 1
+fi
+echo "{\"frame\":\"$frame\",\"by\":\"$SW_AGENT_ID\"}"
+EOF
+chmod +x "$SW_DIR/render"
+echo '$ sw-agent run -q render -j 2 --ttl 1s --idle-exit 2s --id agent-N -- ./render   # N = 1, 2, 3'
+for i in 1 2 3; do
+	sw-agent run -q render -j 2 --ttl 1s --idle-exit 2s --id agent-$i -- "$SW_DIR/render" >"$SW_DIR/agent-$i.out" &
+	pids+=($!)
+done
+
+line() {
+	sw-claim stats -q render | jq -r '"  pending \(.pending + .delayed)  running \(.claimed)  done \(.done)  dead \(.dead)"'
+}
+killed=0 t0=$EPOCHREALTIME
+while :; do
+	live=0
+	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && live=$((live + 1)); done
+	[ "$live" = 0 ] && break
+	if [ -t 1 ]; then printf '\r%s  agents %d\033[K' "$(line)" "$live"; fi
+	if [ "$killed" = 0 ] && [ "$(sw-claim stats -q render | jq .done)" -ge 50 ]; then
+		kill -KILL "${pids[2]}"; killed=1
+		wait "${pids[2]}" 2>/dev/null || true
+		printf '\r\033[K  >> agent-3 SIGKILLed with items in hand; their leases run out and the others take them\n'
+	fi
+	sleep 0.1
+done
+t1=$EPOCHREALTIME
+[ -t 1 ] && printf '\r\033[K'
+line
+
+say "3. What happened ($(awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "%.1f", (b-a)/1e6}') s):"
+echo "items done per agent:"
+sw-claim list -q render --state done | jq -r .result.by | sort | uniq -c
+echo "items done on a later attempt (failed once, or taken over from agent-3): $(sw-claim list -q render --state done | jq -s 'map(select(.attempt > 1)) | length')"
+echo "lost: $((150 - $(sw-claim stats -q render | jq '.done + .dead')))"
+echo "done twice: $(cat "$SW_DIR"/agent-*.out | jq -r 'select(.state == "done") | .id' | sort | uniq -d | wc -l) (each agent prints a JSON line per item; a claim's token lets only one finish it)"
+echo '$ sw-agent list --dead --table      # the killed agent left its record behind'
+sw-agent list --dead --table
+echo '$ sw-agent reap'
+sw-agent reap | jq -c '{id, reaped}'
