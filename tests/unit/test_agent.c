@@ -1,6 +1,7 @@
 /* test_agent — lib/agent.c through its API (what sw-metrics will call):
  * records, heartbeats by mtime, liveness with the skew margin, counts,
  * and reaping that spares an agent which heartbeats in time. */
+#include "tap.h"
 #include "agent.h"
 #include "clock.h"
 #include "json.h"
@@ -10,20 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int tests, failures;
-
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		failures++;
-}
 
 static json_t *rec(const char *id, double ttl)
 {
@@ -104,6 +91,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;
-	printf("1..%d\n", tests);
-	return failures ? 1 : 0;
+	return tap_done();
 }

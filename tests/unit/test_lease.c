@@ -2,6 +2,7 @@
  * return codes, states, listing, tokens that only grow past the deleted
  * versions, readers that ignore a stray old version, and four processes
  * hammering one lease with a short TTL: no two belief intervals overlap. */
+#include "tap.h"
 #include "clock.h"
 #include "err.h"
 #include "lease.h"
@@ -12,20 +13,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int tests, failures;
-
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		failures++;
-}
 
 static int count_held(const struct sw_lease *l, void *arg)
 {
@@ -178,6 +165,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		printf("# could not remove %s\n", dir);
-	printf("1..%d\n", tests);
-	return failures ? 1 : 0;
+	return tap_done();
 }

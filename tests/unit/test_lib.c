@@ -1,6 +1,7 @@
 /* test_lib.c — unit tests for libsw: durations, timestamps, ULIDs, the
  * name rule, W3C traceparent, atomic file helpers, tokens, state masks.
  * Prints TAP; exits non-zero when anything failed. */
+#include "tap.h"
 #include "atomic.h"
 #include "clock.h"
 #include "id.h"
@@ -15,21 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int n_test, n_fail;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++n_test);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	if (!cond)
-		n_fail++;
-}
 
 /* ---- durations ------------------------------------------------------- */
 
@@ -366,10 +352,9 @@ int main(void)
 	test_traceparent();
 	test_atomic(dir);
 	test_tokens();
-	printf("1..%d\n", n_test);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
-	return n_fail ? 1 : 0;
+	return tap_done();
 }

@@ -2,6 +2,7 @@
  * bucket rules, number formatting, nearest-rank percentiles, Prometheus
  * escaping, the journal's records and kinds-registry targets, and the
  * OTLP span-line reader against well-formed, truncated and tricky lines. */
+#include "tap.h"
 #include "metrics.h"
 #include "metrics_journal.h"
 #include "metrics_otlp.h"
@@ -10,20 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int tests, failures;
-
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		failures++;
-}
 
 static void names(void)
 {
@@ -184,6 +171,5 @@ int main(void)
 	prom();
 	journal();
 	otlp();
-	printf("1..%d\n", tests);
-	return failures != 0;
+	return tap_done();
 }

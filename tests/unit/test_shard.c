@@ -1,6 +1,7 @@
 /* test_shard — the placement algorithms of lib/shard.c: the hash against
  * xxhsum's published values, node list parsing, and the movement and
  * balance properties sw-shard(1) promises, over 1,000,000 keys. */
+#include "tap.h"
 #include "shard.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,20 +9,6 @@
 #include <string.h>
 
 #define NKEYS 1000000
-
-static int tests, failures;
-
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%sok %d - ", cond ? "" : "not ", ++tests);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (!cond)
-		failures++;
-}
 
 static uint64_t *keys;          /* hashes of "key0" … "key999999", seed 0 */
 
@@ -393,6 +380,5 @@ int main(void)
 	test_scan();
 	cache_free();
 	free(keys);
-	printf("1..%d\n", tests);
-	return failures != 0;
+	return tap_done();
 }
