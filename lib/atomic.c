@@ -91,7 +91,7 @@ int sw_replace(int dirfd, const char *name, const void *buf, size_t len, enum sw
 	bool sync = sw_sync_wanted(s, durable);
 	if (sw_tmp_write(dirfd, tmp, buf, len, sync) < 0)
 		return -1;
-	if (renameat(dirfd, tmp, dirfd, name) < 0 && !same_inode(dirfd, name, dirfd, name)) {
+	if (sw_rename(dirfd, tmp, dirfd, name) < 0) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
 		errno = e;

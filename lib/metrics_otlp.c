@@ -441,7 +441,7 @@ int sw_otlp_line(struct sw_otlp *p, const char *line, size_t len)
 		return SW_OTLP_BAD;
 	skip_ws(p);
 	if (p->pos >= len || line[p->pos] != '{')
-		return bad(p, "not a JSON object"), SW_OTLP_BAD;
+		return SW_OTLP_OTHER;   /* only an object can be a span line */
 	if (scan_value(p, 0) < 0)
 		return SW_OTLP_BAD;
 	skip_ws(p);

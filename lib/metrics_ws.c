@@ -9,7 +9,7 @@
 bool sw_metrics_ws_reserved(const char *name)
 {
 	return !strncmp(name, "sw_queue_", 9) || !strncmp(name, "sw_agents", 9) ||
-	       !strncmp(name, "sw_leases", 9);
+	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_span", 7);
 }
 
 struct qstat {

@@ -16,7 +16,8 @@
 typedef int (*sw_gauge_fn)(const char *name, const char *help, const json_t *labels, double v,
 			   void *arg);
 
-/* Names user metrics may not take (the prefixes above). */
+/* Names user metrics may not take: the prefixes above, and sw_span*,
+ * which sw-metrics ingest writes. */
 bool sw_metrics_ws_reserved(const char *name);
 /* Every workspace gauge; problems with one source are warnings.  Returns
  * what fn returned when non-zero. */

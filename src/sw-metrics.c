@@ -111,7 +111,8 @@ static double value_arg(const char *what, const char *s)
 {
 	char *end;
 	errno = 0;
-	double v = strtod(s, &end);
+	/* decimal only: strtod would also take hex, "infinity" and spaces */
+	double v = strspn(s, "0123456789.eE+-") == strlen(s) ? strtod(s, &end) : (end = (char *)s, 0);
 	if (end == s || *end || errno == ERANGE || !isfinite(v))
 		sw_die(EX_DATAERR, "bad %s '%s': want a finite number", what, s);
 	return v;
@@ -131,8 +132,8 @@ static void metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_m
 	if (why)
 		sw_die(EX_DATAERR, "bad metric name '%.80s': %s", name, why);
 	if (sw_metrics_ws_reserved(name))
-		sw_die(EX_DATAERR, "bad metric name '%s': sw_queue_*, sw_agents* and sw_leases* are "
-		       "the workspace gauges of export", name);
+		sw_die(EX_DATAERR, "bad metric name '%s': sw_queue_*, sw_agents*, sw_leases* and "
+		       "sw_span* are export's workspace gauges and ingest's span metrics", name);
 	if (kind == SW_M_COUNTER) {
 		snprintf(out, SW_M_NAME_MAX + 8, "%s%s", name, ends_with(name, "_total") ? "" : "_total");
 		if (strlen(out) > SW_M_NAME_MAX)
@@ -141,10 +142,10 @@ static void metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_m
 	}
 	if (ends_with(name, "_total"))
 		sw_die(EX_DATAERR, "bad metric name '%s': only counters end in _total", name);
-	if (kind == SW_M_HISTOGRAM && (ends_with(name, "_bucket") || ends_with(name, "_sum") ||
-				       ends_with(name, "_count")))
-		sw_die(EX_DATAERR, "bad metric name '%s': a histogram's name may not end in _bucket, "
-		       "_sum or _count", name);
+	/* a gauge lat_count would collide with histogram lat's series */
+	if (ends_with(name, "_bucket") || ends_with(name, "_sum") || ends_with(name, "_count"))
+		sw_die(EX_DATAERR, "bad metric name '%s': _bucket, _sum and _count are the series "
+		       "of histograms", name);
 	snprintf(out, SW_M_NAME_MAX + 8, "%s", name);
 }
 
@@ -433,13 +434,15 @@ static void add_span(struct ingest *in, const struct sw_otlp_span *s)
 	in->spans++;
 }
 
-static void out_line(const char *line, size_t len)
+/* A last line without a newline passes on without one: --tee is byte-exact. */
+static void out_line(const char *line, size_t len, bool newline)
 {
-	if (fwrite(line, 1, len, stdout) != len || putchar('\n') == EOF)
+	if (fwrite(line, 1, len, stdout) != len || (newline && putchar('\n') == EOF))
 		sw_die(EX_IOERR, "cannot write output: %s", strerror(errno));
 }
 
-static void ingest_line(struct ingest *in, struct sw_otlp *p, const char *line, size_t len)
+static void ingest_line(struct ingest *in, struct sw_otlp *p, const char *line, size_t len,
+			bool newline)
 {
 	in->lines++;
 	int r = sw_otlp_line(p, line, len);
@@ -464,7 +467,7 @@ static void ingest_line(struct ingest *in, struct sw_otlp *p, const char *line, 
 	/* what is not a span passes on untouched, malformed span lines too:
 	 * nothing is lost downstream */
 	if (in->o->tee)
-		out_line(line, len);
+		out_line(line, len, newline);
 }
 
 /* Whether more input is ready without blocking. */
@@ -523,7 +526,7 @@ static void read_input(struct ingest *in)
 				}
 				skipping = false;
 			} else {
-				ingest_line(in, &p, buf + start, len);
+				ingest_line(in, &p, buf + start, len, true);
 			}
 			start += len + 1;
 		}
@@ -531,7 +534,7 @@ static void read_input(struct ingest *in)
 		have -= start;
 	}
 	if (have && !skipping)
-		ingest_line(in, &p, buf, have);
+		ingest_line(in, &p, buf, have, false);
 	free(buf);
 	sw_otlp_free(&p);
 }
@@ -645,9 +648,10 @@ static const char *type_name(enum sw_mkind k)
 
 static void json_out(struct exporter *e, json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	if (s)
-		fprintf(e->f, "%s\n", s);
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	if (!s)   /* a sample left out silently would be a lie */
+		sw_die(EX_SOFTWARE, "cannot encode an exported sample");
+	fprintf(e->f, "%s\n", s);
 	free(s);
 	json_decref(j);
 }
@@ -706,8 +710,9 @@ static int export_gauge(const char *name, const char *help, const json_t *labels
 {
 	struct exporter *e = arg;
 	if (e->json) {
-		json_out(e, json_pack("{s:s,s:s,s:O,s:o}", "name", name, "type", "gauge",
-				      "labels", labels, "value", num(v)));
+		json_out(e, json_pack("{s:s,s:s,s:o,s:o}", "name", name, "type", "gauge",
+				      "labels", labels ? json_incref((json_t *)labels) : json_object(),
+				      "value", num(v)));
 		return 0;
 	}
 	sw_prom_family(&e->w, name, "gauge", help);
@@ -824,7 +829,29 @@ static const struct option longopts[] = {
 	{0, 0, 0, 0},
 };
 
-static void parse(int argc, char **argv, struct opts *o)
+/* The long name of a verb's own option c, for the check below. */
+static const char *opt_name(int c)
+{
+	for (const struct option *lo = longopts; lo->name; lo++)
+		if (lo->val == c)
+			return lo->name;
+	return NULL;
+}
+
+/* Whether the option c means something to this verb (allowed: its options'
+ * long names, each between spaces): an option a verb ignores would be a
+ * silent surprise. */
+static bool opt_applies(const char *allowed, int c)
+{
+	const char *name = opt_name(c);
+	char word[32];
+	if (!name || !allowed)
+		return true;   /* unknown options are reported by the switch */
+	snprintf(word, sizeof word, " %s ", name);
+	return strstr(allowed, word) != NULL;
+}
+
+static void parse(int argc, char **argv, struct opts *o, const char *allowed)
 {
 	int c;
 	const char *why;
@@ -832,6 +859,8 @@ static void parse(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, SW_COMMON_SHORTOPTS "l:o:", longopts, NULL)) != -1) {
 		if (sw_common_opt(c, optarg, &o->co, usage))
 			continue;
+		if (!opt_applies(allowed, c))
+			sw_usage_error("--%s is not an option of this verb", opt_name(c));
 		switch (c) {
 		case OPT_DB: o->db = optarg; break;
 		case 'l':
@@ -873,9 +902,15 @@ static void parse(int argc, char **argv, struct opts *o)
 static const struct {
 	const char *name;
 	int (*fn)(struct opts *, struct sw_span *);
+	const char *opts;   /* its own options, see opt_applies */
 } verbs[] = {
-	{"inc", verb_inc}, {"set", verb_set}, {"observe", verb_observe}, {"ingest", verb_ingest},
-	{"summary", verb_summary}, {"export", verb_export}, {"prune", verb_prune},
+	{"inc", verb_inc, " db label describe "},
+	{"set", verb_set, " db label describe "},
+	{"observe", verb_observe, " db label describe buckets "},
+	{"ingest", verb_ingest, " db tee buckets "},
+	{"summary", verb_summary, " db label since "},
+	{"export", verb_export, " db format output no-workspace "},
+	{"prune", verb_prune, " db older-than "},
 };
 
 
@@ -888,17 +923,20 @@ int main(int argc, char **argv)
 	const char *verb = argv[1];
 	if (verb[0] == '-') {
 		/* sw-metrics --help / --version before a verb */
-		parse(argc, argv, &o);
+		parse(argc, argv, &o, NULL);
 		sw_usage_error("no verb");
 	}
 	int (*fn)(struct opts *, struct sw_span *) = NULL;
+	const char *allowed = NULL;
 	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-		if (!strcmp(verbs[i].name, verb))
+		if (!strcmp(verbs[i].name, verb)) {
 			fn = verbs[i].fn;
+			allowed = verbs[i].opts;
+		}
 	if (!fn)
 		sw_usage_error("unknown verb '%.40s'", verb);
 	sw_verb_set(verb);
-	parse(argc - 1, argv + 1, &o);
+	parse(argc - 1, argv + 1, &o, allowed);
 	char spname[64];
 	snprintf(spname, sizeof spname, "sw-metrics %s", verb);
 	struct sw_span sp;

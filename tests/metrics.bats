@@ -47,6 +47,9 @@ span() { # name service start_ns dur_ns status_code
 	refused 64 sw-metrics export --format xml
 	refused 64 sw-metrics prune --older-than -3d
 	refused 64 sw-metrics ingest extra
+	refused 64 sw-metrics inc a --tee        # an option of another verb
+	refused 64 sw-metrics export --since 1h
+	refused 64 sw-metrics summary a -o out
 }
 
 @test "inc adds to a counter named with _total; labels make separate series" {
@@ -129,8 +132,13 @@ span() { # name service start_ns dur_ns status_code
 	# the JSON export says the same, one object per line
 	run --separate-stderr sw-metrics export --format json
 	assert_success
-	run jq -r 'select(.name == "evil_total") | .labels.msg' <<<"$output"
+	json=$output
+	run jq -r 'select(.name == "evil_total") | .labels.msg' <<<"$json"
 	assert_output $'two\nlines'
+	run jq -c 'select(.name == "sw_leases_held") | [.labels, .value]' <<<"$json"
+	assert_output '[{},1]'
+	run jq -c 'select(.name == "sw_queue_items" and .labels.state == "pending") | .value' <<<"$json"
+	assert_output '1'
 }
 
 @test "export -o replaces the file whole, leaving no temporary file" {
@@ -254,6 +262,10 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	run --separate-stderr sw-metrics ingest --tee <"$BATS_TEST_TMPDIR/in"
 	assert_success
 	assert_output "$(grep -v '"spanId"' "$BATS_TEST_TMPDIR/in")"
+	# byte for byte, the last line without its newline too
+	SW_METRICS_DB=$BATS_TEST_TMPDIR/m2.db sw-metrics ingest --tee <"$BATS_TEST_TMPDIR/in" \
+		>"$BATS_TEST_TMPDIR/out" 2>/dev/null
+	grep -v '"spanId"' "$BATS_TEST_TMPDIR/in" | head -c -1 | cmp - "$BATS_TEST_TMPDIR/out"
 	assert_equal "$stderr" 'sw-metrics: ingest: 1 malformed span line, the first at line 6: resourceSpans is not an array'
 	run --separate-stderr sw-metrics summary sw_spans
 	assert_output --partial '"value":2'
@@ -290,8 +302,10 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 		echo '{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","startTimeUnixNano":"9","endTimeUnixNano":"3"}]}]}]}'
 		printf '{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"\xff","startTimeUnixNano":"1","endTimeUnixNano":"3"}]}]}]}\n'
 		echo 'not json at all'
+		echo 'plain "resourceSpans" text'      # not an object: a data line
+		echo '["resourceSpans"]'
 	} | { run --separate-stderr sw-metrics ingest; assert_success
-	      assert_output '{"lines":6,"spans":1,"other":1,"malformed":4}'
+	      assert_output '{"lines":8,"spans":1,"other":3,"malformed":4}'
 	      assert_equal "$stderr" 'sw-metrics: ingest: 4 malformed span lines, the first at line 1: a span lacks startTimeUnixNano or endTimeUnixNano'; }
 }
 
@@ -305,6 +319,12 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	refused 65 sw-metrics set depth_total 1
 	refused 65 sw-metrics observe lat_count 1
 	refused 65 sw-metrics inc sw_queue_items
+	refused 65 sw-metrics set sw_span_duration_seconds 1
+	refused 65 sw-metrics set lat_count 3
+	refused 65 sw-metrics set lat_sum 1
+	refused 65 sw-metrics set lat_bucket 1
+	refused 65 sw-metrics inc jobs 0x10
+	refused 65 sw-metrics inc jobs ' 1'
 	refused 65 sw-metrics inc jobs -- -1
 	refused 64 sw-metrics inc jobs -1
 	refused 65 sw-metrics inc jobs 1x

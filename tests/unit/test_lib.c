@@ -283,6 +283,10 @@ static void test_atomic(const char *dir)
 	ok(sw_replace(dfd, "two", "new", 3, SW_SYNC_NORMAL, false) == 0 && content_is(dfd, "two", "new"),
 	   "replace creates a missing file");
 	ok(count_hidden(dfd) == 0, "replace leaves no temporary file behind");
+	errno = 0;
+	ok(mkdirat(dfd, "adir", 0700) == 0 && sw_replace(dfd, "adir", "x", 1, SW_SYNC_OFF, false) < 0 &&
+	   errno == EISDIR, "replace over a directory fails with EISDIR, never reports success");
+	ok(count_hidden(dfd) == 0, "a failed replace leaves no temporary file behind");
 	struct stat st;
 	ok(fstatat(dfd, "two", &st, 0) == 0 && !(st.st_mode & S_IWOTH), "a replaced file is not world-writable");
 
