@@ -268,6 +268,36 @@ static char *counts_text(const long long *c, size_t n)
 
 /* ---- opening ---- */
 
+/* Whether the nearest existing ancestor of dir is on a network
+ * filesystem: checked before creating directories there. */
+static bool ancestor_netfs(const char *dir)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s", dir);
+	for (;;) {
+		int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			bool net = sw_is_netfs(fd);
+			close(fd);
+			return net;
+		}
+		char *slash = strrchr(p, '/');
+		if (!slash)
+			strcpy(p, ".");
+		else if (slash == p)
+			strcpy(p, "/");
+		else
+			*slash = 0;
+		if (!slash || slash == p) {
+			fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			bool net = fd >= 0 && sw_is_netfs(fd);
+			if (fd >= 0)
+				close(fd);
+			return net;
+		}
+	}
+}
+
 int sw_mdb_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen)
 {
 	const char *env = getenv("SW_METRICS_DB");
@@ -288,14 +318,29 @@ int sw_mdb_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen
 			*p = '_';
 	const char *xdg = getenv("XDG_STATE_HOME");
 	const char *home = getenv("HOME");
+	char dir[PATH_MAX];
 	if (xdg && *xdg)
-		snprintf(out, PATH_MAX, "%s/sw-metrics/%s.db", xdg, host);
+		snprintf(dir, sizeof dir, "%s/sw-metrics", xdg);
 	else if (home && *home)
-		snprintf(out, PATH_MAX, "%s/.local/state/sw-metrics/%s.db", home, host);
+		snprintf(dir, sizeof dir, "%s/.local/state/sw-metrics", home);
 	else {
 		snprintf(err, errlen, "no database: set --db, SW_METRICS_DB or HOME");
 		return EX_USAGE;
 	}
+	/* a home on NFS is common; the default must stay host-local: then a
+	 * private directory of ours in /var/tmp (which others can write, so
+	 * one they made for us is refused) */
+	if (ancestor_netfs(dir)) {
+		struct stat st;
+		snprintf(dir, sizeof dir, "/var/tmp/sw-metrics-%ld", (long)getuid());
+		if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || lstat(dir, &st) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
+			snprintf(err, errlen, "the home is on a network filesystem and %s is not a "
+				 "private directory of this user: set --db or SW_METRICS_DB", dir);
+			return EX_UNAVAILABLE;
+		}
+	}
+	snprintf(out, PATH_MAX, "%s/%s.db", dir, host);
 	return 0;
 }
 
@@ -353,36 +398,6 @@ static int refuse_netfs(struct sw_mdb *m)
 	snprintf(m->err, sizeof m->err, "%s is on a network filesystem, where a WAL database "
 		 "breaks; set SW_METRICS_DB to a local path (or --db to insist)", m->path);
 	return EX_UNAVAILABLE;
-}
-
-/* Whether the nearest existing ancestor of dir is on a network
- * filesystem: checked before creating directories there. */
-static bool ancestor_netfs(const char *dir)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s", dir);
-	for (;;) {
-		int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			bool net = sw_is_netfs(fd);
-			close(fd);
-			return net;
-		}
-		char *slash = strrchr(p, '/');
-		if (!slash)
-			strcpy(p, ".");
-		else if (slash == p)
-			strcpy(p, "/");
-		else
-			*slash = 0;
-		if (!slash || slash == p) {
-			fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			bool net = fd >= 0 && sw_is_netfs(fd);
-			if (fd >= 0)
-				close(fd);
-			return net;
-		}
-	}
 }
 
 /* Opens the directory that holds the database (into *fd), creating it

@@ -780,7 +780,10 @@ static int verb_export(struct opts *o, struct sw_span *sp)
 	check(&m, sw_mdb_walk(&m, export_series, &e));
 	sw_mdb_close(&m);
 	char wsdir[PATH_MAX];
-	if (!o->no_ws && workspace_exists(o->co.dir, wsdir)) {
+	if (!o->no_ws && workspace_exists(o->co.dir, wsdir) && access(wsdir, R_OK | X_OK) < 0) {
+		/* the metrics are still worth exporting without the gauges */
+		sw_warn("workspace gauges left out: %s: %s", wsdir, strerror(errno));
+	} else if (!o->no_ws && workspace_exists(o->co.dir, wsdir)) {
 		struct sw_ws ws;
 		sw_ws_open(&ws, o->co.dir, false);
 		sw_metrics_ws_gauges(&ws, sw_now_ns(), export_gauge, &e);

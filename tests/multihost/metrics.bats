@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # sw-metrics on a real network filesystem (MooseFS, two client mounts): a
-# WAL database is refused there unless --db names it, which only warns.
+# WAL database is refused there unless --db names it, which only warns, and
+# a home there sends the default database to host-local /var/tmp.
 load ../helper
 
 setup() {
@@ -26,10 +27,16 @@ teardown() {
 	run --separate-stderr env SW_METRICS_DB="$NET/m.db" sw-metrics set g 1
 	[ "$status" -eq 69 ]
 	[ -z "$(ls -A "$NET")" ]
-	run --separate-stderr env -u SW_METRICS_DB -u XDG_STATE_HOME HOME="$NET" sw-metrics export
-	[ "$status" -eq 69 ]
-	[ -z "$output" ]
-	[ ! -e "$NET/.local" ]   # refused before any directory was made
+}
+
+@test "a home on a network filesystem: the default database moves to a private /var/tmp directory" {
+	run --separate-stderr env -u SW_METRICS_DB -u XDG_STATE_HOME HOME="$NET" \
+		sw-metrics inc sw_test_netfs_home --quiet
+	[ "$status" -eq 0 ]
+	[ ! -e "$NET/.local" ]   # nothing made on the network filesystem
+	local dir=/var/tmp/sw-metrics-$(id -u)
+	[ -f "$dir/$(hostname).db" ] || [ -s "$dir/$(hostname).db.journal" ]
+	[ "$(stat -c '%u %a' "$dir")" = "$(id -u) 700" ]
 }
 
 @test "--db naming a network filesystem warns and works" {
