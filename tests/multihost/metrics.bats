@@ -16,7 +16,7 @@ teardown() {
 	return 0
 }
 
-@test "a database on a network filesystem is refused with 69, from SW_METRICS_DB or the default path" {
+@test "a database on a network filesystem named by SW_METRICS_DB is refused with 69, before anything is written" {
 	run --separate-stderr env SW_METRICS_DB="$NET/m.db" sw-metrics inc a
 	[ "$status" -eq 69 ]
 	[[ $stderr == "sw-metrics: inc: $NET/m.db is on a network filesystem"* ]]
