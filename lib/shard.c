@@ -206,6 +206,10 @@ static int add_entry(struct sw_nodes *ns, const char *s, size_t len, char *err, 
 int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen)
 {
 	const char *p = list;
+	if (!list[strspn(list, ", \t")]) {
+		snprintf(err, errlen, "empty node list");
+		return -1;
+	}
 	for (;;) {
 		size_t len = strcspn(p, ",");
 		/* tolerate spaces around entries: "a, b=2" */

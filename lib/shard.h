@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2000 points per unit of weight keep max/mean near 1.07 over 100 nodes
+/* 2000 points per unit of weight keep max/mean near 1.06 over 100 nodes
  * (the spread is about 1/sqrt(vnodes)) for 12 bytes per point. */
 #define SW_SHARD_VNODES_DEFAULT 2000
 /* Upper bound on ring points (about 12 bytes each). */

@@ -331,7 +331,7 @@ static int v_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	size_t n = json_array_size(a.rows);
 	json_t **v = calloc(n ? n : 1, sizeof *v);
 	if (!v)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		v[i] = json_array_get(a.rows, i);
 	qsort(v, n, sizeof *v, by_id);
@@ -592,7 +592,7 @@ static void env_init(struct run *r)
 		n++;
 	r->env = calloc(n + OUR_VARS + 1, sizeof *r->env);
 	if (!r->env)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		bool ours = false;
 		for (int k = 0; our_vars[k]; k++)
@@ -877,7 +877,7 @@ static void read_out(struct slot *s)
 			}
 			if (keep) {
 				if (!s->out && !(s->out = malloc(RESULT_MAX)))
-					sw_die(EX_OSERR, "out of memory");
+					sw_die(EX_SOFTWARE, "out of memory");
 				memcpy(s->out + s->outlen, buf, keep);
 				s->outlen += keep;
 			}
@@ -977,7 +977,7 @@ static void start_item(struct run *r, json_t *item)
 		 * either: stop, leaving the queue as it was */
 		r->draining = true;
 		r->drain_deadline = sw_now_ns();
-		r->exit_code = e == ENOMEM ? EX_OSERR : EX_UNAVAILABLE;
+		r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
 		return;
 	}
 	r->running++;
@@ -1231,7 +1231,7 @@ static void loop(struct run *r)
 	struct pollfd *pf = calloc((size_t)maxfd, sizeof *pf);
 	int *owner = calloc((size_t)maxfd, sizeof *owner);
 	if (!pf || !owner)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	r->want_claim = true;
 	for (;;) {
 		int64_t now = sw_now_ns();
@@ -1269,7 +1269,7 @@ static void loop(struct run *r)
 		int64_t wait_ns = next_deadline(r, now) - now;
 		int ms = wait_ns >= INT32_MAX * INT64_C(1000000) ? -1 : (int)((wait_ns + 999999) / 1000000);
 		if (poll(pf, (nfds_t)n, ms) < 0 && errno != EINTR)
-			sw_die(EX_OSERR, "poll: %s", strerror(errno));
+			sw_die(EX_SOFTWARE, "poll: %s", strerror(errno));
 		handle_fds(r, pf, n, owner);
 		reap_children(r);
 		timers(r, sw_now_ns());
@@ -1288,10 +1288,10 @@ static void run_setup_signals(struct run *r)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		sw_die(EX_OSERR, "sigprocmask: %s", strerror(errno));
+		sw_die(EX_SOFTWARE, "sigprocmask: %s", strerror(errno));
 	r->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (r->sfd < 0)
-		sw_die(EX_OSERR, "signalfd: %s", strerror(errno));
+		sw_die(EX_SOFTWARE, "signalfd: %s", strerror(errno));
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -1324,7 +1324,7 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	r.slots = calloc((size_t)o->jobs, sizeof *r.slots);
 	r.fin = calloc((size_t)o->jobs, sizeof *r.fin);
 	if (!r.slots || !r.fin)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (int i = 0; i < o->jobs; i++)
 		r.slots[i].fin = r.slots[i].fout = r.slots[i].ferr = -1;
 	env_init(&r);
@@ -1444,7 +1444,7 @@ static void std_fds(void)
 {
 	for (int fd = 0; fd < 3; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
-			exit(EX_OSERR);
+			exit(EX_SOFTWARE);
 }
 
 int main(int argc, char **argv)

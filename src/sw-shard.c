@@ -187,13 +187,13 @@ static char *read_fd(int fd, const char *what, size_t *len)
 	size_t cap = 1 << 20, n = 0;
 	char *b = malloc(cap + 1);
 	if (!b)
-		sw_die(EX_OSERR, "out of memory reading %s", what);
+		sw_die(EX_SOFTWARE, "out of memory reading %s", what);
 	for (;;) {
 		if (n == cap) {
 			cap *= 2;
 			char *t = realloc(b, cap + 1);
 			if (!t)
-				sw_die(EX_OSERR, "out of memory reading %s", what);
+				sw_die(EX_SOFTWARE, "out of memory reading %s", what);
 			b = t;
 		}
 		ssize_t r = read(fd, b + n, cap - n);
@@ -228,7 +228,7 @@ static void keys_push(struct keys *k, const char *p, size_t len)
 		k->p = realloc(k->p, k->cap * sizeof *k->p);
 		k->len = realloc(k->len, k->cap * sizeof *k->len);
 		if (!k->p || !k->len)
-			sw_die(EX_OSERR, "out of memory for keys");
+			sw_die(EX_SOFTWARE, "out of memory for keys");
 	}
 	k->p[k->n] = p;
 	k->len[k->n] = (uint32_t)len;
@@ -243,7 +243,7 @@ static void keys_load(struct keys *k, const struct opts *o, bool json)
 	if (o->keys) {
 		k->buf = malloc((size_t)o->keys * 24 + 1);
 		if (!k->buf)
-			sw_die(EX_OSERR, "out of memory for keys");
+			sw_die(EX_SOFTWARE, "out of memory for keys");
 		char *w = k->buf;
 		for (long long i = 0; i < o->keys; i++) {
 			int l = sprintf(w, "key%lld", i);
@@ -266,7 +266,7 @@ static void keys_load(struct keys *k, const struct opts *o, bool json)
 	}
 	k->h = malloc((k->n ? k->n : 1) * sizeof *k->h);
 	if (!k->h)
-		sw_die(EX_OSERR, "out of memory for keys");
+		sw_die(EX_SOFTWARE, "out of memory for keys");
 }
 
 static void keys_hash(struct keys *k, const struct sw_placer *pl)
@@ -311,7 +311,7 @@ static int agent_one(json_t *rec, void *arg)
 		a->ids = realloc(a->ids, a->cap * sizeof *a->ids);
 	}
 	if (!a->ids || !(a->ids[a->n] = strdup(id)))
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	a->n++;
 	return 0;
 }
@@ -454,20 +454,20 @@ static void placer_init(struct sw_placer *pl, const struct sw_nodes *ns, const s
 	char err[512];
 	if (sw_placer_init(pl, ns, o->algo, o->vnodes, o->seed, o->max_load > 0 ? SIZE_MAX : nkeys,
 			   err, sizeof err) < 0)
-		sw_die(strstr(err, "memory") ? EX_OSERR : EX_USAGE, "%s", err);
+		sw_die(strstr(err, "memory") ? EX_SOFTWARE : EX_USAGE, "%s", err);
 }
 
 static void place(const struct sw_placer *pl, const struct keys *k, double factor, uint32_t *out)
 {
 	if (sw_place_all(pl, k->h, k->n, factor, out) < 0)
-		sw_die(EX_OSERR, "out of memory placing keys");
+		sw_die(EX_SOFTWARE, "out of memory placing keys");
 }
 
 static uint32_t *alloc_out(size_t n)
 {
 	uint32_t *v = malloc((n ? n : 1) * sizeof *v);
 	if (!v)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	return v;
 }
 
@@ -489,18 +489,18 @@ static int cmd_assign(struct opts *o, struct sw_span *sp)
 	char **ends = calloc(ns.n, sizeof *ends);
 	size_t *endlen = calloc(ns.n, sizeof *endlen);
 	if (!ends || !endlen)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < ns.n; i++) {
 		char *q = o->tsv ? NULL : json_quoted(ns.v[i].name);
 		if (asprintf(&ends[i], o->tsv ? "\t%s\n" : "\",\"node\":%s}\n", o->tsv ? ns.v[i].name : q) < 0)
-			sw_die(EX_OSERR, "out of memory");
+			sw_die(EX_SOFTWARE, "out of memory");
 		endlen[i] = strlen(ends[i]);
 		free(q);
 	}
 	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < k.n; i++) {
 		if (o->tsv) {
 			out_put(&out, k.p[i], k.len[i]);
@@ -573,10 +573,10 @@ static int cmd_plan(struct opts *o, struct sw_span *sp)
 	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	char **qf = calloc(from.n, sizeof *qf), **qt = calloc(to.n, sizeof *qt);
 	if (!qf || !qt)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < from.n; i++)
 		qf[i] = json_quoted(from.v[i].name);
 	for (size_t i = 0; i < to.n; i++)
@@ -642,13 +642,13 @@ static int cmd_balance(struct opts *o, struct sw_span *sp)
 	place(&pl, &k, o->max_load, node);
 	uint64_t *cnt = calloc(ns.n, sizeof *cnt);
 	if (!cnt)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < k.n; i++)
 		cnt[node[i]]++;
 	struct out out = { .cap = 1 << 16, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	double mean = (double)k.n / (double)ns.n, var = 0, over_ideal = 0;
 	uint64_t mn = UINT64_MAX, mx = 0;
 	for (size_t i = 0; i < ns.n; i++) {
@@ -712,7 +712,7 @@ static json_t *read_items(const struct opts *o)
 				sw_die(EX_DATAERR, "line %zu: %s", line, err);
 			}
 			if (!it || json_array_append_new(items, it) < 0)
-				sw_die(EX_OSERR, "out of memory reading items");
+				sw_die(EX_SOFTWARE, "out of memory reading items");
 		}
 		p = le + 1;
 	}
@@ -791,7 +791,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 	json_t **items = calloc(n, sizeof *items);
 	bool *existed = calloc(n, sizeof *existed);
 	if (!items || !existed)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		char err[512];
 		items[i] = sw_item_new(json_array_get(recs, i), &d, qname, err, sizeof err);
@@ -831,7 +831,7 @@ static int cmd_split(struct opts *o, struct sw_span *sp)
 	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	sw_span_str(sp, "sw.task.id", task);
 	sw_span_int(sp, "sw.shard.items", (int64_t)json_array_size(items));
 	sw_span_int(sp, "sw.shard.shards", (int64_t)json_array_size(recs) - 1);
@@ -862,7 +862,7 @@ static int cmd_ring(struct opts *o, struct sw_span *sp)
 	struct out out = { .cap = 1 << 16, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
-		sw_die(EX_OSERR, "out of memory");
+		sw_die(EX_SOFTWARE, "out of memory");
 	if (o->delete) {
 		int fd = rings_dir(&ws, o->co.dir, false);
 		if (fd < 0 || unlinkat(fd, file, 0) < 0) {
@@ -968,7 +968,10 @@ static void parse_opts(int argc, char **argv, size_t v, struct opts *o)
 		if (c == 'q') c = O_QUEUE;
 		if (c < SW_OPT_FIRST_FREE || c >= O_END)
 			sw_usage_error("bad option");
-		const char *name = longopts[5 + c - SW_OPT_FIRST_FREE].name;
+		const char *name = "?";
+		for (const struct option *lo = longopts; lo->name; lo++)
+			if (lo->val == c)
+				name = lo->name;
 		if (!verb_takes(v, c))
 			sw_usage_error("--%s does not apply to %s", name, verbs[v].verb);
 		o->seen[c - SW_OPT_FIRST_FREE] = true;

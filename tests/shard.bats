@@ -83,6 +83,13 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	run --separate-stderr bash -c "echo k | sw-shard assign --nodes ''"
 	assert_failure 65
 	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == *"empty node list"* ]]
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes ' , '"
+	assert_failure 65
+	[[ "$stderr" == *"empty node list"* ]]
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes 'a,,b'"
+	assert_failure 65
+	[[ "$stderr" == *"empty node name"* ]]
 	printf '# nobody\n\n' >"$BATS_TEST_TMPDIR/empty"
 	run --separate-stderr bash -c "echo k | sw-shard assign --nodes '$BATS_TEST_TMPDIR/empty'"
 	assert_failure 65
