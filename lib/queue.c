@@ -538,7 +538,7 @@ static int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id)
 {
 	char rel[PATH_LEN];
 	snprintf(rel, sizeof rel, "blocked/%s", id);
-	json_t *item = sw_json_read(q->fd, rel, q->item_max + 4096);
+	json_t *item = sw_json_read(q->fd, rel, q->item_max + SW_ITEM_SLACK);
 	if (!item)
 		return errno == ENOENT ? 0 : -1;
 	int rc = 0;
@@ -652,6 +652,14 @@ static int transition(struct sw_queue *q, int dirfd, const char *src, json_t *ne
 	char *buf = item_dump(next, &len);
 	char tmp[SW_TMPNAME_LEN], rnd[17], old[40], new[40];
 	if (!buf) { close(sfd); return qerr(q, EX_SOFTWARE, "cannot encode item"); }
+	/* readers stop at item_max + SW_ITEM_SLACK: a bigger file would be an
+	 * item nobody can read, so a result or error that large changes nothing */
+	if (len > q->item_max + SW_ITEM_SLACK) {
+		free(buf);
+		close(sfd);
+		return qerr(q, EX_DATAERR, "the item would be %zu bytes with this result or error, over "
+			    "SW_MAX_ITEM_BYTES (%zu) + %d", len, q->item_max, SW_ITEM_SLACK);
+	}
 	int rc = sw_tmp_write(sfd, tmp, buf, len, sw_sync_wanted(q->ws->sync, durable));
 	free(buf);
 	if (rc < 0) { rc = qerr_errno(q, "writing item"); close(sfd); return rc; }
@@ -999,7 +1007,7 @@ static int claim_entry(struct sw_queue *q, struct cand *c, int64_t ttl_ns, json_
 	snprintf(rel, sizeof rel, "%lld/%s", c->bucket, c->key);
 	/* the content of a pending entry never changes: reading it before
 	 * the rename is safe, and gives the claim count for the token */
-	json_t *item = sw_json_read(c->pfd, rel, q->item_max + 4096);
+	json_t *item = sw_json_read(c->pfd, rel, q->item_max + SW_ITEM_SLACK);
 	if (!item)
 		return errno == ENOENT ? 1 : -1;
 	int64_t ttl = ttl_ns > 0 ? ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
@@ -1085,7 +1093,7 @@ static int each_entry(int base, const char *rel, int (*fn)(int dfd, const char *
 
 /* When the next delayed item falls due or the next lease can be reaped;
  * 0 when neither. */
-static int64_t next_due(struct sw_queue *q)
+int64_t sw_queue_next_due(struct sw_queue *q)
 {
 	struct due d = { 0, q->ws->skew_ns };
 	each_entry(q->fd, "timed", due_timed, &d);
@@ -1124,7 +1132,7 @@ void sw_queue_wait(struct sw_queue *q, int64_t deadline_ns)
 	iv = iv / 2 + (int64_t)sw_rand_below(1000000) * (iv / 2000000);
 	/* nothing touches `wake` when a delayed item falls due or a lease
 	 * runs out: look again by then */
-	int64_t due = next_due(q);
+	int64_t due = sw_queue_next_due(q);
 	if (due > 0 && due - now < iv)
 		iv = due - now > 50000000 ? due - now : 50000000;
 	if (deadline_ns - now < iv)
@@ -1163,7 +1171,7 @@ static int claim_read(struct sw_queue *q, const char *id, uint64_t token, json_t
 	if (why)
 		return qerr(q, EX_DATAERR, "bad id: %s", why);
 	claim_rel(rel, id, token);
-	*item = sw_json_read(q->fd, rel, q->item_max + 4096);
+	*item = sw_json_read(q->fd, rel, q->item_max + SW_ITEM_SLACK);
 	if (!*item)
 		return errno == ENOENT ? not_claimed(q, id, token) : qerr_errno(q, "reading claim");
 	return 0;
@@ -1483,7 +1491,7 @@ static int id_reserve(struct sw_batch *bt, const char *id, bool *existed)
 /* The public view of the item in dfd/name, found in state. */
 static json_t *view_at(struct sw_queue *q, int dfd, const char *name, const char *state)
 {
-	json_t *item = sw_json_read(dfd, name, q->item_max + 4096);
+	json_t *item = sw_json_read(dfd, name, q->item_max + SW_ITEM_SLACK);
 	if (!item)
 		return NULL;
 	if (!strcmp(state, "claimed")) {
@@ -1523,7 +1531,7 @@ int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out)
 		close(f.dfd);
 		return qerr(q, SW_EX_FALSE, "item %s is %s: only pending or claimed items can be cancelled", id, state);
 	}
-	json_t *item = sw_json_read(f.dfd, f.name, q->item_max + 4096);
+	json_t *item = sw_json_read(f.dfd, f.name, q->item_max + SW_ITEM_SLACK);
 	if (!item) {
 		close(f.dfd);
 		return qerr(q, SW_EX_FALSE, "item %s moved while being cancelled; try again", id);
@@ -1555,7 +1563,7 @@ int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out)
 		close(f.dfd);
 		return qerr(q, SW_EX_FALSE, "item %s is %s: only dead or cancelled items can be requeued", id, state);
 	}
-	json_t *item = sw_json_read(f.dfd, f.name, q->item_max + 4096);
+	json_t *item = sw_json_read(f.dfd, f.name, q->item_max + SW_ITEM_SLACK);
 	if (!item) {
 		close(f.dfd);
 		return qerr(q, SW_EX_FALSE, "item %s moved while being requeued; try again", id);
@@ -1702,7 +1710,7 @@ static int reap_claim(int dfd, const char *name, void *arg)
 	 * we wait out the skew margin on top */
 	if (mtime_ns(&st) + m->q->ws->skew_ns >= m->now)
 		return 0;
-	json_t *item = sw_json_read(dfd, name, m->q->item_max + 4096);
+	json_t *item = sw_json_read(dfd, name, m->q->item_max + SW_ITEM_SLACK);
 	if (!item)
 		return 0;
 	retry_or_dead(item, token, "lease expired", 0);
@@ -1729,7 +1737,7 @@ static int recover_stage(struct maint *m, int sfd, const char *name)
 	snprintf(other, sizeof other, "%.*s.new", (int)(n - 4), name);
 	if (is_old && faccessat(sfd, other, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;   /* the .new will be handled on its own */
-	json_t *item = sw_json_read(sfd, name, m->q->item_max + 4096);
+	json_t *item = sw_json_read(sfd, name, m->q->item_max + SW_ITEM_SLACK);
 	if (!item)
 		return 0;
 	if (is_new) {
@@ -1786,7 +1794,7 @@ static int promote_timed(int dfd, const char *name, void *arg)
 		return 0;
 	if ((int64_t)strtoull(name, NULL, 16) > m->now)
 		return 0;
-	json_t *item = sw_json_read(dfd, name, m->q->item_max + 4096);
+	json_t *item = sw_json_read(dfd, name, m->q->item_max + SW_ITEM_SLACK);
 	if (!item)
 		return 0;
 	/* place_pending, not a bucket: a delayed item may also wait for

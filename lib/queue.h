@@ -31,6 +31,9 @@
 #define SW_ATTEMPTS_DEFAULT 5
 #define SW_TIMEOUT_DEFAULT_NS (300 * INT64_C(1000000000))
 #define SW_ITEM_MAX_DEFAULT (1024 * 1024)
+/* What a claimed or finished item may grow past SW_MAX_ITEM_BYTES (its
+ * token, times, result, error); a transition past it is refused (65). */
+#define SW_ITEM_SLACK 65536
 
 struct sw_queue {
 	const struct sw_ws *ws;
@@ -94,6 +97,10 @@ void sw_batch_abort(struct sw_batch *bt);
  * with token, attempt and lease_expires_at. */
 int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		   int64_t ttl_ns, json_t **out);
+/* When the next delayed item falls due or the next lease runs out (plus
+ * the skew margin), in unix ns; 0 when neither waits.  Nothing touches
+ * the wake file then, so a waiter must look again by this time. */
+int64_t sw_queue_next_due(struct sw_queue *q);
 /* Blocks until something may have become claimable or deadline_ns. */
 void sw_queue_wait(struct sw_queue *q, int64_t deadline_ns);
 

@@ -398,6 +398,8 @@ static int v_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 #define RESULT_MAX (64 * 1024)    /* stdout kept as the result */
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
+#define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
+#define LEAD_RETRY_NS (4 * SW_NS_PER_SEC) /* a SIGKILLed watcher is replaced within */
 
 struct slot {
 	pid_t pid;                /* 0: free */
@@ -454,6 +456,7 @@ struct run {
 	bool draining, forced;
 	int64_t drain_deadline;
 	int64_t next_beat, next_poll, poll_ns, idle_since, next_progress, started_ns;
+	int64_t next_lead;        /* when a waiting non-watcher tries to lead */
 	bool progress, want_claim, empty;
 	int once_status;
 	int exit_code;
@@ -500,7 +503,11 @@ static void waiter_init(struct run *r)
 		return;
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
 		return;
+	/* one watcher per workspace, queue and set of roles: a watcher that
+	 * cannot take an item must not be the one told about it */
 	uint64_t h = fnv1a(r->q.name, fnv1a("/", fnv1a(r->ws->path, 0xcbf29ce484222325ULL)));
+	for (size_t i = 0; i < r->o->nroles; i++)
+		h = fnv1a(r->o->roles[i], fnv1a(",", h));
 	snprintf(w->lock, sizeof w->lock, "%s/%016llx.lock", dir, (unsigned long long)h);
 	snprintf(w->baton, sizeof w->baton, "%s/%016llx.baton", dir, (unsigned long long)h);
 	int fd = open(w->baton, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -567,6 +574,9 @@ static void waiter_events(struct waiter *w, bool *wake, bool *baton)
 }
 
 static int free_slots(const struct run *r) { return r->o->jobs - r->running; }
+static bool may_claim(const struct run *r);
+/* Idle with room for work: one of those who wait for it. */
+static bool waits(const struct run *r) { return r->empty && free_slots(r) > 0 && may_claim(r); }
 
 static bool may_claim(const struct run *r)
 {
@@ -764,11 +774,20 @@ static json_t *utf8_string(const char *s, size_t n)
 }
 
 /* stdout as the result: JSON when it parses, else the text with one
- * trailing newline removed; nothing for empty output. */
-static json_t *result_of(struct slot *s)
+ * trailing newline removed; nothing for empty output.  room: the bytes of
+ * JSON the item can still take (see SW_ITEM_SLACK); a result over it is
+ * cut as if the output had been longer than RESULT_MAX. */
+static json_t *result_of(struct slot *s, size_t room)
 {
 	if (!s->outlen)
 		return NULL;
+	if (s->outlen + 2 > room) {
+		/* an escaped byte takes at most 6 */
+		s->outlen = room > 16 ? (room - 16) / 6 : 0;
+		s->truncated = true;
+		if (!s->outlen)
+			return NULL;
+	}
 	json_t *j = s->truncated ? NULL : sw_json_parse(s->out, s->outlen, NULL, 0);
 	if (j)
 		return j;
@@ -794,7 +813,19 @@ static void error_of(struct slot *s, char *buf, size_t n)
 	}
 	while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r'))
 		len--;
-	snprintf(buf, n, "%s%s%.*s", what, len ? ": " : "", (int)len, tail);
+	/* the tail may start inside a character, or hold any bytes at all:
+	 * the error is kept as a JSON string, so make it valid UTF-8 */
+	json_t *t = utf8_string(tail, len);
+	size_t tl = t ? json_string_length(t) : 0;
+	int off = snprintf(buf, n, "%s%s", what, tl ? ": " : "");
+	if (t && off > 0 && (size_t)off < n) {
+		memcpy(buf + off, json_string_value(t), tl < n - (size_t)off ? tl + 1 : n - (size_t)off);
+		buf[n - 1] = 0;
+		for (char *p = buf + off; p < buf + n - 1 && p < buf + off + tl; p++)
+			if (!*p)
+				*p = ' ';   /* a NUL would end the C string early */
+	}
+	json_decref(t);
 }
 
 static void report(struct run *r, struct slot *s, const char *state, int code)
@@ -804,6 +835,13 @@ static void report(struct run *r, struct slot *s, const char *state, int code)
 		"duration_ms", (json_int_t)((sw_now_ns() - s->started_ns) / 1000000));
 	if (code >= 0)
 		json_object_set_new(j, "exit_code", json_integer(code));
+	/* stdout and stderr may share the terminal: the status line goes, the
+	 * result takes its row, the next progress() draws it again below */
+	if (r->progress && !r->o->co.quiet && isatty(1)) {
+		if (write(2, "\r\033[K", 4) < 0)
+			r->progress = false;
+		r->next_progress = 0;
+	}
 	/* a reader that went away (| head) must not stop the work: the
 	 * lines stop, the agent goes on */
 	if (!r->o->co.quiet && (sw_json_print(j) < 0 || fflush(stdout) == EOF)) {
@@ -826,11 +864,13 @@ static void finish_item(struct run *r, struct slot *s)
 	json_t *out = NULL;
 	int rc = 0;
 	const char *state = "lost";
-	char err[ERR_TAIL + 64] = "";
+	char err[3 * ERR_TAIL + 64] = "";   /* U+FFFD takes 3 bytes */
 	if (s->abandoned) {
 		state = s->abandoned;
 	} else if (WIFEXITED(s->status) && code == 0) {
-		json_t *res = result_of(s);
+		size_t have = json_dumpb(s->item, NULL, 0, JSON_COMPACT);
+		size_t cap = r->q.item_max + SW_ITEM_SLACK;
+		json_t *res = result_of(s, cap > have + 1024 ? cap - have - 1024 : 0);
 		rc = sw_queue_done(&r->q, s->id, s->token, res, &out);
 		json_decref(res);
 		state = "done";
@@ -998,6 +1038,12 @@ static void claim_some(struct run *r)
 				sw_warn("%s", r->q.err);
 			r->empty = true;
 			r->next_poll = now + jitter(r->poll_ns);
+			/* a retry falling due or a lease running out touches no
+			 * file: the host's watcher (or an agent alone) looks again
+			 * then; the others hear of it from the watcher's baton */
+			int64_t due = watching(&r->w) || !r->w.shared ? sw_queue_next_due(&r->q) : 0;
+			if (due > 0 && due < r->next_poll)
+				r->next_poll = due > now + DUE_MIN_NS ? due : now + DUE_MIN_NS;
 			return;
 		}
 		r->empty = false;
@@ -1148,6 +1194,8 @@ static int64_t next_deadline(struct run *r, int64_t now)
 	int64_t t = r->next_beat;
 	if (!r->draining && free_slots(r) > 0 && may_claim(r))
 		t = min64(t, r->next_poll);
+	if (r->w.shared && !watching(&r->w) && waits(r))
+		t = min64(t, r->next_lead);
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
 		if (!s->pid)
@@ -1194,6 +1242,12 @@ static void timers(struct run *r, int64_t now)
 	}
 	if (!r->draining && now >= r->next_poll)
 		r->want_claim = true;
+	/* a watcher that was SIGKILLed told nobody: its lock is free now */
+	if (r->w.shared && !watching(&r->w) && waits(r) && now >= r->next_lead) {
+		r->next_lead = now + jitter(LEAD_RETRY_NS);
+		if (waiter_lead(&r->w))
+			r->want_claim = true;
+	}
 }
 
 static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
@@ -1212,7 +1266,7 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 			waiter_events(&r->w, &wake, &baton);
 			if (wake)
 				r->want_claim = true;
-			if (baton && r->empty && free_slots(r) > 0 && may_claim(r) && waiter_lead(&r->w))
+			if (baton && waits(r) && waiter_lead(&r->w))
 				r->want_claim = true;
 			continue;
 		}
@@ -1239,8 +1293,7 @@ static void loop(struct run *r)
 		if (looked)
 			claim_some(r);
 		/* the watcher is one of those who wait; a busy agent lets go */
-		bool waits = r->empty && free_slots(r) > 0 && may_claim(r);
-		if (!waits)
+		if (!waits(r))
 			waiter_resign(&r->w);
 		else if (looked && !watching(&r->w) && waiter_lead(&r->w)) {
 			claim_some(r);   /* what came before the watch was set */

@@ -166,7 +166,7 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 @test "non-zero exit fails the item with the stderr tail; it retries, then goes dead" {
 	sw-claim add --quiet --max-attempts 2 '"x"'
 	export SW_BACKOFF_BASE=10ms
-	run --separate-stderr sw-agent run --idle-exit 1s --poll 100ms -- sh -c 'echo "bad thing $SW_ATTEMPT" >&2; exit 4'
+	run --separate-stderr sw-agent run --idle-exit 5s --max-items 2 --poll 100ms -- sh -c 'echo "bad thing $SW_ATTEMPT" >&2; exit 4'
 	assert_success
 	assert_line --index 0 --partial '"attempt":1,"state":"pending","duration_ms"'
 	assert_line --index 1 --partial '"attempt":2,"state":"dead"'
@@ -278,16 +278,85 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	[ "$(count claimed)" = 0 ]
 }
 
-@test "an idle agent wakes at once for a new item on this host, long before its poll" {
-	SW_POLL=1m sw-agent run --idle-exit 20s --max-items 1 --quiet -- true &
-	pid=$!
-	sleep 0.5
-	t0=$EPOCHREALTIME
-	items x
-	wait "$pid"
-	ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
-	[ "$ms" -lt 2000 ]
+@test "an idle agent wakes within 50 ms for a new item on this host, long before its poll" {
+	# the command prints when it started: that minus the item's creation
+	# is the wake-up latency (median of three; ASan is slower)
+	local limit=50 lat=()
+	[[ ${SW_BIN:-} == */san/* ]] && limit=250
+	for i in 1 2 3; do
+		SW_POLL=1m sw-agent run --idle-exit 20s --max-items 1 --quiet -- date +%s%N &
+		pid=$!
+		sleep 0.5
+		sw-claim add --id "w$i" --quiet '"x"'
+		wait "$pid"
+		lat+=($(sw-claim show "w$i" | jq '((.result - .created_at_unix_ns) / 1e6) | floor'))
+	done
+	med=$(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)
+	echo "latencies ms: ${lat[*]}"
+	[ "$med" -lt "$limit" ]
+}
+
+@test "agents of other roles do not swallow the wake: a cpu item wakes the cpu agent" {
+	SW_POLL=1m sw-agent run --roles gpu --idle-exit 20s --quiet -- true &
+	gpu=$!
+	sleep 0.4   # the gpu agent watches first
+	SW_POLL=1m sw-agent run --roles cpu --max-items 1 --idle-exit 20s --quiet -- true &
+	cpu=$!
+	sleep 0.4
+	sw-claim add -r cpu --quiet '"x"'
+	for ((i = 0; i < 30; i++)); do [ "$(count done)" = 1 ] && break; sleep 0.1; done
 	[ "$(count done)" = 1 ]
+	wait "$cpu"
+	kill -TERM "$gpu"; wait "$gpu"
+}
+
+@test "a SIGKILLed watcher is replaced: the next idle agent on this host takes over its watch" {
+	SW_POLL=1m sw-agent run --idle-exit 30s --quiet -- true &
+	first=$!
+	sleep 0.4   # the first agent watches
+	SW_POLL=1m sw-agent run --idle-exit 30s --max-items 1 --quiet -- true &
+	second=$!
+	sleep 0.4
+	kill -KILL "$first"; wait "$first" || true
+	sleep 0.1
+	items x
+	# within the takeover interval (4 s at most), not the minute's poll
+	for ((i = 0; i < 60; i++)); do [ "$(count done)" = 1 ] && break; sleep 0.1; done
+	[ "$(count done)" = 1 ]
+	wait "$second"
+}
+
+@test "a retry falling due is taken when due, not at the next poll" {
+	items x
+	# fails on its first attempt; the retry is due after 100-200 ms
+	SW_POLL=1m SW_BACKOFF_BASE=200ms run --separate-stderr \
+		sw-agent run --idle-exit 3s --max-items 2 --quiet -- sh -c '[ "$SW_ATTEMPT" -gt 1 ]'
+	assert_success
+	[ "$(count done)" = 1 ]
+	run jq -r .attempt <<<"$(sw-claim list --state done)"
+	assert_output 2
+}
+
+@test "any bytes on stderr make a valid error; a result too big for the item is cut to fit" {
+	items x
+	run --separate-stderr sw-agent run --once --quiet -- sh -c 'printf "caf\303\251 \377bad\000nul" >&2; exit 3'
+	[ "$status" -eq 3 ]
+	run jq -r .last_error <<<"$(sw-claim list --state pending)"
+	assert_output "exit status 3: café $(printf '\357\277\275')bad nul"
+	export SW_MAX_ITEM_BYTES=100000
+	head -c 95000 /dev/zero | tr '\0' a | jq -R -c '{payload: .}' | sw-claim add -q big --quiet
+	run --separate-stderr sw-agent run -q big --once --quiet -- sh -c 'cat; cat /etc/services'
+	assert_success
+	run --separate-stderr sw-claim show -q big "$(sw-claim list -q big | jq -r .id)"
+	assert_success
+	[ "$(jq -r .state <<<"$output")" = done ]
+	[ "$(jq -r '.result | length' <<<"$output")" -gt 1000 ]
+	# and sw-claim refuses (65) what would make an item unreadable
+	head -c 95000 /dev/zero | tr '\0' b | jq -R -c '{payload: .}' | sw-claim add -q big2 --quiet
+	tok=$(sw-claim next -q big2 | jq -r .token); id=$(sw-claim list -q big2 | jq -r .id)
+	run --separate-stderr sw-claim done -q big2 "$id" --token "$tok" --result "$(head -c 120000 /dev/zero | tr '\0' c | jq -R .)"
+	[ "$status" -eq 65 ]
+	[ "$(sw-claim list -q big2 --state claimed | grep -c .)" = 1 ]
 }
 
 @test "several idle agents: one new item is taken by one of them; the rest keep waiting" {
