@@ -38,7 +38,8 @@ static const char usage[] =
 "  deregister ID        remove agent ID's record (1: no such agent)\n"
 "  list [--alive|--dead] [--table]\n"
 "                       agents as JSON Lines (a table with --table or on a terminal)\n"
-"  reap                 forget dead agents; expired claims back to pending\n"
+"  reap                 forget dead agents and free their claims; expired\n"
+"                       claims back to pending\n"
 "  run [options] -- COMMAND [ARGS...]\n"
 "                       register, then claim items and run COMMAND for each, the\n"
 "                       payload on its stdin, renewing the claim while it runs\n"
@@ -350,14 +351,42 @@ static int v_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	return 0;
 }
 
-static int reap_print(json_t *rec, void *arg)
+struct qreap { struct opts *o; struct sw_ws *ws; int rc; };
+
+/* A dead agent's recorded claims fail now ("attempt" counted, as when a
+ * lease runs out) instead of when their leases run out.  A claim that was
+ * finished meanwhile has another token by now and is left alone. */
+static long long free_claims(struct qreap *a, const json_t *rec)
 {
-	json_object_set_new(rec, "reaped", json_true());
-	print(arg, rec);
-	return 0;
+	long long n = 0;
+	size_t i;
+	json_t *c;
+	char why[SW_NAME_MAX + 64];
+	snprintf(why, sizeof why, "agent %s is dead (reaped)", sw_json_str(rec, "id"));
+	json_array_foreach(json_object_get(rec, "claims"), i, c) {
+		const char *qn = sw_json_str(c, "queue"), *id = sw_json_str(c, "id");
+		uint64_t token = (uint64_t)sw_json_int(c, "token", 0);
+		struct sw_queue q;
+		if (!qn || !id || !token || sw_queue_open(&q, a->ws, qn, false))
+			continue;
+		int rc = sw_queue_fail(&q, id, token, why, 0, NULL);
+		if (rc == 0)
+			n++;
+		else if (rc != SW_EX_FALSE)
+			sw_warn("queue '%s': %s", qn, q.err);
+		sw_queue_close(&q);
+	}
+	return n;
 }
 
-struct qreap { struct opts *o; struct sw_ws *ws; int rc; };
+static int reap_print(json_t *rec, void *arg)
+{
+	struct qreap *a = arg;
+	json_object_set_new(rec, "reaped", json_true());
+	json_object_set_new(rec, "claims_freed", json_integer(free_claims(a, rec)));
+	print(a->o, rec);
+	return 0;
+}
 
 static int reap_queue(const char *name, void *arg)
 {
@@ -379,15 +408,16 @@ static int reap_queue(const char *name, void *arg)
 	return 0;
 }
 
-/* Claims do not name their agent: a dead agent's claims come back when
- * their lease runs out, which reaping every queue makes happen now. */
+/* A dead agent's claims that its record names are freed at once; the
+ * rest (taken in its last second) when their lease runs out, which
+ * reaping every queue then makes happen. */
 static int v_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 {
 	long long n;
-	if (sw_agent_reap(ws, reap_print, o, &n) < 0)
+	struct qreap a = { .o = o, .ws = ws };
+	if (sw_agent_reap(ws, reap_print, &a, &n) < 0)
 		sw_die(sw_ex_errno(errno), "cannot reap agents: %s", strerror(errno));
 	sw_span_int(sp, "sw.agents.reaped", n);
-	struct qreap a = { .o = o, .ws = ws };
 	if (sw_queue_names(ws, reap_queue, &a) < 0 && errno != ENOENT)
 		sw_die(sw_ex_errno(errno), "cannot list queues: %s", strerror(errno));
 	return a.rc;
@@ -457,6 +487,8 @@ struct run {
 	int64_t drain_deadline;
 	int64_t next_beat, next_poll, poll_ns, idle_since, next_progress, started_ns;
 	int64_t next_lead;        /* when a waiting non-watcher tries to lead */
+	bool claims_dirty;        /* the record's "claims" are out of date */
+	int64_t next_record;      /* rewritten at most once a second */
 	bool progress, want_claim, empty;
 	int once_status;
 	int exit_code;
@@ -900,6 +932,7 @@ static void finish_item(struct run *r, struct slot *s)
 	report(r, s, state, code);
 	json_decref(out);
 	slot_clear(s);
+	r->claims_dirty = true;
 }
 
 /* ---- pipes -------------------------------------------------------------- */
@@ -1021,8 +1054,7 @@ static void start_item(struct run *r, json_t *item)
 		return;
 	}
 	r->running++;
-	if (r->draining)
-		return;
+	r->claims_dirty = true;
 }
 
 static void claim_some(struct run *r)
@@ -1087,8 +1119,31 @@ static void renew_due(struct run *r, int64_t now)
 	}
 }
 
+/* The record names what this agent holds, so that `sw-agent reap` can
+ * free it at once when the agent dies.  A rewrite costs a file replace:
+ * at most one a second, whatever the rate of items. */
+static void record_claims(struct run *r, int64_t now)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < r->o->jobs; i++) {
+		const struct slot *s = &r->slots[i];
+		if (s->pid && !s->abandoned)
+			json_array_append_new(a, json_pack("{s:s,s:s,s:I}", "queue", r->q.name, "id",
+							   s->id, "token", (json_int_t)s->token));
+	}
+	json_object_set_new(r->rec, "claims", a);
+	r->claims_dirty = false;
+	r->next_record = now + SW_NS_PER_SEC;
+	if (sw_agent_put(r->ws, r->id, r->rec) < 0)
+		sw_warn("writing the agent record: %s", strerror(errno));
+	else
+		r->next_beat = now + r->agent_ttl_ns / 3;   /* a put is a heartbeat */
+}
+
 static void beat(struct run *r, int64_t now)
 {
+	if (r->claims_dirty && now >= r->next_record)
+		record_claims(r, now);
 	if (now < r->next_beat)
 		return;
 	r->next_beat = now + r->agent_ttl_ns / 3;
@@ -1192,6 +1247,8 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t next_deadline(struct run *r, int64_t now)
 {
 	int64_t t = r->next_beat;
+	if (r->claims_dirty)
+		t = min64(t, r->next_record);
 	if (!r->draining && free_slots(r) > 0 && may_claim(r))
 		t = min64(t, r->next_poll);
 	if (r->w.shared && !watching(&r->w) && waits(r))

@@ -113,6 +113,27 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	[ "$(count pending)" = 1 ]
 }
 
+@test "reap frees a dead agent's claims at once, long before their leases run out" {
+	sw-claim add --timeout 1h --quiet '"a"'
+	sw-claim add --timeout 1h --quiet '"b"'
+	sw-agent run --id k1 -j 2 --quiet -- sleep 3 &
+	pid=$!
+	# the record names its claims within a second of taking them
+	for ((i = 0; i < 50; i++)); do
+		[ "$(sw-agent list | jq '.claims | length')" = 2 ] && break; sleep 0.1
+	done
+	kill -KILL "$pid"; wait "$pid" || true
+	[ "$(count claimed)" = 2 ]
+	# 1 m on: the agent (ttl 30 s) is dead, its claims' 1 h leases are not
+	SW_CLOCK_OFFSET=1m run --separate-stderr sw-agent reap
+	assert_success
+	run jq -c '[.id, .reaped, .claims_freed]' <<<"$output"
+	assert_output '["k1",true,2]'
+	[ "$(count claimed)" = 0 ]
+	run jq -r '[.attempt, .last_error] | @tsv' <<<"$(sw-claim list --state pending)"
+	assert_output "$(printf '1\tagent k1 is dead (reaped)\n1\tagent k1 is dead (reaped)')"
+}
+
 @test "run processes every item once: string payload raw on stdin, JSON payload as one line" {
 	items alpha beta
 	sw-claim add --quiet '{"n":1,"s":"x y"}'
