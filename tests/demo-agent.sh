@@ -9,7 +9,7 @@ export PATH="$top/bin:$PATH" SW_DIR=$(mktemp -d /tmp/sw-demo-agent.XXXXXX) SW_SY
 # back within the demo
 export SW_CLOCK_SKEW=500ms SW_POLL=200ms SW_BACKOFF_BASE=100ms
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$SW_DIR"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$SW_DIR"' EXIT
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 say "1. Queue 150 render jobs:"
@@ -28,8 +28,14 @@ echo "{\"frame\":\"$frame\",\"by\":\"$SW_AGENT_ID\"}"
 EOF
 chmod +x "$SW_DIR/render"
 echo '$ sw-agent run -q render -j 2 --ttl 1s --idle-exit 2s --id agent-N -- ./render   # N = 1, 2, 3'
+# agent-1's live status line (sw-agent draws it when stderr is a terminal)
+# is the one shown; the others keep theirs in a file, so that three lines
+# do not fight over one row
+[ -t 2 ] && echo "  (the line below is agent-1's own status line)"
 for i in 1 2 3; do
-	sw-agent run -q render -j 2 --ttl 1s --idle-exit 2s --id agent-$i -- "$SW_DIR/render" >"$SW_DIR/agent-$i.out" &
+	if [ "$i" = 1 ]; then err=/dev/stderr; else err=$SW_DIR/agent-$i.err; fi
+	sw-agent run -q render -j 2 --ttl 1s --idle-exit 2s --id agent-$i -- "$SW_DIR/render" \
+		>"$SW_DIR/agent-$i.out" 2>"$err" &
 	pids+=($!)
 done
 
@@ -41,16 +47,14 @@ while :; do
 	live=0
 	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && live=$((live + 1)); done
 	[ "$live" = 0 ] && break
-	if [ -t 1 ]; then printf '\r%s  agents %d\033[K' "$(line)" "$live"; fi
 	if [ "$killed" = 0 ] && [ "$(sw-claim stats -q render | jq .done)" -ge 50 ]; then
 		kill -KILL "${pids[2]}"; killed=1
 		wait "${pids[2]}" 2>/dev/null || true
-		printf '\r\033[K  >> agent-3 SIGKILLed with items in hand; their leases run out and the others take them\n'
+		printf '\r\033[K  >> agent-3 SIGKILLed with items in hand; their leases run out and the others take them\n' >&2
 	fi
 	sleep 0.1
 done
 t1=$EPOCHREALTIME
-[ -t 1 ] && printf '\r\033[K'
 line
 
 say "3. What happened ($(awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "%.1f", (b-a)/1e6}') s):"
@@ -62,4 +66,4 @@ echo "done twice: $(cat "$SW_DIR"/agent-*.out | jq -r 'select(.state == "done") 
 echo '$ sw-agent list --dead --table      # the killed agent left its record behind'
 sw-agent list --dead --table
 echo '$ sw-agent reap'
-sw-agent reap | jq -c '{id, reaped}'
+sw-agent reap | jq -c 'select(.id) | {id, reaped, claims_freed}'
