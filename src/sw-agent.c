@@ -65,7 +65,8 @@ static const char usage[] =
 "\n"
 "exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
 "      unavailable, 74 I/O error, 75 nothing to claim (--once);\n"
-"      run --once passes COMMAND's exit status through (128+N: killed by signal N)\n";
+"      run --once passes COMMAND's exit status through (128+N: killed by signal N);\n"
+"      run stopped by a second SIGTERM/SIGINT exits 128+N (a third SIGKILLs)\n";
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
@@ -1181,6 +1182,13 @@ static void on_signal(struct run *r, int sig, int64_t now)
 		r->draining = true;
 		r->stop_sig = sig;
 		r->drain_deadline = now + r->o->grace_ns;
+		return;
+	}
+	if (r->forced) {
+		/* a third signal: the commands that ignored SIGTERM go now */
+		for (int i = 0; i < r->o->jobs; i++)
+			if (r->slots[i].pid && !r->slots[i].exited)
+				kill_slot(&r->slots[i], SIGKILL);
 		return;
 	}
 	r->forced = true;

@@ -299,6 +299,20 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	[ "$(count claimed)" = 0 ]
 }
 
+@test "a third signal SIGKILLs commands that ignore SIGTERM, without the 5 s wait" {
+	items a
+	sw-agent run --quiet -- sh -c 'trap "" TERM; sleep 20' &
+	pid=$!
+	sleep 0.5
+	t0=$EPOCHREALTIME
+	kill -TERM "$pid"; sleep 0.1; kill -TERM "$pid"; sleep 0.2; kill -TERM "$pid"
+	rc=0; wait "$pid" || rc=$?
+	ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+	[ "$rc" -eq 143 ]
+	[ "$ms" -lt 3000 ]
+	[ "$(count pending)" = 1 ]
+}
+
 @test "an idle agent wakes within 50 ms for a new item on this host, long before its poll" {
 	# the command prints when it started: that minus the item's creation
 	# is the wake-up latency (median of three; ASan is slower)
