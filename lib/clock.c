@@ -24,12 +24,17 @@ int64_t sw_now_ns(void)
 
 int sw_parse_duration(const char *s, int64_t *ns)
 {
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* decimal digits only: strtod would also take "nan", "inf", hex and
+	 * leading spaces */
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return -1;
+	size_t digits = strspn(s, "0123456789.");
+	if (s[digits] == 'e' || s[digits] == 'E' || s[digits] == 'x' || s[digits] == 'X')
 		return -1;
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	if (errno || end != s + digits || v < 0)
 		return -1;
 	double mul;
 	if (!*end || !strcmp(end, "s")) mul = 1e9;
@@ -39,8 +44,8 @@ int sw_parse_duration(const char *s, int64_t *ns)
 	else if (!strcmp(end, "d")) mul = 86400e9;
 	else return -1;
 	double r = v * mul;
-	if (r > 9.2e18)
-		return -1;
+	if (!(r <= (double)SW_DURATION_MAX_NS))
+		return -1;   /* now + a duration must not overflow */
 	*ns = (int64_t)r;
 	return 0;
 }

@@ -11,9 +11,13 @@
 #define SW_NS_PER_SEC INT64_C(1000000000)
 
 int64_t sw_now_ns(void);
-/* "30", "30s", "250ms", "5m", "2h", "7d" -> ns.  -1 on bad input.
- * A leading '-' is accepted only when allow_negative. */
+/* The longest duration taken: 100 years, so that now + a duration (and a
+ * skew margin on top) never overflows int64 nanoseconds. */
+#define SW_DURATION_MAX_NS (INT64_C(36500) * 86400 * SW_NS_PER_SEC)
+/* "30", "30s", "1.5s", "250ms", "5m", "2h", "7d" -> ns; decimal only,
+ * at most SW_DURATION_MAX_NS.  -1 on bad input. */
 int sw_parse_duration(const char *s, int64_t *ns);
+/* The same with an optional leading '-'. */
 int sw_parse_duration_signed(const char *s, int64_t *ns);
 /* RFC 3339 UTC with milliseconds: 2026-11-23T11:49:26.123Z */
 #define SW_TIME_LEN 32

@@ -314,7 +314,18 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 		snprintf(err, SW_LEASE_ERRLEN, "creating %s: %s", fn, strerror(e));
 		return sw_ex_errno(e);
 	}
-	if (cur->l.seq > 0) {
+	if (cur->l.seq == 0) {
+		/* a first version by a writer that saw no versions and stalled:
+		 * meanwhile the lease may have lived on and cleanup removed its
+		 * v.1, which would let this one in.  A later version says so: the
+		 * one the head hint names (looked up by name, never stale), or one
+		 * in the listing (which may lag). */
+		uint64_t m = 0, h = head_hint(dfd);
+		if ((h > 1 && ver_exists(dfd, h)) || (listing_max(dfd, &m) == 0 && m > 1)) {
+			unlinkat(dfd, fn, 0);
+			return CAS_LOST;
+		}
+	} else {
 		struct ver again;
 		bool gone = false;
 		if (ver_read(dfd, cur->l.seq, &again) < 0) {

@@ -205,11 +205,13 @@ static bool clean_string(const json_t *v)
 
 static int spec_duration(const json_t *v, int64_t *ns)
 {
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+	/* at most SW_DURATION_MAX_NS, as a duration string: no overflow */
+	const json_int_t max_s = SW_DURATION_MAX_NS / SW_NS_PER_SEC;
+	if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= max_s) {
 		*ns = (int64_t)json_integer_value(v) * SW_NS_PER_SEC;
 		return 0;
 	}
-	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 9e9) {
+	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) <= (double)max_s) {
 		*ns = (int64_t)(json_real_value(v) * 1e9);
 		return 0;
 	}
@@ -222,10 +224,16 @@ static json_t *after_list(const json_t *v, char *err, size_t errlen)
 {
 	json_t *out = json_array();
 	if (json_is_string(v)) {
-		char buf[8192];
-		snprintf(buf, sizeof buf, "%s", json_string_value(v));
+		char *buf = strdup(json_string_value(v));
+		if (!clean_string(v) || !buf) {
+			free(buf);
+			snprintf(err, errlen, "after: want ids as strings, without NUL");
+			json_decref(out);
+			return NULL;
+		}
 		for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
 			json_array_append_new(out, json_string(t));
+		free(buf);
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *e;
@@ -579,6 +587,15 @@ static void deps_release(struct sw_queue *q, const char *id)
 	unlinkat(q->fd, rel, AT_REMOVEDIR);
 }
 
+/* SW_SYNC=full flushes every change, those normal leaves to chance too (a
+ * claim, a move back to pending): one syncfs covers the directories both
+ * ends of the rename are in.  Best effort: the change is made already. */
+static void sync_full(struct sw_queue *q)
+{
+	if (q->ws->sync == SW_SYNC_FULL)
+		syncfs(q->fd);
+}
+
 /* Moves dirfd/name (holding item) to timed/, blocked/ or a bucket; where,
  * if not NULL, gets the path it went to (relative to the queue). */
 static int place_pending(struct sw_queue *q, struct bucket *b, int dirfd, const char *name,
@@ -617,8 +634,10 @@ static int place(struct sw_queue *q, int dirfd, const char *name, json_t *item)
 		bucket_init(&b);
 		int rc = place_pending(q, &b, dirfd, name, item, NULL);
 		bucket_done(&b);
-		if (rc == 0)
+		if (rc == 0) {
+			sync_full(q);
 			wake_waiters(q);
+		}
 		return rc;
 	}
 	char rel[PATH_LEN];
@@ -674,7 +693,7 @@ static int transition(struct sw_queue *q, int dirfd, const char *src, json_t *ne
 		return e == ENOENT ? qerr(q, SW_EX_FALSE, "no longer there") : qerr_errno(q, "moving item");
 	}
 	utimensat(sfd, old, NULL, 0);   /* the grace period counts from here */
-	if (renameat(sfd, tmp, sfd, new) < 0) {
+	if (sw_rename(sfd, tmp, sfd, new) < 0) {
 		rc = qerr_errno(q, "staging item");
 		close(sfd);
 		return rc;   /* reap puts .old back where it was */
@@ -884,6 +903,25 @@ static int bucket_pick(int pfd, long long n, char key[PATH_LEN], bool spread)
 	return 0;
 }
 
+/* Raises the head hint from `from` to n.  An adder whose tail hint lags
+ * may have made a bucket in between again after it was removed; it checks
+ * the head after its mkdir, this checks the buckets after its write, so
+ * one of the two sees the other and no item is left below the head.
+ * Returns the head written. */
+static long long head_raise(int pfd, long long from, long long n)
+{
+	write_hint(pfd, "head", n);
+	for (long long k = from < 1 ? 1 : from; k < n; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "%lld", k);
+		if (faccessat(pfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			write_hint(pfd, "head", k);
+			return k;
+		}
+	}
+	return n;
+}
+
 /* Finds the head entry of one partition, walking past (and removing)
  * buckets that are empty while a later one exists. */
 static int part_head(int pfd, char key[PATH_LEN], long long *bucket, bool spread)
@@ -892,8 +930,10 @@ static int part_head(int pfd, char key[PATH_LEN], long long *bucket, bool spread
 	for (int steps = 0; steps < 100000; steps++) {
 		int r = bucket_pick(pfd, n, key, spread);
 		if (r == 0) {
-			if (n != hint)
-				write_hint(pfd, "head", n);
+			if (n != hint && head_raise(pfd, hint, n) != n) {
+				hint = n = read_hint(pfd, "head");   /* one came back below */
+				continue;
+			}
 			*bucket = n;
 			return 0;
 		}
@@ -902,7 +942,7 @@ static int part_head(int pfd, char key[PATH_LEN], long long *bucket, bool spread
 			/* remember how far the removed buckets go, or the next
 			 * claimer walks the same holes again */
 			if (n != hint && r == 1)
-				write_hint(pfd, "head", n);
+				head_raise(pfd, hint, n);
 			return 1;
 		}
 		if (r == 1) {
@@ -968,13 +1008,24 @@ static int64_t expiry_for(int64_t ttl_ns)
 	return (e + SW_NS_PER_SEC - 1) / SW_NS_PER_SEC * SW_NS_PER_SEC;
 }
 
-static void set_expiry(int dfd, const char *name, int64_t expiry_ns)
+/* The lease is the file's mtime.  Setting it takes the file's owner (or
+ * root): an item added by another user cannot be leased, and must not be
+ * claimed with a lease that silently did not stick.  -1 with errno. */
+static int set_expiry(int dfd, const char *name, int64_t expiry_ns)
 {
 	struct timespec ts[2] = {
 		{ .tv_sec = 0, .tv_nsec = UTIME_OMIT },
 		{ .tv_sec = expiry_ns / SW_NS_PER_SEC, .tv_nsec = 0 },
 	};
-	utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static int lease_err(struct sw_queue *q, const char *id)
+{
+	if (errno == EPERM || errno == EACCES)
+		return qerr(q, EX_NOPERM, "cannot set the lease on item %s: it belongs to another user "
+			    "(claim as the user who added it, or as root)", id);
+	return qerr_errno(q, "setting the lease");
 }
 
 static int64_t mtime_ns(const struct stat *st)
@@ -1016,14 +1067,20 @@ static int claim_entry(struct sw_queue *q, struct cand *c, int64_t ttl_ns, json_
 	snprintf(claimed, sizeof claimed, "claimed/%s.%llu", item_id(item), (unsigned long long)token);
 	/* the lease is on the file before it is claimed, so no reaper can see
 	 * a fresh claim as expired */
-	set_expiry(c->pfd, rel, expiry);
+	if (set_expiry(c->pfd, rel, expiry) < 0) {
+		int e = errno;
+		json_decref(item);
+		errno = e;
+		return e == ENOENT ? 1 : -2;
+	}
 	if (sw_rename(c->pfd, rel, q->fd, claimed) < 0) {
 		int e = errno;
 		json_decref(item);
 		errno = e;
 		return e == ENOENT ? 1 : -1;
 	}
-	set_expiry(q->fd, claimed, expiry);   /* a loser may have touched it */
+	(void)set_expiry(q->fd, claimed, expiry);   /* a loser may have touched it */
+	sync_full(q);
 	*out = claim_view(item, token, expiry);
 	return 0;
 }
@@ -1044,6 +1101,8 @@ int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		close(best.pfd);
 		if (r == 0)
 			return 0;
+		if (r == -2)
+			return lease_err(q, best.key);
 		if (r < 0)
 			return qerr_errno(q, "claiming");
 		spread = true;   /* lost a race: spread out over the next entries */
@@ -1190,15 +1249,19 @@ int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t t
 		json_decref(item);
 		return not_claimed(q, id, token);
 	}
-	/* past expiry plus the skew margin, a reaper may take it any moment:
-	 * renewing then would promise what we cannot keep */
-	if (sw_now_ns() > mtime_ns(&st) + q->ws->skew_ns) {
+	/* past expiry (by this clock), a reaper on a host whose clock runs
+	 * ahead may take it any moment: renewing then would promise what we
+	 * cannot keep */
+	if (sw_now_ns() > mtime_ns(&st)) {
 		json_decref(item);
 		return qerr(q, SW_EX_FALSE, "the claim on %s has expired", id);
 	}
 	int64_t ttl = ttl_ns > 0 ? ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
 	int64_t expiry = expiry_for(ttl);
-	set_expiry(q->fd, rel, expiry);
+	if (set_expiry(q->fd, rel, expiry) < 0) {
+		json_decref(item);
+		return errno == ENOENT ? not_claimed(q, id, token) : lease_err(q, id);
+	}
 	if (fstatat(q->fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		json_decref(item);
 		return not_claimed(q, id, token);
@@ -1815,6 +1878,33 @@ static int promote_one(int dfd, const char *name, void *arg)
 	return 0;
 }
 
+/* The head hint of one partition back down to its lowest bucket, when a
+ * bucket below it exists: items there would never be claimed. */
+static int head_repair(int dfd, const char *part, void *arg)
+{
+	(void)arg;
+	int pfd = openat(dfd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0)
+		return 0;
+	DIR *d = fdopendir(pfd);
+	if (!d) {
+		close(pfd);
+		return 0;
+	}
+	long long low = 0, head = read_hint(pfd, "head");
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long long n = strtoll(de->d_name, &end, 10);
+		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && !*end && (!low || n < low))
+			low = n;
+	}
+	if (low && low < head)
+		write_hint(pfd, "head", low);
+	closedir(d);
+	return 0;
+}
+
 static void maintain(struct sw_queue *q, struct maint *m)
 {
 	m->q = q;
@@ -1828,6 +1918,11 @@ static void maintain(struct sw_queue *q, struct maint *m)
 	if (m->full) {
 		clean_tmp(m, "ids");
 		clean_tmp(m, "claimed");
+		for (int p = 0; p <= SW_PRIO_MAX; p++) {
+			char rel[32];
+			snprintf(rel, sizeof rel, "pending/%d", p);
+			each_entry(q->fd, rel, head_repair, NULL);
+		}
 	}
 	bucket_done(&m->b);
 }

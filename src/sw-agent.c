@@ -489,6 +489,9 @@ struct run {
 	int64_t next_beat, next_poll, poll_ns, idle_since, next_progress, started_ns;
 	int64_t next_lead;        /* when a waiting non-watcher tries to lead */
 	bool claims_dirty;        /* the record's "claims" are out of date */
+	char *out;                /* result lines not yet written (out_add) */
+	size_t outlen, outcap;
+	bool out_pipe;            /* stdout is a pipe or socket */
 	int64_t next_record;      /* rewritten at most once a second */
 	bool progress, want_claim, empty;
 	int once_status;
@@ -861,6 +864,62 @@ static void error_of(struct slot *s, char *buf, size_t n)
 	json_decref(t);
 }
 
+/* Result lines.  Into a pipe they are written only as the reader takes
+ * them (PIPE_BUF bytes when poll says there is room, which never blocks),
+ * so a slow reader cannot stall the renewals; they wait in out[] meanwhile.
+ * A reader that went away (| head) must not stop the work either: the
+ * lines stop, the agent goes on. */
+#define OUT_MAX (64u << 20)
+
+static void out_lost(struct run *r)
+{
+	sw_warn("writing output: %s; printing no more results", strerror(errno));
+	r->o->co.quiet = true;
+	r->progress = r->progress && isatty(2);
+	r->outlen = 0;
+}
+
+static void out_write(struct run *r, bool all)
+{
+	while (r->outlen) {
+		size_t n = all || !r->out_pipe ? r->outlen : r->outlen < PIPE_BUF ? r->outlen : PIPE_BUF;
+		ssize_t w = write(1, r->out, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			out_lost(r);
+			return;
+		}
+		memmove(r->out, r->out + w, r->outlen - (size_t)w);
+		r->outlen -= (size_t)w;
+		if (!all && r->out_pipe)
+			return;   /* poll again before more */
+	}
+}
+
+static void out_add(struct run *r, const char *line, size_t n)
+{
+	if (r->outlen + n > r->outcap) {
+		if (r->outlen + n > OUT_MAX) {
+			out_write(r, true);   /* a reader this far behind: wait for it */
+			if (r->o->co.quiet)
+				return;
+		}
+		size_t cap = r->outcap ? r->outcap : 65536;
+		while (cap < r->outlen + n)
+			cap *= 2;
+		char *b = realloc(r->out, cap);
+		if (!b)
+			sw_die(EX_SOFTWARE, "out of memory");
+		r->out = b;
+		r->outcap = cap;
+	}
+	memcpy(r->out + r->outlen, line, n);
+	r->outlen += n;
+	if (!r->out_pipe)
+		out_write(r, true);   /* a file or terminal takes it at once */
+}
+
 static void report(struct run *r, struct slot *s, const char *state, int code)
 {
 	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I}", "id", s->id, "queue", r->q.name,
@@ -875,12 +934,13 @@ static void report(struct run *r, struct slot *s, const char *state, int code)
 			r->progress = false;
 		r->next_progress = 0;
 	}
-	/* a reader that went away (| head) must not stop the work: the
-	 * lines stop, the agent goes on */
-	if (!r->o->co.quiet && (sw_json_print(j) < 0 || fflush(stdout) == EOF)) {
-		sw_warn("writing output: %s; printing no more results", strerror(errno));
-		r->o->co.quiet = true;
-		r->progress = r->progress && isatty(2);
+	if (!r->o->co.quiet) {
+		size_t n;
+		char *line = sw_json_line(j, &n);
+		if (!line)
+			sw_die(EX_SOFTWARE, "out of memory");
+		out_add(r, line, n);
+		free(line);
 	}
 	json_decref(j);
 }
@@ -1326,6 +1386,10 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 				on_signal(r, (int)si.ssi_signo, sw_now_ns());
 			continue;
 		}
+		if (owner[k] == -3) {
+			out_write(r, false);
+			continue;
+		}
 		if (owner[k] == -2) {
 			bool wake = false, baton = false;
 			waiter_events(&r->w, &wake, &baton);
@@ -1346,7 +1410,7 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 
 static void loop(struct run *r)
 {
-	int maxfd = 2 + 3 * r->o->jobs;
+	int maxfd = 3 + 3 * r->o->jobs;
 	struct pollfd *pf = calloc((size_t)maxfd, sizeof *pf);
 	int *owner = calloc((size_t)maxfd, sizeof *owner);
 	if (!pf || !owner)
@@ -1376,6 +1440,9 @@ static void loop(struct run *r)
 		if (r->w.ifd >= 0) {
 			pf[n] = (struct pollfd){ .fd = r->w.ifd, .events = POLLIN }; owner[n++] = -2;
 		}
+		if (r->outlen) {
+			pf[n] = (struct pollfd){ .fd = 1, .events = POLLOUT }; owner[n++] = -3;
+		}
 		for (int i = 0; i < r->o->jobs; i++) {
 			struct slot *s = &r->slots[i];
 			if (!s->pid)
@@ -1392,6 +1459,7 @@ static void loop(struct run *r)
 		reap_children(r);
 		timers(r, sw_now_ns());
 	}
+	out_write(r, true);
 	progress(r, sw_now_ns(), true);
 	waiter_resign(&r->w);
 	free(pf);
@@ -1447,6 +1515,8 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 		r.slots[i].fin = r.slots[i].fout = r.slots[i].ferr = -1;
 	env_init(&r);
 	run_setup_signals(&r);
+	struct stat st1;
+	r.out_pipe = fstat(1, &st1) == 0 && (S_ISFIFO(st1.st_mode) || S_ISSOCK(st1.st_mode));
 	waiter_init(&r);
 	r.poll_ns = default_poll(&r);
 	r.started_ns = sw_now_ns();
@@ -1465,6 +1535,7 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	if (code == EX_TEMPFAIL && o->once && !r.claimed)
 		sw_warn("nothing to claim in queue '%s'", r.q.name);
 	json_decref(r.rec);
+	free(r.out);
 	free(r.slots);
 	free(r.fin);
 	free(r.env);

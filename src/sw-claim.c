@@ -203,12 +203,16 @@ static int each_line(char *buf, size_t len, int (*fn)(const char *line, size_t n
 	return 0;
 }
 
+struct added_line { char *id; bool existed; };
+
 struct adder {
 	struct opts *o;
 	struct sw_queue *q;
 	struct sw_batch *bt;      /* NULL: checking only */
 	size_t count, total;
 	int64_t last_progress;
+	struct added_line *out;   /* printed once the batch is committed */
+	size_t nout;
 };
 
 static json_t *build_item(struct adder *a, const char *line, size_t n, size_t lineno)
@@ -217,7 +221,7 @@ static json_t *build_item(struct adder *a, const char *line, size_t n, size_t li
 	json_t *spec = line_spec(a->o, line, n, err, sizeof err);
 	json_t *item = NULL;
 	if (spec) {
-		item = sw_item_new(spec, &a->o->d, a->q->name, why, sizeof why);
+		item = sw_item_new(spec, &a->o->d, a->o->queue, why, sizeof why);
 		if (!item)
 			snprintf(err, sizeof err, "%s", why);
 	}
@@ -238,14 +242,18 @@ static void progress(struct adder *a, bool last)
 	fprintf(stderr, "\rsw-claim: add: %zu/%zu items%s", a->count, a->total, last ? "\n" : "");
 }
 
-static void print_added(struct adder *a, const json_t *item, bool existed)
+static void print_added_id(struct adder *a, const char *id, bool existed)
 {
-	json_t *r = json_pack("{s:s,s:s,s:b}", "id", sw_json_str(item, "id"),
-			      "queue", a->q->name, "added", !existed);
+	json_t *r = json_pack("{s:s,s:s,s:b}", "id", id, "queue", a->q->name, "added", !existed);
 	if (!existed)
 		json_object_set_new(r, "state", json_string("pending"));
 	print(a->o, r);
 	json_decref(r);
+}
+
+static void print_added(struct adder *a, const json_t *item, bool existed)
+{
+	print_added_id(a, sw_json_str(item, "id"), existed);
 }
 
 static int check_line(const char *line, size_t n, size_t lineno, void *arg)
@@ -264,27 +272,40 @@ static int add_line(const char *line, size_t n, size_t lineno, void *arg)
 	int rc = sw_batch_add(a->bt, item, &existed);
 	if (rc == 0) {
 		a->count++;
-		print_added(a, item, existed);
+		if (!a->o->co.quiet) {
+			/* a->total lines were checked: the array never grows */
+			if (!a->out && !(a->out = calloc(a->total ? a->total : 1, sizeof *a->out)))
+				sw_die(EX_SOFTWARE, "out of memory");
+			if (!(a->out[a->nout].id = strdup(sw_json_str(item, "id"))))
+				sw_die(EX_SOFTWARE, "out of memory");
+			a->out[a->nout++].existed = existed;
+		}
 		progress(a, false);
 	}
 	json_decref(item);
 	return rc;
 }
 
-static int add_arg(struct adder *a, struct sw_span *sp)
+/* The item of a PAYLOAD argument, or a one-line error (65). */
+static json_t *arg_item(const struct opts *o)
 {
-	const char *arg = a->o->args[0];
+	const char *arg = o->args[0];
 	char err[300];
-	json_t *payload = a->o->lines ? json_string(arg) : sw_json_parse(arg, strlen(arg), err, sizeof err);
-	if (!payload && a->o->lines)
+	json_t *payload = o->lines ? json_string(arg) : sw_json_parse(arg, strlen(arg), err, sizeof err);
+	if (!payload && o->lines)
 		sw_die(EX_DATAERR, "PAYLOAD is not valid UTF-8");
 	if (!payload)
 		sw_die(EX_DATAERR, "PAYLOAD is not JSON: %s (use --lines for a plain string)", err);
 	json_t *spec = json_pack("{s:o}", "payload", payload);
-	json_t *item = sw_item_new(spec, &a->o->d, a->q->name, err, sizeof err);
+	json_t *item = sw_item_new(spec, &o->d, o->queue, err, sizeof err);
 	json_decref(spec);
 	if (!item)
 		sw_die(EX_DATAERR, "%s; nothing added", err);
+	return item;
+}
+
+static int add_arg(struct adder *a, json_t *item, struct sw_span *sp)
+{
 	bool existed;
 	int rc = sw_queue_add(a->q, &item, 1, &existed);
 	if (rc == 0) {
@@ -295,22 +316,31 @@ static int add_arg(struct adder *a, struct sw_span *sp)
 	return rc;
 }
 
+/* Every item is checked before the workspace is opened (and made, when
+ * missing): bad input writes nothing, not even an empty queue. */
 static int cmd_add(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 {
 	struct sw_queue q;
-	open_queue(&q, ws, o, true);
 	struct adder a = { .o = o, .q = &q };
+	json_t *item = NULL;
+	char *buf = NULL;
+	size_t len = 0;
 	int rc;
 	if (o->nargs == 1) {
-		rc = add_arg(&a, sp);
+		item = arg_item(o);
 	} else {
 		if (o->d.id)
 			sw_usage_error("--id goes with a PAYLOAD argument; give ids in the input lines");
 		if (isatty(0))
 			sw_usage_error("give a PAYLOAD, or items on stdin");
-		size_t len;
-		char *buf = read_stdin(&len);
+		buf = read_stdin(&len);
 		each_line(buf, len, check_line, &a);
+	}
+	sw_ws_open(ws, o->co.dir, true);
+	open_queue(&q, ws, o, true);
+	if (item) {
+		rc = add_arg(&a, item, sp);
+	} else {
 		a.bt = sw_batch_new(&q);
 		if (!a.bt)
 			sw_die(EX_IOERR, "%s", q.err);
@@ -320,6 +350,13 @@ static int cmd_add(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 		else
 			rc = sw_batch_commit(a.bt);
 		progress(&a, true);
+		/* what is printed as added is in the queue */
+		for (size_t i = 0; i < a.nout; i++) {
+			if (rc == 0)
+				print_added_id(&a, a.out[i].id, a.out[i].existed);
+			free(a.out[i].id);
+		}
+		free(a.out);
 		sw_span_int(sp, "sw.items", (int64_t)a.count);
 		free(buf);
 	}
@@ -728,8 +765,9 @@ int main(int argc, char **argv)
 
 	/* only verbs that add or wait make a missing workspace: a mistyped
 	 * SW_DIR must not look like an empty queue */
-	struct sw_ws ws;
-	sw_ws_open(&ws, o.co.dir, v->run == cmd_add || v->run == cmd_next);
+	struct sw_ws ws = { .fd = -1 };
+	if (v->run != cmd_add)   /* add opens it once its input is checked */
+		sw_ws_open(&ws, o.co.dir, v->run == cmd_next);
 	char name[64];
 	snprintf(name, sizeof name, "sw-claim %s", v->name);
 	struct sw_span sp;

@@ -308,20 +308,35 @@ struct runstate {
 	int64_t ttl_ns, expires_ns;   /* expires_ns by this host's clock */
 	int64_t next_renew;           /* monotonic */
 	bool lost, killed;
+	bool failing;                 /* the last renewal failed (and may again) */
 	int64_t kill_at;              /* monotonic: SIGKILL after the grace */
 };
+
+/* How long before the lease expires a command whose renewals keep
+ * failing is sent SIGTERM: the grace, at most a third of the TTL; its
+ * SIGKILL then comes at the expiry, before anyone else may take the lease. */
+static int64_t stop_window(const struct runstate *r, const struct opts *o)
+{
+	return o->grace_ns < r->ttl_ns / 3 ? o->grace_ns : r->ttl_ns / 3;
+}
+
+/* The time by this host's clock when the command must be stopped. */
+static int64_t stop_by(const struct runstate *r, const struct opts *o)
+{
+	return r->failing ? r->expires_ns - stop_window(r, o) : r->expires_ns;
+}
 
 static void lose(struct runstate *r, const struct opts *o, const char *why)
 {
 	sw_warn("lease '%s' lost (%s); stopping the command", o->name, why);
 	r->lost = true;
 	kill(r->pid, SIGTERM);
-	r->kill_at = mono_ns() + o->grace_ns;
+	r->kill_at = mono_ns() + (r->failing ? stop_window(r, o) : o->grace_ns);
 }
 
 /* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
- * error, a busy filesystem) is retried until the lease expires by this
- * host's clock; from then on the command no longer holds it. */
+ * error, a busy filesystem) is retried until stop_by(); then the command
+ * is stopped, dead by the time the lease expires. */
 static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
 {
 	struct sw_lease l;
@@ -330,13 +345,15 @@ static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *w
 	if (rc == 0) {
 		r->expires_ns = l.expires_ns;
 		r->next_renew = mono_ns() + r->ttl_ns / 3;
+		r->failing = false;
 		return;
 	}
 	if (rc == SW_EX_FALSE) {
 		lose(r, o, err);
 		return;
 	}
-	if (sw_now_ns() >= r->expires_ns) {
+	r->failing = true;
+	if (sw_now_ns() >= stop_by(r, o)) {
 		lose(r, o, err);
 		return;
 	}
@@ -360,8 +377,8 @@ static int wait_child(struct runstate *r, const struct opts *o, struct sw_ws *ws
 		if (r->lost)
 			until = r->killed ? now + SW_NS_PER_SEC : r->kill_at;
 		else {
-			/* also wake when the lease would expire by this clock */
-			int64_t exp = now + (r->expires_ns - sw_now_ns());
+			/* also wake when the command must stop, by this clock */
+			int64_t exp = now + (stop_by(r, o) - sw_now_ns());
 			until = r->next_renew < exp ? r->next_renew : exp;
 		}
 		int64_t d = until - now;
@@ -381,8 +398,8 @@ static int wait_child(struct runstate *r, const struct opts *o, struct sw_ws *ws
 				kill(r->pid, SIGKILL);
 				r->killed = true;
 			}
-		} else if (sw_now_ns() >= r->expires_ns) {
-			lose(r, o, "it expired before a renewal succeeded");
+		} else if (sw_now_ns() >= stop_by(r, o)) {
+			lose(r, o, "it would expire before a renewal succeeded");
 		} else if (mono_ns() >= r->next_renew) {
 			renew_tick(r, o, ws, token);
 		}

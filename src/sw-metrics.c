@@ -79,6 +79,19 @@ static void open_db(struct sw_mdb *m, const struct opts *o)
 		sw_die(code, "%s", m->err);
 }
 
+/* Whether there is a database (or a journal waiting for one) to read:
+ * verbs that only read create nothing, so that completing a name at the
+ * shell makes no database. */
+static bool db_exists(const struct opts *o)
+{
+	char path[PATH_MAX], j[PATH_MAX + 16], err[512];
+	int code = sw_mdb_path(o->db, path, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
+	snprintf(j, sizeof j, "%s.journal", path);
+	return access(path, F_OK) == 0 || access(j, F_OK) == 0;
+}
+
 static void check(struct sw_mdb *m, int code)
 {
 	if (code) {
@@ -591,6 +604,8 @@ static int verb_summary(struct opts *o, struct sw_span *sp)
 	if (why)
 		sw_die(EX_DATAERR, "bad metric name '%.80s': %s", o->args[0], why);
 	sw_span_str(sp, "sw.metric", o->args[0]);
+	if (!db_exists(o))
+		sw_die(SW_EX_FALSE, "no metric '%s' (no database yet)", o->args[0]);
 	struct sw_mdb m;
 	open_db(&m, o);
 	struct sw_msummary s;
@@ -776,9 +791,11 @@ static int verb_export(struct opts *o, struct sw_span *sp)
 		sw_die(EX_SOFTWARE, "out of memory");
 	e.w.f = e.f;
 	struct sw_mdb m;
-	open_db(&m, o);
-	check(&m, sw_mdb_walk(&m, export_series, &e));
-	sw_mdb_close(&m);
+	if (db_exists(o)) {
+		open_db(&m, o);
+		check(&m, sw_mdb_walk(&m, export_series, &e));
+		sw_mdb_close(&m);
+	}
 	char wsdir[PATH_MAX];
 	if (!o->no_ws && workspace_exists(o->co.dir, wsdir) && access(wsdir, R_OK | X_OK) < 0) {
 		/* the metrics are still worth exporting without the gauges */

@@ -697,6 +697,48 @@ span_ok() { # a span line: OTLP JSON with lowercase hex ids
 	refused 65 sw-claim add <<<'not json at all'
 }
 
+@test "bad input makes no workspace and no queue" {
+	refused 65 sw-claim add -q fresh '{"a":'
+	[ ! -e "$SW_DIR" ]
+	refused 65 sw-claim add -q fresh <<<'{"payload":1'
+	[ ! -e "$SW_DIR" ]
+	sw-claim add -q other --quiet 1
+	refused 65 sw-claim add -q fresh <<<$'{"payload":1}\nbad'
+	[ ! -e "$SW_DIR/queues/fresh" ]
+}
+
+@test "bad input: after with NUL, durations past 100 years: 65" {
+	refused 65 sw-claim add <<<'{"payload":1,"after":"ok\u0000/../x"}'
+	refused 65 sw-claim add <<<'{"payload":1,"delay":9223372037}'
+	refused 65 sw-claim add <<<'{"payload":1,"timeout":9223372037}'
+	refused 64 sw-claim add --delay 36501d 1
+}
+
+@test "renew after the lease ran out by this clock is refused (1), even inside the skew margin" {
+	sw-claim add 1 >/dev/null
+	claim --ttl 10s
+	SW_CLOCK_OFFSET=11s refused 1 sw-claim renew "$ID" --token "$TOK"
+	run --separate-stderr sw-claim renew "$ID" --token "$TOK"
+	[ "$status" -eq 0 ]
+}
+
+@test "reap brings back items left in a bucket below the head hint" {
+	sw-claim add --quiet 1
+	local part=$SW_DIR/queues/default/pending/5/-
+	ln -sfn 99 "$part/head"     # as a lagging adder and a claimer could leave it
+	run --separate-stderr sw-claim next
+	[ "$status" -eq 75 ]
+	sw-claim reap >/dev/null
+	run --separate-stderr sw-claim next
+	[ "$status" -eq 0 ]
+}
+
+@test "add prints its result lines only once the whole batch is in" {
+	run --separate-stderr sw-claim add <<<$'{"payload":1}\n{"payload":2}'
+	[ "${#lines[@]}" -eq 2 ]
+	[ "$(jq -r .added <<<"$output" | sort -u)" = true ]
+}
+
 @test "bad input: a batch with one bad line adds nothing and names the line" {
 	sw-claim add 0 >/dev/null
 	refused 65 sw-claim add <<<$'{"payload":1}\n{"payload":2}\n{"payload":3'

@@ -343,6 +343,41 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$got" = "$want" ] || { echo "direct: $want; under run: $got"; return 1; }
 }
 
+@test "a first acquisition that stalls while the lease lives on gets no old token when it resumes" {
+	# the stalled writer saw no versions; meanwhile 40 holders come and go
+	# and cleanup removes v.1, which it then creates
+	strace -f -o /dev/null -e trace=linkat -e inject=linkat:delay_enter=2s:when=1 \
+		sw-lease acquire x --ttl 1h >"$BATS_TEST_TMPDIR/stale" 2>&1 &
+	pid=$!
+	sleep 0.4
+	for i in $(seq 40); do
+		tok=$(sw-lease acquire x --ttl 1h | jq .token)
+		sw-lease release x --token "$tok" --quiet
+	done
+	[ "$tok" = 40 ]
+	rc=0; wait "$pid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/stale"
+	if [ "$rc" = 0 ]; then
+		[ "$(jq .token "$BATS_TEST_TMPDIR/stale")" -gt 40 ]
+	else
+		[ "$rc" = 75 ]
+	fi
+	run --separate-stderr sw-lease show x
+	[ "$(jq .token <<<"$output")" -gt 40 ]
+}
+
+@test "run: renewals that keep failing stop the command by the time the lease expires, not a grace later" {
+	# every link after the acquisition's fails with EIO: the renewals
+	cd "$BATS_TEST_TMPDIR"
+	t0=$(date +%s%N)
+	run strace -f -o /dev/null -e trace=linkat -e inject=linkat:error=EIO:when=2+ \
+		sw-lease run x --ttl 3s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.1; done'
+	[ "$status" -eq 75 ]
+	ms=$(( ($(tail -1 beats) - t0) / 1000000 ))
+	echo "the command ran $ms ms"
+	[ "$ms" -lt 3500 ]
+}
+
 @test "run renews in the background: a command longer than the TTL keeps the lease" {
 	run --separate-stderr sw-lease run cron --ttl 300ms -- sh -c 'sleep 1; sw-lease check cron --token $SW_LEASE_TOKEN >/dev/null'
 	[ "$status" -eq 0 ]

@@ -344,6 +344,17 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	assert_output ''
 }
 
+@test "export and summary create no database (completing a name at the shell makes none)" {
+	run --separate-stderr sw-metrics export --no-workspace
+	assert_success
+	assert_output ''
+	refused 1 sw-metrics summary x
+	[ ! -e "$SW_METRICS_DB" ] && [ ! -e "$SW_METRICS_DB.journal" ]
+	sw-metrics inc x --quiet      # a journal alone is something to read
+	run --separate-stderr sw-metrics summary x
+	assert_output '{"name":"x","type":"counter","series":1,"value":1}'
+}
+
 @test "the database: default path per host, SW_METRICS_DB, --db, and refusals" {
 	unset SW_METRICS_DB XDG_STATE_HOME
 	HOME=$BATS_TEST_TMPDIR/home sw-metrics inc a --quiet

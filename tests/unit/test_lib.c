@@ -54,6 +54,13 @@ static void test_durations(void)
 	dur_bad("1 s");
 	dur_bad("5mm");
 	dur_bad("1e30d");
+	dur_bad("nan");
+	dur_bad("inf");
+	dur_bad("0x10");
+	dur_bad(" 1s");
+	dur_bad("1e3");
+	dur_bad("36501d");          /* over 100 years: now + it would overflow */
+	dur_is("36500d", SW_DURATION_MAX_NS);
 	int64_t ns = 0;
 	ok(sw_parse_duration_signed("-2s", &ns) == 0 && ns == -2 * S, "signed duration '-2s' = -2 s");
 	ok(sw_parse_duration_signed("3m", &ns) == 0 && ns == 180 * S, "signed duration '3m' = 180 s");
