@@ -48,6 +48,8 @@ build/san/unit/%: tests/unit/%.c build/san/libsw.a $(LIB_HDR) | build/san/unit
 	$(CC) $(CFLAGS) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< build/san/libsw.a $(SAN_LDLIBS)
 build/trivial: tests/bench/trivial.c | build
 	$(CC) -O2 -o $@ $<
+build/trivial-static: tests/bench/trivial.c | build
+	$(CC) -O2 -static -o $@ $<
 
 bin build build/san build/san/bin build/unit build/san/unit:
 	mkdir -p $@
@@ -60,7 +62,7 @@ units: $(addprefix build/unit/,$(UNITS))
 check: all units san
 	@tests/run
 
-bench: all build/trivial
+bench: all build/trivial build/trivial-static
 	@tests/bench/run
 
 demo: all

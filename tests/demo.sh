@@ -48,6 +48,9 @@ echo "items done per worker:"
 sw-claim list -q thumbs --state done | jq -r .result.by | sort | uniq -c
 echo "items that needed more than one attempt: $(sw-claim list -q thumbs --state done | jq -s 'map(select(.attempt > 1)) | length')"
 echo "first item done (priority 0 went first): $(sw-claim list -q thumbs --state done | jq -s -r 'sort_by(.done_at_unix_ns) | .[0].payload')"
+ndone=$(sw-claim list -q thumbs --state done | jq -r .id | sort -u | wc -l)
+[ "$ndone" = 201 ] && [ "$(sw-claim stats -q thumbs | jq '.done')" = 201 ] ||
+	{ echo "expected 201 items done once each, found $ndone" >&2; exit 1; }
 awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "201 items, 4 workers, %.2f s — each item done exactly once.\n", (b-a)/1e6}'
 [ -x "$top/tests/demo-agent.sh" ] && "$top/tests/demo-agent.sh"
 exit 0
