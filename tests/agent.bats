@@ -331,6 +331,32 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	[ "$med" -lt "$limit" ]
 }
 
+@test "one new item makes one idle agent scan the queue, not every one waiting" {
+	SW_POLL=1m sw-agent run -j 2 --idle-exit 30s --quiet -- true &
+	watcher=$!
+	sleep 0.4   # the first agent watches; it keeps a free slot, so keeps watching
+	others=()
+	for i in 1 2 3; do
+		SW_POLL=1m sw-agent run -j 2 --idle-exit 30s --quiet -- true &
+		others+=($!)
+	done
+	sleep 0.6
+	# a scan reads directories: count the others' getdents64 while the item
+	# is added and done
+	strace -f -e trace=getdents64 -o "$BATS_TEST_TMPDIR/st" $(printf -- '-p %s ' "${others[@]}") 2>/dev/null &
+	st=$!
+	sleep 0.5
+	items x
+	for ((i = 0; i < 30; i++)); do [ "$(count done)" = 1 ] && break; sleep 0.1; done
+	sleep 0.3
+	kill -INT "$st"; wait "$st" || true
+	[ "$(count done)" = 1 ]
+	run grep -c getdents64 "$BATS_TEST_TMPDIR/st"
+	echo "getdents64 calls in the other agents: $output"
+	[ "$output" = 0 ]
+	kill -TERM "$watcher" "${others[@]}"; wait
+}
+
 @test "agents of other roles do not swallow the wake: a cpu item wakes the cpu agent" {
 	SW_POLL=1m sw-agent run --roles gpu --idle-exit 20s --quiet -- true &
 	gpu=$!
