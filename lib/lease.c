@@ -185,6 +185,31 @@ static uint64_t head_hint(int dfd)
 	return s;
 }
 
+/* A version file that cannot be read (a power loss under SW_SYNC=normal
+ * can leave a renewal's or a release's file empty: only grants are
+ * flushed) stands for what it most likely was, a renewal by the holder of
+ * prev: held until its write time plus prev's TTL, whatever prev said.  So
+ * a damaged file blocks the lease no longer than a renewal would, and no
+ * token is given twice.  0, or -1 with errno. */
+#define VID_DAMAGED "-"
+static int ver_damaged(int dfd, uint64_t seq, const struct ver *prev, struct ver *v)
+{
+	char fn[VNAME_LEN];
+	struct stat st;
+	vname(fn, seq);
+	if (fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	int64_t written = (int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec;
+	*v = *prev;
+	v->l.seq = seq;
+	v->l.released = false;
+	v->l.renewed_ns = written;
+	if (written + prev->l.ttl_ns > v->l.expires_ns)
+		v->l.expires_ns = written + prev->l.ttl_ns;
+	snprintf(v->vid, sizeof v->vid, "%s", VID_DAMAGED);
+	return 0;
+}
+
 /* The newest version: start at the head hint (or the listing), then step
  * forward by name while the next version exists.  Lookups by name go to
  * the server; only the absence of v.S+1 makes v.S the newest. */
@@ -193,11 +218,17 @@ static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
 	for (int attempt = 0; attempt < 200; attempt++) {
 		uint64_t m = head_hint(dfd);
 		bool have = false;
-		if (m > 0) {
-			if (ver_read(dfd, m, cur) == 0)
+		/* a damaged hinted version is read from the good one before it */
+		for (int back = 0; m > 0 && back < KEEP; back++, m--) {
+			if (ver_read(dfd, m, cur) == 0) {
 				have = true;
-			else if (errno != ENOENT)
-				goto bad;
+				break;
+			}
+			if (errno != EBADMSG) {
+				if (errno != ENOENT)
+					goto bad;
+				break;
+			}
 		}
 		if (!have) {
 			if (listing_max(dfd, &m) < 0)
@@ -222,9 +253,13 @@ static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
 			if (ver_read(dfd, m + 1, &next) < 0) {
 				if (errno == ENOENT)
 					return 0;
-				goto bad;
+				if (errno != EBADMSG || !have || ver_damaged(dfd, m + 1, cur, &next) < 0) {
+					m++;   /* the one that could not be read */
+					goto bad;
+				}
 			}
 			*cur = next;
+			have = true;
 			m++;
 		}
 	bad:
@@ -329,12 +364,15 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 		struct ver again;
 		bool gone = false;
 		if (ver_read(dfd, cur->l.seq, &again) < 0) {
-			if (errno != ENOENT) {
+			if (errno == EBADMSG && !strcmp(cur->vid, VID_DAMAGED)) {
+				snprintf(again.vid, sizeof again.vid, "%s", VID_DAMAGED);   /* as it was */
+			} else if (errno == ENOENT) {
+				gone = true;
+			} else {
 				snprintf(err, SW_LEASE_ERRLEN, "re-reading v.%llu: %s",
 					 (unsigned long long)cur->l.seq, strerror(errno));
 				return sw_ex_errno(errno);
 			}
-			gone = true;
 		}
 		if (gone || strcmp(again.vid, cur->vid)) {
 			/* stale: v.S was deleted, so v.S+1 had been too */

@@ -430,7 +430,7 @@ static int v_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
-#define LEAD_RETRY_NS (4 * SW_NS_PER_SEC) /* a SIGKILLed watcher is replaced within */
+#define LEAD_RETRY_NS (6 * SW_NS_PER_SEC) /* a SIGKILLed watcher is replaced within */
 
 struct slot {
 	pid_t pid;                /* 0: free */

@@ -381,8 +381,8 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	kill -KILL "$first"; wait "$first" || true
 	sleep 0.1
 	items x
-	# within the takeover interval (4 s at most), not the minute's poll
-	for ((i = 0; i < 60; i++)); do [ "$(count done)" = 1 ] && break; sleep 0.1; done
+	# within the takeover interval (6 s at most), not the minute's poll
+	for ((i = 0; i < 80; i++)); do [ "$(count done)" = 1 ] && break; sleep 0.1; done
 	[ "$(count done)" = 1 ]
 	wait "$second"
 }

@@ -273,10 +273,24 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$status" -eq 0 ]
 }
 
-@test "a damaged version file is bad data (65), not a crash" {
-	acq job
+@test "a damaged newest version (empty after a power loss) holds the lease one TTL at most, then it is taken" {
+	acq job --ttl 2s
 	sw-lease release job --token "$TOK" >/dev/null
-	echo 'not json' >"$SW_DIR/leases/job/v.00000000000000000003"
+	: >"$SW_DIR/leases/job/v.00000000000000000003"   # a renewal whose data was lost
+	run --separate-stderr sw-lease show job
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t1')" ]
+	refused 75 sw-lease acquire job
+	SW_CLOCK_OFFSET=5s acq job
+	[ "$TOK" = 2 ]
+	run --separate-stderr sw-lease show job
+	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t2')" ]
+	[ -s "$SW_DIR/leases/job/v.00000000000000000004" ]
+}
+
+@test "a version file that is not a lease version at all, with none before it: 65, not a crash" {
+	mkdir -p "$SW_DIR/leases/job"
+	echo 'not json' >"$SW_DIR/leases/job/v.00000000000000000001"
 	refused 65 sw-lease show job
 }
 
