@@ -265,34 +265,30 @@ static int verb_inc(struct opts *o, struct sw_span *sp)
 	return 0;
 }
 
-static int verb_set(struct opts *o, struct sw_span *sp)
+/* set and observe: NAME VALUE, one journal record of type rec. */
+static int record_value(struct opts *o, struct sw_span *sp, enum sw_mkind kind, char rec)
 {
 	want_args(o, 2, 2, "want NAME VALUE");
 	char name[SW_M_NAME_MAX + 8];
-	metric_name(name, o->args[0], SW_M_GAUGE);
+	metric_name(name, o->args[0], kind);
 	double v = value_arg("value", o->args[1]);
 	char *labels = labels_json(o);
 	sw_span_str(sp, "sw.metric", name);
-	journal_write(o, 'G', SW_M_GAUGE, name, labels, v);
+	journal_write(o, rec, kind, name, labels, v);
 	print(o, json_pack("{s:s,s:o,s:o}", "name", name, "labels", labels_obj(labels),
 			   "value", num(v)));
 	free(labels);
 	return 0;
 }
 
+static int verb_set(struct opts *o, struct sw_span *sp)
+{
+	return record_value(o, sp, SW_M_GAUGE, 'G');
+}
+
 static int verb_observe(struct opts *o, struct sw_span *sp)
 {
-	want_args(o, 2, 2, "want NAME VALUE");
-	char name[SW_M_NAME_MAX + 8];
-	metric_name(name, o->args[0], SW_M_HISTOGRAM);
-	double v = value_arg("value", o->args[1]);
-	char *labels = labels_json(o);
-	sw_span_str(sp, "sw.metric", name);
-	journal_write(o, 'O', SW_M_HISTOGRAM, name, labels, v);
-	print(o, json_pack("{s:s,s:o,s:o}", "name", name, "labels", labels_obj(labels),
-			   "value", num(v)));
-	free(labels);
-	return 0;
+	return record_value(o, sp, SW_M_HISTOGRAM, 'O');
 }
 
 /* ---- ingest ---- */
