@@ -356,7 +356,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 		 * one the head hint names (looked up by name, never stale), or one
 		 * in the listing (which may lag). */
 		uint64_t m = 0, h = head_hint(dfd);
-		if ((h > 1 && ver_exists(dfd, h)) || (listing_max(dfd, &m) == 0 && m > 1)) {
+		if ((h > 1 && ver_exists(dfd, h)) || listing_max(dfd, &m) < 0 || m > 1) {
 			unlinkat(dfd, fn, 0);
 			return CAS_LOST;
 		}

@@ -914,7 +914,9 @@ static long long head_raise(int pfd, long long from, long long n)
 	for (long long k = from < 1 ? 1 : from; k < n; k++) {
 		char name[32];
 		snprintf(name, sizeof name, "%lld", k);
-		if (faccessat(pfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		int bfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (bfd >= 0) {
+			close(bfd);
 			write_hint(pfd, "head", k);
 			return k;
 		}
@@ -927,11 +929,15 @@ static long long head_raise(int pfd, long long from, long long n)
 static int part_head(int pfd, char key[PATH_LEN], long long *bucket, bool spread)
 {
 	long long hint = read_hint(pfd, "head"), n = hint < 1 ? 1 : hint;
+	bool lowered = false;
 	for (int steps = 0; steps < 100000; steps++) {
 		int r = bucket_pick(pfd, n, key, spread);
 		if (r == 0) {
-			if (n != hint && head_raise(pfd, hint, n) != n) {
-				hint = n = read_hint(pfd, "head");   /* one came back below */
+			/* one came back below: walk once more from there (once: a
+			 * bucket that cannot be removed must not keep us here) */
+			if (n != hint && head_raise(pfd, hint, n) != n && !lowered) {
+				lowered = true;
+				hint = n = read_hint(pfd, "head");
 				continue;
 			}
 			*bucket = n;
@@ -1101,8 +1107,10 @@ int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		close(best.pfd);
 		if (r == 0)
 			return 0;
-		if (r == -2)
-			return lease_err(q, best.key);
+		if (r == -2) {
+			const char *dot = strchr(best.key, '.');   /* <order>.<id> */
+			return lease_err(q, dot ? dot + 1 : best.key);
+		}
 		if (r < 0)
 			return qerr_errno(q, "claiming");
 		spread = true;   /* lost a race: spread out over the next entries */

@@ -963,7 +963,15 @@ static void finish_item(struct run *r, struct slot *s)
 	} else if (WIFEXITED(s->status) && code == 0) {
 		size_t have = json_dumpb(s->item, NULL, 0, JSON_COMPACT);
 		size_t cap = r->q.item_max + SW_ITEM_SLACK;
-		json_t *res = result_of(s, cap > have + 1024 ? cap - have - 1024 : 0);
+		size_t room = cap > have + 1024 ? cap - have - 1024 : 0;
+		json_t *res = result_of(s, room);
+		if (res && json_dumpb(res, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > room) {
+			/* escaping made it larger than its bytes: cut it further */
+			json_decref(res);
+			s->outlen = room > 16 ? (room - 16) / 6 : 0;
+			s->truncated = true;
+			res = s->outlen ? result_of(s, room) : NULL;
+		}
 		rc = sw_queue_done(&r->q, s->id, s->token, res, &out);
 		json_decref(res);
 		state = "done";
@@ -1244,7 +1252,7 @@ static void on_signal(struct run *r, int sig, int64_t now)
 		r->drain_deadline = now + r->o->grace_ns;
 		return;
 	}
-	if (r->forced) {
+	if (r->forced && r->exit_code >= 128) {
 		/* a third signal: the commands that ignored SIGTERM go now */
 		for (int i = 0; i < r->o->jobs; i++)
 			if (r->slots[i].pid && !r->slots[i].exited)

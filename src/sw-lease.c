@@ -331,7 +331,9 @@ static void lose(struct runstate *r, const struct opts *o, const char *why)
 	sw_warn("lease '%s' lost (%s); stopping the command", o->name, why);
 	r->lost = true;
 	kill(r->pid, SIGTERM);
-	r->kill_at = mono_ns() + (r->failing ? stop_window(r, o) : o->grace_ns);
+	int64_t left = r->expires_ns - sw_now_ns();   /* a late lose() must not kill later */
+	int64_t w = stop_window(r, o) < left ? stop_window(r, o) : left > 0 ? left : 0;
+	r->kill_at = mono_ns() + (r->failing ? w : o->grace_ns);
 }
 
 /* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O

@@ -412,6 +412,11 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	assert_success
 	[ "$(jq -r .state <<<"$output")" = done ]
 	[ "$(jq -r '.result | length' <<<"$output")" -gt 1000 ]
+	# control bytes take 6 bytes each once escaped: cut to fit all the same
+	sw-claim add -q esc --quiet '{"x":1}'
+	run --separate-stderr sw-agent run -q esc --once --quiet -- sh -c 'head -c 60000 /dev/zero | tr "\0" "\1"'
+	assert_success
+	[ "$(sw-claim stats -q esc | jq .done)" = 1 ]
 	# and sw-claim refuses (65) what would make an item unreadable
 	head -c 95000 /dev/zero | tr '\0' b | jq -R -c '{payload: .}' | sw-claim add -q big2 --quiet
 	tok=$(sw-claim next -q big2 | jq -r .token); id=$(sw-claim list -q big2 | jq -r .id)
