@@ -44,3 +44,11 @@ int64_t sw_opt_duration(const char *what, const char *s)
 		sw_usage_error("bad %s '%s': want a duration such as 30, 30s, 5m, 2h, 7d", what, s);
 	return ns;
 }
+
+const char *sw_opt_name(const struct option *longopts, int c)
+{
+	for (const struct option *lo = longopts; lo->name; lo++)
+		if (lo->val == c)
+			return lo->name;
+	return NULL;
+}

@@ -32,6 +32,9 @@ bool sw_common_opt(int c, const char *arg, struct sw_common *co, const char *usa
 _Noreturn void sw_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Integer in [min,max] or exit 64 naming what. */
 long long sw_opt_num(const char *what, const char *s, long long min, long long max);
+/* The long name of the option whose val is c in longopts, or NULL: for
+ * errors about an option given to a verb it does not belong to. */
+const char *sw_opt_name(const struct option *longopts, int c);
 /* Duration (see clock.h) or exit 64 naming what. */
 int64_t sw_opt_duration(const char *what, const char *s);
 #endif

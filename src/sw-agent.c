@@ -1581,10 +1581,8 @@ static bool allowed(const struct verb *v, int c)
 
 static const char *opt_name(int c)
 {
-	for (const struct option *l = longopts; l->name; l++)
-		if (l->val == c)
-			return l->name;
-	return "?";
+	const char *n = sw_opt_name(longopts, c);
+	return n ? n : "?";
 }
 
 static void parse(struct opts *o, const struct verb *v, int argc, char **argv)

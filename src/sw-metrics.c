@@ -848,10 +848,7 @@ static const struct option longopts[] = {
 /* The long name of a verb's own option c, for the check below. */
 static const char *opt_name(int c)
 {
-	for (const struct option *lo = longopts; lo->name; lo++)
-		if (lo->val == c)
-			return lo->name;
-	return NULL;
+	return sw_opt_name(longopts, c);
 }
 
 /* Whether the option c means something to this verb (allowed: its options'

@@ -968,10 +968,9 @@ static void parse_opts(int argc, char **argv, size_t v, struct opts *o)
 		if (c == 'q') c = O_QUEUE;
 		if (c < SW_OPT_FIRST_FREE || c >= O_END)
 			sw_usage_error("bad option");
-		const char *name = "?";
-		for (const struct option *lo = longopts; lo->name; lo++)
-			if (lo->val == c)
-				name = lo->name;
+		const char *name = sw_opt_name(longopts, c);
+		if (!name)
+			name = "?";
 		if (!verb_takes(v, c))
 			sw_usage_error("--%s does not apply to %s", name, verbs[v].verb);
 		o->seen[c - SW_OPT_FIRST_FREE] = true;
