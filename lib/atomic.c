@@ -85,6 +85,36 @@ int sw_rename(int ofd, const char *oldname, int nfd, const char *newname)
 	return -1;
 }
 
+int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname)
+{
+	struct stat before;
+	if (fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	int rc = renameat2(ofd, oldname, nfd, newname, RENAME_NOREPLACE);
+	if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+		/* NFS and some FUSE filesystems have no RENAME_NOREPLACE: look
+		 * first (a narrow race, where the protocol already excludes one) */
+		if (faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			errno = EEXIST;
+			return -1;
+		}
+		rc = renameat(ofd, oldname, nfd, newname);
+	}
+	if (rc == 0)
+		return 0;
+	int e = errno;
+	/* a retransmitted rename finds its own work done: EEXIST or ENOENT,
+	 * the old name gone and the new one holding the inode we moved */
+	struct stat after;
+	if ((e == EEXIST || e == ENOENT) &&
+	    fstatat(nfd, newname, &after, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    after.st_ino == before.st_ino && after.st_dev == before.st_dev &&
+	    faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+
 int sw_replace(int dirfd, const char *name, const void *buf, size_t len, enum sw_sync s, bool durable)
 {
 	char tmp[SW_TMPNAME_LEN];
@@ -120,57 +150,5 @@ int sw_create_excl(int dirfd, const char *name, const void *buf, size_t len, enu
 	}
 	if (sync && sw_fsync_dir(dirfd) < 0)
 		return -1;
-	return 0;
-}
-
-int sw_read_file(int dirfd, const char *name, char **buf, size_t *len, size_t max)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t cap = 4096, n = 0;
-	char *p = malloc(cap);
-	if (!p) { close(fd); errno = ENOMEM; return -1; }
-	for (;;) {
-		if (n + 1 >= cap) {
-			if (cap > max + 1) { free(p); close(fd); errno = EFBIG; return -1; }
-			char *q = realloc(p, cap * 2);
-			if (!q) { free(p); close(fd); errno = ENOMEM; return -1; }
-			p = q;
-			cap *= 2;
-		}
-		ssize_t r = read(fd, p + n, cap - n - 1);
-		if (r < 0) {
-			if (errno == EINTR) continue;
-			int e = errno;
-			free(p); close(fd); errno = e;
-			return -1;
-		}
-		if (r == 0) break;
-		n += (size_t)r;
-	}
-	close(fd);
-	if (n > max) { free(p); errno = EFBIG; return -1; }
-	p[n] = 0;
-	*buf = p;
-	if (len) *len = n;
-	return 0;
-}
-
-int sw_mkdirs(int dirfd, const char *rel, mode_t mode)
-{
-	char path[4096];
-	if (strlen(rel) >= sizeof path) { errno = ENAMETOOLONG; return -1; }
-	strcpy(path, rel);
-	for (char *p = path + 1; ; p++) {
-		if (*p == '/' || *p == 0) {
-			char c = *p;
-			*p = 0;
-			if (mkdirat(dirfd, path, mode) < 0 && errno != EEXIST)
-				return -1;
-			*p = c;
-			if (!c) break;
-		}
-	}
 	return 0;
 }

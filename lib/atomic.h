@@ -5,6 +5,7 @@
  * succeeded (a retransmitted request), so results are checked by inode. */
 #ifndef SW_ATOMIC_H
 #define SW_ATOMIC_H
+#include "fs.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -26,14 +27,12 @@ int sw_create_excl(int dirfd, const char *name, const void *buf, size_t len, enu
 /* rename(2) whose success is checked by inode when it reports an error, so a
  * retransmitted NFS rename that in fact succeeded counts as success. */
 int sw_rename(int ofd, const char *oldname, int nfd, const char *newname);
+/* The same, failing with EEXIST when newname exists (renameat2
+ * RENAME_NOREPLACE, or a look first where the filesystem lacks it). */
+int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname);
 int sw_fsync_dir(int dirfd);
 /* Whether a change of this kind is fsynced under s. */
 bool sw_sync_wanted(enum sw_sync s, bool durable);
-/* Reads a whole regular file (O_NOFOLLOW) into a NUL-terminated malloc'd
- * buffer.  -1 with errno; EFBIG when over max bytes. */
-int sw_read_file(int dirfd, const char *name, char **buf, size_t *len, size_t max);
-/* mkdir -p of rel below dirfd. */
-int sw_mkdirs(int dirfd, const char *rel, mode_t mode);
 /* Whether a directory entry name is a temporary or otherwise hidden file. */
 static inline bool sw_hidden(const char *name) { return name[0] == '.'; }
 #endif

@@ -1,4 +1,5 @@
 #include "err.h"
+#include "id.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,9 +21,45 @@ void sw_prog_set(const char *prog) { prog_name = prog; }
 void sw_verb_set(const char *verb) { verb_name = verb; }
 const char *sw_prog(void) { return prog_name; }
 
+/* Length of the UTF-8 sequence at s (at most n bytes) when it is valid and
+ * not a C1 control (U+0080-U+009F: a terminal reads 0xc2 0x9b as CSI),
+ * else 0. */
+static size_t printable_seq(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+	if (!len || len > n || !sw_utf8_valid((const char *)s, len))
+		return 0;
+	if (len == 2 && s[0] == 0xc2 && s[1] < 0xa0)
+		return 0;
+	return len;
+}
+
+void sw_sanitize(const char *in, char *out, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0, left = strlen(in);
+	while (*s && o + 5 < n) {
+		size_t k = *s >= 0x80 ? printable_seq(s, left) : (*s >= 0x20 && *s != 0x7f);
+		if (k && o + k < n) {
+			memcpy(out + o, s, k);
+			o += k;
+		} else {
+			k = 1;
+			o += (size_t)snprintf(out + o, n - o, "\\x%02x", *s);
+		}
+		s += k;
+		left -= k;
+	}
+	out[o] = 0;
+}
+
 static void vwarn_line(const char *fmt, va_list ap, char msg[1024])
 {
-	vsnprintf(msg, 1024, fmt, ap);
+	char raw[1024];
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	/* names, ids and paths in messages may come from anywhere: no byte of
+	 * them reaches the terminal as a control sequence or a second line */
+	sw_sanitize(raw, msg, 1024);
 	/* one write, so concurrent processes' lines do not interleave */
 	if (verb_name)
 		fprintf(stderr, "%s: %s: %s\n", prog_name, verb_name, msg);

@@ -4,6 +4,7 @@
  * false" (lease not held, item not found, stale token). */
 #ifndef SW_ERR_H
 #define SW_ERR_H
+#include <stddef.h>
 #include <sysexits.h>
 
 #define SW_EX_FALSE 1
@@ -15,6 +16,10 @@ const char *sw_prog(void);
 
 void sw_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void sw_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Copies in to out (n bytes) with control characters, C1 controls and
+ * bytes that are not UTF-8 written as \xNN: safe on a terminal, one line.
+ * sw_warn and sw_die do this to every message. */
+void sw_sanitize(const char *in, char *out, size_t n);
 /* errno value -> sysexits code: ENOSPC/EIO -> 74, EACCES -> 77, ... */
 int sw_ex_errno(int err);
 /* main may register one function that sw_die calls before exiting (to

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int lock_fd(int fd, int op)
@@ -24,11 +25,28 @@ int sw_lock_fd(int fd, int op, int64_t timeout_ns)
 	return 0;
 }
 
+/* The lock file, created when missing; only a regular file will do (a
+ * FIFO planted there must not hang us; O_NONBLOCK makes its open return). */
+static int lock_open(int dirfd, const char *name)
+{
+	int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+	int fd = openat(dirfd, name, flags, 0666);
+	if (fd < 0 && errno == EEXIST)   /* NFS: racing O_CREAT from two hosts */
+		fd = openat(dirfd, name, flags, 0666);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
 int sw_lock(int dirfd, const char *name, int op, int64_t timeout_ns)
 {
-	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
-	if (fd < 0 && errno == EEXIST)   /* NFS: racing O_CREAT from two hosts */
-		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+	int fd = lock_open(dirfd, name);
 	if (fd < 0)
 		return -1;
 	int64_t deadline = sw_now_ns() + timeout_ns, pause = 100000;

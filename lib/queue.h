@@ -3,17 +3,22 @@
  * One file per item, below queues/<q>/ (see sw-workspace(5)):
  *   pending/<p>/<part>/<bucket>/<key>  claimable; <part> is "-" for items
  *                                      without a role, else the role;
- *                                      <bucket> a number, <key> order+id
- *   pending/<p>/<part>/head            symlink hint: lowest live bucket
+ *                                      <bucket> a number, <key> order.id
+ *   pending/<p>/<part>/head, tail      symlink hints: lowest, newest bucket
  *   timed/<due>.<id>                   pending, not before <due>
  *   blocked/<id>, deps/<dep>/<id>      pending, waiting for `after` items
- *   claimed/<id>.<token>               claimed; mtime = lease expiry
+ *   claimed/<id>.<token>.<expiry>      claimed until <expiry> (unix ms)
  *   done/<id>, dead/<id>, cancelled/<id>
- *   stage/                             transitions in flight (crash-safe)
+ *   stage/<nonce>.<kind>               transitions in flight
  *   ids/<id>                           ids given by users (idempotent add)
- * A claim is one rename of a pending entry to claimed/<id>.<token>, a
- * name only the claimer can produce; every later transition first renames
- * the claim away (the token check and the decision in one step).
+ *   damaged/                           entries that failed a check
+ * An item is one file that moves by rename; its content is never edited.
+ * A claim is one rename of a pending entry to a claimed/ name only the
+ * claimer produces; a renewal renames it to a later expiry, so a reaper
+ * that saw the old expiry can no longer take it.  Every other change moves
+ * the file into stage/, writes the new content beside it, and commits by a
+ * second rename, so that a process stalled at any point, for any time, can
+ * neither finish an item twice nor lose it (see queue_txn.c).
  *
  * Functions return 0 on success or a sysexits code (SW_EX_FALSE for a
  * stale token or missing item, EX_TEMPFAIL for nothing to claim), with a
@@ -35,12 +40,17 @@
  * token, times, result, error); a transition past it is refused (65). */
 #define SW_ITEM_SLACK 65536
 
+struct sw_claim_cache;
+
 struct sw_queue {
 	const struct sw_ws *ws;
 	char name[256];
 	int fd;                 /* queues/<name> */
+	int dfd[12];            /* its state directories, opened on first use */
 	int ifd;                /* inotify watch on wake, for sw_queue_wait */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
+	char owner[48];         /* this process (owner.h), read on first use */
+	struct sw_claim_cache *claims;   /* claims this process made or renewed */
 	char err[512];
 };
 
@@ -55,16 +65,19 @@ struct sw_item_defaults {
 	const char *id;         /* for a single item only */
 };
 
-/* Item states as bits, for list/purge filters. */
+/* Item states as bits, for list/purge filters.  Damaged entries are not
+ * items: "all" does not include them. */
 enum {
 	SW_ST_PENDING = 1, SW_ST_CLAIMED = 2, SW_ST_DONE = 4, SW_ST_DEAD = 8,
-	SW_ST_CANCELLED = 16, SW_ST_ALL = 31
+	SW_ST_CANCELLED = 16, SW_ST_ALL = 31, SW_ST_DAMAGED = 32
 };
 /* "pending,done" -> bits; -1 on an unknown name. */
 int sw_state_mask(const char *list);
 
 struct sw_queue_stats {
 	long long pending, delayed, blocked, claimed, done, dead, cancelled;
+	long long in_flight;         /* of those, in a transition right now */
+	long long damaged;           /* entries in quarantine (not items) */
 	int64_t oldest_pending_ns;   /* created_at of the oldest pending, 0 if none */
 };
 
@@ -114,17 +127,26 @@ int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out);
 
-/* Calls fn for every item in the states of mask; stops when fn returns
- * non-zero and returns that. */
+/* Calls fn for every item in the states of mask (items in a transition
+ * in the state they move from or to); stops when fn returns non-zero and
+ * returns that.  SW_ST_DAMAGED lists quarantined entries instead:
+ * {"queue","state":"damaged","name","from","reason","type","size",
+ * "damaged_at"}. */
 int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *arg), void *arg);
 int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st);
 /* Expired claims back to pending (or dead), due delayed items to pending,
- * abandoned transitions finished, old temporary files removed. */
+ * transitions of dead processes (and any after a grace) finished or
+ * undone, old temporary files removed. */
 int sw_queue_reap(struct sw_queue *q, long long *reaped);
+/* Deletes done, dead, cancelled (and damaged) entries older than
+ * older_than_ns. */
 int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged);
 
 /* Calls fn with each queue name in the workspace. */
 int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg);
 /* "123" -> token; false on bad input. */
 bool sw_token_parse(const char *s, uint64_t *token);
+/* Checks an item file's content as read from the workspace (for fuzzing
+ * and tests): NULL when valid for an item named id, else why not. */
+const char *sw_item_check(const char *buf, size_t len, const char *id);
 #endif

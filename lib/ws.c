@@ -10,26 +10,42 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-/* Returns whether the path was named by the user (-d or SW_DIR). */
+/* An absolute form of p: a relative -d or SW_DIR is taken from the current
+ * directory once, so that commands run elsewhere get the same workspace. */
+static void absolute(char out[PATH_MAX], const char *p)
+{
+	char cwd[PATH_MAX];
+	if (p[0] == '/' || !getcwd(cwd, sizeof cwd))
+		snprintf(out, PATH_MAX, "%s", p);
+	else
+		snprintf(out, PATH_MAX, "%s/%s", strcmp(cwd, "/") ? cwd : "", p);
+}
+
+/* Returns whether the path was named by the user (-d or SW_DIR).  The XDG
+ * base directory spec: a relative XDG_STATE_HOME is invalid and ignored;
+ * a relative HOME cannot be used either (it would put the workspace below
+ * whatever directory a command happens to run in). */
 static bool resolve_path(char out[PATH_MAX], const char *dir)
 {
 	const char *env = getenv("SW_DIR");
-	if (dir && *dir)
-		snprintf(out, PATH_MAX, "%s", dir);
-	else if (env && *env)
-		snprintf(out, PATH_MAX, "%s", env);
-	if ((dir && *dir) || (env && *env))
+	if (dir && *dir) {
+		absolute(out, dir);
 		return true;
-	{
-		const char *xdg = getenv("XDG_STATE_HOME");
-		const char *home = getenv("HOME");
-		if (xdg && *xdg)
-			snprintf(out, PATH_MAX, "%s/sw", xdg);
-		else if (home && *home)
-			snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
-		else
-			sw_die(EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
 	}
+	if (env && *env) {
+		absolute(out, env);
+		return true;
+	}
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	if (xdg && xdg[0] == '/')
+		snprintf(out, PATH_MAX, "%s/sw", xdg);
+	else if (home && home[0] == '/')
+		snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
+	else if (home && *home)
+		sw_die(EX_USAGE, "HOME '%s' is not an absolute path: set -d DIR or SW_DIR", home);
+	else
+		sw_die(EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
 	return false;
 }
 
@@ -68,6 +84,42 @@ static void check_durations(void)
 		sw_die(EX_USAGE, "bad SW_CLOCK_OFFSET '%s': want a duration such as -2s", off);
 }
 
+/* mkdir -p of an absolute path, each directory it makes private (0700):
+ * the default workspace and its parents, as the XDG spec asks. */
+static int mkdir_private(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1;; p++) {
+		if (*p != '/' && *p)
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = c;
+		if (!c)
+			return 0;
+	}
+}
+
+/* SW_UMASK: the umask for what sw creates in the workspace, in octal.
+ * Unset: the group may do what the workspace directory lets it do (a
+ * group-writable, setgid workspace is shared by its group), others
+ * nothing.  Never world-writable. */
+static mode_t ws_umask(const struct stat *root)
+{
+	const char *s = getenv("SW_UMASK");
+	if (s && *s) {
+		char *end;
+		long v = strtol(s, &end, 8);
+		if (*end || v < 0 || v > 0777 || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+			sw_die(EX_USAGE, "bad SW_UMASK '%s': want an octal umask such as 027", s);
+		return (mode_t)v | 002;
+	}
+	return (mode_t)(0707 & ~0700) | (~root->st_mode & 070);
+}
+
 void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
 {
 	check_durations();
@@ -78,8 +130,9 @@ void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
 	if (ws->fd < 0 && errno == ENOENT && create) {
 		/* a workspace the user named is created only where its parent
 		 * exists: an unmounted network filesystem must not turn into a
-		 * fresh local workspace that nobody else sees */
-		int rc = named ? mkdir(ws->path, 0777) : sw_mkdirs(AT_FDCWD, ws->path, 0777);
+		 * fresh local workspace that nobody else sees.  A new workspace
+		 * is private until its owner shares it (chmod g+rwxs). */
+		int rc = named ? mkdir(ws->path, 0700) : mkdir_private(ws->path);
 		if (rc < 0 && errno == ENOENT)
 			sw_die(EX_UNAVAILABLE, "workspace %s: parent directory does not exist", ws->path);
 		if (rc < 0 && errno != EEXIST)
@@ -90,12 +143,19 @@ void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
 	if (ws->fd < 0)
 		sw_die(errno == EACCES ? EX_NOPERM : EX_UNAVAILABLE,
 		       "workspace %s: %s", ws->path, strerror(errno));
-	/* new files take the workspace's group (via setgid dirs, if set) and
-	 * the umask, but are never world-writable */
-	mode_t um = umask(0);
-	umask(um | 002);
+	struct stat st;
+	if (fstat(ws->fd, &st) < 0)
+		sw_die(EX_UNAVAILABLE, "workspace %s: %s", ws->path, strerror(errno));
+	/* new files and directories take their mode from the workspace, not
+	 * from this process's umask (kept for the commands sw runs) */
+	ws->user_umask = umask(ws_umask(&st));
 	ws->dmode = 0777;
 	ws->fmode = 0666;
+}
+
+mode_t sw_ws_user_umask(const struct sw_ws *ws)
+{
+	return ws->user_umask;
 }
 
 void sw_ws_close(struct sw_ws *ws)
@@ -107,11 +167,11 @@ void sw_ws_close(struct sw_ws *ws)
 
 int sw_ws_dir(const struct sw_ws *ws, const char *rel, bool create)
 {
-	int fd = openat(ws->fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = sw_open_beneath(ws->fd, rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0 && errno == ENOENT && create) {
 		if (sw_mkdirs(ws->fd, rel, ws->dmode) < 0)
 			return -1;
-		fd = openat(ws->fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = sw_open_beneath(ws->fd, rel, O_RDONLY | O_DIRECTORY, 0);
 	}
 	return fd;
 }

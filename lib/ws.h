@@ -15,15 +15,20 @@ struct sw_ws {
 	enum sw_sync sync;
 	int64_t skew_ns;        /* clock skew margin for expiry decisions */
 	mode_t dmode, fmode;    /* modes for new directories and files */
+	mode_t user_umask;      /* the umask sw was started with */
 };
 
 #define SW_SKEW_DEFAULT_NS (2 * INT64_C(1000000000))
 
-/* Resolves and opens the workspace, creating it when create.  Dies with a
- * one-line error (69 unavailable, 77 permission, 64 bad SW_SYNC). */
+/* Resolves and opens the workspace, creating it (0700) when create.  Dies
+ * with a one-line error (69 unavailable, 77 permission, 64 bad setting).
+ * Sets the process umask so that what sw creates there takes the
+ * workspace's group permissions and no "other" bits (SW_UMASK overrides);
+ * a command sw runs gets sw_ws_user_umask back. */
 void sw_ws_open(struct sw_ws *ws, const char *dir, bool create);
+mode_t sw_ws_user_umask(const struct sw_ws *ws);
 void sw_ws_close(struct sw_ws *ws);
-/* Opens dir rel below the workspace (O_DIRECTORY|O_NOFOLLOW), creating the
+/* Opens dir rel below the workspace, following no symlink, creating the
  * missing parts when create.  -1 with errno. */
 int sw_ws_dir(const struct sw_ws *ws, const char *rel, bool create);
 /* Whether fd lives on a network filesystem (NFS, CIFS, FUSE, Ceph, Lustre…). */

@@ -31,10 +31,11 @@ static const char usage[] =
 "  cancel ID            pending or claimed -> cancelled\n"
 "  requeue ID           dead or cancelled -> pending\n"
 "  show ID              the item, wherever it is\n"
-"  list [--state S[,S...]]   items (pending, claimed, done, dead, cancelled, all)\n"
+"  list [--state S[,S...]]   items (pending, claimed, done, dead, cancelled, all),\n"
+"                       or entries moved aside as damaged (damaged)\n"
 "  stats                counts per state, per queue\n"
 "  reap                 expired claims back to pending (or dead), delayed items due\n"
-"  purge --state S --older-than DUR      delete done/dead/cancelled items\n"
+"  purge --state S --older-than DUR      delete done/dead/cancelled/damaged entries\n"
 "\n"
 "common options:\n"
 "  -q, --queue Q        queue name (default $SW_QUEUE, else \"default\"; list, stats,\n"
@@ -510,11 +511,12 @@ static int stats_queue(struct each_q *e, struct sw_queue *q)
 	int rc = sw_queue_stats(q, &st);
 	if (rc)
 		return rc;
-	json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", q->name,
+	json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", q->name,
 		"pending", (json_int_t)st.pending, "delayed", (json_int_t)st.delayed,
 		"blocked", (json_int_t)st.blocked, "claimed", (json_int_t)st.claimed,
 		"done", (json_int_t)st.done, "dead", (json_int_t)st.dead,
-		"cancelled", (json_int_t)st.cancelled);
+		"cancelled", (json_int_t)st.cancelled, "in_flight", (json_int_t)st.in_flight,
+		"damaged", (json_int_t)st.damaged);
 	if (st.oldest_pending_ns) {
 		sw_json_set_time(j, "oldest_pending_at", st.oldest_pending_ns);
 		json_object_set_new(j, "oldest_pending_age_ms",
@@ -571,7 +573,7 @@ static int cmd_purge(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	if (!o->state_mask || !o->older_given)
 		sw_usage_error("purge needs --state and --older-than");
 	if (o->state_mask & (SW_ST_PENDING | SW_ST_CLAIMED))
-		sw_usage_error("only done, dead and cancelled items can be purged");
+		sw_usage_error("only done, dead, cancelled and damaged entries can be purged");
 	struct each_q e = {0};
 	return for_queues(o, ws, purge_queue, &e);
 }
@@ -681,7 +683,7 @@ static void parse_option(struct opts *o, int c, char *arg, int argc, char **argv
 	case O_RETRY: o->retry_ns = sw_opt_duration("--retry-in", arg); break;
 	case O_STATE:
 		if ((o->state_mask = sw_state_mask(arg)) < 0)
-			sw_usage_error("bad --state '%s': want pending, claimed, done, dead, cancelled or all", arg);
+			sw_usage_error("bad --state '%s': want pending, claimed, done, dead, cancelled, all or damaged", arg);
 		break;
 	case O_OLDER: o->older_ns = sw_opt_duration("--older-than", arg); o->older_given = true; break;
 	}

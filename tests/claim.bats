@@ -123,26 +123,33 @@ refused() {
 	[ "$(nitems)" -eq 1 ]
 }
 
-@test "add --id after a crashed add of that id (an empty ids/ marker): added once the grace is past" {
+@test "add --id killed before it took the id: the id is free, the leftover goes" {
 	sw-claim add 0 >/dev/null
-	ids=$SW_DIR/queues/default/ids
-	# what an add killed between reserving the id and placing the item leaves
-	: >"$ids/ghost"
-	run sw-claim add --id ghost '"young"'
-	jq -e '.added == false' <<<"$output"       # maybe still being added
-	touch -d '1 hour ago' "$ids/ghost"
+	# killed on entering link(2), the step that takes the id
+	run strace -f -qq -o /dev/null -e inject=linkat:signal=KILL sw-claim add --id ghost '"lost"'
+	[ "$status" -ne 0 ]
+	[ ! -e "$SW_DIR/queues/default/ids/ghost" ]
 	run sw-claim add --id ghost '"retried"'
 	[ "$status" -eq 0 ]
 	jq -e '.added == true' <<<"$output"
+	sw-claim reap >/dev/null      # the dead adder's stage file is dropped
 	[ "$(sw-claim show ghost | jq -r .payload)" = retried ]
-	sw-claim add --id ghost '"again"' | jq -e '.added == false'
 	[ "$(nitems)" -eq 2 ]
-	# an old empty marker whose item does exist is not taken over
-	sw-claim add --id real '"r"' >/dev/null
-	: >"$ids/real"
-	touch -d '1 hour ago' "$ids/real"
-	sw-claim add --id real '"r2"' | jq -e '.added == false'
-	[ "$(nitems)" -eq 3 ]
+	[ -z "$(ls "$SW_DIR/queues/default/stage")" ]
+}
+
+@test "add --id killed after it took the id: the item is counted at once and placed by reap" {
+	sw-claim add 0 >/dev/null
+	# the first mkdir after the link is the new bucket's
+	run strace -f -qq -o /dev/null -e inject=mkdirat:signal=KILL:when=1 sw-claim add --id ghost '"kept"'
+	[ "$status" -ne 0 ]
+	[ -e "$SW_DIR/queues/default/ids/ghost" ]
+	sw-claim stats | jq -e '.pending == 2 and .in_flight == 1'
+	sw-claim add --id ghost '"again"' | jq -e '.added == false'
+	sw-claim reap >/dev/null      # the adder is dead: no need to wait for a grace
+	[ "$(sw-claim show ghost | jq -r .payload)" = kept ]
+	sw-claim stats | jq -e '.pending == 2 and .in_flight == 0'
+	[ -z "$(ls "$SW_DIR/queues/default/stage")" ]
 }
 
 @test "add --id with a batch on stdin is a usage error" {

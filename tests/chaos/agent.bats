@@ -46,7 +46,7 @@ EOF
 	done
 	wait
 	run sw-claim stats
-	assert_output '{"queue":"default","pending":0,"delayed":0,"blocked":0,"claimed":0,"done":4616,"dead":384,"cancelled":0}'
+	assert_output '{"queue":"default","pending":0,"delayed":0,"blocked":0,"claimed":0,"done":4616,"dead":384,"cancelled":0,"in_flight":0,"damaged":0}'
 	# dead: exactly the always-failing ones, after 3 attempts
 	run bash -c "sw-claim list --state dead | jq -r '[.payload, .attempt] | @tsv' | sort -n | md5sum"
 	[ "$output" = "$(seq 13 13 5000 | awk '{print $1 "\t3"}' | md5sum)" ]
@@ -88,7 +88,7 @@ EOF
 	kill -TERM "${pids[@]}"
 	wait
 	run sw-claim stats
-	assert_output "{\"queue\":\"default\",\"pending\":0,\"delayed\":0,\"blocked\":0,\"claimed\":0,\"done\":$n,\"dead\":0,\"cancelled\":0}"
+	assert_output "{\"queue\":\"default\",\"pending\":0,\"delayed\":0,\"blocked\":0,\"claimed\":0,\"done\":$n,\"dead\":0,\"cancelled\":0,\"in_flight\":0,\"damaged\":0}"
 	assert_none_done_twice
 	[ "$kills" -gt 5 ]
 }

@@ -1,0 +1,41 @@
+/* fs.h — opening and reading below the workspace without trusting it.
+ *
+ * Anything in the workspace may have been written by another user, another
+ * host or a damaged disk.  So below the workspace directory:
+ *  - no symlink is ever followed, on the last component or any other
+ *    (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS where the kernel has it,
+ *    else one component at a time with O_NOFOLLOW);
+ *  - files are opened O_NONBLOCK (a planted FIFO cannot hang a reader)
+ *    and used only when fstat says they are regular files;
+ *  - every read stops at a limit the caller gives.
+ * Functions return 0 or an fd, or -1 with errno.  A symlink where a file or
+ * directory was expected gives ELOOP (or ENOTDIR), a FIFO, device, socket
+ * or directory where a file was expected gives EINVAL. */
+#ifndef SW_FS_H
+#define SW_FS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Opens directory dfd/name (one component), creating it first when create.
+ * A symlink there is not followed: ELOOP or ENOTDIR. */
+int sw_open_dir(int dfd, const char *name, bool create);
+/* Opens dfd/rel (components separated by '/', no "..", no leading '/')
+ * with flags, following no symlink on the way. */
+int sw_open_beneath(int dfd, const char *rel, int flags, mode_t mode);
+/* mkdir -p of rel below dfd, following no symlink. */
+int sw_mkdirs(int dfd, const char *rel, mode_t mode);
+/* Opens the regular file dfd/rel for reading (O_NONBLOCK, no symlink on
+ * the way); *st gets its fstat.  EINVAL when it is not a regular file. */
+int sw_open_file(int dfd, const char *rel, struct stat *st);
+/* Reads an open file whole into a NUL-terminated malloc'd buffer; EFBIG
+ * when it holds more than max bytes (it stops reading there). */
+int sw_read_fd(int fd, char **buf, size_t *len, size_t max);
+/* sw_open_file + sw_read_fd. */
+int sw_read_file(int dfd, const char *rel, char **buf, size_t *len, size_t max);
+/* Whether errno from the functions above means the entry is not what it
+ * should be (a symlink, a FIFO, a directory, too large) rather than absent
+ * or unreadable: such an entry is quarantined, not retried. */
+bool sw_errno_damaged(int err);
+#endif

@@ -1,0 +1,259 @@
+/* queue_add.c — adding items, all-or-nothing as far as the disk allows,
+ * and ids given by users, added once even across crashes and stalls.
+ *
+ * An item with a generated id is written under a temporary name in stage/
+ * and renamed into place: it exists once it is placed.  An item with an
+ * id a user gave is written as stage/<nonce>.a.<id>, then hard-linked as
+ * ids/<id>: that link is the exclusive decision (EEXIST: the id was added
+ * before), and the stage file is then placed.  A crash or a stall after
+ * the link leaves the stage file, which recovery places (the adder's own
+ * rename then finds it gone: the same outcome); before the link, recovery
+ * takes the stage file away first, so a stalled adder's link fails and it
+ * tries again.  ids/<id> stays as the marker until the item is purged. */
+#include "queue_int.h"
+#include "atomic.h"
+#include "clock.h"
+#include "err.h"
+#include "json.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* What was added, to take it back if the batch fails: compact, because a
+ * batch may hold millions. */
+struct added {
+	char *rel;              /* below the state directory d: "[sub/]name" */
+	char *marker;           /* the id whose marker we made, or NULL */
+	unsigned char d;
+	bool placed;            /* false: recovery placed it, we know not where */
+};
+
+struct sw_batch {
+	struct sw_queue *q;
+	int sfd, idsfd;
+	struct bucket b;
+	struct added *rec;
+	size_t n, cap;
+};
+
+struct sw_batch *sw_batch_new(struct sw_queue *q)
+{
+	struct sw_batch *bt = calloc(1, sizeof *bt);
+	if (!bt) {
+		qerr(q, EX_SOFTWARE, "out of memory");
+		return NULL;
+	}
+	bt->q = q;
+	bucket_init(&bt->b);
+	bt->sfd = qdir(q, QD_STAGE);
+	bt->idsfd = qdir(q, QD_IDS);
+	if (bt->sfd < 0 || bt->idsfd < 0) {
+		qerr_errno(q, "cannot open queue");
+		free(bt);
+		return NULL;
+	}
+	return bt;
+}
+
+static int batch_record(struct sw_batch *bt, const struct place *w, bool placed, const char *marker)
+{
+	if (bt->n == bt->cap) {
+		size_t cap = bt->cap ? bt->cap * 2 : 64;
+		struct added *r = realloc(bt->rec, cap * sizeof *r);
+		if (!r)
+			return -1;
+		bt->rec = r;
+		bt->cap = cap;
+	}
+	char rel[PATH_LEN + NAME_LEN + 2];
+	snprintf(rel, sizeof rel, "%s%s%s", placed ? w->sub : "", placed && w->sub[0] ? "/" : "",
+		 placed ? w->name : "");
+	struct added *a = &bt->rec[bt->n];
+	a->rel = strdup(rel);
+	a->marker = marker ? strdup(marker) : NULL;
+	a->d = placed ? (unsigned char)w->d : 0;
+	a->placed = placed;
+	if (!a->rel || (marker && !a->marker)) {
+		free(a->rel);
+		free(a->marker);
+		return -1;
+	}
+	bt->n++;
+	return 0;
+}
+
+static int add_generated(struct sw_batch *bt, const json_t *item, const char *buf, size_t len)
+{
+	struct place w;
+	char tmp[SW_TMPNAME_LEN];
+	if (sw_tmp_write(bt->sfd, tmp, buf, len, false) < 0)
+		return -1;
+	if (place_pending(bt->q, &bt->b, bt->sfd, tmp, item, &w) < 0) {
+		int e = errno;
+		unlinkat(bt->sfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	return batch_record(bt, &w, true, NULL);
+}
+
+static bool same_file(int d1, const char *n1, int d2, const char *n2)
+{
+	struct stat a, b;
+	return fstatat(d1, n1, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(d2, n2, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+static int write_excl(int dfd, const char *name, const char *buf, size_t len)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			int e = errno;
+			close(fd);
+			unlinkat(dfd, name, 0);
+			errno = e;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (close(fd) < 0) {
+		int e = errno;
+		unlinkat(dfd, name, 0);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static int add_given(struct sw_batch *bt, const json_t *item, const char *buf, size_t len, bool *existed)
+{
+	struct sw_queue *q = bt->q;
+	const char *id = item_id(item);
+	for (int tries = 0; tries < 5; tries++) {
+		char nonce[96], name[NAME_LEN];
+		queue_nonce(q, nonce);
+		snprintf(name, sizeof name, "%s.a.%s", nonce, id);
+		if (write_excl(bt->sfd, name, buf, len) < 0)
+			return -1;
+		if (linkat(bt->sfd, name, bt->idsfd, id, 0) < 0) {
+			int e = errno;
+			/* NFS: a retransmitted link answers EEXIST for its own work */
+			if (e == EEXIST && same_file(bt->sfd, name, bt->idsfd, id))
+				goto linked;
+			unlinkat(bt->sfd, name, 0);
+			if (e == EEXIST) {
+				*existed = true;
+				return 0;
+			}
+			if (e == ENOENT)
+				continue;   /* recovery took our stage file: stalled too long */
+			errno = e;
+			return -1;
+		}
+	linked:;
+		struct place w;
+		if (place_pending(q, &bt->b, bt->sfd, name, item, &w) == 0)
+			return batch_record(bt, &w, true, id);
+		if (errno == ENOENT)   /* recovery placed it for us */
+			return batch_record(bt, &w, false, id);
+		/* not placed: the id must not stay taken by an item nowhere */
+		int e = errno;
+		if (same_file(bt->sfd, name, bt->idsfd, id))
+			unlinkat(bt->idsfd, id, 0);
+		unlinkat(bt->sfd, name, 0);
+		errno = e;
+		return -1;
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed)
+{
+	*existed = false;
+	size_t len;
+	char *buf = item_dump(item, &len);
+	if (!buf)
+		return qerr(bt->q, EX_SOFTWARE, "cannot encode item");
+	int rc = json_is_true(json_object_get(item, "given_id"))
+		       ? add_given(bt, item, buf, len, existed)
+		       : add_generated(bt, item, buf, len);
+	free(buf);
+	return rc < 0 ? qerr_errno(bt->q, "cannot add item") : 0;
+}
+
+static void batch_free(struct sw_batch *bt)
+{
+	for (size_t i = 0; i < bt->n; i++) {
+		free(bt->rec[i].rel);
+		free(bt->rec[i].marker);
+	}
+	free(bt->rec);
+	bucket_done(&bt->b);
+	free(bt);
+}
+
+/* Takes back what the batch added: an item that was claimed meanwhile
+ * cannot be, and keeps its id. */
+void sw_batch_abort(struct sw_batch *bt)
+{
+	struct sw_queue *q = bt->q;
+	for (size_t i = 0; i < bt->n; i++) {
+		struct added *a = &bt->rec[i];
+		if (!a->placed)
+			continue;
+		int dfd = qdir(q, (enum qdir)a->d), fd = dfd;
+		const char *name = a->rel;
+		char *slash = strrchr(a->rel, '/');
+		if (dfd >= 0 && slash) {
+			*slash = 0;
+			name = slash + 1;
+			fd = sw_open_beneath(dfd, a->rel, O_RDONLY | O_DIRECTORY, 0);
+		}
+		bool gone = fd >= 0 && unlinkat(fd, name, 0) == 0;
+		if (fd >= 0 && fd != dfd)
+			close(fd);
+		if (gone && a->marker)
+			unlinkat(bt->idsfd, a->marker, 0);
+	}
+	batch_free(bt);
+}
+
+int sw_batch_commit(struct sw_batch *bt)
+{
+	struct sw_queue *q = bt->q;
+	/* one syncfs for the whole batch instead of an fsync per item */
+	if (q->ws->sync != SW_SYNC_OFF && syncfs(q->fd) < 0) {
+		int rc = qerr_errno(q, "syncing");
+		sw_batch_abort(bt);
+		return rc;
+	}
+	batch_free(bt);
+	wake_waiters(q);
+	return 0;
+}
+
+int sw_queue_add(struct sw_queue *q, json_t **items, size_t n, bool *existed)
+{
+	struct sw_batch *bt = sw_batch_new(q);
+	if (!bt)
+		return EX_IOERR;
+	for (size_t i = 0; i < n; i++) {
+		int rc = sw_batch_add(bt, items[i], &existed[i]);
+		if (rc) {
+			sw_batch_abort(bt);
+			return rc;
+		}
+	}
+	return sw_batch_commit(bt);
+}

@@ -1,0 +1,484 @@
+/* queue_claimed.c — what happens to a claim (renew, done, fail, release),
+ * and to items found by id (show, cancel, requeue).
+ *
+ * A claim is claimed/<id>.<token>.<expiry ms>.  A process that made or
+ * renewed a claim remembers its name; anyone else finds it by reading
+ * claimed/ (as many entries as there are claims, whatever is pending). */
+#include "queue_int.h"
+#include "atomic.h"
+#include "clock.h"
+#include "err.h"
+#include "json.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BACKOFF_CAP_NS (3600 * SW_NS_PER_SEC)
+
+struct cached {
+	char id[SW_NAME_MAX + 1];
+	uint64_t token;
+	int64_t expiry_ns;
+};
+
+struct sw_claim_cache {
+	size_t n, cap;
+	struct cached e[];
+};
+
+static struct cached *cache_get(struct sw_queue *q, const char *id, uint64_t token)
+{
+	struct sw_claim_cache *c = q->claims;
+	for (size_t i = 0; c && i < c->n; i++)
+		if (c->e[i].token == token && !strcmp(c->e[i].id, id))
+			return &c->e[i];
+	return NULL;
+}
+
+void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns)
+{
+	struct cached *e = cache_get(q, id, token);
+	if (!e) {
+		struct sw_claim_cache *c = q->claims;
+		if (!c || c->n == c->cap) {
+			size_t cap = c ? c->cap * 2 : 16;
+			c = realloc(c, sizeof *c + cap * sizeof c->e[0]);
+			if (!c)
+				return;   /* a cache only: lookups read claimed/ instead */
+			if (!q->claims)
+				c->n = 0;
+			c->cap = cap;
+			q->claims = c;
+		}
+		e = &c->e[c->n++];
+		snprintf(e->id, sizeof e->id, "%s", id);
+		e->token = token;
+	}
+	e->expiry_ns = expiry_ns;
+}
+
+void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token)
+{
+	struct cached *e = cache_get(q, id, token);
+	if (e)
+		*e = q->claims->e[--q->claims->n];
+}
+
+struct finder { const char *id; uint64_t token; char *name; bool found; };
+
+static int match_claim(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	struct finder *f = arg;
+	char id[NAME_LEN];
+	uint64_t token;
+	int64_t exp;
+	if (claim_name_parse(name, id, &token, &exp) && token == f->token && !strcmp(id, f->id)) {
+		snprintf(f->name, NAME_LEN, "%s", name);
+		return f->found = true;
+	}
+	return 0;
+}
+
+int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN])
+{
+	int cfd = qdir(q, QD_CLAIMED);
+	if (cfd < 0)
+		return qerr_errno(q, "claimed");
+	struct cached *e = cache_get(q, id, token);
+	if (e) {
+		claim_name_make(name, id, token, e->expiry_ns);
+		if (faccessat(cfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return 0;
+		claim_cache_drop(q, id, token);
+	}
+	struct finder f = { id, token, name, false };
+	if (each_entry(cfd, match_claim, &f) < 0)
+		return qerr_errno(q, "reading claimed");
+	return f.found ? 0 : SW_EX_FALSE;
+}
+
+static int not_claimed(struct sw_queue *q, const char *id, uint64_t token)
+{
+	return qerr(q, SW_EX_FALSE, "item %s is not claimed with token %llu (stale token, or not claimed)",
+		    id, (unsigned long long)token);
+}
+
+/* The claim id/token: its name and content.  SW_EX_FALSE when there is
+ * none. */
+static int claim_open(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN],
+		      json_t **item, struct stat *st)
+{
+	const char *why = sw_name_problem(id);
+	if (why)
+		return qerr(q, EX_DATAERR, "bad id: %s", why);
+	int rc = claim_find(q, id, token, name);
+	if (rc)
+		return rc == SW_EX_FALSE ? not_claimed(q, id, token) : rc;
+	char bad[128];
+	switch (item_read(q, q->dfd[QD_CLAIMED], name, id, item, st, bad)) {
+	case RD_OK:
+		return 0;
+	case RD_GONE:
+		return not_claimed(q, id, token);
+	case RD_DAMAGED:
+		quarantine(q, q->dfd[QD_CLAIMED], name, "claimed", bad);
+		return qerr(q, EX_DATAERR, "item %s is damaged (%s) and was moved aside", id, bad);
+	case RD_SKIP:
+		return qerr(q, EX_NOPERM, "item %s cannot be read: %s", id, strerror(EACCES));
+	default:
+		return qerr_errno(q, "reading claim");
+	}
+}
+
+static int64_t expiry_after(int64_t ttl_ns)
+{
+	int64_t e = sw_now_ns() + ttl_ns;
+	return (e + 999999) / 1000000 * 1000000;
+}
+
+int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t ttl_ns, json_t **out)
+{
+	char name[NAME_LEN], id2[NAME_LEN], next[NAME_LEN];
+	json_t *item;
+	struct stat st;
+	int rc = claim_open(q, id, token, name, &item, &st);
+	if (rc)
+		return rc;
+	uint64_t tok;
+	int64_t expiry;
+	claim_name_parse(name, id2, &tok, &expiry);
+	/* past expiry (by this clock), a reaper on a host whose clock runs
+	 * ahead may take it any moment: renewing then would promise what we
+	 * cannot keep */
+	if (sw_now_ns() >= expiry) {
+		json_decref(item);
+		return qerr(q, SW_EX_FALSE, "the claim on %s has expired", id);
+	}
+	int64_t ttl = ttl_ns > 0 ? ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
+	int64_t later = expiry_after(ttl);
+	claim_name_make(next, id, token, later);
+	/* the rename is the renewal: a reaper that saw the old expiry renames
+	 * the old name, which is then gone */
+	int cfd = q->dfd[QD_CLAIMED];
+	if (strcmp(name, next) && sw_rename(cfd, name, cfd, next) < 0) {
+		json_decref(item);
+		return errno == ENOENT ? not_claimed(q, id, token) : qerr_errno(q, "renewing");
+	}
+	claim_cache_put(q, id, token, later);
+	*out = claim_view(q, item, token, later);
+	return 0;
+}
+
+/* ---- finishing a claim ------------------------------------------------ */
+
+struct finish_arg {
+	uint64_t token;
+	json_t *result;
+	const char *error;
+	int64_t retry_ns;
+};
+
+static json_t *done_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)rc;
+	struct finish_arg *a = arg;
+	finished(item, a->token, "done");
+	if (a->result)
+		json_object_set(item, "result", a->result);
+	sw_json_set_time(item, "done_at", sw_now_ns());
+	return item;
+}
+
+static int64_t backoff_ns(int64_t attempt)
+{
+	int64_t base = SW_NS_PER_SEC, d;
+	const char *s = getenv("SW_BACKOFF_BASE");
+	if (s && *s && sw_parse_duration(s, &d) == 0)
+		base = d;
+	double b = (double)base;
+	for (int64_t i = 1; i < attempt && b < (double)BACKOFF_CAP_NS; i++)
+		b *= 2;
+	if (b > (double)BACKOFF_CAP_NS)
+		b = (double)BACKOFF_CAP_NS;
+	/* "equal jitter": between half and all of the exponential delay */
+	return (int64_t)(b * (0.5 + sw_rand_below(1000001) / 2e6));
+}
+
+static json_t *fail_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)rc;
+	struct finish_arg *a = arg;
+	int64_t used = sw_json_int(item, "attempt", 0) + 1;
+	int64_t retry = a->retry_ns >= 0 ? a->retry_ns : backoff_ns(used);
+	return retry_or_dead(item, a->token >> TOKEN_RAND_BITS, a->error ? a->error : "failed", retry);
+}
+
+static json_t *release_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)rc;
+	struct finish_arg *a = arg;
+	/* a release does not count as an attempt */
+	json_object_set_new(item, "gen", json_integer((json_int_t)(a->token >> TOKEN_RAND_BITS)));
+	json_object_set_new(item, "state", json_string("pending"));
+	return item;
+}
+
+static int finish_claim(struct sw_queue *q, const char *id, struct finish_arg *a, txn_next_fn fn,
+			bool (*durable)(const json_t *item, const struct finish_arg *a), json_t **out)
+{
+	char name[NAME_LEN];
+	json_t *item, *next = NULL;
+	struct stat st;
+	int rc = claim_open(q, id, a->token, name, &item, &st);
+	if (rc)
+		return rc;
+	rc = txn_move(q, q->dfd[QD_CLAIMED], name, SRC_CLAIMED, item, &st, fn, a, durable(item, a), &next);
+	json_decref(item);
+	if (rc == SW_EX_FALSE)
+		rc = not_claimed(q, id, a->token);
+	if (rc == 0)
+		claim_cache_drop(q, id, a->token);
+	if (rc == 0 && out)
+		*out = item_view(q, next, sw_json_str(next, "state"));
+	else
+		json_decref(next);
+	return rc;
+}
+
+static bool always(const json_t *item, const struct finish_arg *a) { (void)item; (void)a; return true; }
+static bool never(const json_t *item, const struct finish_arg *a) { (void)item; (void)a; return false; }
+
+/* A failure is worth an fsync when it makes the item dead. */
+static bool if_dead(const json_t *item, const struct finish_arg *a)
+{
+	(void)a;
+	return sw_json_int(item, "attempt", 0) + 1 >= sw_json_int(item, "max_attempts", SW_ATTEMPTS_DEFAULT);
+}
+
+int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *result, json_t **out)
+{
+	struct finish_arg a = { .token = token, .result = result };
+	return finish_claim(q, id, &a, done_next, always, out);
+}
+
+int sw_queue_fail(struct sw_queue *q, const char *id, uint64_t token, const char *error,
+		  int64_t retry_in_ns, json_t **out)
+{
+	struct finish_arg a = { .token = token, .error = error, .retry_ns = retry_in_ns };
+	return finish_claim(q, id, &a, fail_next, if_dead, out);
+}
+
+int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t **out)
+{
+	struct finish_arg a = { .token = token };
+	return finish_claim(q, id, &a, release_next, never, out);
+}
+
+/* ---- finding items by id -------------------------------------------- */
+
+struct find {
+	const char *id;
+	int found;
+	char name[NAME_LEN];
+	int dfd;                  /* dup of the directory it is in */
+};
+
+static int match_keyed(int dfd, const char *name, void *arg)
+{
+	struct find *f = arg;
+	int64_t t;
+	const char *id;
+	if (keyed_name_parse(name, &t, &id) && !strcmp(id, f->id)) {
+		f->dfd = dup(dfd);
+		snprintf(f->name, sizeof f->name, "%s", name);
+		return f->found = 1;
+	}
+	return 0;
+}
+
+static int match_claimed(int dfd, const char *name, void *arg)
+{
+	struct find *f = arg;
+	char id[NAME_LEN];
+	uint64_t token;
+	int64_t exp;
+	if (claim_name_parse(name, id, &token, &exp) && !strcmp(id, f->id)) {
+		f->dfd = dup(dfd);
+		snprintf(f->name, sizeof f->name, "%s", name);
+		return f->found = 1;
+	}
+	return 0;
+}
+
+static int walk_bucket(int dfd, const char *name, void *arg)
+{
+	if (strspn(name, "0123456789") != strlen(name))
+		return 0;   /* the head and tail hints */
+	return each_entry_in(dfd, name, match_keyed, arg) > 0;
+}
+
+static int walk_part(int dfd, const char *name, void *arg)
+{
+	return each_entry_in(dfd, name, walk_bucket, arg) > 0;
+}
+
+static int walk_prio(int dfd, const char *name, void *arg)
+{
+	return each_entry_in(dfd, name, walk_part, arg) > 0;
+}
+
+/* Where item id is: its state, and an open directory + name.  SW_EX_FALSE
+ * if nowhere.  Pending items are found by walking the buckets: it costs
+ * what the queue holds, which is why claims never do it. */
+static int locate(struct sw_queue *q, const char *id, const char **state, struct find *f)
+{
+	const char *why = sw_name_problem(id);
+	if (why)
+		return qerr(q, EX_DATAERR, "bad id: %s", why);
+	memset(f, 0, sizeof *f);
+	f->id = id;
+	f->dfd = -1;
+	static const struct { enum qdir d; const char *state; } direct[] = {
+		{ QD_DONE, "done" }, { QD_DEAD, "dead" }, { QD_CANCELLED, "cancelled" },
+		{ QD_BLOCKED, "pending" },
+	};
+	for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++) {
+		int dfd = qdir(q, direct[i].d);
+		if (dfd >= 0 && faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+			*state = direct[i].state;
+			f->dfd = dup(dfd);
+			snprintf(f->name, sizeof f->name, "%s", id);
+			return f->dfd < 0 ? qerr_errno(q, "dup") : 0;
+		}
+	}
+	int cfd = qdir(q, QD_CLAIMED), tfd = qdir(q, QD_TIMED), pfd = qdir(q, QD_PENDING);
+	if (cfd >= 0 && each_entry(cfd, match_claimed, f) > 0) { *state = "claimed"; return 0; }
+	if (tfd >= 0 && each_entry(tfd, match_keyed, f) > 0) { *state = "pending"; return 0; }
+	if (pfd >= 0 && each_entry(pfd, walk_prio, f) > 0) { *state = "pending"; return 0; }
+	return qerr(q, SW_EX_FALSE, "no item %s in queue '%s'", id, q->name);
+}
+
+/* The public view of the item in dfd/name, found in state. */
+static int view_at(struct sw_queue *q, int dfd, const char *name, const char *id, const char *state,
+		   json_t **out)
+{
+	char why[128];
+	switch (item_read(q, dfd, name, id, out, NULL, why)) {
+	case RD_OK:
+		break;
+	case RD_GONE:
+		return qerr(q, SW_EX_FALSE, "item %s moved while read; try again", id);
+	case RD_DAMAGED:
+		quarantine(q, dfd, name, state, why);
+		return qerr(q, EX_DATAERR, "item %s is damaged (%s) and was moved aside", id, why);
+	case RD_SKIP:
+		return qerr(q, EX_NOPERM, "item %s cannot be read: %s", id, strerror(EACCES));
+	default:
+		return qerr_errno(q, "reading item");
+	}
+	char cid[NAME_LEN];
+	uint64_t token;
+	int64_t exp;
+	if (!strcmp(state, "claimed") && claim_name_parse(name, cid, &token, &exp))
+		claim_view(q, *out, token, exp);
+	else
+		item_view(q, *out, state);
+	return 0;
+}
+
+int sw_queue_show(struct sw_queue *q, const char *id, json_t **out)
+{
+	const char *state;
+	struct find f;
+	int rc = locate(q, id, &state, &f);
+	if (rc)
+		return rc;
+	rc = view_at(q, f.dfd, f.name, id, state, out);
+	close(f.dfd);
+	return rc;
+}
+
+static json_t *cancel_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)rc;
+	const char *name = arg;
+	char cid[NAME_LEN];
+	uint64_t token;
+	int64_t exp;
+	/* a cancelled claim used gen + 1: tokens keep growing after a requeue */
+	if (name && claim_name_parse(name, cid, &token, &exp))
+		json_object_set_new(item, "gen", json_integer((json_int_t)(token >> TOKEN_RAND_BITS)));
+	json_object_set_new(item, "state", json_string("cancelled"));
+	sw_json_set_time(item, "cancelled_at", sw_now_ns());
+	return item;
+}
+
+int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out)
+{
+	const char *state;
+	struct find f;
+	int rc = locate(q, id, &state, &f);
+	if (rc)
+		return rc;
+	if (strcmp(state, "pending") && strcmp(state, "claimed")) {
+		close(f.dfd);
+		return qerr(q, SW_EX_FALSE, "item %s is %s: only pending or claimed items can be cancelled", id, state);
+	}
+	bool claimed = !strcmp(state, "claimed");
+	json_t *next = NULL;
+	rc = txn_move(q, f.dfd, f.name, claimed ? SRC_CLAIMED : SRC_PENDING, NULL, NULL, cancel_next,
+		      claimed ? f.name : NULL, false, &next);
+	close(f.dfd);
+	if (rc == SW_EX_FALSE)
+		rc = qerr(q, SW_EX_FALSE, "item %s moved while being cancelled; try again", id);
+	if (rc == 0 && out)
+		*out = item_view(q, next, "cancelled");
+	else
+		json_decref(next);
+	return rc;
+}
+
+static json_t *requeue_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)arg;
+	(void)rc;
+	json_object_set_new(item, "state", json_string("pending"));
+	json_object_set_new(item, "attempt", json_integer(0));
+	json_object_del(item, "not_before");
+	json_object_del(item, "not_before_unix_ns");
+	return item;
+}
+
+int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out)
+{
+	const char *state;
+	struct find f;
+	int rc = locate(q, id, &state, &f);
+	if (rc)
+		return rc;
+	if (strcmp(state, "dead") && strcmp(state, "cancelled")) {
+		close(f.dfd);
+		return qerr(q, SW_EX_FALSE, "item %s is %s: only dead or cancelled items can be requeued", id, state);
+	}
+	json_t *next = NULL;
+	rc = txn_move(q, f.dfd, f.name, !strcmp(state, "dead") ? SRC_DEAD : SRC_CANCELLED, NULL, NULL,
+		      requeue_next, NULL, true, &next);
+	close(f.dfd);
+	if (rc == SW_EX_FALSE)
+		rc = qerr(q, SW_EX_FALSE, "item %s moved while being requeued; try again", id);
+	if (rc == 0 && out)
+		*out = item_view(q, next, "pending");
+	else
+		json_decref(next);
+	return rc;
+}

@@ -1,0 +1,163 @@
+/* queue_int.h — what the queue modules share; programs use queue.h.
+ *
+ * queue.c          opening a queue, its directories, names, quarantine
+ * queue_item.c     the item schema: building, checking, reading, views
+ * queue_pending.c  buckets and their hints, placing pending items, claims
+ * queue_txn.c      transitions through stage/ and their recovery
+ * queue_deps.c     `after` dependencies
+ * queue_add.c      adding items, ids given by users
+ * queue_claimed.c  renew, done, fail, release, cancel, requeue, show
+ * queue_maint.c    maintenance (reap), purge, listing and counting
+ * queue_wait.c     waiting for work
+ *
+ * Every directory below the queue is opened through qdir() with
+ * O_NOFOLLOW, and every operation names one component in an open
+ * directory: no path below the queue is ever resolved through a symlink.
+ * Every name is read from a directory entry and checked before use;
+ * nothing read from a file becomes a path. */
+#ifndef SW_QUEUE_INT_H
+#define SW_QUEUE_INT_H
+#include "queue.h"
+#include "fs.h"
+#include "id.h"
+#include "owner.h"
+#include <sys/stat.h>
+
+#define PATH_LEN 1024
+#define NAME_LEN 256                       /* one directory entry's name */
+#define STAGE_GRACE_NS (30 * SW_NS_PER_SEC) /* a transition is abandoned after */
+#define TMP_GRACE_NS (3600 * SW_NS_PER_SEC) /* a temporary file is a leftover after */
+#define TOKEN_RAND_BITS 20                 /* tokens stay below 2^53 (jq) */
+
+enum qdir {
+	QD_PENDING, QD_TIMED, QD_BLOCKED, QD_DEPS, QD_CLAIMED, QD_DONE, QD_DEAD,
+	QD_CANCELLED, QD_STAGE, QD_IDS, QD_DAMAGED, QD_N
+};
+extern const char *const sw_qdir_names[QD_N];
+
+/* ---- queue.c ---- */
+int qerr(struct sw_queue *q, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int qerr_errno(struct sw_queue *q, const char *what);
+/* The state directory d, opened (and made when missing) on first use and
+ * kept open; a symlink or file in its place is quarantined first.  -1 with
+ * errno. */
+int qdir(struct sw_queue *q, enum qdir d);
+/* Moves dfd/name (anything: a file, a directory, a symlink, a FIFO) into
+ * damaged/ with the reason, and says so on stderr.  from names where it
+ * was, for the warning and the listing. */
+void quarantine(struct sw_queue *q, int dfd, const char *name, const char *from, const char *why);
+/* This process's owner string (owner.h), read once per queue. */
+const char *queue_owner(struct sw_queue *q);
+/* A fresh transition nonce "<owner>-<ms>-<rand>" (no '.'). */
+void queue_nonce(struct sw_queue *q, char out[96]);
+/* Calls fn(dfd, name, arg) for each entry of dfd that does not start
+ * with '.'; stops when fn returns non-zero and returns that.  -1 with
+ * errno when dfd cannot be read. */
+int each_entry(int dfd, int (*fn)(int dfd, const char *name, void *arg), void *arg);
+/* The same for dfd/name, a subdirectory (0 when it is missing). */
+int each_entry_in(int dfd, const char *name, int (*fn)(int, const char *, void *), void *arg);
+void wake_waiters(struct sw_queue *q);
+/* Hints are symlinks, because replacing one by rename is cheap and
+ * readlink is one call; their value is a number, 0 when missing or bad. */
+long long read_hint(int dfd, const char *name);
+void write_hint(int dfd, const char *name, long long v);
+/* SW_SYNC=full flushes what normal leaves to chance (a claim, a move back
+ * to pending): one syncfs.  Best effort: the change is made already. */
+void sync_full(struct sw_queue *q);
+/* fsync of state directory d, when s and durable say so. */
+void sync_dir(struct sw_queue *q, enum qdir d, bool durable);
+
+/* ---- names (queue.c) ---- */
+/* "<id>.<token>.<expiry ms>" of a claim. */
+bool claim_name_parse(const char *name, char id[NAME_LEN], uint64_t *token, int64_t *expiry_ns);
+void claim_name_make(char out[NAME_LEN], const char *id, uint64_t token, int64_t expiry_ns);
+/* "<16 hex>.<id>": a pending key or a timed entry; *t the number. */
+bool keyed_name_parse(const char *name, int64_t *t, const char **id);
+
+/* ---- queue_item.c ---- */
+enum rd { RD_OK, RD_GONE, RD_SKIP, RD_DAMAGED, RD_ERROR };
+/* Reads and checks the item file dfd/name whose id (from its name) is id.
+ * RD_OK: *item (and *st when not NULL); RD_GONE: not there; RD_SKIP: not
+ * readable by us (another user's); RD_DAMAGED: not a valid item, reason in
+ * why (the caller quarantines); RD_ERROR: an I/O error, errno set. */
+enum rd item_read(struct sw_queue *q, int dfd, const char *name, const char *id, json_t **item,
+		  struct stat *st, char why[128]);
+/* Whether j is an item sw wrote: NULL, or why not. */
+const char *item_check(const json_t *j, const char *id);
+const char *item_id(const json_t *item);
+/* The public view: internal fields go, state and queue come from where
+ * the file was found. */
+json_t *item_view(struct sw_queue *q, json_t *item, const char *state);
+json_t *claim_view(struct sw_queue *q, json_t *item, uint64_t token, int64_t expiry_ns);
+char *item_dump(const json_t *item, size_t *len);
+/* item as it is finished by the holder of token: attempt counted, state. */
+json_t *finished(json_t *item, uint64_t token, const char *state);
+/* The next state of a claim that did not succeed: pending again (after
+ * retry_ns) while attempts are left, else dead.  gen: the claim's. */
+json_t *retry_or_dead(json_t *item, uint64_t gen, const char *error, int64_t retry_ns);
+uint64_t item_gen(const json_t *item);
+
+/* ---- queue_pending.c ---- */
+/* Where place_pending put an item, so that a failed batch can take it
+ * back: state directory d, below it sub ("" or "<p>/<part>/<bucket>"),
+ * entry name. */
+struct place {
+	enum qdir d;
+	char sub[PATH_LEN];
+	char name[NAME_LEN];
+};
+
+struct bucket {
+	int pfd;                /* pending/<p>/<part> */
+	int prio;
+	char part[SW_NAME_MAX + 1];
+	long long n;            /* bucket number, 0: none yet */
+	int used;
+};
+void bucket_init(struct bucket *b);
+void bucket_done(struct bucket *b);
+/* Moves dfd/name (holding item) to timed/, blocked/ or a bucket; where,
+ * when not NULL, gets the place it went (for taking it back). */
+int place_pending(struct sw_queue *q, struct bucket *b, int dfd, const char *name,
+		  const json_t *item, struct place *where);
+/* Head hints of every partition back down to their lowest bucket. */
+void heads_repair(struct sw_queue *q);
+
+/* ---- queue_txn.c ---- */
+/* Source states of a transition, as stage/ names carry them. */
+enum { SRC_PENDING = 'P', SRC_CLAIMED = 'C', SRC_DEAD = 'D', SRC_CANCELLED = 'X' };
+/* Computes the next content from the item as it is now (owned by the
+ * transition); NULL refuses (reason in q->err, code in *rc). */
+typedef json_t *(*txn_next_fn)(struct sw_queue *q, json_t *item, void *arg, int *rc);
+/* Moves the item dfd/name, last in state src, to the state next_fn's
+ * result says.  pre (may be NULL) is the content the caller read, with
+ * its fstat in pre_st: used when the file is still that inode.  0, or
+ * SW_EX_FALSE when the file is gone or the transition was taken over
+ * (nothing changed), or another code with q->err.  *out (may be NULL)
+ * gets the new content. */
+int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
+	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out);
+/* Moves dfd/name, holding item, where its "state" says. */
+int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable);
+/* Finishes or undoes the transitions of dead owners, and of any owner
+ * after the grace.  *n counts them. */
+void stage_recover(struct sw_queue *q, int64_t now, long long *n);
+/* Items in stage/, for listing and counting: fn(item, state). */
+int stage_items(struct sw_queue *q, int (*fn)(json_t *item, const char *state, void *arg), void *arg);
+
+/* ---- queue_deps.c ---- */
+bool deps_done(struct sw_queue *q, const json_t *item);
+int deps_mark(struct sw_queue *q, const json_t *item);
+int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id);
+void deps_release(struct sw_queue *q, const char *id);
+
+/* ---- queue_claimed.c ---- */
+/* The claimed/ entry of id's claim with token: 0 and its name; SW_EX_FALSE
+ * when there is none. */
+int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN]);
+void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns);
+void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token);
+
+/* ---- queue_maint.c ---- */
+void maybe_maintain(struct sw_queue *q);
+#endif

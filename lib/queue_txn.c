@@ -1,0 +1,501 @@
+/* queue_txn.c — transitions through stage/, safe against a process that
+ * is killed or stalls (a hung network filesystem, SIGSTOP) at any point,
+ * for any time, and then goes on.
+ *
+ * An item is one file that moves by rename.  Changing its state moves it
+ * through stage/ under names that carry a nonce ("<owner>-<ms>-<rand>",
+ * owner.h) and the state it came from (S: P pending, C claimed, D dead,
+ * X cancelled):
+ *
+ *   1. rename  <state>/<name> -> stage/<N>.o<S>  decides: of two processes
+ *              moving the same file one gets ENOENT and changes nothing
+ *   2. write   stage/<N>.n<S>  the new content
+ *   3. rename  <N>.o<S> -> <N>.k<S>  commits: only the holder of <N>.o<S>
+ *              can, and a recoverer takes a transition over by renaming
+ *              <N>.o<S> away first; so exactly one of them goes on
+ *   4. rename  <N>.n<S> -> where its state says (done/<id>, a bucket…)
+ *   5. unlink  <N>.k<S>
+ *
+ * Recovery (maintenance) acts on a nonce whose owner is dead (same boot:
+ * pid gone) or, on another host, once STAGE_GRACE plus the skew margin
+ * have passed since the nonce's time:
+ *   <N>.o<S>  uncommitted: rename it to its own <M>.o<S> (the original's
+ *             step 3 now fails: it reports a stale token and changes
+ *             nothing), drop <N>.n<S>, and put the item back as it was
+ *             (a claim counts as an attempt, as when a lease runs out);
+ *   <N>.k<S>  committed: place <N>.n<S> (racing the original's step 4,
+ *             whose rename then finds it gone: the outcome is the same),
+ *             or put the old content back if the new one is damaged;
+ *   <N>.n<S>  alone: an uncommitted leftover after a takeover: dropped.
+ * No step ever writes a name that a stalled process could still produce,
+ * so nothing is done twice and nothing is lost. */
+#include "queue_int.h"
+#include "atomic.h"
+#include "clock.h"
+#include "err.h"
+#include "json.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sname {
+	char nonce[96];
+	char kind;              /* 'o', 'n', 'k', or 'a' (an add, with id) */
+	char src;               /* S for o, n, k */
+	const char *id;         /* for 'a' */
+	int64_t ms;             /* the nonce's time */
+	size_t owner_len;       /* the nonce's first bytes name its owner */
+};
+
+static bool valid_src(char c)
+{
+	return c == SRC_PENDING || c == SRC_CLAIMED || c == SRC_DEAD || c == SRC_CANCELLED;
+}
+
+/* "<owner>-<ms>-<rand>.<kind>…"; false for anything else. */
+static bool sname_parse(const char *name, struct sname *sn)
+{
+	const char *dot = strchr(name, '.');
+	size_t n = dot ? (size_t)(dot - name) : 0;
+	if (!dot || n == 0 || n >= sizeof sn->nonce || strspn(name, "0123456789abcdef-") != n)
+		return false;
+	memcpy(sn->nonce, name, n);
+	sn->nonce[n] = 0;
+	char *r = strrchr(sn->nonce, '-');
+	if (!r || r == sn->nonce)
+		return false;
+	char *m = r - 1;
+	while (m > sn->nonce && *m != '-')
+		m--;
+	if (*m != '-' || m == r - 1)
+		return false;
+	sn->ms = strtoll(m + 1, NULL, 10);
+	sn->owner_len = (size_t)(m - sn->nonce);
+	sn->kind = dot[1];
+	sn->id = NULL;
+	if ((sn->kind == 'o' || sn->kind == 'n' || sn->kind == 'k') && valid_src(dot[2]) && !dot[3]) {
+		sn->src = dot[2];
+		return true;
+	}
+	if (sn->kind == 'a' && dot[2] == '.' && !sw_name_problem(dot + 3)) {
+		sn->id = dot + 3;
+		return true;
+	}
+	return false;
+}
+
+static void sname_make(char out[NAME_LEN], const char *nonce, char kind, char src)
+{
+	snprintf(out, NAME_LEN, "%s.%c%c", nonce, kind, src);
+}
+
+static const char *src_state(char src)
+{
+	return src == SRC_CLAIMED ? "claimed" : src == SRC_DEAD ? "dead"
+	     : src == SRC_CANCELLED ? "cancelled" : "pending";
+}
+
+/* ---- placing ------------------------------------------------------------ */
+
+static int final_dir(const char *state)
+{
+	return !strcmp(state, "done") ? QD_DONE : !strcmp(state, "dead") ? QD_DEAD
+	     : !strcmp(state, "cancelled") ? QD_CANCELLED : -1;
+}
+
+int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable)
+{
+	const char *state = sw_json_str(item, "state");
+	if (!state || !strcmp(state, "pending")) {
+		struct bucket b;
+		bucket_init(&b);
+		int rc = place_pending(q, &b, dfd, name, item, NULL);
+		int e = errno;
+		bucket_done(&b);
+		if (rc == 0) {
+			sync_full(q);
+			wake_waiters(q);
+		}
+		errno = e;
+		return rc;
+	}
+	int d = final_dir(state);
+	int tfd = d < 0 ? -1 : qdir(q, (enum qdir)d);
+	if (tfd < 0) {
+		errno = d < 0 ? EINVAL : errno;
+		return -1;
+	}
+	/* an item finishes once: a file already there under its id was put
+	 * there outside the protocol, and goes aside, never over ours */
+	int rc;
+	for (int tries = 0; (rc = sw_rename_noreplace(dfd, name, tfd, item_id(item))) < 0 &&
+	     errno == EEXIST && tries < 3; tries++)
+		quarantine(q, tfd, item_id(item), state, "found where an item was being finished");
+	if (rc < 0)
+		return -1;
+	sync_dir(q, (enum qdir)d, durable);
+	if (!strcmp(state, "done"))
+		deps_release(q, item_id(item));
+	return 0;
+}
+
+/* ---- the transition ------------------------------------------------------ */
+
+static int write_new(int sfd, const char *name, const char *buf, size_t len, bool sync)
+{
+	int fd = openat(sfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			goto fail;
+		p += w;
+		len -= (size_t)w;
+	}
+	if (sync && fdatasync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(sfd, name, 0);
+	errno = e;
+	return -1;
+}
+
+/* Gives the uncommitted item back to where it was (back_dfd/back_name),
+ * or, with no such place (a recovery's own transition), leaves it for the
+ * next recovery. */
+static void put_back(int sfd, const char *oname, int back_dfd, const char *back_name)
+{
+	if (back_dfd >= 0)
+		sw_rename(sfd, oname, back_dfd, back_name);
+}
+
+struct txn {
+	char nonce[96];
+	char src;
+	int back_dfd;
+	const char *back_name;
+	const json_t *pre;
+	const struct stat *pre_st;
+	txn_next_fn next_fn;
+	void *arg;
+	bool durable;
+};
+
+/* The item as it is now in <N>.o<S>, which this transition owns: the
+ * content the caller read when it is still the same file, else read. */
+static int txn_current(struct sw_queue *q, int sfd, const char *oname, const struct txn *t,
+		       json_t **cur)
+{
+	struct stat st;
+	if (t->pre && fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_ino == t->pre_st->st_ino && st.st_dev == t->pre_st->st_dev) {
+		*cur = json_deep_copy(t->pre);
+		return *cur ? 0 : qerr(q, EX_SOFTWARE, "out of memory");
+	}
+	char why[128];
+	switch (item_read(q, sfd, oname, NULL, cur, NULL, why)) {
+	case RD_OK:
+		return 0;
+	case RD_GONE:
+		return qerr(q, SW_EX_FALSE, "taken over while this process stalled");
+	case RD_DAMAGED:
+		quarantine(q, sfd, oname, "stage", why);
+		return qerr(q, EX_DATAERR, "the item is damaged (%s) and was moved aside", why);
+	case RD_SKIP:
+		errno = EACCES;
+		/* fall through */
+	default:
+		return qerr_errno(q, "reading item");
+	}
+}
+
+/* Steps 2 to 5, once <N>.o<S> is ours. */
+static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
+{
+	int sfd = qdir(q, QD_STAGE);
+	char oname[NAME_LEN], nname[NAME_LEN], kname[NAME_LEN];
+	sname_make(oname, t->nonce, 'o', t->src);
+	sname_make(nname, t->nonce, 'n', t->src);
+	sname_make(kname, t->nonce, 'k', t->src);
+	json_t *cur;
+	int rc = txn_current(q, sfd, oname, t, &cur);
+	if (rc) {
+		if (rc != SW_EX_FALSE && rc != EX_DATAERR)
+			put_back(sfd, oname, t->back_dfd, t->back_name);
+		return rc;
+	}
+	json_t *next = t->next_fn(q, cur, t->arg, &rc);
+	if (!next) {
+		json_decref(cur);
+		put_back(sfd, oname, t->back_dfd, t->back_name);
+		return rc ? rc : qerr(q, EX_SOFTWARE, "no next state");
+	}
+	size_t len;
+	char *buf = item_dump(next, &len);
+	/* readers stop at item_max + SW_ITEM_SLACK: a bigger file would be an
+	 * item nobody can read, so a result or error that large changes nothing */
+	if (!buf || len > q->item_max + SW_ITEM_SLACK) {
+		rc = buf ? qerr(q, EX_DATAERR, "the item would be %zu bytes with this result or error, "
+				"over SW_MAX_ITEM_BYTES (%zu) + %d", len, q->item_max, SW_ITEM_SLACK)
+			 : qerr(q, EX_SOFTWARE, "cannot encode item");
+		free(buf);
+		json_decref(next);
+		put_back(sfd, oname, t->back_dfd, t->back_name);
+		return rc;
+	}
+	rc = write_new(sfd, nname, buf, len, sw_sync_wanted(q->ws->sync, t->durable));
+	free(buf);
+	if (rc < 0) {
+		rc = qerr_errno(q, "writing item");
+		json_decref(next);
+		put_back(sfd, oname, t->back_dfd, t->back_name);
+		return rc;
+	}
+	if (sw_rename(sfd, oname, sfd, kname) < 0) {
+		int e = errno;
+		unlinkat(sfd, nname, 0);
+		json_decref(next);
+		errno = e;
+		return e == ENOENT ? qerr(q, SW_EX_FALSE, "taken over while this process stalled")
+				   : qerr_errno(q, "committing");
+	}
+	/* committed: from here on the outcome stands, whoever places it */
+	if (place(q, sfd, nname, next, t->durable) < 0 && errno != ENOENT)
+		sw_warn("queue '%s': item %s is finished but could not be placed (%s); "
+			"maintenance will place it", q->name, item_id(next), strerror(errno));
+	else
+		unlinkat(sfd, kname, 0);
+	if (out)
+		*out = next;
+	else
+		json_decref(next);
+	return 0;
+}
+
+int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
+	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out)
+{
+	int sfd = qdir(q, QD_STAGE);
+	if (sfd < 0)
+		return qerr_errno(q, "stage");
+	struct txn t = { .src = src, .back_dfd = dfd, .back_name = name, .pre = pre,
+			 .pre_st = pre_st, .next_fn = next_fn, .arg = arg, .durable = durable };
+	queue_nonce(q, t.nonce);
+	char oname[NAME_LEN];
+	sname_make(oname, t.nonce, 'o', src);
+	if (sw_rename(dfd, name, sfd, oname) < 0)
+		return errno == ENOENT ? qerr(q, SW_EX_FALSE, "no longer there") : qerr_errno(q, "moving item");
+	return txn_finish(q, &t, out);
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+static json_t *rollback_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)rc;
+	char src = *(char *)arg;
+	uint64_t gen = item_gen(item) + 1;   /* a claim's token used gen + 1 */
+	if (src == SRC_CLAIMED)
+		return retry_or_dead(item, gen, "abandoned in a transition (its process stalled or died)", 0);
+	json_object_set_new(item, "gen", json_integer((json_int_t)gen));
+	json_object_set_new(item, "state", json_string(src_state(src)));
+	return item;
+}
+
+/* Takes over dfd/name (another owner's uncommitted or damaged-committed
+ * transition) and puts its item back as it was. */
+static int takeover(struct sw_queue *q, int sfd, const char *name, char src)
+{
+	struct txn t = { .src = src, .back_dfd = -1, .next_fn = rollback_next, .arg = &t.src,
+			 .durable = true };
+	queue_nonce(q, t.nonce);
+	char oname[NAME_LEN];
+	sname_make(oname, t.nonce, 'o', src);
+	if (sw_rename(sfd, name, sfd, oname) < 0)
+		return -1;
+	return txn_finish(q, &t, NULL);
+}
+
+static bool recoverable(struct sw_queue *q, const struct sname *sn, int64_t now)
+{
+	if (!strncmp(sn->nonce, queue_owner(q), sn->owner_len) && strlen(queue_owner(q)) == sn->owner_len)
+		return false;   /* ours, and we are alive */
+	enum sw_liveness l = sw_owner_alive(sn->nonce, sn->owner_len);
+	if (l == SW_OWNER_DEAD)
+		return true;
+	if (l == SW_OWNER_ALIVE)
+		return false;
+	return now - sn->ms * 1000000 > STAGE_GRACE_NS + q->ws->skew_ns;
+}
+
+static bool sibling(int sfd, const struct sname *sn, char kind)
+{
+	char other[NAME_LEN];
+	sname_make(other, sn->nonce, kind, sn->src);
+	return faccessat(sfd, other, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A committed transition: place its new content, or put the old back
+ * when the new one is damaged. */
+static void recover_committed(struct sw_queue *q, int sfd, const char *name, const struct sname *sn)
+{
+	char nname[NAME_LEN], why[128];
+	sname_make(nname, sn->nonce, 'n', sn->src);
+	json_t *item;
+	switch (item_read(q, sfd, nname, NULL, &item, NULL, why)) {
+	case RD_OK:
+		if (place(q, sfd, nname, item, true) == 0 || errno == ENOENT)
+			unlinkat(sfd, name, 0);
+		json_decref(item);
+		return;
+	case RD_GONE:
+		unlinkat(sfd, name, 0);   /* placed */
+		return;
+	case RD_DAMAGED:
+		quarantine(q, sfd, nname, "stage", why);
+		takeover(q, sfd, name, sn->src);
+		return;
+	default:
+		return;   /* unreadable now: next time */
+	}
+}
+
+/* An add under a user's id: placed when the id is taken by it, else
+ * dropped (the adder never got the id). */
+static void recover_add(struct sw_queue *q, int sfd, const char *name, const struct sname *sn)
+{
+	char mine[NAME_LEN], nonce[96], why[128];
+	queue_nonce(q, nonce);
+	snprintf(mine, sizeof mine, "%s.a.%s", nonce, sn->id);
+	if (sw_rename(sfd, name, sfd, mine) < 0)
+		return;
+	struct stat a, b;
+	int ids = qdir(q, QD_IDS);
+	bool taken = ids >= 0 && fstatat(sfd, mine, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+		     fstatat(ids, sn->id, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		     a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	if (!taken) {
+		unlinkat(sfd, mine, 0);
+		return;
+	}
+	json_t *item;
+	enum rd rd = item_read(q, sfd, mine, sn->id, &item, NULL, why);
+	if (rd == RD_DAMAGED)
+		quarantine(q, sfd, mine, "stage", why);
+	if (rd != RD_OK)
+		return;
+	place(q, sfd, mine, item, true);
+	json_decref(item);
+}
+
+struct recov { struct sw_queue *q; int64_t now; long long n; };
+
+static int recover_one(int sfd, const char *name, void *arg)
+{
+	struct recov *r = arg;
+	struct sname sn;
+	if (!sname_parse(name, &sn)) {
+		quarantine(r->q, sfd, name, "stage", "not a transition name");
+		return 0;
+	}
+	if (!recoverable(r->q, &sn, r->now))
+		return 0;
+	switch (sn.kind) {
+	case 'o': {
+		char nname[NAME_LEN];
+		sname_make(nname, sn.nonce, 'n', sn.src);
+		if (takeover(r->q, sfd, name, sn.src) == 0)
+			r->n++;
+		unlinkat(sfd, nname, 0);   /* the original's uncommitted content */
+		break;
+	}
+	case 'k':
+		recover_committed(r->q, sfd, name, &sn);
+		r->n++;
+		break;
+	case 'n':
+		/* a leftover only when neither its old nor its committed copy
+		 * exists (looked at in the order the original renames them) */
+		if (!sibling(sfd, &sn, 'o') && !sibling(sfd, &sn, 'k'))
+			unlinkat(sfd, name, 0);
+		break;
+	case 'a':
+		recover_add(r->q, sfd, name, &sn);
+		r->n++;
+		break;
+	}
+	return 0;
+}
+
+void stage_recover(struct sw_queue *q, int64_t now, long long *n)
+{
+	struct recov r = { q, now, 0 };
+	int sfd = qdir(q, QD_STAGE);
+	if (sfd >= 0)
+		each_entry(sfd, recover_one, &r);
+	if (n)
+		*n += r.n;
+}
+
+/* ---- what is in flight --------------------------------------------------- */
+
+struct inflight {
+	struct sw_queue *q;
+	int (*fn)(json_t *item, const char *state, void *arg);
+	void *arg;
+};
+
+static int inflight_one(int sfd, const char *name, void *arg)
+{
+	struct inflight *f = arg;
+	struct sname sn;
+	char nname[NAME_LEN], why[128];
+	const char *read_name = name, *state = NULL;
+	if (!sname_parse(name, &sn) || sn.kind == 'n')
+		return 0;
+	if (sn.kind == 'o')
+		state = src_state(sn.src);
+	else if (sn.kind == 'a')
+		state = "pending";
+	else {   /* committed: it counts where it goes */
+		sname_make(nname, sn.nonce, 'n', sn.src);
+		read_name = nname;
+	}
+	json_t *item;
+	if (item_read(f->q, sfd, read_name, sn.id, &item, NULL, why) != RD_OK)
+		return 0;
+	if (!state) {
+		state = sw_json_str(item, "state");
+		if (!state)
+			state = "pending";
+	}
+	int rc = f->fn(item, state, f->arg);
+	json_decref(item);
+	return rc;
+}
+
+int stage_items(struct sw_queue *q, int (*fn)(json_t *item, const char *state, void *arg), void *arg)
+{
+	int sfd = qdir(q, QD_STAGE);
+	if (sfd < 0)
+		return -1;
+	struct inflight f = { q, fn, arg };
+	return each_entry(sfd, inflight_one, &f);
+}
