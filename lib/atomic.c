@@ -33,19 +33,19 @@ int sw_tmp_write(int dirfd, char tmp[SW_TMPNAME_LEN], const void *buf, size_t le
 	char rnd[17];
 	sw_rand_hex(rnd, 8);
 	snprintf(tmp, SW_TMPNAME_LEN, SW_TMP_PREFIX "%ld.%s", (long)getpid(), rnd);
-	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	int fd = SW_NOINTR(openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, buf, len) < 0 || (sync && fdatasync(fd) < 0)) {
+	if (write_all(fd, buf, len) < 0 || (sync && SW_NOINTR(fdatasync(fd)) < 0)) {
 		int e = errno;
 		close(fd);
-		unlinkat(dirfd, tmp, 0);
+		SW_NOINTR(unlinkat(dirfd, tmp, 0));
 		errno = e;
 		return -1;
 	}
 	if (close(fd) < 0) {
 		int e = errno;
-		unlinkat(dirfd, tmp, 0);
+		SW_NOINTR(unlinkat(dirfd, tmp, 0));
 		errno = e;
 		return -1;
 	}
@@ -54,14 +54,14 @@ int sw_tmp_write(int dirfd, char tmp[SW_TMPNAME_LEN], const void *buf, size_t le
 
 int sw_fsync_dir(int dirfd)
 {
-	return fsync(dirfd) < 0 && errno != EINVAL ? -1 : 0;
+	return SW_NOINTR(fsync(dirfd)) < 0 && errno != EINVAL ? -1 : 0;
 }
 
 static int same_inode(int dfd1, const char *n1, int dfd2, const char *n2)
 {
 	struct stat a, b;
-	if (fstatat(dfd1, n1, &a, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    fstatat(dfd2, n2, &b, AT_SYMLINK_NOFOLLOW) < 0)
+	if (SW_NOINTR(fstatat(dfd1, n1, &a, AT_SYMLINK_NOFOLLOW)) < 0 ||
+	    SW_NOINTR(fstatat(dfd2, n2, &b, AT_SYMLINK_NOFOLLOW)) < 0)
 		return 0;
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
@@ -69,17 +69,17 @@ static int same_inode(int dfd1, const char *n1, int dfd2, const char *n2)
 int sw_rename(int ofd, const char *oldname, int nfd, const char *newname)
 {
 	struct stat before;
-	if (fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW) < 0)
+	if (SW_NOINTR(fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW)) < 0)
 		return -1;
-	if (renameat(ofd, oldname, nfd, newname) == 0)
+	if (SW_NOINTR(renameat(ofd, oldname, nfd, newname)) == 0)
 		return 0;
 	int e = errno;
 	/* a retransmitted rename answers ENOENT although the first one moved
 	 * the file: it is ours if the new name now has the inode we saw */
 	struct stat after;
-	if (fstatat(nfd, newname, &after, AT_SYMLINK_NOFOLLOW) == 0 &&
+	if (SW_NOINTR(fstatat(nfd, newname, &after, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	    after.st_ino == before.st_ino && after.st_dev == before.st_dev &&
-	    faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+	    SW_NOINTR(faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW)) < 0)
 		return 0;
 	errno = e;
 	return -1;
@@ -88,17 +88,17 @@ int sw_rename(int ofd, const char *oldname, int nfd, const char *newname)
 int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname)
 {
 	struct stat before;
-	if (fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW) < 0)
+	if (SW_NOINTR(fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW)) < 0)
 		return -1;
-	int rc = renameat2(ofd, oldname, nfd, newname, RENAME_NOREPLACE);
+	int rc = SW_NOINTR(renameat2(ofd, oldname, nfd, newname, RENAME_NOREPLACE));
 	if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
 		/* NFS and some FUSE filesystems have no RENAME_NOREPLACE: look
 		 * first (a narrow race, where the protocol already excludes one) */
-		if (faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (SW_NOINTR(faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW)) == 0) {
 			errno = EEXIST;
 			return -1;
 		}
-		rc = renameat(ofd, oldname, nfd, newname);
+		rc = SW_NOINTR(renameat(ofd, oldname, nfd, newname));
 	}
 	if (rc == 0)
 		return 0;
@@ -107,9 +107,9 @@ int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newna
 	 * the old name gone and the new one holding the inode we moved */
 	struct stat after;
 	if ((e == EEXIST || e == ENOENT) &&
-	    fstatat(nfd, newname, &after, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    SW_NOINTR(fstatat(nfd, newname, &after, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	    after.st_ino == before.st_ino && after.st_dev == before.st_dev &&
-	    faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+	    SW_NOINTR(faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW)) < 0)
 		return 0;
 	errno = e;
 	return -1;
@@ -123,7 +123,7 @@ int sw_replace(int dirfd, const char *name, const void *buf, size_t len, enum sw
 		return -1;
 	if (sw_rename(dirfd, tmp, dirfd, name) < 0) {
 		int e = errno;
-		unlinkat(dirfd, tmp, 0);
+		SW_NOINTR(unlinkat(dirfd, tmp, 0));
 		errno = e;
 		return -1;
 	}
@@ -138,12 +138,12 @@ int sw_create_excl(int dirfd, const char *name, const void *buf, size_t len, enu
 	bool sync = sw_sync_wanted(s, durable);
 	if (sw_tmp_write(dirfd, tmp, buf, len, sync) < 0)
 		return -1;
-	int rc = linkat(dirfd, tmp, dirfd, name, 0);
+	int rc = SW_NOINTR(linkat(dirfd, tmp, dirfd, name, 0));
 	int e = errno;
 	/* NFS: link may report EEXIST after creating the link itself */
 	if (rc < 0 && e == EEXIST && same_inode(dirfd, tmp, dirfd, name))
 		rc = 0;
-	unlinkat(dirfd, tmp, 0);
+	SW_NOINTR(unlinkat(dirfd, tmp, 0));
 	if (rc < 0) {
 		errno = e;
 		return -1;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *prog_name = "sw";
 static const char *verb_name;
@@ -17,7 +18,38 @@ void sw_on_die(void (*fn)(int, const char *, void *), void *arg)
 	die_arg = arg;
 }
 
-void sw_prog_set(const char *prog) { prog_name = prog; }
+/* stdout through a write that goes on after EINTR and short writes: stdio
+ * would report an interrupted write as an error and drop what it held. */
+static ssize_t out_write(void *cookie, const char *buf, size_t n)
+{
+	(void)cookie;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = write(1, buf + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+static void stdout_init(void)
+{
+	cookie_io_functions_t io = { .write = out_write };
+	FILE *f = fopencookie(NULL, "w", io);
+	if (!f)
+		return;   /* plain stdio then */
+	setvbuf(f, NULL, isatty(1) ? _IOLBF : _IOFBF, 65536);
+	stdout = f;
+}
+
+void sw_prog_set(const char *prog)
+{
+	prog_name = prog;
+	stdout_init();
+}
 void sw_verb_set(const char *verb) { verb_name = verb; }
 const char *sw_prog(void) { return prog_name; }
 

@@ -9,7 +9,9 @@
 
 #define SW_EX_FALSE 1
 
-/* main sets these once; they only prefix messages. */
+/* main sets these once; they prefix messages.  sw_prog_set also makes
+ * stdout go on after interrupted writes (EINTR), which stdio would
+ * otherwise report as errors. */
 void sw_prog_set(const char *prog);
 void sw_verb_set(const char *verb);
 const char *sw_prog(void);

@@ -1,4 +1,5 @@
 #include "fs.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -9,11 +10,11 @@
 
 int sw_open_dir(int dfd, const char *name, bool create)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = SW_NOINTR(openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(dfd, name, 0777) < 0 && errno != EEXIST)
+		if (SW_NOINTR(mkdirat(dfd, name, 0777)) < 0 && errno != EEXIST)
 			return -1;
-		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = SW_NOINTR(openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	}
 	return fd;
 }
@@ -40,8 +41,8 @@ static int open_walk(int dfd, const char *rel, int flags, mode_t mode)
 		}
 		memcpy(comp, p, n);
 		comp[n] = 0;
-		int fd = slash ? openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-			       : openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		int fd = slash ? SW_NOINTR(openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+			       : SW_NOINTR(openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode));
 		int e = errno;
 		if (cur != dfd) close(cur);
 		if (fd < 0) {
@@ -62,13 +63,13 @@ int sw_open_beneath(int dfd, const char *rel, int flags, mode_t mode)
 		return -1;
 	}
 	if (!strchr(rel, '/'))   /* one component: O_NOFOLLOW is enough */
-		return openat(dfd, rel, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		return (int)SW_NOINTR(openat(dfd, rel, flags | O_NOFOLLOW | O_CLOEXEC, mode));
 	struct open_how how = {
 		.flags = (unsigned long long)(flags | O_NOFOLLOW | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof how);
+	long fd = SW_NOINTR(syscall(SYS_openat2, dfd, rel, &how, sizeof how));
 	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
 		return (int)fd;
 	return open_walk(dfd, rel, flags, mode);
@@ -91,13 +92,13 @@ int sw_mkdirs(int dfd, const char *rel, mode_t mode)
 		}
 		memcpy(comp, p, n);
 		comp[n] = 0;
-		if (mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
+		if (SW_NOINTR(mkdirat(cur, comp, mode)) < 0 && errno != EEXIST) {
 			int e = errno;
 			if (cur != dfd) close(cur);
 			errno = e;
 			return -1;
 		}
-		int fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = SW_NOINTR(openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 		int e = errno;
 		if (cur != dfd) close(cur);
 		if (fd < 0) {
@@ -119,7 +120,7 @@ int sw_open_file(int dfd, const char *rel, struct stat *st)
 	int fd = sw_open_beneath(dfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, st) < 0) {
+	if (SW_NOINTR(fstat(fd, st)) < 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -205,4 +206,14 @@ bool sw_errno_damaged(int err)
 {
 	return err == ELOOP || err == ENOTDIR || err == EINVAL || err == EFBIG ||
 	       err == EISDIR || err == EBADMSG || err == ENXIO;
+}
+
+struct dirent *sw_readdir(DIR *d)
+{
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de || errno != EINTR)
+			return de;
+	}
 }

@@ -14,6 +14,8 @@
 #ifndef SW_FS_H
 #define SW_FS_H
 #include <stdbool.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -34,6 +36,12 @@ int sw_open_file(int dfd, const char *rel, struct stat *st);
 int sw_read_fd(int fd, char **buf, size_t *len, size_t max);
 /* sw_open_file + sw_read_fd. */
 int sw_read_file(int dfd, const char *rel, char **buf, size_t *len, size_t max);
+/* Retries a system call that failed with EINTR (a signal, or an NFS
+ * mount's intr option): interruptions are not errors. */
+#define SW_NOINTR(call) ({ long sw_r_; do sw_r_ = (long)(call); while (sw_r_ == -1 && errno == EINTR); sw_r_; })
+/* readdir(3) that goes on after EINTR; NULL at the end (errno 0) or on an
+ * error (errno set). */
+struct dirent *sw_readdir(DIR *d);
 /* Whether errno from the functions above means the entry is not what it
  * should be (a symlink, a FIFO, a directory, too large) rather than absent
  * or unreadable: such an entry is quarantined, not retried. */

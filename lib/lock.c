@@ -1,5 +1,6 @@
 #include "lock.h"
 #include "clock.h"
+#include "fs.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -8,7 +9,7 @@
 
 static int lock_fd(int fd, int op)
 {
-	if (flock(fd, op | LOCK_NB) == 0)
+	if (SW_NOINTR(flock(fd, op | LOCK_NB)) == 0)
 		return 0;
 	return -1;
 }
@@ -30,13 +31,13 @@ int sw_lock_fd(int fd, int op, int64_t timeout_ns)
 static int lock_open(int dirfd, const char *name)
 {
 	int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
-	int fd = openat(dirfd, name, flags, 0666);
+	int fd = SW_NOINTR(openat(dirfd, name, flags, 0666));
 	if (fd < 0 && errno == EEXIST)   /* NFS: racing O_CREAT from two hosts */
-		fd = openat(dirfd, name, flags, 0666);
+		fd = SW_NOINTR(openat(dirfd, name, flags, 0666));
 	if (fd < 0)
 		return -1;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (SW_NOINTR(fstat(fd, &st)) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		errno = EINVAL;
 		return -1;

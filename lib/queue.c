@@ -143,19 +143,19 @@ static int queue_create(struct sw_queue *q, int qsfd, const char *name)
 	if (tfd < 0)
 		return qerr_errno(q, "cannot create queue");
 	for (int i = 0; queue_dirs[i]; i++)
-		if (mkdirat(tfd, queue_dirs[i], 0777) < 0) {
+		if (SW_NOINTR(mkdirat(tfd, queue_dirs[i], 0777)) < 0) {
 			close(tfd);
 			return qerr_errno(q, "cannot create queue");
 		}
-	int fd = openat(tfd, "wake", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	int fd = SW_NOINTR(openat(tfd, "wake", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd >= 0)
 		close(fd);
-	if (renameat(qsfd, tmp, qsfd, name) < 0) {
+	if (SW_NOINTR(renameat(qsfd, tmp, qsfd, name)) < 0) {
 		/* another process made it first: ours goes */
 		for (int i = 0; queue_dirs[i]; i++)
-			unlinkat(tfd, queue_dirs[i], AT_REMOVEDIR);
-		unlinkat(tfd, "wake", 0);
-		unlinkat(qsfd, tmp, AT_REMOVEDIR);
+			SW_NOINTR(unlinkat(tfd, queue_dirs[i], AT_REMOVEDIR));
+		SW_NOINTR(unlinkat(tfd, "wake", 0));
+		SW_NOINTR(unlinkat(qsfd, tmp, AT_REMOVEDIR));
 	}
 	close(tfd);
 	return 0;
@@ -255,7 +255,7 @@ void queue_nonce(struct sw_queue *q, char out[96])
 
 int each_entry(int dfd, int (*fn)(int dfd, const char *name, void *arg), void *arg)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = SW_NOINTR(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (fd < 0)
 		return -1;
 	DIR *d = fdopendir(fd);
@@ -266,7 +266,7 @@ int each_entry(int dfd, int (*fn)(int dfd, const char *name, void *arg), void *a
 	int rc = 0;
 	struct dirent *de;
 	errno = 0;
-	while (rc == 0 && (de = readdir(d)))
+	while (rc == 0 && (de = sw_readdir(d)))
 		if (!sw_hidden(de->d_name))
 			rc = fn(dirfd(d), de->d_name, arg);
 	if (rc == 0 && errno)
@@ -301,7 +301,7 @@ int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg
 	}
 	int rc = 0;
 	struct dirent *de;
-	while (rc == 0 && (de = readdir(d)))
+	while (rc == 0 && (de = sw_readdir(d)))
 		if (!sw_hidden(de->d_name) && !sw_name_problem(de->d_name))
 			rc = fn(de->d_name, arg);
 	closedir(d);
@@ -313,7 +313,7 @@ int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg
 long long read_hint(int dfd, const char *name)
 {
 	char buf[32];
-	ssize_t n = readlinkat(dfd, name, buf, sizeof buf - 1);
+	ssize_t n = SW_NOINTR(readlinkat(dfd, name, buf, sizeof buf - 1));
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
@@ -327,10 +327,10 @@ void write_hint(int dfd, const char *name, long long v)
 	snprintf(val, sizeof val, "%lld", v);
 	sw_rand_hex(rnd, 8);
 	snprintf(tmp, sizeof tmp, SW_TMP_PREFIX "%s.%s", name, rnd);
-	if (symlinkat(val, dfd, tmp) < 0)
+	if (SW_NOINTR(symlinkat(val, dfd, tmp)) < 0)
 		return;
-	if (renameat(dfd, tmp, dfd, name) < 0)
-		unlinkat(dfd, tmp, 0);
+	if (SW_NOINTR(renameat(dfd, tmp, dfd, name)) < 0)
+		SW_NOINTR(unlinkat(dfd, tmp, 0));
 }
 
 /* ---- waking and syncing ------------------------------------------- */
@@ -339,8 +339,8 @@ void wake_waiters(struct sw_queue *q)
 {
 	/* waiters on this host watch `wake` with inotify; others poll.  Not
 	 * followed if someone made it a symlink */
-	if (utimensat(q->fd, "wake", NULL, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
-		int fd = openat(q->fd, "wake", O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+	if (SW_NOINTR(utimensat(q->fd, "wake", NULL, AT_SYMLINK_NOFOLLOW)) < 0 && errno == ENOENT) {
+		int fd = SW_NOINTR(openat(q->fd, "wake", O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666));
 		if (fd >= 0)
 			close(fd);
 	}
@@ -349,7 +349,7 @@ void wake_waiters(struct sw_queue *q)
 void sync_full(struct sw_queue *q)
 {
 	if (q->ws->sync == SW_SYNC_FULL)
-		syncfs(q->fd);
+		SW_NOINTR(syncfs(q->fd));
 }
 
 void sync_dir(struct sw_queue *q, enum qdir d, bool durable)
@@ -380,10 +380,10 @@ void quarantine(struct sw_queue *q, int dfd, const char *name, const char *from,
 	if (line)
 		sw_replace(bfd, ".why", line, len, SW_SYNC_OFF, false);
 	free(line);
-	if (renameat(dfd, name, bfd, name) < 0) {
+	if (SW_NOINTR(renameat(dfd, name, bfd, name)) < 0) {
 		int e = errno;
-		unlinkat(bfd, ".why", 0);
-		unlinkat(dmg, box, AT_REMOVEDIR);
+		SW_NOINTR(unlinkat(bfd, ".why", 0));
+		SW_NOINTR(unlinkat(dmg, box, AT_REMOVEDIR));
 		close(bfd);
 		if (e != ENOENT)   /* gone meanwhile: nothing to say */
 			sw_warn("queue '%s': %s/%s is damaged (%s) and cannot be moved aside: %s",

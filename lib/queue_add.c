@@ -93,7 +93,7 @@ static int add_generated(struct sw_batch *bt, const json_t *item, const char *bu
 		return -1;
 	if (place_pending(bt->q, &bt->b, bt->sfd, tmp, item, &w) < 0) {
 		int e = errno;
-		unlinkat(bt->sfd, tmp, 0);
+		SW_NOINTR(unlinkat(bt->sfd, tmp, 0));
 		errno = e;
 		return -1;
 	}
@@ -103,13 +103,13 @@ static int add_generated(struct sw_batch *bt, const json_t *item, const char *bu
 static bool same_file(int d1, const char *n1, int d2, const char *n2)
 {
 	struct stat a, b;
-	return fstatat(d1, n1, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(d2, n2, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	return SW_NOINTR(fstatat(d1, n1, &a, AT_SYMLINK_NOFOLLOW)) == 0 && SW_NOINTR(fstatat(d2, n2, &b, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
 static int write_excl(int dfd, const char *name, const char *buf, size_t len)
 {
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	int fd = SW_NOINTR(openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd < 0)
 		return -1;
 	size_t off = 0;
@@ -120,7 +120,7 @@ static int write_excl(int dfd, const char *name, const char *buf, size_t len)
 		if (w < 0) {
 			int e = errno;
 			close(fd);
-			unlinkat(dfd, name, 0);
+			SW_NOINTR(unlinkat(dfd, name, 0));
 			errno = e;
 			return -1;
 		}
@@ -128,7 +128,7 @@ static int write_excl(int dfd, const char *name, const char *buf, size_t len)
 	}
 	if (close(fd) < 0) {
 		int e = errno;
-		unlinkat(dfd, name, 0);
+		SW_NOINTR(unlinkat(dfd, name, 0));
 		errno = e;
 		return -1;
 	}
@@ -145,12 +145,12 @@ static int add_given(struct sw_batch *bt, const json_t *item, const char *buf, s
 		snprintf(name, sizeof name, "%s.a.%s", nonce, id);
 		if (write_excl(bt->sfd, name, buf, len) < 0)
 			return -1;
-		if (linkat(bt->sfd, name, bt->idsfd, id, 0) < 0) {
+		if (SW_NOINTR(linkat(bt->sfd, name, bt->idsfd, id, 0)) < 0) {
 			int e = errno;
 			/* NFS: a retransmitted link answers EEXIST for its own work */
 			if (e == EEXIST && same_file(bt->sfd, name, bt->idsfd, id))
 				goto linked;
-			unlinkat(bt->sfd, name, 0);
+			SW_NOINTR(unlinkat(bt->sfd, name, 0));
 			if (e == EEXIST) {
 				*existed = true;
 				return 0;
@@ -169,8 +169,8 @@ static int add_given(struct sw_batch *bt, const json_t *item, const char *buf, s
 		/* not placed: the id must not stay taken by an item nowhere */
 		int e = errno;
 		if (same_file(bt->sfd, name, bt->idsfd, id))
-			unlinkat(bt->idsfd, id, 0);
-		unlinkat(bt->sfd, name, 0);
+			SW_NOINTR(unlinkat(bt->idsfd, id, 0));
+		SW_NOINTR(unlinkat(bt->sfd, name, 0));
 		errno = e;
 		return -1;
 	}
@@ -220,11 +220,11 @@ void sw_batch_abort(struct sw_batch *bt)
 			name = slash + 1;
 			fd = sw_open_beneath(dfd, a->rel, O_RDONLY | O_DIRECTORY, 0);
 		}
-		bool gone = fd >= 0 && unlinkat(fd, name, 0) == 0;
+		bool gone = fd >= 0 && SW_NOINTR(unlinkat(fd, name, 0)) == 0;
 		if (fd >= 0 && fd != dfd)
 			close(fd);
 		if (gone && a->marker)
-			unlinkat(bt->idsfd, a->marker, 0);
+			SW_NOINTR(unlinkat(bt->idsfd, a->marker, 0));
 	}
 	batch_free(bt);
 }
@@ -233,7 +233,7 @@ int sw_batch_commit(struct sw_batch *bt)
 {
 	struct sw_queue *q = bt->q;
 	/* one syncfs for the whole batch instead of an fsync per item */
-	if (q->ws->sync != SW_SYNC_OFF && syncfs(q->fd) < 0) {
+	if (q->ws->sync != SW_SYNC_OFF && SW_NOINTR(syncfs(q->fd)) < 0) {
 		int rc = qerr_errno(q, "syncing");
 		sw_batch_abort(bt);
 		return rc;

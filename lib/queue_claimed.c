@@ -92,7 +92,7 @@ int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAM
 	struct cached *e = cache_get(q, id, token);
 	if (e) {
 		claim_name_make(name, id, token, e->expiry_ns);
-		if (faccessat(cfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		if (SW_NOINTR(faccessat(cfd, name, F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
 			return 0;
 		claim_cache_drop(q, id, token);
 	}
@@ -352,7 +352,7 @@ static int locate(struct sw_queue *q, const char *id, const char **state, struct
 	};
 	for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++) {
 		int dfd = qdir(q, direct[i].d);
-		if (dfd >= 0 && faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (dfd >= 0 && SW_NOINTR(faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0) {
 			*state = direct[i].state;
 			f->dfd = dup(dfd);
 			snprintf(f->name, sizeof f->name, "%s", id);
@@ -394,11 +394,34 @@ static int view_at(struct sw_queue *q, int dfd, const char *name, const char *id
 	return 0;
 }
 
+struct inflight_find { const char *id; json_t *item; };
+
+static int match_inflight(json_t *item, const char *state, void *arg)
+{
+	struct inflight_find *f = arg;
+	if (!f->item && !strcmp(item_id(item), f->id)) {
+		f->item = json_incref(item);
+		json_object_set_new(f->item, "state", json_string(state));
+	}
+	return 0;
+}
+
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out)
 {
 	const char *state;
 	struct find f;
 	int rc = locate(q, id, &state, &f);
+	if (rc == SW_EX_FALSE) {
+		/* in a transition: shown in the state it moves from or to */
+		struct inflight_find in = { id, NULL };
+		stage_items(q, match_inflight, &in);
+		if (in.item) {
+			item_view(q, in.item, sw_json_str(in.item, "state"));
+			json_object_set_new(in.item, "in_transition", json_true());
+			*out = in.item;
+			return 0;
+		}
+	}
 	if (rc)
 		return rc;
 	rc = view_at(q, f.dfd, f.name, id, state, out);

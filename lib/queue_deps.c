@@ -19,7 +19,7 @@
 static bool dep_done(struct sw_queue *q, const char *id)
 {
 	int dfd = qdir(q, QD_DONE);
-	return dfd >= 0 && !sw_name_problem(id) && faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	return dfd >= 0 && !sw_name_problem(id) && SW_NOINTR(faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
 }
 
 bool deps_done(struct sw_queue *q, const json_t *item)
@@ -49,9 +49,9 @@ int deps_mark(struct sw_queue *q, const json_t *item)
 		if (dfd < 0)
 			return -1;
 		int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-		int fd = openat(dfd, item_id(item), flags, 0666);
+		int fd = SW_NOINTR(openat(dfd, item_id(item), flags, 0666));
 		if (fd < 0 && errno == EEXIST)   /* NFS O_CREAT race: it exists */
-			fd = openat(dfd, item_id(item), flags, 0666);
+			fd = SW_NOINTR(openat(dfd, item_id(item), flags, 0666));
 		int err = errno;
 		close(dfd);
 		if (fd < 0) {
@@ -103,7 +103,7 @@ static int release_one(int dfd, const char *name, void *arg)
 	if (sw_name_problem(name))
 		quarantine(r->q, dfd, name, "deps", "not an item id");
 	else if (promote_blocked(r->q, &r->b, name) == 0)
-		unlinkat(dfd, name, 0);
+		SW_NOINTR(unlinkat(dfd, name, 0));
 	return 0;
 }
 
@@ -117,5 +117,5 @@ void deps_release(struct sw_queue *q, const char *id)
 	if (each_entry_in(deps, id, release_one, &r) < 0 && (errno == ELOOP || errno == ENOTDIR))
 		quarantine(q, deps, id, "deps", "not a directory");
 	bucket_done(&r.b);
-	unlinkat(deps, id, AT_REMOVEDIR);
+	SW_NOINTR(unlinkat(deps, id, AT_REMOVEDIR));
 }

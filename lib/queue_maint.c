@@ -62,7 +62,7 @@ static int reap_claim(int dfd, const char *name, void *arg)
 /* Temporary files are hidden from each_entry: this looks at them. */
 static void clean_tmp(struct maint *m, int dfd)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = SW_NOINTR(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	if (!d) {
 		if (fd >= 0)
@@ -71,11 +71,11 @@ static void clean_tmp(struct maint *m, int dfd)
 	}
 	struct dirent *de;
 	struct stat st;
-	while ((de = readdir(d)))
+	while ((de = sw_readdir(d)))
 		if (!strncmp(de->d_name, SW_TMP_PREFIX, strlen(SW_TMP_PREFIX)) &&
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    SW_NOINTR(fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
 		    m->now - (int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC > TMP_GRACE_NS)
-			unlinkat(dirfd(d), de->d_name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+			SW_NOINTR(unlinkat(dirfd(d), de->d_name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0));
 	closedir(d);
 }
 
@@ -183,17 +183,17 @@ static int purge_one(int dfd, const char *name, void *arg)
 {
 	struct purger *p = arg;
 	struct stat st;
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (SW_NOINTR(fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW)) < 0 ||
 	    (int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec > p->cutoff)
 		return 0;
 	if (S_ISDIR(st.st_mode)) {
 		quarantine(p->q, dfd, name, "done", "a directory where an item belongs");
 		return 0;
 	}
-	if (unlinkat(dfd, name, 0) == 0) {
+	if (SW_NOINTR(unlinkat(dfd, name, 0)) == 0) {
 		int ids = qdir(p->q, QD_IDS);
 		if (ids >= 0 && !sw_name_problem(name))
-			unlinkat(ids, name, 0);   /* the id may be used again */
+			SW_NOINTR(unlinkat(ids, name, 0));   /* the id may be used again */
 		p->n++;
 	}
 	return 0;
@@ -203,7 +203,7 @@ static int purge_one(int dfd, const char *name, void *arg)
  * no symlink. */
 static void remove_tree(int dfd, const char *name, int depth)
 {
-	if (unlinkat(dfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM) || depth > 16)
+	if (SW_NOINTR(unlinkat(dfd, name, 0)) == 0 || (errno != EISDIR && errno != EPERM) || depth > 16)
 		return;
 	int fd = sw_open_dir(dfd, name, false);
 	if (fd < 0)
@@ -214,11 +214,11 @@ static void remove_tree(int dfd, const char *name, int depth)
 		return;
 	}
 	struct dirent *de;
-	while ((de = readdir(d)))
+	while ((de = sw_readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			remove_tree(dirfd(d), de->d_name, depth + 1);
 	closedir(d);
-	unlinkat(dfd, name, AT_REMOVEDIR);
+	SW_NOINTR(unlinkat(dfd, name, AT_REMOVEDIR));
 }
 
 static int purge_damaged(int dfd, const char *name, void *arg)
@@ -335,7 +335,7 @@ static int list_damaged(int dfd, const char *name, void *arg)
 	const char *orig = sw_json_str(why, "name");
 	struct stat st;
 	json_t *j = json_pack("{s:s,s:s}", "queue", l->q->name, "state", "damaged");
-	if (orig && !sw_name_problem(orig) && fstatat(bfd, orig, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (orig && !sw_name_problem(orig) && SW_NOINTR(fstatat(bfd, orig, &st, AT_SYMLINK_NOFOLLOW)) == 0) {
 		const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory"
 				 : S_ISLNK(st.st_mode) ? "symlink" : S_ISFIFO(st.st_mode) ? "fifo" : "other";
 		json_object_set_new(j, "name", json_string(orig));

@@ -73,10 +73,10 @@ static int bucket_new(struct bucket *b)
 	for (;;) {
 		char name[32];
 		snprintf(name, sizeof name, "%lld", n);
-		if (mkdirat(b->pfd, name, 0777) == 0) {
+		if (SW_NOINTR(mkdirat(b->pfd, name, 0777)) == 0) {
 			long long h = read_hint(b->pfd, "head");
 			if (h > n) {
-				unlinkat(b->pfd, name, AT_REMOVEDIR);
+				SW_NOINTR(unlinkat(b->pfd, name, AT_REMOVEDIR));
 				n = h;
 				continue;
 			}
@@ -136,7 +136,7 @@ static int bucket_put(struct sw_queue *q, struct bucket *b, int dfd, const char 
 			close(bfd);
 		/* the source gone is the caller's news; a bucket gone (or not a
 		 * directory) means: take another */
-		if (faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (SW_NOINTR(faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW)) < 0) {
 			errno = ENOENT;
 			return -1;
 		}
@@ -196,7 +196,7 @@ static long long next_bucket(int pfd, long long from)
 		end = tail + PROBE_MAX;
 	for (long long n = from; n < end; n++) {
 		snprintf(name, sizeof name, "%lld", n);
-		if (faccessat(pfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		if (SW_NOINTR(faccessat(pfd, name, F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
 			return n;
 	}
 	return 0;
@@ -239,13 +239,30 @@ static void keep_smallest(struct cand *c, const char *name, int keep)
 	snprintf(c->keys[i], NAME_LEN, "%s", name);
 }
 
+struct want {
+	const char *const *roles;
+	size_t nroles;
+	struct skips *sk;
+	bool spread;
+	int err;                /* an errno the search met, other than absence */
+};
+
+/* Notes an error that is not a vanished entry: the search goes on, but an
+ * empty result is then an I/O error, not "nothing to claim". */
+static void search_err(struct want *w)
+{
+	if (errno != ENOENT && errno != ESTALE && !w->err)
+		w->err = errno ? errno : EIO;
+}
+
 /* Reads bucket n's smallest entries into c.  0: found some; 1: empty;
  * 2: only entries this claim skips; -1: the bucket is gone.  An entry
  * that is not a valid key, or a bucket that is not a directory, goes to
  * quarantine. */
-static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, const struct skips *sk,
-		       bool spread)
+static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, struct want *w)
 {
+	const struct skips *sk = w->sk;
+	bool spread = w->spread;
 	char name[32], from[PATH_LEN];
 	snprintf(name, sizeof name, "%lld", n);
 	snprintf(from, sizeof from, "pending/%d/%s", c->prio, c->part);
@@ -253,10 +270,13 @@ static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, const st
 	if (bfd < 0) {
 		if (errno == ELOOP || errno == ENOTDIR)
 			quarantine(q, c->pfd, name, from, "a bucket that is not a directory");
+		else
+			search_err(w);
 		return -1;
 	}
 	DIR *d = fdopendir(bfd);
 	if (!d) {
+		search_err(w);
 		close(bfd);
 		return -1;
 	}
@@ -266,7 +286,7 @@ static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, const st
 	struct dirent *de;
 	int64_t t;
 	const char *id;
-	while ((de = readdir(d))) {
+	while ((de = sw_readdir(d))) {
 		if (sw_hidden(de->d_name))
 			continue;
 		if (!keyed_name_parse(de->d_name, &t, &id)) {
@@ -279,6 +299,8 @@ static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, const st
 		}
 		keep_smallest(c, de->d_name, spread ? PICK_MAX : 2);
 	}
+	if (errno)
+		search_err(w);
 	closedir(d);
 	c->bucket = n;
 	return c->nkeys ? 0 : others ? 2 : 1;
@@ -295,7 +317,7 @@ static long long head_raise(int pfd, long long from, long long n)
 	for (long long k = from < 1 ? 1 : from; k < n; k++) {
 		char name[32];
 		snprintf(name, sizeof name, "%lld", k);
-		int bfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int bfd = SW_NOINTR(openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 		if (bfd >= 0) {
 			close(bfd);
 			write_hint(pfd, "head", k);
@@ -307,12 +329,12 @@ static long long head_raise(int pfd, long long from, long long n)
 
 /* Finds the head entries of one partition, walking past (and removing)
  * buckets that are empty while a later one exists.  0 found, 1 none. */
-static int part_head(struct sw_queue *q, struct cand *c, const struct skips *sk, bool spread)
+static int part_head(struct sw_queue *q, struct cand *c, struct want *w)
 {
 	long long hint = read_hint(c->pfd, "head"), n = hint < 1 ? 1 : hint;
 	bool lowered = false;
 	for (int steps = 0; steps < 100000; steps++) {
-		int r = bucket_pick(q, c, n, sk, spread);
+		int r = bucket_pick(q, c, n, w);
 		if (r == 0) {
 			/* one came back below: walk once more from there (once: a
 			 * bucket that cannot be removed must not keep us here) */
@@ -335,7 +357,7 @@ static int part_head(struct sw_queue *q, struct cand *c, const struct skips *sk,
 			char name[32];
 			snprintf(name, sizeof name, "%lld", n);
 			/* ENOTEMPTY: an adder just put something in: look again */
-			if (unlinkat(c->pfd, name, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY)
+			if (SW_NOINTR(unlinkat(c->pfd, name, AT_REMOVEDIR)) < 0 && errno == ENOTEMPTY)
 				continue;
 		}
 		n = m;
@@ -353,42 +375,41 @@ static bool role_allowed(const char *part, const char *const *roles, size_t nrol
 	return false;
 }
 
-struct want {
-	const char *const *roles;
-	size_t nroles;
-	const struct skips *sk;
-	bool spread;
-};
 
 /* The best candidate of one priority over the partitions roles allow:
  * the smallest key, i.e. the oldest.  0 found, 1 none. */
-static int prio_best(struct sw_queue *q, int prio, const struct want *w, struct cand *best)
+static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *best)
 {
 	char p[8];
 	snprintf(p, sizeof p, "%d", prio);
 	int pd = qdir(q, QD_PENDING);
 	int dfd = pd < 0 ? -1 : sw_open_dir(pd, p, false);
-	if (dfd < 0)
+	if (dfd < 0) {
+		search_err(w);
 		return 1;
+	}
 	DIR *d = fdopendir(dfd);
 	if (!d) {
+		search_err(w);
 		close(dfd);
 		return 1;
 	}
 	int found = 1;
 	struct dirent *de;
 	struct cand c;
-	while ((de = readdir(d))) {
+	while ((de = sw_readdir(d))) {
 		if (sw_hidden(de->d_name) || !role_allowed(de->d_name, w->roles, w->nroles))
 			continue;
 		if (strcmp(de->d_name, "-") && sw_name_problem(de->d_name))
 			continue;
 		c.pfd = sw_open_dir(dirfd(d), de->d_name, false);
-		if (c.pfd < 0)
+		if (c.pfd < 0) {
+			search_err(w);
 			continue;
+		}
 		c.prio = prio;
 		snprintf(c.part, sizeof c.part, "%s", de->d_name);
-		if (part_head(q, &c, w->sk, w->spread) == 0 &&
+		if (part_head(q, &c, w) == 0 &&
 		    (found || strcmp(c.keys[0], best->keys[0]) < 0)) {
 			if (!found)
 				close(best->pfd);
@@ -397,6 +418,8 @@ static int prio_best(struct sw_queue *q, int prio, const struct want *w, struct 
 		} else
 			close(c.pfd);
 	}
+	if (errno)
+		search_err(w);
 	closedir(d);
 	return found;
 }
@@ -475,13 +498,18 @@ int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 	struct skips *sk = calloc(1, sizeof *sk);
 	if (!sk)
 		return qerr(q, EX_SOFTWARE, "out of memory");
-	struct want w = { roles, nroles, sk, false };
+	struct want w = { roles, nroles, sk, false, 0 };
 	int rc = -1;
 	for (int round = 0; round < 1000 && rc < 0; round++) {
 		struct cand best = { .pfd = -1 };
 		int found = 1;
 		for (int p = 0; p <= SW_PRIO_MAX && found; p++)
 			found = prio_best(q, p, &w, &best);
+		if (found && w.err) {
+			errno = w.err;
+			rc = qerr_errno(q, "looking for items");
+			break;
+		}
 		if (found) {
 			rc = sk->n ? qerr(q, EX_TEMPFAIL, "nothing claimable in queue '%s' (%d items of "
 					  "other users cannot be read)", q->name, sk->n)
@@ -534,7 +562,7 @@ static int head_repair(int dfd, const char *part, void *arg)
 	}
 	long long low = 0, head = read_hint(pfd, "head");
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while ((de = sw_readdir(d))) {
 		char *end;
 		long long n = strtoll(de->d_name, &end, 10);
 		if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && !*end && (!low || n < low))

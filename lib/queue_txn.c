@@ -17,8 +17,8 @@
  *   5. unlink  <N>.k<S>
  *
  * Recovery (maintenance) acts on a nonce whose owner is dead (same boot:
- * pid gone) or, on another host, once STAGE_GRACE plus the skew margin
- * have passed since the nonce's time:
+ * pid gone), or whatever its owner is doing once STAGE_GRACE plus the skew
+ * margin have passed since the nonce's time:
  *   <N>.o<S>  uncommitted: rename it to its own <M>.o<S> (the original's
  *             step 3 now fails: it reports a stale token and changes
  *             nothing), drop <N>.n<S>, and put the item back as it was
@@ -147,7 +147,7 @@ int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, boo
 
 static int write_new(int sfd, const char *name, const char *buf, size_t len, bool sync)
 {
-	int fd = openat(sfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	int fd = SW_NOINTR(openat(sfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd < 0)
 		return -1;
 	const char *p = buf;
@@ -160,7 +160,7 @@ static int write_new(int sfd, const char *name, const char *buf, size_t len, boo
 		p += w;
 		len -= (size_t)w;
 	}
-	if (sync && fdatasync(fd) < 0)
+	if (sync && SW_NOINTR(fdatasync(fd)) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -171,7 +171,7 @@ fail:;
 	int e = errno;
 	if (fd >= 0)
 		close(fd);
-	unlinkat(sfd, name, 0);
+	SW_NOINTR(unlinkat(sfd, name, 0));
 	errno = e;
 	return -1;
 }
@@ -203,7 +203,7 @@ static int txn_current(struct sw_queue *q, int sfd, const char *oname, const str
 		       json_t **cur)
 {
 	struct stat st;
-	if (t->pre && fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	if (t->pre && SW_NOINTR(fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	    st.st_ino == t->pre_st->st_ino && st.st_dev == t->pre_st->st_dev) {
 		*cur = json_deep_copy(t->pre);
 		return *cur ? 0 : qerr(q, EX_SOFTWARE, "out of memory");
@@ -269,7 +269,7 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 	}
 	if (sw_rename(sfd, oname, sfd, kname) < 0) {
 		int e = errno;
-		unlinkat(sfd, nname, 0);
+		SW_NOINTR(unlinkat(sfd, nname, 0));
 		json_decref(next);
 		errno = e;
 		return e == ENOENT ? qerr(q, SW_EX_FALSE, "taken over while this process stalled")
@@ -280,7 +280,7 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 		sw_warn("queue '%s': item %s is finished but could not be placed (%s); "
 			"maintenance will place it", q->name, item_id(next), strerror(errno));
 	else
-		unlinkat(sfd, kname, 0);
+		SW_NOINTR(unlinkat(sfd, kname, 0));
 	if (out)
 		*out = next;
 	else
@@ -333,15 +333,17 @@ static int takeover(struct sw_queue *q, int sfd, const char *name, char src)
 	return txn_finish(q, &t, NULL);
 }
 
+/* A transition may be finished or undone by others once its owner is
+ * known dead, or after the grace whatever its owner is doing (stalled
+ * processes are the point); this process's own are leftovers (a
+ * placement that failed), since it runs one transition at a time. */
 static bool recoverable(struct sw_queue *q, const struct sname *sn, int64_t now)
 {
-	if (!strncmp(sn->nonce, queue_owner(q), sn->owner_len) && strlen(queue_owner(q)) == sn->owner_len)
-		return false;   /* ours, and we are alive */
-	enum sw_liveness l = sw_owner_alive(sn->nonce, sn->owner_len);
-	if (l == SW_OWNER_DEAD)
+	const char *me = queue_owner(q);
+	if (strlen(me) == sn->owner_len && !strncmp(sn->nonce, me, sn->owner_len))
 		return true;
-	if (l == SW_OWNER_ALIVE)
-		return false;
+	if (sw_owner_alive(sn->nonce, sn->owner_len) == SW_OWNER_DEAD)
+		return true;
 	return now - sn->ms * 1000000 > STAGE_GRACE_NS + q->ws->skew_ns;
 }
 
@@ -349,7 +351,7 @@ static bool sibling(int sfd, const struct sname *sn, char kind)
 {
 	char other[NAME_LEN];
 	sname_make(other, sn->nonce, kind, sn->src);
-	return faccessat(sfd, other, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	return SW_NOINTR(faccessat(sfd, other, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
 }
 
 /* A committed transition: place its new content, or put the old back
@@ -362,11 +364,11 @@ static void recover_committed(struct sw_queue *q, int sfd, const char *name, con
 	switch (item_read(q, sfd, nname, NULL, &item, NULL, why)) {
 	case RD_OK:
 		if (place(q, sfd, nname, item, true) == 0 || errno == ENOENT)
-			unlinkat(sfd, name, 0);
+			SW_NOINTR(unlinkat(sfd, name, 0));
 		json_decref(item);
 		return;
 	case RD_GONE:
-		unlinkat(sfd, name, 0);   /* placed */
+		SW_NOINTR(unlinkat(sfd, name, 0));   /* placed */
 		return;
 	case RD_DAMAGED:
 		quarantine(q, sfd, nname, "stage", why);
@@ -388,11 +390,11 @@ static void recover_add(struct sw_queue *q, int sfd, const char *name, const str
 		return;
 	struct stat a, b;
 	int ids = qdir(q, QD_IDS);
-	bool taken = ids >= 0 && fstatat(sfd, mine, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
-		     fstatat(ids, sn->id, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	bool taken = ids >= 0 && SW_NOINTR(fstatat(sfd, mine, &a, AT_SYMLINK_NOFOLLOW)) == 0 &&
+		     SW_NOINTR(fstatat(ids, sn->id, &b, AT_SYMLINK_NOFOLLOW)) == 0 &&
 		     a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 	if (!taken) {
-		unlinkat(sfd, mine, 0);
+		SW_NOINTR(unlinkat(sfd, mine, 0));
 		return;
 	}
 	json_t *item;
@@ -423,7 +425,7 @@ static int recover_one(int sfd, const char *name, void *arg)
 		sname_make(nname, sn.nonce, 'n', sn.src);
 		if (takeover(r->q, sfd, name, sn.src) == 0)
 			r->n++;
-		unlinkat(sfd, nname, 0);   /* the original's uncommitted content */
+		SW_NOINTR(unlinkat(sfd, nname, 0));   /* the original's uncommitted content */
 		break;
 	}
 	case 'k':
@@ -434,7 +436,7 @@ static int recover_one(int sfd, const char *name, void *arg)
 		/* a leftover only when neither its old nor its committed copy
 		 * exists (looked at in the order the original renames them) */
 		if (!sibling(sfd, &sn, 'o') && !sibling(sfd, &sn, 'k'))
-			unlinkat(sfd, name, 0);
+			SW_NOINTR(unlinkat(sfd, name, 0));
 		break;
 	case 'a':
 		recover_add(r->q, sfd, name, &sn);

@@ -1,0 +1,110 @@
+# Stall and fault walks: run a command under strace, stopped (SIGSTOP)
+# right after its Nth call of one system call, or with that call failing,
+# for every N the command reaches.  Sourced by tests/chaos/stall.bats and
+# tests/chaos/faults.bats after helper.bash.
+#
+# SW_FAULTS_FULL=1 walks every N; otherwise a sample (the first, second,
+# middle and last) keeps `make check` short.  `make check-faults` sets it.
+
+# The calls that change the workspace or read it in a way a stall makes
+# stale.  strace counts each call separately, so each is walked on its own.
+STALL_CALLS="openat read write fdatasync fsync renameat renameat2 linkat unlinkat mkdirat symlinkat getdents64"
+FAULT_CALLS="openat write fsync fdatasync renameat renameat2 linkat unlinkat mkdirat utimensat getdents64"
+
+# count_calls FILE CALL: how many CALL lines an strace log has
+count_calls() {
+	grep -cE "^([0-9]+ +)?$2\(" "$1" || true
+}
+
+# trace_counts LOG CMD...: runs CMD under strace once, recording every call
+trace_counts() {
+	local log=$1
+	shift
+	strace -f -qq -o "$log" "$@" >/dev/null 2>&1 || true
+}
+
+# walk_points N: the Ns to try, sampled unless SW_FAULTS_FULL=1
+walk_points() {
+	local n=$1
+	[ "$n" -gt 0 ] || return 0
+	if [ -n "${SW_FAULTS_FULL:-}" ]; then
+		seq 1 "$n"
+	else
+		printf '%s\n' 1 2 $(( (n + 1) / 2 )) "$n" | awk -v n="$n" '$1 <= n && !seen[$1]++'
+	fi
+}
+
+# stall_start CALL N OUT CMD...: runs CMD in the background under strace,
+# stopped right after its Nth CALL; returns once it is stopped (its pid
+# in STALLED) or has exited (STALLED empty).  Its output goes to OUT.out,
+# OUT.err, its exit status to OUT.rc.
+stall_start() {
+	local call=$1 n=$2 out=$3
+	shift 3
+	( rc=0   # (set -e is on in bats: the status must not end the subshell)
+	  strace -f -qq -o /dev/null -e inject="$call":signal=STOP:when="$n" "$@" >"$out.out" 2>"$out.err" || rc=$?
+	  echo "$rc" >"$out.rc" ) &
+	STALL_WAIT=$!
+	STALL_OUT=$out
+	STALLED=
+	# /proc, not ps or pgrep: this runs hundreds of times
+	local st c kids stat
+	for _ in $(seq 1000); do
+		for st in $(cat /proc/"$STALL_WAIT"/task/*/children 2>/dev/null); do
+			kids=$(cat /proc/"$st"/task/*/children 2>/dev/null) || continue
+			for c in $kids; do
+				read -r stat <"/proc/$c/stat" 2>/dev/null || continue
+				stat=${stat##*) }
+				case ${stat%% *} in t|T) STALLED=$c; return 0 ;; esac
+			done
+		done
+		[ -e "$out.rc" ] && return 0
+		sleep 0.01
+	done
+	echo "stall_start: $* neither stopped nor ended" >&2
+	return 1
+}
+
+# stall_resume: lets the stalled command go on and waits for it
+stall_resume() {
+	[ -n "$STALLED" ] && kill -CONT "$STALLED" 2>/dev/null
+	# wait can return early when a signal arrives (bats traps some): the
+	# status file says when the command has really ended
+	for _ in $(seq 3000); do
+		[ -e "$STALL_OUT.rc" ] && break
+		wait "$STALL_WAIT" 2>/dev/null || sleep 0.01
+	done
+	[ -e "$STALL_OUT.rc" ]
+}
+
+# places ID: every entry of the default queue that holds item ID, one per line
+places() {
+	local q=$SW_DIR/queues/${2:-default}
+	( cd "$q" && find pending timed blocked claimed done dead cancelled stage -type f \
+		\( -name "$1" -o -name "*.$1" -o -name "$1.*" -o -name "*.a.$1" \) 2>/dev/null )
+}
+
+# snapshot NAME FN: runs FN once on an empty workspace and keeps the result;
+# later `restore NAME` puts a copy in place (cheaper than redoing FN for
+# every walk point).  FN's TOK is kept with it.
+snapshot() {
+	rm -rf "$SW_DIR"
+	"$2"
+	rm -rf "$BATS_TEST_TMPDIR/snap.$1"
+	cp -a "$SW_DIR" "$BATS_TEST_TMPDIR/snap.$1"
+	echo "${TOK:-}" >"$BATS_TEST_TMPDIR/snap.$1.tok"
+}
+restore() {
+	rm -rf "$SW_DIR"
+	cp -a "$BATS_TEST_TMPDIR/snap.$1" "$SW_DIR"
+	TOK=$(cat "$BATS_TEST_TMPDIR/snap.$1.tok")
+}
+
+# count_places ID...: "ID N" for each, from one look at the queue
+count_places() {
+	local q=$SW_DIR/queues/default all id
+	all=$(cd "$q" && find pending timed blocked claimed done dead cancelled stage -type f 2>/dev/null | sed 's|.*/||')
+	for id in "$@"; do
+		printf '%s %s\n' "$id" "$(grep -cE "^($id|[0-9a-f]{16}\.$id|$id\.[0-9]+\.[0-9]+|.*\.a\.$id)\$" <<<"$all")"
+	done
+}
