@@ -360,7 +360,8 @@ void sync_dir(struct sw_queue *q, enum qdir d, bool durable)
 
 /* ---- quarantine ------------------------------------------------------ */
 
-void quarantine(struct sw_queue *q, int dfd, const char *name, const char *from, const char *why)
+static void quarantine_as(struct sw_queue *q, int dfd, const char *name, const char *from,
+			  const char *why, bool say)
 {
 	char box[NAME_LEN], rnd[9];
 	sw_rand_hex(rnd, 4);
@@ -391,6 +392,17 @@ void quarantine(struct sw_queue *q, int dfd, const char *name, const char *from,
 		return;
 	}
 	close(bfd);
-	sw_warn("queue '%s': moved %s/%s aside (%s); see: sw-claim list -q %s --state damaged",
-		q->name, from, name, why, q->name);
+	if (say)
+		sw_warn("queue '%s': moved %s/%s aside (%s); see: sw-claim list -q %s --state damaged",
+			q->name, from, name, why, q->name);
+}
+
+void quarantine(struct sw_queue *q, int dfd, const char *name, const char *from, const char *why)
+{
+	quarantine_as(q, dfd, name, from, why, true);
+}
+
+void quarantine_quiet(struct sw_queue *q, int dfd, const char *name, const char *from, const char *why)
+{
+	quarantine_as(q, dfd, name, from, why, false);
 }

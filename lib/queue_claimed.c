@@ -126,7 +126,7 @@ static int claim_open(struct sw_queue *q, const char *id, uint64_t token, char n
 	case RD_GONE:
 		return not_claimed(q, id, token);
 	case RD_DAMAGED:
-		quarantine(q, q->dfd[QD_CLAIMED], name, "claimed", bad);
+		quarantine_quiet(q, q->dfd[QD_CLAIMED], name, "claimed", bad);
 		return qerr(q, EX_DATAERR, "item %s is damaged (%s) and was moved aside", id, bad);
 	case RD_SKIP:
 		return qerr(q, EX_NOPERM, "item %s cannot be read: %s", id, strerror(EACCES));
@@ -377,7 +377,7 @@ static int view_at(struct sw_queue *q, int dfd, const char *name, const char *id
 	case RD_GONE:
 		return qerr(q, SW_EX_FALSE, "item %s moved while read; try again", id);
 	case RD_DAMAGED:
-		quarantine(q, dfd, name, state, why);
+		quarantine_quiet(q, dfd, name, state, why);
 		return qerr(q, EX_DATAERR, "item %s is damaged (%s) and was moved aside", id, why);
 	case RD_SKIP:
 		return qerr(q, EX_NOPERM, "item %s cannot be read: %s", id, strerror(EACCES));

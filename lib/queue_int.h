@@ -46,6 +46,8 @@ int qdir(struct sw_queue *q, enum qdir d);
  * damaged/ with the reason, and says so on stderr.  from names where it
  * was, for the warning and the listing. */
 void quarantine(struct sw_queue *q, int dfd, const char *name, const char *from, const char *why);
+/* The same without the warning, for a caller whose own error says it. */
+void quarantine_quiet(struct sw_queue *q, int dfd, const char *name, const char *from, const char *why);
 /* This process's owner string (owner.h), read once per queue. */
 const char *queue_owner(struct sw_queue *q);
 /* A fresh transition nonce "<owner>-<ms>-<rand>" (no '.'). */

@@ -132,12 +132,14 @@ static void maintain(struct sw_queue *q, struct maint *m, bool full)
 		each_entry(bfd, promote_one, m);
 	if (sfd >= 0)
 		clean_tmp(m, sfd);
+	/* a claimer that read an old head can raise it past a bucket an adder
+	 * made again below: items there would wait for a full reap */
+	heads_repair(q);
 	if (full) {
 		if (qdir(q, QD_IDS) >= 0)
 			clean_tmp(m, q->dfd[QD_IDS]);
 		if (cfd >= 0)
 			clean_tmp(m, cfd);
-		heads_repair(q);
 	}
 	bucket_done(&m->b);
 }

@@ -215,7 +215,7 @@ static int txn_current(struct sw_queue *q, int sfd, const char *oname, const str
 	case RD_GONE:
 		return qerr(q, SW_EX_FALSE, "taken over while this process stalled");
 	case RD_DAMAGED:
-		quarantine(q, sfd, oname, "stage", why);
+		quarantine_quiet(q, sfd, oname, "stage", why);
 		return qerr(q, EX_DATAERR, "the item is damaged (%s) and was moved aside", why);
 	case RD_SKIP:
 		errno = EACCES;

@@ -729,11 +729,15 @@ span_ok() { # a span line: OTLP JSON with lowercase hex ids
 	[ "$status" -eq 0 ]
 }
 
-@test "reap brings back items left in a bucket below the head hint" {
+@test "lazy maintenance and reap bring back items left in a bucket below the head hint" {
 	sw-claim add --quiet 1
+	sw-claim add --quiet 2
 	local part=$SW_DIR/queues/default/pending/5/-
 	ln -sfn 99 "$part/head"     # as a lagging adder and a claimer could leave it
-	run --separate-stderr sw-claim next
+	run --separate-stderr sw-claim next   # maintenance is due: it repairs the hint
+	[ "$status" -eq 0 ]
+	ln -sfn 99 "$part/head"
+	run --separate-stderr sw-claim next   # maintenance is not due for a second
 	[ "$status" -eq 75 ]
 	sw-claim reap >/dev/null
 	run --separate-stderr sw-claim next
@@ -851,4 +855,124 @@ span_ok() { # a span line: OTLP JSON with lowercase hex ids
 	refused 64 sw-claim add --id
 	refused 65 sw-claim add <<<'{"max_attempts":0,"payload":1}'
 	refused 65 sw-claim add <<<'{"timeout":"soon","payload":1}'
+}
+
+# ---- damaged and foreign entries ------------------------------------------
+
+# the bucket the next add goes to, and one item put there by hand
+bucket() { ls -d "$SW_DIR"/queues/default/pending/5/-/[0-9]* | sort -V | head -1; }
+plant() { # name content: an "item" file with an old key, so that it comes first
+	printf '%s' "$2" >"$(bucket)/0000000000000001.$1"
+}
+
+@test "damaged items at the head are moved aside with one line each; the good one is claimed" {
+	sw-claim add --id good '"g"' >/dev/null
+	plant empty ''
+	plant truncated '{"id":"truncated","priority":5,"attem'
+	plant notjson 'hello'
+	head -c 300 /dev/urandom >"$(bucket)/0000000000000001.binary"
+	printf '{"id":"other","priority":5,"attempt":0,"max_attempts":5,"timeout":300,"gen":0}' >"$(bucket)/0000000000000001.mismatch"
+	printf '{"id":"big","priority":5,"attempt":0,"max_attempts":5,"timeout":300,"gen":0,"payload":"%s"}' \
+		"$(head -c 200000 /dev/zero | tr '\0' x)" >"$(bucket)/0000000000000001.big"
+	run --separate-stderr env SW_MAX_ITEM_BYTES=65536 sw-claim next
+	[ "$status" -eq 0 ]
+	jq -e '.id == "good"' <<<"$output"
+	[ "${#stderr_lines[@]}" -eq 6 ]
+	[ "$(grep -c 'moved pending/5/-/[0-9]*/0000000000000001\.[a-z]* aside' <<<"$stderr")" -eq 6 ]
+	sw-claim stats | jq -e '.damaged == 6 and .pending == 0 and .claimed == 1'
+	run sw-claim list --state damaged
+	[ "${#lines[@]}" -eq 6 ]
+	jq -se 'map(select(.state == "damaged" and (.from | startswith("pending/5/-/")))) | length == 6' <<<"$output"
+	jq -se 'map(.reason) | sort == ["empty","its id is not the one its name says","not JSON","not JSON","not JSON","over SW_MAX_ITEM_BYTES + 65536 bytes"]' <<<"$output"
+	# nothing of theirs reaches `all`
+	[ "$(sw-claim list --state all | wc -l)" -eq 1 ]
+}
+
+@test "a FIFO, a symlink or a directory where an item belongs: moved aside, never opened or followed" {
+	sw-claim add --id good '"g"' >/dev/null
+	mkfifo "$(bucket)/0000000000000001.fifo"
+	echo secret >"$BATS_TEST_TMPDIR/victim"
+	ln -s "$BATS_TEST_TMPDIR/victim" "$(bucket)/0000000000000001.link"
+	mkdir "$(bucket)/0000000000000001.dir"
+	run --separate-stderr timeout 10 sw-claim next
+	[ "$status" -eq 0 ]
+	jq -e '.id == "good"' <<<"$output"
+	[ "$(sw-claim stats | jq .damaged)" -eq 3 ]
+	sw-claim list --state damaged | jq -se 'map(.type) | sort == ["directory","fifo","symlink"]'
+	[ "$(cat "$BATS_TEST_TMPDIR/victim")" = secret ]
+}
+
+@test "a symlink or a file where a bucket belongs: moved aside, the queue goes on" {
+	sw-claim add --id a '"a"' >/dev/null
+	local part=$SW_DIR/queues/default/pending/5/-
+	mkdir "$BATS_TEST_TMPDIR/elsewhere"
+	mv "$part/1" "$part/2"
+	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$part/1"
+	ln -sfn 1 "$part/head"
+	run --separate-stderr timeout 10 sw-claim next
+	[ "$status" -eq 0 ]
+	jq -e '.id == "a"' <<<"$output"
+	[[ $stderr == *"a bucket that is not a directory"* ]]
+	[ -z "$(ls -A "$BATS_TEST_TMPDIR/elsewhere")" ]
+}
+
+@test "a symlink where a state directory belongs is moved aside; nothing goes through it" {
+	sw-claim add --id a '"a"' >/dev/null
+	mkdir "$BATS_TEST_TMPDIR/elsewhere"
+	rm -rf "$SW_DIR/queues/default/done"
+	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$SW_DIR/queues/default/done"
+	claim
+	run --separate-stderr sw-claim done "$ID" --token "$TOK"
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -A "$BATS_TEST_TMPDIR/elsewhere")" ]
+	[ -d "$SW_DIR/queues/default/done" ] && [ ! -L "$SW_DIR/queues/default/done" ]
+	[ "$(state_of a)" = done ]
+}
+
+@test "a damaged claim: done says so (65), the entry is moved aside, nothing else changes" {
+	sw-claim add --id a '"a"' >/dev/null
+	claim
+	local f
+	f=$(ls "$SW_DIR"/queues/default/claimed/a.*)
+	echo garbage >"$f"
+	run --separate-stderr sw-claim done a --token "$TOK"
+	[ "$status" -eq 65 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == *"item a is damaged (not JSON) and was moved aside"* ]]
+	[ "$(sw-claim stats | jq .damaged)" -eq 1 ]
+}
+
+@test "purge --state damaged deletes quarantined entries older than DUR, directories and all" {
+	sw-claim add --id good '"g"' >/dev/null
+	plant bad 'x'
+	mkdir "$(bucket)/0000000000000001.dir" && touch "$(bucket)/0000000000000001.dir/inside"
+	sw-claim next >/dev/null 2>&1
+	[ "$(sw-claim stats | jq .damaged)" -eq 2 ]
+	sw-claim purge --state damaged --older-than 1h | jq -e '.purged == 0'
+	SW_CLOCK_OFFSET=2h sw-claim purge --state damaged --older-than 1h | jq -e '.purged == 2'
+	[ "$(sw-claim stats | jq .damaged)" -eq 0 ]
+}
+
+@test "an item of another user that cannot be read is skipped, not a 77 for everyone" {
+	[ "$(id -u)" = 0 ] || skip "needs root to act as another user"
+	# somewhere nobody can reach (the test's own directory is private)
+	SW_DIR=$(mktemp -d /tmp/sw-claim-test.XXXXXX)/ws
+	chmod 0755 "${SW_DIR%/ws}"
+	sw-claim add --id mine '"m"' >/dev/null
+	sw-claim add --id theirs '"t"' >/dev/null
+	# the workspace is nobody's; one item is root's and private
+	chown -R nobody "$SW_DIR"
+	chmod 0700 "$SW_DIR"
+	local f
+	f=$(ls "$SW_DIR"/queues/default/pending/5/-/*/*.mine)
+	chown root "$f"
+	chmod 0600 "$f"
+	run --separate-stderr setpriv --reuid nobody --regid nogroup --clear-groups sw-claim next
+	[ "$status" -eq 0 ]
+	jq -e '.id == "theirs"' <<<"$output"
+	run --separate-stderr setpriv --reuid nobody --regid nogroup --clear-groups sw-claim next
+	[ "$status" -eq 75 ]
+	[[ $stderr == *"cannot be read"* ]]
+	[ -e "$f" ]   # skipped, not moved aside: its owner can still claim it
+	rm -rf "${SW_DIR%/ws}"
 }
