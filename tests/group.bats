@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# A workspace shared by a group (setgid, group-writable): every member can
+# add, claim, renew, finish, fail, release, reap any item and hold any
+# lease, whatever their umask; someone outside the group gets 77, one
+# line, and changes nothing.  Needs root (to make the users).
+load helper
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	groupadd -f swgrp
+	for u in swgrp-a swgrp-b swgrp-x; do
+		id "$u" >/dev/null 2>&1 || useradd -M -N -s /bin/sh "$u"
+	done
+	usermod -a -G swgrp swgrp-a
+	usermod -a -G swgrp swgrp-b
+}
+
+teardown_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	for u in swgrp-a swgrp-b swgrp-x; do userdel "$u" 2>/dev/null || true; done
+	groupdel swgrp 2>/dev/null || true
+}
+
+setup() {
+	[ "$(id -u)" = 0 ] || skip "needs root to make the group's users"
+	top=$(mktemp -d /tmp/sw-group-test.XXXXXX)
+	chmod 0755 "$top"
+	export SW_DIR=$top/ws
+	mkdir "$SW_DIR"
+	chown swgrp-a:swgrp "$SW_DIR"
+	chmod 2770 "$SW_DIR"
+}
+
+teardown() {
+	[ -n "${top:-}" ] && rm -rf "$top"
+	true
+}
+
+# as USER with a umask that would keep the group out, were sw to obey it
+as() {
+	local u=$1
+	shift
+	setpriv --reuid "$u" --regid swgrp --init-groups -- sh -c 'umask 077; exec "$@"' sh "$@"
+}
+
+@test "group members claim, renew, finish, fail, release and reap each other's items" {
+	as swgrp-a sw-claim add --id one '"1"' >/dev/null
+	as swgrp-a sw-claim add --id two '"2"' >/dev/null
+	as swgrp-a sw-claim add --id three '"3"' >/dev/null
+	j=$(as swgrp-b sw-claim next)
+	[ "$(jq -r .id <<<"$j")" = one ]
+	tok=$(jq -r .token <<<"$j")
+	as swgrp-a sw-claim renew one --token "$tok" --ttl 1m >/dev/null
+	as swgrp-a sw-claim done one --token "$tok" --result '"by a"' >/dev/null
+	[ "$(as swgrp-b sw-claim show one | jq -r .state)" = done ]
+	j=$(as swgrp-a sw-claim next --ttl 2s)
+	as swgrp-b sw-claim fail two --token "$(jq -r .token <<<"$j")" --retry-in 0 >/dev/null
+	j=$(as swgrp-b sw-claim next --ttl 2s)
+	as swgrp-a sw-claim release "$(jq -r .id <<<"$j")" --token "$(jq -r .token <<<"$j")" >/dev/null
+	as swgrp-b sw-claim next --ttl 1s >/dev/null
+	SW_CLOCK_OFFSET=1m as swgrp-a sw-claim reap | jq -e '.reaped == 1'
+	as swgrp-a sw-claim add --id four '"4"' >/dev/null
+	as swgrp-b sw-claim cancel four >/dev/null
+	as swgrp-a sw-claim requeue four >/dev/null
+	# every file of the queue is the group's, and nobody else's
+	[ -z "$(find "$SW_DIR" ! -group swgrp)" ]
+	[ -z "$(find "$SW_DIR" ! -type l -perm /o=rwx)" ]   # (a symlink's mode means nothing)
+	[ "$(as swgrp-b sw-claim stats | jq '.pending + .claimed + .done')" -eq 4 ]
+}
+
+@test "group members hold each other's leases in turn" {
+	j=$(as swgrp-a sw-lease acquire job --ttl 1s)
+	as swgrp-b sw-lease acquire job --ttl 1s >/dev/null 2>&1 && false
+	sleep 3.5   # the lease runs out, with the skew margin
+	as swgrp-b sw-lease acquire job --ttl 10s | jq -e '.token == 2'
+	[ "$(jq -r .token <<<"$j")" = 1 ]
+	as swgrp-a sw-lease release job --token 2 >/dev/null   # a member may give it back
+	[ "$(as swgrp-b sw-lease show job | jq -r .state)" = released ]
+}
+
+@test "an outsider gets 77 in one line and changes nothing" {
+	as swgrp-a sw-claim add --id one '"1"' >/dev/null
+	before=$(cd "$SW_DIR" && find . | sort | md5sum)
+	for cmd in "sw-claim next" "sw-claim add 1" "sw-claim list" "sw-claim reap" "sw-claim done one --token 5" \
+		   "sw-lease acquire job" "sw-agent list"; do
+		run --separate-stderr setpriv --reuid swgrp-x --regid nogroup --clear-groups $cmd
+		[ "$status" -eq 77 ] || { echo "$cmd: $status $stderr"; return 1; }
+		[ "${#stderr_lines[@]}" -eq 1 ] || { echo "$cmd: $stderr"; return 1; }
+	done
+	[ "$(cd "$SW_DIR" && find . | sort | md5sum)" = "$before" ]
+}
