@@ -62,6 +62,11 @@ units: $(addprefix build/unit/,$(UNITS))
 check: all units san
 	@tests/run
 
+# check-faults: the stall and I/O fault walks at every step, not a sample
+# (long: run it before a release, not in CI)
+check-faults: all
+	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats tests/chaos/stall.bats tests/chaos/faults.bats
+
 bench: all build/trivial build/trivial-static
 	@tests/bench/run
 
@@ -83,5 +88,5 @@ install: all
 clean:
 	rm -rf bin build tests/tmp
 
-.PHONY: all check bench demo deps install clean san units
+.PHONY: all check check-faults bench demo deps install clean san units
 .SECONDARY:
