@@ -7,7 +7,7 @@
 
 char *sw_json_line(const json_t *j, size_t *len)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!s)
 		return NULL;
 	size_t n = strlen(s);

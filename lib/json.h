@@ -7,7 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Compact JSON plus '\n', malloc'd; NULL on failure. */
+/* Compact JSON plus '\n', malloc'd (any value, not only objects and
+ * arrays); NULL on failure. */
 char *sw_json_line(const json_t *j, size_t *len);
 /* Writes j as one line to stdout (stdio-buffered; flushed at exit). */
 int sw_json_print(const json_t *j);

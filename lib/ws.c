@@ -140,9 +140,8 @@ void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
 			       "cannot create workspace %s: %s", ws->path, strerror(errno));
 		ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	if (ws->fd < 0)
-		sw_die(errno == EACCES ? EX_NOPERM : EX_UNAVAILABLE,
-		       "workspace %s: %s", ws->path, strerror(errno));
+	if (ws->fd < 0)   /* gone or unmounted: 69; no permission: 77; I/O: 74 */
+		sw_die(sw_ex_errno(errno), "workspace %s: %s", ws->path, strerror(errno));
 	struct stat st;
 	if (fstat(ws->fd, &st) < 0)
 		sw_die(EX_UNAVAILABLE, "workspace %s: %s", ws->path, strerror(errno));

@@ -391,6 +391,17 @@ static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	}
 	if (rc == EX_TEMPFAIL && o->wait)
 		snprintf(q.err, sizeof q.err, "nothing to claim in queue '%s' (waited)", o->queue);
+	if (rc == 0 && !o->co.quiet && (sw_json_print(out) < 0 || fflush(stdout) != 0)) {
+		/* nobody learnt the token: give the item back rather than leave
+		 * it claimed until its lease runs out */
+		int e = errno;
+		sw_queue_release(&q, sw_json_str(out, "id"), (uint64_t)sw_json_int(out, "token", 0), NULL);
+		sw_die(EX_IOERR, "writing output: %s; the claim was given back", strerror(e));
+	}
+	if (rc == 0) {
+		json_decref(out);
+		out = NULL;
+	}
 	return finish(&q, rc, o, out);
 }
 
