@@ -37,27 +37,27 @@ walk_points() {
 # stall_start CALL N OUT CMD...: runs CMD in the background under strace,
 # stopped right after its Nth CALL; returns once it is stopped (its pid
 # in STALLED) or has exited (STALLED empty).  Its output goes to OUT.out,
-# OUT.err, its exit status to OUT.rc.
+# OUT.err, its exit status to OUT.rc.  strace's own log says when the
+# stop has taken effect ("stopped by SIGSTOP"): the process state alone
+# cannot tell it from strace's passing stops at each traced call.
 stall_start() {
 	local call=$1 n=$2 out=$3
 	shift 3
+	: >"$out.trace"
 	( rc=0   # (set -e is on in bats: the status must not end the subshell)
-	  strace -f -qq -o /dev/null -e inject="$call":signal=STOP:when="$n" "$@" >"$out.out" 2>"$out.err" || rc=$?
+	  strace -f -qq -o "$out.trace" -e trace="$call" -e signal=STOP \
+		-e inject="$call":signal=STOP:when="$n" "$@" >"$out.out" 2>"$out.err" || rc=$?
 	  echo "$rc" >"$out.rc" ) &
 	STALL_WAIT=$!
 	STALL_OUT=$out
 	STALLED=
-	# /proc, not ps or pgrep: this runs hundreds of times
-	local st c kids stat
+	local line
 	for _ in $(seq 1000); do
-		for st in $(cat /proc/"$STALL_WAIT"/task/*/children 2>/dev/null); do
-			kids=$(cat /proc/"$st"/task/*/children 2>/dev/null) || continue
-			for c in $kids; do
-				read -r stat <"/proc/$c/stat" 2>/dev/null || continue
-				stat=${stat##*) }
-				case ${stat%% *} in t|T) STALLED=$c; return 0 ;; esac
-			done
-		done
+		line=$(grep -m1 -- '--- stopped by SIGSTOP ---' "$out.trace" 2>/dev/null) || true
+		if [ -n "$line" ]; then
+			STALLED=${line%% *}
+			return 0
+		fi
 		[ -e "$out.rc" ] && return 0
 		sleep 0.01
 	done
