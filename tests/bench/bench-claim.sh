@@ -50,10 +50,11 @@ echo "  p90: $(percentile 90 <"$tmp/t.k1") µs vs $(percentile 90 <"$tmp/t.big")
 rm -rf "$tmp/big"
 
 # 3. claims/s across the two mounts of a real network filesystem
-mh=$SW_BENCH_TOP/../shared/multihost
-if [ -z "${SW_MH_A:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -x "$mh/up" ]; then
-	export SW_MH_DIR=$tmp/mh
-	if lines=$("$mh/up" 2>"$tmp/mh-up.log"); then eval "$lines"; own_mh=1; fi
+lab=$SW_BENCH_TOP/tests/lab/lab
+if [ -z "${SW_MH_A:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+	# a lab of its own name, beside any other lab on this machine
+	export SW_MH_DIR=$tmp/mh SW_LAB_NAME=${SW_LAB_NAME:-sw-bench-$$}
+	if lines=$("$lab" up 2>"$tmp/mh-up.log"); then eval "$lines"; own_mh=1; fi
 fi
 if [ -n "${SW_MH_A:-}" ]; then
 	n=2000
@@ -77,8 +78,10 @@ if [ -n "${SW_MH_A:-}" ]; then
 	echo "multihost (MooseFS, 2 claimers on each of 2 mounts): $got/$n items claimed+done, $dup twice," \
 	     "$(awk -v n="$got" -v s="$secs" 'BEGIN {printf "%d", n/s}') claim+done cycles/s"
 	rm -rf "${SW_MH_A:?}/$ws"
-	[ -n "${own_mh:-}" ] && "$mh/down" >/dev/null 2>&1
+	[ -n "${own_mh:-}" ] && "$lab" down >/dev/null 2>&1
 else
-	echo "multihost: skipped (needs root and /dev/fuse, or SW_MH_A/SW_MH_B)"
+	why="needs root and /dev/fuse, or SW_MH_A/SW_MH_B"
+	[ -s "$tmp/mh-up.log" ] && why="tests/lab/lab up: $(tail -1 "$tmp/mh-up.log")"
+	echo "multihost: skipped ($why)"
 fi
 rm -rf "$tmp"

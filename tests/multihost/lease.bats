@@ -8,7 +8,7 @@ load ../helper
 
 setup() {
 	[ -n "${SW_MH_A:-}" ] && [ -n "${SW_MH_B:-}" ] ||
-		skip "SW_MH_A/SW_MH_B unset: no multihost filesystem (see ../shared/multihost/up)"
+		skip "SW_MH_A/SW_MH_B unset: no multihost filesystem (see tests/lab/lab up)"
 	local sub="lease-$$-$BATS_TEST_NUMBER-$RANDOM"
 	WA=$SW_MH_A/$sub
 	WB=$SW_MH_B/$sub
