@@ -49,7 +49,7 @@ teardown() {
 	kill -TERM "${pids[@]}"
 	wait
 	run env SW_DIR=$B sw-claim stats
-	assert_output "{\"queue\":\"default\",\"pending\":0,\"delayed\":0,\"blocked\":0,\"claimed\":0,\"done\":$n,\"dead\":0,\"cancelled\":0}"
+	assert_output "{\"queue\":\"default\",\"pending\":0,\"delayed\":0,\"blocked\":0,\"claimed\":0,\"done\":$n,\"dead\":0,\"cancelled\":0,\"in_flight\":0,\"damaged\":0}"
 	dup=$(cat "$out"/*.out | jq -r 'select(.state == "done") | .id' | sort | uniq -d | head -3)
 	[ -z "$dup" ]
 	# both hosts did work

@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# Exactly once under stalls across hosts: a `done` on mount A stopped after
+# each of its system calls in turn while a reaper and a second worker run
+# an hour later through mount B; when it goes on, the item has been
+# finished once, with the result of the one told so.  A sample of the
+# steps (SW_FAULTS_FULL=1: all).  Needs SW_MH_A/SW_MH_B (tests/lab/lab up).
+load ../helper
+load ../faults
+
+setup() {
+	[ -n "${SW_MH_A:-}" ] && [ -n "${SW_MH_B:-}" ] ||
+		skip "SW_MH_A and SW_MH_B are not set (no two-mount network filesystem here)"
+	sub=sw-stall-test.$$.$BATS_TEST_NUMBER.$RANDOM
+	A=$SW_MH_A/$sub
+	B=$SW_MH_B/$sub
+}
+
+teardown() {
+	[ -n "${A:-}" ] && rm -rf "$A"
+	true
+}
+
+@test "a done stalled on host A while host B reaps and finishes: finished once" {
+	local log=$BATS_TEST_TMPDIR/trace d=$BATS_TEST_TMPDIR/case call n k cases=0 j a b res
+	local i=0
+	mkdir "$A"
+	prep() { # a fresh workspace each time: a reused directory name looks old on the other mount
+		i=$((i + 1))
+		WA=$A/$i WB=$B/$i
+		mkdir "$WA"
+		for _ in $(seq 50); do [ -d "$WB" ] && break; sleep 0.1; done
+		SW_DIR=$WA sw-claim add --id x '"p"' >/dev/null
+		TOK=$(SW_DIR=$WA sw-claim next --ttl 30s | jq -r .token)
+	}
+	prep
+	SW_DIR=$WA trace_counts "$log" sw-claim done x --token "$TOK" --result '"A"'
+	for call in renameat openat write unlinkat; do
+		n=$(count_calls "$log" "$call")
+		for k in $(walk_points "$n"); do
+			prep
+			rm -rf "$d"; mkdir -p "$d"
+			SW_DIR=$WA stall_start "$call" "$k" "$d/A" sw-claim done x --token "$TOK" --result '"A"'
+			export SW_DIR=$WB SW_CLOCK_OFFSET=1h
+			sw-claim reap >/dev/null 2>&1 || true
+			b=none
+			if j=$(sw-claim next 2>/dev/null); then
+				b=0; sw-claim done x --token "$(jq -r .token <<<"$j")" --result '"B"' >/dev/null 2>&1 || b=$?
+			fi
+			unset SW_CLOCK_OFFSET
+			stall_resume
+			a=$(cat "$d/A.rc")
+			SW_CLOCK_OFFSET=2h sw-claim reap >/dev/null 2>&1 || true
+			res=$(sw-claim show x | jq -r '"\(.state) \(.result)"')
+			unset SW_DIR
+			if [ "$a" = 0 ] && [ "$b" = 0 ]; then echo "both finished x ($call #$k)"; return 1; fi
+			if [ "$a" = 0 ] && [ "$res" != "done A" ]; then echo "A told done, x is $res ($call #$k)"; return 1; fi
+			if [ "$b" = 0 ] && [ "$res" != "done B" ]; then echo "B told done, x is $res ($call #$k)"; return 1; fi
+			[ "$res" != "${res#done}" ] || { echo "x is $res ($call #$k)"; return 1; }
+			[ -z "$(ls "$WB/queues/default/stage")" ] || { echo "left in stage ($call #$k)"; return 1; }
+			cases=$((cases + 1))
+		done
+	done
+	echo "# $cases stall points" >&3
+	[ "$cases" -gt 5 ]
+}
