@@ -5,6 +5,7 @@
 #include "atomic.h"
 #include "clock.h"
 #include "id.h"
+#include "num.h"
 #include "queue.h"
 #include "span.h"
 #include <dirent.h>
@@ -348,6 +349,40 @@ static void test_tokens(void)
 	ok(sw_state_mask("Pending") == -1, "state names are lowercase");
 }
 
+static void test_numbers(void)
+{
+	int64_t i;
+	uint64_t u;
+	double d;
+	ok(sw_parse_i64("42", 0, 100, &i) == 0 && i == 42, "integer in range");
+	ok(sw_parse_i64("-5", -10, 10, &i) == 0 && i == -5, "negative integer where allowed");
+	ok(sw_parse_i64("-5", 0, 10, &i) < 0 && errno == EINVAL, "negative refused where not allowed");
+	ok(sw_parse_i64("101", 0, 100, &i) < 0 && errno == ERANGE, "integer over the range: ERANGE");
+	ok(sw_parse_i64("-9223372036854775808", INT64_MIN, 0, &i) == 0 && i == INT64_MIN, "INT64_MIN");
+	ok(sw_parse_i64("9223372036854775808", 0, INT64_MAX, &i) < 0, "INT64_MAX + 1 refused");
+	const char *bad[] = { "", "0x10", "1e3", " 1", "1 ", "+1", "1.0", "nan", "inf", "--1", "1-", NULL };
+	bool all = true;
+	for (int k = 0; bad[k]; k++)
+		all &= sw_parse_i64(bad[k], -100, 100, &i) < 0;
+	ok(all, "integers: hex, exponent, spaces, '+', fractions, nan, inf refused");
+	ok(sw_parse_u64("18446744073709551615", UINT64_MAX, &u) == 0 && u == UINT64_MAX, "u64 max");
+	ok(sw_parse_u64("18446744073709551616", UINT64_MAX, &u) < 0 && errno == ERANGE, "u64 overflow");
+	ok(sw_parse_real("0.5", 0, 1, &d) == 0 && d == 0.5, "decimal");
+	ok(sw_parse_real("-3.25", -10, 10, &d) == 0 && d == -3.25, "negative decimal");
+	ok(sw_parse_real("1.", 0, 10, &d) == 0 && d == 1 && sw_parse_real(".5", 0, 1, &d) == 0, "1. and .5");
+	const char *badr[] = { "", ".", "-", "0x1", "1e3", "inf", "nan", " 1", "1 ", "+1", "1..2", "1,5", NULL };
+	all = true;
+	for (int k = 0; badr[k]; k++)
+		all &= sw_parse_real(badr[k], -100, 100, &d) < 0;
+	ok(all, "decimals: hex, exponent, inf, nan, spaces, '+', two points refused");
+	ok(sw_parse_real("-1", 0, 10, &d) < 0, "negative decimal refused where not allowed");
+	ok(sw_parse_size("64K", UINT64_MAX, &u) == 0 && u == 65536, "size 64K");
+	ok(sw_parse_size("1M", UINT64_MAX, &u) == 0 && u == 1048576, "size 1M");
+	ok(sw_parse_size("4096", UINT64_MAX, &u) == 0 && u == 4096, "size in bytes");
+	ok(sw_parse_size("K", UINT64_MAX, &u) < 0 && sw_parse_size("1k", UINT64_MAX, &u) < 0, "size needs digits, K is upper case");
+	ok(sw_parse_size("2G", 1ULL << 30, &u) < 0 && errno == ERANGE, "size over the range");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/sw-test-lib.XXXXXX";
@@ -363,6 +398,7 @@ int main(void)
 	test_traceparent();
 	test_atomic(dir);
 	test_tokens();
+	test_numbers();
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
