@@ -68,7 +68,7 @@ _sw_claim_queues()
 }
 
 # Ids in the given state directories of the current queue; claimed/ names
-# are ID.TOKEN.
+# are ID.TOKEN.EXPIRY.
 _sw_claim_ids()
 {
 	local q dir st name
@@ -76,7 +76,7 @@ _sw_claim_ids()
 	for st in "$@"; do
 		while IFS= read -r name; do
 			if [[ $st == claimed ]]; then
-				printf '%s\n' "${name%.*}"
+				printf '%s\n' "${name%.*.*}"
 			else
 				printf '%s\n' "$name"
 			fi
@@ -101,8 +101,10 @@ _sw_claim_tokens()
 	done
 	[[ -n $id ]] || return
 	q="$(_sw_claim_ws)/queues/$(_sw_claim_queue)"
+	local rest
 	while IFS= read -r name; do
-		[[ ${name%.*} == "$id" ]] && printf '%s\n' "${name##*.}"
+		rest=${name%.*}
+		[[ ${rest%.*} == "$id" ]] && printf '%s\n' "${rest##*.}"
 	done < <(_sw_claim_entries "$q/claimed")
 }
 
@@ -165,9 +167,9 @@ _sw_claim()
 		;;
 	--state)
 		if [[ $verb == purge ]]; then
-			_sw_claim_list "$cur" done dead cancelled
+			_sw_claim_list "$cur" done dead cancelled damaged
 		else
-			_sw_claim_list "$cur" pending claimed done dead cancelled all
+			_sw_claim_list "$cur" pending claimed done dead cancelled all damaged
 		fi
 		return
 		;;
