@@ -87,5 +87,5 @@ bash_complete() {
 	run bash_complete sw-claim done -q mail msg-1 --token ''
 	assert_output "$token"
 	run bash_complete sw-claim list --state pending,d
-	assert_output $'pending,done\npending,dead'
+	assert_output $'pending,done\npending,dead\npending,damaged'
 }
