@@ -214,10 +214,10 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 		sw-lease renew job --token "$TOK" >/dev/null
 		sw-lease release job --token "$TOK" >/dev/null
 	done
-	acq job --ttl 10ms
+	acq job --ttl 100ms
 	[ "$TOK" -gt "$last" ]
 	last=$TOK
-	sleep 0.05
+	sleep 0.15
 	acq job
 	[ "$TOK" -gt "$last" ]
 	[ "$(ls "$SW_DIR/leases/job" | grep -c '^v\.')" -le 66 ]
@@ -276,18 +276,20 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$status" -eq 0 ]
 }
 
-@test "a damaged newest version (empty after a power loss) holds the lease one TTL at most, then it is taken" {
+@test "a damaged newest version (empty after a power loss) counts as a grant of the next token, held one TTL at most" {
 	acq job --ttl 2s
 	sw-lease release job --token "$TOK" >/dev/null
-	: >"$SW_DIR/leases/job/v.00000000000000000003"   # a renewal whose data was lost
+	# a grant whose data was lost (SW_SYNC=off flushes nothing): its holder
+	# may have used token 2, so the next one gets 3
+	: >"$SW_DIR/leases/job/v.00000000000000000003"
 	run --separate-stderr sw-lease show job
 	[ "$status" -eq 0 ]
-	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t1')" ]
+	[ "$(jq -r '[.state, .token, .owner] | @tsv' <<<"$output")" = "$(printf 'held\t2\t?')" ]
 	refused 75 sw-lease acquire job
 	SW_CLOCK_OFFSET=5s acq job
-	[ "$TOK" = 2 ]
+	[ "$TOK" = 3 ]
 	run --separate-stderr sw-lease show job
-	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t2')" ]
+	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t3')" ]
 	[ -s "$SW_DIR/leases/job/v.00000000000000000004" ]
 }
 
@@ -382,6 +384,133 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	# released by token 40, or taken since by the stalled one with a newer one
 	run --separate-stderr sw-lease show x
 	[ "$(jq .token <<<"$output")" -ge 40 ]
+}
+
+# ---- stalls: no two holders told they hold at once ----------------------------
+# One acquire or renew is stalled 3 s (strace delays the N-th call of one
+# system call its write path makes) while a contender takes the lease
+# whenever it can and holds it, renewing.  Every report of holding (token,
+# acquired_at, expires_at, the time it was told) makes an interval per
+# token: from its acquisition to its last expiry, or to when it was told
+# if that came later.  Intervals of different tokens must not overlap, and
+# tokens must grow with time.
+
+STALL_CALLS=linkat,openat,renameat,unlinkat,fdatasync,fsync
+
+# contend NAME OUT STOP: takes NAME whenever it can and holds it, renewing
+# every 300 ms, until the file STOP exists (30 s at most); one line per
+# report in OUT
+contend() {
+	local j tok end=$(( $(now_ms) + 30000 ))
+	while [ ! -e "$3" ] && [ "$(now_ms)" -lt "$end" ]; do
+		if j=$(sw-lease acquire "$1" --ttl 1s 2>/dev/null); then
+			tok=$(jq -r .token <<<"$j")
+			report "$j" >>"$2"
+			while [ ! -e "$3" ] && sleep 0.3 && j=$(sw-lease renew "$1" --token "$tok" 2>/dev/null); do
+				report "$j" >>"$2"
+			done
+		fi
+		sleep 0.05
+	done
+}
+
+# report JSON: "token acquired_ms expires_ms told_ms"
+report() {
+	jq -r '"\(.token) \(.acquired_at_unix_ns / 1e6 | floor) \(.expires_at_unix_ns / 1e6 | floor)"' <<<"$1" |
+		tr '\n' ' '
+	now_ms
+}
+
+# holders_ok FILE...: per token the interval its reports make; false (and
+# says why) when two overlap or tokens do not grow
+holders_ok() {
+	cat "$@" | awk '
+		{ t = $1; e = $3 > $4 ? $3 : $4
+		  if (!(t in s) || $2 < s[t]) s[t] = $2
+		  if (!(t in f) || e > f[t]) f[t] = e }
+		END { for (t in s) print s[t], f[t], t }' | sort -n | awk '
+		NR > 1 && ($1 < pe || $3 <= pt) { printf "token %s [%s, %s) overlaps token %s ending %s\n", $3, $1, $2, pt, pe; bad = 1 }
+		{ pe = $2; pt = $3 }
+		END { exit bad }'
+}
+
+# stall_setup VERB NAME OUT: a lease with a history (taken and given
+# back); for renew, taken again, its holder's report in OUT.  Prints the
+# arguments of the VERB to stall.
+stall_setup() {
+	sw-lease acquire "$2" --ttl 1s --quiet && sw-lease release "$2" --token 1 --quiet
+	if [ "$1" = acquire ]; then
+		echo "acquire $2 --ttl 1s"
+		return
+	fi
+	# 2 s: the renewal comes before the lease expires even on a busy host
+	# (and moves the expiry on, never back)
+	local j
+	j=$(sw-lease acquire "$2" --ttl 2s)
+	report "$j" >"$3"
+	echo "renew $2 --token $(jq -r .token <<<"$j") --ttl 2s"
+}
+
+# stall_cases VERB: "VERB CALL N" for every (CALL, N) after the link in a
+# probe of VERB, and the first, middle and last of each call before it;
+# SW_FAULTS_FULL=1 walks them all
+stall_cases() {
+	local args
+	args=$(stall_setup "$1" "probe-$1" /dev/null)
+	SW_SYNC=full strace -f -qq -o "$BATS_TEST_TMPDIR/order-$1" -e trace=$STALL_CALLS sw-lease $args --quiet
+	awk -v verb="$1" -v full="${SW_FAULTS_FULL:-0}" '
+		{ c = $2; sub(/\(.*/, "", c); n = ++count[c]
+		  if (c == "linkat") linked = 1
+		  if (full == 1 || linked || n == 1) want[c " " n] = 1 }
+		END { for (c in count) want[c " " int((count[c] + 1) / 2)] = want[c " " count[c]] = 1
+		      for (k in want) print verb, k }' "$BATS_TEST_TMPDIR/order-$1" | sort
+}
+
+# stall_case VERB CALL N: one stalled VERB against a contender, which
+# starts once the stalled one has surely reached its stall (so that its
+# calls are counted as in the probe)
+stall_case() {
+	local d=$BATS_TEST_TMPDIR/$1.$2.$3 name=s-$1-$2-$3
+	mkdir "$d"
+	local args t0 rc=0
+	args=$(stall_setup "$1" "$name" "$d/stalled")
+	t0=$(now_ms)
+	SW_SYNC=full timeout 20 strace -f -qq -o /dev/null -e trace="$2" \
+		-e inject="$2:delay_enter=3000000:when=$3" sw-lease $args >"$d/out" 2>"$d/err" &
+	local s=$!
+	sleep 0.5
+	contend "$name" "$d/contender" "$d/stop" &
+	local c=$!
+	wait "$s" || rc=$?
+	local ms=$(( $(now_ms) - t0 ))
+	[ "$rc" -ne 0 ] || report "$(cat "$d/out")" >>"$d/stalled"
+	sleep 0.5
+	touch "$d/stop"
+	wait "$c" || true
+	local what="$1 stalled at $2 #$3, exit $rc"
+	[ "$ms" -ge 3000 ] || { echo "$what: no stall ($ms ms)"; return 1; }
+	case "$1.$rc" in acquire.0|acquire.75|renew.0|renew.1) ;; *) echo "$what: $(cat "$d/err")"; return 1;; esac
+	holders_ok "$d"/contender "$d"/stalled 2>/dev/null || { echo "($what)"; return 1; }
+}
+
+@test "a writer stalled at any step of acquire or renew never leaves two holders told they hold at once" {
+	command -v strace >/dev/null || skip "no strace"
+	export SW_CLOCK_SKEW=200ms
+	local cases
+	cases=$(stall_cases acquire; stall_cases renew)
+	echo "cases: $(tr '\n' , <<<"$cases")"
+	local pids=() i=0 fail=0 p
+	while read -r verb call n; do
+		stall_case "$verb" "$call" "$n" &
+		pids+=($!)
+		# six at a time: the contenders poll, the stalled ones sleep
+		if [ $(( ++i % 6 )) -eq 0 ]; then
+			for p in "${pids[@]}"; do wait "$p" || fail=1; done
+			pids=()
+		fi
+	done <<<"$cases"
+	for p in "${pids[@]}"; do wait "$p" || fail=1; done
+	[ "$fail" -eq 0 ]
 }
 
 @test "run: renewals that keep failing stop the command by the time the lease expires, not a grace later" {
