@@ -157,46 +157,98 @@ int sw_proc_descendants(struct sw_proc **out, size_t *n)
 	return 0;
 }
 
+int sw_proc_children(pid_t **out, size_t *n)
+{
+	char path[64], buf[65536];
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)gettid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return -1;
+	if (fd < 0) {
+		/* a kernel without CONFIG_PROC_CHILDREN: walk /proc instead */
+		struct sw_proc *v;
+		size_t k = 0;
+		if (sw_proc_descendants(&v, n) < 0)
+			return -1;
+		pid_t *p = *n ? malloc(*n * sizeof *p) : NULL;
+		if (*n && !p) {
+			free(v);
+			errno = ENOMEM;
+			return -1;
+		}
+		for (size_t i = 0; i < *n; i++)
+			if (v[i].top == v[i].pid)
+				p[k++] = v[i].pid;
+		free(v);
+		*out = p;
+		*n = k;
+		return 0;
+	}
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0 ||
+					(r < 0 && errno == EINTR)))
+		len += r > 0 ? (size_t)r : 0;
+	close(fd);
+	buf[len] = 0;
+	/* "pid pid pid ": at most one per two bytes */
+	pid_t *p = malloc((len / 2 + 1) * sizeof *p);
+	if (!p) {
+		errno = ENOMEM;
+		return -1;
+	}
+	size_t k = 0;
+	for (char *t = buf, *end; *t; t = end) {
+		long pid = strtol(t, &end, 10);
+		if (end == t)
+			break;
+		if (pid > 0)
+			p[k++] = (pid_t)pid;
+	}
+	if (!k) {
+		free(p);
+		p = NULL;
+	}
+	*out = p;
+	*n = k;
+	return 0;
+}
+
 /* ---- environment --------------------------------------------------- */
 
-static void env_match(const char *entry, size_t len, const char *const *vars, size_t n,
-		      unsigned *found)
+struct env_want {
+	size_t n, cap;
+	const char *const *names;
+	char **vals;
+	unsigned found;
+};
+
+static void env_entry(const char *e, size_t len, struct env_want *w)
 {
-	for (size_t k = 0; k < n; k++)
-		if (strlen(vars[k]) == len && !memcmp(entry, vars[k], len))
-			*found |= 1u << k;
+	for (size_t k = 0; k < w->n; k++) {
+		size_t nl = strlen(w->names[k]);
+		if (w->found & (1u << k) || len <= nl || e[nl] != '=' || memcmp(e, w->names[k], nl) ||
+		    len - nl - 1 >= w->cap)
+			continue;
+		memcpy(w->vals[k], e + nl + 1, len - nl - 1);
+		w->vals[k][len - nl - 1] = 0;
+		w->found |= 1u << k;   /* the first one counts, as for getenv */
+	}
 }
 
 /* Read in pieces, since an environment can be megabytes: an entry longer
- * than the longest wanted one is skipped, not kept. */
-int sw_proc_environ_has(pid_t pid, const char *const *vars, size_t n)
+ * than any wanted one can be is skipped, not kept. */
+static int env_scan(int fd, struct env_want *w, size_t longest)
 {
-	size_t longest = 0;
-	for (size_t k = 0; k < n; k++)
-		if (strlen(vars[k]) > longest)
-			longest = strlen(vars[k]);
-	char path[48], buf[65536];
-	if (n > 8 || longest >= sizeof buf) {
-		errno = EINVAL;
-		return -1;
-	}
-	snprintf(path, sizeof path, "/proc/%ld/environ", (long)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
+	char buf[65536];
 	size_t have = 0;            /* bytes of an unfinished entry at buf's start */
 	bool skip = false;          /* the unfinished entry is too long to be wanted */
-	unsigned found = 0;
 	for (;;) {
 		ssize_t r = read(fd, buf + have, sizeof buf - have);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			int e = errno;
-			close(fd);
-			errno = e;
+		if (r < 0)
 			return -1;
-		}
 		if (r == 0)
 			break;
 		size_t end = have + (size_t)r, start = 0;
@@ -204,7 +256,7 @@ int sw_proc_environ_has(pid_t pid, const char *const *vars, size_t n)
 			if (buf[i])
 				continue;
 			if (!skip)
-				env_match(buf + start, i - start, vars, n, &found);
+				env_entry(buf + start, i - start, w);
 			skip = false;
 			start = i + 1;
 		}
@@ -216,10 +268,37 @@ int sw_proc_environ_has(pid_t pid, const char *const *vars, size_t n)
 			have = end - start;
 		}
 	}
-	close(fd);
 	if (have && !skip)
-		env_match(buf, have, vars, n, &found);
-	return found == (1u << n) - 1;
+		env_entry(buf, have, w);
+	return 0;
+}
+
+int sw_proc_environ_get(pid_t pid, size_t n, const char *const names[], char *vals[], size_t cap)
+{
+	size_t longest = 0;
+	for (size_t k = 0; k < n; k++) {
+		vals[k][0] = 0;
+		if (strlen(names[k]) + 1 + cap > longest)
+			longest = strlen(names[k]) + 1 + cap;
+	}
+	if (n > 8 || longest >= 65536) {
+		errno = EINVAL;
+		return -1;
+	}
+	char path[48];
+	snprintf(path, sizeof path, "/proc/%ld/environ", (long)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct env_want w = { .n = n, .cap = cap, .names = names, .vals = vals };
+	int rc = env_scan(fd, &w, longest);
+	int e = errno;
+	close(fd);
+	if (rc < 0) {
+		errno = e;
+		return -1;
+	}
+	return __builtin_popcount(w.found);
 }
 
 void sw_proc_kill(pid_t pgid, const struct sw_proc *procs, size_t n, int sig)

@@ -66,9 +66,13 @@ int sw_proc_stat(pid_t pid, struct sw_proc *p);
  * snapshot (a process forked during the walk is seen by the next one).
  * A malloc'd array in *out (NULL when *n is 0); -1 with errno. */
 int sw_proc_descendants(struct sw_proc **out, size_t *n);
-/* Whether process pid's environment holds every one of the n NAME=VALUE
- * strings in vars (n at most 8): 1, 0, or -1 with errno. */
-int sw_proc_environ_has(pid_t pid, const char *const *vars, size_t n);
+/* Our children (from /proc/self/task/TID/children, else a walk of /proc):
+ * a malloc'd array in *out (NULL when *n is 0); -1 with errno. */
+int sw_proc_children(pid_t **out, size_t *n);
+/* The values of the n variables names (n at most 8) in process pid's
+ * environment, each into vals[k] (cap bytes; "" when absent or longer):
+ * how many were found, or -1 with errno. */
+int sw_proc_environ_get(pid_t pid, size_t n, const char *const names[], char *vals[], size_t cap);
 /* Sends sig to each of the n procs that is not in process group pgid
  * (0: to all), for a caller that has signalled that group as a whole
  * already: no process gets it twice. */

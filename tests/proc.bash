@@ -62,3 +62,28 @@ start_bg() {
 	gc=$(cat "$file")
 	track "$gc"
 }
+
+# while_alive PID SECS COMMAND...: while PID lives (SECS at most), COMMAND
+# holds each time it is asked (every 0.2 s); false when it did not, when
+# PID outlived SECS, or when it was asked fewer than twice.  $ms: how long
+# PID lived.
+while_alive() {
+	local p=$1 secs=$2 t0 ok seen=0
+	shift 2
+	t0=$(now_ms)
+	while alive "$p" && [ $(( $(now_ms) - t0 )) -lt $(( secs * 1000 )) ]; do
+		ok=0
+		"$@" || ok=$?
+		# alive after COMMAND returned: alive all through it
+		if alive "$p"; then
+			[ "$ok" -eq 0 ] || { echo "'$*' is false while $p lives"; return 1; }
+			seen=$((seen + 1))
+		fi
+		sleep 0.2
+	done
+	ms=$(( $(now_ms) - t0 ))
+	gone "$p" && [ "$seen" -ge 2 ]
+}
+
+# lines FILE N: FILE has N lines
+lines() { [ "$(cat "$1" 2>/dev/null | wc -l)" -eq "$2" ]; }
