@@ -337,11 +337,12 @@ static void reap_all(void)
 
 static _Noreturn void guard(pid_t worker, const sigset_t *forward)
 {
-	/* a warning written to a closed stderr must not kill the guardian */
+	/* a warning written to a closed stderr must not kill the guardian
+	 * (these cannot fail with a valid signal) */
 	struct sigaction ign = { .sa_handler = SIG_IGN };
-	sigaction(SIGPIPE, &ign, NULL);
+	(void)sigaction(SIGPIPE, &ign, NULL);
 	sigset_t wake = *forward;
-	sigaddset(&wake, SIGCHLD);
+	(void)sigaddset(&wake, SIGCHLD);
 	int st = W_EXITCODE(EX_SOFTWARE, 0);
 	for (bool gone = false; !gone;) {
 		int sig = sigwaitinfo(&wake, NULL);
@@ -350,8 +351,11 @@ static _Noreturn void guard(pid_t worker, const sigset_t *forward)
 			continue;
 		}
 		pid_t w;
-		while ((w = waitpid(-1, &st, WNOHANG)) > 0 && w != worker)
+		int wst;
+		while ((w = waitpid(-1, &wst, WNOHANG)) > 0 && w != worker)
 			;           /* an orphan of the worker's tree, if any */
+		if (w == worker)
+			st = wst;
 		gone = w == worker || (w < 0 && errno == ECHILD);
 	}
 	reap_all();
@@ -394,9 +398,10 @@ int sw_guard_start(struct sw_guard *g, const sigset_t *forward, sigset_t *old)
 	    /* the worker's orphans come to the guardian once the worker is gone */
 	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		return -1;
-	/* what stdio holds now would be written twice */
-	fflush(stdout);
-	fflush(stderr);
+	/* what stdio holds now would be written twice; a failure to write it
+	 * shows again when the worker flushes at exit */
+	(void)fflush(stdout);
+	(void)fflush(stderr);
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -416,5 +421,5 @@ bool sw_guard_lost(const struct sw_guard *g)
 void sw_guard_sigdefault(const struct sw_guard *g, sigset_t *set)
 {
 	if (!g->ttou_ignored)
-		sigaddset(set, SIGTTOU);
+		(void)sigaddset(set, SIGTTOU);     /* cannot fail: a valid signal */
 }

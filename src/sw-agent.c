@@ -66,7 +66,7 @@ static const char usage[] =
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
-"      unavailable, 74 I/O error, 75 nothing to claim (--once);\n"
+"      unavailable, 70 internal error, 74 I/O error, 75 nothing to claim (--once);\n"
 "      run --once passes COMMAND's exit status through (128+N: killed by signal N);\n"
 "      run stopped by a second SIGTERM/SIGINT exits 128+N (a third SIGKILLs)\n";
 
@@ -1764,7 +1764,7 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	sigaddset(&fwd, SIGINT);
 	sigaddset(&fwd, SIGHUP);
 	if (sw_guard_start(&r.g, &fwd, NULL) < 0)
-		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(errno));
+		sw_die(EX_SOFTWARE, "starting the guardian process: %s", strerror(errno));
 	json_t *hw = sw_agent_hw();
 	if (o->id)
 		snprintf(r.id, sizeof r.id, "%s", o->id);

@@ -55,7 +55,8 @@ static const char usage[] =
 "\n"
 "environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR\n"
 "exit: 0 ok, 1 not held / stale token / no such lease, 64 usage, 65 bad data,\n"
-"      69 workspace unavailable, 74 I/O error, 75 held by another / timed out / lost\n";
+"      69 workspace unavailable, 71 system error, 74 I/O error,\n"
+"      75 held by another / timed out / lost; run: else COMMAND's status\n";
 
 enum { O_TTL = SW_OPT_FIRST_FREE, O_OWNER, O_WAIT, O_TOKEN };
 
