@@ -478,7 +478,7 @@ static void run_signal(struct runstate *r, const struct opts *o, int sig)
 		return;
 	}
 	if (!r->exited)
-		kill(r->pid, sig);      /* the command decides what it means */
+		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
 }
 
 /* Until the next thing to do: a renewal, the stop deadline, a SIGKILL,
