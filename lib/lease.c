@@ -69,9 +69,18 @@ bool sw_lease_token_parse(const char *s, uint64_t *token)
 	return parse_u64(s, token) && *token > 0 && *token <= (uint64_t)INT64_MAX;
 }
 
+/* Sequence numbers stop at INT64_MAX: they are JSON integers in a version. */
 static bool vname_parse(const char *name, uint64_t *seq)
 {
-	return name[0] == 'v' && name[1] == '.' && strlen(name) == 22 && parse_u64(name + 2, seq);
+	return name[0] == 'v' && name[1] == '.' && strlen(name) == 22 && parse_u64(name + 2, seq) &&
+	       *seq <= (uint64_t)INT64_MAX;
+}
+
+/* t + d for a time and a duration, both at least 0, without overflow:
+ * a version file can say any time at all. */
+static int64_t add_sat(int64_t t, int64_t d)
+{
+	return t > INT64_MAX - d ? INT64_MAX : t + d;
 }
 
 const char *sw_lease_state_name(enum sw_lease_state s)
@@ -86,7 +95,7 @@ const char *sw_lease_state_name(enum sw_lease_state s)
 
 static void set_state(const struct sw_ws *ws, struct sw_lease *l, int64_t now)
 {
-	l->takeable_ns = l->expires_ns + ws->skew_ns;
+	l->takeable_ns = add_sat(l->expires_ns, ws->skew_ns);
 	if (l->seq == 0)
 		l->state = SW_LEASE_FREE;
 	else if (l->released)
@@ -116,38 +125,100 @@ static json_t *ver_json(const struct ver *v)
 	return j;
 }
 
+/* A string member of at most max bytes, with no NUL in it; NULL if not. */
+static const char *member_str(const json_t *j, const char *key, size_t max)
+{
+	const json_t *v = json_object_get(j, key);
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	return s && n <= max && strlen(s) == n ? s : NULL;
+}
+
+/* An integer member in [lo, hi], or dflt when it is absent; false when it
+ * is there but not such an integer. */
+static bool member_int(const json_t *j, const char *key, int64_t lo, int64_t hi, int64_t dflt,
+		       int64_t *out)
+{
+	const json_t *v = json_object_get(j, key);
+	if (!v) {
+		*out = dflt;
+		return true;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return false;
+	*out = (int64_t)json_integer_value(v);
+	return true;
+}
+
+static bool vid_ok(const char *vid)
+{
+	if (!vid || !*vid)
+		return false;
+	for (const char *p = vid; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+			return false;
+	return true;
+}
+
+static int version_fields(const json_t *j, uint64_t seq, struct sw_lease *out, char vid[33])
+{
+	const char *name = member_str(j, "name", SW_NAME_MAX), *owner = member_str(j, "owner", SW_LEASE_OWNER_MAX);
+	const char *state = member_str(j, "state", 16), *id = member_str(j, "vid", 32);
+	int64_t token, jseq, ttl_ms, acq, ren, exp, rel;
+	if (!json_is_object(j) || !name || sw_name_problem(name) || !owner || sw_name_problem(owner) ||
+	    !state ||
+	    (strcmp(state, "held") && strcmp(state, "released")) || !vid_ok(id) ||
+	    !json_object_get(j, "seq") || !member_int(j, "seq", 1, INT64_MAX, 0, &jseq) ||
+	    (uint64_t)jseq != seq || !json_object_get(j, "token") ||
+	    !member_int(j, "token", 1, INT64_MAX, 0, &token) ||
+	    !member_int(j, "ttl_ms", 0, SW_DURATION_MAX_NS / 1000000, 0, &ttl_ms) ||
+	    !member_int(j, "acquired_at_unix_ns", 0, INT64_MAX, 0, &acq) ||
+	    !member_int(j, "renewed_at_unix_ns", 0, INT64_MAX, 0, &ren) ||
+	    !member_int(j, "expires_at_unix_ns", 0, INT64_MAX, 0, &exp) ||
+	    !member_int(j, "released_at_unix_ns", 0, INT64_MAX, 0, &rel))
+		return -1;
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", name);
+	snprintf(out->owner, sizeof out->owner, "%s", owner);
+	snprintf(vid, 33, "%s", id);
+	out->seq = seq;
+	out->token = (uint64_t)token;
+	out->released = !strcmp(state, "released");
+	out->acquired_ns = acq;
+	out->renewed_ns = ren;
+	out->expires_ns = exp;
+	out->released_ns = rel;
+	out->ttl_ns = ttl_ms * 1000000;
+	return 0;
+}
+
+int sw_lease_version_parse(const char *buf, size_t len, uint64_t seq, struct sw_lease *out, char vid[33])
+{
+	/* no JSON_ALLOW_NUL: a string with a NUL in it is not a version */
+	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!j)
+		return -1;
+	int rc = version_fields(j, seq, out, vid);
+	json_decref(j);
+	return rc;
+}
+
 /* 0, or -1 with errno (ENOENT: no such version; EBADMSG: not ours). */
 static int ver_read(int dfd, uint64_t seq, struct ver *v)
 {
-	char fn[VNAME_LEN];
+	char fn[VNAME_LEN], *buf;
+	size_t len;
 	vname(fn, seq);
-	json_t *j = sw_json_read(dfd, fn, VERSION_MAX);
-	if (!j)
-		return -1;
-	const char *name = sw_json_str(j, "name"), *owner = sw_json_str(j, "owner");
-	const char *state = sw_json_str(j, "state"), *vid = sw_json_str(j, "vid");
-	int64_t token = sw_json_int(j, "token", -1);
-	if (!name || !owner || !state || !vid || token < 1 ||
-	    strlen(name) > SW_NAME_MAX || strlen(owner) > SW_LEASE_OWNER_MAX || strlen(vid) > 32 ||
-	    (uint64_t)sw_json_int(j, "seq", -1) != seq) {
-		json_decref(j);
-		errno = EBADMSG;
+	if (sw_read_file(dfd, fn, &buf, &len, VERSION_MAX) < 0) {
+		if (errno == EFBIG)
+			errno = EBADMSG;    /* too big to be a version: damaged */
 		return -1;
 	}
-	memset(v, 0, sizeof *v);
-	snprintf(v->l.name, sizeof v->l.name, "%s", name);
-	snprintf(v->l.owner, sizeof v->l.owner, "%s", owner);
-	snprintf(v->vid, sizeof v->vid, "%s", vid);
-	v->l.seq = seq;
-	v->l.token = (uint64_t)token;
-	v->l.released = !strcmp(state, "released");
-	v->l.acquired_ns = sw_json_int(j, "acquired_at_unix_ns", 0);
-	v->l.renewed_ns = sw_json_int(j, "renewed_at_unix_ns", 0);
-	v->l.expires_ns = sw_json_int(j, "expires_at_unix_ns", 0);
-	v->l.released_ns = sw_json_int(j, "released_at_unix_ns", 0);
-	v->l.ttl_ns = sw_json_int(j, "ttl_ms", 0) * 1000000;
-	json_decref(j);
-	return 0;
+	int rc = sw_lease_version_parse(buf, len, seq, &v->l, v->vid);
+	free(buf);
+	if (rc < 0)
+		errno = EBADMSG;
+	return rc;
 }
 
 /* The highest seq in a directory listing (a hint: listings can be cached
@@ -185,84 +256,120 @@ static uint64_t head_hint(int dfd)
 	return s;
 }
 
-/* A version file that cannot be read (a power loss under SW_SYNC=normal
- * can leave a renewal's or a release's file empty: only grants are
- * flushed) stands for what it most likely was, a renewal by the holder of
- * prev: held until its write time plus prev's TTL, whatever prev said.  So
- * a damaged file blocks the lease no longer than a renewal would, and no
- * token is given twice.  0, or -1 with errno. */
+/* A version file that cannot be read (a power loss can leave a version
+ * empty: under SW_SYNC=off any, under normal a renewal or a release)
+ * stands for the worst it may have been: a grant, of the token after
+ * prev's, to an unknown owner whose host went down with the data, held one
+ * TTL (prev's: the only one known) from the file's write time.  So no token
+ * is ever given twice, and a damaged file blocks the lease for one TTL at
+ * most.  0, or -1 with errno. */
 #define VID_DAMAGED "-"
 static int ver_damaged(int dfd, uint64_t seq, const struct ver *prev, struct ver *v)
 {
 	char fn[VNAME_LEN];
 	struct stat st;
 	vname(fn, seq);
+	if (prev->l.token >= (uint64_t)INT64_MAX) {
+		errno = EBADMSG;
+		return -1;
+	}
 	if (fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
-	int64_t written = (int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec;
+	int64_t written = st.st_mtim.tv_sec < 0 ? 0 :
+		st.st_mtim.tv_sec >= INT64_MAX / SW_NS_PER_SEC ? INT64_MAX :
+		(int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec;
 	*v = *prev;
 	v->l.seq = seq;
+	v->l.token = prev->l.token + 1;
+	snprintf(v->l.owner, sizeof v->l.owner, SW_LEASE_OWNER_UNKNOWN);
 	v->l.released = false;
-	v->l.renewed_ns = written;
-	if (written + prev->l.ttl_ns > v->l.expires_ns)
-		v->l.expires_ns = written + prev->l.ttl_ns;
+	v->l.released_ns = 0;
+	v->l.acquired_ns = v->l.renewed_ns = written;
+	v->l.expires_ns = add_sat(written, prev->l.ttl_ns);
 	snprintf(v->vid, sizeof v->vid, "%s", VID_DAMAGED);
 	return 0;
 }
 
+static bool ver_exists(int dfd, uint64_t seq)
+{
+	char fn[VNAME_LEN];
+	vname(fn, seq);
+	return faccessat(dfd, fn, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+enum { FOUND, AGAIN, BAD = -1 };
+
+/* Where to start looking: the head hint (a damaged hinted version is
+ * read from the good one before it), else the listing.  *have says
+ * whether cur holds v.*m; with no version at all, *m is 0.  FOUND, AGAIN
+ * (a version vanished under us) or BAD with errno. */
+static int start_point(int dfd, struct ver *cur, uint64_t *m, bool *have)
+{
+	*have = false;
+	*m = head_hint(dfd);
+	for (int back = 0; *m > 0 && back < KEEP; back++, --*m) {
+		if (ver_read(dfd, *m, cur) == 0) {
+			*have = true;
+			return FOUND;
+		}
+		if (errno == ENOENT)
+			break;
+		if (errno != EBADMSG)
+			return BAD;
+	}
+	if (listing_max(dfd, m) < 0)
+		return BAD;
+	if (*m == 0) {
+		memset(cur, 0, sizeof *cur);
+		return FOUND;
+	}
+	if (ver_read(dfd, *m, cur) == 0) {
+		*have = true;
+		return FOUND;
+	}
+	return errno == ENOENT ? AGAIN : BAD;
+}
+
+/* Steps from v.*m to v.*m+1 while it exists (a damaged one read as
+ * ver_damaged says).  Lookups by name go to the server; only the absence
+ * of v.S+1 makes v.S the newest, and only while v.S is still there:
+ * deletion goes lowest first, so a v.S+1 deleted while this process
+ * stalled took v.S with it.  FOUND, AGAIN or BAD with errno and *m the
+ * version that could not be read. */
+static int walk_forward(int dfd, struct ver *cur, uint64_t *m, bool have)
+{
+	struct ver next;
+	for (;;) {
+		if (ver_read(dfd, *m + 1, &next) < 0) {
+			if (errno == ENOENT)
+				return !have || ver_exists(dfd, *m) ? FOUND : AGAIN;
+			if (errno != EBADMSG || !have || ver_damaged(dfd, *m + 1, cur, &next) < 0) {
+				++*m;
+				return BAD;
+			}
+		}
+		*cur = next;
+		have = true;
+		++*m;
+	}
+}
+
 /* The newest version: start at the head hint (or the listing), then step
- * forward by name while the next version exists.  Lookups by name go to
- * the server; only the absence of v.S+1 makes v.S the newest. */
+ * forward by name while the next version exists. */
 static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
-		uint64_t m = head_hint(dfd);
-		bool have = false;
-		/* a damaged hinted version is read from the good one before it */
-		for (int back = 0; m > 0 && back < KEEP; back++, m--) {
-			if (ver_read(dfd, m, cur) == 0) {
-				have = true;
-				break;
-			}
-			if (errno != EBADMSG) {
-				if (errno != ENOENT)
-					goto bad;
-				break;
-			}
+		uint64_t m;
+		bool have;
+		int rc = start_point(dfd, cur, &m, &have);
+		if (rc == FOUND)
+			rc = walk_forward(dfd, cur, &m, have);
+		if (rc == FOUND)
+			return 0;
+		if (rc == AGAIN) {
+			sw_sleep_ns(5000000);
+			continue;
 		}
-		if (!have) {
-			if (listing_max(dfd, &m) < 0)
-				goto bad;
-			if (m > 0) {
-				if (ver_read(dfd, m, cur) == 0)
-					have = true;
-				else if (errno != ENOENT)
-					goto bad;
-				else {          /* deleted under us: look again */
-					sw_sleep_ns(5000000);
-					continue;
-				}
-			}
-		}
-		if (!have) {
-			memset(cur, 0, sizeof *cur);
-			m = 0;
-		}
-		struct ver next;
-		for (;;) {
-			if (ver_read(dfd, m + 1, &next) < 0) {
-				if (errno == ENOENT)
-					return 0;
-				if (errno != EBADMSG || !have || ver_damaged(dfd, m + 1, cur, &next) < 0) {
-					m++;   /* the one that could not be read */
-					goto bad;
-				}
-			}
-			*cur = next;
-			have = true;
-			m++;
-		}
-	bad:
 		if (errno == EBADMSG) {
 			snprintf(err, SW_LEASE_ERRLEN, "version file near v.%llu is not a lease version",
 				 (unsigned long long)m);
@@ -273,13 +380,6 @@ static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
 	}
 	snprintf(err, SW_LEASE_ERRLEN, "lease versions keep vanishing; try again");
 	return EX_TEMPFAIL;
-}
-
-static bool ver_exists(int dfd, uint64_t seq)
-{
-	char fn[VNAME_LEN];
-	vname(fn, seq);
-	return faccessat(dfd, fn, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* Temporary files of writers that crashed between writing and linking;
@@ -326,6 +426,10 @@ static void cleanup(int dfd, uint64_t seq)
 static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, struct ver *next,
 		      char err[SW_LEASE_ERRLEN])
 {
+	if (cur->l.seq >= (uint64_t)INT64_MAX) {
+		snprintf(err, SW_LEASE_ERRLEN, "lease versions used up at v.%llu", (unsigned long long)cur->l.seq);
+		return EX_DATAERR;
+	}
 	next->l.seq = cur->l.seq + 1;
 	sw_rand_hex(next->vid, 16);
 	json_t *j = ver_json(next);
@@ -433,6 +537,22 @@ int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out
 	return 0;
 }
 
+/* A version in place is only as good as the time it is told: a writer
+ * stalled anywhere after reading the clock (before, in or after the link,
+ * the vid re-read, the head hint, the cleanup) may be past the expiry it
+ * wrote, and another holder may have the lease by now.  So success is
+ * reported only while the lease written is still valid by this clock. */
+static bool still_valid(const struct ver *v, char err[SW_LEASE_ERRLEN])
+{
+	if (sw_now_ns() < v->l.expires_ns)
+		return true;
+	char t[SW_TIME_LEN];
+	sw_fmt_time(v->l.expires_ns, t);
+	snprintf(err, SW_LEASE_ERRLEN, "token %llu's lease on '%s' expired at %s, before this process "
+		 "could say so (was it stopped?)", (unsigned long long)v->l.token, v->l.name, t);
+	return false;
+}
+
 static void held_msg(char err[SW_LEASE_ERRLEN], const struct sw_lease *l)
 {
 	char t[SW_TIME_LEN];
@@ -454,10 +574,15 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 		/* now is read after the newest version: a release seen here
 		 * happened before this acquisition's start */
 		int64_t now = sw_now_ns();
-		if (cur.l.seq > 0 && !cur.l.released && now < cur.l.expires_ns + ws->skew_ns) {
+		if (cur.l.seq > 0 && !cur.l.released && now < add_sat(cur.l.expires_ns, ws->skew_ns)) {
 			fill_out(ws, name, &cur, out, now);
 			held_msg(err, out);
 			rc = EX_TEMPFAIL;
+			break;
+		}
+		if (cur.l.token >= (uint64_t)INT64_MAX) {
+			snprintf(err, SW_LEASE_ERRLEN, "'%s' has used up its fencing tokens", name);
+			rc = EX_DATAERR;
 			break;
 		}
 		memset(&next, 0, sizeof next);
@@ -473,6 +598,8 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
 			continue;
 		}
+		if (rc == 0 && !still_valid(&next, err))
+			rc = EX_TEMPFAIL;
 		if (rc == 0)
 			fill_out(ws, name, &next, out, now);
 		break;
@@ -536,6 +663,8 @@ int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
 			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
 			continue;
 		}
+		if (rc == 0 && !still_valid(&next, err))
+			rc = SW_EX_FALSE;
 		if (rc == 0)
 			fill_out(ws, name, &next, out, now);
 		break;

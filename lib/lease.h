@@ -26,6 +26,8 @@ enum sw_lease_state {
 };
 
 #define SW_LEASE_OWNER_MAX 200
+/* The owner of a version that could not be read (see sw-lease(1)). */
+#define SW_LEASE_OWNER_UNKNOWN "?"
 
 struct sw_lease {
 	char name[SW_NAME_MAX + 1];
@@ -73,6 +75,13 @@ const char *sw_lease_state_name(enum sw_lease_state s);
 /* The output object: name, state, owner, token, acquired_at, renewed_at,
  * expires_at, released_at or takeable_at (each with _unix_ns), ttl_ms. */
 json_t *sw_lease_json(const struct sw_lease *l);
+/* Parses the len bytes of version file v.<seq> (any bytes at all: they
+ * come from the workspace) into out (state left FREE) and its vid: 0, or
+ * -1 when they are not a lease version of that seq: strings bounded and
+ * valid names, integers in range, times and TTL that cannot overflow the
+ * arithmetic done on them. */
+int sw_lease_version_parse(const char *buf, size_t len, uint64_t seq, struct sw_lease *out,
+			   char vid[33]);
 /* Decimal token 1..2^64-1 ("0", signs, spaces refused). */
 bool sw_lease_token_parse(const char *s, uint64_t *token);
 #endif

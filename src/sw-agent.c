@@ -8,6 +8,7 @@
 #include "id.h"
 #include "json.h"
 #include "opt.h"
+#include "proc.h"
 #include "queue.h"
 #include "span.h"
 #include "ws.h"
@@ -42,7 +43,8 @@ static const char usage[] =
 "                       claims back to pending\n"
 "  run [options] -- COMMAND [ARGS...]\n"
 "                       register, then claim items and run COMMAND for each, the\n"
-"                       payload on its stdin, renewing the claim while it runs\n"
+"                       payload on its stdin, renewing the claim until it and\n"
+"                       every process it started have exited\n"
 "      -q, --queue Q      queue (default $SW_QUEUE, else \"default\")\n"
 "      --roles R,...      claim only items of these roles (and record them)\n"
 "      -j, --jobs N       up to N items at once (default 1)\n"
@@ -64,7 +66,7 @@ static const char usage[] =
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
-"      unavailable, 74 I/O error, 75 nothing to claim (--once);\n"
+"      unavailable, 70 internal error, 74 I/O error, 75 nothing to claim (--once);\n"
 "      run --once passes COMMAND's exit status through (128+N: killed by signal N);\n"
 "      run stopped by a second SIGTERM/SIGINT exits 128+N (a third SIGKILLs)\n";
 
@@ -447,8 +449,12 @@ struct slot {
 	char err[2 * ERR_TAIL];
 	size_t errlen;
 	int64_t ttl_ns, renew_at, started_ns, kill_at;
-	bool exited;
-	const char *abandoned;    /* "released" or "lost": no outcome to report */
+	bool exited;              /* the command has been reaped: status says how */
+	bool group_gone;          /* its process group is empty: its id may be reused */
+	bool killed;              /* SIGKILL sent, and sent again to what is left */
+	/* "released" (told to the queue once the tree is gone) or "lost" (the
+	 * claim is someone else's): the command's own outcome is not reported */
+	const char *abandoned;
 	int status;
 	struct sw_span sp;
 };
@@ -476,7 +482,12 @@ struct run {
 	json_t *rec;
 	int64_t agent_ttl_ns;
 	struct slot *slots;
-	struct slot *fin;         /* exited, outcome not yet told */
+	struct slot *fin;         /* tree gone, outcome not yet told */
+	struct slot **pick;       /* scratch: the slots one signal goes to */
+	struct sw_guard g;
+	bool orphaned;            /* the guardian was killed */
+	bool stray_warned;        /* about a process that is no item's */
+	int64_t next_check;       /* look at trees that outlived their command */
 	int running;
 	int sfd;
 	struct waiter w;
@@ -742,6 +753,7 @@ static int spawn_child(struct run *r, struct slot *s)
 	sigemptyset(&dfl);
 	sigaddset(&dfl, SIGPIPE); sigaddset(&dfl, SIGHUP); sigaddset(&dfl, SIGTERM);
 	sigaddset(&dfl, SIGINT); sigaddset(&dfl, SIGCHLD);
+	sw_guard_sigdefault(&r->g, &dfl);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
@@ -764,6 +776,10 @@ static int spawn_child(struct run *r, struct slot *s)
 		errno = rc;
 		return -1;
 	}
+	/* a lingering item's group had this id: it is empty, then */
+	for (int i = 0; i < r->o->jobs; i++)
+		if (r->slots[i].pid == pid)
+			r->slots[i].group_gone = true;
 	s->pid = pid;
 	s->fin = pin[1];
 	s->fout = pout[0];
@@ -950,7 +966,8 @@ static int exit_code_of(int st)
 	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
 
-/* The child has exited and its pipes are drained: tell the queue. */
+/* The command and all of its tree have exited, its pipes are drained:
+ * tell the queue. */
 static void finish_item(struct run *r, struct slot *s)
 {
 	int code = exit_code_of(s->status);
@@ -958,7 +975,10 @@ static void finish_item(struct run *r, struct slot *s)
 	int rc = 0;
 	const char *state = "lost";
 	char err[3 * ERR_TAIL + 64] = "";   /* U+FFFD takes 3 bytes */
-	if (s->abandoned) {
+	if (s->abandoned && !strcmp(s->abandoned, "released")) {
+		rc = sw_queue_release(&r->q, s->id, s->token, &out);
+		state = "released";
+	} else if (s->abandoned) {
 		state = s->abandoned;
 	} else if (WIFEXITED(s->status) && code == 0) {
 		size_t have = json_dumpb(s->item, NULL, 0, JSON_COMPACT);
@@ -1155,19 +1175,173 @@ static void claim_some(struct run *r)
 		r->next_poll = INT64_MAX;
 }
 
-/* ---- renewals, heartbeats, stopping --------------------------------- */
+/* ---- process trees ------------------------------------------------------ */
+/* An item's tree is its command's process group plus the processes
+ * reparented to this agent (a child subreaper) that are its: in its group,
+ * or with its SW_ITEM_ID and SW_ITEM_TOKEN in their environment.  Its
+ * claim is held, and renewed, until nothing of the tree runs; only then is
+ * its outcome told and its slot reused. */
 
-static void kill_slot(struct slot *s, int sig)
+/* The slot still holds its claim: running, lingering, or stopping to be
+ * released. */
+static bool holds_claim(const struct slot *s)
 {
-	if (s->pid > 0 && !s->exited)
-		kill(-s->pid, sig);
+	return s->pid && (!s->abandoned || !strcmp(s->abandoned, "released"));
 }
+
+/* Whether s's process group has members.  An empty one is never
+ * signalled again: its id may be reused. */
+static bool group_alive(struct slot *s)
+{
+	if (s->group_gone)
+		return false;
+	if (kill(-s->pid, 0) == 0 || errno != ESRCH)
+		return true;    /* EPERM: a member became another user's */
+	s->group_gone = true;
+	return false;
+}
+
+static struct slot *command_slot(struct run *r, pid_t pid)
+{
+	for (int i = 0; i < r->o->jobs; i++)
+		if (r->slots[i].pid == pid && !r->slots[i].exited)
+			return &r->slots[i];
+	return NULL;
+}
+
+/* The slot whose environment a process carries. */
+static struct slot *slot_by_environ(struct run *r, pid_t pid)
+{
+	static const char *const names[] = { "SW_ITEM_ID", "SW_ITEM_TOKEN" };
+	char id[SW_NAME_MAX + 1], tok[SW_NAME_MAX + 1];
+	char *vals[] = { id, tok };
+	if (sw_proc_environ_get(pid, 2, names, vals, sizeof id) != 2)
+		return NULL;
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		char t[24];
+		snprintf(t, sizeof t, "%llu", (unsigned long long)s->token);
+		if (s->pid && !strcmp(s->id, id) && !strcmp(t, tok))
+			return s;
+	}
+	return NULL;
+}
+
+/* The slot a child of ours belongs to: its command's, or the one whose
+ * group it is in or whose item its environment names.  NULL for one that
+ * is exiting (it is reaped next) or that is no item's: left alone, warned
+ * about once. */
+static struct slot *owner_of(struct run *r, pid_t pid)
+{
+	struct slot *s = command_slot(r, pid);
+	struct sw_proc p;
+	if (s || sw_proc_stat(pid, &p) < 0 || p.state == 'Z')
+		return s;
+	for (int i = 0; i < r->o->jobs; i++)
+		if (r->slots[i].pid && !r->slots[i].group_gone && p.pgid == r->slots[i].pid)
+			return &r->slots[i];
+	if ((s = slot_by_environ(r, pid)))
+		return s;
+	if (!r->stray_warned) {
+		sw_warn("process %ld left its item's process group and environment: "
+			"it cannot be told whose it is, and is left alone", (long)pid);
+		r->stray_warned = true;
+	}
+	return NULL;
+}
+
+static bool picked(struct slot *const *t, size_t n, const struct slot *s)
+{
+	for (size_t k = 0; k < n; k++)
+		if (t[k] == s)
+			return true;
+	return false;
+}
+
+static int by_top(const void *a, const void *b)
+{
+	pid_t x = ((const struct sw_proc *)a)->top, y = ((const struct sw_proc *)b)->top;
+	return x < y ? -1 : x > y;
+}
+
+/* The descendants of ours that belong to the slots in t and are not in
+ * their process groups (which are signalled as a whole): each child of
+ * ours is attributed once, for all the processes below it. */
+static size_t tree_members(struct run *r, struct slot *const *t, size_t n, struct sw_proc *ps, size_t np)
+{
+	qsort(ps, np, sizeof *ps, by_top);
+	size_t keep = 0;
+	struct slot *owner = NULL;
+	for (size_t i = 0; i < np; i++) {
+		if (i == 0 || ps[i].top != ps[i - 1].top)
+			owner = owner_of(r, ps[i].top);
+		if (owner && picked(t, n, owner) && (owner->group_gone || ps[i].pgid != owner->pid))
+			ps[keep++] = ps[i];
+	}
+	return keep;
+}
+
+/* Sends sig to the trees of the n slots in t: their process groups first
+ * (at once: the walk of /proc takes a while), then every other process of
+ * theirs.  A stopped process is woken to act on anything but SIGKILL. */
+static void signal_trees(struct run *r, struct slot *const *t, size_t n, int sig)
+{
+	if (!n)
+		return;
+	for (size_t k = 0; k < n; k++) {
+		if (group_alive(t[k]))
+			(void)kill(-t[k]->pid, sig);   /* ESRCH: emptied meanwhile */
+		t[k]->killed |= sig == SIGKILL;
+	}
+	struct sw_proc *ps = NULL;
+	size_t np = 0;
+	if (sw_proc_descendants(&ps, &np) < 0)
+		sw_warn("listing the commands' processes: %s", strerror(errno));
+	np = tree_members(r, t, n, ps, np);
+	sw_proc_kill(0, ps, np, sig);
+	if (sig != SIGKILL) {
+		for (size_t k = 0; k < n; k++)
+			if (group_alive(t[k]))
+				(void)kill(-t[k]->pid, SIGCONT);
+		sw_proc_kill(0, ps, np, SIGCONT);
+	}
+	free(ps);
+}
+
+/* SIGTERM now, SIGKILL after the kill delay, to the slots not stopping yet. */
+static void stop_trees(struct run *r, struct slot *const *t, size_t n, int64_t now)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (t[i]->kill_at)
+			continue;
+		t[i]->kill_at = now + KILL_AFTER_NS;
+		r->pick[k++] = t[i];
+	}
+	signal_trees(r, r->pick, k, SIGTERM);
+}
+
+/* SIGKILL to every tree, now. */
+static void kill_all(struct run *r)
+{
+	size_t n = 0;
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		if (s->pid) {
+			s->kill_at = INT64_MAX;
+			r->pick[n++] = s;
+		}
+	}
+	signal_trees(r, r->pick, n, SIGKILL);
+}
+
+/* ---- renewals, heartbeats, stopping --------------------------------- */
 
 static void renew_due(struct run *r, int64_t now)
 {
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
-		if (!s->pid || s->exited || s->abandoned || now < s->renew_at)
+		if (!holds_claim(s) || now < s->renew_at)
 			continue;
 		json_t *out = NULL;
 		int rc = sw_queue_renew(&r->q, s->id, s->token, s->ttl_ns, &out);
@@ -1179,8 +1353,7 @@ static void renew_due(struct run *r, int64_t now)
 			 * for nothing, so stop it */
 			sw_warn("item %s: %s; stopping its command", s->id, r->q.err);
 			s->abandoned = "lost";
-			s->kill_at = now + KILL_AFTER_NS;
-			kill_slot(s, SIGTERM);
+			stop_trees(r, &s, 1, now);
 		} else {
 			sw_warn("item %s: %s", s->id, r->q.err);
 			s->renew_at = now + SW_NS_PER_SEC;
@@ -1196,7 +1369,7 @@ static void record_claims(struct run *r, int64_t now)
 	json_t *a = json_array();
 	for (int i = 0; i < r->o->jobs; i++) {
 		const struct slot *s = &r->slots[i];
-		if (s->pid && !s->abandoned)
+		if (holds_claim(s))
 			json_array_append_new(a, json_pack("{s:s,s:s,s:I}", "queue", r->q.name, "id",
 							   s->id, "token", (json_int_t)s->token));
 	}
@@ -1223,28 +1396,51 @@ static void beat(struct run *r, int64_t now)
 	sw_warn("heartbeat: %s", strerror(errno));
 }
 
-/* Gives every running item back and stops its command. */
+/* Stops every running item's tree, and gives the item back once the tree
+ * is gone. */
 static void release_all(struct run *r, int64_t now)
 {
+	size_t n = 0;
+	struct slot **t = calloc((size_t)r->o->jobs, sizeof *t);
+	if (!t)
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
-		if (!s->pid || s->exited)
+		if (!s->pid)
 			continue;
-		if (!s->abandoned) {
-			if (sw_queue_release(&r->q, s->id, s->token, NULL))
-				sw_warn("item %s: %s", s->id, r->q.err);
+		if (!s->abandoned)
 			s->abandoned = "released";
-		}
-		if (!s->kill_at) {
-			s->kill_at = now + KILL_AFTER_NS;
-			kill_slot(s, SIGTERM);
-		}
+		t[n++] = s;
 	}
+	stop_trees(r, t, n, now);
+	free(t);
+}
+
+/* The guardian (the process the user started) was SIGKILLed: whoever did
+ * it wants the agent gone, and nothing passes signals on now. */
+static void guardian_gone(struct run *r)
+{
+	if (r->orphaned)
+		return;
+	r->orphaned = true;
+	sw_warn("process %ld was killed; killing the commands and releasing their items",
+		(long)r->g.guardian);
+	r->draining = r->forced = true;
+	r->exit_code = 128 + SIGKILL;
+	for (int i = 0; i < r->o->jobs; i++)
+		if (r->slots[i].pid && !r->slots[i].abandoned)
+			r->slots[i].abandoned = "released";
+	kill_all(r);
 }
 
 static void on_signal(struct run *r, int sig, int64_t now)
 {
-	if (sig == SIGCHLD || sig == SIGHUP)
+	if (sig == r->g.sig) {
+		if (sw_guard_lost(&r->g))
+			guardian_gone(r);
+		return;
+	}
+	if (sig == SIGCHLD || sig == SIGHUP || r->orphaned)
 		return;
 	if (!r->draining) {
 		r->draining = true;
@@ -1254,9 +1450,7 @@ static void on_signal(struct run *r, int sig, int64_t now)
 	}
 	if (r->forced && r->exit_code >= 128) {
 		/* a third signal: the commands that ignored SIGTERM go now */
-		for (int i = 0; i < r->o->jobs; i++)
-			if (r->slots[i].pid && !r->slots[i].exited)
-				kill_slot(&r->slots[i], SIGKILL);
+		kill_all(r);
 		return;
 	}
 	r->forced = true;
@@ -1264,30 +1458,64 @@ static void on_signal(struct run *r, int sig, int64_t now)
 	release_all(r, now);
 }
 
-/* Collects exited commands.  Their slots are refilled before the queue
- * hears how they went: starting the next command first keeps the -j
- * slots busy while this process does the bookkeeping. */
-static void reap_children(struct run *r)
+/* Slots whose command has exited go to r->fin once nothing of their tree
+ * is left; the others linger, are looked at again on the next reap or
+ * check, and SIGKILLed again if they are being killed.  How many went. */
+static int settle(struct run *r, int64_t now)
 {
-	int st, nfin = 0;
-	pid_t pid;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (int i = 0; i < r->o->jobs; i++) {
-			struct slot *s = &r->slots[i];
-			if (s->pid != pid)
-				continue;
-			s->exited = true;
-			s->status = st;
-			/* what the command wrote before exiting is in the pipes;
-			 * a grandchild holding them open must not keep us waiting */
-			if (s->fout >= 0) read_out(s);
-			if (s->ferr >= 0) read_err(s);
-			r->fin[nfin++] = *s;
-			memset(s, 0, sizeof *s);
-			s->fin = s->fout = s->ferr = -1;
-			r->running--;
-		}
+	bool lingering = false;
+	for (int i = 0; i < r->o->jobs; i++)
+		lingering |= r->slots[i].pid && r->slots[i].exited;
+	r->next_check = INT64_MAX;
+	if (!lingering)
+		return 0;
+	pid_t *kids = NULL;
+	size_t nk = 0;
+	bool *busy = calloc((size_t)r->o->jobs, sizeof *busy);
+	if (!busy)
+		sw_die(EX_SOFTWARE, "out of memory");
+	if (sw_proc_children(&kids, &nk) < 0)
+		sw_warn("listing the commands' processes: %s", strerror(errno));
+	for (size_t k = 0; k < nk; k++) {
+		struct slot *s = owner_of(r, kids[k]);
+		if (s)
+			busy[s - r->slots] = true;
 	}
+	free(kids);
+	int nfin = 0;
+	size_t nkill = 0;
+	for (int i = 0; i < r->o->jobs; i++) {
+		struct slot *s = &r->slots[i];
+		if (!s->pid || !s->exited)
+			continue;
+		if (busy[i] || group_alive(s)) {
+			/* a tree being killed is watched closely: a dying
+			 * process may hand us orphans to kill */
+			int64_t again = now + (s->killed ? 100 : 1000) * INT64_C(1000000);
+			if (again < r->next_check)
+				r->next_check = again;
+			if (s->killed)
+				r->pick[nkill++] = s;
+			continue;
+		}
+		if (s->fout >= 0) read_out(s);
+		if (s->ferr >= 0) read_err(s);
+		r->fin[nfin++] = *s;
+		memset(s, 0, sizeof *s);
+		s->fin = s->fout = s->ferr = -1;
+		r->running--;
+	}
+	free(busy);
+	signal_trees(r, r->pick, nkill, SIGKILL);
+	return nfin;
+}
+
+/* Items whose whole tree is gone: their slots are refilled before the
+ * queue hears how they went, which keeps the -j slots busy while this
+ * process does the bookkeeping. */
+static void finish_settled(struct run *r)
+{
+	int nfin = settle(r, sw_now_ns());
 	if (!nfin)
 		return;
 	if (may_claim(r))
@@ -1296,6 +1524,29 @@ static void reap_children(struct run *r)
 		finish_item(r, &r->fin[i]);
 	/* a finished item may have let others through (`after`) */
 	r->want_claim = r->empty && free_slots(r) > 0;
+}
+
+/* Collects what has exited: a command (its slot then waits for the rest
+ * of its tree), or a process reparented to us, which may have been the
+ * last of some tree. */
+static void reap_children(struct run *r)
+{
+	int st;
+	pid_t pid;
+	bool any = false;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		any = true;
+		struct slot *s = command_slot(r, pid);
+		if (!s)
+			continue;
+		s->exited = true;
+		s->status = st;
+		/* what the command wrote before exiting is in the pipes */
+		if (s->fout >= 0) read_out(s);
+		if (s->ferr >= 0) read_err(s);
+	}
+	if (any)
+		finish_settled(r);
 }
 
 /* ---- progress ---------------------------------------------------------- */
@@ -1333,11 +1584,12 @@ static int64_t next_deadline(struct run *r, int64_t now)
 		struct slot *s = &r->slots[i];
 		if (!s->pid)
 			continue;
-		if (!s->abandoned)
+		if (holds_claim(s))
 			t = min64(t, s->renew_at);
 		if (s->kill_at)
 			t = min64(t, s->kill_at);
 	}
+	t = min64(t, r->next_check);
 	if (r->draining && !r->forced)
 		t = min64(t, r->drain_deadline);
 	if (r->o->idle_ns >= 0 && r->idle_since >= 0)
@@ -1362,13 +1614,17 @@ static void timers(struct run *r, int64_t now)
 {
 	renew_due(r, now);
 	beat(r, now);
+	size_t n = 0;
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
-		if (s->pid && s->kill_at && now >= s->kill_at && !s->exited) {
-			kill_slot(s, SIGKILL);
+		if (s->pid && s->kill_at && now >= s->kill_at) {
 			s->kill_at = INT64_MAX;
+			r->pick[n++] = s;
 		}
 	}
+	signal_trees(r, r->pick, n, SIGKILL);
+	if (now >= r->next_check)
+		finish_settled(r);
 	if (r->draining && !r->forced && now >= r->drain_deadline && r->running) {
 		r->forced = true;
 		release_all(r, now);
@@ -1481,6 +1737,7 @@ static void run_setup_signals(struct run *r)
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, r->g.sig);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		sw_die(EX_SOFTWARE, "sigprocmask: %s", strerror(errno));
 	r->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -1494,10 +1751,20 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 {
 	if (o->nargs < 1)
 		sw_usage_error("run needs a COMMAND (sw-agent run [options] -- COMMAND [ARGS...])");
-	struct run r = { .o = o, .ws = ws, .sp = sp, .sfd = -1, .idle_since = -1 };
+	struct run r = { .o = o, .ws = ws, .sp = sp, .sfd = -1, .idle_since = -1,
+			 .next_check = INT64_MAX };
 	int rc = sw_queue_open(&r.q, ws, o->queue, true);
 	if (rc)
 		sw_die(rc, "%s", r.q.err);
+	/* the one fork: from here on this is the worker, and the process the
+	 * user started passes signals on and cleans up if we are killed */
+	sigset_t fwd;
+	sigemptyset(&fwd);
+	sigaddset(&fwd, SIGTERM);
+	sigaddset(&fwd, SIGINT);
+	sigaddset(&fwd, SIGHUP);
+	if (sw_guard_start(&r.g, &fwd, NULL) < 0)
+		sw_die(EX_SOFTWARE, "starting the guardian process: %s", strerror(errno));
 	json_t *hw = sw_agent_hw();
 	if (o->id)
 		snprintf(r.id, sizeof r.id, "%s", o->id);
@@ -1508,6 +1775,7 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	r.agent_ttl_ns = o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS;
 	r.rec = make_record(o, r.id, hw, r.agent_ttl_ns);
 	json_decref(hw);
+	json_object_set_new(r.rec, "pid", json_integer(r.g.guardian));   /* the one the user sees */
 	json_object_set_new(r.rec, "queue", json_string(r.q.name));
 	json_object_set_new(r.rec, "jobs", json_integer(o->jobs));
 	json_t *cmd = json_array();
@@ -1517,7 +1785,8 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	put_record(ws, r.id, r.rec);
 	r.slots = calloc((size_t)o->jobs, sizeof *r.slots);
 	r.fin = calloc((size_t)o->jobs, sizeof *r.fin);
-	if (!r.slots || !r.fin)
+	r.pick = calloc((size_t)o->jobs, sizeof *r.pick);
+	if (!r.slots || !r.fin || !r.pick)
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (int i = 0; i < o->jobs; i++)
 		r.slots[i].fin = r.slots[i].fout = r.slots[i].ferr = -1;
@@ -1546,6 +1815,7 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	free(r.out);
 	free(r.slots);
 	free(r.fin);
+	free(r.pick);
 	free(r.env);
 	if (r.w.ifd >= 0) close(r.w.ifd);
 	close(r.sfd);

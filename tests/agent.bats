@@ -1,7 +1,11 @@
 #!/usr/bin/env bats
 # sw-agent: the registry (register, heartbeat, list, reap) and the worker
-# loop of `run` (payload on stdin, environment, outcomes, signals).
+# loop of `run` (payload on stdin, environment, outcomes, signals, and the
+# claim outliving each command's whole process tree).
 load helper
+load proc
+
+teardown() { untrack_all; }
 
 # items NAME...: adds each NAME as a string payload
 items() { printf '%s\n' "$@" | sw-claim add --lines --quiet; }
@@ -122,7 +126,9 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	for ((i = 0; i < 50; i++)); do
 		[ "$(sw-agent list | jq '.claims | length')" = 2 ] && break; sleep 0.1
 	done
-	kill -KILL "$pid"; wait "$pid" || true
+	# the agent dies without a word: the process that holds the claims
+	# (the one the agent started at once) is SIGKILLed
+	kill -KILL "$(pgrep -P "$pid" -x sw-agent)"; wait "$pid" || true
 	[ "$(count claimed)" = 2 ]
 	# 1 m on: the agent (ttl 30 s) is dead, its claims' 1 h leases are not
 	SW_CLOCK_OFFSET=1m run --separate-stderr sw-agent reap
@@ -470,4 +476,75 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	assert_output "[\"q1\",3,[\"sleep\",\"2\"],$pid]"
 	kill -TERM "$pid"
 	wait "$pid"
+}
+
+# ---- the claim outlives the command's whole process tree ---------------------
+
+claimed_is() { [ "$(count claimed)" = "$1" ]; }
+pending_is() { [ "$(count pending)" = "$1" ]; }
+
+@test "forced stop: a grandchild that ignores SIGTERM is SIGKILLed after the kill delay, and only then is the item released" {
+	cd "$BATS_TEST_TMPDIR"
+	items x
+	start_bg gc sw-agent run --quiet -- sh -c 'sh -c "trap \"\" TERM; echo \$\$ >gc; exec sleep 30" & wait'
+	kill -TERM "$pid"; sleep 0.1; kill -TERM "$pid"
+	while_alive "$gc" 10 claimed_is 1
+	echo "grandchild gone after $ms ms"
+	[ "$ms" -ge 4000 ]
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]
+	[ "$(count pending)" = 1 ]
+	[ "$(count claimed)" = 0 ]
+}
+
+@test "forced stop: a grandchild that called setsid gets the SIGTERM too, and the item is released only after it is gone" {
+	cd "$BATS_TEST_TMPDIR"
+	items x
+	# it takes a second to act on SIGTERM
+	start_bg gc sw-agent run --quiet -- sh -c '
+		setsid sh -c "trap \"sleep 1; exit\" TERM; echo \$\$ >gc; while :; do sleep 0.1; done" &
+		wait'
+	kill -TERM "$pid"; sleep 0.1; kill -TERM "$pid"
+	while_alive "$gc" 5 claimed_is 1
+	echo "grandchild gone after $ms ms"
+	[ "$ms" -lt 3000 ]      # it got SIGTERM, not the SIGKILL 5 s later
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]
+	[ "$(count pending)" = 1 ]
+}
+
+@test "a command that exits leaving a setsid grandchild: its item is done only when the grandchild exits, the claim renewed meanwhile" {
+	cd "$BATS_TEST_TMPDIR"
+	items x
+	# the grandchild carries the item's environment, which tells the agent
+	# whose it is once it has left the command's group
+	start_bg gc sw-agent run --once --ttl 1s -- sh -c '
+		setsid sh -c "echo \$\$ >gc; sleep 2.5; echo \$SW_ITEM_ID >done" </dev/null >/dev/null 2>&1 &
+		echo result'
+	sleep 1.8       # past the claim's 1 s lease
+	[ "$(count claimed)" = 1 ]
+	run --separate-stderr sw-agent reap
+	refute_output --partial claims_reaped
+	reap_job "$pid" 5
+	[ "$st" -eq 0 ]
+	[ -s done ]
+	[ "$(count done)" = 1 ]
+	[ "$(sw-claim list --state done | jq -r .result)" = result ]
+}
+
+@test "SIGKILL of the agent's pid: every command's tree is gone within a second, and the items are given back" {
+	cd "$BATS_TEST_TMPDIR"
+	items a b
+	sw-agent run -j 2 --quiet -- sh -c '
+		echo $$ >>pids
+		setsid sh -c "trap \"\" TERM; echo \$\$ >>pids; exec sleep 30" &
+		sh -c "trap \"\" TERM; echo \$\$ >>pids; exec sleep 30" &
+		wait' 2>/dev/null &
+	pid=$!
+	track "$pid"
+	wait_until 5 lines pids 6
+	track $(cat pids)
+	kill -KILL "$pid"
+	wait_until 1 gone $(cat pids)
+	wait_until 3 pending_is 2
 }

@@ -3,6 +3,11 @@
 # that only grow, expiry with the skew margin, run as a cron singleton, and
 # the bad inputs of issue 3 (one line on stderr, the documented code).
 load helper
+load proc
+
+teardown() { untrack_all; }
+
+lease_is() { [ "$(sw-lease show "$1" | jq -r .state)" = "$2" ]; }
 
 # Acquires: sets TOK (the fencing token) and EXP (expires_at_unix_ns).
 acq() {
@@ -211,10 +216,10 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 		sw-lease renew job --token "$TOK" >/dev/null
 		sw-lease release job --token "$TOK" >/dev/null
 	done
-	acq job --ttl 10ms
+	acq job --ttl 100ms
 	[ "$TOK" -gt "$last" ]
 	last=$TOK
-	sleep 0.05
+	sleep 0.15
 	acq job
 	[ "$TOK" -gt "$last" ]
 	[ "$(ls "$SW_DIR/leases/job" | grep -c '^v\.')" -le 66 ]
@@ -273,18 +278,20 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$status" -eq 0 ]
 }
 
-@test "a damaged newest version (empty after a power loss) holds the lease one TTL at most, then it is taken" {
+@test "a damaged newest version (empty after a power loss) counts as a grant of the next token, held one TTL at most" {
 	acq job --ttl 2s
 	sw-lease release job --token "$TOK" >/dev/null
-	: >"$SW_DIR/leases/job/v.00000000000000000003"   # a renewal whose data was lost
+	# a grant whose data was lost (SW_SYNC=off flushes nothing): its holder
+	# may have used token 2, so the next one gets 3
+	: >"$SW_DIR/leases/job/v.00000000000000000003"
 	run --separate-stderr sw-lease show job
 	[ "$status" -eq 0 ]
-	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t1')" ]
+	[ "$(jq -r '[.state, .token, .owner] | @tsv' <<<"$output")" = "$(printf 'held\t2\t?')" ]
 	refused 75 sw-lease acquire job
 	SW_CLOCK_OFFSET=5s acq job
-	[ "$TOK" = 2 ]
+	[ "$TOK" = 3 ]
 	run --separate-stderr sw-lease show job
-	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t2')" ]
+	[ "$(jq -r '[.state, .token] | @tsv' <<<"$output")" = "$(printf 'held\t3')" ]
 	[ -s "$SW_DIR/leases/job/v.00000000000000000004" ]
 }
 
@@ -381,16 +388,153 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$(jq .token <<<"$output")" -ge 40 ]
 }
 
+# ---- stalls: no two holders told they hold at once ----------------------------
+# One acquire or renew is stalled 3 s (strace delays the N-th call of one
+# system call its write path makes) while a contender takes the lease
+# whenever it can and holds it, renewing.  Every report of holding (token,
+# acquired_at, expires_at, the time it was told) makes an interval per
+# token: from its acquisition to its last expiry, or to when it was told
+# if that came later.  Intervals of different tokens must not overlap, and
+# tokens must grow with time.
+
+STALL_CALLS=linkat,openat,renameat,unlinkat,fdatasync,fsync
+
+# contend NAME OUT STOP: takes NAME whenever it can and holds it, renewing
+# every 300 ms, until the file STOP exists (30 s at most); one line per
+# report in OUT
+contend() {
+	local j tok end=$(( $(now_ms) + 30000 ))
+	while [ ! -e "$3" ] && [ "$(now_ms)" -lt "$end" ]; do
+		if j=$(sw-lease acquire "$1" --ttl 1s 2>/dev/null); then
+			tok=$(jq -r .token <<<"$j")
+			report "$j" >>"$2"
+			while [ ! -e "$3" ] && sleep 0.3 && j=$(sw-lease renew "$1" --token "$tok" 2>/dev/null); do
+				report "$j" >>"$2"
+			done
+		fi
+		sleep 0.05
+	done
+}
+
+# report JSON: "token acquired_ms expires_ms told_ms"
+report() {
+	jq -r '"\(.token) \(.acquired_at_unix_ns / 1e6 | floor) \(.expires_at_unix_ns / 1e6 | floor)"' <<<"$1" |
+		tr '\n' ' '
+	now_ms
+}
+
+# holders_ok FILE...: per token the interval its reports make; false (and
+# says why) when two overlap or tokens do not grow
+holders_ok() {
+	cat "$@" | awk '
+		{ t = $1; e = $3 > $4 ? $3 : $4
+		  if (!(t in s) || $2 < s[t]) s[t] = $2
+		  if (!(t in f) || e > f[t]) f[t] = e }
+		END { for (t in s) print s[t], f[t], t }' | sort -n | awk '
+		NR > 1 && ($1 < pe || $3 <= pt) { printf "token %s [%s, %s) overlaps token %s ending %s\n", $3, $1, $2, pt, pe; bad = 1 }
+		{ pe = $2; pt = $3 }
+		END { exit bad }'
+}
+
+# stall_setup VERB NAME OUT: a lease with a history (taken and given
+# back); for renew, taken again, its holder's report in OUT.  Prints the
+# arguments of the VERB to stall.
+stall_setup() {
+	sw-lease acquire "$2" --ttl 1s --quiet && sw-lease release "$2" --token 1 --quiet
+	if [ "$1" = acquire ]; then
+		echo "acquire $2 --ttl 1s"
+		return
+	fi
+	# 2 s: the renewal comes before the lease expires even on a busy host
+	# (and moves the expiry on, never back)
+	local j
+	j=$(sw-lease acquire "$2" --ttl 2s)
+	report "$j" >"$3"
+	echo "renew $2 --token $(jq -r .token <<<"$j") --ttl 2s"
+}
+
+# stall_cases VERB: "VERB CALL N" for every (CALL, N) after the link in a
+# probe of VERB, and the first, middle and last of each call before it;
+# SW_FAULTS_FULL=1 walks them all
+stall_cases() {
+	local args
+	args=$(stall_setup "$1" "probe-$1" /dev/null)
+	SW_SYNC=full strace -f -qq -o "$BATS_TEST_TMPDIR/order-$1" -e trace=$STALL_CALLS sw-lease $args --quiet
+	awk -v verb="$1" -v full="${SW_FAULTS_FULL:-0}" '
+		{ c = $2; sub(/\(.*/, "", c); n = ++count[c]
+		  if (c == "linkat") linked = 1
+		  if (full == 1 || linked || n == 1) want[c " " n] = 1 }
+		END { for (c in count) want[c " " int((count[c] + 1) / 2)] = want[c " " count[c]] = 1
+		      for (k in want) print verb, k }' "$BATS_TEST_TMPDIR/order-$1" | sort
+}
+
+# stall_case VERB CALL N: one stalled VERB against a contender; once
+# more when the stall did not happen (on a host so busy that the lease
+# expired before the renewal began)
+stall_case() {
+	stall_once "$@" a || { [ "$stalled" = no ] && stall_once "$@" b; }
+}
+
+# stall_once VERB CALL N TRY: the contender starts once the stalled one
+# has surely reached its stall (so that its calls are counted as in the
+# probe); $stalled says whether it did
+stall_once() {
+	local d=$BATS_TEST_TMPDIR/$1.$2.$3.$4 name=s-$1-$2-$3-$4
+	stalled=no
+	mkdir "$d"
+	local args t0 rc=0
+	args=$(stall_setup "$1" "$name" "$d/stalled")
+	t0=$(now_ms)
+	SW_SYNC=full timeout 20 strace -f -qq -o /dev/null -e trace="$2" \
+		-e inject="$2:delay_enter=3000000:when=$3" sw-lease $args >"$d/out" 2>"$d/err" &
+	local s=$!
+	sleep 0.5
+	contend "$name" "$d/contender" "$d/stop" &
+	local c=$!
+	wait "$s" || rc=$?
+	local ms=$(( $(now_ms) - t0 ))
+	[ "$rc" -ne 0 ] || report "$(cat "$d/out")" >>"$d/stalled"
+	sleep 0.5
+	touch "$d/stop"
+	wait "$c" || true
+	local what="$1 stalled at $2 #$3, exit $rc"
+	[ "$ms" -ge 3000 ] || { echo "$what: no stall ($ms ms): $(cat "$d/err")"; return 1; }
+	stalled=yes
+	case "$1.$rc" in acquire.0|acquire.75|renew.0|renew.1) ;; *) echo "$what: $(cat "$d/err")"; return 1;; esac
+	holders_ok "$d"/contender "$d"/stalled 2>/dev/null || { echo "($what)"; return 1; }
+}
+
+@test "a writer stalled at any step of acquire or renew never leaves two holders told they hold at once" {
+	command -v strace >/dev/null || skip "no strace"
+	export SW_CLOCK_SKEW=200ms
+	local cases
+	cases=$(stall_cases acquire; stall_cases renew)
+	echo "cases: $(tr '\n' , <<<"$cases")"
+	local pids=() i=0 fail=0 p
+	while read -r verb call n; do
+		stall_case "$verb" "$call" "$n" &
+		pids+=($!)
+		# six at a time: the contenders poll, the stalled ones sleep
+		if [ $(( ++i % 6 )) -eq 0 ]; then
+			for p in "${pids[@]}"; do wait "$p" || fail=1; done
+			pids=()
+		fi
+	done <<<"$cases"
+	for p in "${pids[@]}"; do wait "$p" || fail=1; done
+	[ "$fail" -eq 0 ]
+}
+
 @test "run: renewals that keep failing stop the command by the time the lease expires, not a grace later" {
-	# every link after the acquisition's fails with EIO: the renewals
+	# links fail with EIO after the first of each process (strace counts
+	# per process): the acquisition and the first renewal succeed, the
+	# renewals after them fail
 	cd "$BATS_TEST_TMPDIR"
-	t0=$(date +%s%N)
 	run strace -f -o /dev/null -e trace=linkat -e inject=linkat:error=EIO:when=2+ \
 		sw-lease run x --ttl 3s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.1; done'
 	[ "$status" -eq 75 ]
-	ms=$(( ($(tail -1 beats) - t0) / 1000000 ))
-	echo "the command ran $ms ms"
-	[ "$ms" -lt 3500 ]
+	exp=$(sw-lease show x | jq .expires_at_unix_ns)
+	echo "the command's last beat came $(( (exp - $(tail -1 beats)) / 1000000 )) ms before the lease expired"
+	[ "$(tail -1 beats)" -lt "$exp" ]
 }
 
 @test "run renews in the background: a command longer than the TTL keeps the lease" {
@@ -456,12 +600,16 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	! alive
 }
 
-@test "a SIGKILLed run's lease is taken after TTL + margin, not before" {
+@test "a run whose guardian and worker are both SIGKILLed: its lease is taken after TTL + margin, not before" {
+	# the documented limit: with both gone, nothing kills the command's
+	# tree or releases the lease; the TTL still keeps the next holder out
 	export SW_CLOCK_SKEW=300ms
 	sw-lease run cron --ttl 500ms -- sleep 3 >/dev/null 2>&1 3>&- &
 	local pid=$!
 	sleep 0.3
-	kill -KILL "$pid"
+	local tree
+	tree=$(tree_pids "$pid")
+	kill -KILL $tree
 	wait "$pid" || true
 	local exp
 	exp=$(sw-lease show cron | jq -r .expires_at_unix_ns)
@@ -471,6 +619,113 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	local now=$(date +%s%N)
 	# the last renewal may have moved the expiry on; the true one is in show
 	[ "$now" -ge $((exp + 300000000)) ]
+}
+
+# ---- run: the command's whole process tree ------------------------------------
+# The tree is the command's process group plus whatever leaves it (setsid,
+# a double fork): run is a child subreaper and waits for all of it.
+
+@test "run: on SIGTERM a grandchild that ignores it gets SIGKILL after -g, and the lease is held until it is gone" {
+	cd "$BATS_TEST_TMPDIR"
+	start_bg gc sw-lease run cron -g 1s -- sh -c 'sh -c "trap \"\" TERM; echo \$\$ >gc; exec sleep 30" & wait'
+	kill -TERM "$pid"
+	while_alive "$gc" 5 lease_is cron held
+	echo "grandchild gone after $ms ms"
+	[ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ]   # SIGKILL after the 1 s grace
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]   # the command itself died of the SIGTERM
+	[ "$(sw-lease show cron | jq -r .state)" = released ]
+}
+
+@test "run: a grandchild that called setsid gets the SIGTERM too, and the lease is released only after it is gone" {
+	cd "$BATS_TEST_TMPDIR"
+	# it takes a second to act on SIGTERM
+	start_bg gc sw-lease run cron -g 10s -- sh -c '
+		setsid sh -c "trap \"sleep 1; exit\" TERM; echo \$\$ >gc; while :; do sleep 0.1; done" &
+		wait'
+	kill -TERM "$pid"
+	while_alive "$gc" 5 lease_is cron held
+	[ "$ms" -lt 3000 ]      # it got SIGTERM, not the SIGKILL 10 s later
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]
+	[ "$(sw-lease show cron | jq -r .state)" = released ]
+}
+
+@test "run: a command that exits leaving a setsid grandchild holds and renews the lease until it exits, and says so once" {
+	cd "$BATS_TEST_TMPDIR"
+	# past the 600 ms TTL the grandchild checks that the lease is still
+	# its command's; its output goes elsewhere, so nothing but the lease
+	# makes run wait for it
+	run --separate-stderr timeout 20 sw-lease run cron --ttl 600ms -- sh -c '
+		setsid sh -c "sleep 1.5; sw-lease check cron --token \$SW_LEASE_TOKEN >checked; sleep 0.5; touch done" \
+			</dev/null >/dev/null 2>&1 &
+		exit 5'
+	[ "$status" -eq 5 ]
+	[ -e done ]
+	jq -e '.valid' checked
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == *"left behind"* ]]
+	[ "$(sw-lease show cron | jq -r .state)" = released ]
+}
+
+@test "SIGKILL of sw-lease run: the tree is gone at once, and a second run cannot start its command while any of it lives" {
+	cd "$BATS_TEST_TMPDIR"
+	export SW_CLOCK_SKEW=200ms
+	sw-lease run cron --ttl 1s -- sh -c '
+		echo $$ >cmd
+		setsid sh -c "trap \"\" TERM; echo \$\$ >gc; while :; do sleep 0.05; done" &
+		wait' >/dev/null 2>&1 &
+	pid=$!
+	track "$pid"
+	wait_until 5 test -s gc
+	first="$(cat cmd) $(cat gc)"
+	track $first
+	kill -KILL "$pid"
+	t0=$(now_ms)
+	# a second run's command notes which processes of the first tree it
+	# finds alive when it starts
+	local n=0
+	until timeout 10 sw-lease run cron --ttl 1s -- sh -c '
+		for p in '"$first"'; do
+			[ -e /proc/$p ] && ! grep -q "^State:.*Z" /proc/$p/status 2>/dev/null && echo $p
+		done >alive; :' 2>/dev/null
+	do
+		n=$((n + 1))
+		[ "$n" -lt 200 ] || { echo "the second run never got the lease"; return 1; }
+		sleep 0.05
+	done
+	[ -e alive ]
+	[ ! -s alive ] || { echo "started while these lived: $(cat alive)"; return 1; }
+	wait_until 1 gone $first
+	echo "first tree gone $(( $(now_ms) - t0 )) ms after the SIGKILL; $n busy tries"
+}
+
+@test "run and its command stopped (SIGSTOP) past the lease's expiry: the command is SIGKILLed the moment run resumes, not a grace later" {
+	cd "$BATS_TEST_TMPDIR"
+	export SW_CLOCK_SKEW=200ms
+	sw-lease run cron --ttl 1s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.05; done' 2>err &
+	pid=$!
+	track "$pid"
+	wait_until 5 test -s beats
+	local procs p ours= theirs=
+	procs=$(tree_pids "$pid")
+	track $procs
+	kill -STOP $procs 2>/dev/null || true
+	sleep 2      # past the TTL and the margin
+	for p in $procs; do
+		if [ "$(cat /proc/$p/comm 2>/dev/null)" = sw-lease ]; then ours+=" $p"; else theirs+=" $p"; fi
+	done
+	t_resume=$(date +%s%N)
+	kill -CONT $ours
+	sleep 0.5    # sw-lease first; the command would run on after this
+	kill -CONT $theirs 2>/dev/null || true
+	reap_job "$pid" 5
+	cat err
+	[ "$st" -eq 75 ]
+	[[ $(cat err) == *lost* ]]
+	last=$(tail -1 beats)
+	[ "$last" -lt "$t_resume" ] || { echo "beats $(( (last - t_resume) / 1000000 )) ms after the resume"; return 1; }
+	gone $theirs
 }
 
 # ---- spans -------------------------------------------------------------------

@@ -1,7 +1,10 @@
 /* test_lease — lib/lease.c through its API (what sw-metrics will use):
  * return codes, states, listing, tokens that only grow past the deleted
- * versions, readers that ignore a stray old version, and four processes
- * hammering one lease with a short TTL: no two belief intervals overlap. */
+ * versions, readers that ignore a stray old version, a damaged version
+ * read as a grant of the next token, a lease that expires before its
+ * writer can report it, the version parser on any bytes, and four
+ * processes hammering one lease with a short TTL: no two belief
+ * intervals overlap. */
 #include "tap.h"
 #include "clock.h"
 #include "err.h"
@@ -11,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int count_held(const struct sw_lease *l, void *arg)
@@ -59,6 +64,128 @@ static void contend(struct sw_ws *ws, int fd, unsigned seed)
 	}
 }
 
+/* A version file as lease.c writes it, with the given token and ttl_ms. */
+static int version_line(char *buf, size_t n, uint64_t seq, const char *token, const char *ttl_ms)
+{
+	return snprintf(buf, n, "{\"name\":\"v\",\"seq\":%llu,\"token\":%s,\"owner\":\"h:1\","
+			"\"state\":\"held\",\"ttl_ms\":%s,\"vid\":\"0af7\",\"acquired_at_unix_ns\":1,"
+			"\"renewed_at_unix_ns\":1,\"expires_at_unix_ns\":2}\n", (unsigned long long)seq, token, ttl_ms);
+}
+
+static int parses(const char *s, uint64_t seq)
+{
+	struct sw_lease l;
+	char vid[33];
+	return sw_lease_version_parse(s, strlen(s), seq, &l, vid) == 0;
+}
+
+/* Random bytes and random mutations of a good version: never a crash,
+ * and whatever parses is within the bounds the rest of lease.c assumes. */
+static void parse_fuzz(void)
+{
+	char good[512], buf[512];
+	int n = version_line(good, sizeof good, 7, "3", "1000");
+	size_t bad = 0, parsed = 0;
+	srand(42);
+	for (int i = 0; i < 20000; i++) {
+		size_t len;
+		if (i % 2) {
+			len = (size_t)(rand() % (int)sizeof buf);
+			for (size_t k = 0; k < len; k++)
+				buf[k] = (char)(rand() % 256);
+		} else {
+			memcpy(buf, good, (size_t)n);
+			len = (size_t)n;
+			for (int k = rand() % 4; k >= 0; k--)
+				buf[rand() % n] = "0123456789-\"{}[],:e.\\u\0"[rand() % 24];
+		}
+		struct sw_lease l;
+		char vid[33];
+		if (sw_lease_version_parse(buf, len, 7, &l, vid) < 0)
+			continue;
+		parsed++;
+		if (l.token < 1 || l.token > (uint64_t)INT64_MAX || l.seq != 7 || l.ttl_ns < 0 ||
+		    l.ttl_ns > SW_DURATION_MAX_NS || l.expires_ns < 0 || strlen(l.owner) > SW_LEASE_OWNER_MAX ||
+		    strlen(vid) > 32 || strlen(vid) < 1)
+			bad++;
+	}
+	ok(bad == 0 && parsed > 0, "parser on 20000 random and mutated inputs: %zu parsed, %zu out of bounds",
+	   parsed, bad);
+}
+
+static void parse_cases(void)
+{
+	char b[512];
+	version_line(b, sizeof b, 7, "3", "1000");
+	ok(parses(b, 7), "parser: a good version");
+	ok(!parses(b, 8), "parser: another seq's version is refused");
+	version_line(b, sizeof b, 7, "0", "1000");
+	ok(!parses(b, 7), "parser: token 0 refused");
+	version_line(b, sizeof b, 7, "9223372036854775808", "1000");
+	ok(!parses(b, 7), "parser: token past 2^63-1 refused");
+	version_line(b, sizeof b, 7, "-4", "1000");
+	ok(!parses(b, 7), "parser: negative token refused");
+	version_line(b, sizeof b, 7, "3", "9223372036854775807");
+	ok(!parses(b, 7), "parser: a ttl_ms whose nanoseconds overflow is refused");
+	version_line(b, sizeof b, 7, "\"3\"", "1000");
+	ok(!parses(b, 7), "parser: a token that is a string is refused");
+	ok(!parses("", 7) && !parses("[]", 7) && !parses("7", 7) && !parses("null", 7),
+	   "parser: empty input and JSON that is not an object are refused");
+	ok(!parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"a\\u0000b\",\"state\":\"held\","
+		   "\"vid\":\"x\"}", 7), "parser: a NUL inside a string is refused");
+	ok(!parses("{\"name\":\"../v\",\"seq\":7,\"token\":3,\"owner\":\"a\",\"state\":\"held\",\"vid\":\"x\"}", 7),
+	   "parser: a bad name is refused");
+	ok(!parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"a\",\"state\":\"held\",\"vid\":\"x\","
+		   "\"expires_at_unix_ns\":-5}", 7), "parser: a negative time is refused");
+	ok(!parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"token\":4,\"owner\":\"a\",\"state\":\"held\","
+		   "\"vid\":\"x\"}", 7), "parser: a duplicate key is refused");
+	ok(!parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"a\",\"state\":\"gone\",\"vid\":\"x\"}", 7),
+	   "parser: an unknown state is refused");
+	ok(parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"?\",\"state\":\"released\",\"vid\":\"x\","
+		  "\"expires_at_unix_ns\":9223372036854775807}", 7), "parser: owner '?' and the latest time parse");
+	parse_fuzz();
+}
+
+/* A damaged newest version (empty: a grant whose data a power loss took)
+ * is a grant of the token after the one before it, to an unknown owner,
+ * held one TTL from the file's time. */
+static void damaged(struct sw_ws *ws, const char *dir)
+{
+	char err[SW_LEASE_ERRLEN], path[160];
+	struct sw_lease l;
+	sw_lease_acquire(ws, "dmg", "o", SW_NS_PER_SEC, &l, err);
+	sw_lease_release(ws, "dmg", l.token, &l, err);
+	snprintf(path, sizeof path, "%s/leases/dmg/v.%020d", dir, 3);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	close(fd);
+	int rc = sw_lease_read(ws, "dmg", &l, err);
+	ok(rc == 0 && l.token == 2 && !strcmp(l.owner, "?") && l.state == SW_LEASE_HELD &&
+	   l.expires_ns - l.acquired_ns == SW_NS_PER_SEC,
+	   "a damaged newest version: token 2 held by '?' for the TTL before it (token %llu, owner %s)",
+	   (unsigned long long)l.token, l.owner);
+	ok(sw_lease_acquire(ws, "dmg", "p", SW_NS_PER_SEC, &l, err) == EX_TEMPFAIL,
+	   "while it lasts the lease is busy (%s)", err);
+	struct timespec old[2] = { { time(NULL) - 10, 0 }, { time(NULL) - 10, 0 } };
+	utimensat(AT_FDCWD, path, old, 0);
+	ok(sw_lease_acquire(ws, "dmg", "p", SW_NS_PER_SEC, &l, err) == 0 && l.token == 3,
+	   "a TTL after its write time it is taken with token 3, never 2 again (%llu)", (unsigned long long)l.token);
+}
+
+/* A writer that reports a lease only while it is valid by its clock:
+ * here the TTL is over before the write is. */
+static void expired_on_arrival(struct sw_ws *ws)
+{
+	char err[SW_LEASE_ERRLEN];
+	struct sw_lease l;
+	ok(sw_lease_acquire(ws, "eoa", "o", 1, &l, err) == EX_TEMPFAIL && strstr(err, "expired"),
+	   "an acquisition whose lease expired before it was in place: 75 (%s)", err);
+	sw_sleep_ns(6000000);
+	ok(sw_lease_acquire(ws, "eoa", "o", SW_NS_PER_SEC, &l, err) == 0 && l.token == 2,
+	   "the next acquisition gets the next token (%llu)", (unsigned long long)l.token);
+	ok(sw_lease_renew(ws, "eoa", 2, 1, &l, err) == SW_EX_FALSE && strstr(err, "expired"),
+	   "a renewal whose lease expired before it was in place: 1 (%s)", err);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test_lease.XXXXXX", err[SW_LEASE_ERRLEN], path[128];
@@ -83,8 +210,8 @@ int main(void)
 	ok(sw_lease_check(&ws, "a", 1, &l, err) == 0, "check of the holder: 0");
 	ok(sw_lease_acquire(&ws, "b", "o", SW_NS_PER_SEC, &l, err) == 0, "second lease");
 	ok(sw_lease_release(&ws, "b", 1, &l, err) == 0 && l.state == SW_LEASE_RELEASED, "release");
-	ok(sw_lease_acquire(&ws, "c", "o", 1000000, &l, err) == 0, "third lease, 1ms");
-	sw_sleep_ns(2000000);
+	ok(sw_lease_acquire(&ws, "c", "o", 50000000, &l, err) == 0, "third lease, 50ms");
+	sw_sleep_ns(60000000);
 	ok(sw_lease_read(&ws, "c", &l, err) == 0 && l.state == SW_LEASE_EXPIRED, "expired after its ttl");
 	int held = 0, lrc = sw_lease_list(&ws, count_held, &held, err);
 	ok(lrc == 0 && held == 1, "list: one of three held (%d)", held);
@@ -120,6 +247,9 @@ int main(void)
 	   "reader finds v.150 by listing, not the stray (token %llu seq %llu)",
 	   (unsigned long long)l.token, (unsigned long long)l.seq);
 	ok(sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, err) == 0 && l.token == 51, "next token 51");
+	damaged(&ws, dir);
+	expired_on_arrival(&ws);
+	parse_cases();
 
 	/* four processes, 20ms TTL, 5ms margin, 1.5s */
 	snprintf(path, sizeof path, "%s/intervals", dir);

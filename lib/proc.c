@@ -1,0 +1,425 @@
+/* proc.c — process trees: the guardian, /proc walks, attribution by
+ * environment.  See proc.h for what the tree of a command is. */
+#include "proc.h"
+#include "err.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- /proc ---------------------------------------------------------- */
+
+/* procfd: an open /proc, or AT_FDCWD. */
+static int stat_at(int procfd, pid_t pid, struct sw_proc *p)
+{
+	char path[40], buf[1024];
+	snprintf(path, sizeof path, procfd == AT_FDCWD ? "/proc/%ld/stat" : "%ld/stat", (long)pid);
+	int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	int e = errno;
+	close(fd);
+	if (r <= 0) {
+		errno = r < 0 ? e : ENOENT;
+		return -1;
+	}
+	buf[r] = 0;
+	/* the name in parentheses may hold anything, ')' included: the last
+	 * ')' ends it, numbers follow */
+	const char *c = strrchr(buf, ')');
+	long ppid, pgid;
+	char state;
+	if (!c || sscanf(c + 1, " %c %ld %ld", &state, &ppid, &pgid) != 3) {
+		errno = EINVAL;
+		return -1;
+	}
+	*p = (struct sw_proc){ .pid = pid, .ppid = (pid_t)ppid, .pgid = (pid_t)pgid, .state = state };
+	return 0;
+}
+
+int sw_proc_stat(pid_t pid, struct sw_proc *p)
+{
+	return stat_at(AT_FDCWD, pid, p);
+}
+
+/* Every process /proc lists now. */
+static int proc_all(struct sw_proc **out, size_t *n)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	size_t cap = 512, k = 0;
+	struct sw_proc *v = malloc(cap * sizeof *v);
+	if (!v) {
+		closedir(d);
+		errno = ENOMEM;
+		return -1;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		if (k == cap) {
+			struct sw_proc *w = realloc(v, 2 * cap * sizeof *v);
+			if (!w) {
+				free(v);
+				closedir(d);
+				errno = ENOMEM;
+				return -1;
+			}
+			v = w;
+			cap *= 2;
+		}
+		if (stat_at(dirfd(d), (pid_t)pid, &v[k]) == 0)
+			k++;        /* else it has just exited */
+	}
+	closedir(d);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+	pid_t x = ((const struct sw_proc *)a)->pid, y = ((const struct sw_proc *)b)->pid;
+	return x < y ? -1 : x > y;
+}
+
+static const struct sw_proc *find(const struct sw_proc *v, size_t n, pid_t pid)
+{
+	struct sw_proc key = { .pid = pid };
+	return bsearch(&key, v, n, sizeof *v, by_pid);
+}
+
+/* Sets each process's top: the child of self it descends from, or 0.
+ * Each chain up is walked once; a walk longer than n is a loop that a
+ * racy snapshot made up, and counts as not ours. */
+static int set_tops(struct sw_proc *v, size_t n, pid_t self)
+{
+	size_t *chain = malloc((n + 1) * sizeof *chain);
+	if (!chain) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i].top = -1;          /* not known yet */
+	for (size_t i = 0; i < n; i++) {
+		size_t len = 0;
+		pid_t top = 0;
+		const struct sw_proc *p = &v[i];
+		while (p && p->top == -1 && p->pid != self && len < n) {
+			chain[len++] = (size_t)(p - v);
+			if (p->ppid == self) {
+				top = p->pid;
+				p = NULL;
+				break;
+			}
+			p = find(v, n, p->ppid);
+		}
+		if (p && p->top > 0)
+			top = p->top;
+		for (size_t c = 0; c < len; c++)
+			v[chain[c]].top = top;
+	}
+	free(chain);
+	return 0;
+}
+
+int sw_proc_descendants(struct sw_proc **out, size_t *n)
+{
+	struct sw_proc *v;
+	size_t all;
+	if (proc_all(&v, &all) < 0)
+		return -1;
+	qsort(v, all, sizeof *v, by_pid);
+	if (set_tops(v, all, getpid()) < 0) {
+		free(v);
+		return -1;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < all; i++)
+		if (v[i].top > 0)
+			v[k++] = v[i];
+	if (!k) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int sw_proc_children(pid_t **out, size_t *n)
+{
+	char path[64], buf[65536];
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)gettid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return -1;
+	if (fd < 0) {
+		/* a kernel without CONFIG_PROC_CHILDREN: walk /proc instead */
+		struct sw_proc *v;
+		size_t k = 0;
+		if (sw_proc_descendants(&v, n) < 0)
+			return -1;
+		pid_t *p = *n ? malloc(*n * sizeof *p) : NULL;
+		if (*n && !p) {
+			free(v);
+			errno = ENOMEM;
+			return -1;
+		}
+		for (size_t i = 0; i < *n; i++)
+			if (v[i].top == v[i].pid)
+				p[k++] = v[i].pid;
+		free(v);
+		*out = p;
+		*n = k;
+		return 0;
+	}
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0 ||
+					(r < 0 && errno == EINTR)))
+		len += r > 0 ? (size_t)r : 0;
+	close(fd);
+	buf[len] = 0;
+	/* "pid pid pid ": at most one per two bytes */
+	pid_t *p = malloc((len / 2 + 1) * sizeof *p);
+	if (!p) {
+		errno = ENOMEM;
+		return -1;
+	}
+	size_t k = 0;
+	for (char *t = buf, *end; *t; t = end) {
+		long pid = strtol(t, &end, 10);
+		if (end == t)
+			break;
+		if (pid > 0)
+			p[k++] = (pid_t)pid;
+	}
+	if (!k) {
+		free(p);
+		p = NULL;
+	}
+	*out = p;
+	*n = k;
+	return 0;
+}
+
+/* ---- environment --------------------------------------------------- */
+
+struct env_want {
+	size_t n, cap;
+	const char *const *names;
+	char **vals;
+	unsigned found;
+};
+
+static void env_entry(const char *e, size_t len, struct env_want *w)
+{
+	for (size_t k = 0; k < w->n; k++) {
+		size_t nl = strlen(w->names[k]);
+		if (w->found & (1u << k) || len <= nl || e[nl] != '=' || memcmp(e, w->names[k], nl) ||
+		    len - nl - 1 >= w->cap)
+			continue;
+		memcpy(w->vals[k], e + nl + 1, len - nl - 1);
+		w->vals[k][len - nl - 1] = 0;
+		w->found |= 1u << k;   /* the first one counts, as for getenv */
+	}
+}
+
+/* Read in pieces, since an environment can be megabytes: an entry longer
+ * than any wanted one can be is skipped, not kept. */
+static int env_scan(int fd, struct env_want *w, size_t longest)
+{
+	char buf[65536];
+	size_t have = 0;            /* bytes of an unfinished entry at buf's start */
+	bool skip = false;          /* the unfinished entry is too long to be wanted */
+	for (;;) {
+		ssize_t r = read(fd, buf + have, sizeof buf - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		size_t end = have + (size_t)r, start = 0;
+		for (size_t i = have; i < end; i++) {
+			if (buf[i])
+				continue;
+			if (!skip)
+				env_entry(buf + start, i - start, w);
+			skip = false;
+			start = i + 1;
+		}
+		if (end - start > longest) {
+			skip = true;
+			have = 0;
+		} else {
+			memmove(buf, buf + start, end - start);
+			have = end - start;
+		}
+	}
+	if (have && !skip)
+		env_entry(buf, have, w);
+	return 0;
+}
+
+int sw_proc_environ_get(pid_t pid, size_t n, const char *const names[], char *vals[], size_t cap)
+{
+	size_t longest = 0;
+	for (size_t k = 0; k < n; k++) {
+		vals[k][0] = 0;
+		if (strlen(names[k]) + 1 + cap > longest)
+			longest = strlen(names[k]) + 1 + cap;
+	}
+	if (n > 8 || longest >= 65536) {
+		errno = EINVAL;
+		return -1;
+	}
+	char path[48];
+	snprintf(path, sizeof path, "/proc/%ld/environ", (long)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct env_want w = { .n = n, .cap = cap, .names = names, .vals = vals };
+	int rc = env_scan(fd, &w, longest);
+	int e = errno;
+	close(fd);
+	if (rc < 0) {
+		errno = e;
+		return -1;
+	}
+	return __builtin_popcount(w.found);
+}
+
+void sw_proc_kill(pid_t pgid, const struct sw_proc *procs, size_t n, int sig)
+{
+	/* a failure is ESRCH, nobody left to signal (or EPERM, a process
+	 * that became another user's): nothing to do about either */
+	for (size_t i = 0; i < n; i++)
+		if (pgid <= 0 || procs[i].pgid != pgid)
+			(void)kill(procs[i].pid, sig);
+}
+
+/* ---- the guardian ---------------------------------------------------- */
+
+/* SIGKILLs every descendant and reaps them, until none is left.  Each
+ * death may hand us the next generation of orphans, so look again after
+ * each one; with none left at all (the usual case) /proc is not read. */
+static void reap_all(void)
+{
+	int st;
+	for (;;) {
+		pid_t w = waitpid(-1, &st, WNOHANG);
+		if (w > 0 || (w < 0 && errno == EINTR))
+			continue;
+		if (w < 0)
+			return;     /* ECHILD: no child, so no descendant either */
+		struct sw_proc *ps;
+		size_t n;
+		if (sw_proc_descendants(&ps, &n) == 0) {
+			sw_proc_kill(0, ps, n, SIGKILL);
+			free(ps);
+		}
+		if (waitpid(-1, &st, 0) < 0 && errno != EINTR)
+			return;
+	}
+}
+
+static _Noreturn void guard(pid_t worker, const sigset_t *forward)
+{
+	/* a warning written to a closed stderr must not kill the guardian
+	 * (these cannot fail with a valid signal) */
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	(void)sigaction(SIGPIPE, &ign, NULL);
+	sigset_t wake = *forward;
+	(void)sigaddset(&wake, SIGCHLD);
+	int st = W_EXITCODE(EX_SOFTWARE, 0);
+	for (bool gone = false; !gone;) {
+		int sig = sigwaitinfo(&wake, NULL);
+		if (sig > 0 && sig != SIGCHLD) {
+			(void)kill(worker, sig);   /* ESRCH: its SIGCHLD is on the way */
+			continue;
+		}
+		pid_t w;
+		int wst;
+		while ((w = waitpid(-1, &wst, WNOHANG)) > 0 && w != worker)
+			;           /* an orphan of the worker's tree, if any */
+		if (w == worker)
+			st = wst;
+		gone = w == worker || (w < 0 && errno == ECHILD);
+	}
+	reap_all();
+	if (WIFSIGNALED(st)) {
+		sw_warn("process %ld was killed by signal %d; its commands were killed too",
+			(long)worker, WTERMSIG(st));
+		_exit(128 + WTERMSIG(st));
+	}
+	/* _exit: stdio and the span are the worker's to flush, not ours */
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : EX_SOFTWARE);
+}
+
+static int worker_setup(struct sw_guard *g)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, was;
+	if (setpgid(0, 0) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ||
+	    prctl(PR_SET_PDEATHSIG, g->sig) < 0 || sigaction(SIGTTOU, &ign, &was) < 0)
+		return -1;
+	g->ttou_ignored = was.sa_handler == SIG_IGN;
+	/* a guardian that died before PR_SET_PDEATHSIG was set sent nothing:
+	 * say it ourselves (blocked, so it waits for the caller's loop) */
+	if (getppid() != g->guardian && kill(getpid(), g->sig) < 0)
+		return -1;
+	return 0;
+}
+
+int sw_guard_start(struct sw_guard *g, const sigset_t *forward, sigset_t *old)
+{
+	g->guardian = getpid();
+	/* a real-time signal nobody else sends; a stray one is told apart by
+	 * sw_guard_lost */
+	g->sig = SIGRTMIN + 1;
+	g->ttou_ignored = false;
+	sigset_t block = *forward;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	if (sigaddset(&block, SIGCHLD) < 0 || sigaddset(&block, g->sig) < 0 ||
+	    sigprocmask(SIG_BLOCK, &block, old) < 0 ||
+	    /* waitpid must see our children even if our parent ignored SIGCHLD */
+	    sigaction(SIGCHLD, &dfl, NULL) < 0 ||
+	    /* the worker's orphans come to the guardian once the worker is gone */
+	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return -1;
+	/* what stdio holds now would be written twice; a failure to write it
+	 * shows again when the worker flushes at exit */
+	(void)fflush(stdout);
+	(void)fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		return worker_setup(g);
+	/* here too, so that no signal to our group reaches the worker before
+	 * its own setpgid; EACCES or ESRCH mean it is done or dead already */
+	(void)setpgid(pid, pid);
+	guard(pid, forward);
+}
+
+bool sw_guard_lost(const struct sw_guard *g)
+{
+	return getppid() != g->guardian;
+}
+
+void sw_guard_sigdefault(const struct sw_guard *g, sigset_t *set)
+{
+	if (!g->ttou_ignored)
+		(void)sigaddset(set, SIGTTOU);     /* cannot fail: a valid signal */
+}
