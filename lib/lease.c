@@ -225,7 +225,7 @@ static int ver_read(int dfd, uint64_t seq, struct ver *v)
  * for a second on a network filesystem); 0 when there is none. */
 static int listing_max(int dfd, uint64_t *max)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = SW_NOINTR(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (fd < 0)
 		return -1;
 	DIR *d = fdopendir(fd);
@@ -236,7 +236,7 @@ static int listing_max(int dfd, uint64_t *max)
 	*max = 0;
 	struct dirent *e;
 	uint64_t s;
-	while ((e = readdir(d)))
+	while ((e = sw_readdir(d)))
 		if (vname_parse(e->d_name, &s) && s > *max)
 			*max = s;
 	closedir(d);
@@ -273,7 +273,7 @@ static int ver_damaged(int dfd, uint64_t seq, const struct ver *prev, struct ver
 		errno = EBADMSG;
 		return -1;
 	}
-	if (fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (SW_NOINTR(fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW)) < 0)
 		return -1;
 	int64_t written = st.st_mtim.tv_sec < 0 ? 0 :
 		st.st_mtim.tv_sec >= INT64_MAX / SW_NS_PER_SEC ? INT64_MAX :
@@ -386,7 +386,7 @@ static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
  * an hour old is far beyond any live writer. */
 static void clean_tmp(int dfd)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = SW_NOINTR(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	if (!d) {
 		if (fd >= 0)
@@ -396,10 +396,10 @@ static void clean_tmp(int dfd)
 	time_t old = time(NULL) - 3600;
 	struct dirent *e;
 	struct stat st;
-	while ((e = readdir(d)))
+	while ((e = sw_readdir(d)))
 		if (!strncmp(e->d_name, SW_TMP_PREFIX, strlen(SW_TMP_PREFIX)) &&
-		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < old)
-			unlinkat(dfd, e->d_name, 0);
+		    SW_NOINTR(fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW)) == 0 && st.st_mtime < old)
+			SW_NOINTR(unlinkat(dfd, e->d_name, 0));
 	closedir(d);
 }
 
@@ -415,7 +415,7 @@ static void cleanup(int dfd, uint64_t seq)
 	char fn[VNAME_LEN];
 	for (uint64_t k = low; k <= top; k++) {
 		vname(fn, k);
-		unlinkat(dfd, fn, 0);
+		SW_NOINTR(unlinkat(dfd, fn, 0));
 	}
 	if (seq % (4 * KEEP) == 0)
 		clean_tmp(dfd);
@@ -461,7 +461,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 		 * in the listing (which may lag). */
 		uint64_t m = 0, h = head_hint(dfd);
 		if ((h > 1 && ver_exists(dfd, h)) || listing_max(dfd, &m) < 0 || m > 1) {
-			unlinkat(dfd, fn, 0);
+			SW_NOINTR(unlinkat(dfd, fn, 0));
 			return CAS_LOST;
 		}
 	} else {
@@ -480,7 +480,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 		}
 		if (gone || strcmp(again.vid, cur->vid)) {
 			/* stale: v.S was deleted, so v.S+1 had been too */
-			unlinkat(dfd, fn, 0);
+			SW_NOINTR(unlinkat(dfd, fn, 0));
 			return CAS_LOST;
 		}
 	}
@@ -744,7 +744,7 @@ int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, vo
 	size_t n = 0, cap = 0;
 	int rc = 0;
 	struct dirent *e;
-	while ((e = readdir(d))) {
+	while ((e = sw_readdir(d))) {
 		if (sw_hidden(e->d_name) || sw_name_problem(e->d_name) ||
 		    (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
 			continue;

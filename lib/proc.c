@@ -1,6 +1,7 @@
 /* proc.c — process trees: the guardian, /proc walks, attribution by
  * environment.  See proc.h for what the tree of a command is. */
 #include "proc.h"
+#include "fs.h"
 #include "err.h"
 #include <dirent.h>
 #include <errno.h>
@@ -19,7 +20,7 @@ static int stat_at(int procfd, pid_t pid, struct sw_proc *p)
 {
 	char path[40], buf[1024];
 	snprintf(path, sizeof path, procfd == AT_FDCWD ? "/proc/%ld/stat" : "%ld/stat", (long)pid);
-	int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	int fd = SW_NOINTR(openat(procfd, path, O_RDONLY | O_CLOEXEC));
 	if (fd < 0)
 		return -1;
 	ssize_t r = read(fd, buf, sizeof buf - 1);
@@ -62,7 +63,7 @@ static int proc_all(struct sw_proc **out, size_t *n)
 		return -1;
 	}
 	struct dirent *e;
-	while ((e = readdir(d))) {
+	while ((e = sw_readdir(d))) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
 		if (*end || pid <= 0)

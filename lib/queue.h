@@ -138,6 +138,9 @@ int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st);
  * transitions of dead processes (and any after a grace) finished or
  * undone, old temporary files removed. */
 int sw_queue_reap(struct sw_queue *q, long long *reaped);
+/* Whether any item is claimed or in a transition: work that may still
+ * come back to pending (a lease that runs out, a transition undone). */
+bool sw_queue_busy(struct sw_queue *q);
 /* Deletes done, dead, cancelled (and damaged) entries older than
  * older_than_ns. */
 int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged);

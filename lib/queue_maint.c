@@ -492,3 +492,19 @@ int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st)
 	stage_items(q, count_inflight, st);
 	return 0;
 }
+
+static int any_entry(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	(void)name;
+	(void)arg;
+	return 1;
+}
+
+bool sw_queue_busy(struct sw_queue *q)
+{
+	/* an error counts as busy: better to wait once more than to leave
+	 * work behind */
+	return qdir(q, QD_CLAIMED) < 0 || each_entry(q->dfd[QD_CLAIMED], any_entry, NULL) != 0 ||
+	       qdir(q, QD_STAGE) < 0 || each_entry(q->dfd[QD_STAGE], any_entry, NULL) != 0;
+}

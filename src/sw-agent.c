@@ -51,7 +51,8 @@ static const char usage[] =
 "      --ttl DUR          claim lease (default: the item's timeout) and, for\n"
 "                         the agent record, heartbeat ttl (default 30s)\n"
 "      --max-items N      claim at most N items, then drain and exit\n"
-"      --idle-exit DUR    exit when nothing was claimable for DUR\n"
+"      --idle-exit DUR    exit when nothing was claimable for DUR and nothing\n"
+"                         is claimed or in flight in the queue\n"
 "      --once             one item; exit with COMMAND's status (75: none)\n"
 "      --grace DUR        on SIGTERM/SIGINT, let items finish this long (30s)\n"
 "      --poll DUR         look for work at least this often (default $SW_POLL,\n"
@@ -365,14 +366,18 @@ static long long free_claims(struct qreap *a, const json_t *rec)
 	size_t i;
 	json_t *c;
 	char why[SW_NAME_MAX + 64];
-	snprintf(why, sizeof why, "agent %s is dead (reaped)", sw_json_str(rec, "id"));
+	const char *agent = sw_json_str(rec, "id");
+	snprintf(why, sizeof why, "agent %s is dead (reaped)", agent && !sw_name_problem(agent) ? agent : "?");
+	/* the record is anyone's writing: its names are checked as names, and
+	 * a token only acts where it is the item's current claim */
 	json_array_foreach(json_object_get(rec, "claims"), i, c) {
 		const char *qn = sw_json_str(c, "queue"), *id = sw_json_str(c, "id");
-		uint64_t token = (uint64_t)sw_json_int(c, "token", 0);
+		int64_t token = sw_json_int(c, "token", 0);
 		struct sw_queue q;
-		if (!qn || !id || !token || sw_queue_open(&q, a->ws, qn, false))
+		if (!qn || !id || token <= 0 || sw_name_problem(qn) || sw_name_problem(id) ||
+		    sw_queue_open(&q, a->ws, qn, false))
 			continue;
-		int rc = sw_queue_fail(&q, id, token, why, 0, NULL);
+		int rc = sw_queue_fail(&q, id, (uint64_t)token, why, 0, NULL);
 		if (rc == 0)
 			n++;
 		else if (rc != SW_EX_FALSE)
@@ -767,7 +772,10 @@ static int spawn_child(struct run *r, struct slot *s)
 	posix_spawnattr_setsigdefault(&at, &dfl);
 	posix_spawnattr_setpgroup(&at, 0);
 	pid_t pid;
+	/* the command gets the umask sw was started with, not the workspace's */
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
 	int rc = posix_spawnp(&pid, r->o->args[0], &fa, &at, r->o->args, r->env);
+	umask(ours);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(pin[0]); close(pout[1]); close(perr[1]);
@@ -1128,7 +1136,20 @@ static void start_item(struct run *r, json_t *item)
 	s->fin = s->fout = s->ferr = -1;
 	r->claimed++;
 	item_span(r, s);
-	if (payload_bytes(item, &s->in, &s->inlen) < 0 || spawn_child(r, s) < 0) {
+	if (payload_bytes(item, &s->in, &s->inlen) < 0) {
+		/* this item's trouble, not the command's: it fails, the agent
+		 * goes on with the next */
+		char why[128];
+		snprintf(why, sizeof why, "its payload cannot be given to the command: %s", strerror(errno));
+		sw_warn("item %s: %s", s->id, why);
+		if (sw_queue_fail(&r->q, s->id, s->token, why, -1, NULL))
+			sw_warn("item %s: %s", s->id, r->q.err);
+		sw_span_end(&s->sp, true, why);
+		slot_clear(s);
+		r->failed++;
+		return;
+	}
+	if (spawn_child(r, s) < 0) {
 		int e = errno;
 		sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
 		sw_queue_release(&r->q, s->id, s->token, NULL);
@@ -1607,7 +1628,15 @@ static bool finished(struct run *r, int64_t now)
 		return true;
 	if (!may_claim(r))
 		return true;   /* --once or --max-items used up */
-	return r->o->idle_ns >= 0 && r->idle_since >= 0 && now >= r->idle_since + r->o->idle_ns;
+	if (r->o->idle_ns < 0 || r->idle_since < 0 || now < r->idle_since + r->o->idle_ns)
+		return false;
+	/* idle for long enough; but a claim that runs out, or a transition
+	 * left half-way, brings work back: --idle-exit waits for those too */
+	if (!r->o->once && sw_queue_busy(&r->q)) {
+		r->idle_since = now;
+		return false;
+	}
+	return true;
 }
 
 static void timers(struct run *r, int64_t now)

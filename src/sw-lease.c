@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,7 +189,18 @@ static int cmd_acquire(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 			sw_warn("%s", err);
 		return rc;
 	}
-	print(o, sw_lease_json(&l));
+	json_t *j = sw_lease_json(&l);
+	if (!j)
+		sw_die(EX_OSERR, "out of memory");
+	if (!o->co.quiet && (sw_json_print(j) < 0 || fflush(stdout) != 0)) {
+		/* nobody learnt the token: give the lease back rather than leave
+		 * it held, by no one, until it expires */
+		int e = errno;
+		struct sw_lease back;
+		sw_lease_release(ws, o->name, l.token, &back, err);
+		sw_die(EX_IOERR, "writing output: %s; the lease was given back", strerror(e));
+	}
+	json_decref(j);
 	return 0;
 }
 
@@ -292,8 +304,8 @@ static void forward_sigset(sigset_t *set)
  * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN and TRACEPARENT.
  * posix_spawn, not fork: the guardian took the one fork run may cost.
  * 0, or an errno value. */
-static int spawn_command(const struct opts *o, const struct sw_lease *l, const char *traceparent,
-			 const sigset_t *mask, const struct sw_guard *g, pid_t *pid)
+static int spawn_command(const struct opts *o, const struct sw_ws *ws, const struct sw_lease *l,
+			 const char *traceparent, const sigset_t *mask, const struct sw_guard *g, pid_t *pid)
 {
 	char tok[24];
 	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l->token);
@@ -311,8 +323,13 @@ static int spawn_command(const struct opts *o, const struct sw_lease *l, const c
 						 POSIX_SPAWN_SETPGROUP)) &&
 	    !(rc = posix_spawnattr_setsigmask(&at, mask)) &&
 	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
-	    !(rc = posix_spawnattr_setpgroup(&at, 0)))
+	    !(rc = posix_spawnattr_setpgroup(&at, 0))) {
+		/* the command gets the umask sw was started with, not the
+		 * workspace's */
+		mode_t ours = umask(sw_ws_user_umask(ws));
 		rc = posix_spawnp(pid, o->cmd[0], NULL, &at, o->cmd, environ);
+		umask(ours);
+	}
 	posix_spawnattr_destroy(&at);
 	return rc;
 }
@@ -569,7 +586,7 @@ static int cmd_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	}
 	/* from here on this is the worker; the guardian passes our exit on */
 	r.next_renew = mono_ns() + l.ttl_ns / 3;
-	int e = spawn_command(o, &l, tp, &old, &g, &r.pid);
+	int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
 	if (e) {
 		sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
 		struct sw_lease rel;

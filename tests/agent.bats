@@ -548,3 +548,24 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 	wait_until 1 gone $(cat pids)
 	wait_until 3 pending_is 2
 }
+
+@test "any payload JSON allows reaches the command: numbers, booleans, null, arrays" {
+	for p in 42 true false null '[1,"a"]' '{"k":1}' '"text"' 3.5; do
+		sw-claim add -q s "$p" >/dev/null
+	done
+	run --separate-stderr sw-agent run -q s --idle-exit 0 -- cat
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	sw-claim stats -q s | jq -e '.done == 8'
+	sw-claim list -q s --state done | jq -se 'map(select(.payload != .result and (.payload != null or .result != null))) | length == 0'
+}
+
+@test "--idle-exit waits while an item is claimed elsewhere: it comes back when its holder dies, and is done" {
+	sw-claim add -q w '"late"' >/dev/null
+	sw-claim next -q w --ttl 2s >/dev/null   # a holder that dies: nobody renews it
+	start=$(date +%s)
+	run --separate-stderr timeout 30 sw-agent run -q w --idle-exit 1s -- cat
+	[ "$status" -eq 0 ]
+	[ "$(sw-claim show -q w "$(sw-claim list -q w | jq -r .id)" | jq -r .state)" = done ]
+	[ $(( $(date +%s) - start )) -ge 2 ]
+}
