@@ -4,6 +4,7 @@
 #include "err.h"
 #include "id.h"
 #include "json.h"
+#include "cmd.h"
 #include "opt.h"
 #include "queue.h"
 #include "span.h"
@@ -79,7 +80,7 @@ static const struct option longopts[] = {
 };
 
 struct opts {
-	struct sw_common co;
+	bool quiet;               /* --quiet, from the command line */
 	const char *queue;
 	bool queue_given;
 	struct sw_item_defaults d;
@@ -97,22 +98,14 @@ struct opts {
 	int state_mask;
 	int64_t older_ns;
 	bool older_given;
-	char **args;
-	int nargs;
-};
-
-struct verb {
-	const char *name;
-	int (*run)(struct opts *o, struct sw_ws *ws, struct sw_span *sp);
-	int nargs;                /* positional arguments: exact, or -1 for 0..1 */
-	const char *optcodes;     /* options besides the common ones and -q */
+	const char *arg;          /* the verb's one argument (ID, PAYLOAD), or NULL */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
 
 static void print(const struct opts *o, json_t *j)
 {
-	if (!o->co.quiet && sw_json_print(j) < 0)
+	if (!o->quiet && sw_json_print(j) < 0)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 }
 
@@ -137,8 +130,7 @@ static int finish(struct sw_queue *q, int rc, const struct opts *o, json_t *out)
 
 static const char *need_id(struct opts *o)
 {
-	sw_name_check("id", o->args[0]);
-	return o->args[0];
+	return o->arg;   /* checked as a name with the options */
 }
 
 /* ---- add -------------------------------------------------------------- */
@@ -234,7 +226,7 @@ static json_t *build_item(struct adder *a, const char *line, size_t n, size_t li
 
 static void progress(struct adder *a, bool last)
 {
-	if (!isatty(2) || a->o->co.quiet)
+	if (!isatty(2) || a->o->quiet)
 		return;
 	int64_t now = sw_now_ns();
 	if (!last && now - a->last_progress < 200000000)
@@ -273,7 +265,7 @@ static int add_line(const char *line, size_t n, size_t lineno, void *arg)
 	int rc = sw_batch_add(a->bt, item, &existed);
 	if (rc == 0) {
 		a->count++;
-		if (!a->o->co.quiet) {
+		if (!a->o->quiet) {
 			/* a->total lines were checked: the array never grows */
 			if (!a->out && !(a->out = calloc(a->total ? a->total : 1, sizeof *a->out)))
 				sw_die(EX_SOFTWARE, "out of memory");
@@ -290,7 +282,7 @@ static int add_line(const char *line, size_t n, size_t lineno, void *arg)
 /* The item of a PAYLOAD argument, or a one-line error (65). */
 static json_t *arg_item(const struct opts *o)
 {
-	const char *arg = o->args[0];
+	const char *arg = o->arg;
 	char err[300];
 	json_t *payload = o->lines ? json_string(arg) : sw_json_parse(arg, strlen(arg), err, sizeof err);
 	if (!payload && o->lines)
@@ -319,15 +311,18 @@ static int add_arg(struct adder *a, json_t *item, struct sw_span *sp)
 
 /* Every item is checked before the workspace is opened (and made, when
  * missing): bad input writes nothing, not even an empty queue. */
-static int cmd_add(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_add(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_queue q;
 	struct adder a = { .o = o, .q = &q };
 	json_t *item = NULL;
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
-	if (o->nargs == 1) {
+	if (o->arg) {
 		item = arg_item(o);
 	} else {
 		if (o->d.id)
@@ -337,7 +332,7 @@ static int cmd_add(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 		buf = read_stdin(&len);
 		each_line(buf, len, check_line, &a);
 	}
-	sw_ws_open(ws, o->co.dir, true);
+	sw_cmd_open_ws(c, true);
 	open_queue(&q, ws, o, true);
 	if (item) {
 		rc = add_arg(&a, item, sp);
@@ -366,8 +361,11 @@ static int cmd_add(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 
 /* ---- next ------------------------------------------------------------- */
 
-static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_next(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_queue q;
 	int rc = sw_queue_open(&q, ws, o->queue, o->wait);
 	if (rc == SW_EX_FALSE)   /* no queue yet: nothing to claim */
@@ -391,7 +389,7 @@ static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	}
 	if (rc == EX_TEMPFAIL && o->wait)
 		snprintf(q.err, sizeof q.err, "nothing to claim in queue '%s' (waited)", o->queue);
-	if (rc == 0 && !o->co.quiet && (sw_json_print(out) < 0 || fflush(stdout) != 0)) {
+	if (rc == 0 && !o->quiet && (sw_json_print(out) < 0 || fflush(stdout) != 0)) {
 		/* nobody learnt the token: give the item back rather than leave
 		 * it claimed until its lease runs out */
 		int e = errno;
@@ -407,8 +405,11 @@ static int cmd_next(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 
 /* ---- verbs on one claimed item ---------------------------------------- */
 
-static int claimed_verb(struct opts *o, struct sw_ws *ws, struct sw_span *sp, const char *verb)
+static int claimed_verb(struct sw_cmd *c, const char *verb)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	const char *id = need_id(o);
 	sw_span_str(sp, "sw.item.id", id);
 	sw_span_int(sp, "sw.item.token", (int64_t)o->token);
@@ -427,14 +428,16 @@ static int claimed_verb(struct opts *o, struct sw_ws *ws, struct sw_span *sp, co
 	return finish(&q, rc, o, out);
 }
 
-static int cmd_renew(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "renew"); }
-static int cmd_done(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "done"); }
-static int cmd_fail(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "fail"); }
-static int cmd_release(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return claimed_verb(o, ws, sp, "release"); }
+static int cmd_renew(struct sw_cmd *c) { return claimed_verb(c, "renew"); }
+static int cmd_done(struct sw_cmd *c) { return claimed_verb(c, "done"); }
+static int cmd_fail(struct sw_cmd *c) { return claimed_verb(c, "fail"); }
+static int cmd_release(struct sw_cmd *c) { return claimed_verb(c, "release"); }
 
-static int by_id(struct opts *o, struct sw_ws *ws, struct sw_span *sp,
-		 int (*fn)(struct sw_queue *, const char *, json_t **))
+static int by_id(struct sw_cmd *c, int (*fn)(struct sw_queue *, const char *, json_t **))
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	const char *id = need_id(o);
 	sw_span_str(sp, "sw.item.id", id);
 	struct sw_queue q;
@@ -444,9 +447,9 @@ static int by_id(struct opts *o, struct sw_ws *ws, struct sw_span *sp,
 	return finish(&q, rc, o, out);
 }
 
-static int cmd_show(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return by_id(o, ws, sp, sw_queue_show); }
-static int cmd_cancel(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return by_id(o, ws, sp, sw_queue_cancel); }
-static int cmd_requeue(struct opts *o, struct sw_ws *ws, struct sw_span *sp) { return by_id(o, ws, sp, sw_queue_requeue); }
+static int cmd_show(struct sw_cmd *c) { return by_id(c, sw_queue_show); }
+static int cmd_cancel(struct sw_cmd *c) { return by_id(c, sw_queue_cancel); }
+static int cmd_requeue(struct sw_cmd *c) { return by_id(c, sw_queue_requeue); }
 
 /* ---- verbs over queues ------------------------------------------------ */
 
@@ -509,8 +512,11 @@ static int list_queue(struct each_q *e, struct sw_queue *q)
 	return sw_queue_list(q, e->o->state_mask ? e->o->state_mask : SW_ST_ALL, print_item, e->o);
 }
 
-static int cmd_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_list(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	(void)sp;
 	struct each_q e = {0};
 	return for_queues(o, ws, list_queue, &e);
@@ -538,8 +544,11 @@ static int stats_queue(struct each_q *e, struct sw_queue *q)
 	return 0;
 }
 
-static int cmd_stats(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_stats(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	(void)sp;
 	struct each_q e = {0};
 	return for_queues(o, ws, stats_queue, &e);
@@ -558,8 +567,11 @@ static int reap_queue(struct each_q *e, struct sw_queue *q)
 	return rc;
 }
 
-static int cmd_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_reap(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct each_q e = {0};
 	int rc = for_queues(o, ws, reap_queue, &e);
 	sw_span_int(sp, "sw.reaped", e.total);
@@ -578,8 +590,11 @@ static int purge_queue(struct each_q *e, struct sw_queue *q)
 	return rc;
 }
 
-static int cmd_purge(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_purge(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	(void)sp;
 	if (!o->state_mask || !o->older_given)
 		sw_usage_error("purge needs --state and --older-than");
@@ -591,210 +606,182 @@ static int cmd_purge(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 
 /* ---- options and main ------------------------------------------------- */
 
-static const struct verb verbs[] = {
-	{ "add", cmd_add, -1, "pr\x01\x02\x03\x04\x05\x06" },
-	{ "next", cmd_next, 0, "\x07\x08\x09" },
-	{ "renew", cmd_renew, 1, "\x0a\x08" },
-	{ "done", cmd_done, 1, "\x0a\x0b" },
-	{ "fail", cmd_fail, 1, "\x0a\x0c\x0d" },
-	{ "release", cmd_release, 1, "\x0a" },
-	{ "cancel", cmd_cancel, 1, "" },
-	{ "requeue", cmd_requeue, 1, "" },
-	{ "show", cmd_show, 1, "" },
-	{ "list", cmd_list, 0, "\x0e" },
-	{ "stats", cmd_stats, 0, "" },
-	{ "reap", cmd_reap, 0, "" },
-	{ "purge", cmd_purge, 0, "\x0e\x0f" },
-	{ 0, 0, 0, 0 }
+static const int o_add[] = { 'q', 'p', 'r', O_ID, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_LINES, 0 };
+static const int o_next[] = { 'q', O_ROLES, O_TTL, O_WAIT, 0 };
+static const int o_renew[] = { 'q', O_TOKEN, O_TTL, 0 };
+static const int o_done[] = { 'q', O_TOKEN, O_RESULT, 0 };
+static const int o_fail[] = { 'q', O_TOKEN, O_ERROR, O_RETRY, 0 };
+static const int o_release[] = { 'q', O_TOKEN, 0 };
+static const int o_q[] = { 'q', 0 };
+static const int o_list[] = { 'q', O_STATE, 0 };
+static const int o_purge[] = { 'q', O_STATE, O_OLDER, 0 };
+
+static const struct sw_verb verbs[] = {
+	{ "add", cmd_add, "at most one PAYLOAD", 0, 1, o_add, 0 },
+	{ "next", cmd_next, "", 0, 0, o_next, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "renew", cmd_renew, "one ID", 1, 1, o_renew, SW_CMD_WS },
+	{ "done", cmd_done, "one ID", 1, 1, o_done, SW_CMD_WS },
+	{ "fail", cmd_fail, "one ID", 1, 1, o_fail, SW_CMD_WS },
+	{ "release", cmd_release, "one ID", 1, 1, o_release, SW_CMD_WS },
+	{ "cancel", cmd_cancel, "one ID", 1, 1, o_q, SW_CMD_WS },
+	{ "requeue", cmd_requeue, "one ID", 1, 1, o_q, SW_CMD_WS },
+	{ "show", cmd_show, "one ID", 1, 1, o_q, SW_CMD_WS },
+	{ "list", cmd_list, "", 0, 0, o_list, SW_CMD_WS },
+	{ "stats", cmd_stats, "", 0, 0, o_q, SW_CMD_WS },
+	{ "reap", cmd_reap, "", 0, 0, o_q, SW_CMD_WS },
+	{ "purge", cmd_purge, "", 0, 0, o_purge, SW_CMD_WS },
+	{ 0 }
 };
 
-/* The option codes above are compact: O_ID is \x01 ... O_OLDER is \x0f. */
-static bool verb_allows(const struct verb *v, int c)
-{
-	if (c == 'q')
-		return true;
-	char code = (char)(c >= SW_OPT_FIRST_FREE ? c - SW_OPT_FIRST_FREE + 1 : c);
-	return code && strchr(v->optcodes, code);
-}
-
-static const char *opt_name(int c)
-{
-	for (const struct option *l = longopts; l->name; l++)
-		if (l->val == c)
-			return l->name;
-	return "?";
-}
-
-static void parse_wait(struct opts *o, const char *arg, int argc, char **argv)
-{
-	o->wait = true;
-	/* `--wait 30s` as well as `--wait=30s`: next takes no arguments, so a
-	 * duration after --wait can only be meant for it */
-	if (!arg && optind < argc) {
-		int64_t ns;
-		if (sw_parse_duration(argv[optind], &ns) == 0)
-			arg = argv[optind++];
-	}
-	o->wait_ns = arg ? sw_opt_duration("--wait", arg) : -1;
-}
-
-static void parse_roles(struct opts *o, char *arg)
+static int parse_roles(struct sw_cmd *c, struct opts *o, char *arg)
 {
 	for (char *save, *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		sw_name_check("role", t);
+		int rc = sw_cmd_name(c, "role", t);
+		if (rc)
+			return rc;
 		if (o->nroles == sizeof o->roles / sizeof o->roles[0])
-			sw_usage_error("too many roles");
+			return sw_cmd_err(c, EX_USAGE, "too many roles");
 		o->roles[o->nroles++] = t;
 	}
+	return 0;
 }
 
-static void parse_option(struct opts *o, int c, char *arg, int argc, char **argv)
+static int parse_after(struct sw_cmd *c, struct opts *o, const char *arg)
 {
 	char err[300];
-	switch (c) {
-	case 'q': sw_name_check("queue name", arg); o->queue = arg; o->queue_given = true; break;
-	case 'p': o->d.priority = (int)sw_opt_num("priority", arg, 0, SW_PRIO_MAX); break;
-	case 'r': sw_name_check("role", arg); o->d.role = arg; break;
-	case O_ID: sw_name_check("id", arg); o->d.id = arg; break;
-	case O_MAXATT: o->d.max_attempts = (int)sw_opt_num("max-attempts", arg, 1, 1000000); break;
-	case O_TIMEOUT: o->d.timeout_ns = sw_opt_duration("--timeout", arg); break;
-	case O_DELAY: o->d.delay_ns = sw_opt_duration("--delay", arg); break;
-	case O_AFTER: {
-		json_t *spec = json_pack("{s:s}", "after", arg);
-		json_t *item = sw_item_new(spec, &(struct sw_item_defaults){ .priority = 5, .max_attempts = 1 },
-					   "x", err, sizeof err);
-		json_decref(spec);
-		if (!item)
-			sw_die(EX_DATAERR, "--after: %s", err);
-		json_decref(o->d.after);
-		o->d.after = json_incref(json_object_get(item, "after"));
-		json_decref(item);
-		break;
+	json_t *spec = json_pack("{s:s}", "after", arg);
+	json_t *item = sw_item_new(spec, &(struct sw_item_defaults){ .priority = 5, .max_attempts = 1 },
+				   "x", err, sizeof err);
+	json_decref(spec);
+	if (!item)
+		return sw_cmd_err(c, EX_DATAERR, "--after: %s", err);
+	json_decref(o->d.after);
+	o->d.after = json_incref(json_object_get(item, "after"));
+	json_decref(item);
+	return 0;
+}
+
+static int option(struct sw_cmd *c, int code, char *arg)
+{
+	struct opts *o = c->opts;
+	char err[300];
+	int64_t v;
+	int rc = 0;
+	switch (code) {
+	case 'q':
+		if (!(rc = sw_cmd_name(c, "queue name", arg))) {
+			o->queue = arg;
+			o->queue_given = true;
+		}
+		return rc;
+	case 'p':
+		if (!(rc = sw_cmd_int(c, "--priority", arg, 0, SW_PRIO_MAX, &v)))
+			o->d.priority = (int)v;
+		return rc;
+	case 'r':
+		if (!(rc = sw_cmd_name(c, "role", arg)))
+			o->d.role = arg;
+		return rc;
+	case O_ID:
+		if (!(rc = sw_cmd_name(c, "id", arg)))
+			o->d.id = arg;
+		return rc;
+	case O_MAXATT:
+		if (!(rc = sw_cmd_int(c, "--max-attempts", arg, 1, 1000000, &v)))
+			o->d.max_attempts = (int)v;
+		return rc;
+	case O_TIMEOUT: return sw_cmd_duration(c, "--timeout", arg, &o->d.timeout_ns);
+	case O_DELAY: return sw_cmd_duration(c, "--delay", arg, &o->d.delay_ns);
+	case O_AFTER: return parse_after(c, o, arg);
+	case O_LINES: o->lines = true; return 0;
+	case O_ROLES: return parse_roles(c, o, arg);
+	case O_TTL: return sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns);
+	case O_WAIT: {
+		/* `--wait 30s` as well as `--wait=30s`: next takes no arguments,
+		 * so a duration after --wait can only be meant for it */
+		bool given;
+		o->wait = true;
+		rc = sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
+		if (!given)
+			o->wait_ns = -1;
+		return rc;
 	}
-	case O_LINES: o->lines = true; break;
-	case O_ROLES: parse_roles(o, arg); break;
-	case O_TTL: o->ttl_ns = sw_opt_duration("--ttl", arg); break;
-	case O_WAIT: parse_wait(o, arg, argc, argv); break;
 	case O_TOKEN:
 		if (!sw_token_parse(arg, &o->token))
-			sw_die(EX_DATAERR, "bad token '%.40s': want the number `next` printed", arg);
+			return sw_cmd_err(c, EX_DATAERR, "bad token '%.40s': want the number `next` printed", arg);
 		o->token_given = true;
-		break;
+		return 0;
 	case O_RESULT:
 		json_decref(o->result);
 		o->result = sw_json_parse(arg, strlen(arg), err, sizeof err);
-		if (!o->result)
-			sw_die(EX_DATAERR, "--result is not JSON: %s", err);
-		break;
+		return o->result ? 0 : sw_cmd_err(c, EX_DATAERR, "--result is not JSON: %s", err);
 	case O_ERROR:
 		if (!sw_utf8_valid(arg, strlen(arg)))
-			sw_die(EX_DATAERR, "--error is not valid UTF-8");
+			return sw_cmd_err(c, EX_DATAERR, "--error is not valid UTF-8");
 		o->error = arg;
-		break;
-	case O_RETRY: o->retry_ns = sw_opt_duration("--retry-in", arg); break;
+		return 0;
+	case O_RETRY: return sw_cmd_duration(c, "--retry-in", arg, &o->retry_ns);
 	case O_STATE:
 		if ((o->state_mask = sw_state_mask(arg)) < 0)
-			sw_usage_error("bad --state '%s': want pending, claimed, done, dead, cancelled, all or damaged", arg);
-		break;
-	case O_OLDER: o->older_ns = sw_opt_duration("--older-than", arg); o->older_given = true; break;
+			return sw_cmd_err(c, EX_USAGE, "bad --state '%.60s': want pending, claimed, done, dead, "
+					  "cancelled, all or damaged", arg);
+		return 0;
+	case O_OLDER:
+		o->older_given = true;
+		return sw_cmd_duration(c, "--older-than", arg, &o->older_ns);
 	}
+	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
 
-static void parse(struct opts *o, const struct verb *v, int argc, char **argv)
+/* What needs all the options, before the workspace is looked at. */
+static int check(struct sw_cmd *c)
 {
-	int c;
-	optind = 1;
-	opterr = 0;
-	for (;;) {
-		c = getopt_long(argc, argv, "+:" SW_COMMON_SHORTOPTS "q:p:r:", longopts, NULL);
-		if (c == -1) {
-			/* options may follow arguments: `done ID --token T`; after
-			 * "--" everything is an argument */
-			bool dashdash = !strcmp(argv[optind - 1], "--");
-			while (optind < argc && (dashdash || argv[optind][0] != '-')) {
-				if (o->nargs == 8)
-					sw_usage_error("too many arguments");
-				o->args[o->nargs++] = argv[optind++];
-			}
-			if (optind >= argc || dashdash)
-				break;
-			continue;
-		}
-		if (c == '?')
-			sw_usage_error("unknown option '%s'", argv[optind - 1]);
-		if (c == ':')
-			sw_usage_error("option '%s' needs a value", argv[optind - 1]);
-		if (sw_common_opt(c, optarg, &o->co, usage))
-			continue;
-		if (!verb_allows(v, c))
-			sw_usage_error("option --%s does not go with %s", opt_name(c), v->name);
-		parse_option(o, c, optarg, argc, argv);
+	struct opts *o = c->opts;
+	o->quiet = c->co.quiet;
+	o->arg = c->nargs ? c->args[0] : NULL;
+	if (o->arg && c->verb->max_args == 1 && strcmp(c->verb->name, "add")) {
+		int rc = sw_cmd_name(c, "id", o->arg);
+		if (rc)
+			return rc;
 	}
-	if ((v->nargs >= 0 && o->nargs != v->nargs) || (v->nargs < 0 && o->nargs > 1))
-		sw_usage_error("%s takes %s", v->name,
-			       v->nargs == 1 ? "one ID" : v->nargs == 0 ? "no arguments" : "at most one PAYLOAD");
+	bool takes_token = false;
+	for (const int *p = c->verb->opts; *p; p++)
+		takes_token |= *p == O_TOKEN;
+	if (takes_token && !o->token_given)
+		return sw_cmd_err(c, EX_USAGE, "--token is required");
+	return 0;
 }
 
-static void end_span_on_die(int code, const char *msg, void *arg)
+/* Every span names the queue, when one is meant. */
+static void begin(struct sw_cmd *c)
 {
-	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
+	struct opts *o = c->opts;
+	if (o->queue_given || c->verb->run == cmd_add || c->verb->run == cmd_next)
+		sw_span_str(&c->sp, "sw.queue", o->queue);
 }
+
+static const struct sw_prog prog = {
+	.name = "sw-claim", .usage = usage, .longopts = longopts, .shortopts = "q:p:r:",
+	.verbs = verbs, .option = option, .check = check, .begin = begin,
+};
 
 int main(int argc, char **argv)
 {
-	sw_prog_set("sw-claim");
-	if (argc < 2)
-		sw_usage_error("no verb");
-	if (argv[1][0] == '-') {
-		struct sw_common co = {0};
-		int c = getopt_long(argc, argv, "+" SW_COMMON_SHORTOPTS, longopts, NULL);
-		sw_common_opt(c == 'h' || c == 'V' ? c : 0, NULL, &co, usage);
-		sw_usage_error("no verb before '%s'", argv[1]);
-	}
-	const struct verb *v = verbs;
-	while (v->name && strcmp(v->name, argv[1]))
-		v++;
-	if (!v->name)
-		sw_usage_error("unknown verb '%s'", argv[1]);
-	sw_verb_set(v->name);
-
-	char *args[8];
 	struct opts o = {
 		.d = { .priority = SW_PRIO_DEFAULT, .max_attempts = SW_ATTEMPTS_DEFAULT,
 		       .timeout_ns = SW_TIMEOUT_DEFAULT_NS },
 		.retry_ns = -1,
-		.args = args,
 	};
 	/* SW_QUEUE counts as -q: a flag's environment variable stands for it */
 	const char *envq = getenv("SW_QUEUE");
 	o.queue = envq && *envq ? envq : SW_QUEUE_DEFAULT;
 	o.queue_given = envq && *envq;
-	if (o.queue_given)
+	if (o.queue_given && sw_name_problem(envq)) {
+		sw_prog_set("sw-claim");
 		sw_name_check("queue name (SW_QUEUE)", envq);
-	parse(&o, v, argc - 1, argv + 1);
-	/* usage is checked before the workspace is looked at */
-	if (strchr(v->optcodes, '\x0a') && !o.token_given)
-		sw_usage_error("--token is required");
-
-	/* only verbs that add or wait make a missing workspace: a mistyped
-	 * SW_DIR must not look like an empty queue */
-	struct sw_ws ws = { .fd = -1 };
-	if (v->run != cmd_add)   /* add opens it once its input is checked */
-		sw_ws_open(&ws, o.co.dir, v->run == cmd_next);
-	char name[64];
-	snprintf(name, sizeof name, "sw-claim %s", v->name);
-	struct sw_span sp;
-	sw_span_start(&sp, o.co.spans, name);
-	if (o.queue_given || v->run == cmd_add || v->run == cmd_next)
-		sw_span_str(&sp, "sw.queue", o.queue);
-	sw_on_die(end_span_on_die, &sp);
-	int rc = v->run(&o, &ws, &sp);
-	sw_on_die(NULL, NULL);
-	sw_span_end(&sp, rc != 0 && rc != SW_EX_FALSE && rc != EX_TEMPFAIL, rc ? "failed" : NULL);
+	}
+	int rc = sw_cmd_main(&prog, argc, argv, &o);
 	json_decref(o.result);
 	json_decref(o.d.after);
-	sw_ws_close(&ws);
-	if (fflush(stdout) != 0)
-		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 	return rc;
 }
