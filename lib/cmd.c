@@ -162,6 +162,10 @@ static int parse_verb(struct sw_cmd *c, const char *shortopts)
 				break;
 			bool dashdash = optind > 1 && !strcmp(c->argv[optind - 1], "--");
 			if ((v->flags & SW_CMD_COMMAND) && (dashdash || c->nargs >= v->max_args)) {
+				/* `run -- NAME COMMAND`: the arguments the verb needs
+				 * come first */
+				while (c->nargs < v->min_args && optind < c->argc)
+					c->args[c->nargs++] = c->argv[optind++];
 				c->command = c->argv + optind;
 				break;
 			}

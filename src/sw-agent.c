@@ -7,6 +7,7 @@
 #include "err.h"
 #include "id.h"
 #include "json.h"
+#include "cmd.h"
 #include "opt.h"
 #include "proc.h"
 #include "queue.h"
@@ -98,7 +99,7 @@ static const struct option longopts[] = {
 #define MAX_ROLES 64
 
 struct opts {
-	struct sw_common co;
+	bool quiet;
 	const char *queue;
 	const char *id;
 	char *roles[MAX_ROLES];
@@ -112,15 +113,9 @@ struct opts {
 	bool once;
 	int64_t grace_ns;
 	int64_t poll_ns;          /* 0: default */
-	char **args;
+	const char *arg;          /* the verb's one argument (an agent id) */
+	char **args;              /* run: the command and its arguments */
 	int nargs;
-};
-
-struct verb {
-	const char *name;
-	int (*run)(struct opts *o, struct sw_ws *ws, struct sw_span *sp);
-	int nargs;                /* exact count, or -1: a command follows */
-	const int *allowed;       /* option codes besides the common ones, 0-ended */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -129,36 +124,42 @@ static void print(const struct opts *o, const json_t *j)
 {
 	/* one write per line, flushed: lines of an agent killed a moment later
 	 * are not lost in a buffer */
-	if (o->co.quiet)
+	if (o->quiet)
 		return;
 	if (sw_json_print(j) < 0 || fflush(stdout) == EOF)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 }
 
-static void split_roles(struct opts *o, char *list)
+static int split_roles(struct sw_cmd *c, struct opts *o, char *list)
 {
 	o->nroles = 0;
 	for (char *save = NULL, *r = strtok_r(list, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
 		if (o->nroles == MAX_ROLES)
-			sw_usage_error("too many roles (at most %d)", MAX_ROLES);
-		sw_name_check("role", r);
+			return sw_cmd_err(c, EX_USAGE, "too many roles (at most %d)", MAX_ROLES);
+		int rc = sw_cmd_name(c, "role", r);
+		if (rc)
+			return rc;
 		o->roles[o->nroles++] = r;
 	}
+	return 0;
 }
 
-static void add_label(struct opts *o, const char *kv)
+static int add_label(struct sw_cmd *c, struct opts *o, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
 	if (!eq || eq == kv)
-		sw_usage_error("bad label '%s': want KEY=VALUE", kv);
-	if (!o->labels)
-		o->labels = json_object();
-	json_t *v = json_string(eq + 1);
+		return sw_cmd_err(c, EX_USAGE, "bad label '%.60s': want KEY=VALUE", kv);
 	char key[256];
 	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-	if (!v || !sw_utf8_valid(key, strlen(key)))
-		sw_die(EX_DATAERR, "label '%s' is not valid UTF-8", kv);
+	json_t *v = json_string(eq + 1);
+	if (!v || !sw_utf8_valid(key, strlen(key))) {
+		json_decref(v);
+		return sw_cmd_err(c, EX_DATAERR, "label '%.60s' is not valid UTF-8", kv);
+	}
+	if (!o->labels)
+		o->labels = json_object();
 	json_object_set_new(o->labels, key, v);
+	return 0;
 }
 
 /* hostname-8hex, with bytes the name rule refuses replaced by '_' */
@@ -205,8 +206,11 @@ static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
 
 /* ---- register, heartbeat, deregister --------------------------------- */
 
-static int v_register(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int v_register(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	char id[SW_NAME_MAX + 1];
 	json_t *hw = sw_agent_hw();
 	if (o->id)
@@ -225,9 +229,12 @@ static int v_register(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	return 0;
 }
 
-static int v_heartbeat(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int v_heartbeat(struct sw_cmd *c)
 {
-	const char *id = o->args[0];
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
+	const char *id = o->arg;
 	sw_name_check("id", id);
 	sw_span_str(sp, "sw.agent.id", id);
 	if (sw_agent_heartbeat(ws, id) < 0) {
@@ -244,9 +251,12 @@ static int v_heartbeat(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	return 0;
 }
 
-static int v_deregister(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int v_deregister(struct sw_cmd *c)
 {
-	const char *id = o->args[0];
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
+	const char *id = o->arg;
 	sw_name_check("id", id);
 	sw_span_str(sp, "sw.agent.id", id);
 	json_t *rec = sw_agent_get(ws, id);
@@ -325,8 +335,11 @@ static void print_table(json_t *rows)
 	}
 }
 
-static int v_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int v_list(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	if (o->alive && o->dead)
 		sw_usage_error("--alive and --dead exclude each other");
 	struct list_arg a = { .o = o, .rows = json_array() };
@@ -345,7 +358,7 @@ static int v_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 		json_array_append(sorted, v[i]);
 	free(v);
 	sw_span_int(sp, "sw.agents", (int64_t)n);
-	if (!o->co.quiet && (o->table || isatty(1)))
+	if (!o->quiet && (o->table || isatty(1)))
 		print_table(sorted);
 	else
 		for (size_t i = 0; i < n; i++)
@@ -419,8 +432,11 @@ static int reap_queue(const char *name, void *arg)
 /* A dead agent's claims that its record names are freed at once; the
  * rest (taken in its last second) when their lease runs out, which
  * reaping every queue then makes happen. */
-static int v_reap(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int v_reap(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	long long n;
 	struct qreap a = { .o = o, .ws = ws };
 	if (sw_agent_reap(ws, reap_print, &a, &n) < 0)
@@ -898,7 +914,7 @@ static void error_of(struct slot *s, char *buf, size_t n)
 static void out_lost(struct run *r)
 {
 	sw_warn("writing output: %s; printing no more results", strerror(errno));
-	r->o->co.quiet = true;
+	r->o->quiet = true;
 	r->progress = r->progress && isatty(2);
 	r->outlen = 0;
 }
@@ -926,7 +942,7 @@ static void out_add(struct run *r, const char *line, size_t n)
 	if (r->outlen + n > r->outcap) {
 		if (r->outlen + n > OUT_MAX) {
 			out_write(r, true);   /* a reader this far behind: wait for it */
-			if (r->o->co.quiet)
+			if (r->o->quiet)
 				return;
 		}
 		size_t cap = r->outcap ? r->outcap : 65536;
@@ -953,12 +969,12 @@ static void report(struct run *r, struct slot *s, const char *state, int code)
 		json_object_set_new(j, "exit_code", json_integer(code));
 	/* stdout and stderr may share the terminal: the status line goes, the
 	 * result takes its row, the next progress() draws it again below */
-	if (r->progress && !r->o->co.quiet && isatty(1)) {
+	if (r->progress && !r->o->quiet && isatty(1)) {
 		if (write(2, "\r\033[K", 4) < 0)
 			r->progress = false;
 		r->next_progress = 0;
 	}
-	if (!r->o->co.quiet) {
+	if (!r->o->quiet) {
 		size_t n;
 		char *line = sw_json_line(j, &n);
 		if (!line)
@@ -1776,8 +1792,11 @@ static void run_setup_signals(struct run *r)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int v_run(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	if (o->nargs < 1)
 		sw_usage_error("run needs a COMMAND (sw-agent run [options] -- COMMAND [ARGS...])");
 	struct run r = { .o = o, .ws = ws, .sp = sp, .sfd = -1, .idle_since = -1,
@@ -1827,7 +1846,7 @@ static int v_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	r.poll_ns = default_poll(&r);
 	r.started_ns = sw_now_ns();
 	r.next_beat = r.started_ns + r.agent_ttl_ns / 3;
-	r.progress = !o->co.quiet && isatty(2);
+	r.progress = !o->quiet && isatty(2);
 	r.next_poll = 0;
 	loop(&r);
 	if (sw_agent_remove(ws, r.id) < 0 && errno != ENOENT)
@@ -1860,77 +1879,74 @@ static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
 static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_LABEL, O_MAXITEMS, O_IDLE,
 			     O_ONCE, O_GRACE, O_POLL, 0 };
 
-static const struct verb verbs[] = {
-	{ "register", v_register, 0, o_register },
-	{ "heartbeat", v_heartbeat, 1, o_none },
-	{ "deregister", v_deregister, 1, o_none },
-	{ "list", v_list, 0, o_list },
-	{ "reap", v_reap, 0, o_none },
-	{ "run", v_run, -1, o_run },
-	{ NULL, NULL, 0, NULL }
+static const struct sw_verb verbs[] = {
+	{ "register", v_register, "", 0, 0, o_register, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "heartbeat", v_heartbeat, "an agent ID", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "deregister", v_deregister, "an agent ID", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "list", v_list, "", 0, 0, o_list, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "reap", v_reap, "", 0, 0, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "run", v_run, "", 0, 0, o_run, SW_CMD_WS | SW_CMD_WS_CREATE | SW_CMD_COMMAND },
+	{ 0 }
 };
 
-static bool allowed(const struct verb *v, int c)
+static int option(struct sw_cmd *c, int code, char *arg)
 {
-	for (const int *a = v->allowed; *a; a++)
-		if (*a == c)
-			return true;
-	return false;
-}
-
-static const char *opt_name(int c)
-{
-	const char *n = sw_opt_name(longopts, c);
-	return n ? n : "?";
-}
-
-static void parse(struct opts *o, const struct verb *v, int argc, char **argv)
-{
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+" SW_COMMON_SHORTOPTS "q:j:", longopts, NULL)) != -1) {
-		if (sw_common_opt(c, optarg, &o->co, usage))
-			continue;
-		if (c == '?')
-			sw_usage_error("bad option");
-		if (!allowed(v, c))
-			sw_usage_error("--%s does not apply to %s", opt_name(c), v->name);
-		switch (c) {
-		case 'q': o->queue = optarg; break;
-		case 'j': o->jobs = (int)sw_opt_num("--jobs", optarg, 1, 1024); break;
-		case O_ID: o->id = optarg; break;
-		case O_ROLES: split_roles(o, optarg); break;
-		case O_TTL:
-			o->ttl_ns = sw_opt_duration("--ttl", optarg);
-			if (o->ttl_ns < SW_NS_PER_SEC)
-				sw_usage_error("--ttl must be at least 1s");
-			break;
-		case O_LABEL: add_label(o, optarg); break;
-		case O_ALIVE: o->alive = true; break;
-		case O_DEAD: o->dead = true; break;
-		case O_TABLE: o->table = true; break;
-		case O_MAXITEMS: o->max_items = sw_opt_num("--max-items", optarg, 1, LLONG_MAX); break;
-		case O_IDLE: o->idle_ns = sw_opt_duration("--idle-exit", optarg); break;
-		case O_ONCE: o->once = true; break;
-		case O_GRACE: o->grace_ns = sw_opt_duration("--grace", optarg); break;
-		case O_POLL:
-			o->poll_ns = sw_opt_duration("--poll", optarg);
-			if (o->poll_ns <= 0)
-				sw_usage_error("--poll must be more than 0");
-			break;
-		}
+	struct opts *o = c->opts;
+	int64_t v;
+	int rc = 0;
+	switch (code) {
+	case 'q': o->queue = arg; return 0;
+	case 'j':
+		if (!(rc = sw_cmd_int(c, "--jobs", arg, 1, 1024, &v)))
+			o->jobs = (int)v;
+		return rc;
+	case O_ID: o->id = arg; return 0;
+	case O_ROLES: return split_roles(c, o, arg);
+	case O_TTL:
+		if ((rc = sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns)))
+			return rc;
+		return o->ttl_ns < SW_NS_PER_SEC ? sw_cmd_err(c, EX_USAGE, "--ttl must be at least 1s") : 0;
+	case O_LABEL: return add_label(c, o, arg);
+	case O_ALIVE: o->alive = true; return 0;
+	case O_DEAD: o->dead = true; return 0;
+	case O_TABLE: o->table = true; return 0;
+	case O_MAXITEMS:
+		if (!(rc = sw_cmd_int(c, "--max-items", arg, 1, INT64_MAX, &v)))
+			o->max_items = v;
+		return rc;
+	case O_IDLE: return sw_cmd_duration(c, "--idle-exit", arg, &o->idle_ns);
+	case O_ONCE: o->once = true; return 0;
+	case O_GRACE: return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
+	case O_POLL:
+		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->poll_ns)))
+			return rc;
+		return o->poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "--poll must be more than 0") : 0;
 	}
-	o->args = argv + optind;
-	o->nargs = argc - optind;
-	if (v->nargs >= 0 && o->nargs != v->nargs)
-		sw_usage_error("%s takes %d argument%s, got %d", v->name, v->nargs,
-			       v->nargs == 1 ? "" : "s", o->nargs);
+	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
 
-static void die_span(int code, const char *msg, void *arg)
+static int check(struct sw_cmd *c)
 {
-	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
+	struct opts *o = c->opts;
+	int rc;
+	o->quiet = c->co.quiet;
+	o->arg = c->nargs ? c->args[0] : NULL;
+	o->args = c->command;
+	for (o->nargs = 0; o->args && o->args[o->nargs]; o->nargs++)
+		;
+	if (o->once && o->idle_ns < 0)
+		o->idle_ns = 0;   /* --once does not wait unless told to */
+	if (o->arg && (rc = sw_cmd_name(c, "id", o->arg)))
+		return rc;
+	if (o->id && (rc = sw_cmd_name(c, "id", o->id)))
+		return rc;
+	return sw_cmd_name(c, "queue", o->queue);
 }
+
+static const struct sw_prog prog = {
+	.name = "sw-agent", .usage = usage, .longopts = longopts, .shortopts = "q:j:",
+	.verbs = verbs, .option = option, .check = check,
+};
 
 /* A child must get our pipes as 0, 1, 2: fds 0-2 closed at startup would
  * otherwise be reused by them. */
@@ -1943,43 +1959,11 @@ static void std_fds(void)
 
 int main(int argc, char **argv)
 {
-	sw_prog_set("sw-agent");
 	std_fds();
-	if (argc < 2)
-		sw_usage_error("no verb");
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		printf("sw-agent %s\n", SW_VERSION);
-		return 0;
-	}
-	const struct verb *v = verbs;
-	while (v->name && strcmp(v->name, argv[1]))
-		v++;
-	if (!v->name)
-		sw_usage_error("unknown verb '%s'", argv[1]);
-	sw_verb_set(v->name);
 	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC };
 	const char *q = getenv("SW_QUEUE");
 	o.queue = q && *q ? q : SW_QUEUE_DEFAULT;
-	parse(&o, v, argc - 1, argv + 1);
-	if (o.once && o.idle_ns < 0)
-		o.idle_ns = 0;   /* --once does not wait unless told to */
-	if (o.id)
-		sw_name_check("id", o.id);
-	sw_name_check("queue", o.queue);
-	struct sw_ws ws;
-	sw_ws_open(&ws, o.co.dir, true);
-	char name[64];
-	snprintf(name, sizeof name, "sw-agent %s", v->name);
-	struct sw_span sp;
-	sw_span_start(&sp, o.co.spans, name);
-	sw_on_die(die_span, &sp);
-	int rc = v->run(&o, &ws, &sp);
-	sw_span_end(&sp, rc != 0 && rc != SW_EX_FALSE && rc != EX_TEMPFAIL && !o.once, NULL);
+	int rc = sw_cmd_main(&prog, argc, argv, &o);
 	json_decref(o.labels);
-	sw_ws_close(&ws);
 	return rc;
 }

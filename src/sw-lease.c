@@ -7,6 +7,7 @@
 #include "id.h"
 #include "json.h"
 #include "lease.h"
+#include "cmd.h"
 #include "opt.h"
 #include "proc.h"
 #include "span.h"
@@ -77,7 +78,7 @@ static const struct option longopts[] = {
 #define KILL_LEAD_NS (200 * 1000000)   /* SIGKILL at most this long before expiry */
 
 struct opts {
-	struct sw_common co;
+	bool quiet;
 	int64_t ttl_ns;           /* 0: default */
 	const char *owner;
 	bool wait;
@@ -90,20 +91,13 @@ struct opts {
 	char **cmd;               /* run: the command and its arguments */
 };
 
-struct verb {
-	const char *name;
-	int (*run)(struct opts *o, struct sw_ws *ws, struct sw_span *sp);
-	bool needs_name;
-	const char *allowed;      /* option codes besides the common ones */
-};
-
 /* ---- helpers ---------------------------------------------------------- */
 
 static void print(const struct opts *o, json_t *j)
 {
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
-	if (!o->co.quiet && sw_json_print(j) < 0)
+	if (!o->quiet && sw_json_print(j) < 0)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 	json_decref(j);
 }
@@ -113,12 +107,6 @@ static int64_t mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
-}
-
-static void need_token(const struct opts *o)
-{
-	if (!o->token_given)
-		sw_usage_error("--token is required");
 }
 
 static void span_lease(struct sw_span *sp, const struct sw_lease *l)
@@ -178,21 +166,24 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 
 /* ---- verbs ------------------------------------------------------------ */
 
-static int cmd_acquire(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_acquire(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	char err[SW_LEASE_ERRLEN];
 	int rc = acquire_waiting(o, ws, o->owner, &l, err);
 	span_lease(sp, &l);
 	if (rc) {
-		if (!(rc == EX_TEMPFAIL && o->co.quiet))
+		if (!(rc == EX_TEMPFAIL && o->quiet))
 			sw_warn("%s", err);
 		return rc;
 	}
 	json_t *j = sw_lease_json(&l);
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
-	if (!o->co.quiet && (sw_json_print(j) < 0 || fflush(stdout) != 0)) {
+	if (!o->quiet && (sw_json_print(j) < 0 || fflush(stdout) != 0)) {
 		/* nobody learnt the token: give the lease back rather than leave
 		 * it held, by no one, until it expires */
 		int e = errno;
@@ -204,11 +195,13 @@ static int cmd_acquire(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	return 0;
 }
 
-static int cmd_renew(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_renew(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	char err[SW_LEASE_ERRLEN];
-	need_token(o);
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, err);
 	if (rc) {
@@ -219,11 +212,13 @@ static int cmd_renew(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	return 0;
 }
 
-static int cmd_release(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_release(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	char err[SW_LEASE_ERRLEN];
-	need_token(o);
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_release(ws, o->name, o->token, &l, err);
 	if (rc) {
@@ -236,11 +231,13 @@ static int cmd_release(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 
 /* The answer is the exit status; "no" is not an error, so it is not
  * reported on stderr (like test(1)), only in the printed object. */
-static int cmd_check(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_check(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	char err[SW_LEASE_ERRLEN];
-	need_token(o);
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_check(ws, o->name, o->token, &l, err);
 	if (rc && rc != SW_EX_FALSE) {
@@ -259,8 +256,11 @@ static int cmd_check(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 	return rc;
 }
 
-static int cmd_show(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_show(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	char err[SW_LEASE_ERRLEN];
 	int rc = sw_lease_read(ws, o->name, &l, err);
@@ -279,8 +279,11 @@ static int list_one(const struct sw_lease *l, void *arg)
 	return 0;
 }
 
-static int cmd_list(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_list(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	char err[SW_LEASE_ERRLEN];
 	(void)sp;
 	int rc = sw_lease_list(ws, list_one, o, err);
@@ -558,14 +561,17 @@ static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws
 	}
 }
 
-static int cmd_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
+static int cmd_run(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
+	struct sw_ws *ws = &c->ws;
+	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	char err[SW_LEASE_ERRLEN];
 	int rc = acquire_waiting(o, ws, o->owner, &l, err);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
-		if (!o->co.quiet)
+		if (!o->quiet)
 			sw_warn("%s", err);
 		return o->conflict;
 	}
@@ -610,171 +616,99 @@ static int cmd_run(struct opts *o, struct sw_ws *ws, struct sw_span *sp)
 
 /* ---- options and main ------------------------------------------------- */
 
-static const struct verb verbs[] = {
-	{ "acquire", cmd_acquire, true, "tow" },
-	{ "renew", cmd_renew, true, "tk" },
-	{ "release", cmd_release, true, "k" },
-	{ "check", cmd_check, true, "k" },
-	{ "show", cmd_show, true, "" },
-	{ "list", cmd_list, false, "" },
-	{ "run", cmd_run, true, "towEg" },
-	{ 0, 0, 0, 0 }
+static const int o_acquire[] = { O_TTL, O_OWNER, O_WAIT, 0 };
+static const int o_renew[] = { O_TTL, O_TOKEN, 0 };
+static const int o_token[] = { O_TOKEN, 0 };
+static const int o_none[] = { 0 };
+static const int o_run[] = { O_TTL, O_OWNER, O_WAIT, 'E', 'g', 0 };
+
+static const struct sw_verb verbs[] = {
+	{ "acquire", cmd_acquire, "a lease NAME", 1, 1, o_acquire, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "renew", cmd_renew, "a lease NAME", 1, 1, o_renew, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "release", cmd_release, "a lease NAME", 1, 1, o_token, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "check", cmd_check, "a lease NAME", 1, 1, o_token, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "show", cmd_show, "a lease NAME", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "list", cmd_list, "", 0, 0, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	/* the first argument after NAME, or everything after "--", is the
+	 * command; getopt's leading '+' leaves its own options alone */
+	{ "run", cmd_run, "a lease NAME", 1, 1, o_run, SW_CMD_WS | SW_CMD_WS_CREATE | SW_CMD_COMMAND },
+	{ 0 }
 };
 
-static char opt_code(int c)
+static int option(struct sw_cmd *c, int code, char *arg)
 {
-	switch (c) {
-	case O_TTL: return 't';
-	case O_OWNER: return 'o';
-	case O_WAIT: return 'w';
-	case O_TOKEN: return 'k';
-	case 'E': return 'E';
-	case 'g': return 'g';
-	default: return 0;
-	}
-}
-
-static const char *opt_name(int c)
-{
-	for (const struct option *l = longopts; l->name; l++)
-		if (l->val == c)
-			return l->name;
-	return "?";
-}
-
-static void parse_wait(struct opts *o, const char *arg, int argc, char **argv)
-{
-	o->wait = true;
-	/* `--wait 30s` as well as `--wait=30s`: a lease name that parses as a
-	 * duration needs `--wait=DUR` or `--wait` after it */
-	if (!arg && optind < argc) {
-		int64_t ns;
-		if (sw_parse_duration(argv[optind], &ns) == 0)
-			arg = argv[optind++];
-	}
-	if (arg)
-		o->wait_ns = sw_opt_duration("--wait", arg);
-}
-
-static void parse_option(struct opts *o, int c, char *arg, int argc, char **argv)
-{
-	switch (c) {
+	struct opts *o = c->opts;
+	int64_t v;
+	int rc;
+	switch (code) {
 	case O_TTL:
-		o->ttl_ns = sw_opt_duration("--ttl", arg);
-		if (o->ttl_ns < 1000000)
-			sw_usage_error("bad --ttl '%s': want at least 1ms", arg);
-		break;
-	case O_OWNER: sw_name_check("owner", arg); o->owner = arg; break;
-	case O_WAIT: parse_wait(o, arg, argc, argv); break;
+		if ((rc = sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns)))
+			return rc;
+		return o->ttl_ns < 1000000 ? sw_cmd_err(c, EX_USAGE, "bad --ttl '%s': want at least 1ms", arg) : 0;
+	case O_OWNER:
+		if (!(rc = sw_cmd_name(c, "owner", arg)))
+			o->owner = arg;
+		return rc;
+	case O_WAIT: {
+		/* `--wait 30s` as well as `--wait=30s`: a lease name that parses
+		 * as a duration needs `--wait=DUR` or `--wait` after it */
+		bool given;
+		o->wait = true;
+		return sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
+	}
 	case O_TOKEN:
 		if (!sw_lease_token_parse(arg, &o->token))
-			sw_die(EX_DATAERR, "bad token '%.40s': want the number acquire printed", arg);
+			return sw_cmd_err(c, EX_DATAERR, "bad token '%.40s': want the number acquire printed", arg);
 		o->token_given = true;
-		break;
-	case 'E': o->conflict = (int)sw_opt_num("exit code", arg, 0, 255); break;
-	case 'g': o->grace_ns = sw_opt_duration("--grace", arg); break;
+		return 0;
+	case 'E':
+		if (!(rc = sw_cmd_int(c, "exit code", arg, 0, 255, &v)))
+			o->conflict = (int)v;
+		return rc;
+	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	}
+	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
 
-/* Options may follow the name (`renew NAME --token T`).  For run, the
- * first argument after NAME (or everything after "--") is the command, and
- * getopt's leading '+' leaves the command's own options alone. */
-static void parse(struct opts *o, const struct verb *v, int argc, char **argv)
+static int check(struct sw_cmd *c)
 {
-	optind = 1;
-	opterr = 0;
-	bool is_run = !strcmp(v->name, "run");
-	for (;;) {
-		int c = getopt_long(argc, argv, "+:" SW_COMMON_SHORTOPTS "E:g:", longopts, NULL);
-		if (c == -1) {
-			if (optind >= argc)
-				break;
-			bool dashdash = !strcmp(argv[optind - 1], "--");
-			if (!o->name) {
-				o->name = argv[optind++];
-				if (!dashdash)
-					continue;       /* options may follow NAME */
-				if (optind >= argc)
-					break;
-			}
-			if (is_run) {
-				o->cmd = argv + optind;
-				break;
-			}
-			sw_usage_error("unexpected argument '%s'", argv[optind]);
-		}
-		if (c == '?')
-			sw_usage_error("unknown option '%s'", argv[optind - 1]);
-		if (c == ':')
-			sw_usage_error("option '%s' needs a value", argv[optind - 1]);
-		if (sw_common_opt(c, optarg, &o->co, usage))
-			continue;
-		char code = opt_code(c);
-		if (!code || !strchr(v->allowed, code))
-			sw_usage_error("option --%s does not go with %s", opt_name(c), v->name);
-		parse_option(o, c, optarg, argc, argv);
+	struct opts *o = c->opts;
+	o->quiet = c->co.quiet;
+	o->name = c->nargs ? c->args[0] : NULL;
+	o->cmd = c->command;
+	if (o->name) {
+		int rc = sw_cmd_name(c, "lease name", o->name);
+		if (rc)
+			return rc;
 	}
-	if (v->needs_name && !o->name)
-		sw_usage_error("%s needs a lease NAME", v->name);
-	if (!v->needs_name && o->name)
-		sw_usage_error("%s takes no arguments", v->name);
+	const int *p = c->verb->opts;
+	if (p == o_token || p == o_renew) {
+		if (!o->token_given)
+			return sw_cmd_err(c, EX_USAGE, "--token is required");
+	}
+	return 0;
+}
+
+static void begin(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
 	if (o->name)
-		sw_name_check("lease name", o->name);
-	if (is_run && (!o->cmd || !o->cmd[0]))
-		sw_usage_error("run needs a COMMAND");
+		sw_span_str(&c->sp, "sw.lease.name", o->name);
 }
 
-static void end_span_on_die(int code, const char *msg, void *arg)
-{
-	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
-}
+static const struct sw_prog prog = {
+	.name = "sw-lease", .usage = usage, .longopts = longopts, .shortopts = "E:g:",
+	.verbs = verbs, .option = option, .check = check, .begin = begin,
+};
 
 int main(int argc, char **argv)
 {
-	sw_prog_set("sw-lease");
-	if (argc < 2)
-		sw_usage_error("no verb");
-	if (argv[1][0] == '-') {
-		struct sw_common co = {0};
-		int c = getopt_long(argc, argv, "+" SW_COMMON_SHORTOPTS, longopts, NULL);
-		sw_common_opt(c == 'h' || c == 'V' ? c : 0, NULL, &co, usage);
-		sw_usage_error("no verb before '%s'", argv[1]);
-	}
-	const struct verb *v = verbs;
-	while (v->name && strcmp(v->name, argv[1]))
-		v++;
-	if (!v->name)
-		sw_usage_error("unknown verb '%s'", argv[1]);
-	sw_verb_set(v->name);
-
 	struct opts o = { .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS };
-	parse(&o, v, argc - 1, argv + 1);
-	char owner[SW_LEASE_OWNER_MAX + 1];
-	if (!o.owner) {
-		char host[128];
-		if (gethostname(host, sizeof host) < 0)
-			snprintf(host, sizeof host, "localhost");
-		host[sizeof host - 1] = 0;
-		snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
-		o.owner = owner;
-	}
-
-	struct sw_ws ws;
-	sw_ws_open(&ws, o.co.dir, true);
-	char name[64];
-	snprintf(name, sizeof name, "sw-lease %s", v->name);
-	struct sw_span sp;
-	sw_span_start(&sp, o.co.spans, name);
-	if (o.name)
-		sw_span_str(&sp, "sw.lease.name", o.name);
-	sw_on_die(end_span_on_die, &sp);
-	int rc = v->run(&o, &ws, &sp);
-	sw_on_die(NULL, NULL);
-	/* run passes the command's status through: a failing command is a
-	 * failed span, 75 (busy or lost) is an answer */
-	sw_span_end(&sp, rc != 0 && rc != SW_EX_FALSE && rc != EX_TEMPFAIL, rc ? "failed" : NULL);
-	sw_ws_close(&ws);
-	if (fflush(stdout) != 0)
-		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
-	return rc;
+	char owner[SW_LEASE_OWNER_MAX + 1], host[128];
+	if (gethostname(host, sizeof host) < 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = 0;
+	snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
+	o.owner = owner;
+	return sw_cmd_main(&prog, argc, argv, &o);
 }
