@@ -86,7 +86,7 @@ install: all
 # and tests/fuzz/replay.c (make fuzz-replay, which tests/run calls: the
 # seed corpus and the kept regressions, in seconds).  The pending ones wait
 # for a parser to be exported (see their files) and are not built yet.
-FUZZ_TARGETS = agent duration item journal name nodes number otlp traceparent
+FUZZ_TARGETS = agent duration item journal name nodes number otlp place traceparent
 FUZZ_PENDING = argv item_file lease_version
 FUZZ_S  ?= 60
 # more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding
@@ -96,6 +96,7 @@ FUZZ_FLAGS = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Ilib -Itests/fuzz -O1 -g \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_MAXLEN_duration = 64
 FUZZ_MAXLEN_traceparent = 128
+FUZZ_MAXLEN_place = 256
 FUZZ_MAXLEN_number = 512
 FUZZ_MAXLEN_name = 512
 FUZZ_MAXLEN_nodes = 1024
