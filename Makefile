@@ -85,8 +85,61 @@ install: all
 	    install -m 644 $$c $(DESTDIR)$(BASHCOMPDIR)/$$b; done
 	install -m 644 completions/_sw* $(DESTDIR)$(ZSHCOMPDIR)
 
+# ---- fuzzing (tests/fuzz/, README "Fuzzing") ----
+# Every target is built twice: with clang's libFuzzer against its own
+# clang-built libsw (make fuzz), and with gcc against the ASan+UBSan libsw
+# and tests/fuzz/replay.c (make fuzz-replay, which tests/run calls: the
+# seed corpus and the kept regressions, in seconds).  The pending ones wait
+# for a parser to be exported (see their files) and are not built yet.
+FUZZ_TARGETS = agent duration item journal name nodes number otlp place traceparent
+FUZZ_PENDING = argv item_file lease_version
+FUZZ_S  ?= 60
+# more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding
+FUZZ_ARGS ?=
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Ilib -Itests/fuzz -O1 -g \
+	-fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_MAXLEN_duration = 64
+FUZZ_MAXLEN_traceparent = 128
+FUZZ_MAXLEN_place = 256
+FUZZ_MAXLEN_number = 512
+FUZZ_MAXLEN_name = 512
+FUZZ_MAXLEN_nodes = 1024
+FUZZ_MAXLEN_journal = 2048
+FUZZ_MAXLEN_agent = 4096
+FUZZ_MAXLEN_item = 4096
+FUZZ_MAXLEN_otlp = 8192
+
+build/fuzz build/fuzz/bin build/fuzz-replay:
+	mkdir -p $@
+build/fuzz/%.o: lib/%.c $(LIB_HDR) | build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+build/fuzz/libsw.a: $(patsubst lib/%.c,build/fuzz/%.o,$(LIB_SRC))
+	$(AR) rcs $@ $^
+build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer,address,undefined -o $@ $< \
+	    build/fuzz/libsw.a $(SAN_LDLIBS)
+build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
+	$(CC) $(CFLAGS) $(SAN_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c build/san/libsw.a $(SAN_LDLIBS)
+
+# fuzz: each target FUZZ_S seconds from its seeds; new inputs go to
+# build/fuzz/corpus/<t>, findings to build/fuzz/artifacts/<t>/ (copy one
+# into tests/fuzz/regress/<t>/ by hand once it is fixed).  make -j2 fuzz
+# runs two at a time.
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+fuzz-%: build/fuzz/bin/%
+	@mkdir -p build/fuzz/corpus/$* build/fuzz/artifacts/$*
+	$< -max_total_time=$(FUZZ_S) -max_len=$(or $(FUZZ_MAXLEN_$*),4096) -timeout=10 \
+	    -rss_limit_mb=2048 -use_value_profile=1 -print_final_stats=1 $(FUZZ_ARGS) \
+	    -artifact_prefix=build/fuzz/artifacts/$*/ \
+	    build/fuzz/corpus/$* tests/fuzz/corpus/$* $(wildcard tests/fuzz/regress/$*)
+
+# fuzz-replay: one TAP line a target; fails when any input fails.
+fuzz-replay: $(addprefix build/fuzz-replay/,$(FUZZ_TARGETS))
+	@tests/fuzz/replay-all build/fuzz-replay $(FUZZ_TARGETS)
+
 clean:
 	rm -rf bin build tests/tmp
 
-.PHONY: all check check-faults bench demo deps install clean san units
+.PHONY: all check check-faults bench demo deps install clean san units fuzz fuzz-replay
 .SECONDARY:

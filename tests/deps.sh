@@ -3,7 +3,8 @@
 set -e
 pkgs="build-essential libsqlite3-dev libjansson-dev libbsd-dev jq bats bats-assert
 bats-support mandoc prometheus moosefs-master moosefs-chunkserver moosefs-client
-fuse3 iproute2 parallel hyperfine strace procps"
+fuse3 iproute2 parallel hyperfine strace procps clang
+libclang-rt-dev"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
