@@ -89,7 +89,11 @@ int sw_parse_time(const char *s, int64_t *ns)
 	}
 	if (strcmp(p, "Z"))
 		return -1;
-	*ns = (int64_t)timegm(&tm) * SW_NS_PER_SEC + frac;
+	time_t sec = timegm(&tm);
+	/* before 1970 or past what nanoseconds in 64 bits hold: not a time */
+	if (sec < 0 || sec > (time_t)(SW_TIME_MAX_NS / SW_NS_PER_SEC))
+		return -1;
+	*ns = (int64_t)sec * SW_NS_PER_SEC + frac;
 	return 0;
 }
 

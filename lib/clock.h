@@ -14,6 +14,9 @@ int64_t sw_now_ns(void);
 /* The longest duration taken: 100 years, so that now + a duration (and a
  * skew margin on top) never overflows int64 nanoseconds. */
 #define SW_DURATION_MAX_NS (INT64_C(36500) * 86400 * SW_NS_PER_SEC)
+/* The latest time taken from outside (a file, a name): one duration
+ * (or skew margin) may still be added to it without overflow. */
+#define SW_TIME_MAX_NS (INT64_MAX - SW_DURATION_MAX_NS)
 /* "30", "30s", "1.5s", "250ms", "5m", "2h", "7d" -> ns; decimal only,
  * at most SW_DURATION_MAX_NS.  -1 on bad input. */
 int sw_parse_duration(const char *s, int64_t *ns);

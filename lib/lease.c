@@ -172,10 +172,10 @@ static int version_fields(const json_t *j, uint64_t seq, struct sw_lease *out, c
 	    (uint64_t)jseq != seq || !json_object_get(j, "token") ||
 	    !member_int(j, "token", 1, INT64_MAX, 0, &token) ||
 	    !member_int(j, "ttl_ms", 0, SW_DURATION_MAX_NS / 1000000, 0, &ttl_ms) ||
-	    !member_int(j, "acquired_at_unix_ns", 0, INT64_MAX, 0, &acq) ||
-	    !member_int(j, "renewed_at_unix_ns", 0, INT64_MAX, 0, &ren) ||
-	    !member_int(j, "expires_at_unix_ns", 0, INT64_MAX, 0, &exp) ||
-	    !member_int(j, "released_at_unix_ns", 0, INT64_MAX, 0, &rel))
+	    !member_int(j, "acquired_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &acq) ||
+	    !member_int(j, "renewed_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &ren) ||
+	    !member_int(j, "expires_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &exp) ||
+	    !member_int(j, "released_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &rel))
 		return -1;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);

@@ -5,6 +5,7 @@
 #include "id.h"
 #include "json.h"
 #include "cmd.h"
+#include "num.h"
 #include "opt.h"
 #include "queue.h"
 #include "span.h"
@@ -137,9 +138,18 @@ static const char *need_id(struct opts *o)
 
 /* stdin read whole: a batch is checked completely before anything is
  * added, so a bad line on line 90,000 adds nothing. */
+/* A line longer than this cannot hold an item: reading stops there. */
+static size_t line_max(void)
+{
+	const char *mx = getenv("SW_MAX_ITEM_BYTES");
+	uint64_t v;
+	size_t max = mx && *mx && sw_parse_u64(mx, 1ULL << 40, &v) == 0 ? (size_t)v : SW_ITEM_MAX_DEFAULT;
+	return max + SW_ITEM_SLACK;
+}
+
 static char *read_stdin(size_t *len)
 {
-	size_t cap = 1 << 16, n = 0;
+	size_t cap = 1 << 16, n = 0, line_start = 0, lineno = 1, max = line_max();
 	char *buf = malloc(cap);
 	if (!buf)
 		sw_die(EX_SOFTWARE, "out of memory");
@@ -158,7 +168,15 @@ static char *read_stdin(size_t *len)
 			sw_die(EX_IOERR, "reading stdin: %s", strerror(errno));
 		if (r == 0)
 			break;
+		for (size_t i = n; i < n + (size_t)r; i++)
+			if (buf[i] == '\n') {
+				line_start = i + 1;
+				lineno++;
+			}
 		n += (size_t)r;
+		if (n - line_start > max)
+			sw_die(EX_DATAERR, "line %zu: longer than an item may be (SW_MAX_ITEM_BYTES + %d); "
+			       "nothing added", lineno, SW_ITEM_SLACK);
 	}
 	*len = n;
 	return buf;
@@ -191,7 +209,7 @@ static int each_line(char *buf, size_t len, int (*fn)(const char *line, size_t n
 			if (rc)
 				return rc;
 		}
-		p += (nl ? (size_t)(nl - p) + 1 : n);
+		p = nl ? nl + 1 : end;   /* past the line as read, \r and all */
 	}
 	return 0;
 }

@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <math.h>
 
-static const char *const states[] = { "pending", "claimed", "done", "dead", "cancelled", "all" };
+static const char *const states[] = { "pending", "claimed", "done", "dead", "cancelled", "all", "damaged" };
 
 /* A decimal token a parser took must be what strtoull reads. */
 static void check_token(const char *s, uint64_t v)
@@ -41,7 +41,7 @@ static void tokens(const char *s)
 static void state_list(const char *s)
 {
 	int mask = sw_state_mask(s);
-	fz_check(mask == -1 || (mask >= 1 && mask <= SW_ST_ALL));
+	fz_check(mask == -1 || (mask >= 1 && mask <= (SW_ST_ALL | SW_ST_DAMAGED)));
 	if (mask < 0)
 		return;
 	/* a list taken must hold only state names, however long it is */
