@@ -1,0 +1,16 @@
+/* argv_lease — sw-lease's argument vector (see argv.h). */
+#define main sw_lease_main
+#include "../../src/sw-lease.c"
+#undef main
+
+static void fz_opts_init(struct opts *o)
+{
+	*o = (struct opts){ .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS, .owner = "fuzz:1" };
+}
+
+static void fz_opts_free(struct opts *o)
+{
+	(void)o;
+}
+
+#include "argv.h"
