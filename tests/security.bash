@@ -27,8 +27,12 @@ SEC_OUTSIDER=swsec-outsider
 SEC_REG=/run/swsec.users
 
 sec_root() { [ "$(id -u)" -eq 0 ]; }
+# Whether the parts are played by different users: as root, unless the
+# suite sets SEC_ONE_USER (the multihost one: a FUSE mount without
+# allow_other admits only the user who mounted it).
+sec_multi() { sec_root && [ -z "${SEC_ONE_USER:-}" ]; }
 
-if sec_root; then
+if sec_multi; then
 	PLANTERS="attacker victim"   # another group member, and the victim itself
 	VICTIMS="victim root"
 else
@@ -40,7 +44,7 @@ fi
 # ASan and the multihost suites run side by side): each run registers,
 # the last one out removes them.
 sec_users_up() {
-	sec_root || return 0
+	sec_multi || return 0
 	command -v useradd >/dev/null && command -v setpriv >/dev/null ||
 		{ echo "useradd and setpriv are needed as root" >&2; return 1; }
 	(
@@ -58,7 +62,7 @@ sec_users_up() {
 }
 
 sec_users_down() {
-	sec_root || return 0
+	sec_multi || return 0
 	(
 		flock 9
 		# runs whose directory is gone were killed: they no longer count
@@ -92,7 +96,7 @@ as() {
 	local who=$1 rc=0
 	shift
 	local -a pre=()
-	if sec_root && [ "$who" != root ] && [ "$who" != self ]; then
+	if sec_multi && [ "$who" != root ] && [ "$who" != self ]; then
 		local u
 		u=$(user_of "$who")
 		pre=(setpriv --reuid="$u" --regid="$u" --init-groups --)
@@ -133,11 +137,12 @@ sec_setup() {
 	local who
 	for who in attacker victim outsider root self; do
 		mkdir -m 700 "$T/s-$who"
-		sec_root && [ "$who" != root ] && [ "$who" != self ] &&
+		if sec_multi && [ "$who" != root ] && [ "$who" != self ]; then
 			chown "$(user_of "$who")": "$T/s-$who"
+		fi
 	done
 	mkdir "$W"
-	if sec_root; then
+	if sec_multi; then
 		chown -R "$SEC_VICTIM": "$H"
 		chown "$SEC_VICTIM:$SEC_GROUP" "$W"
 		chmod 2770 "$W"
@@ -288,14 +293,21 @@ damaged() {
 	as "$1" sw-claim list -q "$2" --state damaged | jq -r .reason | sort
 }
 
+# Whether the programs under test are the ASan build (tests/run sets
+# SW_BIN): their memory is then mostly the sanitizer's shadow, and they
+# are slower.
+under_asan() { [[ ${SW_BIN:-} == */san/* ]]; }
+
 # peak WHO CMD...: runs CMD as WHO; its peak memory in KiB (GNU time)
-# goes to KB, its exit status to RC.
+# goes to KB, its exit status to RC.  Under ASan KB is 0: the peak would
+# measure the sanitizer, and only the exit status counts.
 peak() {
 	local who=$1 f=$T/s-$1/time
 	shift
 	RC=0
 	as "$who" /usr/bin/time -o "$f" -f %M "$@" || RC=$?
 	KB=$(tail -1 "$f")
+	! under_asan || KB=0
 }
 
 # bug WHAT: a known bug in a file this suite does not own; the test stops
@@ -303,4 +315,172 @@ peak() {
 # whether the bug is fixed).
 bug() {
 	[ -n "${SW_SEC_BUGS:-}" ] || skip "BUG: $1"
+}
+
+# No byte of $1 is a control character other than newline, and every line
+# is a diagnostic of one of the programs.
+terminal_safe() {
+	! LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]' <<<"$1" || { echo "control bytes: $(cat -v <<<"$1")"; return 1; }
+	! grep -v '^sw-[a-z]*: ' <<<"$1" | grep -q . || { echo "a line that is no diagnostic: $1"; return 1; }
+}
+
+# ---- the attacks that apply on one host and across hosts -------------------
+# (tests/security.bats and tests/multihost/security.bats run each of them)
+
+# 1: a stage file whose JSON id is a traversal path is quarantined; next and reap replace no file outside the workspace
+sc_stage_traversal() {
+	attack '
+		printf "%s" "$(item_json ../../../../home/.profile "\"state\":\"done\"")" >$Q/stage/$OLD-a1.nC
+		: >$Q/stage/$OLD-a1.kC
+		printf "%s" "$(item_json "$R/file" "\"state\":\"done\"")" >$Q/stage/$OLD-a2.nP
+		: >$Q/stage/$OLD-a2.kP
+		printf "%s" "$(item_json ../../../../rootonly/file)" >$Q/stage/$OLD-a3.oC
+		printf "%s" "$(item_json ../../../../home/secret)" >$Q/stage/$OLD-a4.a.g9' \
+		"no valid id"
+}
+
+# 1: claims, delayed and blocked items whose content names a traversal id, role or after are quarantined by reap, as root too
+sc_content_traversal() {
+	attack '
+		printf "%s" "$(item_json ../../../../rootonly/file)" >$Q/claimed/evil.1048577.1
+		printf "%s" "$(item_json r1 "\"role\":\"../../../../rootonly\"")" >$Q/claimed/r1.1048577.1
+		printf "%s" "$(item_json a1 "\"after\":[\"../../../../rootonly/private\"]")" >$Q/claimed/a1.1048577.1
+		printf "%s" "$(item_json t1 "\"role\":\"../../../../home\"")" >$Q/timed/0000000000000001.t1
+		printf "%s" "$(item_json b1 "\"after\":[\"../../../../home/private\"]")" >$Q/blocked/b1' \
+		"no valid id" "bad role" "bad after"
+	[ ! -e "$W/rootonly" ] && [ ! -e "$W/home" ]
+}
+
+# 1: done/x and deps/x symlinks to a private directory with a crafted stage file: reap finishes x and deletes nothing there
+sc_done_deps_symlinks() {
+	finished_xy() {
+		[ "$(as "$v" sw-claim show -q "$q" x | jq -r .state)" = done ]
+		[ "$(as "$v" sw-claim show -q "$q" y | jq -r .state)" = done ]
+	}
+	CHECK=finished_xy attack '
+		ln -s "$H/private" $Q/done/x
+		ln -s "$H/private" $Q/deps/x
+		ln -s "$R/private" $Q/deps/y
+		printf "%s" "$(item_json x "\"state\":\"done\"")" >$Q/stage/$OLD-b1.nC
+		: >$Q/stage/$OLD-b1.kC
+		printf "%s" "$(item_json y "\"state\":\"done\"")" >$Q/stage/$OLD-b2.nC
+		: >$Q/stage/$OLD-b2.kC' \
+		"a symlink" "not a directory"
+}
+
+# 2: state directories replaced by symlinks to a private directory are moved aside, never written through; add still adds
+sc_state_dir_symlinks() {
+	for p in $PLANTERS; do for v in $VICTIMS; do
+		q=$p-$v
+		good victim "$q" z
+		plant "$p" '
+			Q=queues/$q
+			for d in pending timed blocked deps claimed done dead cancelled stage ids; do
+				rm -rf $Q/$d
+				ln -s "$H/private" $Q/$d
+			done'
+		good "$v" "$q" g1 g2 g3
+		battery "$v" "$q"
+		served "$v" "$q" g1 g2 g3
+		[ "$(as "$v" sw-claim list -q "$q" --state damaged | jq -r 'select(.type == "symlink") | .name' | sort | tr '\n' ' ')" = \
+		  "blocked cancelled claimed dead deps done ids pending stage timed " ]
+	done; done
+	unchanged
+}
+
+# 2: claimed, delayed, blocked, finished, id and pending entries and bucket directories that are symlinks are quarantined, their targets untouched
+sc_entry_symlinks() {
+	SHOW="c1 t1 b1 d1 d2 d3 g9" attack '
+		ln -s "$H/.profile" $Q/claimed/c1.1048577.1
+		ln -s "$H/.profile" $Q/timed/0000000000000001.t1
+		ln -s "$H/secret" $Q/blocked/b1
+		ln -s "$H/secret" $Q/done/d1
+		ln -s "$H/secret" $Q/dead/d2
+		ln -s "$H/secret" $Q/cancelled/d3
+		ln -s "$H/secret" $Q/ids/g9
+		ln -s "$H/.profile" $B/0000000000000001.p1
+		mkdir -p $Q/pending/2/-
+		ln -s "$H/private" $Q/pending/2/-/1' \
+		"a symlink" "a bucket that is not a directory"
+}
+
+# 4: FIFOs planted as items, transitions, hints and locks hang no reader; next serves the good items in order
+sc_fifos() {
+	SHOW="f3 f5 f6 f7 f8" attack '
+		mkfifo $B/0000000000000001.f1 $Q/timed/0000000000000001.f2 $Q/blocked/f3 \
+			$Q/claimed/f4.1048577.1 $Q/done/f5 $Q/dead/f6 $Q/cancelled/f7 $Q/ids/f8 $Q/deps/f9 \
+			$Q/stage/$OLD-c1.nC $Q/stage/$OLD-c2.oP
+		: >$Q/stage/$OLD-c1.kC
+		rm -f $Q/wake $Q/maint.lock
+		mkfifo $Q/wake $Q/maint.lock' \
+		"not a regular file"
+}
+
+# 4: a symlink, a FIFO, a directory, a non-JSON or an empty file at the head of a bucket: every next still serves the good items
+sc_bucket_head() {
+	attack '
+		ln -s "$H/.profile" $B/0000000000000001.h1
+		mkfifo $B/0000000000000002.h2
+		mkdir $B/0000000000000003.h3
+		echo "not json" >$B/0000000000000004.h4
+		: >$B/0000000000000005.h5' \
+		"a symlink" "not a regular file" "not JSON" "empty"
+}
+
+# 4: a FIFO as a lease's head hint hangs neither acquire, show nor list
+sc_lease_head_fifo() {
+	for p in $PLANTERS; do for v in $VICTIMS; do
+		as victim sw-lease acquire "l-$p-$v" --ttl 1s >/dev/null
+		plant "$p" 'L=leases/l-'"$p-$v"'; rm -f $L/head; mkfifo $L/head'
+		sleep 1.2
+		SW_CLOCK_SKEW=0s as "$v" sw-lease acquire "l-$p-$v" >/dev/null
+		as "$v" sw-lease show "l-$p-$v" | jq -e '.state == "held"'
+		as "$v" sw-lease list | jq -s -e "map(select(.name == \"l-$p-$v\")) | length == 1"
+	done; done
+	unchanged
+}
+
+# 4: agent records that are FIFOs, symlinks, directories, not JSON, oversized or lying about their id are skipped with a warning and moved aside by reap
+sc_agent_records() {
+	as victim sw-agent register --id good >/dev/null
+	plant "${PLANTERS%% *}" '
+		A=agents
+		mkfifo $A/fifo.json
+		ln -s "$H/secret" $A/link.json
+		mkdir $A/dir.json
+		echo "not json" >$A/text.json
+		truncate -s 2G $A/big.json
+		echo "{\"id\":\"../../home/x\"}" >$A/lie.json
+		echo "{\"id\":\"roles\",\"roles\":[\"../x\"]}" >$A/roles.json
+		printf "{\"id\":\"term\",\"hostname\":\"\\\\u001b]2;pwn\\\\u0007\"}" >$A/term.json'
+	for v in $VICTIMS; do
+		run --separate-stderr as "$v" sw-agent list
+		[ "$status" -eq 0 ] && [ "$(jq -r .id <<<"$output")" = good ]
+		[ "$(grep -c 'skipping agent record' <<<"$stderr")" -eq 8 ]
+		as "$v" sw-metrics export --db "$T/s-$v/m.db" 2>/dev/null | grep -qx 'sw_agents{state="live"} 1'
+		[ "$(echo k | as "$v" sw-shard assign --nodes @agents 2>/dev/null | jq -r .node)" = good ]
+	done
+	v=${VICTIMS##* }
+	run --separate-stderr as "$v" sw-agent reap
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'moved agent record' <<<"$stderr")" -eq 8 ]
+	[ "$(ls "$W/agents")" = "$(printf 'damaged\ngood.json')" ]
+	run --separate-stderr as "$v" sw-agent list
+	[ -z "$stderr" ]
+	unchanged
+}
+
+# 8: entry names with escape sequences and newlines are escaped in every warning
+sc_escaped_names() {
+	safe_stderr() {
+		terminal_safe "$(cat "$T/stderr")"
+		grep -q '\\x1b' "$T/stderr"
+	}
+	CHECK=safe_stderr attack '
+		: >"$Q/claimed/$(printf "\033]2;pwn\007\nsw-claim: forged.1.1")"
+		: >"$B/$(printf "0000000000000001.\033[2J")"
+		: >"$Q/stage/$(printf "\033[31mred")"
+		mkdir -p "$W/agents"
+		: >"$W/agents/$(printf "\033[31m\nx.json")"' \
+		"not a claim name" "not a pending entry name" "not a transition name"
 }
