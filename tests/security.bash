@@ -112,10 +112,13 @@ as() {
 # plant WHO SCRIPT: runs SCRIPT in bash as WHO, in the workspace, with
 # W, H, R, T, q (the queue), OLD and item_json at hand, failing on the
 # first error.  Its umask is a group member's in a shared workspace (002).
+# Then waits PLANT_SETTLE seconds, when set: another host of a network
+# filesystem may see a replaced directory as it was for about a second.
 plant() {
 	local who=$1 script=$2
 	as "$who" env W="$W" H="$H" R="$R" T="$T" q="${q:-}" OLD="$OLD" \
 		bash -ec "$(declare -f item_json); umask 002; cd \"\$W\"; $script"
+	[ -z "${PLANT_SETTLE:-}" ] || sleep "$PLANT_SETTLE"
 }
 
 # A fresh stage of props for one test.  $T is made 0711 in /tmp (the bats

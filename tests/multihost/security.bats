@@ -7,8 +7,11 @@
 # lease hints, names with escape sequences.  Nothing outside the workspace
 # may change, nothing may hang, and the good items are served in order.
 # One user plays every part: the FUSE mounts admit only the user who made
-# them.
+# them.  The victim starts 1.5 s after a plant: a directory replaced on
+# one host looks as it was on the other for about a second (DESIGN.md),
+# and that staleness is the filesystem's, not an attack.
 SEC_ONE_USER=1
+PLANT_SETTLE=1.5
 load ../helper
 load ../security
 
