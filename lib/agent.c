@@ -1,8 +1,18 @@
 /* agent.c — the agent registry: one JSON record per agent whose mtime is
- * its last heartbeat (see agent.h and sw-workspace(5)). */
+ * its last heartbeat (see agent.h and sw-workspace(5)).
+ *
+ * Records are untrusted input: another user or host may have written any
+ * of them.  A record's name comes from its directory entry and is checked
+ * as an id; it is read without blocking, only when it is a regular file,
+ * and only up to RECORD_MAX; every field sw uses is checked before use.
+ * A record that fails is skipped with a warning by readers, and moved to
+ * agents/damaged/ by reap. */
 #include "agent.h"
+#include "aside.h"
 #include "atomic.h"
 #include "clock.h"
+#include "err.h"
+#include "fs.h"
 #include "id.h"
 #include "json.h"
 #include <dirent.h>
@@ -96,7 +106,7 @@ static json_t *gpus_proc(void)
 		return NULL;
 	json_t *a = json_array();
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while ((de = sw_readdir(d))) {
 		if (sw_hidden(de->d_name))
 			continue;
 		char f[PATH_MAX + 300], line[512];
@@ -127,7 +137,7 @@ static json_t *gpus_dev(void)
 	if (!d)
 		return a;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	while ((de = sw_readdir(d))) {
 		const char *n = de->d_name;
 		if (strncmp(n, "nvidia", 6) || !n[6] || strspn(n + 6, "0123456789") != strlen(n + 6))
 			continue;
@@ -176,13 +186,28 @@ static void rec_name(char out[NAME_LEN], const char *id)
 	snprintf(out, NAME_LEN, "%s.json", id);
 }
 
+/* The id a directory entry "<id>.json" names: 1 with id set, 0 when the
+ * entry is no record (another kind of file), -1 when it looks like one
+ * but its id fails the name rule. */
+static int rec_name_id(const char *name, char id[NAME_LEN])
+{
+	size_t n = strlen(name);
+	if (n <= 5 || strcmp(name + n - 5, ".json"))
+		return 0;
+	if (n - 5 >= NAME_LEN)
+		return -1;
+	memcpy(id, name, n - 5);
+	id[n - 5] = 0;
+	return sw_name_problem(id) ? -1 : 1;
+}
+
 static int set_mtime(int dfd, const char *name, int64_t ns)
 {
 	struct timespec ts[2] = {
 		{ .tv_sec = 0, .tv_nsec = UTIME_OMIT },
 		{ .tv_sec = ns / SW_NS_PER_SEC, .tv_nsec = ns % SW_NS_PER_SEC },
 	};
-	return utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	return (int)SW_NOINTR(utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW));
 }
 
 int sw_agent_put(const struct sw_ws *ws, const char *id, const json_t *rec)
@@ -209,6 +234,10 @@ int sw_agent_put(const struct sw_ws *ws, const char *id, const json_t *rec)
 
 int sw_agent_heartbeat(const struct sw_ws *ws, const char *id)
 {
+	if (sw_name_problem(id)) {
+		errno = EINVAL;
+		return -1;
+	}
 	int dfd = agents_dir(ws, false);
 	if (dfd < 0)
 		return -1;
@@ -223,12 +252,16 @@ int sw_agent_heartbeat(const struct sw_ws *ws, const char *id)
 
 int sw_agent_remove(const struct sw_ws *ws, const char *id)
 {
+	if (sw_name_problem(id)) {
+		errno = EINVAL;
+		return -1;
+	}
 	int dfd = agents_dir(ws, false);
 	if (dfd < 0)
 		return -1;
 	char name[NAME_LEN];
 	rec_name(name, id);
-	int rc = unlinkat(dfd, name, 0);
+	int rc = (int)SW_NOINTR(unlinkat(dfd, name, 0));
 	int e = errno;
 	close(dfd);
 	errno = e;
@@ -253,65 +286,168 @@ static bool alive_at(const struct sw_ws *ws, int64_t beat_ns, int64_t ttl_ns, in
 	return beat_ns + ttl_ns + ws->skew_ns >= now;
 }
 
-/* Reads dfd/name and adds the liveness fields; NULL with errno. */
-static json_t *rec_read(const struct sw_ws *ws, int dfd, const char *name)
+/* ---- checking what was read -------------------------------------------- */
+
+static bool name_ok(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	return s && strlen(s) == json_string_length(v) && !sw_name_problem(s);
+}
+
+/* A string a table may print: valid UTF-8 with no control character, so
+ * that nothing in a record reaches a terminal as an escape sequence. */
+static bool text_ok(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	if (!s || strlen(s) != json_string_length(v) || strlen(s) > 1024)
+		return false;
+	char clean[4 * 1024 + 8];
+	sw_sanitize(s, clean, sizeof clean);
+	return !strcmp(s, clean);
+}
+
+static bool names_ok(const json_t *v)
+{
+	size_t i;
+	json_t *e;
+	if (!json_is_array(v))
+		return false;
+	json_array_foreach(v, i, e)
+		if (!name_ok(e))
+			return false;
+	return true;
+}
+
+static bool claims_ok(const json_t *v)
+{
+	size_t i;
+	json_t *c;
+	if (!json_is_array(v))
+		return false;
+	json_array_foreach(v, i, c) {
+		json_t *t = json_object_get(c, "token");
+		if (!json_is_object(c) || !name_ok(json_object_get(c, "queue")) ||
+		    !name_ok(json_object_get(c, "id")) || !json_is_integer(t) || json_integer_value(t) < 1)
+			return false;
+	}
+	return true;
+}
+
+/* Why a record named for id cannot be used, or NULL.  Every field that
+ * sw acts on or prints in a table is checked: the id (which must be the
+ * one its name says), ttl, roles, claims (reap fails them), hostname. */
+static const char *rec_check(const json_t *rec, const char *id)
+{
+	if (!json_is_object(rec))
+		return "not a JSON object";
+	json_t *v = json_object_get(rec, "id");
+	if (!name_ok(v) || strcmp(json_string_value(v), id))
+		return "its id is not the one its name says";
+	v = json_object_get(rec, "ttl");
+	if (v && (!json_is_number(v) || !(json_number_value(v) > 0) ||
+		  json_number_value(v) > (double)(SW_DURATION_MAX_NS / SW_NS_PER_SEC)))
+		return "bad ttl";
+	v = json_object_get(rec, "roles");
+	if (v && !names_ok(v))
+		return "bad roles";
+	v = json_object_get(rec, "claims");
+	if (v && !claims_ok(v))
+		return "bad claims";
+	v = json_object_get(rec, "hostname");
+	if (v && !json_is_null(v) && !text_ok(v))
+		return "bad hostname";
+	return NULL;
+}
+
+enum rec_rd { REC_OK, REC_GONE, REC_SKIP, REC_DAMAGED, REC_ERROR };
+
+/* Reads the record dfd/name of agent id and adds the liveness fields
+ * (from the fstat of the very file read).  REC_DAMAGED: why says what is
+ * wrong; REC_SKIP: not ours to read (another user's); REC_ERROR: errno. */
+static enum rec_rd rec_load(const struct sw_ws *ws, int dfd, const char *name, const char *id,
+			    json_t **out, char why[96])
 {
 	struct stat st;
-	json_t *rec = sw_json_read(dfd, name, RECORD_MAX);
-	if (!rec)
-		return NULL;
-	if (!json_is_object(rec) || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		int e = json_is_object(rec) ? errno : EBADMSG;
-		json_decref(rec);
+	char *buf;
+	size_t len;
+	*out = NULL;
+	int fd = sw_open_file(dfd, name, &st);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return REC_GONE;
+		if (errno == EACCES || errno == EPERM)
+			return REC_SKIP;
+		if (!sw_errno_damaged(errno))
+			return REC_ERROR;
+		snprintf(why, 96, "%s", errno == ELOOP ? "a symlink" : "not a regular file");
+		return REC_DAMAGED;
+	}
+	/* a sparse 1 GiB file is refused by its size, before any read */
+	int rc = st.st_size > RECORD_MAX ? -1 : sw_read_fd(fd, &buf, &len, RECORD_MAX);
+	int e = st.st_size > RECORD_MAX ? EFBIG : errno;
+	close(fd);
+	if (rc < 0 && e == EFBIG) {
+		snprintf(why, 96, "over %d bytes", RECORD_MAX);
+		return REC_DAMAGED;
+	}
+	if (rc < 0) {
 		errno = e;
-		return NULL;
+		return REC_ERROR;
+	}
+	json_t *rec = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+	free(buf);
+	const char *bad = rec ? rec_check(rec, id) : "not JSON";
+	if (bad) {
+		snprintf(why, 96, "%s", bad);
+		json_decref(rec);
+		return REC_DAMAGED;
 	}
 	int64_t beat = mtime_ns(&st), ttl = rec_ttl_ns(rec);
 	json_object_set_new(rec, "alive", json_boolean(alive_at(ws, beat, ttl, sw_now_ns())));
 	sw_json_set_time(rec, "last_heartbeat_at", beat);
 	sw_json_set_time(rec, "expires_at", beat + ttl);
-	return rec;
+	*out = rec;
+	return REC_OK;
 }
 
 json_t *sw_agent_get(const struct sw_ws *ws, const char *id)
 {
+	if (sw_name_problem(id)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	int dfd = agents_dir(ws, false);
 	if (dfd < 0)
 		return NULL;
-	char name[NAME_LEN];
+	char name[NAME_LEN], why[96];
 	rec_name(name, id);
-	json_t *rec = rec_read(ws, dfd, name);
-	int e = errno;
+	json_t *rec;
+	enum rec_rd rd = rec_load(ws, dfd, name, id, &rec, why);
+	int e = rd == REC_GONE ? ENOENT : rd == REC_SKIP ? EACCES : rd == REC_DAMAGED ? EBADMSG : errno;
+	if (rd == REC_DAMAGED)
+		sw_warn("agent record %s/%s: %s", SW_AGENT_DIR, name, why);
 	close(dfd);
 	errno = e;
 	return rec;
 }
 
-/* Calls fn(dfd, name, id) for each record file name "<id>.json". */
-static int each_record(const struct sw_ws *ws, int (*fn)(int dfd, const char *name, void *arg), void *arg)
+/* Moves dfd/name aside into agents/damaged/ (aside.h), and says so. */
+static void rec_quarantine(int dfd, const char *name, const char *why)
 {
-	int dfd = agents_dir(ws, false);
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : -1;
-	int d2 = dup(dfd);
-	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
-	if (!d) {
-		if (d2 >= 0)
-			close(d2);
-		close(dfd);
-		return -1;
-	}
-	struct dirent *de;
-	int rc = 0;
-	while (!rc && (de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (sw_hidden(de->d_name) || n <= 5 || strcmp(de->d_name + n - 5, ".json"))
-			continue;
-		rc = fn(dfd, de->d_name, arg);
-	}
-	closedir(d);
-	close(dfd);
-	return rc;
+	char box[SW_BOX_LEN];
+	int dmg = sw_open_dir(dfd, SW_AGENT_DAMAGED, true);
+	json_t *j = json_pack("{s:s,s:s}", "name", name, "reason", why);
+	int rc = dmg >= 0 && j ? sw_move_aside(dfd, name, dmg, j, box) : -1;
+	int e = j ? errno : ENOMEM;
+	json_decref(j);
+	if (dmg >= 0)
+		close(dmg);
+	if (rc == 0)
+		sw_warn("moved agent record %s/%s aside (%s) to %s/%s/%s", SW_AGENT_DIR, name, why,
+			SW_AGENT_DIR, SW_AGENT_DAMAGED, box);
+	else if (e != ENOENT)   /* gone meanwhile: nothing to say */
+		sw_warn("agent record %s/%s is damaged (%s) and cannot be moved aside: %s",
+			SW_AGENT_DIR, name, why, strerror(e));
 }
 
 struct each_arg {
@@ -320,36 +456,84 @@ struct each_arg {
 	void *arg;
 	struct sw_agent_counts *c;
 	long long *n;
+	bool reap;              /* damaged records go aside, not just skipped */
 };
 
-static int each_one(int dfd, const char *name, void *arg)
+/* Calls fn(dfd, name, rec, a) for each record that reads and checks
+ * well.  One that does not is skipped with a warning, or moved aside when
+ * reaping, and the walk goes on. */
+static int each_record(struct each_arg *a, int (*fn)(int dfd, const char *name, json_t *rec,
+						      struct each_arg *a))
 {
-	struct each_arg *a = arg;
-	json_t *rec = rec_read(a->ws, dfd, name);
-	if (!rec)
-		return 0;   /* deregistered meanwhile, or not ours to judge */
-	int rc = a->fn(rec, a->arg);
-	json_decref(rec);
+	int dfd = agents_dir(a->ws, false);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -1;
+	int d2 = (int)SW_NOINTR(dup(dfd));
+	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
+	if (!d) {
+		int e = errno;
+		if (d2 >= 0)
+			close(d2);
+		close(dfd);
+		errno = e;
+		return -1;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while (!rc && (de = sw_readdir(d))) {
+		char id[NAME_LEN], why[96];
+		json_t *rec;
+		enum rec_rd rd = REC_DAMAGED;
+		int named = sw_hidden(de->d_name) ? 0 : rec_name_id(de->d_name, id);
+		if (named == 0)
+			continue;   /* not a record: temporary files, damaged/ */
+		if (named < 0)
+			snprintf(why, sizeof why, "not an agent id");
+		else
+			rd = rec_load(a->ws, dfd, de->d_name, id, &rec, why);
+		if (rd == REC_OK) {
+			rc = fn(dfd, de->d_name, rec, a);
+			json_decref(rec);
+		} else if (rd == REC_DAMAGED && a->reap) {
+			rec_quarantine(dfd, de->d_name, why);
+		} else if (rd == REC_DAMAGED) {
+			sw_warn("skipping agent record %s/%s: %s", SW_AGENT_DIR, de->d_name, why);
+		} else if (rd == REC_ERROR) {
+			sw_warn("skipping agent record %s/%s: %s", SW_AGENT_DIR, de->d_name, strerror(errno));
+		}
+		/* REC_GONE: deregistered meanwhile; REC_SKIP: not ours to judge */
+	}
+	int e = errno;
+	closedir(d);
+	close(dfd);
+	if (!rc && e) {
+		errno = e;
+		return -1;
+	}
 	return rc;
+}
+
+static int each_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
+{
+	(void)dfd;
+	(void)name;
+	return a->fn(rec, a->arg);
 }
 
 int sw_agent_each(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg)
 {
 	struct each_arg a = { .ws = ws, .fn = fn, .arg = arg };
-	return each_record(ws, each_one, &a);
+	return each_record(&a, each_one);
 }
 
-static int count_one(int dfd, const char *name, void *arg)
+static int count_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
 {
-	struct each_arg *a = arg;
-	json_t *rec = rec_read(a->ws, dfd, name);
-	if (!rec)
-		return 0;
+	(void)dfd;
+	(void)name;
 	if (json_is_true(json_object_get(rec, "alive")))
 		a->c->alive++;
 	else
 		a->c->dead++;
-	json_decref(rec);
 	return 0;
 }
 
@@ -357,40 +541,32 @@ int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c)
 {
 	c->alive = c->dead = 0;
 	struct each_arg a = { .ws = ws, .c = c };
-	return each_record(ws, count_one, &a);
+	return each_record(&a, count_one);
 }
 
 /* Moves a dead record aside, then judges it again: a heartbeat that came
  * between the first look and the rename shows in the mtime, and the
  * record goes back (unless the agent registered anew meanwhile). */
-static int reap_one(int dfd, const char *name, void *arg)
+static int reap_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
 {
-	struct each_arg *a = arg;
-	json_t *rec = rec_read(a->ws, dfd, name);
-	if (!rec || json_is_true(json_object_get(rec, "alive"))) {
-		json_decref(rec);
+	if (json_is_true(json_object_get(rec, "alive")))
 		return 0;
-	}
 	char aside[SW_TMPNAME_LEN], rnd[17];
 	sw_rand_hex(rnd, 8);
 	snprintf(aside, sizeof aside, SW_TMP_PREFIX "reap.%s", rnd);
-	if (sw_rename(dfd, name, dfd, aside) < 0) {
-		json_decref(rec);
+	if (sw_rename(dfd, name, dfd, aside) < 0)
 		return 0;
-	}
 	struct stat st;
-	if (fstatat(dfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	if (SW_NOINTR(fstatat(dfd, aside, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	    alive_at(a->ws, mtime_ns(&st), rec_ttl_ns(rec), sw_now_ns())) {
-		if (linkat(dfd, aside, dfd, name, 0) < 0 && errno != EEXIST)
+		if (SW_NOINTR(linkat(dfd, aside, dfd, name, 0)) < 0 && errno != EEXIST)
 			sw_rename(dfd, aside, dfd, name);
-		unlinkat(dfd, aside, 0);
-		json_decref(rec);
+		SW_NOINTR(unlinkat(dfd, aside, 0));
 		return 0;
 	}
 	int rc = a->fn ? a->fn(rec, a->arg) : 0;
-	unlinkat(dfd, aside, 0);
+	SW_NOINTR(unlinkat(dfd, aside, 0));
 	(*a->n)++;
-	json_decref(rec);
 	return rc;
 }
 
@@ -408,19 +584,19 @@ static void clean_tmp(const struct sw_ws *ws)
 	struct dirent *de;
 	struct stat st;
 	int64_t now = sw_now_ns();
-	while ((de = readdir(d)))
+	while ((de = sw_readdir(d)))
 		if (!strncmp(de->d_name, SW_TMP_PREFIX, strlen(SW_TMP_PREFIX)) &&
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    SW_NOINTR(fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
 		    now - mtime_ns(&st) > 60 * SW_NS_PER_SEC)
-			unlinkat(dirfd(d), de->d_name, 0);
+			SW_NOINTR(unlinkat(dirfd(d), de->d_name, 0));
 	closedir(d);
 }
 
 int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg, long long *n)
 {
 	*n = 0;
-	struct each_arg a = { .ws = ws, .fn = fn, .arg = arg, .n = n };
-	int rc = each_record(ws, reap_one, &a);
+	struct each_arg a = { .ws = ws, .fn = fn, .arg = arg, .n = n, .reap = true };
+	int rc = each_record(&a, reap_one);
 	clean_tmp(ws);
 	return rc;
 }

@@ -6,7 +6,12 @@
  * utimensat, no rewrite), so an agent is alive while
  *   mtime + ttl + the workspace's skew margin >= now.
  * Reaping renames a dead record away first and looks again, so an agent
- * that heartbeats at that moment is put back, not forgotten. */
+ * that heartbeats at that moment is put back, not forgotten.
+ *
+ * Records are untrusted: names come from directory entries (checked as
+ * ids), reads are bounded and never block on a FIFO, and every field sw
+ * uses is checked; readers skip a record that fails with a warning, reap
+ * moves it to agents/damaged/. */
 #ifndef SW_AGENT_H
 #define SW_AGENT_H
 #include "ws.h"
@@ -16,6 +21,9 @@
 
 #define SW_AGENT_TTL_DEFAULT_NS (30 * INT64_C(1000000000))
 #define SW_AGENT_DIR "agents"
+/* Records that failed a check, moved aside by reap: damaged/<ms>.<rand>/
+ * holds the record as it was and a .why line (name, reason). */
+#define SW_AGENT_DAMAGED "damaged"
 
 /* Detected hardware and host: {"hostname","os","os_release","cpus",
  * "memory_bytes","gpus":[…]}.  $SW_HW_ROOT (for tests) prefixes the /proc,
@@ -31,7 +39,8 @@ int sw_agent_heartbeat(const struct sw_ws *ws, const char *id);
 /* Removes the record.  -1 with errno ENOENT when there is none. */
 int sw_agent_remove(const struct sw_ws *ws, const char *id);
 /* The record of id with its liveness fields added ("alive",
- * "last_heartbeat_at", "expires_at"), or NULL with errno. */
+ * "last_heartbeat_at", "expires_at"), or NULL with errno (EBADMSG: the
+ * record failed a check, which is warned about). */
 json_t *sw_agent_get(const struct sw_ws *ws, const char *id);
 
 /* Calls fn for each record (with liveness fields), in no particular

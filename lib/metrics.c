@@ -316,15 +316,21 @@ int sw_mdb_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen
 	for (char *p = host; *p; p++)
 		if (*p == '/' || (unsigned char)*p < 0x20)
 			*p = '_';
+	/* the XDG base directory spec: a relative XDG_STATE_HOME is invalid
+	 * and ignored; a relative HOME would put the database below whatever
+	 * directory a command happens to run in */
 	const char *xdg = getenv("XDG_STATE_HOME");
 	const char *home = getenv("HOME");
 	char dir[PATH_MAX];
-	if (xdg && *xdg)
+	if (xdg && xdg[0] == '/')
 		snprintf(dir, sizeof dir, "%s/sw-metrics", xdg);
-	else if (home && *home)
+	else if (home && home[0] == '/')
 		snprintf(dir, sizeof dir, "%s/.local/state/sw-metrics", home);
 	else {
-		snprintf(err, errlen, "no database: set --db, SW_METRICS_DB or HOME");
+		if (home && *home)
+			snprintf(err, errlen, "HOME '%s' is not an absolute path: set --db or SW_METRICS_DB", home);
+		else
+			snprintf(err, errlen, "no database: set --db, SW_METRICS_DB or HOME");
 		return EX_USAGE;
 	}
 	/* a home on NFS is common; the default must stay host-local: then a
@@ -393,6 +399,29 @@ static int create_db(struct sw_mdb *m, int dirfd, const char *dir, const char *b
 	return 0;
 }
 
+/* mkdir -p of a host-local path of the user's own choosing (symlinks on
+ * the way are the user's and are followed), each directory it makes with
+ * mode. */
+static int mkdir_path(const char *path, mode_t mode)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	size_t n = strlen(p);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != 0)
+			continue;
+		p[i] = 0;
+		int rc = mkdir(p, mode);
+		p[i] = i < n ? '/' : 0;
+		if (rc < 0 && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
 static int refuse_netfs(struct sw_mdb *m)
 {
 	snprintf(m->err, sizeof m->err, "%s is on a network filesystem, where a WAL database "
@@ -430,7 +459,10 @@ static int open_dir(struct sw_mdb *m, bool explicit_db, bool create, char *dir, 
 	if (fd < 0 && errno == ENOENT && create) {
 		if (!explicit_db && ancestor_netfs(dir))
 			return refuse_netfs(m);
-		if (sw_mkdirs(AT_FDCWD, dir, 0777) < 0)
+		/* the default directory is private, whatever the umask (the
+		 * XDG spec asks 0700 of the directories it makes); one the user
+		 * named gets what the umask gives */
+		if (mkdir_path(dir, explicit_db ? 0777 : 0700) < 0)
 			return ex_errno(m, "cannot create directory", dir);
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}

@@ -292,7 +292,11 @@ static int read_all(struct fold *f, int fd, const char *piece, char **buf, size_
 static int fold_piece(struct fold *f, const char *piece)
 {
 	struct sw_mdb *m = f->m;
-	int fd = openat(f->dfd, piece, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(f->dfd, piece, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	/* gone since the listing: a folder that committed before our write
+	 * lock removes its pieces after its commit, so this one is applied */
+	if (fd < 0 && errno == ENOENT)
+		return 0;
 	if (fd < 0)
 		return ex_errno(m, "cannot open", piece);
 	/* waits for the writers that locked it before the rename */

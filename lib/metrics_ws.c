@@ -82,7 +82,8 @@ static int queue_gauges(const struct sw_ws *ws, int64_t now, sw_gauge_fn fn, voi
 		free(l.q);
 		return 0;
 	}
-	qsort(l.q, l.n, sizeof *l.q, cmp_queue);
+	if (l.n)   /* qsort of a NULL array is undefined, even of none */
+		qsort(l.q, l.n, sizeof *l.q, cmp_queue);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		for (size_t s = 0; rc == 0 && s < sizeof states / sizeof states[0]; s++) {
 			json_t *lab = json_pack("{s:s,s:s}", "queue", l.q[i].name, "state", states[s]);

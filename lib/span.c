@@ -1,6 +1,7 @@
 #include "span.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "id.h"
 #include "json.h"
 #include "lock.h"
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SW_VERSION_STR "0.1.0"
@@ -124,15 +126,26 @@ static int write_span_line(const char *dest, const char *line, size_t len)
 		return fwrite(line, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -1;
 	}
 	if (!strcmp(dest, "stderr"))
-		return write(2, line, len) == (ssize_t)len ? 0 : -1;
-	int fd = open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+		return SW_NOINTR(write(2, line, len)) == (ssize_t)len ? 0 : -1;
+	/* the destination may sit in a directory others can write: a FIFO
+	 * planted there must not hang us after the work is done (O_NONBLOCK
+	 * makes its open return), and only a regular file is appended to */
+	int fd = SW_NOINTR(open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+				O_NONBLOCK | O_NOCTTY, 0666));
 	if (fd < 0)
 		return -1;
+	struct stat st;
+	int bad = SW_NOINTR(fstat(fd, &st)) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+	if (bad) {
+		close(fd);
+		errno = bad;
+		return -1;
+	}
 	/* appends from many processes stay whole lines under the lock; the
 	 * wait is bounded, since a lock is never proof its holder lives (one
 	 * O_APPEND write is whole on a local disk even without it) */
 	int lk = sw_lock_fd(fd, LOCK_EX, SW_NS_PER_SEC);
-	ssize_t w = write(fd, line, len);
+	ssize_t w = SW_NOINTR(write(fd, line, len));
 	(void)lk;
 	int e = errno;
 	close(fd);
@@ -149,7 +162,9 @@ void sw_span_end(struct sw_span *sp, bool error, const char *msg)
 	size_t len;
 	char *line = j ? sw_json_line(j, &len) : NULL;
 	if (!line || write_span_line(sp->dest, line, len) < 0)
-		sw_warn("cannot write span to %s: %s", sp->dest, strerror(errno));
+		sw_warn("cannot write span to %s: %s", sp->dest,
+			errno == ELOOP ? "a symlink (not followed)" :
+			errno == EINVAL || errno == ENXIO ? "not a regular file" : strerror(errno));
 	free(line);
 	json_decref(j);
 	json_decref(sp->attrs);

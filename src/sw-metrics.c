@@ -738,8 +738,10 @@ static bool workspace_exists(const char *dir, char out[PATH_MAX])
 	const char *env = getenv("SW_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
 	if (dir && *dir) snprintf(out, PATH_MAX, "%s", dir);
 	else if (env && *env) snprintf(out, PATH_MAX, "%s", env);
-	else if (xdg && *xdg) snprintf(out, PATH_MAX, "%s/sw", xdg);
-	else if (home && *home) snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
+	/* as sw_ws_open finds it: a relative XDG_STATE_HOME is ignored, a
+	 * relative HOME names no workspace */
+	else if (xdg && xdg[0] == '/') snprintf(out, PATH_MAX, "%s/sw", xdg);
+	else if (home && home[0] == '/') snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
 	else return false;
 	struct stat st;
 	return stat(out, &st) == 0 && S_ISDIR(st.st_mode);

@@ -13,10 +13,13 @@
 #include "shard.h"
 #include "span.h"
 #include "clock.h"
+#include "fs.h"
 #include "ws.h"
+#include <bsd/stdlib.h>   /* strtonum */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,107 +183,278 @@ static void out_end(struct out *o)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 }
 
-/* ---- input ---- */
+/* ---- input: lines of stdin, one at a time and bounded ---- */
 
-static char *read_fd(int fd, const char *what, size_t *len)
+/* The longest line taken, a key or an item: SW_MAX_ITEM_BYTES (as the
+ * queue reads it), so that one endless line cannot take all memory. */
+static size_t line_max(void)
 {
-	size_t cap = 1 << 20, n = 0;
-	char *b = malloc(cap + 1);
-	if (!b)
-		sw_die(EX_SOFTWARE, "out of memory reading %s", what);
-	for (;;) {
-		if (n == cap) {
-			cap *= 2;
-			char *t = realloc(b, cap + 1);
-			if (!t)
-				sw_die(EX_SOFTWARE, "out of memory reading %s", what);
-			b = t;
-		}
-		ssize_t r = read(fd, b + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			sw_die(EX_IOERR, "reading %s: %s", what, strerror(errno));
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	b[n] = 0;
-	*len = n;
-	return b;
+	const char *s = getenv("SW_MAX_ITEM_BYTES");
+	long long v = s && *s ? strtonum(s, 64, 1LL << 40, NULL) : 0;
+	if (s && *s && v <= 0)
+		sw_usage_error("bad SW_MAX_ITEM_BYTES '%s'", s);
+	return v > 0 ? (size_t)v : SW_ITEM_MAX_DEFAULT;
 }
 
-/* Keys: one a line (empty lines skipped), or key0 … keyN-1 with --keys. */
+struct lines {
+	int fd;
+	char *buf;
+	size_t cap, start, end;   /* unread input is buf[start, end) */
+	size_t max, lineno;
+	bool eof;
+	struct out *flush;        /* sent out before a read that would wait */
+};
+
+static void lines_init(struct lines *l, int fd, struct out *flush)
+{
+	memset(l, 0, sizeof *l);
+	l->fd = fd;
+	l->max = line_max();
+	l->flush = flush;
+	l->cap = 1 << 16;
+	l->buf = malloc(l->cap);
+	if (!l->buf)
+		sw_die(EX_SOFTWARE, "out of memory reading stdin");
+}
+
+static void lines_free(struct lines *l)
+{
+	free(l->buf);
+	l->buf = NULL;
+}
+
+/* Output held back is sent when the input pauses, so that a slow producer
+ * (tail -f) gets its answers as its lines come, and a fast one in large
+ * writes. */
+static void out_push(struct out *o)
+{
+	out_flush(o);
+	if (fflush(stdout) != 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+}
+
+/* The next line, without its '\n', valid until the next call; false at
+ * the end of input.  A line over the limit stops everything (65) without
+ * being read whole. */
+static bool line_next(struct lines *l, const char **p, size_t *len)
+{
+	for (;;) {
+		char *at = l->buf + l->start;
+		char *nl = memchr(at, '\n', l->end - l->start);
+		if (nl || (l->eof && l->end > l->start)) {
+			*p = at;
+			*len = nl ? (size_t)(nl - at) : l->end - l->start;
+			l->start = nl ? (size_t)(nl - l->buf) + 1 : l->end;
+			l->lineno++;
+			return true;
+		}
+		if (l->end - l->start > l->max)
+			sw_die(EX_DATAERR, "line %zu: longer than %zu bytes (SW_MAX_ITEM_BYTES)",
+			       l->lineno + 1, l->max);
+		if (l->eof)
+			return false;
+		memmove(l->buf, at, l->end - l->start);
+		l->end -= l->start;
+		l->start = 0;
+		if (l->end == l->cap) {
+			size_t cap = l->cap * 2 < l->max + 2 ? l->cap * 2 : l->max + 2;
+			char *b = realloc(l->buf, cap);
+			if (!b)
+				sw_die(EX_SOFTWARE, "out of memory reading stdin");
+			l->buf = b;
+			l->cap = cap;
+		}
+		struct pollfd pf = { .fd = l->fd, .events = POLLIN };
+		if (l->flush && SW_NOINTR(poll(&pf, 1, 0)) == 0)
+			out_push(l->flush);
+		ssize_t r = SW_NOINTR(read(l->fd, l->buf + l->end, l->cap - l->end));
+		if (r < 0)
+			sw_die(EX_IOERR, "reading stdin: %s", strerror(errno));
+		if (r == 0)
+			l->eof = true;
+		l->end += (size_t)r;
+	}
+}
+
+/* Whether the next line_next would wait for a producer that is slow. */
+static bool lines_waiting(struct lines *l)
+{
+	struct pollfd pf = { .fd = l->fd, .events = POLLIN };
+	return l->buf && !l->eof && !memchr(l->buf + l->start, '\n', l->end - l->start) &&
+	       SW_NOINTR(poll(&pf, 1, 0)) == 0;
+}
+
+/* Keys: stdin, one a line (empty lines skipped), or key0 … keyN-1 with
+ * --keys. */
+struct keysrc {
+	long long syn, nsyn;
+	char sbuf[32];
+	struct lines in;
+	bool json;                /* printed as JSON strings: UTF-8 only */
+};
+
+static void keysrc_init(struct keysrc *k, const struct opts *o, bool json, struct out *flush)
+{
+	memset(k, 0, sizeof *k);
+	k->nsyn = o->keys;
+	k->json = json;
+	if (!o->keys)
+		lines_init(&k->in, 0, flush);
+}
+
+static bool key_next(struct keysrc *k, const char **p, size_t *len)
+{
+	if (k->nsyn) {
+		if (k->syn == k->nsyn)
+			return false;
+		*len = (size_t)snprintf(k->sbuf, sizeof k->sbuf, "key%lld", k->syn++);
+		*p = k->sbuf;
+		return true;
+	}
+	do {
+		if (!line_next(&k->in, p, len))
+			return false;
+	} while (*len == 0);
+	if (k->json && !sw_utf8_valid(*p, *len))
+		sw_die(EX_DATAERR, "line %zu: key is not valid UTF-8", k->in.lineno);
+	if (*len > UINT32_MAX)
+		sw_die(EX_DATAERR, "line %zu: key over 4 GiB", k->in.lineno);
+	return true;
+}
+
+/* Keys held: all of them for bounded loads (a node's cap depends on how
+ * many there are), else the few read ahead. */
 struct keys {
 	char *buf;
-	const char **p;
+	size_t used, cap;
+	size_t *off;
 	uint32_t *len;
-	uint64_t *h;
-	size_t n, cap;
+	size_t n, ncap;
 };
 
 static void keys_push(struct keys *k, const char *p, size_t len)
 {
-	if (len > UINT32_MAX)
-		sw_die(EX_DATAERR, "key %zu: over 4 GiB", k->n + 1);
-	if (k->n == k->cap) {
-		k->cap = k->cap ? 2 * k->cap : 4096;
-		k->p = realloc(k->p, k->cap * sizeof *k->p);
-		k->len = realloc(k->len, k->cap * sizeof *k->len);
-		if (!k->p || !k->len)
+	if (k->n == k->ncap) {
+		k->ncap = k->ncap ? 2 * k->ncap : 64;
+		k->off = realloc(k->off, k->ncap * sizeof *k->off);
+		k->len = realloc(k->len, k->ncap * sizeof *k->len);
+		if (!k->off || !k->len)
 			sw_die(EX_SOFTWARE, "out of memory for keys");
 	}
-	k->p[k->n] = p;
+	if (k->used + len > k->cap) {
+		k->cap = (k->used + len) * 2 + 4096;
+		if (!(k->buf = realloc(k->buf, k->cap)))
+			sw_die(EX_SOFTWARE, "out of memory for keys");
+	}
+	memcpy(k->buf + k->used, p, len);
+	k->off[k->n] = k->used;
 	k->len[k->n] = (uint32_t)len;
+	k->used += len;
 	k->n++;
-}
-
-/* json: the keys will be printed as JSON strings, so they must be UTF-8 */
-static void keys_load(struct keys *k, const struct opts *o, bool json)
-{
-	memset(k, 0, sizeof *k);
-	size_t len;
-	if (o->keys) {
-		k->buf = malloc((size_t)o->keys * 24 + 1);
-		if (!k->buf)
-			sw_die(EX_SOFTWARE, "out of memory for keys");
-		char *w = k->buf;
-		for (long long i = 0; i < o->keys; i++) {
-			int l = sprintf(w, "key%lld", i);
-			keys_push(k, w, (size_t)l);
-			w += l + 1;
-		}
-	} else {
-		k->buf = read_fd(0, "stdin", &len);
-		char *p = k->buf, *end = p + len;
-		for (size_t line = 1; p < end; line++) {
-			char *nl = memchr(p, '\n', (size_t)(end - p));
-			char *le = nl ? nl : end;
-			if (le > p) {
-				if (json && !sw_utf8_valid(p, (size_t)(le - p)))
-					sw_die(EX_DATAERR, "line %zu: key is not valid UTF-8", line);
-				keys_push(k, p, (size_t)(le - p));
-			}
-			p = le + 1;
-		}
-	}
-	k->h = malloc((k->n ? k->n : 1) * sizeof *k->h);
-	if (!k->h)
-		sw_die(EX_SOFTWARE, "out of memory for keys");
-}
-
-static void keys_hash(struct keys *k, const struct sw_placer *pl)
-{
-	for (size_t i = 0; i < k->n; i++)
-		k->h[i] = sw_key_hash(pl, k->p[i], k->len[i]);
 }
 
 static void keys_free(struct keys *k)
 {
 	free(k->buf);
-	free(k->p);
+	free(k->off);
 	free(k->len);
-	free(k->h);
+}
+
+/* ---- placing keys ---- */
+
+/* Called per key in input order with its node under each placer (b is 0
+ * without a second one). */
+typedef void (*key_fn)(void *ctx, const char *key, size_t len, uint32_t a, uint32_t b);
+
+struct placing {
+	const struct opts *o;
+	bool json;                /* keys must be UTF-8 */
+	struct out *out;
+	const struct sw_nodes *ns, *ns2;   /* ns2: plan's --to, else NULL */
+	struct sw_placer pl, pl2;
+};
+
+static void placer_init(struct sw_placer *pl, const struct sw_nodes *ns, const struct opts *o,
+			size_t nkeys)
+{
+	char err[512];
+	if (sw_placer_init(pl, ns, o->algo, o->vnodes, o->seed, o->max_load > 0 ? SIZE_MAX : nkeys,
+			   err, sizeof err) < 0)
+		sw_die(strstr(err, "memory") ? EX_SOFTWARE : EX_USAGE, "%s", err);
+}
+
+static uint32_t *alloc_out(size_t n)
+{
+	uint32_t *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		sw_die(EX_SOFTWARE, "out of memory");
+	return v;
+}
+
+/* Bounded loads: every key first, then placed together. */
+static void place_held(struct placing *pg, struct keys *k, key_fn fn, void *ctx)
+{
+	uint64_t *h = malloc((k->n ? k->n : 1) * sizeof *h);
+	uint32_t *a = alloc_out(k->n), *b = pg->ns2 ? alloc_out(k->n) : NULL;
+	if (!h)
+		sw_die(EX_SOFTWARE, "out of memory for keys");
+	for (size_t i = 0; i < k->n; i++)
+		h[i] = sw_key_hash(&pg->pl, k->buf + k->off[i], k->len[i]);
+	if (sw_place_all(&pg->pl, h, k->n, pg->o->max_load, a) < 0 ||
+	    (b && sw_place_all(&pg->pl2, h, k->n, pg->o->max_load, b) < 0))
+		sw_die(EX_SOFTWARE, "out of memory placing keys");
+	for (size_t i = 0; i < k->n; i++)
+		fn(ctx, k->buf + k->off[i], k->len[i], a[i], b ? b[i] : 0);
+	free(h);
+	free(a);
+	free(b);
+}
+
+static void place_one(struct placing *pg, const char *p, size_t len, key_fn fn, void *ctx)
+{
+	uint64_t h = sw_key_hash(&pg->pl, p, len);   /* the seed is shared: one hash serves both */
+	fn(ctx, p, len, sw_place(&pg->pl, h), pg->ns2 ? sw_place(&pg->pl2, h) : 0);
+}
+
+/* Sets the placers up and calls fn for every key; returns how many.
+ * Plain placement streams: memory does not grow with the input.  The
+ * first few keys are read ahead so that a handful of lookups scan the
+ * ring instead of building it. */
+static size_t place_keys(struct placing *pg, key_fn fn, void *ctx)
+{
+	struct keysrc src;
+	struct keys k = { 0 };
+	const char *p;
+	size_t len, n = 0;
+	bool more = true, held = pg->o->max_load > 0;
+	keysrc_init(&src, pg->o, pg->json, held ? NULL : pg->out);
+	/* a producer that pauses gets its first answers now, not after the
+	 * read-ahead */
+	while ((held || (k.n <= SW_SHARD_SCAN_MAX && !(k.n && lines_waiting(&src.in)))) &&
+	       (more = key_next(&src, &p, &len)))
+		keys_push(&k, p, len);
+	placer_init(&pg->pl, pg->ns, pg->o, more ? SIZE_MAX : k.n);
+	if (pg->ns2)
+		placer_init(&pg->pl2, pg->ns2, pg->o, more ? SIZE_MAX : k.n);
+	if (held) {
+		place_held(pg, &k, fn, ctx);
+	} else {
+		for (size_t i = 0; i < k.n; i++)
+			place_one(pg, k.buf + k.off[i], k.len[i], fn, ctx);
+		for (n = 0; more && key_next(&src, &p, &len); n++)
+			place_one(pg, p, len, fn, ctx);
+	}
+	n += k.n;
+	keys_free(&k);
+	lines_free(&src.in);
+	return n;
+}
+
+static void placing_free(struct placing *pg)
+{
+	sw_placer_free(&pg->pl);
+	if (pg->ns2)
+		sw_placer_free(&pg->pl2);
 }
 
 /* ---- node lists ---- */
@@ -413,33 +587,53 @@ static void nodes_ring(struct sw_nodes *ns, const char *name, const char *opt, s
 	json_decref(r);
 }
 
-/* A value names a file when such a file exists or it holds a '/';
- * otherwise it is a list "a,b=2,c". */
+#define NODES_FILE_MAX RING_MAX
+
+/* A node file the user named: any kind of file (a pipe from <(...) too),
+ * read up to NODES_FILE_MAX. */
+static void nodes_file(struct sw_nodes *ns, const char *path, const char *spec, const char *opt)
+{
+	char err[512], *text;
+	size_t len;
+	int fd = (int)SW_NOINTR(open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC));
+	if (fd < 0)
+		sw_die(errno == ENOENT ? EX_NOINPUT : sw_ex_errno(errno), "%s %s: %s", opt, spec,
+		       strerror(errno));
+	if (sw_read_fd(fd, &text, &len, NODES_FILE_MAX) < 0)
+		sw_die(errno == EFBIG ? EX_DATAERR : errno == ENOMEM ? EX_SOFTWARE : EX_IOERR,
+		       "%s %s: %s", opt, spec, errno == EFBIG ? "over 64 MiB" : strerror(errno));
+	close(fd);
+	int rc = sw_nodes_parse_text(ns, text, len, err, sizeof err);
+	free(text);
+	if (rc < 0)
+		sw_die(EX_DATAERR, "%s %s: %s", opt, spec, err);
+}
+
+/* A value is a file only when it says so: it starts with "/", "./" or
+ * "../", or is @file:PATH.  Anything else is a list "a,b=2,c", even when
+ * a file of that name happens to exist in the current directory (which
+ * could be anyone's: `--nodes web1` must mean the node web1). */
 static void nodes_load(struct sw_nodes *ns, const char *spec, const char *opt, struct opts *o)
 {
 	char err[512];
-	struct stat st;
 	const char *dir = o->co.dir;
 	memset(ns, 0, sizeof *ns);
 	if (!strncmp(spec, "@ring:", 6)) {
 		nodes_ring(ns, spec + 6, opt, o);
+	} else if (!strncmp(spec, "@file:", 6)) {
+		if (!spec[6])
+			sw_usage_error("%s @file: names no file", opt);
+		nodes_file(ns, spec + 6, spec, opt);
 	} else if (spec[0] == '@') {
 		if (strncmp(spec, "@agents", 7) || (spec[7] && spec[7] != ':'))
-			sw_usage_error("%s %s: unknown node source (want a file, a list, @agents[:ROLE] or @ring:NAME)",
-				       opt, spec);
+			sw_usage_error("%s %s: unknown node source (want a list, a file as ./PATH, /PATH or "
+				       "@file:PATH, @agents[:ROLE] or @ring:NAME)", opt, spec);
 		nodes_agents(ns, spec, opt, dir);
-	} else if (stat(spec, &st) == 0 || strchr(spec, '/')) {
-		int fd = open(spec, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			sw_die(errno == ENOENT ? EX_NOINPUT : sw_ex_errno(errno), "%s %s: %s", opt, spec,
-			       strerror(errno));
-		size_t len;
-		char *text = read_fd(fd, spec, &len);
-		close(fd);
-		int rc = sw_nodes_parse_text(ns, text, len, err, sizeof err);
-		free(text);
-		if (rc < 0)
-			sw_die(EX_DATAERR, "%s %s: %s", opt, spec, err);
+	} else if (spec[0] == '/' || !strncmp(spec, "./", 2) || !strncmp(spec, "../", 3)) {
+		nodes_file(ns, spec, spec, opt);
+	} else if (strchr(spec, '/')) {
+		sw_usage_error("%s %s: a node name holds no '/'; name a file as ./%s or @file:%s", opt,
+			       spec, spec, spec);
 	} else if (sw_nodes_parse_list(ns, spec, err, sizeof err) < 0) {
 		sw_die(EX_DATAERR, "%s: %s", opt, err);
 	}
@@ -447,81 +641,61 @@ static void nodes_load(struct sw_nodes *ns, const char *spec, const char *opt, s
 		sw_die(EX_DATAERR, "%s %s: %s", opt, strchr(spec, ',') ? "list" : spec, err);
 }
 
-/* after the keys are read: a ring for a handful of keys is not built */
-static void placer_init(struct sw_placer *pl, const struct sw_nodes *ns, const struct opts *o,
-			size_t nkeys)
-{
-	char err[512];
-	if (sw_placer_init(pl, ns, o->algo, o->vnodes, o->seed, o->max_load > 0 ? SIZE_MAX : nkeys,
-			   err, sizeof err) < 0)
-		sw_die(strstr(err, "memory") ? EX_SOFTWARE : EX_USAGE, "%s", err);
-}
-
-static void place(const struct sw_placer *pl, const struct keys *k, double factor, uint32_t *out)
-{
-	if (sw_place_all(pl, k->h, k->n, factor, out) < 0)
-		sw_die(EX_SOFTWARE, "out of memory placing keys");
-}
-
-static uint32_t *alloc_out(size_t n)
-{
-	uint32_t *v = malloc((n ? n : 1) * sizeof *v);
-	if (!v)
-		sw_die(EX_SOFTWARE, "out of memory");
-	return v;
-}
-
 /* ---- assign ---- */
+
+struct assigner {
+	struct out *out;
+	bool tsv;
+	char **ends;              /* each node's line ending, made once */
+	size_t *endlen;
+};
+
+static void assign_one(void *ctx, const char *key, size_t len, uint32_t node, uint32_t unused)
+{
+	(void)unused;
+	struct assigner *as = ctx;
+	if (as->tsv) {
+		out_put(as->out, key, len);
+	} else {
+		out_put(as->out, "{\"key\":\"", 8);
+		out_json_esc(as->out, key, len);
+	}
+	out_put(as->out, as->ends[node], as->endlen[node]);
+}
 
 static int cmd_assign(struct opts *o, struct sw_span *sp)
 {
 	struct sw_nodes ns;
-	struct sw_placer pl;
-	struct keys k;
 	nodes_load(&ns, o->nodes, "--nodes", o);
-	keys_load(&k, o, !o->tsv);
-	placer_init(&pl, &ns, o, k.n);
-	keys_hash(&k, &pl);
-	uint32_t *node = alloc_out(k.n);
-	place(&pl, &k, o->max_load, node);
-
-	/* each node's line ending, made once */
-	char **ends = calloc(ns.n, sizeof *ends);
-	size_t *endlen = calloc(ns.n, sizeof *endlen);
-	if (!ends || !endlen)
+	struct assigner as = { .tsv = o->tsv };
+	as.ends = calloc(ns.n, sizeof *as.ends);
+	as.endlen = calloc(ns.n, sizeof *as.endlen);
+	if (!as.ends || !as.endlen)
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < ns.n; i++) {
 		char *q = o->tsv ? NULL : json_quoted(ns.v[i].name);
-		if (asprintf(&ends[i], o->tsv ? "\t%s\n" : "\",\"node\":%s}\n", o->tsv ? ns.v[i].name : q) < 0)
+		if (asprintf(&as.ends[i], o->tsv ? "\t%s\n" : "\",\"node\":%s}\n", o->tsv ? ns.v[i].name : q) < 0)
 			sw_die(EX_SOFTWARE, "out of memory");
-		endlen[i] = strlen(ends[i]);
+		as.endlen[i] = strlen(as.ends[i]);
 		free(q);
 	}
 	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
 		sw_die(EX_SOFTWARE, "out of memory");
-	for (size_t i = 0; i < k.n; i++) {
-		if (o->tsv) {
-			out_put(&out, k.p[i], k.len[i]);
-		} else {
-			out_put(&out, "{\"key\":\"", 8);
-			out_json_esc(&out, k.p[i], k.len[i]);
-		}
-		out_put(&out, ends[node[i]], endlen[node[i]]);
-	}
+	as.out = &out;
+	struct placing pg = { .o = o, .json = !o->tsv, .out = &out, .ns = &ns };
+	size_t n = place_keys(&pg, assign_one, &as);
 	out_end(&out);
 	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->algo));
 	sw_span_int(sp, "sw.shard.nodes", (int64_t)ns.n);
-	sw_span_int(sp, "sw.shard.keys", (int64_t)k.n);
+	sw_span_int(sp, "sw.shard.keys", (int64_t)n);
 	for (size_t i = 0; i < ns.n; i++)
-		free(ends[i]);
-	free(ends);
-	free(endlen);
+		free(as.ends[i]);
+	free(as.ends);
+	free(as.endlen);
 	free(out.b);
-	free(node);
-	keys_free(&k);
-	sw_placer_free(&pl);
+	placing_free(&pg);
 	sw_nodes_free(&ns);
 	return 0;
 }
@@ -534,20 +708,53 @@ static int cmp_name(const void *a, const void *b, void *nodes)
 	return strcmp(ns->v[*(const uint32_t *)a].name, ns->v[*(const uint32_t *)b].name);
 }
 
+struct planner {
+	struct out *out;
+	bool summary;
+	const uint32_t *same;     /* from's node i -> its index in `to`, or UINT32_MAX */
+	char **qf, **qt;          /* node names as JSON strings */
+	size_t moved;
+};
+
+static void plan_one(void *ctx, const char *key, size_t len, uint32_t a, uint32_t b)
+{
+	struct planner *pn = ctx;
+	if (pn->same[a] == b)
+		return;
+	pn->moved++;
+	if (pn->summary)
+		return;
+	out_str(pn->out, "{\"key\":\"");
+	out_json_esc(pn->out, key, len);
+	out_str(pn->out, "\",\"from\":");
+	out_str(pn->out, pn->qf[a]);
+	out_str(pn->out, ",\"to\":");
+	out_str(pn->out, pn->qt[b]);
+	out_str(pn->out, "}\n");
+}
+
+static char **quoted_names(const struct sw_nodes *ns)
+{
+	char **q = calloc(ns->n, sizeof *q);
+	if (!q)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < ns->n; i++)
+		q[i] = json_quoted(ns->v[i].name);
+	return q;
+}
+
+static void free_names(char **q, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(q[i]);
+	free(q);
+}
+
 static int cmd_plan(struct opts *o, struct sw_span *sp)
 {
 	struct sw_nodes from, to;
-	struct sw_placer pf, pt;
-	struct keys k;
 	nodes_load(&from, o->from, "--from", o);
 	nodes_load(&to, o->to, "--to", o);
-	keys_load(&k, o, true);
-	placer_init(&pf, &from, o, k.n);
-	placer_init(&pt, &to, o, k.n);
-	keys_hash(&k, &pf);     /* the seed is shared: one hash serves both */
-	uint32_t *a = alloc_out(k.n), *b = alloc_out(k.n);
-	place(&pf, &k, o->max_load, a);
-	place(&pt, &k, o->max_load, b);
 
 	/* same[i]: the index in `to` of from's node i, or UINT32_MAX */
 	uint32_t *same = alloc_out(from.n), *byname = alloc_out(to.n);
@@ -574,54 +781,28 @@ static int cmd_plan(struct opts *o, struct sw_span *sp)
 	out.b = malloc(out.cap);
 	if (!out.b)
 		sw_die(EX_SOFTWARE, "out of memory");
-	char **qf = calloc(from.n, sizeof *qf), **qt = calloc(to.n, sizeof *qt);
-	if (!qf || !qt)
-		sw_die(EX_SOFTWARE, "out of memory");
-	for (size_t i = 0; i < from.n; i++)
-		qf[i] = json_quoted(from.v[i].name);
-	for (size_t i = 0; i < to.n; i++)
-		qt[i] = json_quoted(to.v[i].name);
-	size_t moved = 0;
-	for (size_t i = 0; i < k.n; i++) {
-		if (same[a[i]] == b[i])
-			continue;
-		moved++;
-		if (o->summary)
-			continue;
-		out_str(&out, "{\"key\":\"");
-		out_json_esc(&out, k.p[i], k.len[i]);
-		out_str(&out, "\",\"from\":");
-		out_str(&out, qf[a[i]]);
-		out_str(&out, ",\"to\":");
-		out_str(&out, qt[b[i]]);
-		out_str(&out, "}\n");
-	}
+	struct planner pn = { .out = &out, .summary = o->summary, .same = same,
+			      .qf = quoted_names(&from), .qt = quoted_names(&to) };
+	struct placing pg = { .o = o, .json = true, .out = &out, .ns = &from, .ns2 = &to };
+	size_t n = place_keys(&pg, plan_one, &pn);
 	double ideal = sw_nodes_ideal_moved(&from, &to);
-	double frac = k.n ? (double)moved / (double)k.n : 0;
+	double frac = n ? (double)pn.moved / (double)n : 0;
 	json_t *sum = json_pack("{s:s,s:I,s:I,s:f,s:f}", "algo", sw_algo_name(o->algo),
-				"keys", (json_int_t)k.n, "moved", (json_int_t)moved,
+				"keys", (json_int_t)n, "moved", (json_int_t)pn.moved,
 				"moved_fraction", frac, "ideal_fraction", ideal);
 	json_object_set_new(sum, "ratio", ideal > 0 ? json_real(frac / ideal) : json_null());
 	out_json(&out, sum);
 	json_decref(sum);
 	out_end(&out);
 	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->algo));
-	sw_span_int(sp, "sw.shard.keys", (int64_t)k.n);
-	sw_span_int(sp, "sw.shard.moved", (int64_t)moved);
-	for (size_t i = 0; i < from.n; i++)
-		free(qf[i]);
-	for (size_t i = 0; i < to.n; i++)
-		free(qt[i]);
-	free(qf);
-	free(qt);
+	sw_span_int(sp, "sw.shard.keys", (int64_t)n);
+	sw_span_int(sp, "sw.shard.moved", (int64_t)pn.moved);
+	free_names(pn.qf, from.n);
+	free_names(pn.qt, to.n);
 	free(out.b);
 	free(same);
 	free(byname);
-	free(a);
-	free(b);
-	keys_free(&k);
-	sw_placer_free(&pf);
-	sw_placer_free(&pt);
+	placing_free(&pg);
 	sw_nodes_free(&from);
 	sw_nodes_free(&to);
 	return 0;
@@ -629,60 +810,59 @@ static int cmd_plan(struct opts *o, struct sw_span *sp)
 
 /* ---- balance ---- */
 
+static void count_one(void *ctx, const char *key, size_t len, uint32_t node, uint32_t unused)
+{
+	(void)key;
+	(void)len;
+	(void)unused;
+	((uint64_t *)ctx)[node]++;
+}
+
 static int cmd_balance(struct opts *o, struct sw_span *sp)
 {
 	struct sw_nodes ns;
-	struct sw_placer pl;
-	struct keys k;
 	nodes_load(&ns, o->nodes, "--nodes", o);
-	keys_load(&k, o, false);
-	placer_init(&pl, &ns, o, k.n);
-	keys_hash(&k, &pl);
-	uint32_t *node = alloc_out(k.n);
-	place(&pl, &k, o->max_load, node);
 	uint64_t *cnt = calloc(ns.n, sizeof *cnt);
 	if (!cnt)
 		sw_die(EX_SOFTWARE, "out of memory");
-	for (size_t i = 0; i < k.n; i++)
-		cnt[node[i]]++;
+	struct placing pg = { .o = o, .ns = &ns };
+	size_t nk = place_keys(&pg, count_one, cnt);
 	struct out out = { .cap = 1 << 16, .quiet = o->co.quiet };
 	out.b = malloc(out.cap);
 	if (!out.b)
 		sw_die(EX_SOFTWARE, "out of memory");
-	double mean = (double)k.n / (double)ns.n, var = 0, over_ideal = 0;
+	double mean = (double)nk / (double)ns.n, var = 0, over_ideal = 0;
 	uint64_t mn = UINT64_MAX, mx = 0;
 	for (size_t i = 0; i < ns.n; i++) {
 		double ideal = ns.v[i].weight / ns.total;
 		if (cnt[i] < mn) mn = cnt[i];
 		if (cnt[i] > mx) mx = cnt[i];
 		var += ((double)cnt[i] - mean) * ((double)cnt[i] - mean);
-		if (k.n && (double)cnt[i] / ((double)k.n * ideal) > over_ideal)
-			over_ideal = (double)cnt[i] / ((double)k.n * ideal);
+		if (nk && (double)cnt[i] / ((double)nk * ideal) > over_ideal)
+			over_ideal = (double)cnt[i] / ((double)nk * ideal);
 		if (o->summary)
 			continue;
 		json_t *j = json_pack("{s:s,s:f,s:I,s:f,s:f}", "node", ns.v[i].name,
 				      "weight", ns.v[i].weight, "keys", (json_int_t)cnt[i],
-				      "share", k.n ? (double)cnt[i] / (double)k.n : 0.0, "ideal_share", ideal);
+				      "share", nk ? (double)cnt[i] / (double)nk : 0.0, "ideal_share", ideal);
 		out_json(&out, j);
 		json_decref(j);
 	}
 	json_t *sum = json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:f}", "algo", sw_algo_name(o->algo),
-				"nodes", (json_int_t)ns.n, "keys", (json_int_t)k.n,
+				"nodes", (json_int_t)ns.n, "keys", (json_int_t)nk,
 				"min", (json_int_t)mn, "max", (json_int_t)mx, "mean", mean,
 				"stddev", sqrt(var / (double)ns.n));
-	json_object_set_new(sum, "max_over_mean", k.n ? json_real((double)mx / mean) : json_null());
-	json_object_set_new(sum, "max_over_ideal", k.n ? json_real(over_ideal) : json_null());
+	json_object_set_new(sum, "max_over_mean", nk ? json_real((double)mx / mean) : json_null());
+	json_object_set_new(sum, "max_over_ideal", nk ? json_real(over_ideal) : json_null());
 	out_json(&out, sum);
 	json_decref(sum);
 	out_end(&out);
 	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->algo));
 	sw_span_int(sp, "sw.shard.nodes", (int64_t)ns.n);
-	sw_span_int(sp, "sw.shard.keys", (int64_t)k.n);
+	sw_span_int(sp, "sw.shard.keys", (int64_t)nk);
 	free(out.b);
 	free(cnt);
-	free(node);
-	keys_free(&k);
-	sw_placer_free(&pl);
+	placing_free(&pg);
 	sw_nodes_free(&ns);
 	return 0;
 }
@@ -690,33 +870,35 @@ static int cmd_balance(struct opts *o, struct sw_span *sp)
 /* ---- split ---- */
 
 /* Items from stdin: JSON Lines, or with --lines each line as a string.
- * Blank lines are skipped; a bad line fails the whole batch (65). */
+ * Blank lines are skipped; a bad line fails the whole batch (65), and so
+ * does one over SW_MAX_ITEM_BYTES.  The items are held: how they are
+ * dealt depends on how many there are. */
 static json_t *read_items(const struct opts *o)
 {
-	size_t len;
-	char *buf = read_fd(0, "stdin", &len);
+	struct lines in;
+	const char *p;
+	size_t l;
 	json_t *items = json_array();
-	char *p = buf, *end = buf + len;
-	for (size_t line = 1; p < end; line++) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *le = nl ? nl : end;
-		size_t l = (size_t)(le - p);
-		if (strspn(p, " \t\r") < l) {
-			json_t *it;
-			char err[256];
-			if (o->lines) {
-				if (!sw_utf8_valid(p, l))
-					sw_die(EX_DATAERR, "line %zu: not valid UTF-8", line);
-				it = json_stringn(p, l);
-			} else if (!(it = sw_json_parse(p, l, err, sizeof err))) {
-				sw_die(EX_DATAERR, "line %zu: %s", line, err);
-			}
-			if (!it || json_array_append_new(items, it) < 0)
-				sw_die(EX_SOFTWARE, "out of memory reading items");
+	lines_init(&in, 0, NULL);
+	while (line_next(&in, &p, &l)) {
+		size_t blank = 0;
+		while (blank < l && (p[blank] == ' ' || p[blank] == '\t' || p[blank] == '\r'))
+			blank++;
+		if (blank == l)
+			continue;
+		json_t *it;
+		char err[256];
+		if (o->lines) {
+			if (!sw_utf8_valid(p, l))
+				sw_die(EX_DATAERR, "line %zu: not valid UTF-8", in.lineno);
+			it = json_stringn(p, l);
+		} else if (!(it = sw_json_parse(p, l, err, sizeof err))) {
+			sw_die(EX_DATAERR, "line %zu: %s", in.lineno, err);
 		}
-		p = le + 1;
+		if (!it || json_array_append_new(items, it) < 0)
+			sw_die(EX_SOFTWARE, "out of memory reading items");
 	}
-	free(buf);
+	lines_free(&in);
 	return items;
 }
 
