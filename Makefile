@@ -17,7 +17,7 @@ STATIC  = -static
 LDLIBS  += -lsqlite3 -ljansson -lbsd -lmd -lm -lpthread
 
 # The sanitizer build links everything dynamically (ASan wants that).
-SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_CFLAGS = -O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_LDLIBS = -lsqlite3 -ljansson -lbsd -lm -lpthread -ldl
 
 LIB_SRC  = $(sort $(wildcard lib/*.c))

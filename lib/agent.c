@@ -268,16 +268,22 @@ int sw_agent_remove(const struct sw_ws *ws, const char *id)
 	return rc;
 }
 
+/* Clamped: a file's time may be anything, and a TTL is added to it. */
 static int64_t mtime_ns(const struct stat *st)
 {
+	if (st->st_mtim.tv_sec < 0)
+		return 0;
+	if (st->st_mtim.tv_sec >= SW_TIME_MAX_NS / SW_NS_PER_SEC)
+		return SW_TIME_MAX_NS;
 	return (int64_t)st->st_mtim.tv_sec * SW_NS_PER_SEC + st->st_mtim.tv_nsec;
 }
 
 static int64_t rec_ttl_ns(const json_t *rec)
 {
 	json_t *t = json_object_get(rec, "ttl");
-	if (json_is_number(t) && json_number_value(t) > 0)
-		return (int64_t)(json_number_value(t) * 1e9);
+	double v = json_number_value(t);
+	if (json_is_number(t) && v > 0 && v <= (double)(SW_DURATION_MAX_NS / SW_NS_PER_SEC))
+		return (int64_t)(v * 1e9);
 	return SW_AGENT_TTL_DEFAULT_NS;
 }
 

@@ -79,8 +79,10 @@ int sw_mkdirs(int dfd, const char *rel, mode_t mode)
 {
 	int cur = dfd;
 	const char *p = rel;
-	while (*p == '/')
-		p++;
+	if (*p == '/') {   /* below dfd, always */
+		errno = EINVAL;
+		return -1;
+	}
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);

@@ -210,8 +210,9 @@ static int ver_read(int dfd, uint64_t seq, struct ver *v)
 	size_t len;
 	vname(fn, seq);
 	if (sw_read_file(dfd, fn, &buf, &len, VERSION_MAX) < 0) {
-		if (errno == EFBIG)
-			errno = EBADMSG;    /* too big to be a version: damaged */
+		/* too big, a FIFO, a symlink, a directory: not a version, damaged */
+		if (sw_errno_damaged(errno))
+			errno = EBADMSG;
 		return -1;
 	}
 	int rc = sw_lease_version_parse(buf, len, seq, &v->l, v->vid);
@@ -257,35 +258,44 @@ static uint64_t head_hint(int dfd)
 }
 
 /* A version file that cannot be read (a power loss can leave a version
- * empty: under SW_SYNC=off any, under normal a renewal or a release)
- * stands for the worst it may have been: a grant, of the token after
- * prev's, to an unknown owner whose host went down with the data, held one
- * TTL (prev's: the only one known) from the file's write time.  So no token
- * is ever given twice, and a damaged file blocks the lease for one TTL at
- * most.  0, or -1 with errno. */
+ * empty: under SW_SYNC=off any, under normal a renewal or a release; or
+ * someone put a FIFO, a symlink, garbage there) stands for the worst it
+ * may have been: a grant, of the token after prev's, to an unknown owner
+ * whose host went down with the data, held one TTL (prev's: the only one
+ * known) from the file's write time.  With no readable version before it,
+ * its token is its seq (no version raises the token by more than one)
+ * and its TTL the default.  So no token is ever given twice, and a
+ * damaged file blocks the lease for one TTL at most.  0, or -1 with
+ * errno. */
 #define VID_DAMAGED "-"
+#define DAMAGED_TTL_NS (30 * SW_NS_PER_SEC)
 static int ver_damaged(int dfd, uint64_t seq, const struct ver *prev, struct ver *v)
 {
 	char fn[VNAME_LEN];
 	struct stat st;
 	vname(fn, seq);
-	if (prev->l.token >= (uint64_t)INT64_MAX) {
+	if ((prev && prev->l.token >= (uint64_t)INT64_MAX) || seq > (uint64_t)INT64_MAX) {
 		errno = EBADMSG;
 		return -1;
 	}
 	if (SW_NOINTR(fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW)) < 0)
 		return -1;
 	int64_t written = st.st_mtim.tv_sec < 0 ? 0 :
-		st.st_mtim.tv_sec >= INT64_MAX / SW_NS_PER_SEC ? INT64_MAX :
+		st.st_mtim.tv_sec >= SW_TIME_MAX_NS / SW_NS_PER_SEC ? SW_TIME_MAX_NS :
 		(int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec;
-	*v = *prev;
+	if (prev) {
+		*v = *prev;
+	} else {
+		memset(v, 0, sizeof *v);
+		v->l.ttl_ns = DAMAGED_TTL_NS;
+	}
 	v->l.seq = seq;
-	v->l.token = prev->l.token + 1;
+	v->l.token = prev ? prev->l.token + 1 : seq;
 	snprintf(v->l.owner, sizeof v->l.owner, SW_LEASE_OWNER_UNKNOWN);
 	v->l.released = false;
 	v->l.released_ns = 0;
 	v->l.acquired_ns = v->l.renewed_ns = written;
-	v->l.expires_ns = add_sat(written, prev->l.ttl_ns);
+	v->l.expires_ns = add_sat(written, v->l.ttl_ns);
 	snprintf(v->vid, sizeof v->vid, "%s", VID_DAMAGED);
 	return 0;
 }
@@ -323,11 +333,25 @@ static int start_point(int dfd, struct ver *cur, uint64_t *m, bool *have)
 		memset(cur, 0, sizeof *cur);
 		return FOUND;
 	}
-	if (ver_read(dfd, *m, cur) == 0) {
-		*have = true;
-		return FOUND;
+	/* the newest listed, else the newest readable one before it (the
+	 * damaged ones after it are then read as ver_damaged says) */
+	uint64_t top = *m;
+	for (int back = 0; *m > 0 && back < KEEP; back++, --*m) {
+		if (ver_read(dfd, *m, cur) == 0) {
+			*have = true;
+			return FOUND;
+		}
+		if (errno == ENOENT)
+			return *m == top ? AGAIN : BAD;
+		if (errno != EBADMSG)
+			return BAD;
 	}
-	return errno == ENOENT ? AGAIN : BAD;
+	/* nothing readable at all: the newest stands as damaged, alone */
+	*m = top;
+	if (ver_damaged(dfd, top, NULL, cur) < 0)
+		return errno == ENOENT ? AGAIN : BAD;
+	*have = true;
+	return FOUND;
 }
 
 /* Steps from v.*m to v.*m+1 while it exists (a damaged one read as
@@ -343,7 +367,7 @@ static int walk_forward(int dfd, struct ver *cur, uint64_t *m, bool have)
 		if (ver_read(dfd, *m + 1, &next) < 0) {
 			if (errno == ENOENT)
 				return !have || ver_exists(dfd, *m) ? FOUND : AGAIN;
-			if (errno != EBADMSG || !have || ver_damaged(dfd, *m + 1, cur, &next) < 0) {
+			if (errno != EBADMSG || ver_damaged(dfd, *m + 1, have ? cur : NULL, &next) < 0) {
 				++*m;
 				return BAD;
 			}
@@ -767,10 +791,13 @@ int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, vo
 		int r = sw_lease_read(ws, names[i], &l, err);
 		if (r == SW_EX_FALSE || (r && errno == ENOTDIR))   /* removed meanwhile, or no lease */
 			continue;
-		if (r)
-			rc = r;
-		else
-			rc = fn(&l, arg);
+		if (r) {
+			/* one lease that cannot be read stops no listing: it is
+			 * named, and the rest are listed */
+			sw_warn("lease '%s': %s", names[i], err);
+			continue;
+		}
+		rc = fn(&l, arg);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);

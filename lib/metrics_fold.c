@@ -193,9 +193,12 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 		bad(f, piece, "bad name");
 		return 0;
 	}
+	/* an H record's value names the kind: checked before it is one */
+	bool known = r->type != 'H' || r->value == SW_M_COUNTER || r->value == SW_M_GAUGE ||
+		     r->value == SW_M_HISTOGRAM;
 	enum sw_mkind kind = r->type == 'C' ? SW_M_COUNTER : r->type == 'G' ? SW_M_GAUGE :
-			     r->type == 'O' ? SW_M_HISTOGRAM : (enum sw_mkind)r->value;
-	if (kind != SW_M_COUNTER && kind != SW_M_GAUGE && kind != SW_M_HISTOGRAM) {
+			     r->type == 'O' ? SW_M_HISTOGRAM : known ? (enum sw_mkind)(int)r->value : SW_M_COUNTER;
+	if (!known || (kind != SW_M_COUNTER && kind != SW_M_GAUGE && kind != SW_M_HISTOGRAM)) {
 		bad(f, piece, "bad kind");
 		return 0;
 	}

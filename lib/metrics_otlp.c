@@ -315,8 +315,8 @@ static bool get_ns(const struct sw_otlp *p, size_t o, const char *key, int64_t *
 		return false;
 	int64_t r = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_digit(s[i]))
-			return false;
+		if (!is_digit(s[i]) || r > (INT64_MAX - (s[i] - '0')) / 10)
+			return false;   /* not a time sw can hold: no such span */
 		r = r * 10 + (s[i] - '0');
 	}
 	*ns = r;

@@ -46,15 +46,28 @@ static const char *item_part(const json_t *item)
 	return role ? role : "-";
 }
 
+/* Opens dfd/name, a directory of pending/; something else in its place
+ * (a symlink, a file) is moved aside first, and a directory made anew. */
+static int pending_dir(struct sw_queue *q, int dfd, const char *name, const char *from, bool create)
+{
+	int fd = sw_open_dir(dfd, name, create);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+		quarantine(q, dfd, name, from, "not a directory");
+		fd = sw_open_dir(dfd, name, create);
+	}
+	return fd;
+}
+
 static int part_open(struct sw_queue *q, int prio, const char *part, bool create)
 {
-	char p[8];
+	char p[8], from[32];
 	snprintf(p, sizeof p, "%d", prio);
+	snprintf(from, sizeof from, "pending/%d", prio);
 	int pd = qdir(q, QD_PENDING);
-	int prfd = pd < 0 ? -1 : sw_open_dir(pd, p, create);
+	int prfd = pd < 0 ? -1 : pending_dir(q, pd, p, "pending", create);
 	if (prfd < 0)
 		return -1;
-	int fd = sw_open_dir(prfd, part, create);
+	int fd = pending_dir(q, prfd, part, from, create);
 	int e = errno;
 	close(prfd);
 	errno = e;
@@ -383,7 +396,7 @@ static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *
 	char p[8];
 	snprintf(p, sizeof p, "%d", prio);
 	int pd = qdir(q, QD_PENDING);
-	int dfd = pd < 0 ? -1 : sw_open_dir(pd, p, false);
+	int dfd = pd < 0 ? -1 : pending_dir(q, pd, p, "pending", false);
 	if (dfd < 0) {
 		search_err(w);
 		return 1;
@@ -402,7 +415,9 @@ static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *
 			continue;
 		if (strcmp(de->d_name, "-") && sw_name_problem(de->d_name))
 			continue;
-		c.pfd = sw_open_dir(dirfd(d), de->d_name, false);
+		char from[32];
+		snprintf(from, sizeof from, "pending/%d", prio);
+		c.pfd = pending_dir(q, dirfd(d), de->d_name, from, false);
 		if (c.pfd < 0) {
 			search_err(w);
 			continue;

@@ -112,7 +112,6 @@ run_once() {
 }
 
 @test "2: a priority or role directory that is a symlink is moved aside: once the good items are served, next says nothing to claim (75), not an I/O error" {
-	bug "lib/queue_pending.c: a symlink (or file) where a priority or role directory belongs under pending/ is not moved aside: once the queue is otherwise empty every next exits 74 'looking for items: Not a directory' and sw-agent run warns on every poll (repro: sw-claim add -q x '\"a\"'; ln -s /tmp \$SW_DIR/queues/x/pending/0; sw-claim next -q x; sw-claim next -q x -> 74)"
 	for p in $PLANTERS; do for v in $VICTIMS; do
 		q=$p-$v
 		good victim "$q" g1 g2
@@ -131,14 +130,13 @@ run_once() {
 # ---- 3. one item stops every agent -----------------------------------------
 
 @test "3: payloads of every JSON type reach the command, and the agent goes on" {
-	bug "src/sw-agent.c: an item whose payload is a bare number, true, false or null cannot be started ('cannot run: Success'); the agent releases it and exits 69, so the item stops every agent (repro: sw-claim add -q s 42; sw-agent run -q s -- cat)"
 	for v in $VICTIMS; do
 		q=types-$v
 		for pl in 42 true false null '[1,2]' '"s"' '{"a":1}'; do as victim sw-claim add -q "$q" "$pl" >/dev/null; done
 		run as "$v" sw-agent run -q "$q" --max-items 7 --idle-exit 2s -- cat
 		[ "$status" -eq 0 ] || { echo "$output"; false; }
 		[ "$(as "$v" sw-claim stats -q "$q" | jq .done)" -eq 7 ]
-		[ "$(as "$v" sw-claim list -q "$q" --state done | jq -r .result | sort | tr '\n' ' ')" = \
+		[ "$(as "$v" sw-claim list -q "$q" --state done | jq -rc .result | sort | tr '\n' ' ')" = \
 		  '42 [1,2] false null s true {"a":1} ' ]
 	done
 	unchanged
@@ -172,16 +170,19 @@ run_once() {
 	sc_lease_head_fifo
 }
 
-@test "4: a lease whose newest version is a FIFO or a symlink neither stops list for the other leases nor blocks that lease for good" {
-	bug "lib/lease.c: a non-regular newest version (FIFO, symlink) makes acquire, show and list exit 74 for good, and list gives up on every other lease (repro: sw-lease acquire ok; mkdir -p \$SW_DIR/leases/bad; mkfifo \$SW_DIR/leases/bad/v.00000000000000000001; sw-lease list -> 74)"
+@test "4: a lease whose newest version is a FIFO or a symlink neither stops list for the other leases nor blocks that lease beyond one TTL" {
 	as victim sw-lease acquire ok >/dev/null
 	plant "${PLANTERS%% *}" 'mkdir -p leases/bad leases/bad2
 		mkfifo leases/bad/v.00000000000000000001
 		ln -s "$H/secret" leases/bad2/v.00000000000000000001'
 	for v in $VICTIMS; do
 		as "$v" sw-lease list | jq -s -e 'map(select(.name == "ok")) | length == 1'
-		as "$v" sw-lease acquire bad --ttl 1s >/dev/null
-		as "$v" sw-lease acquire bad2 --ttl 1s >/dev/null
+		# a damaged version stands for a grant by an unknown owner, held one
+		# TTL (30 s without a readable version before it), then takeable
+		for l in bad bad2; do
+			t=$(SW_CLOCK_OFFSET=1m as "$v" sw-lease acquire $l --ttl 1s | jq -r .token)
+			SW_CLOCK_OFFSET=1m as "$v" sw-lease release $l --token "$t" >/dev/null
+		done
 	done
 	unchanged
 }
@@ -348,7 +349,6 @@ big_line() { # a 200 MB line of 'a' and a newline, to stdout
 }
 
 @test "7: a 200 MB line into add --lines is refused (65) with peak memory under 64 MB" {
-	bug "src/sw-claim.c: add reads all of stdin (and copies each line) before checking the item size: a 200 MB line peaks near 400 MB (repro: head -c 200000000 /dev/zero | tr '\\\\0' a | /usr/bin/time -f %M sw-claim add --lines)"
 	big_line >"$T/s-self/big"
 	peak self sw-claim add -q big --lines <"$T/s-self/big" 2>/dev/null
 	[ "$RC" -eq 65 ]
