@@ -116,10 +116,10 @@ build/fuzz/%.o: lib/%.c $(LIB_HDR) | build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 build/fuzz/libsw.a: $(patsubst lib/%.c,build/fuzz/%.o,$(LIB_SRC))
 	$(AR) rcs $@ $^
-build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
+build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h tests/fuzz/argv.h $(PROG_SRC) build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer,address,undefined -o $@ $< \
 	    build/fuzz/libsw.a $(SAN_LDLIBS)
-build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
+build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/fuzz/argv.h $(PROG_SRC) build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
 	$(CC) $(CFLAGS) $(SAN_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c build/san/libsw.a $(SAN_LDLIBS)
 
 # fuzz: each target FUZZ_S seconds from its seeds; new inputs go to

@@ -10,6 +10,7 @@
 #define SW_FUZZ_ARGV_H
 #include "fuzz.h"
 #include "cmd.h"
+#include "err.h"
 
 #define ARGS_MAX 64
 
@@ -25,9 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_opts_init(&o);
 	struct sw_cmd c;
 	int rc = sw_cmd_parse(&c, &prog, argc, argv, &o);
-	/* an answer, or a refusal in one line that names what is wrong */
+	/* an answer, or a refusal that names what is wrong, in one line once
+	 * sw_die has made it safe for a terminal (it may quote the input) */
+	char line[2048];
+	sw_sanitize(c.err, line, sizeof line);
 	fz_check(rc == 0 || rc == SW_CMD_HELP || rc == SW_CMD_VERSION ||
-		 ((rc == 64 || rc == 65) && c.err[0] && !strchr(c.err, '\n')));
+		 ((rc == 64 || rc == 65) && line[0] && !strchr(line, '\n') && !strchr(line, '\033')));
 	if (rc == 0)
 		fz_check(c.verb && c.nargs >= c.verb->min_args && c.nargs <= c.verb->max_args);
 	sw_cmd_done(&c);
