@@ -8,6 +8,7 @@
  * A record that fails is skipped with a warning by readers, and moved to
  * agents/damaged/ by reap. */
 #include "agent.h"
+#include "queue.h"
 #include "aside.h"
 #include "atomic.h"
 #include "clock.h"
@@ -605,4 +606,33 @@ int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), voi
 	int rc = each_record(&a, reap_one);
 	clean_tmp(ws);
 	return rc;
+}
+
+/* ---- a dead agent's claims ------------------------------------------- */
+
+long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec)
+{
+	long long n = 0;
+	size_t i;
+	json_t *c;
+	char why[SW_NAME_MAX + 64];
+	const char *agent = sw_json_str(rec, "id");
+	snprintf(why, sizeof why, "agent %s is dead (reaped)", agent && !sw_name_problem(agent) ? agent : "?");
+	/* the record is anyone's writing: its names are checked as names, and
+	 * a token only acts where it is the item's current claim */
+	json_array_foreach(json_object_get(rec, "claims"), i, c) {
+		const char *qn = sw_json_str(c, "queue"), *id = sw_json_str(c, "id");
+		int64_t token = sw_json_int(c, "token", 0);
+		struct sw_queue q;
+		if (!qn || !id || token <= 0 || sw_name_problem(qn) || sw_name_problem(id) ||
+		    sw_queue_open(&q, ws, qn, false))
+			continue;
+		int rc = sw_queue_fail(&q, id, (uint64_t)token, why, 0, NULL);
+		if (rc == 0)
+			n++;
+		else if (rc != SW_EX_FALSE)
+			sw_warn("queue '%s': %s", qn, q.err);
+		sw_queue_close(&q);
+	}
+	return n;
 }

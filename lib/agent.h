@@ -54,4 +54,9 @@ int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c);
 /* Forgets dead agents: fn (may be NULL) sees each record before it goes.
  * *n counts them. */
 int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg, long long *n);
+/* A dead agent's recorded claims fail now (the attempt counted, as when
+ * a lease runs out) instead of when their leases run out; a claim that
+ * was finished meanwhile has another token by now and is left alone.
+ * How many were freed. */
+long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec);
 #endif

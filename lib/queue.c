@@ -2,6 +2,7 @@
  * layout and the protocol are described in queue.h and sw-workspace(5);
  * queue_int.h says which module holds what. */
 #include "queue_int.h"
+#include "waiter.h"
 #include "atomic.h"
 #include "clock.h"
 #include "err.h"
@@ -165,7 +166,7 @@ int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, 
 {
 	memset(q, 0, sizeof *q);
 	q->ws = ws;
-	q->fd = q->ifd = -1;
+	q->fd = -1;
 	for (int i = 0; i < QD_N; i++)
 		q->dfd[i] = -1;
 	snprintf(q->name, sizeof q->name, "%s", name);
@@ -210,14 +211,17 @@ void sw_queue_close(struct sw_queue *q)
 {
 	if (q->fd >= 0)
 		close(q->fd);
-	if (q->ifd >= 0)
-		close(q->ifd);
+	if (q->waiter) {
+		sw_waiter_close(q->waiter);
+		free(q->waiter);
+		q->waiter = NULL;
+	}
 	for (int i = 0; i < QD_N; i++)
 		if (q->dfd[i] >= 0)
 			close(q->dfd[i]);
 	free(q->claims);
 	q->claims = NULL;
-	q->fd = q->ifd = -1;
+	q->fd = -1;
 }
 
 int qdir(struct sw_queue *q, enum qdir d)

@@ -41,13 +41,14 @@
 #define SW_ITEM_SLACK 65536
 
 struct sw_claim_cache;
+struct sw_waiter;
 
 struct sw_queue {
 	const struct sw_ws *ws;
 	char name[256];
 	int fd;                 /* queues/<name> */
 	int dfd[12];            /* its state directories, opened on first use */
-	int ifd;                /* inotify watch on wake, for sw_queue_wait */
+	struct sw_waiter *waiter;   /* for sw_queue_wait, made on first use */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
 	char owner[48];         /* this process (owner.h), read on first use */
 	struct sw_claim_cache *claims;   /* claims this process made or renewed */
@@ -114,8 +115,10 @@ int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
  * the skew margin), in unix ns; 0 when neither waits.  Nothing touches
  * the wake file then, so a waiter must look again by this time. */
 int64_t sw_queue_next_due(struct sw_queue *q);
-/* Blocks until something may have become claimable or deadline_ns. */
-void sw_queue_wait(struct sw_queue *q, int64_t deadline_ns);
+/* Blocks until something may have become claimable for roles, or until
+ * deadline_ns; one waiter of a host watches the queue, the others wait
+ * for its baton (waiter.h), and all poll. */
+void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, int64_t deadline_ns);
 
 int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t ttl_ns, json_t **out);
 int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *result, json_t **out);

@@ -4,6 +4,7 @@
  * also polls, with jitter, and looks again when a delayed item falls due
  * or a lease runs out (nothing touches `wake` then). */
 #include "queue_int.h"
+#include "waiter.h"
 #include "clock.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -13,17 +14,6 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
-
-static int64_t poll_interval(const struct sw_queue *q)
-{
-	const char *s = getenv("SW_POLL");
-	int64_t ns;
-	if (s && *s && sw_parse_duration(s, &ns) == 0 && ns > 0)
-		return ns;
-	/* inotify sees only this host's changes: poll often where other
-	 * hosts can add work, rarely where inotify sees everything */
-	return sw_is_netfs(q->fd) ? SW_NS_PER_SEC : 30 * SW_NS_PER_SEC;
-}
 
 struct due { int64_t min, skew; };
 
@@ -65,50 +55,43 @@ int64_t sw_queue_next_due(struct sw_queue *q)
 	return d.min;
 }
 
-static int wake_watch(struct sw_queue *q)
-{
-	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (ifd < 0)
-		return -1;
-	/* through the open queue directory, and not through a symlink */
-	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d/wake", q->fd);
-	if (inotify_add_watch(ifd, path, IN_ATTRIB | IN_MODIFY | IN_DELETE_SELF | IN_DONT_FOLLOW) < 0) {
-		close(ifd);
-		return -1;
-	}
-	return ifd;
-}
-
-void sw_queue_wait(struct sw_queue *q, int64_t deadline_ns)
+void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, int64_t deadline_ns)
 {
 	int64_t now = sw_now_ns();
 	if (deadline_ns <= now)
 		return;
-	if (q->ifd < 0) {
+	if (!q->waiter) {
 		/* first call: set the watch up and return at once, so the caller
 		 * looks again with the watch in place and misses nothing */
-		q->ifd = wake_watch(q);
-		if (q->ifd >= 0)
+		q->waiter = malloc(sizeof *q->waiter);
+		if (q->waiter) {
+			sw_waiter_init(q->waiter, q, roles, nroles);
+			sw_waiter_lead(q->waiter);
 			return;
+		}
 	}
-	int64_t iv = poll_interval(q);
-	/* jitter, so that pollers on many hosts do not arrive together */
-	iv = iv / 2 + (int64_t)sw_rand_below(1000000) * (iv / 2000000);
+	int64_t iv = sw_jitter(sw_poll_interval(q));
+	/* nothing touches `wake` when a delayed item falls due or a lease
+	 * runs out: look again by then */
 	int64_t due = sw_queue_next_due(q);
 	if (due > 0 && due - now < iv)
 		iv = due - now > 50000000 ? due - now : 50000000;
+	/* a watcher that was SIGKILLed told nobody: try to lead now and then */
+	struct sw_waiter *w = q->waiter;
+	bool leads = w && sw_waiter_watching(w);
+	if (w && !leads && sw_waiter_shared(w) && iv > SW_WAITER_LEAD_RETRY_NS)
+		iv = sw_jitter(SW_WAITER_LEAD_RETRY_NS);
 	if (deadline_ns - now < iv)
 		iv = deadline_ns - now;
-	if (q->ifd < 0) {
+	if (!w || w->ifd < 0) {
 		sw_sleep_ns(iv);
 		return;
 	}
-	struct pollfd pfd = { .fd = q->ifd, .events = POLLIN };
+	struct pollfd pfd = { .fd = w->ifd, .events = POLLIN };
 	int ms = (int)((iv + 999999) / 1000000);
-	if (poll(&pfd, 1, ms) > 0) {
-		char buf[4096];
-		while (read(q->ifd, buf, sizeof buf) > 0)
-			;
-	}
+	bool wake = false, baton = false;
+	if (poll(&pfd, 1, ms) > 0)
+		sw_waiter_events(w, &wake, &baton);
+	if (!leads)
+		sw_waiter_lead(w);
 }

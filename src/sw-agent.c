@@ -12,6 +12,7 @@
 #include "proc.h"
 #include "queue.h"
 #include "span.h"
+#include "waiter.h"
 #include "ws.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -370,41 +371,11 @@ static int v_list(struct sw_cmd *c)
 
 struct qreap { struct opts *o; struct sw_ws *ws; int rc; };
 
-/* A dead agent's recorded claims fail now ("attempt" counted, as when a
- * lease runs out) instead of when their leases run out.  A claim that was
- * finished meanwhile has another token by now and is left alone. */
-static long long free_claims(struct qreap *a, const json_t *rec)
-{
-	long long n = 0;
-	size_t i;
-	json_t *c;
-	char why[SW_NAME_MAX + 64];
-	const char *agent = sw_json_str(rec, "id");
-	snprintf(why, sizeof why, "agent %s is dead (reaped)", agent && !sw_name_problem(agent) ? agent : "?");
-	/* the record is anyone's writing: its names are checked as names, and
-	 * a token only acts where it is the item's current claim */
-	json_array_foreach(json_object_get(rec, "claims"), i, c) {
-		const char *qn = sw_json_str(c, "queue"), *id = sw_json_str(c, "id");
-		int64_t token = sw_json_int(c, "token", 0);
-		struct sw_queue q;
-		if (!qn || !id || token <= 0 || sw_name_problem(qn) || sw_name_problem(id) ||
-		    sw_queue_open(&q, a->ws, qn, false))
-			continue;
-		int rc = sw_queue_fail(&q, id, (uint64_t)token, why, 0, NULL);
-		if (rc == 0)
-			n++;
-		else if (rc != SW_EX_FALSE)
-			sw_warn("queue '%s': %s", qn, q.err);
-		sw_queue_close(&q);
-	}
-	return n;
-}
-
 static int reap_print(json_t *rec, void *arg)
 {
 	struct qreap *a = arg;
 	json_object_set_new(rec, "reaped", json_true());
-	json_object_set_new(rec, "claims_freed", json_integer(free_claims(a, rec)));
+	json_object_set_new(rec, "claims_freed", json_integer(sw_agent_free_claims(a->ws, rec)));
 	print(a->o, rec);
 	return 0;
 }
@@ -453,7 +424,6 @@ static int v_reap(struct sw_cmd *c)
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
-#define LEAD_RETRY_NS (6 * SW_NS_PER_SEC) /* a SIGKILLed watcher is replaced within */
 
 struct slot {
 	pid_t pid;                /* 0: free */
@@ -480,20 +450,6 @@ struct slot {
 	struct sw_span sp;
 };
 
-/* Waiting without a stampede: of the idle agents on this host, one (the
- * holder of a host-local flock) watches the queue's wake file; when it
- * gets work and has no free slot left, it lets go and touches a baton
- * file the others watch, and one of them takes over.  An added item thus
- * makes one agent scan, not all.  Everyone still polls (with jitter) for
- * items added on other hosts, which inotify does not see. */
-struct waiter {
-	int ifd;
-	int wake_wd, baton_wd;
-	int lockfd;               /* >= 0: we are the watcher */
-	bool shared;              /* the host-local files are usable */
-	char wake[PATH_MAX + 300], lock[PATH_MAX], baton[PATH_MAX];
-};
-
 struct run {
 	struct opts *o;
 	struct sw_ws *ws;
@@ -511,7 +467,7 @@ struct run {
 	int64_t next_check;       /* look at trees that outlived their command */
 	int running;
 	int sfd;
-	struct waiter w;
+	struct sw_waiter w;
 	char **env;               /* environ without our variables, + 7 free */
 	size_t nenv;
 	long long claimed, done, failed, released, lost;
@@ -530,115 +486,10 @@ struct run {
 	int exit_code;
 };
 
-static int64_t jitter(int64_t iv)
-{
-	/* between half and all of iv, so pollers on many hosts spread out */
-	return iv / 2 + (int64_t)sw_rand_below(1000000) * (iv / 2000000);
-}
-
+/* How often to look for work when nothing says so. */
 static int64_t default_poll(struct run *r)
 {
-	const char *s = getenv("SW_POLL");
-	int64_t ns;
-	if (r->o->poll_ns > 0)
-		return r->o->poll_ns;
-	if (s && *s && sw_parse_duration(s, &ns) == 0 && ns > 0)
-		return ns;
-	return sw_is_netfs(r->q.fd) ? SW_NS_PER_SEC : 30 * SW_NS_PER_SEC;
-}
-
-static uint64_t fnv1a(const char *s, uint64_t h)
-{
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
-	return h;
-}
-
-static void waiter_init(struct run *r)
-{
-	struct waiter *w = &r->w;
-	w->lockfd = w->wake_wd = w->baton_wd = -1;
-	snprintf(w->wake, sizeof w->wake, "%s/queues/%s/wake", r->ws->path, r->q.name);
-	w->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (w->ifd < 0)
-		return;
-	/* host-local, per user: flock and inotify are trustworthy there */
-	const char *base = getenv("XDG_RUNTIME_DIR");
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s/sw-agent-%ld", base && *base ? base : "/tmp", (long)getuid());
-	struct stat st;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return;
-	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
-		return;
-	/* one watcher per workspace, queue and set of roles: a watcher that
-	 * cannot take an item must not be the one told about it */
-	uint64_t h = fnv1a(r->q.name, fnv1a("/", fnv1a(r->ws->path, 0xcbf29ce484222325ULL)));
-	for (size_t i = 0; i < r->o->nroles; i++)
-		h = fnv1a(r->o->roles[i], fnv1a(",", h));
-	snprintf(w->lock, sizeof w->lock, "%s/%016llx.lock", dir, (unsigned long long)h);
-	snprintf(w->baton, sizeof w->baton, "%s/%016llx.baton", dir, (unsigned long long)h);
-	int fd = open(w->baton, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return;
-	close(fd);
-	w->baton_wd = inotify_add_watch(w->ifd, w->baton, IN_ATTRIB);
-	w->shared = w->baton_wd >= 0;
-}
-
-static bool watching(const struct waiter *w) { return w->wake_wd >= 0; }
-
-/* Becomes the watcher if nobody on this host is; true when it did. */
-static bool waiter_lead(struct waiter *w)
-{
-	if (w->ifd < 0 || watching(w))
-		return false;
-	if (w->shared) {
-		int fd = open(w->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return false;
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd);
-			return false;
-		}
-		w->lockfd = fd;
-	}
-	w->wake_wd = inotify_add_watch(w->ifd, w->wake, IN_ATTRIB | IN_MODIFY);
-	if (w->wake_wd < 0 && w->lockfd >= 0) {
-		close(w->lockfd);
-		w->lockfd = -1;
-	}
-	return w->wake_wd >= 0;
-}
-
-static void waiter_resign(struct waiter *w)
-{
-	if (!watching(w))
-		return;
-	inotify_rm_watch(w->ifd, w->wake_wd);
-	w->wake_wd = -1;
-	if (w->lockfd >= 0) {
-		close(w->lockfd);
-		w->lockfd = -1;
-		utimensat(AT_FDCWD, w->baton, NULL, 0);   /* next one, please */
-	}
-}
-
-/* Reads pending inotify events: what woke us. */
-static void waiter_events(struct waiter *w, bool *wake, bool *baton)
-{
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n;
-	while ((n = read(w->ifd, buf, sizeof buf)) > 0) {
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-			if (ev->wd == w->wake_wd && w->wake_wd >= 0)
-				*wake = true;
-			else if (ev->wd == w->baton_wd)
-				*baton = true;
-			p += sizeof *ev + ev->len;
-		}
-	}
+	return r->o->poll_ns > 0 ? r->o->poll_ns : sw_poll_interval(&r->q);
 }
 
 static int free_slots(const struct run *r) { return r->o->jobs - r->running; }
@@ -1195,11 +1046,11 @@ static void claim_some(struct run *r)
 			if (rc != EX_TEMPFAIL)
 				sw_warn("%s", r->q.err);
 			r->empty = true;
-			r->next_poll = now + jitter(r->poll_ns);
+			r->next_poll = now + sw_jitter(r->poll_ns);
 			/* a retry falling due or a lease running out touches no
 			 * file: the host's watcher (or an agent alone) looks again
 			 * then; the others hear of it from the watcher's baton */
-			int64_t due = watching(&r->w) || !r->w.shared ? sw_queue_next_due(&r->q) : 0;
+			int64_t due = sw_waiter_watching(&r->w) || !sw_waiter_shared(&r->w) ? sw_queue_next_due(&r->q) : 0;
 			if (due > 0 && due < r->next_poll)
 				r->next_poll = due > now + DUE_MIN_NS ? due : now + DUE_MIN_NS;
 			return;
@@ -1615,7 +1466,7 @@ static int64_t next_deadline(struct run *r, int64_t now)
 		t = min64(t, r->next_record);
 	if (!r->draining && free_slots(r) > 0 && may_claim(r))
 		t = min64(t, r->next_poll);
-	if (r->w.shared && !watching(&r->w) && waits(r))
+	if (sw_waiter_shared(&r->w) && !sw_waiter_watching(&r->w) && waits(r))
 		t = min64(t, r->next_lead);
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
@@ -1677,9 +1528,9 @@ static void timers(struct run *r, int64_t now)
 	if (!r->draining && now >= r->next_poll)
 		r->want_claim = true;
 	/* a watcher that was SIGKILLed told nobody: its lock is free now */
-	if (r->w.shared && !watching(&r->w) && waits(r) && now >= r->next_lead) {
-		r->next_lead = now + jitter(LEAD_RETRY_NS);
-		if (waiter_lead(&r->w))
+	if (sw_waiter_shared(&r->w) && !sw_waiter_watching(&r->w) && waits(r) && now >= r->next_lead) {
+		r->next_lead = now + sw_jitter(SW_WAITER_LEAD_RETRY_NS);
+		if (sw_waiter_lead(&r->w))
 			r->want_claim = true;
 	}
 }
@@ -1701,10 +1552,10 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 		}
 		if (owner[k] == -2) {
 			bool wake = false, baton = false;
-			waiter_events(&r->w, &wake, &baton);
+			sw_waiter_events(&r->w, &wake, &baton);
 			if (wake)
 				r->want_claim = true;
-			if (baton && waits(r) && waiter_lead(&r->w))
+			if (baton && waits(r) && sw_waiter_lead(&r->w))
 				r->want_claim = true;
 			continue;
 		}
@@ -1732,8 +1583,8 @@ static void loop(struct run *r)
 			claim_some(r);
 		/* the watcher is one of those who wait; a busy agent lets go */
 		if (!waits(r))
-			waiter_resign(&r->w);
-		else if (looked && !watching(&r->w) && waiter_lead(&r->w)) {
+			sw_waiter_resign(&r->w);
+		else if (looked && !sw_waiter_watching(&r->w) && sw_waiter_lead(&r->w)) {
 			claim_some(r);   /* what came before the watch was set */
 			continue;
 		}
@@ -1770,7 +1621,7 @@ static void loop(struct run *r)
 	}
 	out_write(r, true);
 	progress(r, sw_now_ns(), true);
-	waiter_resign(&r->w);
+	sw_waiter_resign(&r->w);
 	free(pf);
 	free(owner);
 }
@@ -1842,7 +1693,7 @@ static int v_run(struct sw_cmd *c)
 	run_setup_signals(&r);
 	struct stat st1;
 	r.out_pipe = fstat(1, &st1) == 0 && (S_ISFIFO(st1.st_mode) || S_ISSOCK(st1.st_mode));
-	waiter_init(&r);
+	sw_waiter_init(&r.w, &r.q, (const char *const *)o->roles, o->nroles);
 	r.poll_ns = default_poll(&r);
 	r.started_ns = sw_now_ns();
 	r.next_beat = r.started_ns + r.agent_ttl_ns / 3;
@@ -1865,7 +1716,7 @@ static int v_run(struct sw_cmd *c)
 	free(r.fin);
 	free(r.pick);
 	free(r.env);
-	if (r.w.ifd >= 0) close(r.w.ifd);
+	sw_waiter_close(&r.w);
 	close(r.sfd);
 	sw_queue_close(&r.q);
 	return code;

@@ -398,7 +398,7 @@ static int cmd_next(struct sw_cmd *c)
 		rc = sw_queue_claim(&q, (const char *const *)o->roles, o->nroles, o->ttl_ns, &out);
 		if (rc != EX_TEMPFAIL || !o->wait || sw_now_ns() >= deadline)
 			break;
-		sw_queue_wait(&q, deadline);
+		sw_queue_wait(&q, (const char *const *)o->roles, o->nroles, deadline);
 	}
 	if (rc == 0) {
 		sw_span_str(sp, "sw.item.id", sw_json_str(out, "id"));
