@@ -287,9 +287,16 @@ static void end_span_on_die(int code, const char *msg, void *arg)
 	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
 }
 
+void sw_ws_open_or_die(struct sw_ws *ws, const char *dir, bool create)
+{
+	struct sw_err e;
+	if (sw_ws_open(ws, dir, create, &e))
+		sw_die(e.code, "%s", e.msg);
+}
+
 void sw_cmd_open_ws(struct sw_cmd *c, bool create)
 {
-	sw_ws_open(&c->ws, c->co.dir, create);
+	sw_ws_open_or_die(&c->ws, c->co.dir, create);
 }
 
 int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts)

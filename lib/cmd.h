@@ -80,6 +80,8 @@ int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts);
 /* For a verb that opens the workspace itself (after checking its input):
  * dies with the one-line error when it cannot. */
 void sw_cmd_open_ws(struct sw_cmd *c, bool create);
+/* The same for any program's top level. */
+void sw_ws_open_or_die(struct sw_ws *ws, const char *dir, bool create);
 /* Frees what parsing allocated (the command vector). */
 void sw_cmd_done(struct sw_cmd *c);
 

@@ -99,6 +99,16 @@ static void vwarn_line(const char *fmt, va_list ap, char msg[1024])
 		fprintf(stderr, "%s: %s\n", prog_name, msg);
 }
 
+int sw_err_set(struct sw_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	e->code = code;
+	return code;
+}
+
 void sw_warn(const char *fmt, ...)
 {
 	char msg[1024];

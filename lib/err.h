@@ -16,6 +16,17 @@ void sw_prog_set(const char *prog);
 void sw_verb_set(const char *verb);
 const char *sw_prog(void);
 
+/* The one error of lib: an exit code (sysexits) and one line saying why.
+ * A lib function that can fail returns 0 or that code and fills either
+ * the struct sw_err it was given or its handle's (a queue's).  Syscall
+ * wrappers keep -1 and errno; lib never exits the process. */
+struct sw_err {
+	int code;
+	char msg[512];
+};
+/* Fills e and returns code. */
+int sw_err_set(struct sw_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void sw_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void sw_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Copies in to out (n bytes) with control characters, C1 controls and

@@ -173,14 +173,7 @@ int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, 
 	const char *why = sw_name_problem(name);
 	if (why)
 		return qerr(q, EX_DATAERR, "bad queue name: %s", why);
-	const char *max = getenv("SW_MAX_ITEM_BYTES");
-	q->item_max = SW_ITEM_MAX_DEFAULT;
-	if (max && *max) {
-		long long v = strtonum(max, 64, 1LL << 40, NULL);
-		if (v <= 0)
-			return qerr(q, EX_USAGE, "bad SW_MAX_ITEM_BYTES '%s'", max);
-		q->item_max = (size_t)v;
-	}
+	q->item_max = ws->set.item_max;
 	int qsfd = sw_open_dir(ws->fd, "queues", create);
 	if (qsfd < 0 && errno == ENOENT)
 		return qerr(q, SW_EX_FALSE, "no queue '%s'", name);

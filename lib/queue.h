@@ -35,7 +35,7 @@
 #define SW_PRIO_DEFAULT 5
 #define SW_ATTEMPTS_DEFAULT 5
 #define SW_TIMEOUT_DEFAULT_NS (300 * INT64_C(1000000000))
-#define SW_ITEM_MAX_DEFAULT (1024 * 1024)
+#define SW_ITEM_MAX_DEFAULT SW_ITEM_MAX_BYTES_DEFAULT
 /* What a claimed or finished item may grow past SW_MAX_ITEM_BYTES (its
  * token, times, result, error); a transition past it is refused (65). */
 #define SW_ITEM_SLACK 65536
@@ -64,6 +64,7 @@ struct sw_item_defaults {
 	int64_t delay_ns;
 	json_t *after;          /* array of ids, or NULL */
 	const char *id;         /* for a single item only */
+	size_t item_max;        /* SW_MAX_ITEM_BYTES (settings); 0: the default */
 };
 
 /* Item states as bits, for list/purge filters.  Damaged entries are not

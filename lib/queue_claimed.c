@@ -195,13 +195,9 @@ static json_t *done_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
 	return item;
 }
 
-static int64_t backoff_ns(int64_t attempt)
+static int64_t backoff_ns(const struct sw_queue *q, int64_t attempt)
 {
-	int64_t base = SW_NS_PER_SEC, d;
-	const char *s = getenv("SW_BACKOFF_BASE");
-	if (s && *s && sw_parse_duration(s, &d) == 0)
-		base = d;
-	double b = (double)base;
+	double b = (double)q->ws->set.backoff_ns;
 	for (int64_t i = 1; i < attempt && b < (double)BACKOFF_CAP_NS; i++)
 		b *= 2;
 	if (b > (double)BACKOFF_CAP_NS)
@@ -212,11 +208,10 @@ static int64_t backoff_ns(int64_t attempt)
 
 static json_t *fail_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
 {
-	(void)q;
 	(void)rc;
 	struct finish_arg *a = arg;
 	int64_t used = sw_json_int(item, "attempt", 0) + 1;
-	int64_t retry = a->retry_ns >= 0 ? a->retry_ns : backoff_ns(used);
+	int64_t retry = a->retry_ns >= 0 ? a->retry_ns : backoff_ns(q, used);
 	return retry_or_dead(item, a->token >> TOKEN_RAND_BITS, a->error ? a->error : "failed", retry);
 }
 

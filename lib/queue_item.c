@@ -93,12 +93,6 @@ static bool known_key(const char *k)
 	return false;
 }
 
-static size_t max_item_bytes(void)
-{
-	const char *mx = getenv("SW_MAX_ITEM_BYTES");
-	long long v = mx && *mx ? strtonum(mx, 64, 1LL << 40, NULL) : 0;
-	return v > 0 ? (size_t)v : SW_ITEM_MAX_DEFAULT;
-}
 
 json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const char *queue,
 		    char *err, size_t errlen)
@@ -186,7 +180,7 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 		sw_json_set_time(item, "not_before", now + delay);
 	json_object_set_new(item, "gen", json_integer(0));
 
-	size_t len = json_dumpb(item, NULL, 0, JSON_COMPACT), max = max_item_bytes();
+	size_t len = json_dumpb(item, NULL, 0, JSON_COMPACT), max = d->item_max ? d->item_max : SW_ITEM_MAX_DEFAULT;
 	if (len > max) {
 		snprintf(err, errlen, "item is %zu bytes, over the limit of %zu (SW_MAX_ITEM_BYTES)", len, max);
 		goto bad;

@@ -15,10 +15,8 @@
 
 int64_t sw_poll_interval(const struct sw_queue *q)
 {
-	const char *s = getenv("SW_POLL");
-	int64_t ns;
-	if (s && *s && sw_parse_duration(s, &ns) == 0 && ns > 0)
-		return ns;
+	if (q->ws->set.poll_ns > 0)
+		return q->ws->set.poll_ns;
 	return sw_is_netfs(q->fd) ? SW_NS_PER_SEC : 30 * SW_NS_PER_SEC;
 }
 

@@ -1,6 +1,7 @@
 #include "ws.h"
 #include "clock.h"
 #include "err.h"
+#include "num.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,21 +22,23 @@ static void absolute(char out[PATH_MAX], const char *p)
 		snprintf(out, PATH_MAX, "%s/%s", strcmp(cwd, "/") ? cwd : "", p);
 }
 
-/* Returns whether the path was named by the user (-d or SW_DIR).  The XDG
+/* *named says whether the path was named by the user (-d or SW_DIR).  The XDG
  * base directory spec: a relative XDG_STATE_HOME is invalid and ignored;
  * a relative HOME cannot be used either (it would put the workspace below
  * whatever directory a command happens to run in). */
-static bool resolve_path(char out[PATH_MAX], const char *dir)
+static int resolve_path(char out[PATH_MAX], const char *dir, bool *named, struct sw_err *e)
 {
 	const char *env = getenv("SW_DIR");
+	*named = true;
 	if (dir && *dir) {
 		absolute(out, dir);
-		return true;
+		return 0;
 	}
 	if (env && *env) {
 		absolute(out, env);
-		return true;
+		return 0;
 	}
+	*named = false;
 	const char *xdg = getenv("XDG_STATE_HOME");
 	const char *home = getenv("HOME");
 	if (xdg && xdg[0] == '/')
@@ -43,45 +46,69 @@ static bool resolve_path(char out[PATH_MAX], const char *dir)
 	else if (home && home[0] == '/')
 		snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
 	else if (home && *home)
-		sw_die(EX_USAGE, "HOME '%s' is not an absolute path: set -d DIR or SW_DIR", home);
+		return sw_err_set(e, EX_USAGE, "HOME '%s' is not an absolute path: set -d DIR or SW_DIR", home);
 	else
-		sw_die(EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
-	return false;
+		return sw_err_set(e, EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
+	return 0;
 }
 
-static enum sw_sync parse_sync(void)
+static int parse_sync(struct sw_settings *st, struct sw_err *e)
 {
 	const char *s = getenv("SW_SYNC");
-	if (!s || !*s || !strcmp(s, "normal")) return SW_SYNC_NORMAL;
-	if (!strcmp(s, "off")) return SW_SYNC_OFF;
-	if (!strcmp(s, "full")) return SW_SYNC_FULL;
-	sw_die(EX_USAGE, "bad SW_SYNC '%s': use off, normal or full", s);
+	if (!s || !*s || !strcmp(s, "normal")) st->sync = SW_SYNC_NORMAL;
+	else if (!strcmp(s, "off")) st->sync = SW_SYNC_OFF;
+	else if (!strcmp(s, "full")) st->sync = SW_SYNC_FULL;
+	else return sw_err_set(e, EX_USAGE, "bad SW_SYNC '%s': use off, normal or full", s);
+	return 0;
 }
 
-static int64_t parse_skew(void)
+/* A duration setting: 0 (and *ns untouched) when unset. */
+static int env_duration(const char *var, int64_t *ns, struct sw_err *e)
 {
-	const char *s = getenv("SW_CLOCK_SKEW");
-	int64_t ns;
-	if (!s || !*s) return SW_SKEW_DEFAULT_NS;
-	if (sw_parse_duration(s, &ns) < 0)
-		sw_die(EX_USAGE, "bad SW_CLOCK_SKEW '%s': want a duration such as 2s", s);
-	return ns;
+	const char *s = getenv(var);
+	if (s && *s && sw_parse_duration(s, ns) < 0)
+		return sw_err_set(e, EX_USAGE, "bad %s '%s': want a duration such as 2s", var, s);
+	return 0;
 }
 
-/* Duration settings read elsewhere, checked once here so that a typo is
- * a usage error and not a silent default. */
-static void check_durations(void)
+/* SW_UMASK: the umask for what sw creates in the workspace, in octal;
+ * never one that makes anything world-writable. */
+static int parse_umask(struct sw_settings *st, struct sw_err *e)
 {
-	static const char *const vars[] = { "SW_POLL", "SW_BACKOFF_BASE", NULL };
-	int64_t ns;
-	for (int i = 0; vars[i]; i++) {
-		const char *s = getenv(vars[i]);
-		if (s && *s && sw_parse_duration(s, &ns) < 0)
-			sw_die(EX_USAGE, "bad %s '%s': want a duration such as 2s", vars[i], s);
+	const char *s = getenv("SW_UMASK");
+	if (!s || !*s)
+		return 0;
+	char *end;
+	long v = strtol(s, &end, 8);
+	if (*end || v < 0 || v > 0777 || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+		return sw_err_set(e, EX_USAGE, "bad SW_UMASK '%s': want an octal umask such as 027", s);
+	st->umask_given = true;
+	st->umask = (mode_t)v | 002;
+	return 0;
+}
+
+int sw_settings_read(struct sw_settings *st, struct sw_err *e)
+{
+	memset(st, 0, sizeof *st);
+	st->skew_ns = SW_SKEW_DEFAULT_NS;
+	st->backoff_ns = SW_NS_PER_SEC;
+	st->item_max = SW_ITEM_MAX_BYTES_DEFAULT;
+	int64_t off;
+	const char *o = getenv("SW_CLOCK_OFFSET"), *mx = getenv("SW_MAX_ITEM_BYTES");
+	uint64_t max;
+	int rc;
+	if ((rc = parse_sync(st, e)) || (rc = env_duration("SW_CLOCK_SKEW", &st->skew_ns, e)) ||
+	    (rc = env_duration("SW_POLL", &st->poll_ns, e)) ||
+	    (rc = env_duration("SW_BACKOFF_BASE", &st->backoff_ns, e)) || (rc = parse_umask(st, e)))
+		return rc;
+	if (o && *o && sw_parse_duration_signed(o, &off) < 0)
+		return sw_err_set(e, EX_USAGE, "bad SW_CLOCK_OFFSET '%s': want a duration such as -2s", o);
+	if (mx && *mx) {
+		if (sw_parse_size(mx, UINT64_C(1) << 40, &max) < 0 || max < 64)
+			return sw_err_set(e, EX_USAGE, "bad SW_MAX_ITEM_BYTES '%s': want a size from 64 to 1T", mx);
+		st->item_max = (size_t)max;
 	}
-	const char *off = getenv("SW_CLOCK_OFFSET");
-	if (off && *off && sw_parse_duration_signed(off, &ns) < 0)
-		sw_die(EX_USAGE, "bad SW_CLOCK_OFFSET '%s': want a duration such as -2s", off);
+	return 0;
 }
 
 /* mkdir -p of an absolute path, each directory it makes private (0700):
@@ -103,53 +130,50 @@ static int mkdir_private(const char *path)
 	}
 }
 
-/* SW_UMASK: the umask for what sw creates in the workspace, in octal.
- * Unset: the group may do what the workspace directory lets it do (a
- * group-writable, setgid workspace is shared by its group), others
- * nothing.  Never world-writable. */
-static mode_t ws_umask(const struct stat *root)
+/* The umask for the workspace: SW_UMASK, else the group may do what the
+ * workspace directory lets it do (a group-writable, setgid workspace is
+ * shared by its group), others nothing. */
+static mode_t ws_umask(const struct sw_settings *st, const struct stat *root)
 {
-	const char *s = getenv("SW_UMASK");
-	if (s && *s) {
-		char *end;
-		long v = strtol(s, &end, 8);
-		if (*end || v < 0 || v > 0777 || s[0] == '-' || s[0] == '+' || s[0] == ' ')
-			sw_die(EX_USAGE, "bad SW_UMASK '%s': want an octal umask such as 027", s);
-		return (mode_t)v | 002;
-	}
+	if (st->umask_given)
+		return st->umask;
 	return (mode_t)(0707 & ~0700) | (~root->st_mode & 070);
 }
 
-void sw_ws_open(struct sw_ws *ws, const char *dir, bool create)
+int sw_ws_open(struct sw_ws *ws, const char *dir, bool create, struct sw_err *e)
 {
-	check_durations();
-	bool named = resolve_path(ws->path, dir);
-	ws->sync = parse_sync();
-	ws->skew_ns = parse_skew();
+	bool named;
+	int rc;
+	ws->fd = -1;
+	if ((rc = sw_settings_read(&ws->set, e)) || (rc = resolve_path(ws->path, dir, &named, e)))
+		return rc;
+	ws->sync = ws->set.sync;
+	ws->skew_ns = ws->set.skew_ns;
 	ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ws->fd < 0 && errno == ENOENT && create) {
 		/* a workspace the user named is created only where its parent
 		 * exists: an unmounted network filesystem must not turn into a
 		 * fresh local workspace that nobody else sees.  A new workspace
 		 * is private until its owner shares it (chmod g+rwxs). */
-		int rc = named ? mkdir(ws->path, 0700) : mkdir_private(ws->path);
+		rc = named ? mkdir(ws->path, 0700) : mkdir_private(ws->path);
 		if (rc < 0 && errno == ENOENT)
-			sw_die(EX_UNAVAILABLE, "workspace %s: parent directory does not exist", ws->path);
+			return sw_err_set(e, EX_UNAVAILABLE, "workspace %s: parent directory does not exist", ws->path);
 		if (rc < 0 && errno != EEXIST)
-			sw_die(sw_ex_errno(errno) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT,
-			       "cannot create workspace %s: %s", ws->path, strerror(errno));
+			return sw_err_set(e, sw_ex_errno(errno) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT,
+					  "cannot create workspace %s: %s", ws->path, strerror(errno));
 		ws->fd = open(ws->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (ws->fd < 0)   /* gone or unmounted: 69; no permission: 77; I/O: 74 */
-		sw_die(sw_ex_errno(errno), "workspace %s: %s", ws->path, strerror(errno));
+		return sw_err_set(e, sw_ex_errno(errno), "workspace %s: %s", ws->path, strerror(errno));
 	struct stat st;
 	if (fstat(ws->fd, &st) < 0)
-		sw_die(EX_UNAVAILABLE, "workspace %s: %s", ws->path, strerror(errno));
+		return sw_err_set(e, sw_ex_errno(errno), "workspace %s: %s", ws->path, strerror(errno));
 	/* new files and directories take their mode from the workspace, not
 	 * from this process's umask (kept for the commands sw runs) */
-	ws->user_umask = umask(ws_umask(&st));
+	ws->user_umask = umask(ws_umask(&ws->set, &st));
 	ws->dmode = 0777;
 	ws->fmode = 0666;
+	return 0;
 }
 
 mode_t sw_ws_user_umask(const struct sw_ws *ws)

@@ -5,27 +5,45 @@
 #ifndef SW_WS_H
 #define SW_WS_H
 #include "atomic.h"
+#include "err.h"
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Every setting sw takes from the environment, read and checked once:
+ * a typo is a usage error, not a silent default. */
+struct sw_settings {
+	enum sw_sync sync;      /* SW_SYNC */
+	int64_t skew_ns;        /* SW_CLOCK_SKEW: margin on every expiry */
+	int64_t poll_ns;        /* SW_POLL; 0: the default for the filesystem */
+	int64_t backoff_ns;     /* SW_BACKOFF_BASE: first retry delay */
+	size_t item_max;        /* SW_MAX_ITEM_BYTES */
+	bool umask_given;       /* SW_UMASK */
+	mode_t umask;
+};
+
+/* Reads the settings (SW_CLOCK_OFFSET is checked too): 0, or 64. */
+int sw_settings_read(struct sw_settings *s, struct sw_err *e);
+
 struct sw_ws {
 	int fd;                 /* the workspace directory */
 	char path[PATH_MAX];
-	enum sw_sync sync;
-	int64_t skew_ns;        /* clock skew margin for expiry decisions */
+	struct sw_settings set;
+	enum sw_sync sync;      /* = set.sync */
+	int64_t skew_ns;        /* = set.skew_ns: clock skew margin for expiry decisions */
 	mode_t dmode, fmode;    /* modes for new directories and files */
 	mode_t user_umask;      /* the umask sw was started with */
 };
 
 #define SW_SKEW_DEFAULT_NS (2 * INT64_C(1000000000))
+#define SW_ITEM_MAX_BYTES_DEFAULT (1024 * 1024)
 
-/* Resolves and opens the workspace, creating it (0700) when create.  Dies
- * with a one-line error (69 unavailable, 77 permission, 64 bad setting).
- * Sets the process umask so that what sw creates there takes the
- * workspace's group permissions and no "other" bits (SW_UMASK overrides);
- * a command sw runs gets sw_ws_user_umask back. */
-void sw_ws_open(struct sw_ws *ws, const char *dir, bool create);
+/* Resolves and opens the workspace, creating it (0700) when create: 0, or
+ * 69 (unavailable), 77 (permission), 73 (cannot create), 74 (I/O), 64 (a
+ * bad setting) with e.  Sets the process umask so that what sw creates
+ * there takes the workspace's group permissions and no "other" bits
+ * (SW_UMASK overrides); a command sw runs gets sw_ws_user_umask back. */
+int sw_ws_open(struct sw_ws *ws, const char *dir, bool create, struct sw_err *e);
 mode_t sw_ws_user_umask(const struct sw_ws *ws);
 void sw_ws_close(struct sw_ws *ws);
 /* Opens dir rel below the workspace, following no symlink, creating the

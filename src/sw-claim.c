@@ -138,18 +138,11 @@ static const char *need_id(struct opts *o)
 
 /* stdin read whole: a batch is checked completely before anything is
  * added, so a bad line on line 90,000 adds nothing. */
-/* A line longer than this cannot hold an item: reading stops there. */
-static size_t line_max(void)
+/* stdin, whole; a line longer than an item may be (item_max plus the
+ * slack) stops the reading there. */
+static char *read_stdin(size_t *len, size_t item_max)
 {
-	const char *mx = getenv("SW_MAX_ITEM_BYTES");
-	uint64_t v;
-	size_t max = mx && *mx && sw_parse_u64(mx, 1ULL << 40, &v) == 0 ? (size_t)v : SW_ITEM_MAX_DEFAULT;
-	return max + SW_ITEM_SLACK;
-}
-
-static char *read_stdin(size_t *len)
-{
-	size_t cap = 1 << 16, n = 0, line_start = 0, lineno = 1, max = line_max();
+	size_t cap = 1 << 16, n = 0, line_start = 0, lineno = 1, max = item_max + SW_ITEM_SLACK;
 	char *buf = malloc(cap);
 	if (!buf)
 		sw_die(EX_SOFTWARE, "out of memory");
@@ -347,7 +340,7 @@ static int cmd_add(struct sw_cmd *c)
 			sw_usage_error("--id goes with a PAYLOAD argument; give ids in the input lines");
 		if (isatty(0))
 			sw_usage_error("give a PAYLOAD, or items on stdin");
-		buf = read_stdin(&len);
+		buf = read_stdin(&len, o->d.item_max);
 		each_line(buf, len, check_line, &a);
 	}
 	sw_cmd_open_ws(c, true);
@@ -755,6 +748,11 @@ static int option(struct sw_cmd *c, int code, char *arg)
 static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
+	struct sw_settings st;
+	struct sw_err e;
+	if (sw_settings_read(&st, &e))
+		return sw_cmd_err(c, e.code, "%s", e.msg);
+	o->d.item_max = st.item_max;
 	o->quiet = c->co.quiet;
 	o->arg = c->nargs ? c->args[0] : NULL;
 	if (o->arg && c->verb->max_args == 1 && strcmp(c->verb->name, "add")) {

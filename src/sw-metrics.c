@@ -1,6 +1,7 @@
 /* sw-metrics — counters, gauges and histograms in a host-local WAL SQLite
  * database; span ingestion from a pipe; percentiles; Prometheus export. */
 #include "clock.h"
+#include "cmd.h"
 #include "err.h"
 #include "id.h"
 #include "json.h"
@@ -800,7 +801,7 @@ static int verb_export(struct opts *o, struct sw_span *sp)
 		sw_warn("workspace gauges left out: %s: %s", wsdir, strerror(errno));
 	} else if (!o->no_ws && workspace_exists(o->co.dir, wsdir)) {
 		struct sw_ws ws;
-		sw_ws_open(&ws, o->co.dir, false);
+		sw_ws_open_or_die(&ws, o->co.dir, false);
 		sw_metrics_ws_gauges(&ws, sw_now_ns(), export_gauge, &e);
 		sw_ws_close(&ws);
 	}

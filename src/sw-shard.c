@@ -13,6 +13,7 @@
 #include "shard.h"
 #include "span.h"
 #include "clock.h"
+#include "cmd.h"
 #include "fs.h"
 #include "ws.h"
 #include <bsd/stdlib.h>   /* strtonum */
@@ -503,7 +504,7 @@ static void nodes_agents(struct sw_nodes *ns, const char *spec, const char *opt,
 	if (a.role)
 		sw_name_check("role", a.role);
 	struct sw_ws ws;
-	sw_ws_open(&ws, dir, false);
+	sw_ws_open_or_die(&ws, dir, false);
 	if (sw_agent_each(&ws, agent_one, &a) < 0)
 		sw_die(sw_ex_errno(errno), "%s %s: reading agents: %s", opt, spec, strerror(errno));
 	sw_ws_close(&ws);
@@ -527,7 +528,7 @@ static void nodes_agents(struct sw_nodes *ns, const char *spec, const char *opt,
 
 static int rings_dir(struct sw_ws *ws, const char *dir, bool create)
 {
-	sw_ws_open(ws, dir, create);
+	sw_ws_open_or_die(ws, dir, create);
 	int fd = sw_ws_dir(ws, RING_DIR, create);
 	if (fd < 0 && !(errno == ENOENT && !create))
 		sw_die(sw_ex_errno(errno), "%s/%s: %s", ws->path, RING_DIR, strerror(errno));
@@ -960,7 +961,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 	struct sw_queue q;
 	const char *qname = o->queue ? o->queue : getenv("SW_QUEUE") ? getenv("SW_QUEUE") : SW_QUEUE_DEFAULT;
 	sw_name_check("queue", qname);
-	sw_ws_open(&ws, o->co.dir, true);
+	sw_ws_open_or_die(&ws, o->co.dir, true);
 	int rc = sw_queue_open(&q, &ws, qname, true);
 	if (rc)
 		sw_die(rc, "%s", q.err);

@@ -295,10 +295,15 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ -s "$SW_DIR/leases/job/v.00000000000000000004" ]
 }
 
-@test "a version file that is not a lease version at all, with none before it: 65, not a crash" {
+@test "a version file that is not a lease version at all, with none before it: a grant of token 1 to nobody known, for 30 s" {
 	mkdir -p "$SW_DIR/leases/job"
 	echo 'not json' >"$SW_DIR/leases/job/v.00000000000000000001"
-	refused 65 sw-lease show job
+	run --separate-stderr sw-lease show job
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.state, .owner, .token] | @tsv' <<<"$output")" = "$(printf 'held\t?\t1')" ]
+	refused 75 sw-lease acquire job
+	SW_CLOCK_OFFSET=33s acq job
+	[ "$TOK" = 2 ]
 }
 
 # ---- run ---------------------------------------------------------------------

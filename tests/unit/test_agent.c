@@ -41,7 +41,7 @@ int main(void)
 	unsetenv("SW_CLOCK_OFFSET");
 	unsetenv("SW_CLOCK_SKEW");
 	struct sw_ws ws;
-	sw_ws_open(&ws, dir, true);
+	{ struct sw_err e; if (sw_ws_open(&ws, dir, true, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; } }
 
 	struct sw_agent_counts c;
 	ok(sw_agent_count(&ws, &c) == 0 && c.alive == 0 && c.dead == 0, "no agents directory: 0 alive, 0 dead");

@@ -197,7 +197,7 @@ int main(void)
 	setenv("SW_CLOCK_SKEW", "5ms", 1);
 	unsetenv("SW_CLOCK_OFFSET");
 	struct sw_ws ws;
-	sw_ws_open(&ws, dir, true);
+	{ struct sw_err e; if (sw_ws_open(&ws, dir, true, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; } }
 	struct sw_lease l;
 
 	ok(sw_lease_read(&ws, "a", &l, err) == SW_EX_FALSE, "read of an unknown lease: 1");
