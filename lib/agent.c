@@ -631,7 +631,7 @@ long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec)
 		if (rc == 0)
 			n++;
 		else if (rc != SW_EX_FALSE)
-			sw_warn("queue '%s': %s", qn, q.err);
+			sw_warn("queue '%s': %s", qn, q.err.msg);
 		sw_queue_close(&q);
 	}
 	return n;

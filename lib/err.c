@@ -109,6 +109,14 @@ int sw_err_set(struct sw_err *e, int code, const char *fmt, ...)
 	return code;
 }
 
+void sw_err_msg(struct sw_err *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+}
+
 void sw_warn(const char *fmt, ...)
 {
 	char msg[1024];

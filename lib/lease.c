@@ -380,7 +380,7 @@ static int walk_forward(int dfd, struct ver *cur, uint64_t *m, bool have)
 
 /* The newest version: start at the head hint (or the listing), then step
  * forward by name while the next version exists. */
-static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
+static int find_latest(int dfd, struct ver *cur, struct sw_err *err)
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
 		uint64_t m;
@@ -395,14 +395,14 @@ static int find_latest(int dfd, struct ver *cur, char err[SW_LEASE_ERRLEN])
 			continue;
 		}
 		if (errno == EBADMSG) {
-			snprintf(err, SW_LEASE_ERRLEN, "version file near v.%llu is not a lease version",
+			sw_err_msg(err, "version file near v.%llu is not a lease version",
 				 (unsigned long long)m);
 			return EX_DATAERR;
 		}
-		snprintf(err, SW_LEASE_ERRLEN, "reading lease: %s", strerror(errno));
+		sw_err_msg(err, "reading lease: %s", strerror(errno));
 		return sw_ex_errno(errno);
 	}
-	snprintf(err, SW_LEASE_ERRLEN, "lease versions keep vanishing; try again");
+	sw_err_msg(err, "lease versions keep vanishing; try again");
 	return EX_TEMPFAIL;
 }
 
@@ -448,10 +448,10 @@ static void cleanup(int dfd, uint64_t seq)
 /* Creates v.(cur->seq + 1) holding next.  CAS_LOST when another change won
  * (or this one turned out stale), 0 when it is in place, else an exit code. */
 static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, struct ver *next,
-		      char err[SW_LEASE_ERRLEN])
+		      struct sw_err *err)
 {
 	if (cur->l.seq >= (uint64_t)INT64_MAX) {
-		snprintf(err, SW_LEASE_ERRLEN, "lease versions used up at v.%llu", (unsigned long long)cur->l.seq);
+		sw_err_msg(err, "lease versions used up at v.%llu", (unsigned long long)cur->l.seq);
 		return EX_DATAERR;
 	}
 	next->l.seq = cur->l.seq + 1;
@@ -461,7 +461,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 	char *buf = j ? sw_json_line(j, &len) : NULL;
 	json_decref(j);
 	if (!buf) {
-		snprintf(err, SW_LEASE_ERRLEN, "out of memory");
+		sw_err_msg(err, "out of memory");
 		return EX_OSERR;
 	}
 	char fn[VNAME_LEN];
@@ -474,7 +474,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 	if (rc < 0 && e == EEXIST)
 		return CAS_LOST;
 	if (rc < 0) {
-		snprintf(err, SW_LEASE_ERRLEN, "creating %s: %s", fn, strerror(e));
+		sw_err_msg(err, "creating %s: %s", fn, strerror(e));
 		return sw_ex_errno(e);
 	}
 	if (cur->l.seq == 0) {
@@ -497,7 +497,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 			} else if (errno == ENOENT) {
 				gone = true;
 			} else {
-				snprintf(err, SW_LEASE_ERRLEN, "re-reading v.%llu: %s",
+				sw_err_msg(err, "re-reading v.%llu: %s",
 					 (unsigned long long)cur->l.seq, strerror(errno));
 				return sw_ex_errno(errno);
 			}
@@ -518,11 +518,11 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 /* ---- verbs -------------------------------------------------------------- */
 
 static int open_lease(const struct sw_ws *ws, const char *name, bool create, int *dfd,
-		      char err[SW_LEASE_ERRLEN])
+		      struct sw_err *err)
 {
 	const char *why = sw_name_problem(name);
 	if (why) {
-		snprintf(err, SW_LEASE_ERRLEN, "bad lease name '%.60s': %s", name, why);
+		sw_err_msg(err, "bad lease name '%.60s': %s", name, why);
 		return EX_DATAERR;
 	}
 	char rel[sizeof LEASES_DIR + SW_NAME_MAX + 2];
@@ -531,10 +531,10 @@ static int open_lease(const struct sw_ws *ws, const char *name, bool create, int
 	if (*dfd >= 0)
 		return 0;
 	if (errno == ENOENT && !create) {
-		snprintf(err, SW_LEASE_ERRLEN, "no lease '%s'", name);
+		sw_err_msg(err, "no lease '%s'", name);
 		return SW_EX_FALSE;
 	}
-	snprintf(err, SW_LEASE_ERRLEN, "lease directory %s: %s", rel, strerror(errno));
+	sw_err_msg(err, "lease directory %s: %s", rel, strerror(errno));
 	return errno == ENOENT ? EX_CANTCREAT : sw_ex_errno(errno);
 }
 
@@ -547,7 +547,7 @@ static void fill_out(const struct sw_ws *ws, const char *name, const struct ver 
 }
 
 int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out,
-		  char err[SW_LEASE_ERRLEN])
+		  struct sw_err *err)
 {
 	int dfd, rc = open_lease(ws, name, false, &dfd, err);
 	if (rc)
@@ -566,27 +566,27 @@ int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out
  * the vid re-read, the head hint, the cleanup) may be past the expiry it
  * wrote, and another holder may have the lease by now.  So success is
  * reported only while the lease written is still valid by this clock. */
-static bool still_valid(const struct ver *v, char err[SW_LEASE_ERRLEN])
+static bool still_valid(const struct ver *v, struct sw_err *err)
 {
 	if (sw_now_ns() < v->l.expires_ns)
 		return true;
 	char t[SW_TIME_LEN];
 	sw_fmt_time(v->l.expires_ns, t);
-	snprintf(err, SW_LEASE_ERRLEN, "token %llu's lease on '%s' expired at %s, before this process "
+	sw_err_msg(err, "token %llu's lease on '%s' expired at %s, before this process "
 		 "could say so (was it stopped?)", (unsigned long long)v->l.token, v->l.name, t);
 	return false;
 }
 
-static void held_msg(char err[SW_LEASE_ERRLEN], const struct sw_lease *l)
+static void held_msg(struct sw_err *err, const struct sw_lease *l)
 {
 	char t[SW_TIME_LEN];
 	sw_fmt_time(l->takeable_ns, t);
-	snprintf(err, SW_LEASE_ERRLEN, "'%s' is held by %s (token %llu); free at %s at the latest",
+	sw_err_msg(err, "'%s' is held by %s (token %llu); free at %s at the latest",
 		 l->name, l->owner, (unsigned long long)l->token, t);
 }
 
 int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner,
-		     int64_t ttl_ns, struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+		     int64_t ttl_ns, struct sw_lease *out, struct sw_err *err)
 {
 	int dfd, rc = open_lease(ws, name, true, &dfd, err);
 	if (rc)
@@ -605,7 +605,7 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 			break;
 		}
 		if (cur.l.token >= (uint64_t)INT64_MAX) {
-			snprintf(err, SW_LEASE_ERRLEN, "'%s' has used up its fencing tokens", name);
+			sw_err_msg(err, "'%s' has used up its fencing tokens", name);
 			rc = EX_DATAERR;
 			break;
 		}
@@ -619,7 +619,7 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 		rc = write_next(ws, dfd, &cur, &next, err);
 		if (rc == CAS_LOST) {
 			rc = EX_TEMPFAIL;
-			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
+			sw_err_msg(err, "'%s' keeps changing; try again", name);
 			continue;
 		}
 		if (rc == 0 && !still_valid(&next, err))
@@ -634,30 +634,30 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 
 /* The newest version, when token holds it; 1 with a reason otherwise. */
 static int holder(const struct sw_ws *ws, int dfd, const char *name, uint64_t token,
-		  struct ver *cur, struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+		  struct ver *cur, struct sw_lease *out, struct sw_err *err)
 {
 	int rc = find_latest(dfd, cur, err);
 	if (rc)
 		return rc;
 	fill_out(ws, name, cur, out, sw_now_ns());
 	if (cur->l.seq == 0) {
-		snprintf(err, SW_LEASE_ERRLEN, "'%s' has never been acquired", name);
+		sw_err_msg(err, "'%s' has never been acquired", name);
 		return SW_EX_FALSE;
 	}
 	if (cur->l.token != token) {
-		snprintf(err, SW_LEASE_ERRLEN, "token %llu no longer holds '%s' (token %llu does)",
+		sw_err_msg(err, "token %llu no longer holds '%s' (token %llu does)",
 			 (unsigned long long)token, name, (unsigned long long)cur->l.token);
 		return SW_EX_FALSE;
 	}
 	if (cur->l.released) {
-		snprintf(err, SW_LEASE_ERRLEN, "token %llu has released '%s'", (unsigned long long)token, name);
+		sw_err_msg(err, "token %llu has released '%s'", (unsigned long long)token, name);
 		return SW_EX_FALSE;
 	}
 	return 0;
 }
 
 int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
-		   int64_t ttl_ns, struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+		   int64_t ttl_ns, struct sw_lease *out, struct sw_err *err)
 {
 	int dfd, rc = open_lease(ws, name, false, &dfd, err);
 	if (rc)
@@ -672,7 +672,7 @@ int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
 		if (now >= cur.l.expires_ns) {
 			char t[SW_TIME_LEN];
 			sw_fmt_time(cur.l.expires_ns, t);
-			snprintf(err, SW_LEASE_ERRLEN, "token %llu's lease on '%s' expired at %s",
+			sw_err_msg(err, "token %llu's lease on '%s' expired at %s",
 				 (unsigned long long)token, name, t);
 			rc = SW_EX_FALSE;
 			break;
@@ -684,7 +684,7 @@ int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
 		rc = write_next(ws, dfd, &cur, &next, err);
 		if (rc == CAS_LOST) {
 			rc = EX_TEMPFAIL;
-			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
+			sw_err_msg(err, "'%s' keeps changing; try again", name);
 			continue;
 		}
 		if (rc == 0 && !still_valid(&next, err))
@@ -698,7 +698,7 @@ int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
 }
 
 int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
-		     struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+		     struct sw_lease *out, struct sw_err *err)
 {
 	int dfd, rc = open_lease(ws, name, false, &dfd, err);
 	if (rc)
@@ -716,7 +716,7 @@ int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
 		rc = write_next(ws, dfd, &cur, &next, err);
 		if (rc == CAS_LOST) {
 			rc = EX_TEMPFAIL;
-			snprintf(err, SW_LEASE_ERRLEN, "'%s' keeps changing; try again", name);
+			sw_err_msg(err, "'%s' keeps changing; try again", name);
 			continue;
 		}
 		if (rc == 0)
@@ -728,7 +728,7 @@ int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
 }
 
 int sw_lease_check(const struct sw_ws *ws, const char *name, uint64_t token,
-		   struct sw_lease *out, char err[SW_LEASE_ERRLEN])
+		   struct sw_lease *out, struct sw_err *err)
 {
 	int dfd, rc = open_lease(ws, name, false, &dfd, err);
 	if (rc)
@@ -739,7 +739,7 @@ int sw_lease_check(const struct sw_ws *ws, const char *name, uint64_t token,
 	if (rc)
 		return rc;
 	if (out->state != SW_LEASE_HELD) {
-		snprintf(err, SW_LEASE_ERRLEN, "token %llu's lease on '%s' has expired",
+		sw_err_msg(err, "token %llu's lease on '%s' has expired",
 			 (unsigned long long)token, name);
 		return SW_EX_FALSE;
 	}
@@ -752,14 +752,14 @@ static int cmp_str(const void *a, const void *b)
 }
 
 int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, void *arg),
-		  void *arg, char err[SW_LEASE_ERRLEN])
+		  void *arg, struct sw_err *err)
 {
 	int dfd = sw_ws_dir(ws, LEASES_DIR, false);
 	if (dfd < 0 && errno == ENOENT)
 		return 0;
 	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
 	if (!d) {
-		snprintf(err, SW_LEASE_ERRLEN, "listing leases: %s", strerror(errno));
+		sw_err_msg(err, "listing leases: %s", strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
 		return sw_ex_errno(errno);
@@ -783,7 +783,7 @@ int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, vo
 	}
 	closedir(d);
 	if (rc)
-		snprintf(err, SW_LEASE_ERRLEN, "out of memory");
+		sw_err_msg(err, "out of memory");
 	if (n)
 		qsort(names, n, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -794,7 +794,7 @@ int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, vo
 		if (r) {
 			/* one lease that cannot be read stops no listing: it is
 			 * named, and the rest are listed */
-			sw_warn("lease '%s': %s", names[i], err);
+			sw_warn("lease '%s': %s", names[i], err->msg);
 			continue;
 		}
 		rc = fn(&l, arg);
@@ -825,9 +825,9 @@ json_t *sw_lease_json(const struct sw_lease *l)
 
 int sw_lease_watch(const struct sw_ws *ws, const char *name)
 {
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	int dfd;
-	if (open_lease(ws, name, true, &dfd, err))
+	if (open_lease(ws, name, true, &dfd, &err))
 		return -1;
 	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	char path[64];

@@ -12,6 +12,7 @@
  * See sw-lease(1) INTERNALS. */
 #ifndef SW_LEASE_H
 #define SW_LEASE_H
+#include "err.h"
 #include "id.h"
 #include "ws.h"
 #include <jansson.h>
@@ -41,28 +42,27 @@ struct sw_lease {
 };
 
 /* Results: 0 done; SW_EX_FALSE (1) not held / stale token / no such
- * lease; EX_TEMPFAIL (75) held by another; other sysexits codes with a
- * one-line reason in err. */
-#define SW_LEASE_ERRLEN 512
+ * lease; EX_TEMPFAIL (75) held by another; other sysexits codes; with the
+ * reason in one line in err (err.h). */
 
 /* Current state of name (0, 1 when it never existed, or an error). */
 int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out,
-		  char err[SW_LEASE_ERRLEN]);
+		  struct sw_err *err);
 int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner,
-		     int64_t ttl_ns, struct sw_lease *out, char err[SW_LEASE_ERRLEN]);
+		     int64_t ttl_ns, struct sw_lease *out, struct sw_err *err);
 /* Extends token's lease to now + ttl.  Refused (1) when token is not the
  * newest holder or its lease has expired by this clock. */
 int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
-		   int64_t ttl_ns, struct sw_lease *out, char err[SW_LEASE_ERRLEN]);
+		   int64_t ttl_ns, struct sw_lease *out, struct sw_err *err);
 int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
-		     struct sw_lease *out, char err[SW_LEASE_ERRLEN]);
+		     struct sw_lease *out, struct sw_err *err);
 /* 0 when token holds name and the lease has not expired by this clock. */
 int sw_lease_check(const struct sw_ws *ws, const char *name, uint64_t token,
-		   struct sw_lease *out, char err[SW_LEASE_ERRLEN]);
+		   struct sw_lease *out, struct sw_err *err);
 /* Calls fn for every lease in the workspace (sorted by name) until it
  * returns non-zero, which is returned.  For sw-metrics: count what is held. */
 int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, void *arg),
-		  void *arg, char err[SW_LEASE_ERRLEN]);
+		  void *arg, struct sw_err *err);
 
 /* For waiters: an inotify descriptor (O_CLOEXEC) that wakes on changes
  * made to name on this host (creating its directory), or -1 where inotify

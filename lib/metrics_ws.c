@@ -32,7 +32,7 @@ static int add_queue(const char *name, void *arg)
 	if (code == 0)
 		code = sw_queue_stats(&q, &st);
 	if (code) {
-		sw_warn("queue %s: %s (left out of the export)", name, q.err);
+		sw_warn("queue %s: %s (left out of the export)", name, q.err.msg);
 		sw_queue_close(&q);
 		return 0;
 	}
@@ -132,10 +132,10 @@ static int count_held(const struct sw_lease *l, void *arg)
 
 static int lease_gauges(const struct sw_ws *ws, sw_gauge_fn fn, void *arg)
 {
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	long long held = 0;
-	if (sw_lease_list(ws, count_held, &held, err) != 0) {
-		sw_warn("%s (leases left out of the export)", err);
+	if (sw_lease_list(ws, count_held, &held, &err) != 0) {
+		sw_warn("%s (leases left out of the export)", err.msg);
 		return 0;
 	}
 	return fn("sw_leases_held", "Leases held and not expired by this host's clock.", NULL,

@@ -28,8 +28,9 @@ int qerr(struct sw_queue *q, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(q->err, sizeof q->err, fmt, ap);
+	vsnprintf(q->err.msg, sizeof q->err.msg, fmt, ap);
 	va_end(ap);
+	q->err.code = code;
 	return code;
 }
 

@@ -21,8 +21,8 @@
  * neither finish an item twice nor lose it (see queue_txn.c).
  *
  * Functions return 0 on success or a sysexits code (SW_EX_FALSE for a
- * stale token or missing item, EX_TEMPFAIL for nothing to claim), with a
- * one-line reason in q->err. */
+ * stale token or missing item, EX_TEMPFAIL for nothing to claim), with the
+ * code and a one-line reason in q->err (err.h). */
 #ifndef SW_QUEUE_H
 #define SW_QUEUE_H
 #include "ws.h"
@@ -52,7 +52,7 @@ struct sw_queue {
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
 	char owner[48];         /* this process (owner.h), read on first use */
 	struct sw_claim_cache *claims;   /* claims this process made or renewed */
-	char err[512];
+	struct sw_err err;      /* the last call's error */
 };
 
 /* Defaults for fields an added item does not set itself. */

@@ -389,7 +389,7 @@ static int reap_queue(const char *name, void *arg)
 	if (!rc)
 		rc = sw_queue_reap(&q, &n);
 	if (rc) {
-		sw_warn("queue '%s': %s", name, q.err);
+		sw_warn("queue '%s': %s", name, q.err.msg);
 		a->rc = rc;
 	} else if (n) {
 		json_t *j = json_pack("{s:s,s:I}", "queue", name, "claims_reaped", (json_int_t)n);
@@ -881,7 +881,7 @@ static void finish_item(struct run *r, struct slot *s)
 	if (rc) {
 		/* the lease ran out (this agent stalled) and someone else may
 		 * have the item now: its outcome is theirs to report */
-		sw_warn("item %s: %s", s->id, r->q.err);
+		sw_warn("item %s: %s", s->id, r->q.err.msg);
 		state = "lost";
 	}
 	if (!strcmp(state, "done")) r->done++;
@@ -1010,7 +1010,7 @@ static void start_item(struct run *r, json_t *item)
 		snprintf(why, sizeof why, "its payload cannot be given to the command: %s", strerror(errno));
 		sw_warn("item %s: %s", s->id, why);
 		if (sw_queue_fail(&r->q, s->id, s->token, why, -1, NULL))
-			sw_warn("item %s: %s", s->id, r->q.err);
+			sw_warn("item %s: %s", s->id, r->q.err.msg);
 		sw_span_end(&s->sp, true, why);
 		slot_clear(s);
 		r->failed++;
@@ -1044,7 +1044,7 @@ static void claim_some(struct run *r)
 		int64_t now = sw_now_ns();
 		if (rc) {
 			if (rc != EX_TEMPFAIL)
-				sw_warn("%s", r->q.err);
+				sw_warn("%s", r->q.err.msg);
 			r->empty = true;
 			r->next_poll = now + sw_jitter(r->poll_ns);
 			/* a retry falling due or a lease running out touches no
@@ -1239,11 +1239,11 @@ static void renew_due(struct run *r, int64_t now)
 		} else if (rc == SW_EX_FALSE) {
 			/* the claim is gone: whatever the command does now counts
 			 * for nothing, so stop it */
-			sw_warn("item %s: %s; stopping its command", s->id, r->q.err);
+			sw_warn("item %s: %s; stopping its command", s->id, r->q.err.msg);
 			s->abandoned = "lost";
 			stop_trees(r, &s, 1, now);
 		} else {
-			sw_warn("item %s: %s", s->id, r->q.err);
+			sw_warn("item %s: %s", s->id, r->q.err.msg);
 			s->renew_at = now + SW_NS_PER_SEC;
 		}
 	}
@@ -1654,7 +1654,7 @@ static int v_run(struct sw_cmd *c)
 			 .next_check = INT64_MAX };
 	int rc = sw_queue_open(&r.q, ws, o->queue, true);
 	if (rc)
-		sw_die(rc, "%s", r.q.err);
+		sw_die(rc, "%s", r.q.err.msg);
 	/* the one fork: from here on this is the worker, and the process the
 	 * user started passes signals on and cleans up if we are killed */
 	sigset_t fwd;

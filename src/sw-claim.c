@@ -114,13 +114,13 @@ static void open_queue(struct sw_queue *q, struct sw_ws *ws, const struct opts *
 {
 	int rc = sw_queue_open(q, ws, o->queue, create);
 	if (rc)
-		sw_die(rc, "%s", q->err);
+		sw_die(rc, "%s", q->err.msg);
 }
 
 static int finish(struct sw_queue *q, int rc, const struct opts *o, json_t *out)
 {
 	if (rc) {
-		sw_warn("%s", q->err);
+		sw_warn("%s", q->err.msg);
 	} else if (out) {
 		print(o, out);
 	}
@@ -350,7 +350,7 @@ static int cmd_add(struct sw_cmd *c)
 	} else {
 		a.bt = sw_batch_new(&q);
 		if (!a.bt)
-			sw_die(EX_IOERR, "%s", q.err);
+			sw_die(EX_IOERR, "%s", q.err.msg);
 		rc = each_line(buf, len, add_line, &a);
 		if (rc)
 			sw_batch_abort(a.bt);
@@ -380,9 +380,9 @@ static int cmd_next(struct sw_cmd *c)
 	struct sw_queue q;
 	int rc = sw_queue_open(&q, ws, o->queue, o->wait);
 	if (rc == SW_EX_FALSE)   /* no queue yet: nothing to claim */
-		rc = EX_TEMPFAIL, snprintf(q.err, sizeof q.err, "nothing to claim in queue '%s'", o->queue);
+		rc = EX_TEMPFAIL, snprintf(q.err.msg, sizeof q.err.msg, "nothing to claim in queue '%s'", o->queue);
 	if (rc) {
-		sw_warn("%s", q.err);
+		sw_warn("%s", q.err.msg);
 		return rc;
 	}
 	int64_t deadline = o->wait_ns >= 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;
@@ -399,7 +399,7 @@ static int cmd_next(struct sw_cmd *c)
 		sw_span_int(sp, "sw.item.attempt", sw_json_int(out, "attempt", 0));
 	}
 	if (rc == EX_TEMPFAIL && o->wait)
-		snprintf(q.err, sizeof q.err, "nothing to claim in queue '%s' (waited)", o->queue);
+		snprintf(q.err.msg, sizeof q.err.msg, "nothing to claim in queue '%s' (waited)", o->queue);
 	if (rc == 0 && !o->quiet && (sw_json_print(out) < 0 || fflush(stdout) != 0)) {
 		/* nobody learnt the token: give the item back rather than leave
 		 * it claimed until its lease runs out */
@@ -480,7 +480,7 @@ static int visit_queue(const char *name, void *arg)
 	if (rc == 0)
 		rc = e->fn(e, &q);
 	if (rc && rc != SW_EX_FALSE)
-		sw_warn("%s", q.err);
+		sw_warn("%s", q.err.msg);
 	if (rc && !e->rc)
 		e->rc = rc;
 	sw_queue_close(&q);
@@ -500,10 +500,10 @@ static int for_queues(struct opts *o, struct sw_ws *ws, int (*fn)(struct each_q 
 		if (rc == SW_EX_FALSE)
 			return 0;   /* an unknown queue is an empty one */
 		if (rc)
-			sw_die(rc, "%s", q.err);
+			sw_die(rc, "%s", q.err.msg);
 		rc = fn(e, &q);
 		if (rc)
-			sw_warn("%s", q.err);
+			sw_warn("%s", q.err.msg);
 		sw_queue_close(&q);
 		return rc;
 	}

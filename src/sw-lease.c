@@ -121,7 +121,7 @@ static void span_lease(struct sw_span *sp, const struct sw_lease *l)
  * sleeps until the lease could be takeable, at most 200 ms at a time;
  * inotify cuts the sleep short for a release on this host. */
 static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *owner,
-			   struct sw_lease *l, char err[SW_LEASE_ERRLEN])
+			   struct sw_lease *l, struct sw_err *err)
 {
 	int64_t ttl = o->ttl_ns ? o->ttl_ns : TTL_DEFAULT_NS;
 	int64_t deadline = o->wait && o->wait_ns ? mono_ns() + o->wait_ns : INT64_MAX;
@@ -144,9 +144,9 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 		if (now >= deadline) {
 			if (watch >= 0)
 				close(watch);
-			char why[SW_LEASE_ERRLEN];
-			snprintf(why, sizeof why, "timed out waiting: %s", err);
-			snprintf(err, SW_LEASE_ERRLEN, "%s", why);
+			char why[sizeof err->msg];
+			snprintf(why, sizeof why, "timed out waiting: %s", err->msg);
+			sw_err_msg(err, "%s", why);
 			return EX_TEMPFAIL;
 		}
 		int64_t d = 200000000;
@@ -172,12 +172,12 @@ static int cmd_acquire(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
-	char err[SW_LEASE_ERRLEN];
-	int rc = acquire_waiting(o, ws, o->owner, &l, err);
+	struct sw_err err;
+	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
 	span_lease(sp, &l);
 	if (rc) {
 		if (!(rc == EX_TEMPFAIL && o->quiet))
-			sw_warn("%s", err);
+			sw_warn("%s", err.msg);
 		return rc;
 	}
 	json_t *j = sw_lease_json(&l);
@@ -188,7 +188,7 @@ static int cmd_acquire(struct sw_cmd *c)
 		 * it held, by no one, until it expires */
 		int e = errno;
 		struct sw_lease back;
-		sw_lease_release(ws, o->name, l.token, &back, err);
+		sw_lease_release(ws, o->name, l.token, &back, &err);
 		sw_die(EX_IOERR, "writing output: %s; the lease was given back", strerror(e));
 	}
 	json_decref(j);
@@ -201,11 +201,11 @@ static int cmd_renew(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
-	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, err);
+	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, &err);
 	if (rc) {
-		sw_warn("%s", err);
+		sw_warn("%s", err.msg);
 		return rc;
 	}
 	print(o, sw_lease_json(&l));
@@ -218,11 +218,11 @@ static int cmd_release(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
-	int rc = sw_lease_release(ws, o->name, o->token, &l, err);
+	int rc = sw_lease_release(ws, o->name, o->token, &l, &err);
 	if (rc) {
-		sw_warn("%s", err);
+		sw_warn("%s", err.msg);
 		return rc;
 	}
 	print(o, sw_lease_json(&l));
@@ -237,17 +237,17 @@ static int cmd_check(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
-	int rc = sw_lease_check(ws, o->name, o->token, &l, err);
+	int rc = sw_lease_check(ws, o->name, o->token, &l, &err);
 	if (rc && rc != SW_EX_FALSE) {
-		sw_warn("%s", err);
+		sw_warn("%s", err.msg);
 		return rc;
 	}
 	json_t *j = json_pack("{s:s,s:I,s:b}", "name", o->name, "token", (json_int_t)o->token,
 			      "valid", rc == 0);
 	if (j && rc)
-		json_object_set_new(j, "reason", json_string(err));
+		json_object_set_new(j, "reason", json_string(err.msg));
 	if (j && l.seq) {
 		json_object_set_new(j, "holder_token", json_integer((json_int_t)l.token));
 		sw_json_set_time(j, "expires_at", l.expires_ns);
@@ -262,10 +262,10 @@ static int cmd_show(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
-	char err[SW_LEASE_ERRLEN];
-	int rc = sw_lease_read(ws, o->name, &l, err);
+	struct sw_err err;
+	int rc = sw_lease_read(ws, o->name, &l, &err);
 	if (rc) {
-		sw_warn("%s", err);
+		sw_warn("%s", err.msg);
 		return rc;
 	}
 	span_lease(sp, &l);
@@ -284,11 +284,11 @@ static int cmd_list(struct sw_cmd *c)
 	struct opts *o = c->opts;
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	(void)sp;
-	int rc = sw_lease_list(ws, list_one, o, err);
+	int rc = sw_lease_list(ws, list_one, o, &err);
 	if (rc)
-		sw_warn("%s", err);
+		sw_warn("%s", err.msg);
 	return rc;
 }
 
@@ -439,8 +439,8 @@ static void lose(struct runstate *r, const struct opts *o, const char *why)
 static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
 {
 	struct sw_lease l;
-	char err[SW_LEASE_ERRLEN];
-	int rc = sw_lease_renew(ws, o->name, token, r->ttl_ns, &l, err);
+	struct sw_err err;
+	int rc = sw_lease_renew(ws, o->name, token, r->ttl_ns, &l, &err);
 	if (rc == 0) {
 		r->expires_ns = l.expires_ns;
 		r->next_renew = mono_ns() + r->ttl_ns / 3;
@@ -448,15 +448,15 @@ static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *w
 		return;
 	}
 	if (rc == SW_EX_FALSE) {
-		lose(r, o, err);
+		lose(r, o, err.msg);
 		return;
 	}
 	r->failing = true;
 	if (sw_now_ns() >= stop_by(r, o)) {
-		lose(r, o, err);
+		lose(r, o, err.msg);
 		return;
 	}
-	sw_warn("renewing '%s' (will retry): %s", o->name, err);
+	sw_warn("renewing '%s' (will retry): %s", o->name, err.msg);
 	int64_t retry = r->ttl_ns / 10;
 	r->next_renew = mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
 }
@@ -567,16 +567,16 @@ static int cmd_run(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
-	char err[SW_LEASE_ERRLEN];
-	int rc = acquire_waiting(o, ws, o->owner, &l, err);
+	struct sw_err err;
+	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
 		if (!o->quiet)
-			sw_warn("%s", err);
+			sw_warn("%s", err.msg);
 		return o->conflict;
 	}
 	if (rc) {
-		sw_warn("%s", err);
+		sw_warn("%s", err.msg);
 		return rc;
 	}
 	char tp[SW_TRACEPARENT_LEN];
@@ -587,7 +587,7 @@ static int cmd_run(struct sw_cmd *c)
 	struct runstate r = { .g = &g, .ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns };
 	if (sw_guard_start(&g, &fwd, &old) < 0) {
 		int e = errno;
-		sw_lease_release(ws, o->name, l.token, &l, err);
+		sw_lease_release(ws, o->name, l.token, &l, &err);
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
 	/* from here on this is the worker; the guardian passes our exit on */
@@ -596,8 +596,8 @@ static int cmd_run(struct sw_cmd *c)
 	if (e) {
 		sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
 		struct sw_lease rel;
-		if (sw_lease_release(ws, o->name, l.token, &rel, err))
-			sw_warn("releasing: %s", err);
+		if (sw_lease_release(ws, o->name, l.token, &rel, &err))
+			sw_warn("releasing: %s", err.msg);
 		return e == ENOENT ? 127 : 126;
 	}
 	wait_tree(&r, o, ws, l.token);
@@ -609,8 +609,8 @@ static int cmd_run(struct sw_cmd *c)
 	if (r.lost)
 		return EX_TEMPFAIL;
 	struct sw_lease rel;
-	if (sw_lease_release(ws, o->name, l.token, &rel, err))
-		sw_warn("releasing: %s", err);
+	if (sw_lease_release(ws, o->name, l.token, &rel, &err))
+		sw_warn("releasing: %s", err.msg);
 	return status;
 }
 

@@ -964,7 +964,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 	sw_ws_open_or_die(&ws, o->co.dir, true);
 	int rc = sw_queue_open(&q, &ws, qname, true);
 	if (rc)
-		sw_die(rc, "%s", q.err);
+		sw_die(rc, "%s", q.err.msg);
 	sw_span_str(sp, "sw.queue", qname);
 	struct sw_item_defaults d = {
 		.priority = o->priority >= 0 ? o->priority : SW_PRIO_DEFAULT, .role = o->role,
@@ -983,7 +983,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 	}
 	rc = sw_queue_add(&q, items, n, existed);
 	if (rc)
-		sw_die(rc, "%s", q.err);
+		sw_die(rc, "%s", q.err.msg);
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = json_pack("{s:O,s:s,s:b}", "id", json_object_get(items[i], "id"),
 				      "queue", qname, "existed", existed[i]);

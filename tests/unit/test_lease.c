@@ -37,12 +37,13 @@ static int cmp_iv(const void *a, const void *b)
 /* One contender: records [acquired, last expiry or release) per token. */
 static void contend(struct sw_ws *ws, int fd, unsigned seed)
 {
-	char err[SW_LEASE_ERRLEN], line[96];
+	struct sw_err err;
+	char line[96];
 	struct sw_lease l;
 	int64_t until = sw_now_ns() + 1500 * INT64_C(1000000);
 	srand(seed);
 	while (sw_now_ns() < until) {
-		if (sw_lease_acquire(ws, "hot", "t", 20 * 1000000, &l, err)) {
+		if (sw_lease_acquire(ws, "hot", "t", 20 * 1000000, &l, &err)) {
 			sw_sleep_ns(rand() % 2000000);
 			continue;
 		}
@@ -51,11 +52,11 @@ static void contend(struct sw_ws *ws, int fd, unsigned seed)
 		int renews = rand() % 3;
 		for (int i = 0; i < renews; i++) {
 			sw_sleep_ns((rand() % 4 == 0 ? 25 : 6) * 1000000);
-			if (sw_lease_renew(ws, "hot", token, 20 * 1000000, &l, err))
+			if (sw_lease_renew(ws, "hot", token, 20 * 1000000, &l, &err))
 				break;
 			end = l.expires_ns;
 		}
-		if (rand() % 3 && sw_lease_release(ws, "hot", token, &l, err) == 0 && l.released_ns < end)
+		if (rand() % 3 && sw_lease_release(ws, "hot", token, &l, &err) == 0 && l.released_ns < end)
 			end = l.released_ns;
 		int n = snprintf(line, sizeof line, "%llu %lld %lld\n", (unsigned long long)token,
 				 (long long)start, (long long)end);
@@ -142,7 +143,9 @@ static void parse_cases(void)
 	ok(!parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"a\",\"state\":\"gone\",\"vid\":\"x\"}", 7),
 	   "parser: an unknown state is refused");
 	ok(parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"?\",\"state\":\"released\",\"vid\":\"x\","
-		  "\"expires_at_unix_ns\":9223372036854775807}", 7), "parser: owner '?' and the latest time parse");
+		  "\"expires_at_unix_ns\":6069665436854775807}", 7), "parser: owner '?' and the latest time parse");
+	ok(!parses("{\"name\":\"v\",\"seq\":7,\"token\":3,\"owner\":\"a\",\"state\":\"held\",\"vid\":\"x\","
+		   "\"expires_at_unix_ns\":9223372036854775807}", 7), "parser: a time a margin cannot be added to is refused");
 	parse_fuzz();
 }
 
@@ -151,23 +154,24 @@ static void parse_cases(void)
  * held one TTL from the file's time. */
 static void damaged(struct sw_ws *ws, const char *dir)
 {
-	char err[SW_LEASE_ERRLEN], path[160];
+	struct sw_err err;
+	char path[160];
 	struct sw_lease l;
-	sw_lease_acquire(ws, "dmg", "o", SW_NS_PER_SEC, &l, err);
-	sw_lease_release(ws, "dmg", l.token, &l, err);
+	sw_lease_acquire(ws, "dmg", "o", SW_NS_PER_SEC, &l, &err);
+	sw_lease_release(ws, "dmg", l.token, &l, &err);
 	snprintf(path, sizeof path, "%s/leases/dmg/v.%020d", dir, 3);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	close(fd);
-	int rc = sw_lease_read(ws, "dmg", &l, err);
+	int rc = sw_lease_read(ws, "dmg", &l, &err);
 	ok(rc == 0 && l.token == 2 && !strcmp(l.owner, "?") && l.state == SW_LEASE_HELD &&
 	   l.expires_ns - l.acquired_ns == SW_NS_PER_SEC,
 	   "a damaged newest version: token 2 held by '?' for the TTL before it (token %llu, owner %s)",
 	   (unsigned long long)l.token, l.owner);
-	ok(sw_lease_acquire(ws, "dmg", "p", SW_NS_PER_SEC, &l, err) == EX_TEMPFAIL,
-	   "while it lasts the lease is busy (%s)", err);
+	ok(sw_lease_acquire(ws, "dmg", "p", SW_NS_PER_SEC, &l, &err) == EX_TEMPFAIL,
+	   "while it lasts the lease is busy (%s)", err.msg);
 	struct timespec old[2] = { { time(NULL) - 10, 0 }, { time(NULL) - 10, 0 } };
 	utimensat(AT_FDCWD, path, old, 0);
-	ok(sw_lease_acquire(ws, "dmg", "p", SW_NS_PER_SEC, &l, err) == 0 && l.token == 3,
+	ok(sw_lease_acquire(ws, "dmg", "p", SW_NS_PER_SEC, &l, &err) == 0 && l.token == 3,
 	   "a TTL after its write time it is taken with token 3, never 2 again (%llu)", (unsigned long long)l.token);
 }
 
@@ -175,20 +179,21 @@ static void damaged(struct sw_ws *ws, const char *dir)
  * here the TTL is over before the write is. */
 static void expired_on_arrival(struct sw_ws *ws)
 {
-	char err[SW_LEASE_ERRLEN];
+	struct sw_err err;
 	struct sw_lease l;
-	ok(sw_lease_acquire(ws, "eoa", "o", 1, &l, err) == EX_TEMPFAIL && strstr(err, "expired"),
-	   "an acquisition whose lease expired before it was in place: 75 (%s)", err);
+	ok(sw_lease_acquire(ws, "eoa", "o", 1, &l, &err) == EX_TEMPFAIL && strstr(err.msg, "expired"),
+	   "an acquisition whose lease expired before it was in place: 75 (%s)", err.msg);
 	sw_sleep_ns(6000000);
-	ok(sw_lease_acquire(ws, "eoa", "o", SW_NS_PER_SEC, &l, err) == 0 && l.token == 2,
+	ok(sw_lease_acquire(ws, "eoa", "o", SW_NS_PER_SEC, &l, &err) == 0 && l.token == 2,
 	   "the next acquisition gets the next token (%llu)", (unsigned long long)l.token);
-	ok(sw_lease_renew(ws, "eoa", 2, 1, &l, err) == SW_EX_FALSE && strstr(err, "expired"),
-	   "a renewal whose lease expired before it was in place: 1 (%s)", err);
+	ok(sw_lease_renew(ws, "eoa", 2, 1, &l, &err) == SW_EX_FALSE && strstr(err.msg, "expired"),
+	   "a renewal whose lease expired before it was in place: 1 (%s)", err.msg);
 }
 
 int main(void)
 {
-	char dir[] = "/tmp/test_lease.XXXXXX", err[SW_LEASE_ERRLEN], path[128];
+	char dir[] = "/tmp/test_lease.XXXXXX", path[128];
+	struct sw_err err;
 	if (!mkdtemp(dir)) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
@@ -200,20 +205,20 @@ int main(void)
 	{ struct sw_err e; if (sw_ws_open(&ws, dir, true, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; } }
 	struct sw_lease l;
 
-	ok(sw_lease_read(&ws, "a", &l, err) == SW_EX_FALSE, "read of an unknown lease: 1");
-	ok(sw_lease_acquire(&ws, "../x", "o", SW_NS_PER_SEC, &l, err) == EX_DATAERR, "bad name: 65 (%s)", err);
-	ok(sw_lease_acquire(&ws, "a", "o", 10 * SW_NS_PER_SEC, &l, err) == 0 && l.token == 1 &&
+	ok(sw_lease_read(&ws, "a", &l, &err) == SW_EX_FALSE, "read of an unknown lease: 1");
+	ok(sw_lease_acquire(&ws, "../x", "o", SW_NS_PER_SEC, &l, &err) == EX_DATAERR, "bad name: 65 (%s)", err.msg);
+	ok(sw_lease_acquire(&ws, "a", "o", 10 * SW_NS_PER_SEC, &l, &err) == 0 && l.token == 1 &&
 	   l.state == SW_LEASE_HELD, "acquire: token 1, held");
-	ok(sw_lease_acquire(&ws, "a", "p", SW_NS_PER_SEC, &l, err) == EX_TEMPFAIL && !strcmp(l.owner, "o"),
-	   "acquire of a held lease: 75 and the holder (%s)", err);
-	ok(sw_lease_renew(&ws, "a", 2, SW_NS_PER_SEC, &l, err) == SW_EX_FALSE, "renew with a wrong token: 1");
-	ok(sw_lease_check(&ws, "a", 1, &l, err) == 0, "check of the holder: 0");
-	ok(sw_lease_acquire(&ws, "b", "o", SW_NS_PER_SEC, &l, err) == 0, "second lease");
-	ok(sw_lease_release(&ws, "b", 1, &l, err) == 0 && l.state == SW_LEASE_RELEASED, "release");
-	ok(sw_lease_acquire(&ws, "c", "o", 50000000, &l, err) == 0, "third lease, 50ms");
+	ok(sw_lease_acquire(&ws, "a", "p", SW_NS_PER_SEC, &l, &err) == EX_TEMPFAIL && !strcmp(l.owner, "o"),
+	   "acquire of a held lease: 75 and the holder (%s)", err.msg);
+	ok(sw_lease_renew(&ws, "a", 2, SW_NS_PER_SEC, &l, &err) == SW_EX_FALSE, "renew with a wrong token: 1");
+	ok(sw_lease_check(&ws, "a", 1, &l, &err) == 0, "check of the holder: 0");
+	ok(sw_lease_acquire(&ws, "b", "o", SW_NS_PER_SEC, &l, &err) == 0, "second lease");
+	ok(sw_lease_release(&ws, "b", 1, &l, &err) == 0 && l.state == SW_LEASE_RELEASED, "release");
+	ok(sw_lease_acquire(&ws, "c", "o", 50000000, &l, &err) == 0, "third lease, 50ms");
 	sw_sleep_ns(60000000);
-	ok(sw_lease_read(&ws, "c", &l, err) == 0 && l.state == SW_LEASE_EXPIRED, "expired after its ttl");
-	int held = 0, lrc = sw_lease_list(&ws, count_held, &held, err);
+	ok(sw_lease_read(&ws, "c", &l, &err) == 0 && l.state == SW_LEASE_EXPIRED, "expired after its ttl");
+	int held = 0, lrc = sw_lease_list(&ws, count_held, &held, &err);
 	ok(lrc == 0 && held == 1, "list: one of three held (%d)", held);
 	ok(!strcmp(sw_lease_state_name(SW_LEASE_HELD), "held") &&
 	   !strcmp(sw_lease_state_name(SW_LEASE_FREE), "free"), "state names");
@@ -226,10 +231,10 @@ int main(void)
 	uint64_t last = 0;
 	int grew = 1;
 	for (int i = 0; i < 50; i++) {
-		if (sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, err) || l.token <= last)
+		if (sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, &err) || l.token <= last)
 			grew = 0;
 		last = l.token;
-		if (sw_lease_renew(&ws, "d", last, 0, &l, err) || sw_lease_release(&ws, "d", last, &l, err))
+		if (sw_lease_renew(&ws, "d", last, 0, &l, &err) || sw_lease_release(&ws, "d", last, &l, &err))
 			grew = 0;
 	}
 	ok(grew && last == 50, "50 acquisitions over 150 versions: tokens 1..50 (%llu)", (unsigned long long)last);
@@ -243,10 +248,10 @@ int main(void)
 	close(fd);
 	snprintf(path, sizeof path, "%s/leases/d/head", dir);
 	unlink(path);
-	ok(sw_lease_read(&ws, "d", &l, err) == 0 && l.token == 50 && l.seq == 150,
+	ok(sw_lease_read(&ws, "d", &l, &err) == 0 && l.token == 50 && l.seq == 150,
 	   "reader finds v.150 by listing, not the stray (token %llu seq %llu)",
 	   (unsigned long long)l.token, (unsigned long long)l.seq);
-	ok(sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, err) == 0 && l.token == 51, "next token 51");
+	ok(sw_lease_acquire(&ws, "d", "o", SW_NS_PER_SEC, &l, &err) == 0 && l.token == 51, "next token 51");
 	damaged(&ws, dir);
 	expired_on_arrival(&ws);
 	parse_cases();
