@@ -205,3 +205,48 @@ taken_ok() {
 	lease_walk released_ok release job --token @TOK@
 	AS="env SW_CLOCK_OFFSET=2h" lease_walk taken_ok acquire job --ttl 1h
 }
+
+# ---- sw-agent ------------------------------------------------------------------
+
+make_agent_queue() {
+	rm -rf "$SW_DIR"
+	sw-claim add --id a '"a"' >/dev/null
+	sw-claim add --id b '"b"' >/dev/null
+}
+
+@test "sw-agent run with an I/O fault at any step: a documented exit, nothing lost, nothing done twice" {
+	local log=$BATS_TEST_TMPDIR/trace call n k e cases=0 rc i=0
+	snapshot agent make_agent_queue
+	restore agent
+	# -f: the work is done by the guardian's child (and the command, whose
+	# own failures are failed items, a case like any other)
+	strace -f -qq -o "$log" sw-agent run --max-items 2 --idle-exit 0 -- cat >/dev/null 2>&1 || true
+	for call in $FAULT_CALLS; do
+		n=$(count_calls "$log" "$call")
+		for k in $(walk_points "$n"); do
+			e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
+			restore agent
+			rc=0
+			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
+				sw-agent run --max-items 2 --idle-exit 0 -- cat \
+				>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+			case "$rc" in 0|69|70|73|74|75) ;; *) echo "undocumented exit $rc"; return 1 ;; esac
+			if [ "$e" = EINTR ] && [ "$rc" != 0 ]; then
+				echo "EINTR was reported, not retried: $(cat "$BATS_TEST_TMPDIR/err")"; return 1
+			fi
+			# what the agent reported done is done, once; the rest is still there
+			SW_CLOCK_OFFSET=1h sw-claim reap >/dev/null 2>&1 || true
+			local id
+			for id in a b; do
+				[ "$(count_places "$id")" = "$id 1" ] || { echo "with $call #$k ($e): $id is in: $(places "$id")"; return 1; }
+			done
+			for id in $(jq -r 'select(.state == "done") | .id' "$BATS_TEST_TMPDIR/out" 2>/dev/null); do
+				[ "$(sw-claim show "$id" | jq -r .state)" = done ] ||
+					{ echo "with $call #$k ($e): $id reported done, is not"; return 1; }
+			done
+			cases=$((cases + 1))
+		done
+	done
+	echo "# $cases fault points" >&3
+	[ "$cases" -gt 5 ]
+}
