@@ -29,7 +29,8 @@ struct sim_run_opts {
 	int jobs;                       /* -j of each agent */
 	int64_t duration_ns;
 	long long items;                /* 0: --rate */
-	double rate;                    /* items/s; 0: the default */
+	double rate;                    /* items/s; 0: the default, held back
+					 * while the swarm falls behind */
 	int64_t job_min_ns, job_max_ns;
 	double job_fail;                /* 0..1 */
 	double kill_rate, stall_rate;   /* per second */

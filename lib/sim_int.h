@@ -89,6 +89,7 @@ struct sim {
 	double rate;
 	long long produced, acked, unacked_batches;
 	int64_t next_produce;
+	int64_t held_ns;        /* the default rate held back: the swarm fell behind */
 	int next_add_host;
 	struct sim_child ch[SIM_CHILDREN];
 	struct sim_stats st;

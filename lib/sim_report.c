@@ -454,6 +454,7 @@ static json_t *report_json(struct sim *s, const struct counts *c, bool ok)
 	json_object_set_new(j, "recovery_ms", recovery(s));
 	json_object_set_new(j, "faults", faults_json(s->applied));
 	json_object_set_new(j, "faults_missed", faults_json(s->missed));
+	json_object_set_new(j, "producer_held_s", json_real((double)s->held_ns / 1e9));
 	if (s->t_stop && s->t_heal)
 		json_object_set_new(j, "drain_s", json_real((double)(s->t_stop - s->t_heal) / 1e9));
 	json_object_set_new(j, "agents_started", json_integer((json_int_t)s->book.nagents));

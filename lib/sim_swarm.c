@@ -332,16 +332,33 @@ static void produce(struct sim *s, int64_t now, long long n)
 	s->produced += n;
 }
 
+/* Without --rate, the producer waits while the queue's backlog is more
+ * than a quarter of what the agents can hold: the run then measures what
+ * this swarm sustains on this machine instead of drowning it (the time
+ * held is reported).  A --rate given is kept, whatever the backlog. */
+static bool held(struct sim *s)
+{
+	if (s->o->rate > 0 || !s->st.valid)
+		return false;
+	long long limit = (long long)s->nslots * s->o->jobs / 4;
+	return s->st.pending + s->st.delayed > (limit < 10 ? 10 : limit);
+}
+
 static void producer_step(struct sim *s, int64_t now)
 {
 	if (s->phase != PH_RUN || now < s->next_produce)
 		return;
+	int64_t step = now - (s->next_produce - PRODUCE_EVERY);
 	s->next_produce = now + PRODUCE_EVERY;
+	if (!s->o->items && held(s)) {
+		s->held_ns += step;
+		return;
+	}
 	long long want;
 	if (s->o->items)
 		want = s->o->items;
 	else
-		want = (long long)(s->rate * (double)(now - s->t0) / 1e9);
+		want = (long long)(s->rate * (double)(now - s->t0 - s->held_ns) / 1e9);
 	produce(s, now, want - s->produced);
 }
 
