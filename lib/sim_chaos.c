@@ -294,14 +294,20 @@ static double part_per_sec(double per_min)
 
 /* ---- the schedule ----------------------------------------------------- */
 
+/* t + gap, where a gap of INT64_MAX (a rate of 0) means never. */
+static int64_t after(int64_t t, int64_t gap)
+{
+	return gap > INT64_MAX - t ? INT64_MAX : t + gap;
+}
+
 void sim_chaos_start(struct sim *s, int64_t now)
 {
 	const struct sim_run_opts *o = s->o;
-	s->next_kill = now + sim_rng_gap(&s->rng_kill, o->kill_rate);
-	s->next_stall = now + sim_rng_gap(&s->rng_stall, o->stall_rate);
+	s->next_kill = after(now, sim_rng_gap(&s->rng_kill, o->kill_rate));
+	s->next_stall = after(now, sim_rng_gap(&s->rng_stall, o->stall_rate));
 	s->next_lat = s->next_delay = s->next_part = INT64_MAX;
 	if (o->lat_max_ns > 0 && !o->lab)
-		s->next_lat = now + sim_rng_gap(&s->rng_lat, LATENCY_PER_AGENT * s->nslots);
+		s->next_lat = after(now, sim_rng_gap(&s->rng_lat, LATENCY_PER_AGENT * s->nslots));
 	if (o->lat_max_ns > 0 && o->lab)
 		s->next_delay = now;
 	if (o->partition_p > 0)
@@ -347,21 +353,21 @@ void sim_chaos_step(struct sim *s, int64_t now)
 	while (now >= s->next_kill) {
 		int slot = (int)sim_rng_below(&s->rng_kill, n);
 		s->planned = s->next_kill;
-		s->next_kill += sim_rng_gap(&s->rng_kill, o->kill_rate);
+		s->next_kill = after(s->next_kill, sim_rng_gap(&s->rng_kill, o->kill_rate));
 		kill_slot(s, slot, now);
 	}
 	while (now >= s->next_stall) {
 		int slot = (int)sim_rng_below(&s->rng_stall, n);
 		int64_t d = sim_rng_between(&s->rng_stall, o->stall_ns / 10, o->stall_ns);
 		s->planned = s->next_stall;
-		s->next_stall += sim_rng_gap(&s->rng_stall, o->stall_rate);
+		s->next_stall = after(s->next_stall, sim_rng_gap(&s->rng_stall, o->stall_rate));
 		stop_slot(s, slot, now + d, SIM_F_STALL, now, true);
 	}
 	while (now >= s->next_lat) {
 		int slot = (int)sim_rng_below(&s->rng_lat, n);
 		int64_t d = sim_rng_between(&s->rng_lat, o->lat_min_ns, o->lat_max_ns);
 		s->planned = s->next_lat;
-		s->next_lat += sim_rng_gap(&s->rng_lat, LATENCY_PER_AGENT * s->nslots);
+		s->next_lat = after(s->next_lat, sim_rng_gap(&s->rng_lat, LATENCY_PER_AGENT * s->nslots));
 		stop_slot(s, slot, now + d, SIM_F_LATENCY, now, true);
 	}
 	if (now >= s->next_delay)

@@ -505,6 +505,21 @@ static int setup(struct fsck *f, struct sw_err *e)
 	return 0;
 }
 
+static void cleanup(struct fsck *f)
+{
+	if (f->fd[0] >= 0) {
+		close(f->fd[0]);
+		int dfd = open(f->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || sim_rmtree(dfd, f->name) < 0)
+			sw_warn("cannot remove %s: %s", f->path[0], strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (f->fd[1] >= 0)
+		close(f->fd[1]);
+	json_decref(f->reasons);
+}
+
 int sim_fs(const struct sim_fs_opts *o, struct sw_span *sp)
 {
 	struct fsck f = { .o = o, .fd = { -1, -1 }, .tty = isatty(1) && !o->json, .reasons = json_array() };
@@ -516,9 +531,7 @@ int sim_fs(const struct sim_fs_opts *o, struct sw_span *sp)
 		rc = setup(&f, &e);
 	if (rc) {
 		sw_warn("%s", e.msg);
-		if (f.fd[0] >= 0)
-			close(f.fd[0]);
-		json_decref(f.reasons);
+		cleanup(&f);
 		return rc;
 	}
 	fs_type(&f);
@@ -536,16 +549,6 @@ int sim_fs(const struct sim_fs_opts *o, struct sw_span *sp)
 	fsync_cost(&f, &fsync_ns);
 	rc = verdict(&f, fsync_ns);
 	sw_span_int(sp, "sw.sim.fs_ok", rc == 0);
-	close(f.fd[0]);
-	if (f.fd[1] >= 0)
-		close(f.fd[1]);
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof parent, "%s", o->dir);
-	int dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || sim_rmtree(dfd, f.name) < 0)
-		sw_warn("cannot remove %s: %s", f.path[0], strerror(errno));
-	if (dfd >= 0)
-		close(dfd);
-	json_decref(f.reasons);
+	cleanup(&f);
 	return rc;
 }

@@ -873,9 +873,14 @@ static void on_signal(struct sim *s, int sig)
 		sw_warn("stopping: faults lifted, agents told to finish (again to kill them now)");
 		return;
 	}
+	s->phase = PH_STOP;   /* what dies now is not restarted */
 	kill_all(s);
 	sim_lab_heal_now(s);
-	sim_fatal(s, s->orphaned ? 128 + SIGKILL : 128 + sig, "stopped by signal %d", sig);
+	if (s->orphaned)
+		sim_fatal(s, 128 + SIGKILL, "the process started (%ld) was killed: the swarm was killed too",
+			  (long)s->guard->guardian);
+	else
+		sim_fatal(s, 128 + sig, "stopped by a second signal %d: the swarm was killed", sig);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -1221,6 +1226,7 @@ int sim_run(const struct sim_run_opts *o, struct sw_span *sp)
 	if (setup(s) == 0) {
 		loop(s);
 		if (s->fatal) {
+			s->phase = PH_STOP;
 			kill_all(s);
 			sim_lab_heal_now(s);
 			while (anything_left(s))
