@@ -5,7 +5,7 @@
 # and sw-claim's bash completion offers real queues, ids and tokens.
 load helper
 
-PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics"
+PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-sim"
 
 # The long options `PROG --help` shows, one per line.
 help_options() {
@@ -61,6 +61,7 @@ help_options() {
 	assert_success
 	assert_output --partial "each item done exactly once"
 	assert_output --partial "lost: 0"
+	assert_output --partial "finished twice"   # the simulated swarm's report
 }
 
 # Completes the words given (the last one being completed) with the bash
