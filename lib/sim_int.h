@@ -78,7 +78,9 @@ struct sim {
 	char runid[16], queue[32];
 	char agent_prog[PATH_MAX], claim_prog[PATH_MAX], self_prog[PATH_MAX], lab_prog[PATH_MAX];
 	char **env;             /* the children's */
+	char **env_poll;        /* the agents' past the inotify budget */
 	char *envadd[4];
+	int inotify_agents;     /* slots below this wait with inotify */
 	int sfd, ifd;
 	uint64_t seed;
 	struct sim_rng rng_kill, rng_stall, rng_lat, rng_part, rng_delay;

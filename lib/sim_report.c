@@ -458,6 +458,8 @@ static json_t *report_json(struct sim *s, const struct counts *c, bool ok)
 	if (s->t_stop && s->t_heal)
 		json_object_set_new(j, "drain_s", json_real((double)(s->t_stop - s->t_heal) / 1e9));
 	json_object_set_new(j, "agents_started", json_integer((json_int_t)s->book.nagents));
+	json_object_set_new(j, "agents_inotify", json_integer(s->inotify_agents < o->agents ? s->inotify_agents
+											   : o->agents));
 	json_object_set_new(j, "agent_exits", json_integer(s->exits));
 	if (s->signals)
 		json_object_set_new(j, "interrupted", json_true());

@@ -421,7 +421,8 @@ static void spawn_agent(struct sim *s, int slot, int64_t now)
 	argv[k++] = s->self_prog;
 	argv[k++] = "job";
 	argv[k] = NULL;
-	pid_t pid = out < 0 || err < 0 ? -1 : sim_spawn(argv, s->env, -1, out, err, true);
+	char **env = slot < s->inotify_agents ? s->env : s->env_poll;
+	pid_t pid = out < 0 || err < 0 ? -1 : sim_spawn(argv, env, -1, out, err, true);
 	int e = errno;
 	if (out >= 0) close(out);
 	if (err >= 0) close(err);
@@ -1050,10 +1051,27 @@ static void setup_dirs(struct sim *s)
 	}
 }
 
+/* How many agents may wait with inotify: an eighth of the instances one
+ * user may have (fs.inotify.max_user_instances, 128 by default), so that
+ * a swarm of a thousand leaves the rest to the user's other programs.
+ * The others poll, as agents do where inotify is to be had no more. */
+static int inotify_budget(void)
+{
+	long max = 128;
+	FILE *f = fopen("/proc/sys/fs/inotify/max_user_instances", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 128;
+		fclose(f);
+	}
+	return max >= 16 ? (int)(max / 8) : 1;
+}
+
 static int setup_env(struct sim *s)
 {
-	static const char *const drop[] = { "SW_SPANS=", "TRACEPARENT=", SIM_ENV_LEDGER "=", SIM_ENV_JOB "=",
-					    "SW_DIR=", "SW_QUEUE=", NULL };
+#define DROP "SW_SPANS=", "TRACEPARENT=", SIM_ENV_LEDGER "=", SIM_ENV_JOB "=", "SW_DIR=", "SW_QUEUE="
+	static const char *const drop[] = { DROP, NULL }, *const drop_poll[] = { DROP, "SW_INOTIFY=", NULL };
+#undef DROP
 	const struct sim_run_opts *o = s->o;
 	struct sim_job_params p = { o->job_min_ns, o->job_max_ns, (uint32_t)(o->job_fail * 1e6 + 0.5), s->seed };
 	char job[128], tp[SW_TRACEPARENT_LEN];
@@ -1071,7 +1089,17 @@ static int setup_env(struct sim *s)
 			return -1;
 	}
 	s->env = sim_env(drop, s->envadd, n);
-	return s->env ? 0 : -1;
+	if (!s->env)
+		return -1;
+	/* the agents past the budget poll: the same environment, with
+	 * SW_INOTIFY=off */
+	static char off[] = "SW_INOTIFY=off";
+	char *add[sizeof s->envadd / sizeof s->envadd[0] + 1];
+	memcpy(add, s->envadd, n * sizeof *add);
+	add[n] = off;
+	s->env_poll = sim_env(drop_poll, add, n + 1);
+	s->inotify_agents = inotify_budget();
+	return s->env_poll ? 0 : -1;
 }
 
 static int setup_signals(struct sim *s)
@@ -1193,6 +1221,7 @@ static void teardown(struct sim *s)
 	for (size_t i = 0; i < sizeof s->envadd / sizeof s->envadd[0]; i++)
 		free(s->envadd[i]);
 	free(s->env);
+	free(s->env_poll);
 	free(s->slots);
 	sim_book_free(&s->book);
 }
