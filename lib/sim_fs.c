@@ -101,15 +101,39 @@ static void fmt_ns(char *buf, size_t n, int64_t ns)
 
 /* ---- races ------------------------------------------------------------- */
 
+/* Whether renameat2(RENAME_NOREPLACE) is the filesystem's own on every
+ * mount: where it is not (EINVAL: NFS, MooseFS and other FUSE ones),
+ * sw_rename_noreplace looks before it renames, which two racers can pass
+ * together. */
+static bool noreplace_native(const struct fsck *f)
+{
+	bool native = true;
+	for (int m = 0; m < f->nmounts; m++) {
+		char a[64], b[64];
+		snprintf(a, sizeof a, "probe.%ld.%d", (long)getpid(), m);
+		snprintf(b, sizeof b, "probe.%ld.%d.to", (long)getpid(), m);
+		int fd = openat(f->fd[m], a, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			continue;
+		close(fd);
+		if (renameat2(f->fd[m], a, f->fd[m], b, RENAME_NOREPLACE) < 0 && (errno == EINVAL || errno == ENOSYS))
+			native = false;
+		unlinkat(f->fd[m], a, 0);
+		unlinkat(f->fd[m], b, 0);
+	}
+	return native;
+}
+
 static void races(struct fsck *f)
 {
 	const char *brk = getenv(SIM_ENV_FS_BREAK);
+	bool native = noreplace_native(f);
 	for (int p = 0; p < PRIM_N; p++) {
 		struct sim_race r;
 		bool broken = brk && !strcmp(brk, sim_prim_names[p]);
 		char words[512];
 		if (sim_race_run((enum sim_prim)p, f->fd, f->nmounts, f->o->racers, f->o->rounds, broken, &r) < 0) {
-			snprintf(words, sizeof words, "could not race: %s", strerror(errno));
+			snprintf(words, sizeof words, "could not race: %s", *r.detail ? r.detail : strerror(errno));
 			finding(f, sim_prim_names[p], "fail", json_object(), words);
 			continue;
 		}
@@ -124,7 +148,21 @@ static void races(struct fsck *f)
 		json_t *j = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "rounds", r.rounds, "one_winner", r.one,
 				      "several_winners", r.several, "no_winner", r.none, "not_on_disk", r.wrong,
 				      "errors", r.errors, "racers", f->o->racers, "mounts", f->nmounts);
-		finding(f, sim_prim_names[p], ok ? "ok" : "fail", j, words);
+		const char *verdict = ok ? "ok" : "fail";
+		if (p == PRIM_NOREPLACE) {
+			json_object_set_new(j, "native", json_boolean(native));
+			/* sw decides no winner by it (DESIGN.md: rename, O_EXCL
+			 * create, link): without the filesystem's own, a race of
+			 * it is no broken promise */
+			if (!ok && !native && !broken) {
+				verdict = "info";
+				snprintf(words, sizeof words, "no RENAME_NOREPLACE here (EINVAL): sw looks before it "
+					 "renames, and %d of %d rounds had several winners; sw decides no claim by it, "
+					 "only keeps a finished item off a file put there outside the protocol",
+					 r.several, r.rounds);
+			}
+		}
+		finding(f, sim_prim_names[p], verdict, j, words);
 	}
 }
 
@@ -466,6 +504,15 @@ static int verdict(struct fsck *f, int64_t fsync_ns)
 
 /* ---- the scratch directory -------------------------------------------------------- */
 
+/* One mount never shows a directory under two inode numbers: dir2 on
+ * dir's device with another inode is another directory, known at once
+ * (a second mount of one filesystem has a device of its own). */
+static bool other_dir_same_mount(const char *dir, const char *dir2)
+{
+	struct stat a, b;
+	return stat(dir, &a) == 0 && stat(dir2, &b) == 0 && a.st_dev == b.st_dev && a.st_ino != b.st_ino;
+}
+
 static int setup(struct fsck *f, struct sw_err *e)
 {
 	const struct sim_fs_opts *o = f->o;
@@ -494,6 +541,9 @@ static int setup(struct fsck *f, struct sw_err *e)
 	if (!o->dir2)
 		return 0;
 	snprintf(f->path[1], sizeof f->path[1], "%s/%s", o->dir2, f->name);
+	if (other_dir_same_mount(o->dir, o->dir2))
+		return sw_err_set(e, SW_EX_FALSE, "%s: a directory made in %s does not appear in %s: it is another "
+				  "directory of the same mount, not a second mount of it", o->dir2, o->dir, o->dir2);
 	int64_t end = sw_now_ns() + SEEN_MAX;
 	while ((f->fd[1] = open(f->path[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
 		if (sw_now_ns() > end)

@@ -307,42 +307,54 @@ static int open_sub(int dfd, const char *name, bool create)
 	return SW_NOINTR(openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 }
 
-static int wait_racers(pid_t *pids, int n)
+static void kill_racers(const pid_t *pids, int n)
+{
+	for (int i = 0; i < n; i++)
+		(void)kill(pids[i], SIGKILL);
+}
+
+/* Reaps the n racers: 0 when all finished, else -1 with the first
+ * reason in why (the others are killed, as they would wait at the
+ * barrier for ever). */
+static int wait_racers(const pid_t *pids, int n, char *why, size_t len)
 {
 	int64_t end = sw_now_ns() + RACE_TIMEOUT;
-	int left = n, rc = 0;
+	int left = n;
+	*why = 0;
 	while (left) {
 		int st;
 		pid_t p = waitpid(-1, &st, WNOHANG);
-		if (p < 0 && errno != EINTR)
+		if (p < 0 && errno != EINTR) {
+			snprintf(why, len, "waiting for the racers: %s", strerror(errno));
 			return -1;
+		}
 		if (p > 0) {
 			left--;
-			if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-				rc = -1;   /* one died: the others would wait at the barrier */
-				for (int i = 0; i < n; i++)
-					(void)kill(pids[i], SIGKILL);
+			if ((!WIFEXITED(st) || WEXITSTATUS(st)) && !*why) {
+				if (WIFEXITED(st))
+					snprintf(why, len, "a racer exited with status %d", WEXITSTATUS(st));
+				else
+					snprintf(why, len, "a racer was killed by signal %d", WTERMSIG(st));
+				kill_racers(pids, n);
 			}
 			continue;
 		}
-		if (sw_now_ns() > end) {
-			for (int i = 0; i < n; i++)
-				(void)kill(pids[i], SIGKILL);
-			end = INT64_MAX;
-			rc = -1;
-			errno = ETIMEDOUT;
+		if (sw_now_ns() > end && !*why) {
+			snprintf(why, len, "a racer was still in a call on the filesystem after %lld s",
+				 (long long)(RACE_TIMEOUT / SW_NS_PER_SEC));
+			kill_racers(pids, n);
 		}
 		sw_sleep_ns(5000000);
 	}
-	return rc;
+	return *why ? -1 : 0;
 }
 
-static int race(struct race *ra)
+static int race(struct race *ra, char *why, size_t len)
 {
 	pthread_barrierattr_t at;
 	if (pthread_barrierattr_init(&at) || pthread_barrierattr_setpshared(&at, PTHREAD_PROCESS_SHARED) ||
 	    pthread_barrier_init(&ra->sh->bar, &at, (unsigned)ra->racers)) {
-		errno = EAGAIN;
+		snprintf(why, len, "cannot make a process-shared barrier");
 		return -1;
 	}
 	pid_t pids[64];
@@ -354,13 +366,21 @@ static int race(struct race *ra)
 		if (pids[n] < 0)
 			break;
 	}
-	int rc = n < ra->racers ? -1 : 0;
-	if (rc)
-		for (int i = 0; i < n; i++)
-			(void)kill(pids[i], SIGKILL);
-	if (wait_racers(pids, n) < 0)
+	int rc = 0;
+	if (n < ra->racers) {
+		snprintf(why, len, "fork: %s", strerror(errno));
+		kill_racers(pids, n);
 		rc = -1;
-	pthread_barrier_destroy(&ra->sh->bar);
+	}
+	char died[128];
+	if (wait_racers(pids, n, died, sizeof died) < 0 && !rc) {
+		snprintf(why, len, "%s", died);
+		rc = -1;
+	}
+	/* glibc's destroy waits for every racer to have left the barrier:
+	 * one killed inside never does.  The mapping goes away anyway. */
+	if (!rc)
+		pthread_barrier_destroy(&ra->sh->bar);
 	pthread_barrierattr_destroy(&at);
 	return rc;
 }
@@ -383,7 +403,7 @@ int sim_race_run(enum sim_prim prim, const int fd[2], int nmounts, int racers, i
 	if ((ra.dfd[0] = open_sub(fd[0], sim_prim_names[prim], true)) >= 0 && prepare(&ra) == 0 &&
 	    (nmounts < 2 || (ra.dfd[1] = open_sub(fd[1], sim_prim_names[prim], false)) >= 0) &&
 	    (nmounts < 2 || prim == PRIM_EXCL || prim == PRIM_MKDIR || seen(ra.dfd[1], last) == 0) &&
-	    race(&ra) == 0) {
+	    race(&ra, r->detail, sizeof r->detail) == 0) {
 		judge(&ra, r);
 		r->first_errno = ra.sh->first_errno;
 		rc = 0;

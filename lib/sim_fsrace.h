@@ -29,12 +29,13 @@ extern const char *const sim_prim_names[PRIM_N];
 struct sim_race {
 	int rounds, one, several, none, wrong, errors;
 	int first_errno;
-	char detail[256];       /* the first bad round, in words */
+	char detail[256];       /* the first bad round, in words; or why the
+				 * race could not be run */
 };
 
 /* Races prim in a new subdirectory of the scratch directory, open as
  * fd[0] (and as fd[1] on the second mount when nmounts is 2).  0, or -1
- * with errno when the race could not be run. */
+ * when the race could not be run: why in r->detail, or else errno. */
 int sim_race_run(enum sim_prim prim, const int fd[2], int nmounts, int racers, int rounds, bool broken,
 		 struct sim_race *r);
 #endif
