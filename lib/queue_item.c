@@ -196,9 +196,10 @@ bad:
 static bool int_in(const json_t *j, const char *key, json_int_t lo, json_int_t hi, bool required)
 {
 	json_t *v = json_object_get(j, key);
+	int64_t x;
 	if (!v)
 		return !required;
-	return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+	return sw_json_i64(v, &x) && x >= lo && x <= hi;
 }
 
 static bool name_list(const json_t *v)

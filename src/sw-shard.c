@@ -969,6 +969,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 	struct sw_item_defaults d = {
 		.priority = o->priority >= 0 ? o->priority : SW_PRIO_DEFAULT, .role = o->role,
 		.max_attempts = SW_ATTEMPTS_DEFAULT, .timeout_ns = SW_TIMEOUT_DEFAULT_NS,
+		.item_max = ws.set.item_max,
 	};
 	size_t n = json_array_size(recs);
 	json_t **items = calloc(n, sizeof *items);

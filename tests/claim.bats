@@ -251,7 +251,7 @@ refused() {
 	now=$(date +%s)
 	run sw-claim next
 	jq -e '.max_attempts == 1 and .timeout == 7' <<<"$output"
-	exp=$(jq -r '.lease_expires_at_unix_ns / 1e9 | floor' <<<"$output")
+	exp=$(jq -r '.lease_expires_at_unix_ns | tonumber / 1e9 | floor' <<<"$output")
 	[ $((exp - now)) -ge 6 ]
 	[ $((exp - now)) -le 9 ]
 	ID=$(jq -r .id <<<"$output") TOK=$(jq -r .token <<<"$output")
@@ -262,7 +262,7 @@ refused() {
 	sw-claim add 1 >/dev/null
 	now=$(date +%s)
 	run sw-claim next --ttl 1h
-	exp=$(jq -r '.lease_expires_at_unix_ns / 1e9 | floor' <<<"$output")
+	exp=$(jq -r '.lease_expires_at_unix_ns | tonumber / 1e9 | floor' <<<"$output")
 	[ $((exp - now)) -ge 3599 ]
 	[ $((exp - now)) -le 3602 ]
 }
@@ -386,14 +386,14 @@ refused() {
 @test "fail without --retry-in backs off exponentially with jitter" {
 	sw-claim add --max-attempts 9 1 >/dev/null
 	claim
-	d1=$(sw-claim fail "$ID" --token "$TOK" | jq '.not_before_unix_ns - .failed_at_unix_ns')
+	d1=$(($(sw-claim fail "$ID" --token "$TOK" | jq -r '"\(.not_before_unix_ns) - \(.failed_at_unix_ns)"')))
 	# 1s base, equal jitter: between 0.5 and 1 s
 	[ "$d1" -ge 500000000 ]
 	[ "$d1" -le 1000000000 ]
 	sleep 1.05
 	claim
 	[ "$ATT" -eq 2 ]
-	d2=$(sw-claim fail "$ID" --token "$TOK" | jq '.not_before_unix_ns - .failed_at_unix_ns')
+	d2=$(($(sw-claim fail "$ID" --token "$TOK" | jq -r '"\(.not_before_unix_ns) - \(.failed_at_unix_ns)"')))
 	[ "$d2" -ge 1000000000 ]
 	[ "$d2" -le 2000000000 ]
 }
