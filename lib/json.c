@@ -70,6 +70,12 @@ bool sw_json_i64(const json_t *v, int64_t *out)
 	       sw_parse_i64(json_string_value(v), INT64_MIN, INT64_MAX, out) == 0;
 }
 
+bool sw_json_time_key(const char *key)
+{
+	size_t n = strlen(key);
+	return n >= 8 && !strcmp(key + n - 8, "_unix_ns");
+}
+
 int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt)
 {
 	int64_t v;

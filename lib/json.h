@@ -18,6 +18,9 @@ json_t *sw_json_parse(const char *buf, size_t len, char *err, size_t errlen);
 json_t *sw_json_read(int dirfd, const char *name, size_t max);
 /* An integer, or a decimal string of one: 64 bits whole. */
 bool sw_json_i64(const json_t *v, int64_t *out);
+/* Whether key names a time twin ("*_unix_ns"), the fields written as
+ * decimal strings: other integers must be JSON integers. */
+bool sw_json_time_key(const char *key);
 /* Getters that tolerate absence (sw_json_int: an integer or a decimal
  * string). */
 const char *sw_json_str(const json_t *o, const char *key);

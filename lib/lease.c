@@ -145,7 +145,7 @@ static bool member_int(const json_t *j, const char *key, int64_t lo, int64_t hi,
 		return true;
 	}
 	int64_t x;
-	if (!sw_json_i64(v, &x) || x < lo || x > hi)
+	if ((!json_is_integer(v) && !sw_json_time_key(key)) || !sw_json_i64(v, &x) || x < lo || x > hi)
 		return false;
 	*out = x;
 	return true;

@@ -55,15 +55,14 @@ static int cmp_queue(const void *a, const void *b)
 	return strcmp(((const struct qstat *)a)->name, ((const struct qstat *)b)->name);
 }
 
-/* pending in sw_queue_stats counts delayed and blocked items too; here
- * they are apart so that the states of a queue add up to its items. */
+/* Each item in one state: the states of a queue add up to its items. */
 static const char *const states[] = {"pending", "delayed", "blocked", "claimed", "done", "dead",
 				     "cancelled"};
 
 static long long state_count(const struct sw_queue_stats *st, size_t i)
 {
 	switch (i) {
-	case 0: return st->pending - st->delayed - st->blocked;
+	case 0: return st->pending;
 	case 1: return st->delayed;
 	case 2: return st->blocked;
 	case 3: return st->claimed;

@@ -22,7 +22,9 @@ const char *const sw_qdir_names[QD_N] = {
 	"cancelled", "stage", "ids", "damaged"
 };
 
-static const char *const state_names[] = { "pending", "claimed", "done", "dead", "cancelled", "damaged" };
+static const char *const state_names[] = {
+	"pending", "claimed", "done", "dead", "cancelled", "damaged", "blocked"
+};
 
 int qerr(struct sw_queue *q, int code, const char *fmt, ...)
 {
@@ -50,7 +52,7 @@ int sw_state_mask(const char *list)
 	snprintf(buf, sizeof buf, "%s", list);
 	for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		int bit = 0;
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < (int)(sizeof state_names / sizeof state_names[0]); i++)
 			if (!strcmp(t, state_names[i]))
 				bit = 1 << i;
 		if (!strcmp(t, "all"))

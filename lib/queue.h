@@ -63,24 +63,35 @@ struct sw_item_defaults {
 	int64_t timeout_ns;
 	int64_t delay_ns;
 	json_t *after;          /* array of ids, or NULL */
+	int on_dep_fail;        /* enum sw_dep_fail */
 	const char *id;         /* for a single item only */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES (settings); 0: the default */
 };
 
 /* Item states as bits, for list/purge filters.  Damaged entries are not
- * items: "all" does not include them. */
+ * items: "all" does not include them.  Blocked items are pending ones
+ * waiting for their `after` items. */
 enum {
 	SW_ST_PENDING = 1, SW_ST_CLAIMED = 2, SW_ST_DONE = 4, SW_ST_DEAD = 8,
-	SW_ST_CANCELLED = 16, SW_ST_ALL = 31, SW_ST_DAMAGED = 32
+	SW_ST_CANCELLED = 16, SW_ST_DAMAGED = 32, SW_ST_BLOCKED = 64,
+	SW_ST_ALL = SW_ST_PENDING | SW_ST_CLAIMED | SW_ST_DONE | SW_ST_DEAD | SW_ST_CANCELLED | SW_ST_BLOCKED
 };
+/* What an item does when one of its `after` items dies or is cancelled. */
+enum sw_dep_fail { SW_DEP_FAIL_DEAD, SW_DEP_FAIL_CANCEL, SW_DEP_FAIL_RUN };
+/* "dead", "cancel", "run" -> the policy; -1 otherwise. */
+int sw_dep_fail_parse(const char *s);
 /* "pending,done" -> bits; -1 on an unknown name. */
 int sw_state_mask(const char *list);
 
+/* Each item is counted once.  pending: claimable now, delayed items and
+ * retries whose time has come included (due whether or not a worker has
+ * moved them yet); delayed: not yet due; blocked: waiting for `after`. */
 struct sw_queue_stats {
 	long long pending, delayed, blocked, claimed, done, dead, cancelled;
 	long long in_flight;         /* of those, in a transition right now */
 	long long damaged;           /* entries in quarantine (not items) */
-	int64_t oldest_pending_ns;   /* created_at of the oldest pending, 0 if none */
+	int64_t oldest_pending_ns;   /* when the longest-waiting claimable item
+				      * became claimable, 0 if none */
 };
 
 /* Opens queues/<name>; with create, makes it.  ENOENT-style absence gives

@@ -343,7 +343,7 @@ static int locate(struct sw_queue *q, const char *id, const char **state, struct
 	f->dfd = -1;
 	static const struct { enum qdir d; const char *state; } direct[] = {
 		{ QD_DONE, "done" }, { QD_DEAD, "dead" }, { QD_CANCELLED, "cancelled" },
-		{ QD_BLOCKED, "pending" },
+		{ QD_BLOCKED, "blocked" },
 	};
 	for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++) {
 		int dfd = qdir(q, direct[i].d);
@@ -447,9 +447,10 @@ int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out)
 	int rc = locate(q, id, &state, &f);
 	if (rc)
 		return rc;
-	if (strcmp(state, "pending") && strcmp(state, "claimed")) {
+	if (strcmp(state, "pending") && strcmp(state, "blocked") && strcmp(state, "claimed")) {
 		close(f.dfd);
-		return qerr(q, SW_EX_FALSE, "item %s is %s: only pending or claimed items can be cancelled", id, state);
+		return qerr(q, SW_EX_FALSE, "item %s is %s: only pending, blocked or claimed items can be cancelled",
+			    id, state);
 	}
 	bool claimed = !strcmp(state, "claimed");
 	json_t *next = NULL;

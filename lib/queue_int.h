@@ -148,7 +148,10 @@ void stage_recover(struct sw_queue *q, int64_t now, long long *n);
 int stage_items(struct sw_queue *q, int (*fn)(json_t *item, const char *state, void *arg), void *arg);
 
 /* ---- queue_deps.c ---- */
-bool deps_done(struct sw_queue *q, const json_t *item);
+/* Whether item may be claimed now (READY), waits on (WAIT), or goes dead
+ * or cancelled because dependency failed (in failed) ended as *how. */
+enum deps { DEPS_WAIT, DEPS_READY, DEPS_FAILED };
+enum deps deps_verdict(struct sw_queue *q, const json_t *item, char failed[NAME_LEN], const char **how);
 int deps_mark(struct sw_queue *q, const json_t *item);
 int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id);
 void deps_release(struct sw_queue *q, const char *id);

@@ -82,8 +82,19 @@ static json_t *after_list(const json_t *v, char *err, size_t errlen)
 }
 
 static const char *const spec_keys[] = {
-	"id", "payload", "priority", "role", "max_attempts", "timeout", "delay", "after", NULL
+	"id", "payload", "priority", "role", "max_attempts", "timeout", "delay", "after",
+	"on_dep_fail", NULL
 };
+
+static const char *const dep_fail_names[] = { "dead", "cancel", "run" };
+
+int sw_dep_fail_parse(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (s && !strcmp(s, dep_fail_names[i]))
+			return i;
+	return -1;
+}
 
 static bool known_key(const char *k)
 {
@@ -105,7 +116,8 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	json_t *v;
 	json_object_foreach((json_t *)spec, k, v) {
 		if (!known_key(k)) {
-			snprintf(err, errlen, "unknown field '%.40s' (fields: id, payload, priority, role, max_attempts, timeout, delay, after)", k);
+			snprintf(err, errlen, "unknown field '%.40s' (fields: id, payload, priority, role, "
+				 "max_attempts, timeout, delay, after, on_dep_fail)", k);
 			return NULL;
 		}
 	}
@@ -170,10 +182,19 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	v = json_object_get(spec, "after");
 	json_t *after = v ? after_list(v, err, errlen) : d->after ? json_incref(d->after) : NULL;
 	if (v && !after) goto bad;
-	if (after && json_array_size(after) > 0)
-		json_object_set_new(item, "after", after);
-	else
+	int policy = d->on_dep_fail;
+	v = json_object_get(spec, "on_dep_fail");
+	if (v && (policy = sw_dep_fail_parse(json_string_value(v))) < 0) {
+		snprintf(err, errlen, "on_dep_fail: want dead, cancel or run");
 		json_decref(after);
+		goto bad;
+	}
+	if (after && json_array_size(after) > 0) {
+		json_object_set_new(item, "after", after);
+		json_object_set_new(item, "on_dep_fail", json_string(dep_fail_names[policy]));
+	} else {
+		json_decref(after);
+	}
 
 	sw_json_set_time(item, "created_at", now);
 	if (delay > 0)
@@ -199,7 +220,7 @@ static bool int_in(const json_t *j, const char *key, json_int_t lo, json_int_t h
 	int64_t x;
 	if (!v)
 		return !required;
-	return sw_json_i64(v, &x) && x >= lo && x <= hi;
+	return (json_is_integer(v) || sw_json_time_key(key)) && sw_json_i64(v, &x) && x >= lo && x <= hi;
 }
 
 static bool name_list(const json_t *v)
@@ -239,6 +260,9 @@ const char *item_check(const json_t *j, const char *id)
 	v = json_object_get(j, "after");
 	if (v && !name_list(v))
 		return "bad after";
+	v = json_object_get(j, "on_dep_fail");
+	if (v && sw_dep_fail_parse(json_string_value(v)) < 0)
+		return "bad on_dep_fail";
 	v = json_object_get(j, "state");
 	if (v) {
 		const char *s = json_string_value(v);

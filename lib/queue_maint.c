@@ -236,7 +236,7 @@ static int purge_damaged(int dfd, const char *name, void *arg)
 
 int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged)
 {
-	if (mask & (SW_ST_PENDING | SW_ST_CLAIMED))
+	if (mask & (SW_ST_PENDING | SW_ST_CLAIMED | SW_ST_BLOCKED))
 		return qerr(q, EX_USAGE, "only done, dead, cancelled and damaged entries can be purged");
 	struct purger p = { q, sw_now_ns() - older_than_ns, 0 };
 	static const struct { int bit; enum qdir d; } dirs[] = {
@@ -368,9 +368,11 @@ int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *ar
 		snprintf(l.from, sizeof l.from, "timed");
 		if (rc == 0 && qdir(q, QD_TIMED) >= 0)
 			rc = each_entry(q->dfd[QD_TIMED], list_keyed, &l);
+	}
+	if (rc == 0 && (mask & SW_ST_BLOCKED) && qdir(q, QD_BLOCKED) >= 0) {
+		l.state = "blocked";
 		snprintf(l.from, sizeof l.from, "blocked");
-		if (rc == 0 && qdir(q, QD_BLOCKED) >= 0)
-			rc = each_entry(q->dfd[QD_BLOCKED], list_named, &l);
+		rc = each_entry(q->dfd[QD_BLOCKED], list_named, &l);
 	}
 	if (rc == 0 && (mask & SW_ST_CLAIMED) && qdir(q, QD_CLAIMED) >= 0) {
 		l.state = "claimed";
@@ -400,7 +402,9 @@ int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *ar
 
 /* ---- counting -------------------------------------------------------- */
 
-struct counter { long long n; int64_t oldest; };
+/* n: entries counted; with due set, timed entries are split into those
+ * due by then (n) and those not yet (later). */
+struct counter { long long n, later; int64_t oldest, due; };
 
 static int count_keyed(int dfd, const char *name, void *arg)
 {
@@ -410,6 +414,10 @@ static int count_keyed(int dfd, const char *name, void *arg)
 	const char *id;
 	if (!keyed_name_parse(name, &t, &id))
 		return 0;
+	if (c->due && t > c->due) {
+		c->later++;
+		return 0;
+	}
 	c->n++;
 	if (t > 0 && (c->oldest == 0 || t < c->oldest))
 		c->oldest = t;
@@ -455,7 +463,7 @@ static int count_prio(int dfd, const char *name, void *arg) { return each_entry_
 
 static long long count_dir(struct sw_queue *q, enum qdir d, int (*fn)(int, const char *, void *))
 {
-	struct counter c = { 0, 0 };
+	struct counter c = { 0 };
 	if (qdir(q, d) >= 0)
 		each_entry(q->dfd[d], fn, &c);
 	return c.n;
@@ -477,13 +485,17 @@ static int count_inflight(json_t *item, const char *state, void *arg)
 int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st)
 {
 	memset(st, 0, sizeof *st);
-	struct counter c = { 0, 0 };
+	/* a pending key's time is when it became claimable, a timed entry's
+	 * when it becomes so: once due, it waits like the others */
+	struct counter c = { 0 }, t = { .due = sw_now_ns() };
 	if (qdir(q, QD_PENDING) < 0 || each_entry(q->dfd[QD_PENDING], count_prio, &c) < 0)
 		return qerr_errno(q, "counting");
-	st->delayed = count_dir(q, QD_TIMED, count_keyed);
+	if (qdir(q, QD_TIMED) >= 0)
+		each_entry(q->dfd[QD_TIMED], count_keyed, &t);
+	st->pending = c.n + t.n;
+	st->delayed = t.later;
 	st->blocked = count_dir(q, QD_BLOCKED, count_named);
-	st->pending = c.n + st->delayed + st->blocked;
-	st->oldest_pending_ns = c.oldest;
+	st->oldest_pending_ns = c.oldest && (!t.oldest || c.oldest < t.oldest) ? c.oldest : t.oldest;
 	st->claimed = count_dir(q, QD_CLAIMED, count_claim);
 	st->done = count_dir(q, QD_DONE, count_named);
 	st->dead = count_dir(q, QD_DEAD, count_named);

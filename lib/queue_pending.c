@@ -180,7 +180,9 @@ int place_pending(struct sw_queue *q, struct bucket *b, int dfd, const char *nam
 		}
 		return 0;
 	}
-	if (json_array_size(json_object_get(item, "after")) > 0 && !deps_done(q, item)) {
+	char dep[NAME_LEN];
+	const char *how;
+	if (json_array_size(json_object_get(item, "after")) > 0 && deps_verdict(q, item, dep, &how) != DEPS_READY) {
 		int bl = qdir(q, QD_BLOCKED);
 		if (bl < 0 || deps_mark(q, item) < 0 || sw_rename(dfd, name, bl, item_id(item)) < 0)
 			return -1;

@@ -70,14 +70,19 @@ void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, 
 			return;
 		}
 	}
-	int64_t iv = sw_jitter(sw_poll_interval(q));
+	struct sw_waiter *w = q->waiter;
+	int64_t base = sw_poll_interval(q);
+	/* no inotify to be had (the user's instances all in use): only a look
+	 * finds work, so look as often as on a network filesystem */
+	if ((!w || w->ifd < 0) && q->ws->set.poll_ns <= 0 && base > SW_NS_PER_SEC)
+		base = SW_NS_PER_SEC;
+	int64_t iv = sw_jitter(base);
 	/* nothing touches `wake` when a delayed item falls due or a lease
 	 * runs out: look again by then */
 	int64_t due = sw_queue_next_due(q);
 	if (due > 0 && due - now < iv)
 		iv = due - now > 50000000 ? due - now : 50000000;
 	/* a watcher that was SIGKILLed told nobody: try to lead now and then */
-	struct sw_waiter *w = q->waiter;
 	bool leads = w && sw_waiter_watching(w);
 	if (w && !leads && sw_waiter_shared(w) && iv > SW_WAITER_LEAD_RETRY_NS)
 		iv = sw_jitter(SW_WAITER_LEAD_RETRY_NS);

@@ -213,7 +213,7 @@ refused() {
 	sw-claim add --delay 1h '"much later"' >/dev/null
 	run sw-claim next
 	[ "$status" -eq 75 ]
-	sw-claim stats | jq -e '.pending == 2 and .delayed == 2'
+	sw-claim stats | jq -e '.pending == 0 and .delayed == 2'
 	sleep 1.2
 	[ "$(sw-claim next | jq -r .payload)" = later ]
 	run sw-claim next
@@ -461,7 +461,8 @@ refused() {
 	sw-claim add --id pend 1 >/dev/null
 	sw-claim add --id del --delay 1h 1 >/dev/null
 	sw-claim add --id blk --after pend 1 >/dev/null
-	for id in pend del blk; do [ "$(state_of $id)" = pending ]; done
+	for id in pend del; do [ "$(state_of $id)" = pending ]; done
+	[ "$(state_of blk)" = blocked ]
 	claim
 	[ "$(state_of pend)" = claimed ]
 	sw-claim show pend | jq -e --argjson t "$TOK" '.token == $t and .attempt == 1'
@@ -497,9 +498,23 @@ refused() {
 	run sw-claim stats
 	[ "${#lines[@]}" -eq 2 ]
 	run sw-claim stats -q default
-	jq -e '.queue == "default" and .pending == 1 and .delayed == 1 and .claimed == 1 and
+	jq -e '.queue == "default" and .pending == 0 and .delayed == 1 and .claimed == 1 and
 	       .done == 1 and .dead == 0 and .cancelled == 1' <<<"$output"
 	sw-claim stats -q q2 | jq -e '.pending == 1 and .claimed == 0'
+}
+
+@test "stats counts delayed items and retries that are due as pending, with no worker to move them" {
+	sw-claim add --id later --delay 1s 1 >/dev/null
+	sw-claim add --id retry --max-attempts 3 2 >/dev/null
+	claim
+	sw-claim fail "$ID" --token "$TOK" --retry-in 1s >/dev/null
+	sw-claim stats | jq -e '.pending == 0 and .delayed == 2 and (has("oldest_pending_age_ms") | not)'
+	sleep 1.5
+	# nothing ran in between: the items are still where they were put
+	[ "$(find "$SW_DIR/queues/default/timed" -type f | wc -l)" -eq 2 ]
+	sw-claim stats | jq -e '.pending == 2 and .delayed == 0 and .oldest_pending_age_ms >= 400'
+	SW_POLL=1h sw-metrics export 2>/dev/null | grep -q '^sw_queue_items{queue="default",state="pending"} 2$'
+	SW_POLL=1h sw-metrics export 2>/dev/null | grep -Eq '^sw_queue_oldest_pending_age_seconds\{queue="default"\} (0\.[4-9]|[1-9])'
 }
 
 @test "reap: an expired claim goes back to pending with its attempt counted" {
