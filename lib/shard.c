@@ -1,93 +1,14 @@
 #include "shard.h"
 #include "id.h"
 #include <ctype.h>
-#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- XXH64, as published by Yann Collet (xxhash.h, XXH64) ---- */
-
-#define P1 UINT64_C(0x9E3779B185EBCA87)
-#define P2 UINT64_C(0xC2B2AE3D27D4EB4F)
-#define P3 UINT64_C(0x165667B19E3779F9)
-#define P4 UINT64_C(0x85EBCA77C2B2AE63)
-#define P5 UINT64_C(0x27D4EB2F165667C5)
 /* 2^64 / golden ratio: spreads the probe hashes of bounded loads */
 #define PHI64 UINT64_C(0x9E3779B97F4A7C15)
-
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static inline uint32_t rd32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static inline uint64_t xxh_round(uint64_t acc, uint64_t in)
-{
-	acc += in * P2;
-	acc = rotl64(acc, 31);
-	return acc * P1;
-}
-
-static inline uint64_t xxh_merge(uint64_t acc, uint64_t v)
-{
-	acc ^= xxh_round(0, v);
-	return acc * P1 + P4;
-}
-
-uint64_t sw_xxh64(const void *data, size_t len, uint64_t seed)
-{
-	const unsigned char *p = data, *end = p + len;
-	uint64_t h;
-	if (len >= 32) {
-		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
-		const unsigned char *limit = end - 32;
-		do {
-			v1 = xxh_round(v1, rd64(p));
-			v2 = xxh_round(v2, rd64(p + 8));
-			v3 = xxh_round(v3, rd64(p + 16));
-			v4 = xxh_round(v4, rd64(p + 24));
-			p += 32;
-		} while (p <= limit);
-		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
-		h = xxh_merge(h, v1);
-		h = xxh_merge(h, v2);
-		h = xxh_merge(h, v3);
-		h = xxh_merge(h, v4);
-	} else {
-		h = seed + P5;
-	}
-	h += (uint64_t)len;
-	for (; p + 8 <= end; p += 8) {
-		h ^= xxh_round(0, rd64(p));
-		h = rotl64(h, 27) * P1 + P4;
-	}
-	if (p + 4 <= end) {
-		h ^= (uint64_t)rd32(p) * P1;
-		h = rotl64(h, 23) * P2 + P3;
-		p += 4;
-	}
-	for (; p < end; p++) {
-		h ^= (uint64_t)*p * P5;
-		h = rotl64(h, 11) * P1;
-	}
-	h ^= h >> 33; h *= P2;
-	h ^= h >> 29; h *= P3;
-	h ^= h >> 32;
-	return h;
-}
 
 uint32_t sw_jump_hash(uint64_t key, uint32_t buckets)
 {

@@ -3,7 +3,7 @@
  * rendezvous, jump, modulo), each optionally with bounded loads.
  *
  * Stable identity: every hash here is XXH64 (the published xxHash 64-bit
- * algorithm) with a fixed seed (0 unless --seed says otherwise) followed,
+ * algorithm, hash.h) with a fixed seed (0 unless --seed says otherwise) followed,
  * where two values are combined, by MurmurHash3's fmix64 finalizer.  There
  * is no per-process randomness: the same node names and keys give the same
  * placement in every process, on every host, after every restart.
@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "hash.h"
 
 /* 2000 points per unit of weight keep max/mean near 1.06 over 100 nodes
  * (the spread is about 1/sqrt(vnodes)) for 12 bytes per point. */
@@ -40,15 +41,6 @@
 #define SW_SHARD_POINTS_MAX (16u * 1024 * 1024)
 #define SW_SHARD_NODES_MAX 1000000
 
-uint64_t sw_xxh64(const void *p, size_t len, uint64_t seed);
-/* MurmurHash3 fmix64: a bijective 64-bit mixer. */
-static inline uint64_t sw_fmix64(uint64_t x)
-{
-	x ^= x >> 33; x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33; x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
 /* Lamping & Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm". */
 uint32_t sw_jump_hash(uint64_t key, uint32_t buckets);
 
