@@ -19,6 +19,13 @@ json_t *sw_json_read(int dirfd, const char *name, size_t max);
 /* Getters that tolerate absence. */
 const char *sw_json_str(const json_t *o, const char *key);
 int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt);
+/* The body of a JSON string (no quotes) for s[len], which must be valid
+ * UTF-8, written to out: '"' and '\\' escaped, a tab as \t and other
+ * control bytes as \u00XX.  out holds at least SW_JSON_ESC_MAX(len)
+ * bytes; returns how many were written.  For output made in bulk (a
+ * million keys), where a jansson string per value costs too much. */
+#define SW_JSON_ESC_MAX(len) ((len) * 6)
+size_t sw_json_escape(char *out, const char *s, size_t len);
 /* Sets key to the RFC 3339 form of ns and key_unix_ns to its exact value. */
 void sw_json_set_time(json_t *o, const char *key, int64_t ns);
 #endif

@@ -40,6 +40,7 @@
 /* Upper bound on ring points (about 12 bytes each). */
 #define SW_SHARD_POINTS_MAX (16u * 1024 * 1024)
 #define SW_SHARD_NODES_MAX 1000000
+#define SW_SHARD_WEIGHT_MAX 1e6
 
 /* Lamping & Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm". */
 uint32_t sw_jump_hash(uint64_t key, uint32_t buckets);
@@ -61,18 +62,21 @@ struct sw_nodes {
 	bool weighted;          /* some weight differs from the others */
 };
 
-/* Node lists: 0, or -1 with a one-line reason in err (exit 65 material:
- * bad name, bad weight, duplicate name, empty list).  A name must pass the
- * sw name rule and hold no whitespace, ',' or '='; a weight is a positive
- * decimal number (default 1). */
+/* Node lists: 0, or 65 (bad name, bad weight, duplicate name, empty list;
+ * 70 out of memory) with a one-line reason in err.  A name must pass the
+ * sw name rule and hold no whitespace, ',' or '='; a weight is a decimal
+ * number above 0 and at most 1e6 (num.h: no exponent, no "inf"), default 1. */
 int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
 		 char *err, size_t errlen);
+/* The same with the weight as a number (a ring file's, already parsed). */
+int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, char *err,
+			size_t errlen);
 /* "a,b=3,c" */
 int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen);
 /* One node a line: "name", "name weight" or "name=weight"; blank lines and
  * lines starting with '#' are skipped.  Errors name the line. */
 int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char *err, size_t errlen);
-/* After parsing: refuses an empty list. */
+/* After parsing: refuses an empty list and duplicate names. */
 int sw_nodes_check(const struct sw_nodes *ns, char *err, size_t errlen);
 void sw_nodes_free(struct sw_nodes *ns);
 /* Index of name, or -1. */
@@ -80,6 +84,20 @@ long sw_nodes_find(const struct sw_nodes *ns, const char *name);
 /* The fraction of keys an ideal algorithm moves going from a to b: the
  * total variation distance between their weight shares. */
 double sw_nodes_ideal_moved(const struct sw_nodes *a, const struct sw_nodes *b);
+
+/* Going from one node list to another (sw-shard plan): a key moves when
+ * its node in `to` is not the node of the same name it had in `from`. */
+struct sw_plan {
+	uint32_t *same;         /* from's node i -> its index in `to`, or UINT32_MAX */
+};
+/* 0, or 70 (out of memory) with err. */
+int sw_plan_init(struct sw_plan *p, const struct sw_nodes *from, const struct sw_nodes *to,
+		 char *err, size_t errlen);
+static inline bool sw_plan_moves(const struct sw_plan *p, uint32_t from_node, uint32_t to_node)
+{
+	return p->same[from_node] != to_node;
+}
+void sw_plan_free(struct sw_plan *p);
 
 struct sw_placer {
 	enum sw_algo algo;
@@ -99,8 +117,8 @@ struct sw_placer {
 /* Up to this many plain lookups scan the ring instead of building it. */
 #define SW_SHARD_SCAN_MAX 8
 
-/* 0, or -1 with a reason (exit 64 material: weights with jump or mod,
- * too many ring points); ENOMEM style failures also -1.  nkeys: how many
+/* 0, or 64 (weights with jump or mod, vnodes 0, too many ring points),
+ * 65 (an empty list) or 70 (out of memory) with a reason in err.  nkeys: how many
  * plain lookups will follow (SIZE_MAX when unknown or for bounded loads);
  * a ring for a handful is scanned per key rather than built and sorted,
  * with the same answers. */
