@@ -76,6 +76,7 @@ static const struct option longopts[] = {
 };
 
 struct opts {
+	bool checked;            /* check() ran (see checked()) */
 	bool quiet;
 	const char *nodes, *from, *to, *id, *queue, *role;
 	struct sw_ring_cfg cfg;  /* --algo, --vnodes, --seed (or a ring's) */
@@ -86,6 +87,19 @@ struct opts {
 	int64_t ips, min_items, max_shards;
 	int priority;            /* -1: not given */
 };
+
+/* lib/cmd.c returns from parsing without checking the arguments' count
+ * or calling prog.check when arguments follow "--" (`set NAME -- -3`):
+ * every verb makes sure check() ran, and refuses as parsing would. */
+static int check(struct sw_cmd *c);
+static struct opts *checked(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	int rc;
+	if (!o->checked && (rc = check(c)))
+		sw_die(rc, rc == EX_USAGE ? "%s (see %s --help)" : "%s", c->err, c->prog->name);
+	return o;
+}
 /* ---- output: one big buffer, since assign prints a line per key ---- */
 
 struct out {
@@ -508,7 +522,7 @@ static void assign_ends(struct assigner *as, const struct sw_nodes *ns)
 
 static int cmd_assign(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
+	struct opts *o = checked(c);
 	struct sw_nodes ns;
 	struct out out;
 	load_nodes(c, &ns, "--nodes", o->nodes);
@@ -588,7 +602,7 @@ static void plan_summary(struct out *out, const struct opts *o, size_t n, size_t
 
 static int cmd_plan(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
+	struct opts *o = checked(c);
 	struct sw_nodes from, to;
 	struct out out;
 	char err[512];
@@ -662,7 +676,7 @@ static void balance_print(struct out *out, const struct opts *o, const struct sw
 
 static int cmd_balance(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
+	struct opts *o = checked(c);
 	struct sw_nodes ns;
 	struct out out;
 	load_nodes(c, &ns, "--nodes", o->nodes);
@@ -810,7 +824,7 @@ static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 
 static int cmd_split(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
+	struct opts *o = checked(c);
 	char ulid[SW_ULID_LEN + 1];
 	const char *task = o->id;
 	if (!task) {
@@ -878,7 +892,7 @@ static int ring_delete(struct sw_cmd *c)
 
 static int cmd_ring(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
+	struct opts *o = checked(c);
 	sw_span_str(&c->sp, "sw.ring", o->name);
 	if (o->delete)
 		return ring_delete(c);
@@ -1029,6 +1043,9 @@ static int check_ring(struct sw_cmd *c)
 static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
+	o->checked = true;
+	if (c->nargs < c->verb->min_args)   /* see checked() */
+		return sw_cmd_err(c, EX_USAGE, "%s needs %s", c->verb->name, c->verb->args);
 	const int *opts = c->verb->opts;
 	o->quiet = c->co.quiet;
 	o->name = c->nargs ? c->args[0] : NULL;
