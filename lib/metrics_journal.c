@@ -1,6 +1,7 @@
 #include "metrics_journal.h"
 #include "err.h"
 #include "lock.h"
+#include "num.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -93,15 +94,15 @@ const char *sw_m_record_parse(const char *line, size_t len, struct sw_mrec *r)
 		return "bad time";
 	memcpy(num, f, n);
 	num[n] = 0;
-	errno = 0;
-	long long t = strtoll(num, &e, 10);
-	if (*e || errno)
+	int64_t t;
+	if (sw_parse_i64(num, INT64_MIN, INT64_MAX, &t) < 0)
 		return "bad time";
 	r->t_ns = t;
 	if (!(f = field(&p, end, &n)) || n >= sizeof num)
 		return "bad value";
 	memcpy(num, f, n);
 	num[n] = 0;
+	/* as sw_m_fmt_double wrote it ("1e-05" too): not the user's form */
 	errno = 0;
 	r->value = strtod(num, &e);
 	if (*e || errno || !isfinite(r->value))
