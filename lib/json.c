@@ -91,3 +91,32 @@ void sw_json_set_time(json_t *o, const char *key, int64_t ns)
 	snprintf(digits, sizeof digits, "%lld", (long long)ns);
 	json_object_set_new(o, k, json_string(digits));
 }
+
+size_t sw_json_escape(char *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *o = out;
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		/* runs that need nothing are copied whole */
+		memcpy(o, s + start, i - start);
+		o += i - start;
+		start = i + 1;
+		*o++ = '\\';
+		if (c == '"' || c == '\\') {
+			*o++ = (char)c;
+		} else if (c == '\t') {
+			*o++ = 't';
+		} else {
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
+		}
+	}
+	memcpy(o, s + start, len - start);
+	return (size_t)(o - out) + len - start;
+}

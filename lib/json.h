@@ -25,6 +25,13 @@ bool sw_json_time_key(const char *key);
  * string). */
 const char *sw_json_str(const json_t *o, const char *key);
 int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt);
+/* The body of a JSON string (no quotes) for s[len], which must be valid
+ * UTF-8, written to out: '"' and '\\' escaped, a tab as \t and other
+ * control bytes as \u00XX.  out holds at least SW_JSON_ESC_MAX(len)
+ * bytes; returns how many were written.  For output made in bulk (a
+ * million keys), where a jansson string per value costs too much. */
+#define SW_JSON_ESC_MAX(len) ((len) * 6)
+size_t sw_json_escape(char *out, const char *s, size_t len);
 /* Sets key to the RFC 3339 form of ns and key_unix_ns to its exact value,
  * a decimal string: nanoseconds since the epoch are past 2^53, which jq
  * and every double-based reader would round. */

@@ -6,12 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool sw_metrics_ws_reserved(const char *name)
-{
-	return !strncmp(name, "sw_queue_", 9) || !strncmp(name, "sw_agents", 9) ||
-	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_span", 7);
-}
-
 struct qstat {
 	char name[256];
 	struct sw_queue_stats st;
@@ -141,7 +135,7 @@ static int lease_gauges(const struct sw_ws *ws, sw_gauge_fn fn, void *arg)
 		  (double)held, arg);
 }
 
-int sw_metrics_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void *arg)
+int sw_m_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void *arg)
 {
 	int rc = queue_gauges(ws, now_ns, fn, arg);
 	if (!rc)

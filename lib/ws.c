@@ -52,6 +52,12 @@ static int resolve_path(char out[PATH_MAX], const char *dir, bool *named, struct
 	return 0;
 }
 
+int sw_ws_path(char out[PATH_MAX], const char *dir, struct sw_err *e)
+{
+	bool named;
+	return resolve_path(out, dir, &named, e);
+}
+
 static int parse_sync(struct sw_settings *st, struct sw_err *e)
 {
 	const char *s = getenv("SW_SYNC");
