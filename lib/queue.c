@@ -169,7 +169,7 @@ int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, 
 {
 	memset(q, 0, sizeof *q);
 	q->ws = ws;
-	q->fd = -1;
+	q->fd = q->end_ifd = -1;
 	for (int i = 0; i < QD_N; i++)
 		q->dfd[i] = -1;
 	snprintf(q->name, sizeof q->name, "%s", name);
@@ -207,6 +207,8 @@ void sw_queue_close(struct sw_queue *q)
 {
 	if (q->fd >= 0)
 		close(q->fd);
+	if (q->end_ifd >= 0)
+		close(q->end_ifd);
 	if (q->waiter) {
 		sw_waiter_close(q->waiter);
 		free(q->waiter);
@@ -286,6 +288,49 @@ int each_entry_in(int dfd, const char *name, int (*fn)(int, const char *, void *
 	int e = errno;
 	close(fd);
 	errno = e;
+	return rc;
+}
+
+/* Claims or transitions: work someone holds. */
+static long long held(struct sw_queue *q)
+{
+	struct sw_queue_stats st;
+	if (sw_queue_stats(q, &st))
+		return -1;
+	return st.claimed + st.in_flight;
+}
+
+int sw_queue_drop(const struct sw_ws *ws, const char *name, bool force, struct sw_err *e)
+{
+	struct sw_queue q;
+	int rc = sw_queue_open(&q, ws, name, false);
+	long long n = rc ? 0 : held(&q);
+	if (rc == 0 && n < 0)
+		rc = q.err.code;
+	if (rc == 0 && n > 0 && !force)
+		rc = qerr(&q, EX_TEMPFAIL, "queue '%s' has %lld claimed item%s: drop it anyway with --force",
+			  name, n, n == 1 ? "" : "s");
+	int qsfd = rc ? -1 : sw_open_dir(ws->fd, "queues", false);
+	if (rc == 0 && qsfd < 0)
+		rc = qerr_errno(&q, "cannot open the queues directory");
+	/* one rename takes the queue away whole: whoever opens it next finds
+	 * none (or makes a new, empty one); the rest is cleaning up */
+	char gone[NAME_LEN], rnd[17];
+	sw_rand_hex(rnd, 8);
+	snprintf(gone, sizeof gone, SW_TMP_PREFIX "drop.%.200s.%s", name, rnd);
+	if (rc == 0 && SW_NOINTR(renameat(qsfd, name, qsfd, gone)) < 0)
+		rc = errno == ENOENT ? qerr(&q, SW_EX_FALSE, "no queue '%s'", name) : qerr_errno(&q, "dropping");
+	/* a claim made between the count and the rename: give the queue back */
+	if (rc == 0 && !force && (n = held(&q)) != 0 &&
+	    sw_rename_noreplace(qsfd, gone, qsfd, name) == 0)
+		rc = qerr(&q, EX_TEMPFAIL, "queue '%s' got claimed items while being dropped: try again, or --force",
+			  name);
+	if (rc == 0)
+		remove_tree(qsfd, gone, 0);
+	if (qsfd >= 0)
+		close(qsfd);
+	*e = q.err;
+	sw_queue_close(&q);
 	return rc;
 }
 

@@ -49,10 +49,13 @@ struct sw_queue {
 	int fd;                 /* queues/<name> */
 	int dfd[12];            /* its state directories, opened on first use */
 	struct sw_waiter *waiter;   /* for sw_queue_wait, made on first use */
+	int end_ifd;            /* for sw_queue_wait_end: inotify, or -1 */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
 	char owner[48];         /* this process (owner.h), read on first use */
 	struct sw_claim_cache *claims;   /* claims this process made or renewed */
 	struct sw_err err;      /* the last call's error */
+	bool after_missing_ok;  /* the caller's choice: an added item may wait
+				 * for ids not (yet) in the queue */
 };
 
 /* Defaults for fields an added item does not set itself. */
@@ -107,13 +110,19 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 
 /* Adds items (built by sw_item_new) all-or-nothing as far as the disk
  * allows: on an I/O error what was added is taken back.  existed[i] is set
- * when an item's id was already in the queue (not added again). */
+ * when an item's id was already in the queue (not added again).  An item
+ * `after` an id that is neither in the queue nor among the items is
+ * refused (65), unless q->after_missing_ok. */
 int sw_queue_add(struct sw_queue *q, json_t **items, size_t n, bool *existed);
 /* The same for batches too large to hold at once: add items one by one,
  * then commit (fsync per SW_SYNC, wake waiters) or abort (take back what
- * was added).  Both free the batch. */
+ * was added).  Both free the batch.  sw_batch_expect names an id a later
+ * item of the batch will have, so that an earlier one may wait for it. */
 struct sw_batch;
 struct sw_batch *sw_batch_new(struct sw_queue *q);
+int sw_batch_expect(struct sw_batch *bt, const char *id);
+/* Sets the item's "state" to where it went: "pending", or for an item
+ * that waits, "blocked" (or "dead", "cancelled" with what it waits for). */
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed);
 int sw_batch_commit(struct sw_batch *bt);
 void sw_batch_abort(struct sw_batch *bt);
@@ -132,6 +141,14 @@ int64_t sw_queue_next_due(struct sw_queue *q);
  * for its baton (waiter.h), and all poll. */
 void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, int64_t deadline_ns);
 
+/* How item id ended: "done", "dead" or "cancelled"; NULL while it has not
+ * (or there is no such item: sw_queue_show tells). */
+const char *sw_queue_ended(struct sw_queue *q, const char *id);
+/* Blocks until some item may have ended, or until deadline_ns: woken at
+ * once by ends on this host (inotify), and looking again every SW_POLL
+ * for other hosts' (every second when inotify cannot be had). */
+void sw_queue_wait_end(struct sw_queue *q, int64_t deadline_ns);
+
 int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t ttl_ns, json_t **out);
 int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *result, json_t **out);
 /* retry_in_ns < 0: exponential backoff with jitter. */
@@ -141,6 +158,19 @@ int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t 
 int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out);
+/* requeue and cancel for every item in the states of mask (dead and
+ * cancelled; pending, blocked and claimed) that has been in it longer than
+ * older_than_ns; fn (may be NULL) gets each one's new view, *n the count.
+ * An item that moves on meanwhile is left alone. */
+int sw_queue_requeue_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			 int (*fn)(json_t *item, void *arg), void *arg, long long *n);
+int sw_queue_cancel_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			int (*fn)(json_t *item, void *arg), void *arg, long long *n);
+/* Calls fn with each item that item waits for (its `after`), as show
+ * prints it, in the order given; one not in the queue (purged) as
+ * {"id","queue","state":"missing"}.  Stops at fn's non-zero and returns
+ * it; an error reading one stops with its code. */
+int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep, void *arg), void *arg);
 
 /* Calls fn for every item in the states of mask (items in a transition
  * in the state they move from or to); stops when fn returns non-zero and
@@ -160,6 +190,10 @@ bool sw_queue_busy(struct sw_queue *q);
  * older_than_ns. */
 int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged);
 
+/* Deletes queue name and every item in it.  Refused (75) while an item
+ * is claimed or in a transition, unless force: their holders would find
+ * them gone.  SW_EX_FALSE when there is no such queue. */
+int sw_queue_drop(const struct sw_ws *ws, const char *name, bool force, struct sw_err *e);
 /* Calls fn with each queue name in the workspace. */
 int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg);
 /* "123" -> token; false on bad input. */

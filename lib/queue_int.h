@@ -157,6 +157,9 @@ int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id);
 void deps_release(struct sw_queue *q, const char *id);
 
 /* ---- queue_claimed.c ---- */
+/* Whether an item id is in the queue, in any state or in a transition
+ * (false on an error too). */
+bool item_exists(struct sw_queue *q, const char *id);
 /* The claimed/ entry of id's claim with token: 0 and its name; SW_EX_FALSE
  * when there is none. */
 int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN]);
@@ -165,4 +168,21 @@ void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token);
 
 /* ---- queue_maint.c ---- */
 void maybe_maintain(struct sw_queue *q);
+/* An item's entry as each_item_entry finds it: the directory it is in,
+ * its name there, its id, its state (timed items are "pending"), the
+ * directory's name (for quarantine), and a claim's token and expiry. */
+struct entry {
+	int dfd;
+	const char *name, *id, *state, *from;
+	uint64_t token;
+	int64_t expiry;
+};
+typedef int (*entry_fn)(struct sw_queue *q, const struct entry *e, void *arg);
+/* Calls fn for each item entry in the states of mask (not those in a
+ * transition); stops at fn's non-zero and returns it; -1 with errno when
+ * a directory cannot be read. */
+int each_item_entry(struct sw_queue *q, int mask, entry_fn fn, void *arg);
+/* Removes dfd/name and, when it is a directory, all below it (depth
+ * levels at most), following no symlink. */
+void remove_tree(int dfd, const char *name, int depth);
 #endif
