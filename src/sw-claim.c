@@ -142,6 +142,17 @@ static void open_queue(struct sw_queue *q, struct sw_ws *ws, const struct opts *
 		sw_die(rc, "%s", q->err.msg);
 }
 
+/* The queue an item is looked for in: without it, the item is not there
+ * either (the -q forgotten), which is what the user needs to hear. */
+static void open_queue_of(struct sw_queue *q, struct sw_ws *ws, const struct opts *o, const char *id)
+{
+	int rc = sw_queue_open(q, ws, o->queue, false);
+	if (rc == SW_EX_FALSE)
+		sw_die(rc, "no item %s in queue '%s'", id, o->queue);
+	if (rc)
+		sw_die(rc, "%s", q->err.msg);
+}
+
 /* --quiet silences "nothing to claim" too: the exit status says it */
 static void say(const struct opts *o, int rc, const char *msg)
 {
@@ -566,7 +577,7 @@ static int claimed_verb(struct sw_cmd *c, const char *verb)
 	sw_span_str(sp, "sw.item.id", id);
 	sw_span_int(sp, "sw.item.token", (int64_t)o->token);
 	struct sw_queue q;
-	open_queue(&q, ws, o, false);
+	open_queue_of(&q, ws, o, id);
 	json_t *out = NULL;
 	int rc;
 	if (!strcmp(verb, "renew"))
@@ -593,7 +604,7 @@ static int by_id(struct sw_cmd *c, int (*fn)(struct sw_queue *, const char *, js
 	const char *id = need_id(o);
 	sw_span_str(sp, "sw.item.id", id);
 	struct sw_queue q;
-	open_queue(&q, ws, o, false);
+	open_queue_of(&q, ws, o, id);
 	json_t *out = NULL;
 	int rc = fn(&q, id, &out);
 	return finish(&q, rc, o, out);
@@ -641,7 +652,7 @@ static int cmd_deps(struct sw_cmd *c)
 	struct opts *o = c->opts;
 	sw_span_str(&c->sp, "sw.item.id", o->arg);
 	struct sw_queue q;
-	open_queue(&q, &c->ws, o, false);
+	open_queue_of(&q, &c->ws, o, o->arg);
 	json_t *item = NULL;
 	int rc = sw_queue_show(&q, o->arg, &item);
 	if (rc == 0)
@@ -658,7 +669,7 @@ static int cmd_wait(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	struct sw_queue q;
-	open_queue(&q, &c->ws, o, false);
+	open_queue_of(&q, &c->ws, o, c->args[0]);
 	size_t n = c->nargs, left = n;
 	bool *ended = calloc(n, sizeof *ended);
 	if (!ended)
