@@ -204,8 +204,8 @@ _sw_claim()
 		_sw_claim_list "$cur" $(_sw_claim_ids claimed done blocked)
 		return
 		;;
-	-r | --role | --roles | --id | --max-attempts | --timeout | --delay | \
-	--ttl | --result | --error | --retry-in | --older-than | --limit)
+	-r | --role | --roles | --id | --key | --max-attempts | --timeout | --delay | \
+	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count)
 		return
 		;;
 	--wait)
@@ -214,9 +214,9 @@ _sw_claim()
 	esac
 
 	case $verb in
-	add) opts="-p --priority -r --role --id --max-attempts --timeout --delay --after --on-dep-fail
+	add) opts="-p --priority -r --role --id --key --max-attempts --timeout --delay --after --on-dep-fail
 		--after-missing --lines" ;;
-	next) opts="--roles --ttl --wait --format" ;;
+	next) opts="-n --count --roles --ttl --wait --format" ;;
 	renew) opts="--token --ttl" ;;
 	done) opts="--token --result" ;;
 	fail) opts="--token --error --retry-in" ;;
