@@ -63,7 +63,11 @@ refused() {
 	refused 64 sw-claim next --bogus
 	refused 64 sw-claim next extra
 	refused 64 sw-claim stats --token 1
-	refused 64 sw-claim done
+	refused 64 sw-claim done --token 5
+	# from a terminal, not a wait for JSON Lines nobody will type
+	run script -qec "$(command -v sw-claim) done" /dev/null
+	[ "$status" -eq 64 ]
+	[[ $output == *"an ID and --token, or claims as JSON Lines on stdin"* ]]
 	refused 64 sw-claim done X
 	refused 64 sw-claim next --ttl soon
 	refused 64 sw-claim list --state nosuch
