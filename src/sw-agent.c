@@ -9,6 +9,7 @@
 #include "json.h"
 #include "cmd.h"
 #include "opt.h"
+#include "owner.h"
 #include "proc.h"
 #include "queue.h"
 #include "span.h"
@@ -35,14 +36,16 @@ extern char **environ;
 static const char usage[] =
 "usage: sw-agent VERB [options] [args]\n"
 "\n"
-"  register [--id ID] [--roles R,...] [--ttl DUR] [--label K=V]...\n"
-"                       record this agent with its detected hardware\n"
+"  register [--id ID] [--roles R,...] [--heartbeat-ttl DUR] [--pid PID] [--label K=V]...\n"
+"                       record this agent with its detected hardware; with --pid,\n"
+"                       it is dead as soon as process PID is gone\n"
 "  heartbeat ID         mark agent ID alive now (1: no such agent)\n"
 "  deregister ID        remove agent ID's record (1: no such agent)\n"
 "  list [--alive|--dead] [--table]\n"
 "                       agents as JSON Lines (a table with --table or on a terminal)\n"
-"  reap                 forget dead agents and free their claims; expired\n"
-"                       claims back to pending\n"
+"  reap [--force ID...] forget dead agents and free their claims (an agent on this\n"
+"                       host whose process is gone is dead at once); expired claims\n"
+"                       back to pending; --force ID: forget agent ID, alive or not\n"
 "  run [options] -- COMMAND [ARGS...]\n"
 "                       register, then claim items and run COMMAND for each, the\n"
 "                       payload on its stdin, renewing the claim until it and\n"
@@ -50,8 +53,9 @@ static const char usage[] =
 "      -q, --queue Q      queue (default $SW_QUEUE, else \"default\")\n"
 "      --roles R,...      claim only items of these roles (and record them)\n"
 "      -j, --jobs N       up to N items at once (default 1)\n"
-"      --ttl DUR          claim lease (default: the item's timeout) and, for\n"
-"                         the agent record, heartbeat ttl (default 30s)\n"
+"      --ttl DUR          claim lease (default: the item's timeout)\n"
+"      --heartbeat-ttl DUR  the agent is dead this long after its last heartbeat\n"
+"                         (default 30s; it heartbeats every third of it)\n"
 "      --max-items N      claim at most N items, then drain and exit\n"
 "      --idle-exit DUR    exit when nothing was claimable for DUR and nothing\n"
 "                         is claimed or in flight in the queue\n"
@@ -75,7 +79,7 @@ static const char usage[] =
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
-	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL
+	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE
 };
 
 static const struct option longopts[] = {
@@ -94,6 +98,9 @@ static const struct option longopts[] = {
 	{"once", no_argument, 0, O_ONCE},
 	{"grace", required_argument, 0, O_GRACE},
 	{"poll", required_argument, 0, O_POLL},
+	{"heartbeat-ttl", required_argument, 0, O_HBTTL},
+	{"pid", required_argument, 0, O_PID},
+	{"force", no_argument, 0, O_FORCE},
 	{0, 0, 0, 0}
 };
 
@@ -105,7 +112,10 @@ struct opts {
 	const char *id;
 	char *roles[MAX_ROLES];
 	size_t nroles;
-	int64_t ttl_ns;           /* 0: not given */
+	int64_t ttl_ns;           /* run: the claim lease; 0: the item's timeout */
+	int64_t hb_ttl_ns;        /* the record's heartbeat ttl; 0: the default */
+	long pid;                 /* register --pid; 0: none */
+	bool force;               /* reap --force */
 	json_t *labels;
 	bool alive, dead, table;
 	int jobs;
@@ -114,7 +124,9 @@ struct opts {
 	bool once;
 	int64_t grace_ns;
 	int64_t poll_ns;          /* 0: default */
-	const char *arg;          /* the verb's one argument (an agent id) */
+	const char *arg;          /* the verb's first argument (an agent id) */
+	char **ids;               /* reap --force: the agent ids */
+	int nids;
 	char **args;              /* run: the command and its arguments */
 	int nargs;
 };
@@ -199,10 +211,19 @@ static json_t *make_record(const struct opts *o, const char *id, json_t *hw, int
 	return rec;
 }
 
+/* "<workspace>/agents/<id>.json: <reason>": an error that names the file,
+ * so that a permission problem says where it is. */
+static const char *agent_errstr(const struct sw_ws *ws, const char *id, int e)
+{
+	static char buf[PATH_MAX + 2 * SW_NAME_MAX + 128];
+	snprintf(buf, sizeof buf, "%s/%s/%s.json: %s", ws->path, SW_AGENT_DIR, id, strerror(e));
+	return buf;
+}
+
 static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
 {
 	if (sw_agent_put(ws, id, rec) < 0)
-		sw_die(sw_ex_errno(errno), "cannot write agent record: %s", strerror(errno));
+		sw_die(sw_ex_errno(errno), "cannot write agent record %s", agent_errstr(ws, id, errno));
 }
 
 /* ---- register, heartbeat, deregister --------------------------------- */
@@ -219,8 +240,18 @@ static int v_register(struct sw_cmd *c)
 	else
 		default_id(id, hw);
 	sw_span_str(sp, "sw.agent.id", id);
-	json_t *rec = make_record(o, id, hw, o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
+	json_t *rec = make_record(o, id, hw, o->hb_ttl_ns ? o->hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
 	json_object_del(rec, "pid");   /* the registering process is gone soon */
+	if (o->pid) {
+		/* the process that is the agent (the script that heartbeats):
+		 * once it is gone, on this host, the agent is dead at once */
+		char own[SW_OWNER_LEN];
+		sw_owner_of((pid_t)o->pid, own);
+		if (!*own)
+			sw_die(EX_USAGE, "--pid %ld: no such process on this host", o->pid);
+		json_object_set_new(rec, "pid", json_integer(o->pid));
+		json_object_set_new(rec, "owner", json_string(own));
+	}
 	put_record(ws, id, rec);
 	json_t *out = sw_agent_get(ws, id);
 	print(o, out ? out : rec);
@@ -408,10 +439,25 @@ static int v_reap(struct sw_cmd *c)
 	struct opts *o = c->opts;
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
-	long long n;
+	long long n = 0;
 	struct qreap a = { .o = o, .ws = ws };
-	if (sw_agent_reap(ws, reap_print, &a, &n) < 0)
+	if (o->force) {
+		/* named agents, alive or not: what the operator says is dead */
+		for (int i = 0; i < o->nids; i++) {
+			if (sw_agent_forget(ws, o->ids[i], reap_print, &a) == 0) {
+				n++;
+			} else if (errno == ENOENT) {
+				if (!o->quiet)
+					sw_warn("no agent '%s'", o->ids[i]);
+				a.rc = a.rc ? a.rc : SW_EX_FALSE;
+			} else {
+				sw_warn("cannot reap agent '%s': %s", o->ids[i], agent_errstr(ws, o->ids[i], errno));
+				a.rc = sw_ex_errno(errno);
+			}
+		}
+	} else if (sw_agent_reap(ws, reap_print, &a, &n) < 0) {
 		sw_die(sw_ex_errno(errno), "cannot reap agents: %s", strerror(errno));
+	}
 	sw_span_int(sp, "sw.agents.reaped", n);
 	if (sw_queue_names(ws, reap_queue, &a) < 0 && errno != ENOENT)
 		sw_die(sw_ex_errno(errno), "cannot list queues: %s", strerror(errno));
@@ -1671,10 +1717,20 @@ static int v_run(struct sw_cmd *c)
 		default_id(r.id, hw);
 	sw_span_str(sp, "sw.agent.id", r.id);
 	sw_span_str(sp, "sw.queue", r.q.name);
-	r.agent_ttl_ns = o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS;
+	r.agent_ttl_ns = o->hb_ttl_ns ? o->hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS;
 	r.rec = make_record(o, r.id, hw, r.agent_ttl_ns);
 	json_decref(hw);
 	json_object_set_new(r.rec, "pid", json_integer(r.g.guardian));   /* the one the user sees */
+	/* the agent is this process, the worker, which holds the claims; it
+	 * is dead at once when it and the guardian are gone (the guardian
+	 * lives on only to kill the commands' trees) */
+	char own[SW_OWNER_LEN], guard[SW_OWNER_LEN];
+	sw_owner_self(own);
+	sw_owner_of(r.g.guardian, guard);
+	if (*own)
+		json_object_set_new(r.rec, "owner", json_string(own));
+	if (*own && *guard)
+		json_object_set_new(r.rec, "guardian", json_string(guard));
 	json_object_set_new(r.rec, "queue", json_string(r.q.name));
 	json_object_set_new(r.rec, "jobs", json_integer(o->jobs));
 	json_t *cmd = json_array();
@@ -1724,10 +1780,11 @@ static int v_run(struct sw_cmd *c)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static const int o_register[] = { O_ID, O_ROLES, O_TTL, O_LABEL, 0 };
+static const int o_register[] = { O_ID, O_ROLES, O_TTL, O_HBTTL, O_PID, O_LABEL, 0 };
 static const int o_none[] = { 0 };
+static const int o_reap[] = { O_FORCE, 0 };
 static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
-static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_LABEL, O_MAXITEMS, O_IDLE,
+static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_HBTTL, O_LABEL, O_MAXITEMS, O_IDLE,
 			     O_ONCE, O_GRACE, O_POLL, 0 };
 
 static const struct sw_verb verbs[] = {
@@ -1735,10 +1792,20 @@ static const struct sw_verb verbs[] = {
 	{ "heartbeat", v_heartbeat, "an agent ID", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "deregister", v_deregister, "an agent ID", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "list", v_list, "", 0, 0, o_list, SW_CMD_WS | SW_CMD_WS_CREATE },
-	{ "reap", v_reap, "", 0, 0, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "reap", v_reap, "agent IDs (with --force)", 0, 4096, o_reap, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "run", v_run, "", 0, 0, o_run, SW_CMD_WS | SW_CMD_WS_CREATE | SW_CMD_COMMAND },
 	{ 0 }
 };
+
+/* A lease or a heartbeat ttl: 0 would be over before it began, so it is
+ * refused like any ttl under a second, with the same words everywhere. */
+static int ttl_option(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns)
+{
+	int rc = sw_cmd_duration(c, what, arg, ns);
+	if (!rc && *ns < SW_NS_PER_SEC)
+		rc = sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least 1s", what, arg);
+	return rc;
+}
 
 static int option(struct sw_cmd *c, int code, char *arg)
 {
@@ -1754,9 +1821,17 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_ID: o->id = arg; return 0;
 	case O_ROLES: return split_roles(c, o, arg);
 	case O_TTL:
-		if ((rc = sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns)))
-			return rc;
-		return o->ttl_ns < SW_NS_PER_SEC ? sw_cmd_err(c, EX_USAGE, "--ttl must be at least 1s") : 0;
+		/* register has no claim: its --ttl is the heartbeat ttl, as
+		 * it always was */
+		if (c->verb->opts == o_register)
+			return ttl_option(c, "--ttl", arg, &o->hb_ttl_ns);
+		return ttl_option(c, "--ttl", arg, &o->ttl_ns);
+	case O_HBTTL: return ttl_option(c, "--heartbeat-ttl", arg, &o->hb_ttl_ns);
+	case O_PID:
+		if (!(rc = sw_cmd_int(c, "--pid", arg, 1, 4194304, &v)))
+			o->pid = (long)v;
+		return rc;
+	case O_FORCE: o->force = true; return 0;
 	case O_LABEL: return add_label(c, o, arg);
 	case O_ALIVE: o->alive = true; return 0;
 	case O_DEAD: o->dead = true; return 0;
@@ -1782,6 +1857,19 @@ static int check(struct sw_cmd *c)
 	int rc;
 	o->quiet = c->co.quiet;
 	o->arg = c->nargs ? c->args[0] : NULL;
+	o->ids = c->args;
+	o->nids = c->nargs;
+	if (c->verb->opts == o_reap) {
+		/* plain reap judges by liveness; only named agents are forced */
+		if (o->force && !c->nargs)
+			return sw_cmd_err(c, EX_USAGE, "--force needs the agent IDs to reap");
+		if (!o->force && c->nargs)
+			return sw_cmd_err(c, EX_USAGE, "reap ID reaps a named agent even if alive: "
+					  "say so with --force (plain reap forgets every dead agent)");
+		for (int i = 0; i < c->nargs; i++)
+			if ((rc = sw_cmd_name(c, "id", c->args[i])))
+				return rc;
+	}
 	o->args = c->command;
 	for (o->nargs = 0; o->args && o->args[o->nargs]; o->nargs++)
 		;

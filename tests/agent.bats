@@ -569,3 +569,121 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 	[ "$(sw-claim show -q w "$(sw-claim list -q w | jq -r .id)" | jq -r .state)" = done ]
 	[ $(( $(date +%s) - start )) -ge 2 ]
 }
+
+# ---- dead at once on this host; reap --force; --heartbeat-ttl ---------------
+
+dead_is() { [ "$(sw-agent list --dead | jq -r .id | paste -sd,)" = "$1" ]; }
+# claims_are ID N: agent ID's record names N claims
+claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))[0].claims | length')" = "$2" ]; }
+# agent_bg ID N RUN-ARGS...: sw-agent run --id ID in the background ($pid,
+# tracked; $worker its working process) until its record names N claims
+agent_bg() {
+	local id=$1 n=$2
+	shift 2
+	sw-agent run --id "$id" "$@" &
+	pid=$!
+	track "$pid"
+	wait_until 5 claims_are "$id" "$n"
+	worker=$(pgrep -P "$pid" -x sw-agent)
+}
+
+@test "an agent killed on this host is dead at once: list shows it, reap frees its claims, no heartbeat ttl to wait out" {
+	sw-claim add --timeout 1h --quiet '"a"'
+	sw-claim add --timeout 1h --quiet '"b"'
+	agent_bg k2 2 -j 2 --quiet -- sleep 30
+	run --separate-stderr sw-agent list --alive
+	assert_output --partial '"id":"k2"'
+	# the worker, which holds the claims, is SIGKILLed; the guardian kills
+	# the commands and exits: nothing of the agent is left
+	kill -KILL "$worker"
+	reap_job "$pid" 5
+	wait_until 2 dead_is k2
+	run jq -r .dead_reason <<<"$(sw-agent list --dead)"
+	assert_output process_gone
+	run --separate-stderr sw-agent reap
+	assert_success
+	run jq -c '[.id, .claims_freed]' <<<"$output"
+	assert_line '["k2",2]'
+	[ "$(count claimed)" = 0 ]
+	[ "$(count pending)" = 2 ]
+}
+
+@test "kill -9 of both of run's processes: dead at once all the same" {
+	items a
+	agent_bg k3 1 --quiet -- sleep 30
+	track $(tree_pids "$worker")
+	kill -KILL "$pid" "$worker"
+	wait_until 2 dead_is k3
+	run --separate-stderr sw-agent reap
+	run jq -c '[.id, .claims_freed]' <<<"$output"
+	assert_line '["k3",1]'
+}
+
+@test "a worker gone while its guardian still kills the commands: alive until the guardian is gone too" {
+	items a
+	agent_bg k4 1 --quiet -- sleep 30
+	kill -STOP "$pid"        # the guardian, held before it can clean up
+	kill -KILL "$worker"
+	sleep 0.5
+	run --separate-stderr sw-agent list --alive
+	assert_output --partial '"id":"k4"'
+	run --separate-stderr sw-agent reap
+	refute_output --partial '"reaped"'
+	kill -CONT "$pid"
+	reap_job "$pid" 5
+	wait_until 2 dead_is k4
+}
+
+@test "register --pid: the agent is dead as soon as that process is gone; without it, the heartbeat alone says" {
+	sleep 60 &
+	p=$!
+	track "$p"
+	run --separate-stderr sw-agent register --id s1 --pid "$p"
+	assert_success
+	run jq -r '[.pid, .alive, (.owner | test("^[0-9a-f]{12}-[0-9]+-[0-9]+$"))] | @tsv' <<<"$output"
+	assert_output "$(printf '%s\ttrue\ttrue' "$p")"
+	sw-agent register --id s2 >/dev/null
+	kill -KILL "$p"; wait "$p" || true
+	run --separate-stderr sw-agent list --dead
+	assert_output --partial '"id":"s1"'
+	refute_output --partial '"id":"s2"'
+	run --separate-stderr sw-agent register --id s3 --pid 4194304
+	[ "$status" -eq 64 ]
+	[ "$stderr" = "sw-agent: register: --pid 4194304: no such process on this host" ]
+}
+
+@test "reap --force ID forgets a live agent and fails its claims; reap ID alone and --force alone are usage errors" {
+	sw-claim add --timeout 1h --quiet '"a"'
+	sw-agent register --id f1 >/dev/null
+	agent_bg f2 1 --ttl 3s --grace 500ms --quiet -- sleep 30
+	run --separate-stderr sw-agent reap f1
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent reap --force
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent reap --force f2 ghost
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "sw-agent: reap: no agent 'ghost'" ]
+	run jq -c '[.id, .alive, .claims_freed]' <<<"$output"
+	assert_line '["f2",true,1]'
+	run jq -r .last_error <<<"$(sw-claim list --state pending)"
+	assert_output "agent f2 was reaped by force"
+	run --separate-stderr sw-agent reap --force f1
+	assert_success
+	assert_line --partial '"id":"f1"'
+	kill -TERM "$pid"
+	reap_job "$pid" 10
+}
+
+@test "--ttl is the claim lease, --heartbeat-ttl the agent's: two options, never one for both" {
+	items x
+	agent_bg h1 1 --ttl 5s --heartbeat-ttl 7s --max-items 1 --quiet -- sleep 1
+	run jq -r .ttl <<<"$(sw-agent list)"
+	assert_output 7
+	exp=$(sw-claim list --state claimed | jq '(.lease_expires_at_unix_ns - now * 1e9) / 1e9 | round')
+	[ "$exp" -le 5 ] && [ "$exp" -ge 3 ]
+	reap_job "$pid" 10
+	run --separate-stderr sw-agent register --id h2 --heartbeat-ttl 9s
+	run jq -r .ttl <<<"$output"
+	assert_output 9
+	sw-agent --help | grep -q -- '--heartbeat-ttl DUR'
+}
