@@ -63,6 +63,9 @@ static const char usage[] =
 "      --grace DUR        on SIGTERM/SIGINT, let items finish this long (30s)\n"
 "      --poll DUR         look for work at least this often (default $SW_POLL,\n"
 "                         else 1s on a network filesystem, 30s locally)\n"
+"      --tag              put the item id and a tab before each line the command\n"
+"                         writes to stderr (which is passed through)\n"
+"      --log-dir DIR      keep each attempt's stderr in DIR/ID.ATTEMPT.log\n"
 "      --id ID  --label K=V\n"
 "\n"
 "common options:\n"
@@ -79,7 +82,7 @@ static const char usage[] =
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
-	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE
+	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR
 };
 
 static const struct option longopts[] = {
@@ -101,6 +104,8 @@ static const struct option longopts[] = {
 	{"heartbeat-ttl", required_argument, 0, O_HBTTL},
 	{"pid", required_argument, 0, O_PID},
 	{"force", no_argument, 0, O_FORCE},
+	{"tag", no_argument, 0, O_TAG},
+	{"log-dir", required_argument, 0, O_LOGDIR},
 	{0, 0, 0, 0}
 };
 
@@ -116,6 +121,8 @@ struct opts {
 	int64_t hb_ttl_ns;        /* the record's heartbeat ttl; 0: the default */
 	long pid;                 /* register --pid; 0: none */
 	bool force;               /* reap --force */
+	bool tag;                 /* run: the item id before each stderr line */
+	const char *log_dir;      /* run: one log per item attempt there */
 	json_t *labels;
 	bool alive, dead, table;
 	int jobs;
@@ -468,6 +475,7 @@ static int v_reap(struct sw_cmd *c)
 
 #define RESULT_MAX (64 * 1024)    /* stdout kept as the result */
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
+#define LINE_CAP 4096             /* a longer stderr line is passed on in pieces */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
 
@@ -485,6 +493,10 @@ struct slot {
 	bool truncated;
 	char err[2 * ERR_TAIL];
 	size_t errlen;
+	char *line;               /* stderr since its last newline, not passed on yet */
+	size_t linelen;
+	int flog;                 /* --log-dir: this attempt's log, or -1 */
+	char *logname;            /* its path */
 	int64_t ttl_ns, renew_at, started_ns, kill_at;
 	bool exited;              /* the command has been reaped: status says how */
 	bool group_gone;          /* its process group is empty: its id may be reused */
@@ -494,6 +506,15 @@ struct slot {
 	const char *abandoned;
 	int status;
 	struct sw_span sp;
+};
+
+/* Lines on their way to stdout or stderr (ob_add). */
+struct obuf {
+	int fd;
+	char *b;
+	size_t len, cap;
+	bool pipe;                /* a pipe or socket: written as poll allows */
+	bool lost;                /* the reader went away */
 };
 
 struct run {
@@ -523,9 +544,10 @@ struct run {
 	int64_t next_beat, next_poll, poll_ns, idle_since, next_progress, started_ns;
 	int64_t next_lead;        /* when a waiting non-watcher tries to lead */
 	bool claims_dirty;        /* the record's "claims" are out of date */
-	char *out;                /* result lines not yet written (out_add) */
-	size_t outlen, outcap;
-	bool out_pipe;            /* stdout is a pipe or socket */
+	struct obuf out;          /* result lines not yet written */
+	struct obuf err;          /* the commands' stderr lines not yet written */
+	int logdir;               /* --log-dir, or -1 */
+	char logpath[PATH_MAX];   /* its absolute path, for the result lines */
 	int64_t next_record;      /* rewritten at most once a second */
 	bool progress, want_claim, empty;
 	int once_status;
@@ -599,22 +621,25 @@ static int payload_bytes(const json_t *item, char **buf, size_t *len)
 	return *buf ? 0 : -1;
 }
 
-static void slot_close_fds(struct slot *s)
+/* An empty slot: nothing in it, no descriptor. */
+static void slot_reset(struct slot *s)
 {
-	if (s->fin >= 0) close(s->fin);
-	if (s->fout >= 0) close(s->fout);
-	if (s->ferr >= 0) close(s->ferr);
-	s->fin = s->fout = s->ferr = -1;
+	memset(s, 0, sizeof *s);
+	s->fin = s->fout = s->ferr = s->flog = -1;
 }
 
 static void slot_clear(struct slot *s)
 {
-	slot_close_fds(s);
+	if (s->fin >= 0) close(s->fin);
+	if (s->fout >= 0) close(s->fout);
+	if (s->ferr >= 0) close(s->ferr);
+	if (s->flog >= 0) close(s->flog);
 	json_decref(s->item);
 	free(s->in);
 	free(s->out);
-	memset(s, 0, sizeof *s);
-	s->fin = s->fout = s->ferr = -1;
+	free(s->line);
+	free(s->logname);
+	slot_reset(s);
 }
 
 /* The item's span: a child of the run's span, made by hand so that an
@@ -801,82 +826,171 @@ static void error_of(struct slot *s, char *buf, size_t n)
 	json_decref(t);
 }
 
-/* Result lines.  Into a pipe they are written only as the reader takes
- * them (PIPE_BUF bytes when poll says there is room, which never blocks),
- * so a slow reader cannot stall the renewals; they wait in out[] meanwhile.
- * A reader that went away (| head) must not stop the work either: the
- * lines stop, the agent goes on. */
+/* Result lines (stdout) and the commands' stderr lines.  Into a pipe they
+ * are written only as the reader takes them (at most PIPE_BUF bytes when
+ * poll says there is room, which never blocks), so a slow reader cannot
+ * stall the renewals; they wait in the buffer meanwhile.  A reader that
+ * went away (| head) must not stop the work either: the lines stop, the
+ * agent goes on. */
 #define OUT_MAX (64u << 20)
 
-static void out_lost(struct run *r)
+static void ob_init(struct obuf *b, int fd)
 {
+	struct stat st;
+	memset(b, 0, sizeof *b);
+	b->fd = fd;
+	b->pipe = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+static void ob_lost(struct run *r, struct obuf *b)
+{
+	b->lost = true;
+	b->len = 0;
+	if (b->fd != 1)
+		return;   /* stderr gone: there is nobody to tell */
 	sw_warn("writing output: %s; printing no more results", strerror(errno));
 	r->o->quiet = true;
 	r->progress = r->progress && isatty(2);
-	r->outlen = 0;
 }
 
-static void out_write(struct run *r, bool all)
+static void ob_write(struct run *r, struct obuf *b, bool all)
 {
-	while (r->outlen) {
-		size_t n = all || !r->out_pipe ? r->outlen : r->outlen < PIPE_BUF ? r->outlen : PIPE_BUF;
-		ssize_t w = write(1, r->out, n);
+	while (b->len) {
+		size_t n = b->len;
+		if (!all && b->pipe && n > PIPE_BUF) {
+			/* whole lines where it can: another writer of the same
+			 * pipe (our own warnings) then cannot land inside one */
+			n = PIPE_BUF;
+			const char *nl = memrchr(b->b, '\n', n);
+			if (nl)
+				n = (size_t)(nl - b->b) + 1;
+		}
+		ssize_t w = write(b->fd, b->b, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			out_lost(r);
+			ob_lost(r, b);
 			return;
 		}
-		memmove(r->out, r->out + w, r->outlen - (size_t)w);
-		r->outlen -= (size_t)w;
-		if (!all && r->out_pipe)
+		memmove(b->b, b->b + w, b->len - (size_t)w);
+		b->len -= (size_t)w;
+		if (!all && b->pipe)
 			return;   /* poll again before more */
 	}
 }
 
-static void out_add(struct run *r, const char *line, size_t n)
+static void ob_add(struct run *r, struct obuf *b, const char *line, size_t n)
 {
-	if (r->outlen + n > r->outcap) {
-		if (r->outlen + n > OUT_MAX) {
-			out_write(r, true);   /* a reader this far behind: wait for it */
-			if (r->o->quiet)
+	if (b->lost)
+		return;
+	if (b->len + n > b->cap) {
+		if (b->len + n > OUT_MAX) {
+			ob_write(r, b, true);   /* a reader this far behind: wait for it */
+			if (b->lost)
 				return;
 		}
-		size_t cap = r->outcap ? r->outcap : 65536;
-		while (cap < r->outlen + n)
+		size_t cap = b->cap ? b->cap : 65536;
+		while (cap < b->len + n)
 			cap *= 2;
-		char *b = realloc(r->out, cap);
-		if (!b)
+		char *nb = realloc(b->b, cap);
+		if (!nb)
 			sw_die(EX_SOFTWARE, "out of memory");
-		r->out = b;
-		r->outcap = cap;
+		b->b = nb;
+		b->cap = cap;
 	}
-	memcpy(r->out + r->outlen, line, n);
-	r->outlen += n;
-	if (!r->out_pipe)
-		out_write(r, true);   /* a file or terminal takes it at once */
+	memcpy(b->b + b->len, line, n);
+	b->len += n;
+	if (!b->pipe)
+		ob_write(r, b, true);   /* a file or terminal takes it at once */
 }
 
-static void report(struct run *r, struct slot *s, const char *state, int code)
+/* stdout and stderr may share the terminal with the status line: it goes
+ * before anything else is written there, and the next progress() draws it
+ * again below. */
+static void progress_clear(struct run *r)
+{
+	if (!r->progress)
+		return;
+	if (write(2, "\r\033[K", 4) < 0)
+		r->progress = false;
+	r->next_progress = 0;
+}
+
+/* One line (or a piece of an overlong one) of a command's stderr, passed
+ * on whole, after the item's id and a tab with --tag (GNU parallel's
+ * --tag), so that lines of items running at once never mix. */
+static void pass_line(struct run *r, struct slot *s, const char *p, size_t n)
+{
+	if (r->err.lost)
+		return;
+	progress_clear(r);
+	if (r->o->tag) {
+		ob_add(r, &r->err, s->id, strlen(s->id));
+		ob_add(r, &r->err, "\t", 1);
+	}
+	ob_add(r, &r->err, p, n);
+	ob_add(r, &r->err, "\n", 1);
+}
+
+/* Bytes of a command's stderr: every complete line is passed on; the rest
+ * waits for its newline (or for the end of the stream), a line longer
+ * than LINE_CAP goes on in pieces of that size. */
+static void pass_err(struct run *r, struct slot *s, const char *p, size_t n)
+{
+	if (r->err.lost)
+		return;
+	if (!s->line && !(s->line = malloc(LINE_CAP)))
+		sw_die(EX_SOFTWARE, "out of memory");
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl - p) : n, room = LINE_CAP - s->linelen;
+		if (k > room) {
+			memcpy(s->line + s->linelen, p, room);
+			pass_line(r, s, s->line, LINE_CAP);
+			s->linelen = 0;
+			p += room;
+			n -= room;
+			continue;
+		}
+		memcpy(s->line + s->linelen, p, k);
+		s->linelen += k;
+		if (!nl)
+			return;
+		pass_line(r, s, s->line, s->linelen);
+		s->linelen = 0;
+		p += k + 1;
+		n -= k + 1;
+	}
+}
+
+/* The end of a command's stderr: a last line without its newline is
+ * passed on with one. */
+static void pass_end(struct run *r, struct slot *s)
+{
+	if (s->linelen)
+		pass_line(r, s, s->line, s->linelen);
+	s->linelen = 0;
+}
+
+static void report(struct run *r, struct slot *s, const char *state, int code, const char *err)
 {
 	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I}", "id", s->id, "queue", r->q.name,
 		"agent_id", r->id, "attempt", (json_int_t)s->attempt, "state", state,
 		"duration_ms", (json_int_t)((sw_now_ns() - s->started_ns) / 1000000));
 	if (code >= 0)
 		json_object_set_new(j, "exit_code", json_integer(code));
-	/* stdout and stderr may share the terminal: the status line goes, the
-	 * result takes its row, the next progress() draws it again below */
-	if (r->progress && !r->o->quiet && isatty(1)) {
-		if (write(2, "\r\033[K", 4) < 0)
-			r->progress = false;
-		r->next_progress = 0;
-	}
+	if (err && *err)
+		json_object_set_new(j, "error", json_string(err));
+	if (s->flog >= 0)
+		json_object_set_new(j, "log", json_string(s->logname));
+	if (!r->o->quiet && isatty(1))
+		progress_clear(r);
 	if (!r->o->quiet) {
 		size_t n;
 		char *line = sw_json_line(j, &n);
 		if (!line)
 			sw_die(EX_SOFTWARE, "out of memory");
-		out_add(r, line, n);
+		ob_add(r, &r->out, line, n);
 		free(line);
 	}
 	json_decref(j);
@@ -939,7 +1053,7 @@ static void finish_item(struct run *r, struct slot *s)
 	sw_span_int(&s->sp, "sw.exit_code", code);
 	sw_span_str(&s->sp, "sw.item.state", state);
 	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
-	report(r, s, state, code);
+	report(r, s, state, code, err);
 	json_decref(out);
 	slot_clear(s);
 	r->claims_dirty = true;
@@ -976,31 +1090,59 @@ static void read_out(struct slot *s)
 	}
 }
 
-static void read_err(struct slot *s)
+/* The last ERR_TAIL bytes of stderr, for the error. */
+static void keep_tail(struct slot *s, const char *buf, size_t k)
+{
+	if (k > ERR_TAIL) {
+		memcpy(s->err, buf + k - ERR_TAIL, ERR_TAIL);
+		s->errlen = ERR_TAIL;
+		return;
+	}
+	if (s->errlen + k > sizeof s->err) {
+		size_t drop = s->errlen + k - ERR_TAIL;
+		memmove(s->err, s->err + drop, s->errlen - drop);
+		s->errlen -= drop;
+	}
+	memcpy(s->err + s->errlen, buf, k);
+	s->errlen += k;
+}
+
+/* --log-dir: the whole of stderr.  A log that cannot be written is given
+ * up with a warning; the item goes on. */
+static void log_err(struct slot *s, const char *buf, size_t k)
+{
+	while (s->flog >= 0 && k) {
+		ssize_t w = write(s->flog, buf, k);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			sw_warn("writing %s: %s; its log stops here", s->logname, strerror(errno));
+			close(s->flog);
+			s->flog = -1;
+			return;
+		}
+		buf += w;
+		k -= (size_t)w;
+	}
+}
+
+/* What the command writes on stderr goes on to ours, to its log, and its
+ * tail is kept for the error. */
+static void read_err(struct run *r, struct slot *s)
 {
 	char buf[4096];
 	for (;;) {
 		ssize_t n = read(s->ferr, buf, sizeof buf);
 		if (n > 0) {
-			/* keep only the tail: shift out what is older than ERR_TAIL */
-			size_t k = (size_t)n;
-			if (k > ERR_TAIL) {
-				memcpy(s->err, buf + k - ERR_TAIL, ERR_TAIL);
-				s->errlen = ERR_TAIL;
-				continue;
-			}
-			if (s->errlen + k > sizeof s->err) {
-				size_t drop = s->errlen + k - ERR_TAIL;
-				memmove(s->err, s->err + drop, s->errlen - drop);
-				s->errlen -= drop;
-			}
-			memcpy(s->err + s->errlen, buf, k);
-			s->errlen += k;
+			log_err(s, buf, (size_t)n);
+			pass_err(r, s, buf, (size_t)n);
+			keep_tail(s, buf, (size_t)n);
 			continue;
 		}
 		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 			close(s->ferr);
 			s->ferr = -1;
+			pass_end(r, s);
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1028,6 +1170,47 @@ static void write_in(struct slot *s)
 
 /* ---- claiming and starting ------------------------------------------- */
 
+/* --log-dir: made if missing, with the umask sw was started with (the
+ * logs are the user's, not the workspace's); its absolute path goes into
+ * the result lines. */
+static void open_log_dir(struct run *r)
+{
+	const char *d = r->o->log_dir;
+	char cwd[PATH_MAX];
+	if (d[0] == '/' || !getcwd(cwd, sizeof cwd))
+		snprintf(r->logpath, sizeof r->logpath, "%s", d);
+	else
+		snprintf(r->logpath, sizeof r->logpath, "%s/%s", cwd, d);
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
+	if (mkdir(d, 0777) < 0 && errno != EEXIST) {
+		int e = errno;
+		umask(ours);
+		sw_die(sw_ex_errno(e) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT, "--log-dir %s: %s",
+		       r->logpath, strerror(e));
+	}
+	umask(ours);
+	r->logdir = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->logdir < 0)
+		sw_die(sw_ex_errno(errno), "--log-dir %s: %s", r->logpath, strerror(errno));
+}
+
+/* DIR/<id>.<attempt>.log, appended to: an attempt that runs again (its
+ * item released, which counts no attempt) adds to the same log. */
+static void open_log(struct run *r, struct slot *s)
+{
+	char name[SW_NAME_MAX + 32];
+	snprintf(name, sizeof name, "%s.%lld.log", s->id, s->attempt);
+	if (asprintf(&s->logname, "%s/%s", r->logpath, name) < 0) {
+		s->logname = NULL;
+		sw_die(EX_SOFTWARE, "out of memory");
+	}
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
+	s->flog = openat(r->logdir, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0666);
+	umask(ours);
+	if (s->flog < 0)
+		sw_warn("item %s: cannot write its log %s: %s", s->id, s->logname, strerror(errno));
+}
+
 static struct slot *free_slot(struct run *r)
 {
 	for (int i = 0; i < r->o->jobs; i++)
@@ -1046,7 +1229,6 @@ static void start_item(struct run *r, json_t *item)
 	s->started_ns = sw_now_ns();
 	s->ttl_ns = r->o->ttl_ns ? r->o->ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
 	s->renew_at = s->started_ns + s->ttl_ns / 3;
-	s->fin = s->fout = s->ferr = -1;
 	r->claimed++;
 	item_span(r, s);
 	if (payload_bytes(item, &s->in, &s->inlen) < 0) {
@@ -1062,6 +1244,8 @@ static void start_item(struct run *r, json_t *item)
 		r->failed++;
 		return;
 	}
+	if (r->logdir >= 0)
+		open_log(r, s);
 	if (spawn_child(r, s) < 0) {
 		int e = errno;
 		sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
@@ -1433,10 +1617,9 @@ static int settle(struct run *r, int64_t now)
 			continue;
 		}
 		if (s->fout >= 0) read_out(s);
-		if (s->ferr >= 0) read_err(s);
-		r->fin[nfin++] = *s;
-		memset(s, 0, sizeof *s);
-		s->fin = s->fout = s->ferr = -1;
+		if (s->ferr >= 0) read_err(r, s);
+		r->fin[nfin++] = *s;   /* what it owns goes with it */
+		slot_reset(s);
 		r->running--;
 	}
 	free(busy);
@@ -1477,7 +1660,7 @@ static void reap_children(struct run *r)
 		s->status = st;
 		/* what the command wrote before exiting is in the pipes */
 		if (s->fout >= 0) read_out(s);
-		if (s->ferr >= 0) read_err(s);
+		if (s->ferr >= 0) read_err(r, s);
 	}
 	if (any)
 		finish_settled(r);
@@ -1592,8 +1775,8 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 				on_signal(r, (int)si.ssi_signo, sw_now_ns());
 			continue;
 		}
-		if (owner[k] == -3) {
-			out_write(r, false);
+		if (owner[k] == -3 || owner[k] == -4) {
+			ob_write(r, owner[k] == -3 ? &r->out : &r->err, false);
 			continue;
 		}
 		if (owner[k] == -2) {
@@ -1609,14 +1792,14 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 		switch (owner[k] % 3) {
 		case 0: if (s->fin >= 0) write_in(s); break;
 		case 1: if (s->fout >= 0) read_out(s); break;
-		case 2: if (s->ferr >= 0) read_err(s); break;
+		case 2: if (s->ferr >= 0) read_err(r, s); break;
 		}
 	}
 }
 
 static void loop(struct run *r)
 {
-	int maxfd = 3 + 3 * r->o->jobs;
+	int maxfd = 4 + 3 * r->o->jobs;
 	struct pollfd *pf = calloc((size_t)maxfd, sizeof *pf);
 	int *owner = calloc((size_t)maxfd, sizeof *owner);
 	if (!pf || !owner)
@@ -1646,8 +1829,11 @@ static void loop(struct run *r)
 		if (r->w.ifd >= 0) {
 			pf[n] = (struct pollfd){ .fd = r->w.ifd, .events = POLLIN }; owner[n++] = -2;
 		}
-		if (r->outlen) {
+		if (r->out.len) {
 			pf[n] = (struct pollfd){ .fd = 1, .events = POLLOUT }; owner[n++] = -3;
+		}
+		if (r->err.len) {
+			pf[n] = (struct pollfd){ .fd = 2, .events = POLLOUT }; owner[n++] = -4;
 		}
 		for (int i = 0; i < r->o->jobs; i++) {
 			struct slot *s = &r->slots[i];
@@ -1665,7 +1851,8 @@ static void loop(struct run *r)
 		reap_children(r);
 		timers(r, sw_now_ns());
 	}
-	out_write(r, true);
+	ob_write(r, &r->err, true);
+	ob_write(r, &r->out, true);
 	progress(r, sw_now_ns(), true);
 	sw_waiter_resign(&r->w);
 	free(pf);
@@ -1701,6 +1888,9 @@ static int v_run(struct sw_cmd *c)
 	int rc = sw_queue_open(&r.q, ws, o->queue, true);
 	if (rc)
 		sw_die(rc, "%s", r.q.err.msg);
+	r.logdir = -1;
+	if (o->log_dir)
+		open_log_dir(&r);
 	/* the one fork: from here on this is the worker, and the process the
 	 * user started passes signals on and cleans up if we are killed */
 	sigset_t fwd;
@@ -1744,11 +1934,11 @@ static int v_run(struct sw_cmd *c)
 	if (!r.slots || !r.fin || !r.pick)
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (int i = 0; i < o->jobs; i++)
-		r.slots[i].fin = r.slots[i].fout = r.slots[i].ferr = -1;
+		slot_reset(&r.slots[i]);
 	env_init(&r);
 	run_setup_signals(&r);
-	struct stat st1;
-	r.out_pipe = fstat(1, &st1) == 0 && (S_ISFIFO(st1.st_mode) || S_ISSOCK(st1.st_mode));
+	ob_init(&r.out, 1);
+	ob_init(&r.err, 2);
 	sw_waiter_init(&r.w, &r.q, (const char *const *)o->roles, o->nroles);
 	r.poll_ns = default_poll(&r);
 	r.started_ns = sw_now_ns();
@@ -1767,7 +1957,10 @@ static int v_run(struct sw_cmd *c)
 	if (code == EX_TEMPFAIL && o->once && !r.claimed)
 		sw_warn("nothing to claim in queue '%s'", r.q.name);
 	json_decref(r.rec);
-	free(r.out);
+	free(r.out.b);
+	free(r.err.b);
+	if (r.logdir >= 0)
+		close(r.logdir);
 	free(r.slots);
 	free(r.fin);
 	free(r.pick);
@@ -1785,7 +1978,7 @@ static const int o_none[] = { 0 };
 static const int o_reap[] = { O_FORCE, 0 };
 static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
 static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_HBTTL, O_LABEL, O_MAXITEMS, O_IDLE,
-			     O_ONCE, O_GRACE, O_POLL, 0 };
+			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "register", v_register, "", 0, 0, o_register, SW_CMD_WS | SW_CMD_WS_CREATE },
@@ -1832,6 +2025,12 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			o->pid = (long)v;
 		return rc;
 	case O_FORCE: o->force = true; return 0;
+	case O_TAG: o->tag = true; return 0;
+	case O_LOGDIR:
+		if (!*arg)
+			return sw_cmd_err(c, EX_USAGE, "--log-dir needs a directory");
+		o->log_dir = arg;
+		return 0;
 	case O_LABEL: return add_label(c, o, arg);
 	case O_ALIVE: o->alive = true; return 0;
 	case O_DEAD: o->dead = true; return 0;

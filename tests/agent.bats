@@ -687,3 +687,56 @@ agent_bg() {
 	assert_output 9
 	sw-agent --help | grep -q -- '--heartbeat-ttl DUR'
 }
+
+# ---- the command's stderr: passed through, --tag, --log-dir, the error ------
+
+@test "the command's stderr is passed through line by line; with -j, lines of items running at once never mix" {
+	items a b c d
+	# each writes a long line in small pieces, slowly, while the others do
+	run --separate-stderr sw-agent run -j 4 --idle-exit 0 --quiet -- sh -c '
+		x=$(cat); for i in 1 2 3 4 5; do printf "%s%s" "$x" "$x" >&2; sleep 0.05; done
+		printf " end of %s\n" "$x" >&2; printf "last %s" "$x" >&2'
+	assert_success
+	[ -z "$output" ]
+	for x in a b c d; do
+		grep -qx "$x$x$x$x$x$x$x$x$x$x end of $x" <<<"$stderr" || { echo "$stderr"; return 1; }
+		grep -qx "last $x" <<<"$stderr"         # a last line without its newline gets one
+	done
+	[ "${#stderr_lines[@]}" -eq 8 ]
+}
+
+@test "--tag puts the item id and a tab before each stderr line, like parallel --tag" {
+	sw-claim add --id it-1 --quiet '"x"'
+	run --separate-stderr sw-agent run --once --tag --quiet -- sh -c 'echo one >&2; echo two >&2'
+	assert_success
+	[ "$stderr" = "$(printf 'it-1\tone\nit-1\ttwo')" ]
+}
+
+@test "a failed item's line on stdout carries its error; a done item's has none" {
+	sw-claim add --id e1 --quiet '"bad"'
+	sw-claim add --id e2 --quiet '"good"'
+	run --separate-stderr sw-agent run --idle-exit 0 -- sh -c '[ "$(cat)" = good ] || { echo "no good" >&2; exit 3; }'
+	assert_success
+	run jq -r '[.id, .state, .error // "-"] | @tsv' <<<"$output"
+	assert_line "$(printf 'e1\tpending\texit status 3: no good')"
+	assert_line "$(printf 'e2\tdone\t-')"
+}
+
+@test "--log-dir keeps each attempt's whole stderr in DIR/ID.ATTEMPT.log, named in its line" {
+	cd "$BATS_TEST_TMPDIR"
+	sw-claim add --id l1 --max-attempts 2 --quiet '"x"'
+	export SW_BACKOFF_BASE=10ms
+	# 10 000 lines: far more than the 2 KiB tail the error keeps
+	run --separate-stderr sw-agent run --log-dir logs --max-items 2 --idle-exit 5s --poll 100ms -- \
+		sh -c 'seq 1 10000 >&2; echo "attempt $SW_ATTEMPT" >&2; exit 1'
+	assert_success
+	[ "$(seq 1 10000; echo 'attempt 1')" = "$(cat logs/l1.1.log)" ]
+	[ "$(tail -1 logs/l1.2.log)" = "attempt 2" ]
+	run jq -r .log <<<"$output"
+	assert_line "$BATS_TEST_TMPDIR/logs/l1.1.log"
+	assert_line "$BATS_TEST_TMPDIR/logs/l1.2.log"
+	# a directory that cannot be made: one line naming it, before any claim
+	run --separate-stderr sw-agent run --log-dir /proc/nope --once -- true
+	[ "$status" -eq 73 ]
+	[[ "$stderr" == "sw-agent: run: --log-dir /proc/nope: "* ]]
+}
