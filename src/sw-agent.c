@@ -66,6 +66,10 @@ static const char usage[] =
 "      --tag              put the item id and a tab before each line the command\n"
 "                         writes to stderr (which is passed through)\n"
 "      --log-dir DIR      keep each attempt's stderr in DIR/ID.ATTEMPT.log\n"
+"      --joblog [+]FILE   a line per command run, in GNU parallel's joblog format\n"
+"                         (+FILE: appended to, else emptied first)\n"
+"      {} {id} {attempt}  in ARGS: the payload (then not on stdin), the item id,\n"
+"                         the attempt number; never through a shell\n"
 "      --id ID  --label K=V\n"
 "\n"
 "common options:\n"
@@ -82,7 +86,7 @@ static const char usage[] =
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
-	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR
+	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR, O_JOBLOG
 };
 
 static const struct option longopts[] = {
@@ -106,6 +110,7 @@ static const struct option longopts[] = {
 	{"force", no_argument, 0, O_FORCE},
 	{"tag", no_argument, 0, O_TAG},
 	{"log-dir", required_argument, 0, O_LOGDIR},
+	{"joblog", required_argument, 0, O_JOBLOG},
 	{0, 0, 0, 0}
 };
 
@@ -123,6 +128,7 @@ struct opts {
 	bool force;               /* reap --force */
 	bool tag;                 /* run: the item id before each stderr line */
 	const char *log_dir;      /* run: one log per item attempt there */
+	const char *joblog;       /* run: GNU parallel's joblog ("+FILE": appended to) */
 	json_t *labels;
 	bool alive, dead, table;
 	int jobs;
@@ -497,6 +503,8 @@ struct slot {
 	size_t linelen;
 	int flog;                 /* --log-dir: this attempt's log, or -1 */
 	char *logname;            /* its path */
+	char **argv;              /* the command line, when {} {id} {attempt} were replaced */
+	long long seq;            /* its number among the commands this agent started */
 	int64_t ttl_ns, renew_at, started_ns, kill_at;
 	bool exited;              /* the command has been reaped: status says how */
 	bool group_gone;          /* its process group is empty: its id may be reused */
@@ -547,6 +555,10 @@ struct run {
 	struct obuf out;          /* result lines not yet written */
 	struct obuf err;          /* the commands' stderr lines not yet written */
 	int logdir;               /* --log-dir, or -1 */
+	int joblog;               /* --joblog, or -1 */
+	long long seq;            /* commands started: the joblog's Seq */
+	bool subst;               /* the command's words hold {} {id} or {attempt} */
+	bool payload_arg;         /* ... {}: the payload is an argument, not stdin */
 	char logpath[PATH_MAX];   /* its absolute path, for the result lines */
 	int64_t next_record;      /* rewritten at most once a second */
 	bool progress, want_claim, empty;
@@ -639,6 +651,9 @@ static void slot_clear(struct slot *s)
 	free(s->out);
 	free(s->line);
 	free(s->logname);
+	for (char **a = s->argv; a && *a; a++)
+		free(*a);
+	free(s->argv);
 	slot_reset(s);
 }
 
@@ -712,7 +727,8 @@ static int spawn_child(struct run *r, struct slot *s)
 	pid_t pid;
 	/* the command gets the umask sw was started with, not the workspace's */
 	mode_t ours = umask(sw_ws_user_umask(r->ws));
-	int rc = posix_spawnp(&pid, r->o->args[0], &fa, &at, r->o->args, r->env);
+	char **argv = s->argv ? s->argv : r->o->args;
+	int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, r->env);
 	umask(ours);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
@@ -996,6 +1012,100 @@ static void report(struct run *r, struct slot *s, const char *state, int code, c
 	json_decref(j);
 }
 
+/* ---- --joblog ------------------------------------------------------------ */
+
+/* Opened as GNU parallel does: emptied first, or appended to for
+ * "+FILE"; the header line when it is empty.  Lines are appended with one
+ * write each, so agents sharing a file (with +) do not cut into each
+ * other's lines. */
+static void open_joblog(struct run *r)
+{
+	const char *f = r->o->joblog;
+	bool append = f[0] == '+';
+	f += append;
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
+	r->joblog = open(f, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0666);
+	umask(ours);
+	if (r->joblog < 0)
+		sw_die(sw_ex_errno(errno) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT, "--joblog %s: %s", f,
+		       strerror(errno));
+	static const char head[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+	struct stat st;
+	if (fstat(r->joblog, &st) < 0 || (st.st_size == 0 && write(r->joblog, head, sizeof head - 1) < 0))
+		sw_die(sw_ex_errno(errno), "--joblog %s: %s", f, strerror(errno));
+}
+
+/* A word of the command as a shell would read it back, quoted the way
+ * GNU parallel quotes; one with a control character as $'...', so that a
+ * tab or a newline cannot break the joblog's line. */
+static void shell_word(FILE *f, const char *w)
+{
+	static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-";
+	bool ctl = false;
+	for (const char *p = w; *p; p++)
+		ctl |= (unsigned char)*p < 0x20 || *p == 0x7f;
+	if (*w && strspn(w, safe) == strlen(w)) {
+		fputs(w, f);
+	} else if (!ctl) {
+		fputc('\'', f);
+		for (const char *p = w; *p; p++) {
+			if (*p == '\'')
+				fputs("'\"'\"'", f);
+			else
+				fputc(*p, f);
+		}
+		fputc('\'', f);
+	} else {
+		fputs("$'", f);
+		for (const char *p = w; *p; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '\t') fputs("\\t", f);
+			else if (c == '\n') fputs("\\n", f);
+			else if (c == '\\' || c == '\'') fprintf(f, "\\%c", c);
+			else if (c < 0x20 || c == 0x7f) fprintf(f, "\\x%02x", c);
+			else fputc(c, f);
+		}
+		fputc('\'', f);
+	}
+}
+
+/* Seq Host Starttime JobRuntime Send Receive Exitval Signal Command, as
+ * parallel --joblog writes them: Host ":" (this host), nothing sent or
+ * received, a command killed by a signal has Exitval 0 and that Signal. */
+static void joblog_line(struct run *r, const struct slot *s)
+{
+	if (r->joblog < 0)
+		return;
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+	if (!f)
+		sw_die(EX_SOFTWARE, "out of memory");
+	int st = s->status;
+	fprintf(f, "%lld\t:\t%.3f\t%10.3f\t0\t0\t%d\t%d\t", s->seq, (double)s->started_ns / 1e9,
+		(double)(sw_now_ns() - s->started_ns) / 1e9, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
+		WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	char **argv = s->argv ? s->argv : r->o->args;
+	for (int i = 0; argv[i]; i++) {
+		if (i)
+			fputc(' ', f);
+		shell_word(f, argv[i]);
+	}
+	fputc('\n', f);
+	if (ferror(f) | fclose(f))
+		sw_die(EX_SOFTWARE, "out of memory");
+	ssize_t w;
+	do
+		w = write(r->joblog, line, len);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)len) {
+		sw_warn("writing the joblog: %s; no more lines go there", w < 0 ? strerror(errno) : "short write");
+		close(r->joblog);
+		r->joblog = -1;
+	}
+	free(line);
+}
+
 static int exit_code_of(int st)
 {
 	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
@@ -1050,6 +1160,7 @@ static void finish_item(struct run *r, struct slot *s)
 	else r->failed++;
 	if (r->o->once)
 		r->once_status = code;
+	joblog_line(r, s);
 	sw_span_int(&s->sp, "sw.exit_code", code);
 	sw_span_str(&s->sp, "sw.item.state", state);
 	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
@@ -1219,6 +1330,88 @@ static struct slot *free_slot(struct run *r)
 	return NULL;
 }
 
+/* An item whose command cannot be started for a reason of its own (its
+ * payload) fails alone, and the agent goes on with the next. */
+static void fail_alone(struct run *r, struct slot *s, const char *reason)
+{
+	char why[256];
+	json_t *out = NULL;
+	snprintf(why, sizeof why, "its payload cannot be given to the command: %s", reason);
+	sw_warn("item %s: %s", s->id, why);
+	const char *state = "lost";
+	if (sw_queue_fail(&r->q, s->id, s->token, why, -1, &out))
+		sw_warn("item %s: %s", s->id, r->q.err.msg);
+	else
+		state = out ? sw_json_str(out, "state") : "pending";
+	sw_span_end(&s->sp, true, why);
+	report(r, s, state ? state : "pending", -1, why);
+	json_decref(out);
+	slot_clear(s);
+	r->failed++;
+	if (r->o->once)
+		r->once_status = EX_DATAERR;   /* no command ran: the item was bad */
+}
+
+/* {} (the payload, as stdin would get it), {id} and {attempt} replaced in
+ * a word of the command, like xargs -I and parallel, never through a
+ * shell.  NULL when out of memory. */
+static char *subst_word(const char *w, const struct slot *s)
+{
+	char *buf = NULL, att[24];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	snprintf(att, sizeof att, "%lld", s->attempt);
+	while (*w) {
+		if (!strncmp(w, "{}", 2)) {
+			fwrite(s->in ? s->in : "", 1, s->inlen, f);
+			w += 2;
+		} else if (!strncmp(w, "{id}", 4)) {
+			fputs(s->id, f);
+			w += 4;
+		} else if (!strncmp(w, "{attempt}", 9)) {
+			fputs(att, f);
+			w += 9;
+		} else {
+			fputc(*w++, f);
+		}
+	}
+	if (ferror(f) | fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The item's command line, when the command's words hold {} {id}
+ * {attempt}: NULL, or why the item cannot have one.  With {} the payload
+ * is in the arguments, and stdin gets nothing (as with xargs -I): a
+ * command that reads its terminal's commands from stdin (ffmpeg, ssh)
+ * must not read the payload as such. */
+static const char *command_line(struct run *r, struct slot *s)
+{
+	if (r->payload_arg && s->inlen && memchr(s->in, 0, s->inlen))
+		return "it holds a NUL byte, which no argument can";
+	/* JSON that is not a string is one line on stdin; as an argument,
+	 * without the newline */
+	json_t *p = json_object_get(s->item, "payload");
+	if (p && !json_is_string(p) && s->inlen && s->in[s->inlen - 1] == '\n')
+		s->inlen--;
+	s->argv = calloc((size_t)r->o->nargs + 1, sizeof *s->argv);
+	if (!s->argv)
+		return strerror(ENOMEM);
+	for (int i = 0; i < r->o->nargs; i++)
+		if (!(s->argv[i] = subst_word(r->o->args[i], s)))
+			return strerror(ENOMEM);
+	if (r->payload_arg) {
+		free(s->in);
+		s->in = NULL;
+		s->inlen = 0;
+	}
+	return NULL;
+}
+
 static void start_item(struct run *r, json_t *item)
 {
 	struct slot *s = free_slot(r);
@@ -1231,23 +1424,23 @@ static void start_item(struct run *r, json_t *item)
 	s->renew_at = s->started_ns + s->ttl_ns / 3;
 	r->claimed++;
 	item_span(r, s);
-	if (payload_bytes(item, &s->in, &s->inlen) < 0) {
-		/* this item's trouble, not the command's: it fails, the agent
-		 * goes on with the next */
-		char why[128];
-		snprintf(why, sizeof why, "its payload cannot be given to the command: %s", strerror(errno));
-		sw_warn("item %s: %s", s->id, why);
-		if (sw_queue_fail(&r->q, s->id, s->token, why, -1, NULL))
-			sw_warn("item %s: %s", s->id, r->q.err.msg);
-		sw_span_end(&s->sp, true, why);
-		slot_clear(s);
-		r->failed++;
+	const char *why = NULL;
+	if (payload_bytes(item, &s->in, &s->inlen) < 0)
+		why = strerror(errno);
+	else if (r->subst)
+		why = command_line(r, s);
+	if (why) {
+		fail_alone(r, s, why);
 		return;
 	}
 	if (r->logdir >= 0)
 		open_log(r, s);
 	if (spawn_child(r, s) < 0) {
 		int e = errno;
+		if (e == E2BIG && r->subst) {
+			fail_alone(r, s, "its command line is too long (E2BIG)");
+			return;
+		}
 		sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
 		sw_queue_release(&r->q, s->id, s->token, NULL);
 		sw_span_end(&s->sp, true, strerror(e));
@@ -1260,6 +1453,7 @@ static void start_item(struct run *r, json_t *item)
 		r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
 		return;
 	}
+	s->seq = ++r->seq;
 	r->running++;
 	r->claims_dirty = true;
 }
@@ -1888,9 +2082,16 @@ static int v_run(struct sw_cmd *c)
 	int rc = sw_queue_open(&r.q, ws, o->queue, true);
 	if (rc)
 		sw_die(rc, "%s", r.q.err.msg);
-	r.logdir = -1;
+	r.logdir = r.joblog = -1;
 	if (o->log_dir)
 		open_log_dir(&r);
+	if (o->joblog)
+		open_joblog(&r);
+	for (int i = 0; i < o->nargs; i++) {
+		r.payload_arg |= strstr(o->args[i], "{}") != NULL;
+		r.subst |= strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") ||
+			   strstr(o->args[i], "{attempt}");
+	}
 	/* the one fork: from here on this is the worker, and the process the
 	 * user started passes signals on and cleans up if we are killed */
 	sigset_t fwd;
@@ -1961,6 +2162,8 @@ static int v_run(struct sw_cmd *c)
 	free(r.err.b);
 	if (r.logdir >= 0)
 		close(r.logdir);
+	if (r.joblog >= 0)
+		close(r.joblog);
 	free(r.slots);
 	free(r.fin);
 	free(r.pick);
@@ -1978,7 +2181,7 @@ static const int o_none[] = { 0 };
 static const int o_reap[] = { O_FORCE, 0 };
 static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
 static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_HBTTL, O_LABEL, O_MAXITEMS, O_IDLE,
-			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, 0 };
+			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, O_JOBLOG, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "register", v_register, "", 0, 0, o_register, SW_CMD_WS | SW_CMD_WS_CREATE },
@@ -2030,6 +2233,11 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		if (!*arg)
 			return sw_cmd_err(c, EX_USAGE, "--log-dir needs a directory");
 		o->log_dir = arg;
+		return 0;
+	case O_JOBLOG:
+		if (!arg[arg[0] == '+'])
+			return sw_cmd_err(c, EX_USAGE, "--joblog needs a file");
+		o->joblog = arg;
 		return 0;
 	case O_LABEL: return add_label(c, o, arg);
 	case O_ALIVE: o->alive = true; return 0;

@@ -740,3 +740,67 @@ agent_bg() {
 	[ "$status" -eq 73 ]
 	[[ "$stderr" == "sw-agent: run: --log-dir /proc/nope: "* ]]
 }
+
+# ---- {} {id} {attempt} in ARGS; --joblog ---------------------------------------
+
+@test "{} {id} {attempt} in ARGS are the payload, the item id and the attempt, never through a shell; with {}, stdin is empty" {
+	rm -f "$BATS_TEST_TMPDIR/pwned"
+	sw-claim add --id s1 --quiet "$(jq -nc --arg p "a b; touch $BATS_TEST_TMPDIR/pwned" '$p')"
+	sw-claim add --id s2 --quiet '{"k":[1,2]}'
+	sw-claim add --id s3 --quiet null
+	run --separate-stderr sw-agent run --idle-exit 0 --quiet -- \
+		sh -c 'printf "%s|%s|%s|%s" "$1" "$2" "$3" "$(cat)"' sh {} "<{id}>" "n{attempt}"
+	assert_success
+	[ ! -e "$BATS_TEST_TMPDIR/pwned" ]
+	run jq -r '.result' <<<"$(sw-claim list --state done)"
+	assert_line "a b; touch $BATS_TEST_TMPDIR/pwned|<s1>|n1|"
+	assert_line '{"k":[1,2]}|<s2>|n1|'
+	assert_line '|<s3>|n1|'
+	# without {}, the payload is still stdin
+	sw-claim add --id s4 --quiet '"in"'
+	run --separate-stderr sw-agent run --once --quiet -- sh -c 'printf "%s %s" "$0" "$(cat)"' "{id}"
+	assert_success
+	[ "$(sw-claim show s4 | jq -r .result)" = "s4 in" ]
+}
+
+@test "a payload that cannot be an argument (a NUL byte) fails its item alone; --once then exits 65" {
+	sw-claim add --id n1 --quiet '"a\u0000b"'
+	sw-claim add --id n2 --quiet '"fine"'
+	run --separate-stderr sw-agent run --idle-exit 0 -- echo {}
+	assert_success
+	run jq -r '[.id, .state, .error // "-"] | @tsv' <<<"$output"
+	assert_line "$(printf 'n1\tpending\tits payload cannot be given to the command: it holds a NUL byte, which no argument can')"
+	assert_line --partial "$(printf 'n2\tdone')"
+	sw-claim add --id n3 --quiet '"c\u0000d"'
+	run --separate-stderr sw-agent run --once --quiet -- echo {}
+	[ "$status" -eq 65 ]
+}
+
+@test "--joblog writes GNU parallel's joblog: a header, then Seq Host Starttime JobRuntime Send Receive Exitval Signal Command" {
+	cd "$BATS_TEST_TMPDIR"
+	sw-claim add --id j1 --quiet '"a b"'
+	sw-claim add --id j2 --quiet "\"it's\""
+	sw-claim add --id j3 --quiet '"kill"'
+	t0=$(date +%s)
+	run --separate-stderr sw-agent run --joblog jl --idle-exit 0 --quiet -- \
+		sh -c '[ "$1" = kill ] && kill -9 $$; exit 3' sh {}
+	assert_success
+	[ "$(head -1 jl)" = "$(printf 'Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand')" ]
+	[ "$(wc -l <jl)" = 4 ]
+	run awk -F'\t' 'NR > 1 { print $1 "|" $2 "|" $5 "|" $6 "|" $7 "|" $8 "|" $9 }' jl
+	assert_line "1|:|0|0|3|0|sh -c '[ \"\$1\" = kill ] && kill -9 \$\$; exit 3' sh 'a b'"
+	assert_line "2|:|0|0|3|0|sh -c '[ \"\$1\" = kill ] && kill -9 \$\$; exit 3' sh 'it'\"'\"'s'"
+	assert_line "3|:|0|0|0|9|sh -c '[ \"\$1\" = kill ] && kill -9 \$\$; exit 3' sh kill"
+	awk -F'\t' -v t0="$t0" 'NR > 1 && !($3 >= t0 && $3 < t0 + 60 && $3 ~ /^[0-9]+\.[0-9][0-9][0-9]$/ && $4 ~ /^ *[0-9]+\.[0-9][0-9][0-9]$/) { exit 1 }' jl
+	# +FILE appends (no second header); FILE alone empties it first
+	sw-claim add --id j4 --quiet '"x"'
+	sw-agent run --joblog +jl --once --quiet -- true
+	[ "$(wc -l <jl)" = 5 ]
+	[ "$(grep -c ^Seq jl)" = 1 ]
+	sw-claim add --id j5 --quiet '"x"'
+	sw-agent run --joblog jl --once --quiet -- true
+	[ "$(wc -l <jl)" = 2 ]
+	run --separate-stderr sw-agent run --joblog /proc/nope/jl --once -- true
+	[ "$status" -eq 73 ]
+	[[ "$stderr" == "sw-agent: run: --joblog /proc/nope/jl: "* ]]
+}
