@@ -373,7 +373,8 @@ static bool claims_ok(const json_t *v)
 
 /* Why a record named for id cannot be used, or NULL.  Every field that
  * sw acts on or prints in a table is checked: the id (which must be the
- * one its name says), ttl, roles, claims (reap fails them), hostname. */
+ * one its name says), ttl, roles, claims (reap fails them), hostname,
+ * queue and jobs (tables print them), owner and guardian. */
 static const char *rec_check(const json_t *rec, const char *id)
 {
 	if (!json_is_object(rec))
@@ -394,6 +395,12 @@ static const char *rec_check(const json_t *rec, const char *id)
 	v = json_object_get(rec, "hostname");
 	if (v && !json_is_null(v) && !text_ok(v))
 		return "bad hostname";
+	/* list --table prints these two */
+	if ((v = json_object_get(rec, "queue")) && !name_ok(v))
+		return "bad queue";
+	if ((v = json_object_get(rec, "jobs")) && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+						    json_integer_value(v) > 1000000))
+		return "bad jobs";
 	if ((v = json_object_get(rec, "owner")) && !owner_ok(v))
 		return "bad owner";
 	if ((v = json_object_get(rec, "guardian")) && !owner_ok(v))

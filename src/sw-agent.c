@@ -358,8 +358,8 @@ static void human_bytes(char *out, size_t n, json_t *v)
 
 static void print_table(json_t *rows)
 {
-	printf("%-28s %-5s %-20s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "CPUS", "MEMORY",
-	       "GPUS", "ROLES", "LAST HEARTBEAT");
+	printf("%-28s %-5s %-20s %-16s %7s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "QUEUE",
+	       "RUNNING", "CPUS", "MEMORY", "GPUS", "ROLES", "LAST HEARTBEAT");
 	size_t i;
 	json_t *r;
 	json_array_foreach(rows, i, r) {
@@ -372,10 +372,16 @@ static void print_table(json_t *rows)
 			snprintf(roles + l, sizeof roles - l, "%s%s", l ? "," : "", json_string_value(role));
 		}
 		const char *id = sw_json_str(r, "id"), *host = sw_json_str(r, "hostname");
-		const char *beat = sw_json_str(r, "last_heartbeat_at");
-		printf("%-28s %-5s %-20s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
+		const char *beat = sw_json_str(r, "last_heartbeat_at"), *queue = sw_json_str(r, "queue");
+		/* items running of the slots it has (a run), as its record last
+		 * said (at most a second old); "-" for a registered agent */
+		char running[48] = "-";
+		if (queue)
+			snprintf(running, sizeof running, "%zu/%lld", json_array_size(json_object_get(r, "claims")),
+				 (long long)sw_json_int(r, "jobs", 1));
+		printf("%-28s %-5s %-20s %-16s %7s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
 		       json_is_true(json_object_get(r, "alive")) ? "yes" : "no", host ? host : "-",
-		       (long long)sw_json_int(r, "cpus", 0), mem,
+		       queue ? queue : "-", running, (long long)sw_json_int(r, "cpus", 0), mem,
 		       json_array_size(json_object_get(r, "gpus")), *roles ? roles : "-", beat ? beat : "-");
 	}
 }

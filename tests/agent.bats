@@ -10,6 +10,8 @@ teardown() { untrack_all; }
 # items NAME...: adds each NAME as a string payload
 items() { printf '%s\n' "$@" | sw-claim add --lines --quiet; }
 count() { sw-claim list --state "$1" | grep -c . || true; }
+# claims_are ID N: agent ID's record names N claims
+claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))[0].claims | length')" = "$2" ]; }
 
 @test "--help prints usage to stdout and exits 0; bad usage exits 64" {
 	run --separate-stderr sw-agent --help
@@ -82,12 +84,20 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	[ "$status" -eq 64 ]
 }
 
-@test "list --table prints a readable table" {
+@test "list --table prints a readable table, with each agent's queue and items running of its slots" {
 	sw-agent register --id t1 --roles build >/dev/null
 	run --separate-stderr sw-agent list --table
 	assert_success
-	assert_line --index 0 --regexp '^ID +ALIVE +HOST +CPUS +MEMORY +GPUS +ROLES +LAST HEARTBEAT$'
-	assert_line --index 1 --regexp '^t1 +yes +.* build +20'
+	assert_line --index 0 --regexp '^ID +ALIVE +HOST +QUEUE +RUNNING +CPUS +MEMORY +GPUS +ROLES +LAST HEARTBEAT$'
+	assert_line --index 1 --regexp '^t1 +yes +[^ ]+ +- +- +[0-9]+ .* build +20'
+	items a b
+	sw-agent run -q default --id t2 -j 3 --max-items 2 --quiet -- sleep 2 &
+	pid=$!
+	track "$pid"
+	wait_until 5 claims_are t2 2
+	run --separate-stderr sw-agent list --table
+	assert_line --index 2 --regexp '^t2 +yes +[^ ]+ +default +2/3 +[0-9]+ '
+	reap_job "$pid" 10
 }
 
 @test "heartbeat and deregister of an unknown agent exit 1" {
@@ -573,8 +583,6 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 # ---- dead at once on this host; reap --force; --heartbeat-ttl ---------------
 
 dead_is() { [ "$(sw-agent list --dead | jq -r .id | paste -sd,)" = "$1" ]; }
-# claims_are ID N: agent ID's record names N claims
-claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))[0].claims | length')" = "$2" ]; }
 # agent_bg ID N RUN-ARGS...: sw-agent run --id ID in the background ($pid,
 # tracked; $worker its working process) until its record names N claims
 agent_bg() {
