@@ -76,7 +76,7 @@ static const char usage[] =
 "  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
 "  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
 "                       stderr or a file; also SW_SPANS\n"
-"  --quiet              print no results and no progress line\n"
+"  --quiet              print no results, no progress line, nothing for an answer (1, 75)\n"
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
@@ -241,6 +241,14 @@ static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
 
 /* ---- register, heartbeat, deregister --------------------------------- */
 
+/* "No such agent" is an answer (1), not an error: --quiet silences it. */
+static int no_agent(const struct opts *o, const char *id)
+{
+	if (!o->quiet)
+		sw_warn("no agent '%s'", id);
+	return SW_EX_FALSE;
+}
+
 static int v_register(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
@@ -283,11 +291,9 @@ static int v_heartbeat(struct sw_cmd *c)
 	sw_name_check("id", id);
 	sw_span_str(sp, "sw.agent.id", id);
 	if (sw_agent_heartbeat(ws, id) < 0) {
-		if (errno == ENOENT) {
-			sw_warn("no agent '%s'", id);
-			return SW_EX_FALSE;
-		}
-		sw_die(sw_ex_errno(errno), "cannot heartbeat '%s': %s", id, strerror(errno));
+		if (errno == ENOENT)
+			return no_agent(o, id);
+		sw_die(sw_ex_errno(errno), "cannot heartbeat %s", agent_errstr(ws, id, errno));
 	}
 	json_t *rec = sw_agent_get(ws, id);
 	if (rec)
@@ -307,11 +313,9 @@ static int v_deregister(struct sw_cmd *c)
 	json_t *rec = sw_agent_get(ws, id);
 	if (sw_agent_remove(ws, id) < 0) {
 		json_decref(rec);
-		if (errno == ENOENT) {
-			sw_warn("no agent '%s'", id);
-			return SW_EX_FALSE;
-		}
-		sw_die(sw_ex_errno(errno), "cannot deregister '%s': %s", id, strerror(errno));
+		if (errno == ENOENT)
+			return no_agent(o, id);
+		sw_die(sw_ex_errno(errno), "cannot deregister %s", agent_errstr(ws, id, errno));
 	}
 	if (rec) {
 		json_object_set_new(rec, "deregistered", json_true());
@@ -466,9 +470,7 @@ static int v_reap(struct sw_cmd *c)
 			if (sw_agent_forget(ws, o->ids[i], reap_print, &a) == 0) {
 				n++;
 			} else if (errno == ENOENT) {
-				if (!o->quiet)
-					sw_warn("no agent '%s'", o->ids[i]);
-				a.rc = a.rc ? a.rc : SW_EX_FALSE;
+				a.rc = a.rc ? a.rc : no_agent(o, o->ids[i]);
 			} else {
 				sw_warn("cannot reap agent '%s': %s", o->ids[i], agent_errstr(ws, o->ids[i], errno));
 				a.rc = sw_ex_errno(errno);
@@ -2161,7 +2163,8 @@ static int v_run(struct sw_cmd *c)
 	int code = r.exit_code;
 	if (!code && o->once)
 		code = r.claimed ? r.once_status : EX_TEMPFAIL;
-	if (code == EX_TEMPFAIL && o->once && !r.claimed)
+	/* an answer, like sw-claim next's 75: --quiet silences it */
+	if (code == EX_TEMPFAIL && o->once && !r.claimed && !o->quiet)
 		sw_warn("nothing to claim in queue '%s'", r.q.name);
 	json_decref(r.rec);
 	free(r.out.b);

@@ -52,7 +52,7 @@ static const char usage[] =
 "  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
 "  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
 "                       stderr or a file; also SW_SPANS\n"
-"  --quiet              print no results\n"
+"  --quiet              print no results, and nothing for an answer (1, 75)\n"
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR\n"
@@ -100,6 +100,16 @@ static void print(const struct opts *o, json_t *j)
 	if (!o->quiet && sw_json_print(j) < 0)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 	json_decref(j);
+}
+
+/* A refusal: its one line, unless it is an answer (1: not held, no such
+ * lease; 75: busy, try later) and --quiet asked for silence; the exit
+ * status still says it.  Real errors are always said.  Returns rc. */
+static int refuse(const struct opts *o, int rc, const struct sw_err *err)
+{
+	if (!(o->quiet && (rc == SW_EX_FALSE || rc == EX_TEMPFAIL)))
+		sw_warn("%s", err->msg);
+	return rc;
 }
 
 static int64_t mono_ns(void)
@@ -175,11 +185,8 @@ static int cmd_acquire(struct sw_cmd *c)
 	struct sw_err err;
 	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
 	span_lease(sp, &l);
-	if (rc) {
-		if (!(rc == EX_TEMPFAIL && o->quiet))
-			sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	json_t *j = sw_lease_json(&l);
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
@@ -204,10 +211,8 @@ static int cmd_renew(struct sw_cmd *c)
 	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	print(o, sw_lease_json(&l));
 	return 0;
 }
@@ -221,10 +226,8 @@ static int cmd_release(struct sw_cmd *c)
 	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_release(ws, o->name, o->token, &l, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	print(o, sw_lease_json(&l));
 	return 0;
 }
@@ -264,10 +267,8 @@ static int cmd_show(struct sw_cmd *c)
 	struct sw_lease l = {0};
 	struct sw_err err;
 	int rc = sw_lease_read(ws, o->name, &l, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	span_lease(sp, &l);
 	print(o, sw_lease_json(&l));
 	return 0;
@@ -571,14 +572,11 @@ static int cmd_run(struct sw_cmd *c)
 	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
-		if (!o->quiet)
-			sw_warn("%s", err.msg);
+		refuse(o, rc, &err);
 		return o->conflict;
 	}
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	char tp[SW_TRACEPARENT_LEN];
 	sw_span_child_env(sp, tp);
 	sigset_t fwd, old;

@@ -812,3 +812,24 @@ agent_bg() {
 	[ "$status" -eq 73 ]
 	[[ "$stderr" == "sw-agent: run: --joblog /proc/nope/jl: "* ]]
 }
+
+@test "--quiet silences the answers (75: nothing to claim, 1: no such agent), not the errors; the exit status still says it" {
+	run --separate-stderr sw-agent run --once --quiet -- true
+	[ "$status" -eq 75 ]
+	[ -z "$stderr" ]
+	run --separate-stderr sw-agent run --once -- true
+	[ "$status" -eq 75 ]
+	[ "$stderr" = "sw-agent: run: nothing to claim in queue 'default'" ]
+	for v in heartbeat deregister; do
+		run --separate-stderr sw-agent "$v" ghost --quiet
+		[ "$status" -eq 1 ]
+		[ -z "$stderr" ]
+	done
+	run --separate-stderr sw-agent reap --force ghost --quiet
+	[ "$status" -eq 1 ]
+	[ -z "$stderr" ]
+	items x
+	run --separate-stderr sw-agent run --once --quiet -- /nonexistent/cmd
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == *"cannot run '/nonexistent/cmd'"* ]]
+}

@@ -110,6 +110,28 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$status" -eq 75 ] && [ -z "$output" ] && [ -z "$stderr" ]
 }
 
+@test "--quiet silences every answer (1: not held, no such lease; 75: busy, timed out), never an error" {
+	acq job
+	run --separate-stderr sw-lease acquire job --wait 100ms --quiet
+	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	for v in renew release check; do
+		run --separate-stderr sw-lease "$v" job --token 999 --quiet
+		[ "$status" -eq 1 ] && [ -z "$stderr" ] || { echo "$v: $status $stderr"; return 1; }
+	done
+	run --separate-stderr sw-lease show ghost --quiet
+	[ "$status" -eq 1 ] && [ -z "$stderr" ]
+	run --separate-stderr sw-lease run job --quiet -- true
+	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	# without --quiet each says why, in one line
+	refused 1 sw-lease renew job --token 999
+	refused 1 sw-lease show ghost
+	# an error is said all the same: a lease that is a file, not a directory
+	mkdir -p "$SW_DIR/leases" && : >"$SW_DIR/leases/flat"
+	run --separate-stderr sw-lease renew flat --token 1 --quiet
+	[ "$status" -gt 1 ] && [ "$status" -ne 75 ]
+	[[ $stderr == "sw-lease: renew: "* ]]
+}
+
 @test "check: 0 for the holder, 1 for an older, unknown or released token" {
 	acq job
 	run --separate-stderr sw-lease check job --token "$TOK"
