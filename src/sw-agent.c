@@ -2262,7 +2262,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_POLL:
 		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->poll_ns)))
 			return rc;
-		return o->poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "--poll must be more than 0") : 0;
+		return o->poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "bad --poll '%.40s': want more than 0", arg) : 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }

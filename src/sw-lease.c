@@ -44,7 +44,7 @@ static const char usage[] =
 "options:\n"
 "  --ttl DUR            lease lifetime (default 30s; renew: the lease's own)\n"
 "  --owner ID           who holds it, for show and list (default HOST:PID)\n"
-"  --wait[=DUR]         wait for the lease, at most DUR (default forever)\n"
+"  --wait[=DUR]         wait for the lease, at most DUR (default forever; 0: one try)\n"
 "  --token T            the fencing token acquire printed\n"
 "  -E, --conflict-exit-code CODE   run: exit status when busy (default 75)\n"
 "  -g, --grace DUR      run: SIGTERM to SIGKILL of the command's processes when\n"
@@ -82,7 +82,7 @@ struct opts {
 	int64_t ttl_ns;           /* 0: default */
 	const char *owner;
 	bool wait;
-	int64_t wait_ns;          /* 0 with wait: forever */
+	int64_t wait_ns;          /* with wait: -1 forever; 0 one try, as without */
 	uint64_t token;
 	bool token_given;
 	int conflict;
@@ -134,7 +134,7 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 			   struct sw_lease *l, struct sw_err *err)
 {
 	int64_t ttl = o->ttl_ns ? o->ttl_ns : TTL_DEFAULT_NS;
-	int64_t deadline = o->wait && o->wait_ns ? mono_ns() + o->wait_ns : INT64_MAX;
+	int64_t deadline = o->wait && o->wait_ns >= 0 ? mono_ns() + o->wait_ns : INT64_MAX;
 	int watch = -1;
 	for (;;) {
 		int rc = sw_lease_acquire(ws, o->name, owner, ttl, l, err);
@@ -650,9 +650,14 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_WAIT: {
 		/* `--wait 30s` as well as `--wait=30s`: a lease name that parses
 		 * as a duration needs `--wait=DUR` or `--wait` after it */
+		/* --wait 0 tries once, like flock -w 0 and sw-claim next
+		 * --wait 0; only --wait without a duration waits forever */
 		bool given;
 		o->wait = true;
-		return sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
+		rc = sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
+		if (!given)
+			o->wait_ns = -1;
+		return rc;
 	}
 	case O_TOKEN:
 		if (!sw_lease_token_parse(arg, &o->token))

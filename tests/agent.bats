@@ -833,3 +833,12 @@ agent_bg() {
 	[ "$status" -eq 69 ]
 	[[ "$stderr" == *"cannot run '/nonexistent/cmd'"* ]]
 }
+
+@test "0 means the same everywhere: --ttl 0 and --heartbeat-ttl 0 are refused with one line (64), as in sw-lease" {
+	for v in "run --ttl 0 -- true" "run --heartbeat-ttl 0s -- true" "register --ttl 0" "register --heartbeat-ttl 0ms"; do
+		run --separate-stderr sw-agent $v
+		[ "$status" -eq 64 ] || { echo "$v: $status"; return 1; }
+		[[ "$stderr" =~ ^"sw-agent: "[a-z]+": bad --"(heartbeat-)?"ttl '0"[a-z]*"': want at least 1s (see sw-agent --help)"$ ]] ||
+			{ echo "$v: $stderr"; return 1; }
+	done
+}

@@ -64,6 +64,27 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	refused 64 sw-lease run x -g never -- true
 }
 
+@test "0 means the same everywhere: --ttl 0 is refused (64, one line) by every verb; --wait 0 tries once, like flock -w 0" {
+	for t in 0 0s 0ms; do
+		refused 64 sw-lease acquire x --ttl "$t"
+		refused 64 sw-lease run x --ttl "$t" -- true
+		refused 64 sw-lease renew x --token 1 --ttl "$t"
+		[ "$stderr" = "sw-lease: renew: bad --ttl '$t': want at least 1ms (see sw-lease --help)" ]
+	done
+	acq x
+	t0=$(now_ms)
+	run --separate-stderr timeout 10 sw-lease acquire x --wait 0
+	[ "$status" -eq 75 ]
+	[ $(( $(now_ms) - t0 )) -lt 2000 ]
+	run --separate-stderr timeout 10 sw-lease run x --wait=0 -- true
+	[ "$status" -eq 75 ]
+	# --wait alone still waits, until the holder lets go
+	( sleep 0.5; sw-lease release x --token "$TOK" --quiet ) &
+	run --separate-stderr timeout 10 sw-lease acquire x --wait
+	[ "$status" -eq 0 ]
+	wait
+}
+
 @test "bad names are refused with 65 and create nothing" {
 	refused 65 sw-lease acquire ../escape
 	refused 65 sw-lease acquire a/b
