@@ -305,7 +305,8 @@ static void forward_sigset(sigset_t *set)
 }
 
 /* The command, in a process group of its own, with the signal mask run
- * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN and TRACEPARENT.
+ * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN, TRACEPARENT and
+ * SW_DIR.
  * posix_spawn, not fork: the guardian took the one fork run may cost.
  * 0, or an errno value. */
 static int spawn_command(const struct opts *o, const struct sw_ws *ws, const struct sw_lease *l,
@@ -313,8 +314,11 @@ static int spawn_command(const struct opts *o, const struct sw_ws *ws, const str
 {
 	char tok[24];
 	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l->token);
+	/* SW_DIR: the workspace, absolute (a relative -d named it from our
+	 * directory, which need not be the command's), so that the sw
+	 * programs the command runs use the same one */
 	if (setenv("SW_LEASE_NAME", o->name, 1) < 0 || setenv("SW_LEASE_TOKEN", tok, 1) < 0 ||
-	    setenv("TRACEPARENT", traceparent, 1) < 0)
+	    setenv("TRACEPARENT", traceparent, 1) < 0 || setenv("SW_DIR", ws->path, 1) < 0)
 		return errno;
 	posix_spawnattr_t at;
 	sigset_t dfl;

@@ -842,3 +842,13 @@ agent_bg() {
 			{ echo "$v: $stderr"; return 1; }
 	done
 }
+
+@test "a relative -d is made absolute before it is handed to the command as SW_DIR" {
+	mkdir -p "$BATS_TEST_TMPDIR/here"
+	cd "$BATS_TEST_TMPDIR/here"
+	sw-claim add -d rel --quiet '"x"'
+	run --separate-stderr sw-agent run -d rel --once -- sh -c 'cd / && echo "$SW_DIR" && sw-claim list --state claimed | jq -r .payload'
+	assert_success
+	[ "$(sw-claim show -d rel "$(sw-claim list -d rel | jq -r .id)" | jq -r .result)" = "$BATS_TEST_TMPDIR/here/rel
+x" ]
+}

@@ -794,3 +794,12 @@ stall_once() {
 	# busy is an answer, not an error
 	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0].status.code == 1'
 }
+
+@test "run hands the command SW_DIR, the workspace as an absolute path, even from a relative -d" {
+	mkdir -p "$BATS_TEST_TMPDIR/here/sub"
+	cd "$BATS_TEST_TMPDIR/here"
+	run --separate-stderr sw-lease run -d rel job -- sh -c 'cd sub && echo "$SW_DIR" && sw-lease list | jq -r .name'
+	assert_success
+	assert_line --index 0 "$BATS_TEST_TMPDIR/here/rel"
+	assert_line --index 1 job        # the same workspace, from another directory
+}
