@@ -379,9 +379,19 @@ static int walk_forward(int dfd, struct ver *cur, uint64_t *m, bool have)
 	}
 }
 
+/* "<workspace>/leases/<name>": errors name the directory they are about,
+ * so that a permission problem says where it is. */
+static const char *lease_path(const struct sw_ws *ws, const char *name)
+{
+	static char buf[PATH_MAX + SW_NAME_MAX + 16];
+	snprintf(buf, sizeof buf, "%s/" LEASES_DIR "/%s", ws->path, name);
+	return buf;
+}
+
 /* The newest version: start at the head hint (or the listing), then step
  * forward by name while the next version exists. */
-static int find_latest(int dfd, struct ver *cur, struct sw_err *err)
+static int find_latest(const struct sw_ws *ws, const char *name, int dfd, struct ver *cur,
+		       struct sw_err *err)
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
 		uint64_t m;
@@ -396,11 +406,11 @@ static int find_latest(int dfd, struct ver *cur, struct sw_err *err)
 			continue;
 		}
 		if (errno == EBADMSG) {
-			sw_err_msg(err, "version file near v.%llu is not a lease version",
-				 (unsigned long long)m);
+			sw_err_msg(err, "version file near %s/v.%llu is not a lease version",
+				 lease_path(ws, name), (unsigned long long)m);
 			return EX_DATAERR;
 		}
-		sw_err_msg(err, "reading lease: %s", strerror(errno));
+		sw_err_msg(err, "reading %s: %s", lease_path(ws, name), strerror(errno));
 		return sw_ex_errno(errno);
 	}
 	sw_err_msg(err, "lease versions keep vanishing; try again");
@@ -475,7 +485,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 	if (rc < 0 && e == EEXIST)
 		return CAS_LOST;
 	if (rc < 0) {
-		sw_err_msg(err, "creating %s: %s", fn, strerror(e));
+		sw_err_msg(err, "creating %s/%s: %s", lease_path(ws, next->l.name), fn, strerror(e));
 		return sw_ex_errno(e);
 	}
 	if (cur->l.seq == 0) {
@@ -498,7 +508,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 			} else if (errno == ENOENT) {
 				gone = true;
 			} else {
-				sw_err_msg(err, "re-reading v.%llu: %s",
+				sw_err_msg(err, "re-reading %s/v.%llu: %s", lease_path(ws, next->l.name),
 					 (unsigned long long)cur->l.seq, strerror(errno));
 				return sw_ex_errno(errno);
 			}
@@ -535,7 +545,7 @@ static int open_lease(const struct sw_ws *ws, const char *name, bool create, int
 		sw_err_msg(err, "no lease '%s'", name);
 		return SW_EX_FALSE;
 	}
-	sw_err_msg(err, "lease directory %s: %s", rel, strerror(errno));
+	sw_err_msg(err, "lease directory %s: %s", lease_path(ws, name), strerror(errno));
 	return errno == ENOENT ? EX_CANTCREAT : sw_ex_errno(errno);
 }
 
@@ -554,7 +564,7 @@ int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out
 	if (rc)
 		return rc;
 	struct ver cur;
-	rc = find_latest(dfd, &cur, err);
+	rc = find_latest(ws, name, dfd, &cur, err);
 	close(dfd);
 	if (rc)
 		return rc;
@@ -594,7 +604,7 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 		return rc;
 	for (int i = 0; i < RETRIES; i++) {
 		struct ver cur, next;
-		if ((rc = find_latest(dfd, &cur, err)))
+		if ((rc = find_latest(ws, name, dfd, &cur, err)))
 			break;
 		/* now is read after the newest version: a release seen here
 		 * happened before this acquisition's start */
@@ -637,7 +647,7 @@ int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner
 static int holder(const struct sw_ws *ws, int dfd, const char *name, uint64_t token,
 		  struct ver *cur, struct sw_lease *out, struct sw_err *err)
 {
-	int rc = find_latest(dfd, cur, err);
+	int rc = find_latest(ws, name, dfd, cur, err);
 	if (rc)
 		return rc;
 	fill_out(ws, name, cur, out, sw_now_ns());
@@ -760,7 +770,7 @@ int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, vo
 		return 0;
 	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
 	if (!d) {
-		sw_err_msg(err, "listing leases: %s", strerror(errno));
+		sw_err_msg(err, "listing %s/" LEASES_DIR ": %s", ws->path, strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
 		return sw_ex_errno(errno);

@@ -233,6 +233,14 @@ static const char *agent_errstr(const struct sw_ws *ws, const char *id, int e)
 	return buf;
 }
 
+/* "<workspace>/queues/<q>", for errors about a queue as a whole. */
+static const char *queue_path(const struct sw_ws *ws, const char *q)
+{
+	static char buf[PATH_MAX + SW_NAME_MAX + 16];
+	snprintf(buf, sizeof buf, "%s/queues/%s", ws->path, q);
+	return buf;
+}
+
 static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
 {
 	if (sw_agent_put(ws, id, rec) < 0)
@@ -443,7 +451,7 @@ static int reap_queue(const char *name, void *arg)
 	if (!rc)
 		rc = sw_queue_reap(&q, &n);
 	if (rc) {
-		sw_warn("queue '%s': %s", name, q.err.msg);
+		sw_warn("queue %s: %s", queue_path(a->ws, name), q.err.msg);
 		a->rc = rc;
 	} else if (n) {
 		json_t *j = json_pack("{s:s,s:I}", "queue", name, "claims_reaped", (json_int_t)n);
@@ -2087,14 +2095,15 @@ static int v_run(struct sw_cmd *c)
 		sw_usage_error("run needs a COMMAND (sw-agent run [options] -- COMMAND [ARGS...])");
 	struct run r = { .o = o, .ws = ws, .sp = sp, .sfd = -1, .idle_since = -1,
 			 .next_check = INT64_MAX };
-	int rc = sw_queue_open(&r.q, ws, o->queue, true);
-	if (rc)
-		sw_die(rc, "%s", r.q.err.msg);
+	/* where the logs go is checked first: a typo there is the caller's */
 	r.logdir = r.joblog = -1;
 	if (o->log_dir)
 		open_log_dir(&r);
 	if (o->joblog)
 		open_joblog(&r);
+	int rc = sw_queue_open(&r.q, ws, o->queue, true);
+	if (rc)
+		sw_die(rc, "queue %s: %s", queue_path(ws, o->queue), r.q.err.msg);
 	for (int i = 0; i < o->nargs; i++) {
 		r.payload_arg |= strstr(o->args[i], "{}") != NULL;
 		r.subst |= strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") ||

@@ -852,3 +852,35 @@ agent_bg() {
 	[ "$(sw-claim show -d rel "$(sw-claim list -d rel | jq -r .id)" | jq -r .result)" = "$BATS_TEST_TMPDIR/here/rel
 x" ]
 }
+
+@test "permission errors name the file or directory" {
+	[ "$(id -u)" = 0 ] || skip "needs root to act as another user"
+	local top
+	top=$(mktemp -d /tmp/sw-agent-test.XXXXXX)
+	chmod 0755 "$top"
+	export SW_DIR=$top/ws
+	sw-agent register --id a >/dev/null
+	items x
+	chmod 0755 "$SW_DIR"
+	as_nobody() { run --separate-stderr setpriv --reuid nobody --regid nogroup --clear-groups "$@"; }
+	as_nobody sw-agent register --id b
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-agent: register: cannot write agent record $SW_DIR/agents/b.json: Permission denied" ]
+	as_nobody sw-agent heartbeat a
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-agent: heartbeat: cannot heartbeat $SW_DIR/agents/a.json: "* ]]
+	as_nobody sw-agent deregister a
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == *"$SW_DIR/agents/a.json: Permission denied" ]]
+	as_nobody sw-agent run --once -- true
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-agent: run: queue $SW_DIR/queues/default: "*"Permission denied" ]]
+	as_nobody sw-agent run --once --log-dir "$top/logs" -- true
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-agent: run: --log-dir $top/logs: Permission denied" ]
+	chmod 0700 "$SW_DIR"
+	as_nobody sw-agent list
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-agent: list: workspace $SW_DIR: Permission denied" ]
+	rm -rf "$top"
+}

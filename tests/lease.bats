@@ -803,3 +803,28 @@ stall_once() {
 	assert_line --index 0 "$BATS_TEST_TMPDIR/here/rel"
 	assert_line --index 1 job        # the same workspace, from another directory
 }
+
+@test "permission errors name the directory" {
+	[ "$(id -u)" = 0 ] || skip "needs root to act as another user"
+	as_nobody() { run --separate-stderr setpriv --reuid nobody --regid nogroup --clear-groups "$@"; }
+	SW_DIR=$(mktemp -d /tmp/sw-lease-test.XXXXXX)/ws   # nobody reaches it, writes nothing
+	chmod 0755 "${SW_DIR%/ws}"
+	acq held
+	chmod 0755 "$SW_DIR" "$SW_DIR/leases"
+	as_nobody sw-lease acquire new
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-lease: acquire: lease directory $SW_DIR/leases/new: Permission denied" ]
+	as_nobody sw-lease renew held --token "$TOK"
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-lease: renew: "*"$SW_DIR/leases/held"*": Permission denied" ]]
+	chmod 0777 "$SW_DIR/leases"
+	chmod 0755 "$SW_DIR/leases/held"
+	as_nobody sw-lease show held
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-lease: show: reading $SW_DIR/leases/held: Permission denied" ]
+	chmod 0644 "$SW_DIR/leases/held"/*
+	as_nobody sw-lease release held --token "$TOK"
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-lease: release: creating $SW_DIR/leases/held/"*": Permission denied" ]]
+	rm -rf "${SW_DIR%/ws}"
+}
