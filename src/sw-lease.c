@@ -43,7 +43,8 @@ static const char usage[] =
 "\n"
 "options:\n"
 "  --ttl DUR            lease lifetime (default 30s; renew: the lease's own)\n"
-"  --owner ID           who holds it, for show and list (default HOST:PID)\n"
+"  --owner ID           who holds it, for show and list (default $SW_OWNER, else\n"
+"                       HOST:PID of the caller, for run HOST:PID of run itself)\n"
 "  --wait[=DUR]         wait for the lease, at most DUR (default forever; 0: one try)\n"
 "  --token T            the fencing token acquire printed\n"
 "  -E, --conflict-exit-code CODE   run: exit status when busy (default 75)\n"
@@ -55,7 +56,7 @@ static const char usage[] =
 "  --quiet              print no results, and nothing for an answer (1, 75)\n"
 "  -h, --help           this text;  -V, --version\n"
 "\n"
-"environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR\n"
+"environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR, SW_OWNER\n"
 "exit: 0 ok, 1 not held / stale token / no such lease, 64 usage, 65 bad data,\n"
 "      69 workspace unavailable, 71 system error, 74 I/O error,\n"
 "      75 held by another / timed out / lost; run: else COMMAND's status\n";
@@ -80,7 +81,7 @@ static const struct option longopts[] = {
 struct opts {
 	bool quiet;
 	int64_t ttl_ns;           /* 0: default */
-	const char *owner;
+	const char *owner;        /* --owner, else $SW_OWNER; NULL: the default */
 	bool wait;
 	int64_t wait_ns;          /* with wait: -1 forever; 0 one try, as without */
 	uint64_t token;
@@ -677,17 +678,42 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
 
+/* The default owner: $SW_OWNER, else host:pid of a process that outlives
+ * the verb: the caller (the shell or script that acquires, then renews
+ * and releases), or for run, run itself, which holds the lease as long as
+ * it lives. */
+static int default_owner(struct sw_cmd *c, struct opts *o)
+{
+	static char owner[SW_LEASE_OWNER_MAX + 1];
+	const char *env = getenv("SW_OWNER");
+	if (env && *env) {
+		const char *why = sw_name_problem(env);
+		if (why)
+			return sw_cmd_err(c, EX_DATAERR, "bad SW_OWNER: %s", why);
+		o->owner = env;
+		return 0;
+	}
+	char host[128];
+	if (gethostname(host, sizeof host) < 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = 0;
+	pid_t pid = c->verb->flags & SW_CMD_COMMAND ? getpid() : getppid();
+	snprintf(owner, sizeof owner, "%s:%ld", host, (long)pid);
+	o->owner = owner;
+	return 0;
+}
+
 static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
+	int rc;
 	o->quiet = c->co.quiet;
+	if (!o->owner && (rc = default_owner(c, o)))
+		return rc;
 	o->name = c->nargs ? c->args[0] : NULL;
 	o->cmd = c->command;
-	if (o->name) {
-		int rc = sw_cmd_name(c, "lease name", o->name);
-		if (rc)
-			return rc;
-	}
+	if (o->name && (rc = sw_cmd_name(c, "lease name", o->name)))
+		return rc;
 	const int *p = c->verb->opts;
 	if (p == o_token || p == o_renew) {
 		if (!o->token_given)
@@ -711,11 +737,5 @@ static const struct sw_prog prog = {
 int main(int argc, char **argv)
 {
 	struct opts o = { .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS };
-	char owner[SW_LEASE_OWNER_MAX + 1], host[128];
-	if (gethostname(host, sizeof host) < 0)
-		snprintf(host, sizeof host, "localhost");
-	host[sizeof host - 1] = 0;
-	snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
-	o.owner = owner;
 	return sw_cmd_main(&prog, argc, argv, &o);
 }

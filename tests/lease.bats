@@ -828,3 +828,20 @@ stall_once() {
 	[[ "$stderr" == "sw-lease: release: creating $SW_DIR/leases/held/"*": Permission denied" ]]
 	rm -rf "${SW_DIR%/ws}"
 }
+
+@test "the default owner outlives acquire: \$SW_OWNER, else host:pid of the caller; run's is run itself" {
+	cd "$BATS_TEST_TMPDIR"
+	run bash -c 'sw-lease acquire a --quiet && echo $$'
+	assert_success
+	[ "$(sw-lease show a | jq -r .owner)" = "$(uname -n):$output" ]
+	SW_OWNER=backup-job sw-lease acquire b --quiet
+	[ "$(sw-lease show b | jq -r .owner)" = backup-job ]
+	SW_OWNER=backup-job sw-lease acquire c --owner explicit --quiet
+	[ "$(sw-lease show c | jq -r .owner)" = explicit ]
+	SW_OWNER=bad/owner refused 65 sw-lease acquire d
+	[[ "$stderr" == "sw-lease: acquire: bad SW_OWNER: "* ]]
+	run --separate-stderr sw-lease run e -- sh -c 'echo "$(sw-lease show e | jq -r .owner) $(ps -o ppid= -p $PPID | tr -d " ")"'
+	assert_success
+	read -r owner guardian <<<"$output"
+	[ "$owner" = "$(uname -n):$guardian" ]
+}
