@@ -36,10 +36,12 @@ static const char usage[] =
 "  check NAME --token T                  0 if T holds NAME now, else 1\n"
 "  show NAME            the lease's state (1: no such lease)\n"
 "  list                 every lease, one line each\n"
-"  run NAME [--ttl DUR] [--owner ID] [--wait[=DUR]] [-E CODE] [-g DUR] [--] COMMAND [ARG...]\n"
+"  run NAME [--ttl DUR] [--owner ID] [--wait[=DUR]] [-E CODE] [-g DUR]\n"
+"      [--takeover] [--until-success | --keep-running] [--] COMMAND [ARG...]\n"
 "                       run COMMAND holding the lease, renewing it every TTL/3,\n"
 "                       until it and every process it started have exited;\n"
 "                       exit with its status, or 75 (-E CODE) when busy, 75 when lost\n"
+"                       or taken over\n"
 "\n"
 "options:\n"
 "  --ttl DUR            lease lifetime (default 30s; renew: the lease's own)\n"
@@ -50,6 +52,12 @@ static const char usage[] =
 "  -E, --conflict-exit-code CODE   run: exit status when busy (default 75)\n"
 "  -g, --grace DUR      run: SIGTERM to SIGKILL of the command's processes when\n"
 "                       the lease is lost or run is told to stop (default 5s)\n"
+"  --takeover           run: when busy, ask the holder's run to stop its command\n"
+"                       and give the lease up; wait for it (--wait DUR, else\n"
+"                       at most twice its TTL plus the skew margin)\n"
+"  --until-success      run: start COMMAND again, holding the lease, until it exits 0\n"
+"  --keep-running       run: start COMMAND again whenever it exits, holding the lease\n"
+"                       (after 1s, or after a failure 2s, 4s ... 60s; SW_BACKOFF_BASE)\n"
 "  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
 "  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
 "                       stderr or a file; also SW_SPANS\n"
@@ -61,7 +69,7 @@ static const char usage[] =
 "      69 workspace unavailable, 71 system error, 74 I/O error,\n"
 "      75 held by another / timed out / lost; run: else COMMAND's status\n";
 
-enum { O_TTL = SW_OPT_FIRST_FREE, O_OWNER, O_WAIT, O_TOKEN };
+enum { O_TTL = SW_OPT_FIRST_FREE, O_OWNER, O_WAIT, O_TOKEN, O_TAKEOVER, O_UNTIL, O_KEEP };
 
 static const struct option longopts[] = {
 	SW_COMMON_LONGOPTS,
@@ -71,6 +79,9 @@ static const struct option longopts[] = {
 	{"token", required_argument, 0, O_TOKEN},
 	{"conflict-exit-code", required_argument, 0, 'E'},
 	{"grace", required_argument, 0, 'g'},
+	{"takeover", no_argument, 0, O_TAKEOVER},
+	{"until-success", no_argument, 0, O_UNTIL},
+	{"keep-running", no_argument, 0, O_KEEP},
 	{0, 0, 0, 0}
 };
 
@@ -88,6 +99,8 @@ struct opts {
 	bool token_given;
 	int conflict;
 	int64_t grace_ns;
+	bool takeover;            /* run: ask the holder to give the lease up */
+	enum { ONCE, UNTIL_SUCCESS, KEEP_RUNNING } mode;   /* run: when to start it again */
 	const char *name;
 	char **cmd;               /* run: the command and its arguments */
 };
@@ -127,23 +140,57 @@ static void span_lease(struct sw_span *sp, const struct sw_lease *l)
 	sw_span_str(sp, "sw.lease.state", sw_lease_state_name(l->state));
 }
 
+/* --takeover: asks the holder seen in l to give the lease up to us, once
+ * per holder (a new holder in the meantime is asked again: the last to
+ * ask wins, as with run-this-one).  until_ns: when we stop waiting, by
+ * the wall clock (0: never), so that a request we gave up on is not
+ * obeyed later. */
+static void ask_holder(const struct opts *o, struct sw_ws *ws, const char *owner,
+		       const struct sw_lease *l, int64_t until_ns, uint64_t *asked)
+{
+	if (l->state != SW_LEASE_HELD || l->token == *asked)
+		return;
+	struct sw_lease now;
+	struct sw_err err;
+	int rc = sw_lease_ask(ws, o->name, owner, until_ns, &now, &err);
+	if (rc) {
+		sw_warn("asking for '%s': %s", o->name, err.msg);
+		return;
+	}
+	*asked = l->token;
+	if (!o->quiet && now.state == SW_LEASE_HELD)
+		sw_warn("asked %s (token %llu) to give '%s' up", now.owner, (unsigned long long)now.token,
+			o->name);
+}
+
 /* Acquires, polling with jitter while --wait allows: a release or expiry
  * on another host wakes nobody here, so waiting is a bounded poll that
  * sleeps until the lease could be takeable, at most 200 ms at a time;
- * inotify cuts the sleep short for a release on this host. */
+ * inotify cuts the sleep short for a release on this host.  With
+ * takeover, a busy lease's holder is asked to give it up, and the wait
+ * without --wait lasts at most twice its TTL plus the skew margin: the
+ * holder's run sees the request within a second, and gives the lease
+ * back once its command is gone (SIGKILL at most a TTL after SIGTERM); a
+ * holder that cannot see it lets it expire. */
 static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *owner,
-			   struct sw_lease *l, struct sw_err *err)
+			   struct sw_lease *l, struct sw_err *err, bool takeover)
 {
 	int64_t ttl = o->ttl_ns ? o->ttl_ns : TTL_DEFAULT_NS;
-	int64_t deadline = o->wait && o->wait_ns >= 0 ? mono_ns() + o->wait_ns : INT64_MAX;
+	int64_t deadline = !o->wait ? 0 : o->wait_ns >= 0 ? mono_ns() + o->wait_ns : INT64_MAX;
+	uint64_t asked = 0;
 	int watch = -1;
 	for (;;) {
 		int rc = sw_lease_acquire(ws, o->name, owner, ttl, l, err);
-		if (rc != EX_TEMPFAIL || !o->wait) {
+		if (rc != EX_TEMPFAIL || (!o->wait && !takeover)) {
 			if (watch >= 0)
 				close(watch);
 			return rc;
 		}
+		int64_t now = mono_ns();
+		if (!deadline)
+			deadline = now + 2 * l->ttl_ns + ws->skew_ns;
+		if (takeover)
+			ask_holder(o, ws, owner, l, deadline == INT64_MAX ? 0 : sw_now_ns() + (deadline - now), &asked);
 		if (watch == -1) {
 			/* set up after the first try, then try again before
 			 * sleeping: a release in between is not missed */
@@ -151,12 +198,12 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 				continue;
 			watch = -2;     /* no inotify: poll only */
 		}
-		int64_t now = mono_ns();
 		if (now >= deadline) {
 			if (watch >= 0)
 				close(watch);
 			char why[sizeof err->msg];
-			snprintf(why, sizeof why, "timed out waiting: %s", err->msg);
+			snprintf(why, sizeof why, "%s: %s", takeover ? "not given up in time" : "timed out waiting",
+				 err->msg);
 			sw_err_msg(err, "%s", why);
 			return EX_TEMPFAIL;
 		}
@@ -184,7 +231,7 @@ static int cmd_acquire(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	struct sw_err err;
-	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
+	int rc = acquire_waiting(o, ws, o->owner, &l, &err, false);
 	span_lease(sp, &l);
 	if (rc)
 		return refuse(o, rc, &err);
@@ -214,6 +261,13 @@ static int cmd_renew(struct sw_cmd *c)
 	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, &err);
 	if (rc)
 		return refuse(o, rc, &err);
+	if (sw_lease_asked(&l)) {
+		/* a leader loop (while renew; do ...) steps down: the lease is
+		 * still its own until it releases it or it expires */
+		sw_err_msg(&err, "'%s' is asked for by %s (takeover): finish, then release it", o->name,
+			   l.takeover);
+		return refuse(o, SW_EX_FALSE, &err);
+	}
 	print(o, sw_lease_json(&l));
 	return 0;
 }
@@ -361,6 +415,10 @@ struct runstate {
 	int64_t kill_at;              /* monotonic: SIGKILL due; 0: none */
 	bool said_waiting;
 	bool orphaned;                /* the guardian was killed */
+	bool idle;                    /* between two runs (--keep-running...): no tree */
+	bool yielding;                /* a takeover was asked: stop, then give it up */
+	int stop_sig;                 /* the SIGTERM or SIGINT that stops run */
+	int64_t next_look;            /* monotonic: look for a takeover request */
 };
 
 /* Sends sig to the whole tree: the command's group while it has members
@@ -370,6 +428,8 @@ struct runstate {
  * SIGKILL. */
 static void tree_signal(struct runstate *r, int sig)
 {
+	if (r->idle)
+		return;   /* nothing runs; the old group's id may be another's now */
 	if (r->exited && !r->group_gone && kill(-r->pid, 0) < 0 && errno == ESRCH)
 		r->group_gone = true;
 	pid_t pgid = r->group_gone ? 0 : r->pid;
@@ -439,6 +499,36 @@ static void lose(struct runstate *r, const struct opts *o, const char *why)
 	tree_stop(r, SIGTERM, w < left ? w : left);
 }
 
+/* Someone asked for the lease (sw-lease run --takeover): the command is
+ * stopped as for SIGTERM, SIGKILLed after the grace period (at most a
+ * TTL, which the asker's wait allows for), and the lease, renewed
+ * meanwhile, is given back once nothing of the tree is left: the asker's
+ * command never runs beside ours. */
+static void yield(struct runstate *r, const struct opts *o, const char *who)
+{
+	if (r->yielding)
+		return;
+	r->yielding = true;
+	if (!o->quiet)
+		sw_warn("'%s' is asked for by %s (takeover); stopping the command and giving it up",
+			o->name, who);
+	tree_stop(r, SIGTERM, o->grace_ns < r->ttl_ns ? o->grace_ns : r->ttl_ns);
+}
+
+/* A takeover request is looked for every second (a read, no write), not
+ * only at renewals, so that a takeover takes seconds whatever the TTL. */
+#define LOOK_NS SW_NS_PER_SEC
+
+static void look_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+{
+	struct sw_lease l;
+	struct sw_err err;
+	r->next_look = mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
+	/* a lease lost or unreadable is the renewal's to find */
+	if (sw_lease_read(ws, o->name, &l, &err) == 0 && l.token == token && sw_lease_asked(&l))
+		yield(r, o, l.takeover);
+}
+
 /* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
  * error, a busy filesystem) is retried until stop_by(); then the command
  * is stopped, dead by the time the lease expires. */
@@ -451,6 +541,8 @@ static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *w
 		r->expires_ns = l.expires_ns;
 		r->next_renew = mono_ns() + r->ttl_ns / 3;
 		r->failing = false;
+		if (sw_lease_asked(&l))
+			yield(r, o, l.takeover);
 		return;
 	}
 	if (rc == SW_EX_FALSE) {
@@ -499,11 +591,15 @@ static void run_signal(struct runstate *r, const struct opts *o, int sig)
 		tree_kill(r);
 		return;
 	}
-	if ((sig == SIGTERM || sig == SIGINT) && !r->stopping) {
-		tree_stop(r, sig, o->grace_ns);
-		return;
+	if (sig == SIGTERM || sig == SIGINT) {
+		if (!r->stop_sig)
+			r->stop_sig = sig;    /* and no run after this one */
+		if (!r->stopping) {
+			tree_stop(r, sig, o->grace_ns);
+			return;
+		}
 	}
-	if (!r->exited)
+	if (!r->exited && !r->idle)
 		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
 }
 
@@ -522,6 +618,8 @@ static struct timespec run_timeout(const struct runstate *r, const struct opts *
 			until = r->next_renew;
 		if (exp < until)
 			until = exp;
+		if (!r->yielding && r->next_look < until)
+			until = r->next_look;
 	}
 	int64_t d = until - now < 0 ? 0 : until - now;
 	return (struct timespec){ d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
@@ -537,18 +635,32 @@ static void run_timers(struct runstate *r, const struct opts *o, struct sw_ws *w
 			lose(r, o, "it would expire before a renewal succeeded");
 		else if (mono_ns() >= r->next_renew)
 			renew_tick(r, o, ws, token);
+		else if (!r->yielding && mono_ns() >= r->next_look)
+			look_tick(r, o, ws, token);
 	}
 	if (r->kill_at && !r->killing && mono_ns() >= r->kill_at)
 		tree_kill(r);
 }
 
-/* Waits until nothing of the tree is left, renewing the lease meanwhile. */
-static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+/* Waits for a signal until ts, acts on it and on what falls due. */
+static void run_step(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token,
+		     struct timespec ts)
 {
 	sigset_t set;
 	forward_sigset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, r->g->sig);
+	int sig = sigtimedwait(&set, NULL, &ts);
+	if (sig > 0)
+		run_signal(r, o, sig);
+	else if (errno != EAGAIN && errno != EINTR)
+		sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
+	run_timers(r, o, ws, token);
+}
+
+/* Waits until nothing of the tree is left, renewing the lease meanwhile. */
+static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+{
 	while (!reap(r, o)) {
 		if (r->killing)
 			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
@@ -557,14 +669,46 @@ static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws
 				o->cmd[0], o->name);
 			r->said_waiting = true;
 		}
-		struct timespec ts = run_timeout(r, o);
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0)
-			run_signal(r, o, sig);
-		else if (errno != EAGAIN && errno != EINTR)
-			sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
-		run_timers(r, o, ws, token);
+		run_step(r, o, ws, token, run_timeout(r, o));
 	}
+}
+
+/* Whether run is to stop: the lease lost or asked for, a SIGTERM or
+ * SIGINT, the guardian killed. */
+static bool run_over(const struct runstate *r)
+{
+	return r->lost || r->yielding || r->stop_sig || r->orphaned;
+}
+
+/* Between two runs of --keep-running or --until-success: holds and
+ * renews the lease for ns, or until run is to stop. */
+static void pause_renewing(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token,
+			   int64_t ns)
+{
+	int64_t until = mono_ns() + ns;
+	r->idle = true;
+	while (!run_over(r) && mono_ns() < until) {
+		struct timespec ts = run_timeout(r, o);
+		int64_t left = until - mono_ns();
+		if (left < 0)
+			left = 0;
+		if ((int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec > left)
+			ts = (struct timespec){ left / SW_NS_PER_SEC, left % SW_NS_PER_SEC };
+		run_step(r, o, ws, token, ts);
+	}
+}
+
+/* How long until the next run, as run-one-constantly waits: the backoff
+ * base (SW_BACKOFF_BASE, 1s) after a run that exited 0, doubled for
+ * each failure in a row (2s, 4s, ...), at most a minute. */
+#define RESTART_MAX_NS (60 * SW_NS_PER_SEC)
+static int64_t restart_delay(const struct sw_ws *ws, int status, int *fails)
+{
+	int64_t d = ws->set.backoff_ns, cap = d > RESTART_MAX_NS ? d : RESTART_MAX_NS;
+	*fails = status ? *fails + 1 : 0;
+	for (int k = 0; k < *fails && d < cap; k++)
+		d *= 2;
+	return d < cap ? d : cap;
 }
 
 static int cmd_run(struct sw_cmd *c)
@@ -574,7 +718,7 @@ static int cmd_run(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	struct sw_err err;
-	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
+	int rc = acquire_waiting(o, ws, o->owner, &l, &err, o->takeover);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
 		refuse(o, rc, &err);
@@ -595,26 +739,46 @@ static int cmd_run(struct sw_cmd *c)
 	}
 	/* from here on this is the worker; the guardian passes our exit on */
 	r.next_renew = mono_ns() + l.ttl_ns / 3;
-	int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
-	if (e) {
-		sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
-		struct sw_lease rel;
-		if (sw_lease_release(ws, o->name, l.token, &rel, &err))
-			sw_warn("releasing: %s", err.msg);
-		return e == ENOENT ? 127 : 126;
+	r.next_look = mono_ns();
+	int status = 0, fails = 0;
+	int64_t runs = 0;
+	for (;;) {
+		r.idle = r.exited = r.group_gone = r.stopping = r.killing = r.said_waiting = false;
+		r.kill_at = 0;
+		int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
+		if (e) {
+			sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
+			status = e == ENOENT ? 127 : 126;
+			break;
+		}
+		runs++;
+		wait_tree(&r, o, ws, l.token);
+		/* signals stay blocked: one that came late must not kill us
+		 * before the lease is released and the command's status passed
+		 * on */
+		int st = r.status;
+		status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
+		if (run_over(&r) || o->mode == ONCE || (o->mode == UNTIL_SUCCESS && status == 0))
+			break;
+		int64_t d = restart_delay(ws, status, &fails);
+		if (status && !o->quiet)
+			sw_warn("%s exited with status %d; starting it again in %.3gs", o->cmd[0], status,
+				(double)d / 1e9);
+		pause_renewing(&r, o, ws, l.token, d);
+		if (run_over(&r)) {
+			if (r.stop_sig)
+				status = 128 + r.stop_sig;   /* stopped between runs */
+			break;
+		}
 	}
-	wait_tree(&r, o, ws, l.token);
-	/* signals stay blocked: one that came late must not kill us before
-	 * the lease is released and the command's status passed on */
-	int st = r.status;
-	int status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
 	sw_span_int(sp, "process.exit.code", status);
+	sw_span_int(sp, "sw.lease.runs", runs);
 	if (r.lost)
 		return EX_TEMPFAIL;
 	struct sw_lease rel;
 	if (sw_lease_release(ws, o->name, l.token, &rel, &err))
 		sw_warn("releasing: %s", err.msg);
-	return status;
+	return r.yielding ? EX_TEMPFAIL : status;
 }
 
 /* ---- options and main ------------------------------------------------- */
@@ -623,7 +787,7 @@ static const int o_acquire[] = { O_TTL, O_OWNER, O_WAIT, 0 };
 static const int o_renew[] = { O_TTL, O_TOKEN, 0 };
 static const int o_token[] = { O_TOKEN, 0 };
 static const int o_none[] = { 0 };
-static const int o_run[] = { O_TTL, O_OWNER, O_WAIT, 'E', 'g', 0 };
+static const int o_run[] = { O_TTL, O_OWNER, O_WAIT, 'E', 'g', O_TAKEOVER, O_UNTIL, O_KEEP, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "acquire", cmd_acquire, "a lease NAME", 1, 1, o_acquire, SW_CMD_WS | SW_CMD_WS_CREATE },
@@ -674,6 +838,13 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			o->conflict = (int)v;
 		return rc;
 	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
+	case O_TAKEOVER: o->takeover = true; return 0;
+	case O_UNTIL:
+	case O_KEEP:
+		if (o->mode != ONCE && o->mode != (code == O_UNTIL ? UNTIL_SUCCESS : KEEP_RUNNING))
+			return sw_cmd_err(c, EX_USAGE, "--until-success and --keep-running exclude each other");
+		o->mode = code == O_UNTIL ? UNTIL_SUCCESS : KEEP_RUNNING;
+		return 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }

@@ -687,7 +687,7 @@ agent_bg() {
 	agent_bg h1 1 --ttl 5s --heartbeat-ttl 7s --max-items 1 --quiet -- sleep 1
 	run jq -r .ttl <<<"$(sw-agent list)"
 	assert_output 7
-	exp=$(sw-claim list --state claimed | jq '(.lease_expires_at_unix_ns - now * 1e9) / 1e9 | round')
+	exp=$(sw-claim list --state claimed | jq '((.lease_expires_at_unix_ns | tonumber) - now * 1e9) / 1e9 | round')
 	[ "$exp" -le 5 ] && [ "$exp" -ge 3 ]
 	reap_job "$pid" 10
 	run --separate-stderr sw-agent register --id h2 --heartbeat-ttl 9s

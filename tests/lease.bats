@@ -845,3 +845,101 @@ stall_once() {
 	read -r owner guardian <<<"$output"
 	[ "$owner" = "$(uname -n):$guardian" ]
 }
+
+# ---- run modes: --takeover, --until-success, --keep-running -------------------
+
+@test "run --takeover: the holder's run stops its whole tree and gives the lease up; the taker's command starts only after" {
+	cd "$BATS_TEST_TMPDIR"
+	# the holder's command leaves a grandchild that ignores SIGTERM
+	start_bg gc sw-lease run --quiet -g 1s svc -- sh -c '
+		sh -c "trap \"\" TERM; echo \$\$ >gc; exec sleep 60" &
+		trap "echo old-term >>log; exit 143" TERM
+		echo old-start >>log; while :; do sleep 0.1; done'
+	holder=$pid
+	t0=$(now_ms)
+	run --separate-stderr sw-lease run --takeover svc -- sh -c '
+		kill -0 "$(cat gc)" 2>/dev/null && echo "the old tree still runs" >>log
+		echo "new-start $SW_LEASE_TOKEN" >>log'
+	assert_success
+	echo "taken over in $(( $(now_ms) - t0 )) ms"
+	[[ "$stderr" == *"asked "*" (token 1) to give 'svc' up"* ]]
+	reap_job "$holder" 5
+	[ "$st" -eq 75 ]
+	gone "$gc"
+	[ "$(cat log)" = "$(printf 'old-start\nold-term\nnew-start 2')" ]
+	lease_is svc released
+}
+
+@test "run --takeover of a holder that cannot hear it (no run renews it): the lease is taken when it expires" {
+	export SW_CLOCK_SKEW=100ms
+	acq svc --ttl 1s
+	run --separate-stderr sw-lease run --takeover svc -- sh -c 'echo "$SW_LEASE_TOKEN"'
+	assert_success
+	assert_output 2
+	# taken once the old one expired, plus the margin; not before
+	acquired=$(sw-lease show svc | jq -r .acquired_at_unix_ns)
+	[ "$acquired" -ge $(( EXP + 100000000 )) ]
+}
+
+@test "run --takeover waits as --wait says; a leader loop's renew answers 1 while it is asked, 0 once the asker gave up" {
+	acq svc --ttl 1m
+	sw-lease run --takeover --wait 2s --quiet svc -- true &
+	taker=$!
+	track "$taker"
+	sleep 0.7
+	refused 1 sw-lease renew svc --token "$TOK"
+	[[ "$stderr" == *"'svc' is asked for by "*" (takeover): finish, then release it" ]]
+	run jq -r .takeover_requested_by <<<"$(sw-lease show svc)"
+	[ -n "$output" ] && [ "$output" != null ]
+	reap_job "$taker" 5
+	[ "$st" -eq 75 ]
+	run --separate-stderr sw-lease renew svc --token "$TOK" --quiet
+	assert_success
+	# nobody asks any more: the holder goes on as before
+	[ "$(sw-lease show svc | jq -r .takeover_requested_by)" = null ]
+	# with nothing held, --takeover is a plain run
+	sw-lease release svc --token "$TOK" --quiet
+	run --separate-stderr sw-lease run --takeover svc -- echo ran
+	assert_success
+	assert_output ran
+}
+
+@test "run --until-success starts the command again, holding the lease with the same token, until it exits 0; the delay doubles" {
+	cd "$BATS_TEST_TMPDIR"
+	export SW_BACKOFF_BASE=50ms
+	run --separate-stderr sw-lease run --until-success job -- sh -c '
+		echo "$SW_LEASE_TOKEN" >>tokens
+		sw-lease acquire job --quiet && echo "lease was free" >>tokens
+		[ "$(wc -l <tokens)" -ge 4 ]'
+	assert_success
+	[ "$(sort -u tokens)" = 1 ]
+	[ "$(wc -l <tokens)" = 4 ]
+	assert_equal "$stderr" "$(printf 'sw-lease: run: sh exited with status 1; starting it again in %ss\n' 0.1 0.2 0.4 | head -c -1)"
+	lease_is job released
+	run --separate-stderr sw-lease run --until-success --quiet job -- true
+	assert_success
+	[ -z "$stderr" ]
+}
+
+@test "run --keep-running starts it again whenever it exits, 0 or not; SIGTERM between runs gives the lease back and exits 143" {
+	cd "$BATS_TEST_TMPDIR"
+	export SW_BACKOFF_BASE=100ms
+	sw-lease run --keep-running --quiet daemon -- sh -c 'echo x >>runs; [ $(wc -l <runs) -ne 2 ]' &
+	pid=$!
+	track "$pid"
+	wait_until 20 lines runs 4
+	refused 75 sw-lease acquire daemon       # held all along
+	kill -TERM "$pid"
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]
+	lease_is daemon released
+	# SIGTERM during a run: the command's tree stops, its status is run's
+	sw-lease run --keep-running --quiet daemon -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' &
+	pid=$!
+	track "$pid"
+	sleep 0.5
+	kill -TERM "$pid"
+	reap_job "$pid" 5
+	[ "$st" -eq 7 ]
+	refused 64 sw-lease run --keep-running --until-success daemon -- true
+}
