@@ -943,3 +943,74 @@ stall_once() {
 	[ "$st" -eq 7 ]
 	refused 64 sw-lease run --keep-running --until-success daemon -- true
 }
+
+# ---- the documentation's cron lines run under cron's environment -----------------
+
+# The crontab lines (five time fields, then the command) of the EXAMPLES
+# of sw-lease(1) and sw-agent(1) and of the README's sw-lease and
+# sw-agent sections, one per line, as crontab has them.
+cron_lines() {
+	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
+	for m in sw-lease sw-agent; do
+		sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/$m.1" | sed 's/\\e/\\/g' | grep -E "$re"
+		sed -n "/^### $m /,/^### /p" "$top/README.md" | sed 's/^ *//' | grep -E "$re"
+	done
+}
+
+@test "every cron line of the examples runs as cron runs it: PATH=/usr/bin:/bin, no SW_DIR but its own" {
+	local prefix=$BATS_TEST_TMPDIR/prefix home=$BATS_TEST_TMPDIR/home ws=$BATS_TEST_TMPDIR/cronws
+	local line cmd n=0 name q
+	mkdir -p "$prefix/bin" "$home"
+	# installed where the examples say make install puts them (PREFIX)
+	for p in sw-claim sw-lease sw-agent; do install -m 755 "$(command -v "$p")" "$prefix/bin/"; done
+	while IFS= read -r line; do
+		n=$((n + 1))
+		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
+		cmd=${BASH_REMATCH[2]}
+		# cron ends the command at an unescaped %, and runs \% as %
+		[[ ${cmd//\\%/} != *%* ]] || { echo "unescaped % in: $line"; return 1; }
+		cmd=${cmd//\\%/%}
+		[[ $cmd == SW_DIR=* || $cmd == *" SW_DIR="* ]] || { echo "no SW_DIR on: $line"; return 1; }
+		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$ws|g; s|/usr/local/bin/|$prefix/bin/|g" <<<"$cmd")
+		# what the line runs besides sw: a stand-in that says it ran
+		rm -f "$BATS_TEST_TMPDIR"/ran.*
+		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
+			printf '#!/bin/sh\necho "$0" >"%s/ran.%s"\n' "$BATS_TEST_TMPDIR" "$name" >"$prefix/bin/$name"
+			chmod 755 "$prefix/bin/$name"
+		done
+		for q in $(grep -oE -- '-q [A-Za-z0-9_.-]+' <<<"$cmd" | cut -d' ' -f2); do
+			SW_DIR=$ws sw-claim add -q "$q" --quiet '"x"'
+		done
+		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd"
+		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
+		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
+			[ -e "$BATS_TEST_TMPDIR/ran.$name" ] || { echo "$name did not run: $line"; return 1; }
+		done
+	done < <(cron_lines)
+	echo "$n cron lines"
+	[ "$n" -ge 3 ]
+	[ ! -e "$home/.local" ]     # nothing went to a workspace of cron's own
+}
+
+@test "the leader loops of the README and sw-lease(1) run as written: they define what they call, lead, and step down when asked" {
+	local readme man
+	readme=$(sed -n '/^### sw-lease /,/^### /p' "$top/README.md" | sed -n '/^    lead() {/,/^    done$/p' | sed 's/^    //')
+	man=$(sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-lease.1" | sed 's/\\e/\\/g' |
+		sed -n '/^lead_one_round() {/,/^done$/p')
+	for loop in "$readme" "$man"; do
+		[ -n "$loop" ]
+		rm -rf "$SW_DIR"
+		bash -c "$loop" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+		pid=$!
+		track "$pid" $(tree_pids "$pid")
+		wait_until 10 grep -q "leading with token 1" "$BATS_TEST_TMPDIR/out"
+		# another asks for the lease: the loop steps down and lets it in
+		run --separate-stderr sw-lease run --takeover --wait 20s leader -- echo taken
+		assert_success
+		assert_output taken
+		kill -TERM $(tree_pids "$pid") 2>/dev/null || true
+		wait "$pid" || true
+		! grep -q "command not found" "$BATS_TEST_TMPDIR/err"
+	done
+}
