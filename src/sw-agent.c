@@ -80,7 +80,8 @@ static const char usage[] =
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
-"      unavailable, 70 internal error, 74 I/O error, 75 nothing to claim (--once);\n"
+"      unavailable, 70 internal error, 73 cannot create (--log-dir, --joblog),\n"
+"      74 I/O error, 75 nothing to claim (--once), 77 permission denied;\n"
 "      run --once passes COMMAND's exit status through (128+N: killed by signal N);\n"
 "      run stopped by a second SIGTERM/SIGINT exits 128+N (a third SIGKILLs)\n";
 
