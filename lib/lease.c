@@ -124,7 +124,8 @@ static json_t *ver_json(const struct ver *v)
 		sw_json_set_time(j, "released_at", l->released_ns);
 	if (l->takeover[0]) {
 		json_object_set_new(j, "takeover", json_string(l->takeover));
-		json_object_set_new(j, "takeover_until_unix_ns", json_integer(l->takeover_until_ns));
+		if (l->takeover_until_ns)   /* absent: the asker waits for ever */
+			sw_json_set_time(j, "takeover_until", l->takeover_until_ns);
 	}
 	return j;
 }

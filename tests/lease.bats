@@ -891,6 +891,9 @@ stall_once() {
 	[[ "$stderr" == *"'svc' is asked for by "*" (takeover): finish, then release it" ]]
 	run jq -r .takeover_requested_by <<<"$(sw-lease show svc)"
 	[ -n "$output" ] && [ "$output" != null ]
+	# the request's deadline is stored as every time is: exact, a string
+	jq -e '(.takeover_until_unix_ns | type == "string") and (.takeover_until | type == "string")' \
+		"$(ls "$SW_DIR"/leases/svc/v.* | tail -1)"
 	reap_job "$taker" 5
 	[ "$st" -eq 75 ]
 	run --separate-stderr sw-lease renew svc --token "$TOK" --quiet
