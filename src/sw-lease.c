@@ -761,9 +761,11 @@ static int cmd_run(struct sw_cmd *c)
 		if (run_over(&r) || o->mode == ONCE || (o->mode == UNTIL_SUCCESS && status == 0))
 			break;
 		int64_t d = restart_delay(ws, status, &fails);
-		if (status && !o->quiet)
-			sw_warn("%s exited with status %d; starting it again in %.3gs", o->cmd[0], status,
-				(double)d / 1e9);
+		if (status && !o->quiet) {
+			char in[SW_DUR_LEN];
+			sw_fmt_duration(d, in);   /* as durations print everywhere */
+			sw_warn("%s exited with status %d; starting it again in %s", o->cmd[0], status, in);
+		}
 		pause_renewing(&r, o, ws, l.token, d);
 		if (run_over(&r)) {
 			if (r.stop_sig)

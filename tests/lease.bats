@@ -917,7 +917,7 @@ stall_once() {
 	assert_success
 	[ "$(sort -u tokens)" = 1 ]
 	[ "$(wc -l <tokens)" = 4 ]
-	assert_equal "$stderr" "$(printf 'sw-lease: run: sh exited with status 1; starting it again in %ss\n' 0.1 0.2 0.4 | head -c -1)"
+	assert_equal "$stderr" "$(printf 'sw-lease: run: sh exited with status 1; starting it again in %s\n' 100ms 200ms 400ms | head -c -1)"
 	lease_is job released
 	run --separate-stderr sw-lease run --until-success --quiet job -- true
 	assert_success
