@@ -110,23 +110,57 @@ void claim_name_make(char out[NAME_LEN], const char *id, uint64_t token, int64_t
 		 (long long)(expiry_ns / 1000000));
 }
 
-bool keyed_name_parse(const char *name, int64_t *t, const char **id)
+/* 16 lower-case hex digits. */
+static bool hex16(const char *s, uint64_t *v)
 {
-	if (strlen(name) < 18 || name[16] != '.')
-		return false;
-	uint64_t v = 0;
+	*v = 0;
 	for (int i = 0; i < 16; i++) {
-		char c = name[i];
+		char c = s[i];
 		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 		if (d < 0)
 			return false;
-		v = v << 4 | (uint64_t)d;
+		*v = *v << 4 | (uint64_t)d;
 	}
-	if (v > (uint64_t)INT64_MAX || sw_name_problem(name + 17))
+	return true;
+}
+
+/* "<16 hex>.[-<16 hex>.]<id>": an id never starts with '-', so the key
+ * part cannot be mistaken for one. */
+bool keyed_name_split(const char *name, int64_t *t, uint64_t *key, bool *has_key, const char **id)
+{
+	uint64_t v;
+	if (strlen(name) < 18 || name[16] != '.' || !hex16(name, &v) || v > (uint64_t)INT64_MAX)
+		return false;
+	const char *rest = name + 17;
+	*has_key = false;
+	if (rest[0] == '-') {
+		if (strlen(rest) < 19 || rest[17] != '.' || !hex16(rest + 1, key))
+			return false;
+		*has_key = true;
+		rest += 18;
+	}
+	if (sw_name_problem(rest))
 		return false;
 	*t = (int64_t)v;
-	*id = name + 17;
+	*id = rest;
 	return true;
+}
+
+bool keyed_name_parse(const char *name, int64_t *t, const char **id)
+{
+	uint64_t key;
+	bool has_key;
+	return keyed_name_split(name, t, &key, &has_key, id);
+}
+
+void keyed_name_make(char out[NAME_LEN], int64_t t, const json_t *item)
+{
+	const char *key = sw_json_str(item, "key");
+	if (key)
+		snprintf(out, NAME_LEN, "%016llx.-%016llx.%s", (unsigned long long)t,
+			 (unsigned long long)sw_key_hash64(key), item_id(item));
+	else
+		snprintf(out, NAME_LEN, "%016llx.%s", (unsigned long long)t, item_id(item));
 }
 
 /* ---- opening -------------------------------------------------------- */

@@ -25,8 +25,10 @@
  * code and a one-line reason in q->err (err.h). */
 #ifndef SW_QUEUE_H
 #define SW_QUEUE_H
+#include "hash.h"
 #include "ws.h"
 #include <jansson.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +41,9 @@
 /* What a claimed or finished item may grow past SW_MAX_ITEM_BYTES (its
  * token, times, result, error); a transition past it is refused (65). */
 #define SW_ITEM_SLACK 65536
+/* The longest key an item may have (any UTF-8 text without control
+ * characters: it never names a file). */
+#define SW_KEY_MAX 1024
 
 struct sw_claim_cache;
 struct sw_waiter;
@@ -67,6 +72,7 @@ struct sw_item_defaults {
 	int64_t delay_ns;
 	json_t *after;          /* array of ids, or NULL */
 	int on_dep_fail;        /* enum sw_dep_fail */
+	const char *key;        /* for affinity, or NULL */
 	const char *id;         /* for a single item only */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES (settings); 0: the default */
 };
@@ -132,6 +138,31 @@ void sw_batch_abort(struct sw_batch *bt);
  * with token, attempt and lease_expires_at. */
 int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		   int64_t ttl_ns, json_t **out);
+
+/* Keys and their owners: an item with a key belongs to the node the ring
+ * places its key hash on (sw_key_hash64, shard.h's sw_place).  A claimer
+ * takes items of its own keys and items without a key; another node's
+ * only once they have waited steal_after_ns. */
+struct sw_placer;
+struct sw_affinity {
+	const struct sw_placer *ring;
+	uint32_t me;                /* this claimer's node in the ring */
+	int64_t steal_after_ns;
+};
+
+struct sw_claim_opts {
+	const char *const *roles;
+	size_t nroles;
+	int64_t ttl_ns;                 /* 0: each item's timeout */
+	size_t max;                     /* items at most (0: 1) */
+	const struct sw_affinity *aff;  /* NULL: any item */
+};
+/* Claims up to o->max items, most urgent and oldest first, calling fn
+ * with each (fn owns it); fn's non-zero stops the claiming (what was
+ * claimed stays claimed) and is returned.  0 when at least one was
+ * claimed (*n says how many), EX_TEMPFAIL when none was claimable. */
+int sw_queue_claim_many(struct sw_queue *q, const struct sw_claim_opts *o,
+			int (*fn)(json_t *item, void *arg), void *arg, size_t *n);
 /* When the next delayed item falls due or the next lease runs out (plus
  * the skew margin), in unix ns; 0 when neither waits.  Nothing touches
  * the wake file then, so a waiter must look again by this time. */
@@ -196,6 +227,11 @@ int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long lon
 int sw_queue_drop(const struct sw_ws *ws, const char *name, bool force, struct sw_err *e);
 /* Calls fn with each queue name in the workspace. */
 int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg);
+/* The hash of an item's key, as sw-shard places keys (XXH64, seed 0). */
+static inline uint64_t sw_key_hash64(const char *key)
+{
+	return sw_xxh64(key, strlen(key), 0);
+}
 /* "123" -> token; false on bad input. */
 bool sw_token_parse(const char *s, uint64_t *token);
 /* Checks an item file's content as read from the workspace (for fuzzing

@@ -73,8 +73,13 @@ void sync_dir(struct sw_queue *q, enum qdir d, bool durable);
 /* "<id>.<token>.<expiry ms>" of a claim. */
 bool claim_name_parse(const char *name, char id[NAME_LEN], uint64_t *token, int64_t *expiry_ns);
 void claim_name_make(char out[NAME_LEN], const char *id, uint64_t token, int64_t expiry_ns);
-/* "<16 hex>.<id>": a pending key or a timed entry; *t the number. */
+/* "<16 hex>.<id>": a pending key or a timed entry; *t the number.  A
+ * pending entry of an item with a key has its key's hash too:
+ * "<16 hex>.-<16 hex hash>.<id>", so that claimers with affinity know its
+ * owner without reading it. */
 bool keyed_name_parse(const char *name, int64_t *t, const char **id);
+bool keyed_name_split(const char *name, int64_t *t, uint64_t *key, bool *has_key, const char **id);
+void keyed_name_make(char out[NAME_LEN], int64_t t, const json_t *item);
 
 /* ---- queue_item.c ---- */
 enum rd { RD_OK, RD_GONE, RD_SKIP, RD_DAMAGED, RD_ERROR };
