@@ -236,7 +236,7 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	# the slow holder believes it holds the lease until expires_at by its
 	# own clock, i.e. 2s later in real time; with the default 2s margin
 	# the next holder takes it only after that
-	SW_CLOCK_OFFSET=-2s acq job --ttl 300ms
+	SW_CLOCK_OFFSET=-2s acq job --ttl 1s   # a second for the refusal below, on a busy machine
 	local slow_end=$((EXP + 2000000000))    # its expiry in real time
 	refused 75 sw-lease acquire job
 	until sw-lease acquire job --quiet; do sleep 0.05; done
