@@ -91,7 +91,7 @@ install: all
 # and tests/fuzz/replay.c (make fuzz-replay, which tests/run calls: the
 # seed corpus and the kept regressions, in seconds).  The pending ones wait
 # for a parser to be exported (see their files) and are not built yet.
-FUZZ_TARGETS = agent argv_agent argv_claim argv_lease duration item item_file journal \
+FUZZ_TARGETS = agent argv_agent argv_claim argv_lease argv_metrics argv_shard duration item item_file journal \
 	lease_version name nodes number otlp place traceparent
 FUZZ_S  ?= 60
 # more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding

@@ -16,10 +16,9 @@
 typedef int (*sw_gauge_fn)(const char *name, const char *help, const json_t *labels, double v,
 			   void *arg);
 
-/* Names user metrics may not take: the prefixes above, and sw_span*,
- * which sw-metrics ingest writes. */
-bool sw_metrics_ws_reserved(const char *name);
+/* The names user metrics may not take because of these: sw_m_reserved
+ * (metrics_model.h). */
 /* Every workspace gauge; problems with one source are warnings.  Returns
  * what fn returned when non-zero. */
-int sw_metrics_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void *arg);
+int sw_m_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void *arg);
 #endif

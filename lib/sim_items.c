@@ -37,7 +37,7 @@ void sim_book_free(struct sim_book *b)
 
 static size_t slot_of(const struct sim_book *b, const char *id)
 {
-	size_t mask = b->nslots - 1, i = (size_t)sw_hash64(id, SIM_ULID_LEN, 0) & mask;
+	size_t mask = b->nslots - 1, i = (size_t)sw_xxh64(id, SIM_ULID_LEN, 0) & mask;
 	while (b->slots[i] && strcmp(b->items[b->slots[i] - 1].id, id))
 		i = (i + 1) & mask;
 	return i;

@@ -130,5 +130,5 @@ int64_t sim_rng_gap(struct sim_rng *r, double per_sec)
 double sim_unit_of(uint64_t seed, uint64_t a, uint64_t b, uint64_t which)
 {
 	uint64_t in[3] = { a, b, which };
-	return (double)(sw_hash64(in, sizeof in, seed) >> 11) * 0x1.0p-53;
+	return (double)(sw_xxh64(in, sizeof in, seed) >> 11) * 0x1.0p-53;
 }
