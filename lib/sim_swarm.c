@@ -228,12 +228,14 @@ static void child_write(struct sim_child *c)
 	c->in = -1;
 }
 
+/* Keeps a line the child printed; what is kept stays a string (the
+ * lines are split with strtok_r). */
 static int keep_line(const char *line, size_t n, void *arg)
 {
 	struct sim_child *c = arg;
-	if (c->acclen + n + 1 > c->acccap) {
+	if (c->acclen + n + 2 > c->acccap) {
 		size_t cap = c->acccap ? c->acccap * 2 : 4096;
-		while (cap < c->acclen + n + 1)
+		while (cap < c->acclen + n + 2)
 			cap *= 2;
 		char *b = realloc(c->acc, cap);
 		if (!b)
@@ -244,6 +246,7 @@ static int keep_line(const char *line, size_t n, void *arg)
 	memcpy(c->acc + c->acclen, line, n);
 	c->acc[c->acclen + n] = '\n';
 	c->acclen += n + 1;
+	c->acc[c->acclen] = 0;
 	return 0;
 }
 
