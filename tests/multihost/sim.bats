@@ -32,6 +32,16 @@ teardown() {
 report() { tail -1 "$BATS_TEST_TMPDIR/out"; }
 field() { report | jq -r "$1"; }
 check() { jq -c "select(.check == \"$1\")" "$BATS_TEST_TMPDIR/out"; }
+# passed PID: the run in the background ended, exit 0, its report ok with
+# nothing lost and nothing finished twice
+passed() {
+	reap_job "$1" 120
+	cat "$BATS_TEST_TMPDIR/err"
+	[ "$st" -eq 0 ]
+	[ "$(field .ok)" = true ]
+	[ "$(field .items.lost)" = 0 ]
+	[ "$(field .items.finished_twice)" = 0 ]
+}
 
 @test "fs A B on the lab: every exclusive race has one winner across the mounts, sensible numbers, ok" {
 	run --separate-stderr sw-sim fs "$A" "$B" --rounds 20 --json
@@ -73,12 +83,7 @@ check() { jq -c "select(.check == \"$1\")" "$BATS_TEST_TMPDIR/out"; }
 	# both mounts have agents
 	wait_until 20 pgrep -f -- "[s]w-agent run -d $A/ws "
 	wait_until 20 pgrep -f -- "[s]w-agent run -d $B/ws "
-	reap_job "$pid" 120
-	cat "$BATS_TEST_TMPDIR/err"
-	[ "$st" -eq 0 ]
-	[ "$(field .ok)" = true ]
-	[ "$(field .items.lost)" = 0 ]
-	[ "$(field .items.finished_twice)" = 0 ]
+	passed "$pid"
 	[ "$(field .items.added)" -gt 10 ]
 	[ "$(field '.dirs | length')" = 2 ]
 	[ "$(field '.faults.kill + .faults.stall')" -ge 2 ]
@@ -107,13 +112,8 @@ check() { jq -c "select(.check == \"$1\")" "$BATS_TEST_TMPDIR/out"; }
 		done
 		sleep 0.2
 	done
-	reap_job "$pid" 120
-	cat "$BATS_TEST_TMPDIR/err"
 	echo "samples: link down $down, delayed $slow"
-	[ "$st" -eq 0 ]
-	[ "$(field .ok)" = true ]
-	[ "$(field .items.lost)" = 0 ]
-	[ "$(field .items.finished_twice)" = 0 ]
+	passed "$pid"
 	[ "$(field .faults.partition)" -ge 1 ]
 	[ "$(field .faults.delay)" -ge 1 ]
 	[ "$down" -gt 0 ]
