@@ -7,7 +7,9 @@
 # (the CPU of sw-sim's working process, sampled from /proc while it runs);
 # and the inotify instances the swarm held, against the user's limit (a
 # swarm must leave the user's other programs theirs).  Figures only: the
-# exit status is sw-sim's own verdict (lost, finished twice), never a time.
+# exit status is 1 only when sw-sim found an item lost or finished twice,
+# never for a time (items the swarm had not finished when its drain ran
+# out are a figure: how far this shared machine kept up).
 # Slow: make bench only.  BENCH_QUICK=1: 200 agents for 15 s.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -58,11 +60,11 @@ r=$tmp/report
 [ -s "$r" ] || { echo "no report (exit $rc):" >&2; cat "$tmp/err" >&2; exit 1; }
 jq -r '
 def ms(p): "p50 \(p.p50) ms, p95 \(p.p95) ms, p99 \(p.p99) ms, max \(p.max) ms";
-"items:        added \(.items.added), finished \(.items.finished) (done \(.items.done), dead \(.items.dead)), unfinished \(.items.unfinished)",
+"items:        added \(.items.added), finished \(.items.finished) (done \(.items.done), dead \(.items.dead)), unfinished \(.items.unfinished) when the drain ended",
 "lost:         \(.items.lost)",
 "finished twice: \(.items.finished_twice) (done by a stale run: \(.items.done_by_stale_run))",
 "runs:         \(.runs.started) started, \(.runs.cut_short) cut short by a kill; \(.runs.items_run_again) items run again, \(.runs.items_succeeded_twice) succeeded twice (at least once)",
-"throughput:   \(.throughput_per_s | floor) items/s for \(.rate * 10 | floor / 10)/s offered (\(.throughput_per_s / .rate * 100 | floor)%), producer held \(.producer_held_s | floor) s of \(.duration_s | floor)",
+"throughput:   \(.throughput_per_s * 10 | floor / 10) items/s for \(.rate * 10 | floor / 10)/s offered (\(.throughput_per_s / .rate * 100 | floor)%), producer held \(.producer_held_s | floor) s of \(.duration_s | floor)",
 "wait:         " + ms(.wait_ms),
 "completion:   " + ms(.completion_ms),
 (.recovery_ms | to_entries[] | "recovery after a \(.key): " + ms(.value) + " over \(.value.n) faults, \(.value.unrecovered) unrecovered"),
@@ -74,5 +76,9 @@ awk -v c="$cpu" -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {
 		100 * c / 1e9 / ((b - a) / 1e6), "'"$agents"'" }'
 echo "inotify:      the swarm held at most $peak_ours instances, this user's programs $peak_all, of $(cat /proc/sys/fs/inotify/max_user_instances) a user may have (sampled every 5 s)"
 echo "exit:         $rc (0: nothing lost, nothing finished twice, everything finished)"
+# the benchmark fails on a broken guarantee only: items left unfinished
+# when the drain ran out say how far this machine, now, kept up (a time)
+broken=$(jq '.items.lost + .items.finished_twice + .items.done_by_stale_run' "$r")
 rm -rf "$tmp"
-exit "$rc"
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || exit "$rc"
+[ "$broken" = 0 ] || { echo "bench-sim: $broken items lost or finished twice" >&2; exit 1; }
