@@ -2,6 +2,7 @@
 #include "err.h"
 #include "agent.h"
 #include "lease.h"
+#include "limit.h"
 #include "queue.h"
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,8 @@
 bool sw_metrics_ws_reserved(const char *name)
 {
 	return !strncmp(name, "sw_queue_", 9) || !strncmp(name, "sw_agents", 9) ||
-	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_span", 7);
+	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_span", 7) ||
+	       !strncmp(name, "sw_limit_", 9) || !strncmp(name, "sw_breaker_", 11);
 }
 
 struct qstat {
@@ -149,5 +151,7 @@ int sw_metrics_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn,
 		rc = agent_gauges(ws, fn, arg);
 	if (!rc)
 		rc = lease_gauges(ws, fn, arg);
+	if (!rc)
+		rc = sw_limit_breaker_gauges(ws, fn, arg);
 	return rc;
 }
