@@ -308,6 +308,7 @@ static void bucket_decide(const struct sw_limit_spec *s, int64_t tat, int64_t no
 	g->count = count;
 	g->granted = due <= now || (wait_ns >= 0 && due - now <= wait_ns);
 	g->at_ns = due > now ? due : now;
+	g->recorded_ns = g->at_ns;
 	g->retry_ns = g->at_ns;
 	/* what is left once this grant is made: the slack left at at_ns */
 	g->available = g->granted ? grants_in(g->at_ns + tolerance(s) - *new_tat, &s->rate) : 0;
@@ -340,10 +341,11 @@ static void window_decide(const struct sw_limit_spec *s, struct sw_tlist *l, int
 	int64_t due = t * 1000;
 	g->now_ns = now;
 	g->count = count;
-	g->granted = due <= now || (wait_ns >= 0 && due - now <= wait_ns);
-	/* granted now, by a clock that reads within the microsecond before
-	 * the one recorded */
-	g->at_ns = due > now ? due : now;
+	/* due now when it falls in this microsecond: the grant is recorded
+	 * at its end, never before the time it is made */
+	g->granted = t <= now_us || (wait_ns >= 0 && due - now <= wait_ns);
+	g->at_ns = t <= now_us ? now : due;
+	g->recorded_ns = due;
 	g->retry_ns = g->at_ns;
 	uint64_t in = sw_tlist_count_after(l, t - w_us) + count;
 	g->available = g->granted && in < s->max ? s->max - in : 0;

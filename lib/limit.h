@@ -58,6 +58,8 @@ struct sw_limit_grant {
 	uint64_t count;
 	int64_t now_ns;         /* when it was decided */
 	int64_t at_ns;          /* granted: when the grant is due (now, or later when reserved) */
+	int64_t recorded_ns;    /* granted: the time the limit keeps it under (a window's
+				 * to the microsecond, rounded up: never before at_ns) */
 	int64_t retry_ns;       /* refused: the earliest time count could be granted */
 	uint64_t available;     /* grants left at at_ns after this one */
 	uint64_t granted_total; /* of the limit's bucket or window, all time */

@@ -159,6 +159,7 @@ static json_t *grant_json(const struct opts *o, const struct sw_limit_grant *g)
 	if (g->granted) {
 		json_object_set_new(j, "available", json_integer((json_int_t)g->available));
 		json_object_set_new(j, "waited_ms", json_integer((g->at_ns - g->now_ns) / 1000000));
+		sw_json_set_time(j, "granted_at", g->recorded_ns);
 	} else {
 		json_object_set_new(j, "retry_after_ms", json_integer((g->retry_ns - g->now_ns + 999999) / 1000000));
 		sw_json_set_time(j, "retry_at", g->retry_ns);
