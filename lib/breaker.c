@@ -10,6 +10,7 @@
 #include "chain.h"
 #include "clock.h"
 #include "fs.h"
+#include "hostlock.h"
 #include "id.h"
 #include "json.h"
 #include <dirent.h>
@@ -314,6 +315,7 @@ static int round_trip(const struct sw_ws *ws, const char *name, const struct sw_
 	int rc = open_chain(ws, name, true, &c, err);
 	if (rc)
 		return rc;
+	struct sw_hostlock_lazy lk = SW_HOSTLOCK_LAZY(ws->path, "breaker", name, "");
 	for (int i = 0; i < RETRIES; i++) {
 		struct sw_chain_ver cv;
 		struct sw_breaker_ver v;
@@ -325,6 +327,7 @@ static int round_trip(const struct sw_ws *ws, const char *name, const struct sw_
 		rc = fn(&v, sw_now_ns(), arg);
 		if (rc == CHANGED || rc == CHANGED_DURABLE) {
 			json_t *body = ver_json(&v, spec);
+			sw_hostlock_once(&lk);     /* only other hosts race with this write */
 			rc = body ? sw_chain_write(&c, &cv, body, rc == CHANGED_DURABLE, err)
 				  : sw_err_set(err, EX_OSERR, "out of memory");
 			json_decref(body);
@@ -339,6 +342,7 @@ static int round_trip(const struct sw_ws *ws, const char *name, const struct sw_
 			sw_chain_jitter((i < 20 ? i : 20) * INT64_C(100000));
 		rc = sw_err_set(err, EX_TEMPFAIL, "breaker '%s' keeps changing; try again", name);
 	}
+	sw_hostunlock(lk.fd);
 	close(c.dfd);
 	return rc;
 }

@@ -177,17 +177,15 @@ static uint64_t head_hint(const struct sw_chain *c)
 	return s;
 }
 
-/* Where the newest version is: from the head hint while its version is
- * still there (else from the listing), step forward by name while the
- * next one exists.  Lookups by name go to the server; only the absence of
- * v.S+1 makes v.S the newest. */
-static int newest_seq(const struct sw_chain *c, uint64_t *m)
+/* Where the newest version is: from the head hint (else, or when the
+ * hint led nowhere last time, from the listing), step forward by name
+ * while the next one exists.  Lookups by name go to the server; only the
+ * absence of v.S+1 makes v.S the newest. */
+static int newest_seq(const struct sw_chain *c, bool listing, uint64_t *m)
 {
-	*m = head_hint(c);
-	if (*m == 0 || !ver_exists(c, *m)) {
-		if (listing_max(c, m) < 0)
-			return -1;
-	}
+	*m = listing ? 0 : head_hint(c);
+	if (*m == 0 && listing_max(c, m) < 0)
+		return -1;
 	while (*m < (uint64_t)INT64_MAX && ver_exists(c, *m + 1))
 		++*m;
 	return 0;
@@ -197,7 +195,7 @@ int sw_chain_latest(const struct sw_chain *c, struct sw_chain_ver *v, struct sw_
 {
 	for (int attempt = 0; attempt < FIND_TRIES; attempt++) {
 		uint64_t m;
-		if (newest_seq(c, &m) < 0)
+		if (newest_seq(c, attempt > 0, &m) < 0)
 			return sw_err_set(err, sw_ex_errno(errno), "listing versions: %s", strerror(errno));
 		if (m == 0) {
 			memset(v, 0, sizeof *v);
@@ -208,10 +206,12 @@ int sw_chain_latest(const struct sw_chain *c, struct sw_chain_ver *v, struct sw_
 		if (errno != ENOENT)
 			return sw_err_set(err, sw_ex_errno(errno), "reading v.%llu: %s",
 					  (unsigned long long)m, strerror(errno));
-		/* deleted by a cleanup since it was seen, or a stale listing:
-		 * the chain has moved on, look again */
-		sw_chain_jitter(4000000);
-		sw_sleep_ns(1000000);
+		/* deleted by a cleanup since it was seen (the chain has moved
+		 * on), a stale hint or a stale listing: look again */
+		if (attempt > 0) {
+			sw_chain_jitter(4000000);
+			sw_sleep_ns(1000000);
+		}
 	}
 	return sw_err_set(err, EX_TEMPFAIL, "versions keep vanishing; try again");
 }
@@ -237,8 +237,9 @@ static void clean_tmp(const struct sw_chain *c)
 	closedir(d);
 }
 
-/* Deletes the versions more than keep behind seq, lowest first: a writer
- * that stalled after reading v.S then finds v.S gone whenever v.S+1 was
+/* Deletes the versions more than keep behind seq, lowest first, looking
+ * down for any a writer that died before its cleanup left: a writer that
+ * stalled after reading v.S then finds v.S gone whenever v.S+1 was
  * deleted, which is what its re-read checks.  Failures only leave files. */
 static void cleanup(const struct sw_chain *c, uint64_t seq)
 {

@@ -13,6 +13,7 @@
 #include "chain.h"
 #include "clock.h"
 #include "fs.h"
+#include "hostlock.h"
 #include "json.h"
 #include "lock.h"
 #include "num.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LIMITS_DIR "limits"
@@ -374,7 +376,8 @@ static json_t *window_json(const struct sw_limit_spec *s, const struct sw_tlist 
 /* One attempt: read, decide, write.  0 granted (or refused: g says),
  * SW_CHAIN_LOST, or a code. */
 static int take_once(const struct sw_chain *c, const char *name, const struct sw_limit_spec *s,
-		     uint64_t count, int64_t wait_ns, struct sw_limit_grant *g, struct sw_err *err)
+		     uint64_t count, int64_t wait_ns, struct sw_hostlock_lazy *lk, struct sw_limit_grant *g,
+		     struct sw_err *err)
 {
 	struct sw_chain_ver v;
 	int rc = sw_chain_latest(c, &v, err);
@@ -409,8 +412,13 @@ static int take_once(const struct sw_chain *c, const char *name, const struct sw
 		}
 		sw_tlist_free(&w.times);
 	}
-	if (body && rc == 0)
+	if (body && rc == 0) {
+		/* this host's writers one at a time: only other hosts race
+		 * with this write (a write that waited for the lock was likely
+		 * beaten by the writer it waited for: it reads again) */
+		sw_hostlock_once(lk);
 		rc = sw_chain_write(c, &v, body, false, err);
+	}
 	json_decref(body);
 	sw_chain_ver_free(&v);
 	return rc;
@@ -431,8 +439,10 @@ int sw_limit_take(const struct sw_ws *ws, const char *name, const struct sw_limi
 	if (rc)
 		return rc;
 	memset(out, 0, sizeof *out);
+	struct sw_hostlock_lazy lk = SW_HOSTLOCK_LAZY(ws->path, "limit", name,
+						       spec->kind == SW_LIMIT_BUCKET ? "bucket" : "window");
 	for (int i = 0; i < RETRIES; i++) {
-		rc = take_once(&c, name, spec, count, wait_ns, out, err);
+		rc = take_once(&c, name, spec, count, wait_ns, &lk, out, err);
 		if (rc != SW_CHAIN_LOST)
 			break;
 		/* another taker won: read again at once, then spread out */
@@ -440,6 +450,7 @@ int sw_limit_take(const struct sw_ws *ws, const char *name, const struct sw_limi
 			sw_chain_jitter((i < 20 ? i : 20) * INT64_C(100000));
 		rc = sw_err_set(err, EX_TEMPFAIL, "limit '%s' keeps changing; try again", name);
 	}
+	sw_hostunlock(lk.fd);
 	close(c.dfd);
 	if (rc == 0 && !out->granted) {
 		char t[SW_TIME_LEN];
@@ -463,57 +474,102 @@ static void host_name(char out[65])
 		snprintf(out, 65, "host");
 }
 
+/* Refusals are counted without a lock and without rewriting a file: each
+ * appends one byte to tally/<host>.<kind>, so the count is the file's
+ * size, and a refusal costs an open and a write however many processes
+ * refuse at once.  Only this host appends to its logs.  Past
+ * TALLY_FOLD_BYTES one process of the host (the one that gets the
+ * host's lock without waiting) folds the log into tally/<host>.<kind>.base
+ * (rename the log away, add its size to the base, delete it): the count
+ * dips while it does, and a byte appended through a descriptor opened
+ * before the rename may be lost. */
+#define TALLY_FOLD_BYTES (1 << 20)
+
 struct tally {
 	int64_t rate, slot;
 };
 
-static void tally_read(int dfd, const char *fn, struct tally *t)
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n > m && !strcmp(s + n - m, suffix);
+}
+
+static int64_t base_read(int dfd, const char *fn)
 {
 	char *buf;
 	size_t len;
-	memset(t, 0, sizeof *t);
+	uint64_t v = 0;
 	if (sw_read_file(dfd, fn, &buf, &len, TALLY_MAX_BYTES) < 0)
-		return;
-	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+		return 0;
+	buf[strcspn(buf, "\n")] = 0;
+	if (sw_parse_u64(buf, COUNT_MAX, &v) < 0)
+		v = 0;
 	free(buf);
-	if (!sw_chain_int(j, "rate", 0, COUNT_MAX, &t->rate) || !sw_chain_int(j, "slot", 0, COUNT_MAX, &t->slot))
-		memset(t, 0, sizeof *t);
-	json_decref(j);
+	return (int64_t)v;
 }
 
-/* Only this host writes tally/<host>, so a lock that its processes share
- * is enough (sw-workspace(5)); where flock fails, a count may be lost. */
+/* Adds what file from holds (its size) to base, and deletes it. */
+static void fold_into(int dfd, const char *from, const char *base)
+{
+	struct stat st;
+	if (SW_NOINTR(fstatat(dfd, from, &st, AT_SYMLINK_NOFOLLOW)) < 0 || !S_ISREG(st.st_mode))
+		return;
+	int64_t b = base_read(dfd, base) + (int64_t)st.st_size;
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%lld\n", (long long)(b > COUNT_MAX ? COUNT_MAX : b));
+	if (sw_replace(dfd, base, buf, (size_t)n, SW_SYNC_OFF, false) == 0)
+		SW_NOINTR(unlinkat(dfd, from, 0));
+}
+
+static void tally_fold(int dfd, const char *host, const char *log)
+{
+	char lockname[96], fold[96], base[96];
+	snprintf(lockname, sizeof lockname, ".lock.%s", host);
+	snprintf(fold, sizeof fold, ".fold.%s", log);
+	snprintf(base, sizeof base, "%s.base", log);
+	int lk = sw_lock(dfd, lockname, LOCK_EX, 0);
+	if (lk < 0)
+		return;           /* another process of this host is at it */
+	fold_into(dfd, fold, base);     /* one a crash left behind */
+	if (SW_NOINTR(renameat(dfd, log, dfd, fold)) == 0) {
+		/* appenders that opened the log just before have written */
+		sw_sleep_ns(10000000);
+		fold_into(dfd, fold, base);
+	}
+	sw_unlock(lk);
+}
+
 void sw_limit_count_refusal(const struct sw_ws *ws, const char *name, const char *kind)
 {
 	struct sw_err err;
-	char host[65], lockname[80];
+	char host[65], log[80];
 	int ldfd;
 	if (limit_dir(ws, name, true, &ldfd, &err))
 		return;
 	int dfd = sw_open_dir(ldfd, "tally", true);
 	close(ldfd);
-	if (dfd < 0) {
-		sw_warn("limit '%s': tally: %s (refusal not counted)", name, strerror(errno));
-		return;
-	}
 	host_name(host);
-	snprintf(lockname, sizeof lockname, ".lock.%s", host);
-	int lk = sw_lock(dfd, lockname, LOCK_EX, SW_NS_PER_SEC);
-	struct tally t;
-	tally_read(dfd, host, &t);
-	if (!strcmp(kind, "slot"))
-		t.slot++;
-	else
-		t.rate++;
-	char buf[128];
-	int n = snprintf(buf, sizeof buf, "{\"rate\":%lld,\"slot\":%lld}\n", (long long)t.rate, (long long)t.slot);
-	if (sw_replace(dfd, host, buf, (size_t)n, SW_SYNC_OFF, false) < 0)
-		sw_warn("limit '%s': tally: %s (refusal not counted)", name, strerror(errno));
-	sw_unlock(lk);
-	close(dfd);
+	snprintf(log, sizeof log, "%s.%s", host, kind);
+	int fd = dfd < 0 ? -1 : SW_NOINTR(openat(dfd, log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+						 O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0666));
+	struct stat st;
+	if (fd < 0 || SW_NOINTR(fstat(fd, &st)) < 0 || !S_ISREG(st.st_mode) || SW_NOINTR(write(fd, ".", 1)) != 1)
+		sw_warn("limit '%s': tally %s: %s (refusal not counted)", name, log, strerror(errno));
+	else if (st.st_size + 1 >= TALLY_FOLD_BYTES)
+		tally_fold(dfd, host, log);
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
 }
 
-/* Every host's refusals of name. */
+static void tally_add(int64_t *sum, int64_t v)
+{
+	*sum = *sum > COUNT_MAX - v ? COUNT_MAX : *sum + v;
+}
+
+/* Every host's refusals of name: the logs' sizes and the bases. */
 static void tally_sum(int ldfd, struct tally *sum)
 {
 	memset(sum, 0, sizeof *sum);
@@ -525,13 +581,18 @@ static void tally_sum(int ldfd, struct tally *sum)
 		return;
 	}
 	struct dirent *e;
+	struct stat st;
 	while ((e = sw_readdir(d))) {
-		struct tally t;
-		if (sw_hidden(e->d_name) || sw_name_problem(e->d_name))
+		const char *n = e->d_name;
+		if (sw_hidden(n) || sw_name_problem(n))
 			continue;
-		tally_read(dfd, e->d_name, &t);
-		sum->rate = sum->rate > COUNT_MAX - t.rate ? COUNT_MAX : sum->rate + t.rate;
-		sum->slot = sum->slot > COUNT_MAX - t.slot ? COUNT_MAX : sum->slot + t.slot;
+		bool slot = ends_with(n, ".slot") || ends_with(n, ".slot.base");
+		int64_t *to = slot ? &sum->slot : &sum->rate;
+		if (ends_with(n, ".rate.base") || ends_with(n, ".slot.base"))
+			tally_add(to, base_read(dfd, n));
+		else if ((ends_with(n, ".rate") || slot) &&
+			 SW_NOINTR(fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW)) == 0 && S_ISREG(st.st_mode))
+			tally_add(to, st.st_size < COUNT_MAX ? (int64_t)st.st_size : COUNT_MAX);
 	}
 	closedir(d);
 }

@@ -41,3 +41,54 @@ resume_tree() {
 	[ "$last" -lt "$t_resume" ] || { echo "beats $(( (last - t_resume) / 1000000 )) ms after the resume"; return 1; }
 	gone $theirs
 }
+
+# flat_out NAME SECS PROCS SIDE... -- TAKE-OPTIONS...: PROCS takers per
+# SIDE (a command prefix such as on_a, or "env" for this host) call
+# `sw-limit take NAME` flat out for SECS; every grant's line goes to
+# $BATS_TEST_TMPDIR/granted, every answer to out.<side>.<i>.  The time
+# comes from bash's EPOCHREALTIME: a date(1) a call would take the CPU the
+# takers need.
+flat_out() {
+	local name=$1 secs=$2 procs=$3 i side sides=(); shift 3
+	while [ "$1" != -- ]; do sides+=("$1"); shift; done
+	shift
+	local end=$(( ${EPOCHREALTIME/./} + secs * 1000000 ))
+	for side in "${sides[@]}"; do
+		for ((i = 0; i < procs; i++)); do
+			( while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
+				$side sw-limit take "$name" "$@" 2>/dev/null || :   # 75 is an answer
+			done >"$BATS_TEST_TMPDIR/out.$side.$i" ) &
+		done
+	done
+	wait
+	cat "$BATS_TEST_TMPDIR"/out.* | jq -c 'select(.granted)' >"$BATS_TEST_TMPDIR/granted"
+}
+
+# window_held MAX WINDOW_NS: no window of WINDOW_NS holds more than MAX of
+# the grants in $BATS_TEST_TMPDIR/granted (sorted, the one MAX places on
+# is a whole window later)
+window_held() {
+	jq -s -e --argjson m "$1" --argjson w "$2" '[.[].granted_at_unix_ns] | sort |
+		[range($m; length) as $i | .[$i] - .[$i - $m]] | all(. >= $w)' "$BATS_TEST_TMPDIR/granted"
+}
+
+# The multihost suites: a fresh subdirectory of the shared filesystem per
+# test ($WA seen from host A, $WB from host B; never a reused name).
+mh_setup() {
+	[ -n "${SW_MH_A:-}" ] && [ -n "${SW_MH_B:-}" ] ||
+		skip "SW_MH_A/SW_MH_B unset: no multihost filesystem (see tests/lab/lab up)"
+	local sub="$1-$$-$BATS_TEST_NUMBER-$RANDOM"
+	WA=$SW_MH_A/$sub
+	WB=$SW_MH_B/$sub
+	mkdir -p "$WA"
+	for _ in $(seq 50); do [ -d "$WB" ] && break; sleep 0.1; done
+}
+
+mh_teardown() {
+	untrack_all
+	[ -n "${WA:-}" ] && rm -rf "$WA"
+	return 0
+}
+
+on_a() { SW_DIR=$WA "$@"; }
+on_b() { SW_DIR=$WB "$@"; }

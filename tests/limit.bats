@@ -88,17 +88,14 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 @test "take: the burst at once, then 75 with retry_after_ms about one interval" {
 	local k    # not i: bats's run sets it
 	for k in 1 2 3; do
-		run --separate-stderr sw-limit take api --rate 2/s --burst 3
+		run --separate-stderr sw-limit take api --rate 1/m --burst 3
 		[ "$status" -eq 0 ]
 		jq -e ".granted and .count == 1 and .available == $((3 - k))" <<<"$output"
 	done
-	run --separate-stderr sw-limit take api --rate 2/s --burst 3
+	run --separate-stderr sw-limit take api --rate 1/m --burst 3
 	[ "$status" -eq 75 ]
-	jq -e '.granted == false and .retry_after_ms > 0 and .retry_after_ms <= 500 and .retry_at_unix_ns > 0' <<<"$output"
+	jq -e '.granted == false and .retry_after_ms > 50000 and .retry_after_ms <= 60000 and .retry_at_unix_ns > 0' <<<"$output"
 	[ "${#stderr_lines[@]}" -eq 1 ] && [[ $stderr == *"retry after"* ]]
-	sleep "$(jq '.retry_after_ms / 1000' <<<"$output")"
-	run sw-limit take api --rate 2/s --burst 3
-	[ "$status" -eq 0 ]
 }
 
 @test "take -n COUNT takes several at once; --quiet prints nothing, 75 included" {
@@ -134,24 +131,9 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	jq -e '.waited_ms > 500' <<<"$output"
 }
 
-# N takers flat out: all the grants of the run, and the bound.
-# Time from bash's EPOCHREALTIME: a date(1) a call would take the CPU
-# the takers need.
-flat_out() { # name secs procs take-options...
-	local name=$1 secs=$2 procs=$3 i; shift 3
-	local end=$(( ${EPOCHREALTIME/./} + secs * 1000000 ))
-	for ((i = 0; i < procs; i++)); do
-		( while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
-			sw-limit take "$name" "$@" 2>/dev/null || :   # 75 is an answer
-		done >"$BATS_TEST_TMPDIR/out.$i" ) &
-	done
-	wait
-	cat "$BATS_TEST_TMPDIR"/out.* | jq -c 'select(.granted)' >"$BATS_TEST_TMPDIR/granted"
-}
-
 @test "8 processes taking flat out under --rate 50/s --burst 10: at most 50/s x T + 10, and at least 95% of it" {
 	local secs=${SW_LIMIT_RATE_SECS:-5}
-	flat_out api "$secs" 8 --rate 50/s --burst 10
+	flat_out api "$secs" 8 env -- --rate 50/s --burst 10
 	local n first last
 	n=$(wc -l <"$BATS_TEST_TMPDIR/granted")
 	first=$(jq -s 'map(.granted_at_unix_ns) | min' "$BATS_TEST_TMPDIR/granted")
@@ -181,14 +163,12 @@ flat_out() { # name secs procs take-options...
 }
 
 @test "window: 8 processes flat out never put more than --max grants in any window" {
-	flat_out win 3 8 --window 500ms --max 7
+	flat_out win 3 8 env -- --window 500ms --max 7
 	local n
 	n=$(wc -l <"$BATS_TEST_TMPDIR/granted")
 	echo "granted $n in 3 s under 7 per 500 ms"
 	[ "$n" -ge 35 ] && [ "$n" -le 49 ]
-	# sorted grant times: the one 7 places on is a whole window later
-	jq -s -e '[.[].granted_at_unix_ns] | sort | [range(7; length) as $i | .[$i] - .[$i - 7]] |
-		all(. >= 500000000)' "$BATS_TEST_TMPDIR/granted"
+	window_held 7 500000000
 }
 
 # ---- slots ----------------------------------------------------------------------
