@@ -267,7 +267,7 @@ static int renew_probe(void *arg, int64_t ttl_ns, int64_t *expires_ns, struct sw
 
 static bool failed(const struct opts *o, const struct sw_hold_result *res)
 {
-	if (res->timed_out)
+	if (res->timed_out || res->spawn_errno)
 		return true;
 	if (o->fail_on_given)
 		return res->status > 0 && res->status < 256 && o->fail_on[res->status];
