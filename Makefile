@@ -92,7 +92,8 @@ install: all
 # seed corpus and the kept regressions, in seconds).  The pending ones wait
 # for a parser to be exported (see their files) and are not built yet.
 FUZZ_TARGETS = agent argv_agent argv_claim argv_lease duration item item_file journal \
-	lease_version name nodes number otlp place traceparent
+	lease_version name nodes number otlp place traceparent \
+	limit_rate limit_tlist limit_version limit_argv_limit limit_argv_breaker
 FUZZ_S  ?= 60
 # more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding
 FUZZ_ARGS ?=
@@ -109,6 +110,8 @@ FUZZ_MAXLEN_journal = 2048
 FUZZ_MAXLEN_agent = 4096
 FUZZ_MAXLEN_item = 4096
 FUZZ_MAXLEN_otlp = 8192
+FUZZ_MAXLEN_limit_rate = 128
+FUZZ_MAXLEN_limit_tlist = 2048
 
 build/fuzz build/fuzz/bin build/fuzz-replay:
 	mkdir -p $@

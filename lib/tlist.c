@@ -90,14 +90,15 @@ uint64_t sw_tlist_count_after(const struct sw_tlist *l, int64_t cutoff)
 	return n;
 }
 
-/* A decimal number of 1 to 19 digits at *p (before end); advances *p. */
+/* A decimal number of 1 to 19 digits at *p (before end), without leading
+ * zeros (one list, one spelling); advances *p. */
 static bool number(const char **p, const char *end, uint64_t *v)
 {
 	const char *s = *p;
 	uint64_t x = 0;
 	while (*p < end && **p >= '0' && **p <= '9' && *p - s < 19)
 		x = x * 10 + (uint64_t)(*(*p)++ - '0');
-	if (*p == s || (*p < end && **p >= '0' && **p <= '9'))
+	if (*p == s || (*p < end && **p >= '0' && **p <= '9') || (*s == '0' && *p - s > 1))
 		return false;
 	*v = x;
 	return true;
@@ -114,7 +115,8 @@ int sw_tlist_parse(const char *s, size_t len, uint64_t max, struct sw_tlist *out
 			goto bad;
 		if (p < end && *p == 'x') {
 			p++;
-			if (!number(&p, end, &c) || c == 0 || c > max)
+			/* a count of 1 is written without "x1" */
+			if (!number(&p, end, &c) || c < 2 || c > max)
 				goto bad;
 		}
 		if (out->n && v == 0)

@@ -7,8 +7,10 @@
  * string: the first time, then each next one as the difference from the
  * one before, "xN" after an entry whose count is N > 1:
  *     "1767225600000000,250000x3,1000"
- * Read from the workspace, it is untrusted: digits only, times bounded
- * by SW_TIME_MAX_NS, at most max entries and a total of at most max. */
+ * Read from the workspace, it is untrusted: digits only, without leading
+ * zeros, times bounded by SW_TIME_MAX_NS, at most max entries and a total
+ * of at most max; a list has one spelling, the one sw_tlist_format
+ * writes. */
 #ifndef SW_TLIST_H
 #define SW_TLIST_H
 #include <stdbool.h>

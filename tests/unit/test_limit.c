@@ -40,7 +40,7 @@ static void test_tlist(void)
 	ok(tlist_roundtrip("") == 0, "tlist: the empty list");
 	ok(tlist_roundtrip("1767225600000000,250000x3,1000") == 0, "tlist: times, deltas and counts round-trip");
 	static const char *const bad[] = { ",", "1,", ",1", "1,,2", "1,0", "1x0", "1x", "x2", "-1", "1 ,2", "1.5",
-					   "99999999999999999999", "1,2x1001", "9223372036854775807" };
+					   "99999999999999999999", "1,2x1001", "9223372036854775807", "01", "1x1", "1,02" };
 	int nbad = 0;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct sw_tlist l;
