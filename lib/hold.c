@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -68,7 +69,8 @@ static int spawn(const struct sw_hold *h, const sigset_t *mask, const struct sw_
 	posix_spawnattr_t at;
 	sigset_t dfl;
 	sigemptyset(&dfl);
-	sw_guard_sigdefault(g, &dfl);
+	if (g)
+		sw_guard_sigdefault(g, &dfl);
 	int rc = posix_spawnattr_init(&at);
 	if (rc)
 		return rc;
@@ -215,7 +217,7 @@ static void on_signal(struct tree *r, int sig)
 {
 	if (sig == SIGCHLD)
 		return;
-	if (sig == r->g->sig) {
+	if (r->g && sig == r->g->sig) {
 		if (!sw_guard_lost(r->g) || r->orphaned)
 			return;
 		/* the process the user started was SIGKILLed: whoever did it
@@ -282,7 +284,8 @@ static void wait_tree(struct tree *r)
 	sigset_t set;
 	forward_sigset(&set);
 	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, r->g->sig);
+	if (r->g)
+		sigaddset(&set, r->g->sig);
 	while (!reap(r)) {
 		if (r->killing)
 			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
@@ -305,20 +308,35 @@ static void wait_tree(struct tree *r)
 	}
 }
 
+/* Without a guardian, what sw_guard_start does for its worker: the
+ * signals to pass on and SIGCHLD blocked (waited for with sigtimedwait),
+ * and a child subreaper, so that the tree's orphans stay ours. */
+static int solo_start(const sigset_t *forward, sigset_t *old)
+{
+	sigset_t block = *forward;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	if (sigaddset(&block, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &block, old) < 0 ||
+	    /* waitpid must see our children even if our parent ignored SIGCHLD */
+	    sigaction(SIGCHLD, &dfl, NULL) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return -1;
+	return 0;
+}
+
 int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 {
 	sigset_t fwd, old;
 	forward_sigset(&fwd);
 	struct sw_guard g;
 	memset(res, 0, sizeof *res);
-	if (sw_guard_start(&g, &fwd, &old) < 0)
+	if (h->no_guardian ? solo_start(&fwd, &old) < 0 : sw_guard_start(&g, &fwd, &old) < 0)
 		return -1;
 	/* from here on this is the worker; the guardian passes our exit on */
-	struct tree r = { .h = h, .g = &g, .ttl_ns = h->ttl_ns, .expires_ns = h->expires_ns };
+	struct tree r = { .h = h, .g = h->no_guardian ? NULL : &g, .ttl_ns = h->ttl_ns,
+			  .expires_ns = h->expires_ns };
 	r.next_renew = mono_ns() + h->ttl_ns / 3;
 	if (h->timeout_ns)
 		r.timeout_at = mono_ns() + h->timeout_ns;
-	int e = spawn(h, &old, &g, &r.pid);
+	int e = spawn(h, &old, r.g, &r.pid);
 	if (e) {
 		sw_warn("cannot run %s: %s", h->cmd[0], strerror(e));
 		res->spawn_errno = e;

@@ -35,6 +35,10 @@ struct sw_hold {
 	 * pass (retried until the tree must stop).  err says why. */
 	int (*renew)(void *arg, int64_t ttl_ns, int64_t *expires_ns, struct sw_err *err);
 	void *arg;
+	/* No guardian: this process is the subreaper and signals reach it
+	 * directly, a fork cheaper; a SIGKILL of it then leaves the command
+	 * running.  Only for a run that holds no grant. */
+	bool no_guardian;
 };
 
 struct sw_hold_result {
@@ -44,10 +48,10 @@ struct sw_hold_result {
 	int spawn_errno;        /* not 0: the command did not start (status 127 or 126) */
 };
 
-/* Starts the guardian (this process returns as its worker), runs the
- * command, and returns when nothing of its tree is left: 0 with res, or
- * -1 with errno when the guardian could not be started (then nothing
- * ran).  Signals stay blocked after it returns, so that one that comes
+/* Starts the guardian (this process returns as its worker; see
+ * no_guardian), runs the command, and returns when nothing of its tree is
+ * left: 0 with res, or -1 with errno when the guardian could not be
+ * started (then nothing ran).  Signals stay blocked after it returns, so that one that comes
  * late cannot kill the caller before it has given the grant back. */
 int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res);
 #endif

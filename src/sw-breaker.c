@@ -334,6 +334,9 @@ static int cmd_run(struct sw_cmd *c)
 		.cmd = o->cmd, .env = env, .umask = sw_ws_user_umask(&c->ws), .grace_ns = o->grace_ns,
 		.timeout_ns = o->timeout_ns, .ttl_ns = p.probe.slot ? o->spec.probe_ttl_ns : 0,
 		.expires_ns = p.probe.expires_ns, .what = what, .renew = renew_probe, .arg = &ph,
+		/* a call let through while closed holds nothing that outlives
+		 * it: it is spared the guardian's fork */
+		.no_guardian = !p.probe.slot,
 	};
 	struct sw_hold_result res;
 	if (sw_hold_run(&h, &res) < 0)

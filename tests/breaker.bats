@@ -90,6 +90,16 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	jq -e '.state == "open" and .trips == 1 and .cooldown_ms == 400 and .open_until_unix_ns > 0' <<<"$output"
 }
 
+@test "closed: SIGTERM goes to the command's whole tree, and its status is counted and passed on" {
+	cd "$BATS_TEST_TMPDIR"
+	start_bg gc sw-breaker run sig --failures 1 -g 1s -- sh -c 'sh -c "trap \"\" TERM; echo \$\$ >gc; exec sleep 30" & wait'
+	kill -TERM "$pid"
+	wait_until 5 gone "$gc"
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]
+	state_is sig open
+}
+
 @test "failures that have left the window do not count" {
 	local p=(--failures 2 --window 300ms --cooldown 10s)
 	sw-breaker run w "${p[@]}" -- false || true
