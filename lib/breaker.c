@@ -426,6 +426,8 @@ int sw_breaker_admit(const struct sw_ws *ws, const char *name, const struct sw_b
 {
 	struct admit a = { spec, ws->skew_ns, out };
 	int rc = round_trip(ws, name, spec, admit_fn, &a, err);
+	if (rc)
+		out->allowed = false;   /* a decision whose write lost its last race */
 	if (rc == EX_TEMPFAIL && out->retry_ns) {
 		char t[SW_TIME_LEN];
 		sw_fmt_time(out->retry_ns, t);

@@ -245,7 +245,7 @@ static struct timespec next_timeout(const struct tree *r)
 		until = now + 50000000;
 	else if (r->kill_at)
 		until = r->kill_at;
-	if (r->timeout_at && !r->timed_out && r->timeout_at < until)
+	if (r->timeout_at && !r->timed_out && !r->stopping && r->timeout_at < until)
 		until = r->timeout_at;
 	if (!r->lost && r->ttl_ns) {
 		int64_t exp = now + (stop_by(r) - sw_now_ns());
@@ -269,7 +269,8 @@ static void timers(struct tree *r)
 		else if (mono_ns() >= r->next_renew)
 			renew_tick(r);
 	}
-	if (r->timeout_at && !r->timed_out && !r->exited && mono_ns() >= r->timeout_at) {
+	/* the whole tree's time: what the command left behind counts too */
+	if (r->timeout_at && !r->timed_out && !r->stopping && mono_ns() >= r->timeout_at) {
 		sw_warn("%s timed out; stopping it", r->h->cmd[0]);
 		r->timed_out = true;
 		tree_stop(r, SIGTERM, r->h->grace_ns);

@@ -452,6 +452,8 @@ int sw_limit_take(const struct sw_ws *ws, const char *name, const struct sw_limi
 	}
 	sw_hostunlock(lk.fd);
 	close(c.dfd);
+	if (rc)
+		out->granted = false;   /* a decision whose write lost its last race */
 	if (rc == 0 && !out->granted) {
 		char t[SW_TIME_LEN];
 		sw_fmt_time(out->retry_ns, t);

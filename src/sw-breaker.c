@@ -47,7 +47,8 @@ static const char usage[] =
 "  --probes K           probe runs in half-open; K successes close it (default 1)\n"
 "  --ttl DUR            a probe's lease, renewed while it runs (default 30s)\n"
 "options:\n"
-"  --timeout DUR        run: stop COMMAND after DUR (a failure; exit 124)\n"
+"  --timeout DUR        run: stop COMMAND and what it started after DUR (a\n"
+"                       failure; exit 124)\n"
 "  --fail-on CODES      run: only these exit codes fail (1,2,64-78); default any\n"
 "                       but 0\n"
 "  --ok, --fail         record: the outcome\n"
@@ -158,7 +159,8 @@ static int cmd_check(struct sw_cmd *c)
 	struct sw_breaker_pass p = {0};
 	struct sw_err err;
 	int rc = sw_breaker_admit(&c->ws, o->name, &o->spec, &p, &err);
-	if (rc && rc != EX_TEMPFAIL) {
+	/* a refusal is an answer, printed; "keeps changing, try again" is not */
+	if (rc && !(rc == EX_TEMPFAIL && p.retry_ns)) {
 		sw_warn("%s", err.msg);
 		return rc;
 	}

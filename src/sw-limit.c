@@ -246,7 +246,8 @@ static int cmd_take(struct sw_cmd *c)
 	struct sw_limit_grant g = {0};
 	struct sw_err err;
 	int rc = take_and_wait(o, &c->ws, wait_budget(o), &g, &err);
-	if (rc && rc != EX_TEMPFAIL) {
+	/* a refusal is an answer, printed; "keeps changing, try again" is not */
+	if (rc && !(rc == EX_TEMPFAIL && g.retry_ns)) {
 		sw_warn("%s", err.msg);
 		return rc;
 	}

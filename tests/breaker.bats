@@ -81,11 +81,13 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	state_is pay open
 	local t0=$(now_ms)
 	run --separate-stderr sw-breaker run pay "${P[@]}" -- touch "$BATS_TEST_TMPDIR/ran"
-	[ "$status" -eq 75 ] && [ ! -e "$BATS_TEST_TMPDIR/ran" ]
+	[ "$status" -eq 75 ]
+	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	[ $(( $(now_ms) - t0 )) -lt 1000 ]
 	[[ $stderr == *"is open"*"next try at"* ]]
 	run sw-breaker run pay "${P[@]}" -E 0 -- touch "$BATS_TEST_TMPDIR/ran"
-	[ "$status" -eq 0 ] && [ ! -e "$BATS_TEST_TMPDIR/ran" ]
+	[ "$status" -eq 0 ]
+	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	run sw-breaker show pay
 	jq -e '.state == "open" and .trips == 1 and .cooldown_ms == 400 and .open_until_unix_ns > 0' <<<"$output"
 }
@@ -110,7 +112,7 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	state_is w open
 }
 
-@test "--fail-on: only those codes fail; --timeout stops the command, fails, exits 124" {
+@test "--fail-on: only those codes fail; --timeout stops the command and what it left behind, fails, exits 124" {
 	local p=(--failures 1 --cooldown 10s)
 	run sw-breaker run f "${p[@]}" --fail-on 22,28 -- sh -c 'exit 6'
 	[ "$status" -eq 6 ]
@@ -124,6 +126,16 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	[ $(( $(now_ms) - t0 )) -lt 3000 ]
 	[[ $stderr == *"timed out"* ]]
 	state_is t open
+	# the time is the whole tree's: a command that exits at once but
+	# leaves a process behind is stopped at the timeout too
+	cd "$BATS_TEST_TMPDIR"
+	t0=$(now_ms)
+	run --separate-stderr sw-breaker run t2 "${p[@]}" --timeout 300ms -- sh -c 'sleep 10 & echo $! >left; exit 0'
+	[ "$status" -eq 124 ]
+	[ $(( $(now_ms) - t0 )) -lt 3000 ]
+	track "$(cat left)"
+	gone "$(cat left)"
+	state_is t2 open
 }
 
 @test "half-open: exactly K probes run at once, the rest are refused; K successes close it" {
@@ -232,7 +244,8 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	stall_tree "$pid"
 	sleep 2      # past the probe's TTL and the margin
 	run sw-breaker run x "${p[@]}" -- sh -c 'echo $SW_BREAKER_PROBE_TOKEN'
-	[ "$status" -eq 0 ] && [ "$output" -eq 2 ]
+	[ "$status" -eq 0 ]
+	[ "$output" -eq 2 ]
 	state_is x closed
 	resume_tree sw-breaker
 	state_is x closed
@@ -265,7 +278,8 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	sw-breaker record d --fail --quiet
 	printf 'garbage' >"$SW_DIR/breakers/d/v.00000000000000000002"
 	run --separate-stderr sw-breaker run d --cooldown 300ms -- touch "$BATS_TEST_TMPDIR/ran"
-	[ "$status" -eq 75 ] && [ ! -e "$BATS_TEST_TMPDIR/ran" ]
+	[ "$status" -eq 75 ]
+	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	[[ $stderr == *damaged* ]]
 	sleep 0.35
 	run sw-breaker run d --cooldown 300ms -- true

@@ -82,7 +82,8 @@ teardown() { mh_teardown; }
 	stall_tree "$pid"
 	sleep 2
 	run on_b sw-breaker run x "${p[@]}" -- sh -c 'echo $SW_BREAKER_PROBE_TOKEN'
-	[ "$status" -eq 0 ] && [ "$output" -eq 2 ]
+	[ "$status" -eq 0 ]
+	[ "$output" -eq 2 ]
 	resume_tree sw-breaker
 	run on_a sw-breaker show x
 	jq -e '.state == "closed"' <<<"$output"

@@ -20,20 +20,15 @@ teardown() { mh_teardown; }
 @test "8 processes, 4 per mount, taking flat out under --rate 50/s --burst 10: at most 50/s x T + 10, at least 95% of it" {
 	local secs=${SW_LIMIT_RATE_SECS:-10}
 	flat_out api "$secs" 4 on_a on_b -- --rate 50/s --burst 10
-	local n na first last bound=$(( 50 * secs + 10 ))
+	local n na
 	n=$(wc -l <"$BATS_TEST_TMPDIR/granted")
 	na=$(cat "$BATS_TEST_TMPDIR"/out.on_a.* | grep -c '"granted":true' || true)
-	first=$(jq -s 'map(.granted_at_unix_ns) | min' "$BATS_TEST_TMPDIR/granted")
-	last=$(jq -s 'map(.granted_at_unix_ns) | max' "$BATS_TEST_TMPDIR/granted")
-	echo "granted $n in ${secs}s (bound $bound; $na on A, $((n - na)) on B); refused" \
-		"$(cat "$BATS_TEST_TMPDIR"/out.* | grep -c '"granted":false')"
-	[ "$n" -le $(( 10 + 1 + (last - first) * 50 / 1000000000 )) ]
-	[ "$n" -le "$bound" ]
-	[ "$n" -ge $(( bound * 95 / 100 )) ]
-	# both hosts got their share
-	[ "$na" -ge $(( n / 5 )) ] && [ $((n - na)) -ge $(( n / 5 )) ]
+	# who wins each race is the race's: no share between the hosts is
+	# promised (takers that want their turn use --wait)
+	echo "$na on A, $((n - na)) on B"
 	run on_b sw-limit show api
 	jq -e ".bucket.granted == $n" <<<"$output"
+	rate_held 50 10 "$secs"
 }
 
 @test "the sliding window on both mounts, flat out: never more than --max grants in any window" {
@@ -41,7 +36,8 @@ teardown() { mh_teardown; }
 	local n
 	n=$(wc -l <"$BATS_TEST_TMPDIR/granted")
 	echo "granted $n in 5 s under 20 per second"
-	[ "$n" -ge 80 ] && [ "$n" -le 120 ]
+	[ "$n" -ge 80 ]
+	[ "$n" -le 120 ]
 	window_held 20 1000000000
 }
 
@@ -97,6 +93,7 @@ teardown() { mh_teardown; }
 	stall_tree "$pid"
 	sleep 2
 	run on_b sw-limit run pg --concurrency 1 -- sh -c 'echo $SW_LIMIT_TOKEN'
-	[ "$status" -eq 0 ] && [ "$output" -eq 2 ]
+	[ "$status" -eq 0 ]
+	[ "$output" -eq 2 ]
 	resume_tree sw-limit
 }
