@@ -158,15 +158,15 @@ static json_t *ver_json(const struct sw_breaker_ver *v, const struct sw_breaker_
 	char *fails = sw_tlist_format(&v->fails), *oks = sw_tlist_format(&v->oks);
 	json_t *probes = json_array(), *j = NULL;
 	for (unsigned i = 0; probes && i < v->nprobes; i++)
-		json_array_append_new(probes, json_pack("{s:I,s:I,s:I,s:b}", "slot", (json_int_t)v->probes[i].slot,
+		json_array_append_new(probes, json_pack("{s:I,s:I,s:o,s:b}", "slot", (json_int_t)v->probes[i].slot,
 			"token", (json_int_t)v->probes[i].token, "expires_unix_ns",
-			(json_int_t)v->probes[i].expires_ns, "ok", v->probes[i].ok));
+			sw_json_ns(v->probes[i].expires_ns), "ok", v->probes[i].ok));
 	if (fails && oks && probes)
-		j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:O,s:o}", "state", sw_breaker_state_name(v->state),
+		j = json_pack("{s:s,s:I,s:I,s:o,s:I,s:o,s:s,s:s,s:O,s:o}", "state", sw_breaker_state_name(v->state),
 			      "trips", (json_int_t)v->trips, "probe_token", (json_int_t)v->probe_token,
-			      "open_until_unix_ns", (json_int_t)v->open_until_ns,
+			      "open_until_unix_ns", sw_json_ns(v->open_until_ns),
 			      "cooldown_ms", (json_int_t)(v->cooldown_ns / 1000000),
-			      "changed_at_unix_ns", (json_int_t)v->changed_ns, "fails", fails, "oks", oks,
+			      "changed_at_unix_ns", sw_json_ns(v->changed_ns), "fails", fails, "oks", oks,
 			      "probes", probes, "policy", policy_json(s));
 	json_decref(probes);
 	free(fails);

@@ -331,10 +331,10 @@ int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, jso
 
 bool sw_chain_int(const json_t *j, const char *key, int64_t lo, int64_t hi, int64_t *out)
 {
-	const json_t *v = json_object_get(j, key);
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+	int64_t x;
+	if (!sw_json_i64(json_object_get(j, key), &x) || x < lo || x > hi)
 		return false;
-	*out = (int64_t)json_integer_value(v);
+	*out = x;
 	return true;
 }
 

@@ -174,8 +174,10 @@ static int parse_verb(struct sw_cmd *c, const char *shortopts)
 				return rc;
 			while (dashdash && optind < c->argc && rc == 0)
 				rc = take_arg(c, c->argv[optind++]);
-			if (rc || dashdash)
+			if (rc)
 				return rc;
+			if (dashdash)
+				break;   /* the count and prog.check, as for any arguments */
 			continue;
 		}
 		if (code == '?')

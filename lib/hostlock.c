@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,7 +25,7 @@ int sw_hostlock(const char *const *keys, size_t n, int64_t timeout_ns)
 		return -1;
 	uint64_t h = 0;
 	for (size_t i = 0; i < n; i++)
-		h = sw_hash_str(keys[i], h);
+		h = sw_xxh64(keys[i], strlen(keys[i]), h);
 	snprintf(path, sizeof path, "%s/%016llx.lock", dir, (unsigned long long)h);
 	int fd = SW_NOINTR(open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
 	if (fd < 0)

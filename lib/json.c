@@ -1,6 +1,7 @@
 #include "json.h"
 #include "atomic.h"
 #include "clock.h"
+#include "num.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,35 @@ const char *sw_json_str(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
+bool sw_json_i64(const json_t *v, int64_t *out)
+{
+	if (json_is_integer(v)) {
+		*out = (int64_t)json_integer_value(v);
+		return true;
+	}
+	/* a decimal string: how integers past 2^53 travel (jq reads numbers
+	 * as doubles) */
+	return json_is_string(v) && json_string_length(v) == strlen(json_string_value(v)) &&
+	       sw_parse_i64(json_string_value(v), INT64_MIN, INT64_MAX, out) == 0;
+}
+
+bool sw_json_time_key(const char *key)
+{
+	size_t n = strlen(key);
+	return n >= 8 && !strcmp(key + n - 8, "_unix_ns");
+}
+
 int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt)
 {
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+	int64_t v;
+	return sw_json_i64(json_object_get(o, key), &v) ? v : dflt;
+}
+
+json_t *sw_json_ns(int64_t ns)
+{
+	char digits[24];
+	snprintf(digits, sizeof digits, "%lld", (long long)ns);
+	return json_string(digits);
 }
 
 void sw_json_set_time(json_t *o, const char *key, int64_t ns)
@@ -69,5 +95,34 @@ void sw_json_set_time(json_t *o, const char *key, int64_t ns)
 	sw_fmt_time(ns, t);
 	json_object_set_new(o, key, json_string(t));
 	snprintf(k, sizeof k, "%s_unix_ns", key);
-	json_object_set_new(o, k, json_integer(ns));
+	json_object_set_new(o, k, sw_json_ns(ns));
+}
+
+size_t sw_json_escape(char *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *o = out;
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		/* runs that need nothing are copied whole */
+		memcpy(o, s + start, i - start);
+		o += i - start;
+		start = i + 1;
+		*o++ = '\\';
+		if (c == '"' || c == '\\') {
+			*o++ = (char)c;
+		} else if (c == '\t') {
+			*o++ = 't';
+		} else {
+			memcpy(o, "u00", 3);
+			o[3] = hex[c >> 4];
+			o[4] = hex[c & 15];
+			o += 5;
+		}
+	}
+	memcpy(o, s + start, len - start);
+	return (size_t)(o - out) + len - start;
 }

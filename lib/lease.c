@@ -144,9 +144,10 @@ static bool member_int(const json_t *j, const char *key, int64_t lo, int64_t hi,
 		*out = dflt;
 		return true;
 	}
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+	int64_t x;
+	if ((!json_is_integer(v) && !sw_json_time_key(key)) || !sw_json_i64(v, &x) || x < lo || x > hi)
 		return false;
-	*out = (int64_t)json_integer_value(v);
+	*out = x;
 	return true;
 }
 

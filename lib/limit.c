@@ -13,6 +13,7 @@
 #include "chain.h"
 #include "clock.h"
 #include "fs.h"
+#include "hash.h"
 #include "hostlock.h"
 #include "json.h"
 #include "lock.h"
@@ -359,8 +360,8 @@ static json_t *bucket_json(const struct sw_limit_spec *s, int64_t tat, uint64_t 
 {
 	char rate[SW_RATE_LEN];
 	sw_rate_format(&s->rate, rate);
-	return json_pack("{s:s,s:I,s:I,s:I}", "rate", rate, "burst", (json_int_t)s->burst,
-			 "tat_unix_ns", (json_int_t)tat, "granted", (json_int_t)granted);
+	return json_pack("{s:s,s:I,s:o,s:I}", "rate", rate, "burst", (json_int_t)s->burst,
+			 "tat_unix_ns", sw_json_ns(tat), "granted", (json_int_t)granted);
 }
 
 static json_t *window_json(const struct sw_limit_spec *s, const struct sw_tlist *l, uint64_t granted)
@@ -466,22 +467,39 @@ int sw_limit_take(const struct sw_ws *ws, const char *name, const struct sw_limi
 
 /* ---- the tally of refusals ------------------------------------------- */
 
-/* This host's name as a file name ("host" when it will not do). */
-static void host_name(char out[65])
+#define CLIENT_LEN 80
+
+/* This client of the workspace's filesystem as a file name: the host's
+ * name ("host" when it will not do) and a hash of its machine id and the
+ * workspace's path here.  Appends from two clients of a network
+ * filesystem to one file wait on each other (seconds on MooseFS) and may
+ * lose bytes: two hosts of one name, or two mounts on one machine, must
+ * not share a log. */
+static void client_name(const struct sw_ws *ws, char out[CLIENT_LEN])
 {
-	if (gethostname(out, 65) < 0)
-		out[0] = 0;
-	out[64] = 0;
-	if (sw_name_problem(out))
-		snprintf(out, 65, "host");
+	char host[65], id[64] = "";
+	if (gethostname(host, sizeof host) < 0)
+		host[0] = 0;
+	host[64] = 0;
+	if (sw_name_problem(host))
+		snprintf(host, sizeof host, "host");
+	int fd = SW_NOINTR(open("/etc/machine-id", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+	if (fd >= 0) {
+		ssize_t n = SW_NOINTR(read(fd, id, sizeof id - 1));
+		id[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	uint64_t h = sw_xxh64(id, strlen(id), 0);
+	h = sw_xxh64(ws->path, strlen(ws->path), h);
+	snprintf(out, CLIENT_LEN, "%s-%08x", host, (unsigned)(h >> 32));
 }
 
 /* Refusals are counted without a lock and without rewriting a file: each
- * appends one byte to tally/<host>.<kind>, so the count is the file's
+ * appends one byte to tally/<client>.<kind>, so the count is the file's
  * size, and a refusal costs an open and a write however many processes
- * refuse at once.  Only this host appends to its logs.  Past
- * TALLY_FOLD_BYTES one process of the host (the one that gets the
- * host's lock without waiting) folds the log into tally/<host>.<kind>.base
+ * refuse at once.  Only this client appends to its logs.  Past
+ * TALLY_FOLD_BYTES one process of the client (the one that gets the
+ * client's lock without waiting) folds the log into tally/<client>.<kind>.base
  * (rename the log away, add its size to the base, delete it): the count
  * dips while it does, and a byte appended through a descriptor opened
  * before the rename may be lost. */
@@ -524,10 +542,10 @@ static void fold_into(int dfd, const char *from, const char *base)
 		SW_NOINTR(unlinkat(dfd, from, 0));
 }
 
-static void tally_fold(int dfd, const char *host, const char *log)
+static void tally_fold(int dfd, const char *client, const char *log)
 {
-	char lockname[96], fold[96], base[96];
-	snprintf(lockname, sizeof lockname, ".lock.%s", host);
+	char lockname[CLIENT_LEN + 16], fold[CLIENT_LEN + 32], base[CLIENT_LEN + 32];
+	snprintf(lockname, sizeof lockname, ".lock.%s", client);
 	snprintf(fold, sizeof fold, ".fold.%s", log);
 	snprintf(base, sizeof base, "%s.base", log);
 	int lk = sw_lock(dfd, lockname, LOCK_EX, 0);
@@ -545,21 +563,21 @@ static void tally_fold(int dfd, const char *host, const char *log)
 void sw_limit_count_refusal(const struct sw_ws *ws, const char *name, const char *kind)
 {
 	struct sw_err err;
-	char host[65], log[80];
+	char client[CLIENT_LEN], log[CLIENT_LEN + 16];
 	int ldfd;
 	if (limit_dir(ws, name, true, &ldfd, &err))
 		return;
 	int dfd = sw_open_dir(ldfd, "tally", true);
 	close(ldfd);
-	host_name(host);
-	snprintf(log, sizeof log, "%s.%s", host, kind);
+	client_name(ws, client);
+	snprintf(log, sizeof log, "%s.%s", client, kind);
 	int fd = dfd < 0 ? -1 : SW_NOINTR(openat(dfd, log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
 						 O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0666));
 	struct stat st;
 	if (fd < 0 || SW_NOINTR(fstat(fd, &st)) < 0 || !S_ISREG(st.st_mode) || SW_NOINTR(write(fd, ".", 1)) != 1)
 		sw_warn("limit '%s': tally %s: %s (refusal not counted)", name, log, strerror(errno));
 	else if (st.st_size + 1 >= TALLY_FOLD_BYTES)
-		tally_fold(dfd, host, log);
+		tally_fold(dfd, client, log);
 	if (fd >= 0)
 		close(fd);
 	if (dfd >= 0)

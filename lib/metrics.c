@@ -1,1166 +1,235 @@
 #include "metrics.h"
-#include "metrics_fold.h"
-#include "metrics_journal.h"
 #include "clock.h"
 #include "err.h"
-#include "id.h"
-#include "ws.h"
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-const double sw_m_default_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-const size_t sw_m_default_nbounds = sizeof sw_m_default_bounds / sizeof sw_m_default_bounds[0];
-const double sw_m_span_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-				   0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
-const size_t sw_m_span_nbounds = sizeof sw_m_span_bounds / sizeof sw_m_span_bounds[0];
-
-/* Prepared statements, cached in m->st by these indexes. */
-enum {
-	ST_METRIC_GET, ST_METRIC_ADD, ST_METRIC_HELP, ST_COUNTER, ST_GAUGE, ST_HIST_GET,
-	ST_HIST_UPD, ST_HIST_ADD, ST_OBS, ST_N
-};
-static const char *const st_sql[ST_N] = {
-	[ST_METRIC_GET] = "SELECT kind, bounds FROM metric WHERE name=?1",
-	[ST_METRIC_ADD] = "INSERT INTO metric(name, kind, help, bounds) VALUES(?1, ?2, ?3, ?4)",
-	[ST_METRIC_HELP] = "UPDATE metric SET help=?2 WHERE name=?1",
-	[ST_COUNTER] = "INSERT INTO series(name, labels, value, created_ns, updated_ns) "
-		"VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(name, labels) DO UPDATE SET "
-		"value=value+excluded.value, updated_ns=excluded.updated_ns RETURNING value",
-	[ST_GAUGE] = "INSERT INTO series(name, labels, value, created_ns, updated_ns) "
-		"VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(name, labels) DO UPDATE SET "
-		"value=CASE WHEN ?5 THEN value+excluded.value ELSE excluded.value END, "
-		"updated_ns=excluded.updated_ns RETURNING value",
-	[ST_HIST_GET] = "SELECT id, buckets FROM series WHERE name=?1 AND labels=?2",
-	[ST_HIST_UPD] = "UPDATE series SET value=value+?2, count=count+?3, buckets=?4, "
-		"updated_ns=?5 WHERE id=?1",
-	[ST_HIST_ADD] = "INSERT INTO series(name, labels, value, count, buckets, created_ns, "
-		"updated_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-	[ST_OBS] = "INSERT INTO obs(series, t_ns, value) VALUES(?1, ?2, ?3)",
-};
-
-static const char schema_sql[] =
-	"PRAGMA journal_mode=WAL;"
-	"BEGIN;"
-	"CREATE TABLE metric(name TEXT PRIMARY KEY, kind INTEGER NOT NULL, help TEXT, "
-	"  bounds TEXT) WITHOUT ROWID;"
-	"CREATE TABLE series(id INTEGER PRIMARY KEY, name TEXT NOT NULL, labels TEXT NOT NULL, "
-	"  value REAL NOT NULL DEFAULT 0, count INTEGER NOT NULL DEFAULT 0, buckets TEXT, "
-	"  created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL, UNIQUE(name, labels));"
-	"CREATE TABLE obs(series INTEGER NOT NULL, t_ns INTEGER NOT NULL, value REAL NOT NULL);"
-	"CREATE INDEX obs_series_t ON obs(series, t_ns);"
-	"CREATE TABLE fold_applied(name TEXT PRIMARY KEY, ino INTEGER NOT NULL);"
-	"PRAGMA user_version=2;"
-	"COMMIT;";
-
-/* ---- errors ---- */
-
-static int ex_sqlite(struct sw_mdb *m, int rc, const char *what)
+static int copy_err(char *err, size_t errlen, const char *msg, int code)
 {
-	const char *msg = m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc);
-	switch (rc & 0xff) {
-	case SQLITE_BUSY: case SQLITE_LOCKED:
-		snprintf(m->err, sizeof m->err, "%s: %s: database stayed busy, try again later",
-			 m->path, what);
-		return EX_TEMPFAIL;
-	case SQLITE_NOTADB: case SQLITE_CORRUPT:
-		snprintf(m->err, sizeof m->err, "%s: not a usable sw-metrics database: %s", m->path, msg);
-		return EX_DATAERR;
-	case SQLITE_ERROR:
-		/* "no such table": some other SQLite file */
-		if (strstr(msg, "no such")) {
-			snprintf(m->err, sizeof m->err, "%s: not a sw-metrics database: %s", m->path, msg);
-			return EX_DATAERR;
-		}
-		break;
-	default:
-		break;
-	}
-	snprintf(m->err, sizeof m->err, "%s: %s: %s", m->path, what, msg);
-	switch (rc & 0xff) {
-	case SQLITE_FULL: case SQLITE_IOERR: return EX_IOERR;
-	case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return EX_NOPERM;
-	case SQLITE_CANTOPEN: return EX_CANTCREAT;
-	case SQLITE_NOMEM: return EX_SOFTWARE;
-	default: return EX_SOFTWARE;
-	}
-}
-
-int sw_mdb_sqlerr(struct sw_mdb *m, int rc, const char *what)
-{
-	return ex_sqlite(m, rc, what);
-}
-
-static int ex_errno(struct sw_mdb *m, const char *what, const char *path)
-{
-	int e = errno;
-	snprintf(m->err, sizeof m->err, "%s %s: %s", what, path, strerror(e));
-	return sw_ex_errno(e);
-}
-
-/* ---- names, labels, numbers ---- */
-
-const char *sw_m_name_problem(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0)
-		return "empty name";
-	if (n > SW_M_NAME_MAX)
-		return "name over 200 bytes";
-	if (!strncmp(s, "__", 2))
-		return "names starting with __ are reserved";
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
-		if (!ok)
-			return "a name is lowercase letters, digits and _, not starting with a digit";
-	}
-	return NULL;
-}
-
-const char *sw_m_label_problem(const struct sw_label *l)
-{
-	const char *k = l->key;
-	size_t n = strlen(k);
-	if (n == 0)
-		return "empty label name";
-	if (n > SW_M_NAME_MAX)
-		return "label name over 200 bytes";
-	if (!strncmp(k, "__", 2))
-		return "label names starting with __ are reserved";
-	if (!strcmp(k, "le") || !strcmp(k, "quantile"))
-		return "label names le and quantile are reserved";
-	for (size_t i = 0; i < n; i++) {
-		char c = k[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-			  (i > 0 && c >= '0' && c <= '9');
-		if (!ok)
-			return "a label name is letters, digits and _, not starting with a digit";
-	}
-	size_t vn = strlen(l->value);
-	if (vn > SW_M_LABEL_VALUE_MAX)
-		return "label value over 2048 bytes";
-	if (!sw_utf8_valid(l->value, vn))
-		return "label value is not valid UTF-8";
-	return NULL;
-}
-
-const char *sw_m_label_parse(char *s, struct sw_label *l)
-{
-	char *eq = strchr(s, '=');
-	if (!eq)
-		return "a label is key=value";
-	*eq = 0;
-	l->key = s;
-	l->value = eq + 1;
-	return sw_m_label_problem(l);
-}
-
-char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t errlen)
-{
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (json_object_get(o, l[i].key)) {
-			snprintf(err, errlen, "label '%s' given twice", l[i].key);
-			json_decref(o);
-			return NULL;
-		}
-		json_object_set_new(o, l[i].key, json_string(l[i].value));
-	}
-	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	if (!s)
-		snprintf(err, errlen, "out of memory");
-	return s;
-}
-
-const char *sw_m_bounds_parse(const char *s, double *b, size_t *n)
-{
-	size_t k = 0;
-	const char *p = s;
-	if (!*s)
-		return "empty bucket list";
-	for (;;) {
-		char *end;
-		errno = 0;
-		double v = strtod(p, &end);
-		if (end == p || errno || !isfinite(v) || (*end && *end != ','))
-			return "buckets are finite numbers separated by commas";
-		if (k == SW_M_BUCKETS_MAX)
-			return "more than 64 buckets";
-		if (k > 0 && v <= b[k - 1])
-			return "bucket bounds must increase strictly";
-		b[k++] = v;
-		if (!*end)
-			break;
-		p = end + 1;
-	}
-	*n = k;
-	return NULL;
-}
-
-void sw_m_fmt_double(double v, char buf[32])
-{
-	if (isnan(v)) { strcpy(buf, "NaN"); return; }
-	if (isinf(v)) { strcpy(buf, v > 0 ? "+Inf" : "-Inf"); return; }
-	if (v == trunc(v) && fabs(v) < 1e15) {   /* "10", not "1e+01" */
-		snprintf(buf, 32, "%.0f", v);
-		return;
-	}
-	for (int p = 1; p <= 17; p++) {
-		snprintf(buf, 32, "%.*g", p, v);
-		if (strtod(buf, NULL) == v)
-			return;
-	}
-}
-
-static char *bounds_text(const double *b, size_t n)
-{
-	char *s = malloc(n * 32 + 1);
-	if (!s)
-		return NULL;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++) {
-		char num[32];
-		sw_m_fmt_double(b[i], num);
-		off += (size_t)sprintf(s + off, "%s%s", i ? "," : "", num);
-	}
-	s[off] = 0;
-	return s;
-}
-
-/* "3,0,1" -> counts[n]; false when the text does not hold exactly n. */
-static bool counts_parse(const char *s, long long *c, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char *end;
-		if (!s)
-			return false;
-		c[i] = strtoll(s, &end, 10);
-		if (end == s || (*end && *end != ',') || (i + 1 < n) != (*end == ','))
-			return false;
-		s = end + 1;
-	}
-	return true;
-}
-
-static char *counts_text(const long long *c, size_t n)
-{
-	char *s = malloc(n * 21 + 1);
-	if (!s)
-		return NULL;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++)
-		off += (size_t)sprintf(s + off, "%s%lld", i ? "," : "", c[i]);
-	s[off] = 0;
-	return s;
-}
-
-/* ---- opening ---- */
-
-/* Whether the nearest existing ancestor of dir is on a network
- * filesystem: checked before creating directories there. */
-static bool ancestor_netfs(const char *dir)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s", dir);
-	for (;;) {
-		int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			bool net = sw_is_netfs(fd);
-			close(fd);
-			return net;
-		}
-		char *slash = strrchr(p, '/');
-		if (!slash)
-			strcpy(p, ".");
-		else if (slash == p)
-			strcpy(p, "/");
-		else
-			*slash = 0;
-		if (!slash || slash == p) {
-			fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			bool net = fd >= 0 && sw_is_netfs(fd);
-			if (fd >= 0)
-				close(fd);
-			return net;
-		}
-	}
-}
-
-int sw_mdb_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen)
-{
-	const char *env = getenv("SW_METRICS_DB");
-	if (opt_db && *opt_db) {
-		snprintf(out, PATH_MAX, "%s", opt_db);
-		return 0;
-	}
-	if (env && *env) {
-		snprintf(out, PATH_MAX, "%s", env);
-		return 0;
-	}
-	char host[256];
-	if (gethostname(host, sizeof host) < 0 || !host[0])
-		strcpy(host, "localhost");
-	host[sizeof host - 1] = 0;
-	for (char *p = host; *p; p++)
-		if (*p == '/' || (unsigned char)*p < 0x20)
-			*p = '_';
-	/* the XDG base directory spec: a relative XDG_STATE_HOME is invalid
-	 * and ignored; a relative HOME would put the database below whatever
-	 * directory a command happens to run in */
-	const char *xdg = getenv("XDG_STATE_HOME");
-	const char *home = getenv("HOME");
-	char dir[PATH_MAX];
-	if (xdg && xdg[0] == '/')
-		snprintf(dir, sizeof dir, "%s/sw-metrics", xdg);
-	else if (home && home[0] == '/')
-		snprintf(dir, sizeof dir, "%s/.local/state/sw-metrics", home);
-	else {
-		if (home && *home)
-			snprintf(err, errlen, "HOME '%s' is not an absolute path: set --db or SW_METRICS_DB", home);
-		else
-			snprintf(err, errlen, "no database: set --db, SW_METRICS_DB or HOME");
-		return EX_USAGE;
-	}
-	/* a home on NFS is common; the default must stay host-local: then a
-	 * private directory of ours in /var/tmp (which others can write, so
-	 * one they made for us is refused) */
-	if (ancestor_netfs(dir)) {
-		struct stat st;
-		snprintf(dir, sizeof dir, "/var/tmp/sw-metrics-%ld", (long)getuid());
-		if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || lstat(dir, &st) < 0 ||
-		    !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
-			snprintf(err, errlen, "the home is on a network filesystem and %s is not a "
-				 "private directory of this user: set --db or SW_METRICS_DB", dir);
-			return EX_UNAVAILABLE;
-		}
-	}
-	snprintf(out, PATH_MAX, "%s/%s.db", dir, host);
-	return 0;
-}
-
-/* Waits out a busy database with growing, jittered sleeps (so many
- * writers do not wake in step) for about 10 s per statement. */
-static int busy_wait(void *arg, int n)
-{
-	(void)arg;
-	if (n >= 5000)
-		return 0;
-	int64_t cap = n < 8 ? (INT64_C(20000) << n) : 2000000;   /* 20 µs … 2 ms */
-	if (cap > 2000000)
-		cap = 2000000;
-	uint64_t r = (uint64_t)sw_now_ns() * 6364136223846793005u + (uint64_t)getpid();
-	sw_sleep_ns(cap / 2 + (int64_t)((r >> 33) % (uint64_t)(cap / 2 + 1)));
-	return 1;
-}
-
-/* Builds a new database under a temporary name and links it into place,
- * so no process ever opens a half-made one; losing the race is fine. */
-static int create_db(struct sw_mdb *m, int dirfd, const char *dir, const char *base)
-{
-	char tmp[SW_TMPNAME_LEN], rnd[17], tpath[PATH_MAX + 80], fpath[PATH_MAX + 8];
-	sw_rand_hex(rnd, 8);
-	snprintf(tmp, sizeof tmp, SW_TMP_PREFIX "%ld.%s", (long)getpid(), rnd);
-	snprintf(tpath, sizeof tpath, "%s/%s", dir, tmp);
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(tpath, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(m->err, sizeof m->err, "cannot create %s: %s", m->path,
-			 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		unlinkat(dirfd, tmp, 0);
-		return (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? EX_IOERR :
-		       (rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_PERM ? EX_NOPERM :
-		       EX_CANTCREAT;
-	}
-	sqlite3_close(db);   /* checkpoints: everything is in the main file now */
-	int r = linkat(dirfd, tmp, dirfd, base, 0);
-	int e = errno;
-	unlinkat(dirfd, tmp, 0);
-	if (r < 0 && e != EEXIST) {
-		errno = e;
-		snprintf(fpath, sizeof fpath, "%s", m->path);
-		return ex_errno(m, "cannot create", fpath);
-	}
-	return 0;
-}
-
-/* mkdir -p of a host-local path of the user's own choosing (symlinks on
- * the way are the user's and are followed), each directory it makes with
- * mode. */
-static int mkdir_path(const char *path, mode_t mode)
-{
-	char p[PATH_MAX];
-	if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	size_t n = strlen(p);
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != 0)
-			continue;
-		p[i] = 0;
-		int rc = mkdir(p, mode);
-		p[i] = i < n ? '/' : 0;
-		if (rc < 0 && errno != EEXIST)
-			return -1;
-	}
-	return 0;
-}
-
-static int refuse_netfs(struct sw_mdb *m)
-{
-	snprintf(m->err, sizeof m->err, "%s is on a network filesystem, where a WAL database "
-		 "breaks; set SW_METRICS_DB to a local path (or --db to insist)", m->path);
-	return EX_UNAVAILABLE;
-}
-
-/* Opens the directory that holds the database (into *fd), creating it
- * when create, and applies the network-filesystem rule. */
-static int open_dir(struct sw_mdb *m, bool explicit_db, bool create, char *dir, const char **base,
-		    int *fdp, bool *missing)
-{
-	char *slash = strrchr(m->path, '/');
-	if (slash == m->path) {
-		strcpy(dir, "/");
-		*base = m->path + 1;
-	} else if (slash) {
-		memcpy(dir, m->path, (size_t)(slash - m->path));
-		dir[slash - m->path] = 0;
-		*base = slash + 1;
-	} else {
-		strcpy(dir, ".");
-		*base = m->path;
-	}
-	if (!**base) {
-		snprintf(m->err, sizeof m->err, "bad database path '%s'", m->path);
-		return EX_USAGE;
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && missing) {
-		*missing = true;
-		*fdp = -1;
-		return 0;
-	}
-	if (fd < 0 && errno == ENOENT && create) {
-		if (!explicit_db && ancestor_netfs(dir))
-			return refuse_netfs(m);
-		/* the default directory is private, whatever the umask (the
-		 * XDG spec asks 0700 of the directories it makes); one the user
-		 * named gets what the umask gives */
-		if (mkdir_path(dir, explicit_db ? 0777 : 0700) < 0)
-			return ex_errno(m, "cannot create directory", dir);
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	if (fd < 0) {
-		int code = ex_errno(m, "database directory", dir);
-		return code == EX_NOPERM ? code : EX_UNAVAILABLE;
-	}
-	if (sw_is_netfs(fd)) {
-		if (!explicit_db) {
-			close(fd);
-			return refuse_netfs(m);
-		}
-		if (!m->warned)
-			sw_warn("%s is on a network filesystem: use it from one host only", m->path);
-		m->warned = true;
-	}
-	*fdp = fd;
-	return 0;
-}
-
-/* After every commit: once the WAL holds WAL_FRAMES_MAX pages, copy them
- * into the database and truncate the WAL (skipped quietly when a reader
- * is in the way; a later commit does it). */
-#define WAL_FRAMES_MAX 32
-static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	(void)arg;
-	if (frames < WAL_FRAMES_MAX)
-		return SQLITE_OK;
-	/* no waiting: with other connections busy the WAL restarts from its
-	 * beginning on its own, and the next commit tries again */
-	sqlite3_busy_handler(db, NULL, NULL);
-	sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	sqlite3_busy_handler(db, busy_wait, NULL);
-	return SQLITE_OK;
-}
-
-static int configure(struct sw_mdb *m, enum sw_sync sync)
-{
-	sqlite3_busy_handler(m->db, busy_wait, NULL);
-	/* Every sw-metrics process is a database's first and last
-	 * connection, and SQLite's default is expensive for exactly that:
-	 * the last close checkpoints (two fsyncs under synchronous=NORMAL)
-	 * and deletes the WAL and its index, which the next process creates
-	 * again.  Instead the WAL stays, and a commit that leaves it over 32
-	 * pages checkpoints and truncates it: a first connection rebuilds
-	 * its index from at most that many pages, and the fsyncs of a
-	 * checkpoint are paid once per ~10 one-shot writes. */
-	sqlite3_db_config(m->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	sqlite3_wal_hook(m->db, wal_hook, NULL);
-	const char *pragma = sync == SW_SYNC_FULL ? "PRAGMA synchronous=FULL" :
-			     sync == SW_SYNC_OFF ? "PRAGMA synchronous=OFF" :
-			     "PRAGMA synchronous=NORMAL";
-	int rc = sqlite3_exec(m->db, pragma, NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : ex_sqlite(m, rc, "configure");
-}
-
-int sw_mdb_locate(struct sw_mdb *m, const char *opt_db, bool *missing)
-{
-	memset(m, 0, sizeof *m);
-	*missing = false;
-	m->retention_ns = SW_M_RETENTION_DEFAULT_NS;
-	m->explicit_db = opt_db && *opt_db;
-	const char *ret = getenv("SW_METRICS_RETENTION");
-	if (ret && *ret && sw_parse_duration(ret, &m->retention_ns) < 0) {
-		snprintf(m->err, sizeof m->err, "bad SW_METRICS_RETENTION '%s': want a duration "
-			 "such as 7d", ret);
-		return EX_USAGE;
-	}
-	int code = sw_mdb_path(opt_db, m->path, m->err, sizeof m->err);
-	if (code)
-		return code;
-	char dir[PATH_MAX];
-	const char *base;
-	int dirfd = -1;
-	code = open_dir(m, m->explicit_db, false, dir, &base, &dirfd, missing);
-	if (dirfd >= 0)
-		close(dirfd);
+	snprintf(err, errlen, "%s", msg);
 	return code;
 }
 
-/* Removes a directory made by make_kinds and what it holds. */
-static void remove_tmp_dir(int dirfd, const char *name)
+/* Folds the journal into an open database. */
+static int fold_in(struct sw_mdb *m)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				unlinkat(fd, e->d_name, 0);
-		closedir(d);
-	} else if (fd >= 0) {
-		close(fd);
-	}
-	unlinkat(dirfd, name, AT_REMOVEDIR);
-}
-
-/* The kinds registry (metrics_journal.h) of a database that has none yet:
- * a new one, or one made before the registry existed.  It is filled from
- * the metric table under a temporary name and renamed into place, so no
- * writer registers a kind that contradicts the database; when another
- * process was first, its registry stays. */
-static int make_kinds(struct sw_mdb *m, int dirfd, const char *base)
-{
-	char name[NAME_MAX + 1], tmp[SW_TMPNAME_LEN], rnd[17];
-	if (snprintf(name, sizeof name, "%s%s", base, SW_MJ_KINDS) >= (int)sizeof name) {
-		snprintf(m->err, sizeof m->err, "%s: name too long", m->path);
-		return EX_USAGE;
-	}
-	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return 0;
-	if (errno != ENOENT)
-		return ex_errno(m, "kinds registry of", m->path);
-	sw_rand_hex(rnd, 8);
-	snprintf(tmp, sizeof tmp, SW_TMP_PREFIX "%ld.%s", (long)getpid(), rnd);
-	if (mkdirat(dirfd, tmp, 0775) < 0)
-		return ex_errno(m, "cannot create kinds registry of", m->path);
-	int fd = openat(dirfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		int code = ex_errno(m, "cannot create kinds registry of", m->path);
-		remove_tmp_dir(dirfd, tmp);
-		return code;
-	}
-	sqlite3_stmt *s;
-	int code = 0, rc = sqlite3_prepare_v2(m->db, "SELECT name, kind, bounds FROM metric", -1, &s,
-					      NULL);
-	if (rc != SQLITE_OK)
-		code = ex_sqlite(m, rc, "read metrics");
-	while (!code && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *mname = (const char *)sqlite3_column_text(s, 0);
-		const char *bt = (const char *)sqlite3_column_text(s, 2);
-		enum sw_mkind k = (enum sw_mkind)sqlite3_column_int(s, 1);
-		double b[SW_M_BUCKETS_MAX];
-		size_t nb = 0;
-		char target[SW_MKIND_TARGET_MAX];
-		if (!mname || sw_m_name_problem(mname) ||
-		    (k != SW_M_COUNTER && k != SW_M_GAUGE && k != SW_M_HISTOGRAM) ||
-		    (k == SW_M_HISTOGRAM && (!bt || sw_m_bounds_parse(bt, b, &nb))) ||
-		    !sw_mkind_target(k, b, nb, target)) {
-			snprintf(m->err, sizeof m->err, "%s: bad metric row '%.80s'", m->path,
-				 mname ? mname : "");
-			code = EX_DATAERR;
-		} else if (symlinkat(target, fd, mname) < 0) {
-			code = ex_errno(m, "cannot create kinds registry of", m->path);
-		}
-	}
-	if (!code && rc != SQLITE_DONE)
-		code = ex_sqlite(m, rc, "read metrics");
-	sqlite3_finalize(s);
-	close(fd);
-	if (!code && renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0) {
-		if (errno == EINVAL)   /* no RENAME_NOREPLACE here: over an empty one at most */
-			code = renameat(dirfd, tmp, dirfd, name) < 0 && errno != ENOTEMPTY &&
-			       errno != EEXIST ? ex_errno(m, "cannot create kinds registry of", m->path) : 0;
-		else if (errno != EEXIST)
-			code = ex_errno(m, "cannot create kinds registry of", m->path);
-	}
-	remove_tmp_dir(dirfd, tmp);   /* when it is still there */
-	if (!code && m->sync == SW_SYNC_FULL)
-		sw_fsync_dir(dirfd);
-	return code;
-}
-
-int sw_mdb_connect(struct sw_mdb *m, enum sw_sync sync, bool create)
-{
-	m->sync = sync;
-	/* SQLite's page cache starts with a bulk allocation of 20 pages whose
-	 * every page it touches: ~40 page faults, a third of a one-shot inc.
-	 * Pages allocated one by one cost nothing measurable.  (Refused,
-	 * harmlessly, when SQLite is already initialized.) */
-	sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-	char dir[PATH_MAX];
-	const char *base;
-	int dirfd = -1;
-	int code = open_dir(m, m->explicit_db, create, dir, &base, &dirfd, NULL);
-	if (code)
-		return code;
-	struct stat st;
-	if (fstatat(dirfd, base, &st, 0) < 0) {
-		if (errno != ENOENT || !create)
-			code = ex_errno(m, "database", m->path);
-		else
-			code = create_db(m, dirfd, dir, base);
-	} else if (!S_ISREG(st.st_mode)) {
-		snprintf(m->err, sizeof m->err, "%s: not a regular file", m->path);
-		code = EX_DATAERR;
-	}
-	if (code) {
-		close(dirfd);
-		return code;
-	}
-	int rc = sqlite3_open_v2(m->path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-				 SQLITE_OPEN_EXRESCODE, NULL);
-	if (rc != SQLITE_OK)
-		code = ex_sqlite(m, rc, "open");
-	if (!code)
-		code = configure(m, sync);
-	if (!code)
-		code = make_kinds(m, dirfd, base);
-	close(dirfd);
-	if (!code && (code = sw_mdb_fold(m)) == EX_NOPERM) {
+	int code = sw_m_fold(m);
+	if (code == EX_NOPERM) {
 		/* a reader without write access still reads what is folded */
 		sw_warn("%s; pending writes not folded", m->err);
 		code = 0;
 	}
 	if (code)
-		sw_mdb_close(m);
+		sw_m_close(m);
 	return code;
 }
 
-int sw_mdb_open(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, bool create)
+static int connect_fold(struct sw_mdb *m, enum sw_sync sync, bool create)
+{
+	int code = sw_m_connect(m, sync, create);
+	return code ? code : fold_in(m);
+}
+
+int sw_m_open(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, bool create)
 {
 	bool missing;
-	int code = sw_mdb_locate(m, opt_db, &missing);
-	return code ? code : sw_mdb_connect(m, sync, create);
+	int code = sw_m_locate(m, opt_db, &missing);
+	return code ? code : connect_fold(m, sync, create);
 }
 
-void sw_mdb_close(struct sw_mdb *m)
+int sw_m_exists(const char *opt_db, bool *exists, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof m->st / sizeof m->st[0]; i++) {
-		sqlite3_finalize(m->st[i]);
-		m->st[i] = NULL;
-	}
-	if (m->db)
-		sqlite3_close(m->db);
-	m->db = NULL;
-}
-
-/* ---- statements and transactions ---- */
-
-static sqlite3_stmt *stmt(struct sw_mdb *m, int which, int *code)
-{
-	sqlite3_stmt *s = m->st[which];
-	if (s) {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-		return s;
-	}
-	int rc = sqlite3_prepare_v3(m->db, st_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
-	if (rc != SQLITE_OK) {
-		*code = ex_sqlite(m, rc, "prepare");
-		return NULL;
-	}
-	m->st[which] = s;
-	return s;
-}
-
-static int exec(struct sw_mdb *m, const char *sql, const char *what)
-{
-	int rc = sqlite3_exec(m->db, sql, NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : ex_sqlite(m, rc, what);
-}
-
-int sw_mdb_begin(struct sw_mdb *m)
-{
-	int64_t deadline = sw_now_ns() + 60 * SW_NS_PER_SEC;
-	for (int attempt = 0;; attempt++) {
-		int rc = sqlite3_exec(m->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-		if (rc == SQLITE_OK)
-			return 0;
-		if ((rc & 0xff) != SQLITE_BUSY || sw_now_ns() > deadline)
-			return ex_sqlite(m, rc, "begin");
-		busy_wait(NULL, attempt < 8 ? attempt : 8);
-	}
-}
-
-int sw_mdb_commit(struct sw_mdb *m)
-{
-	int code = exec(m, "COMMIT", "commit");
+	char path[PATH_MAX], j[PATH_MAX];
+	int code = sw_m_db_path(opt_db, path, err, errlen);
 	if (code)
-		sw_mdb_rollback(m);
-	return code;
-}
-
-void sw_mdb_rollback(struct sw_mdb *m)
-{
-	if (!sqlite3_get_autocommit(m->db))
-		sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* Steps a statement expecting no row (SQLITE_DONE): 0 or a code. */
-static int step_done(struct sw_mdb *m, sqlite3_stmt *s, const char *what)
-{
-	int rc = sqlite3_step(s);
-	int code = rc == SQLITE_DONE ? 0 : ex_sqlite(m, rc, what);
-	sqlite3_reset(s);
-	return code;
+		return code;
+	*exists = access(path, F_OK) == 0 ||
+		  (sw_m_path_of(j, path, SW_M_JOURNAL) && access(j, F_OK) == 0);
+	return 0;
 }
 
 /* ---- writes ---- */
 
-static const char *kind_name(int k)
+static char record_type(enum sw_mkind kind)
 {
-	return k == SW_M_COUNTER ? "counter" : k == SW_M_GAUGE ? "gauge" :
-	       k == SW_M_HISTOGRAM ? "histogram" : "unknown";
+	return kind == SW_M_COUNTER ? 'C' : kind == SW_M_GAUGE ? 'G' : 'O';
 }
 
-static bool same_bounds(const double *a, size_t na, const double *b, size_t nb)
+/* The kind claimed in the registry; a database that has none yet is
+ * opened once, which makes it. */
+static int claim_kind(struct sw_mdb *m, const struct sw_mwrite *w, bool missing)
 {
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (a[i] != b[i])
-			return false;
-	return true;
-}
-
-int sw_mdb_metric(struct sw_mdb *m, const char *name, enum sw_mkind kind, const char *help,
-		  const double *want, size_t nwant, bool strict, double *b, size_t *nb)
-{
-	double rb[SW_M_BUCKETS_MAX];
-	size_t rnb = 0;
-	/* the registry decides, as it does for the journal's writers */
-	int code = sw_mkind_claim(m->path, name, kind, want, nwant, strict, m->sync, rb, &rnb, m->err,
-				  sizeof m->err);
-	if (code == SW_MKIND_NOREG) {
-		snprintf(m->err, sizeof m->err, "%s%s: kinds registry vanished", m->path, SW_MJ_KINDS);
-		return EX_SOFTWARE;
-	}
-	if (code)
-		return code;
-	if (kind == SW_M_HISTOGRAM) {
-		memcpy(b, rb, rnb * sizeof *b);
-		*nb = rnb;
-	}
-	sqlite3_stmt *s = stmt(m, ST_METRIC_GET, &code);
-	if (!s)
-		return code;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		int k = sqlite3_column_int(s, 0);
-		const char *bt = (const char *)sqlite3_column_text(s, 1);
-		double have[SW_M_BUCKETS_MAX];
-		size_t nhave = 0;
-		if (k != (int)kind) {
-			snprintf(m->err, sizeof m->err, "%s is a %s in the database but a %s in its kinds "
-				 "registry", name, kind_name(k), kind_name(kind));
-			code = EX_DATAERR;
-		} else if (kind == SW_M_HISTOGRAM && (!bt || sw_m_bounds_parse(bt, have, &nhave) ||
-						      !same_bounds(have, nhave, rb, rnb))) {
-			snprintf(m->err, sizeof m->err, "%s: the database's buckets differ from its kinds "
-				 "registry's", name);
-			code = EX_DATAERR;
+	const double *want = w->kind == SW_M_HISTOGRAM ? w->bounds : NULL;
+	for (int tries = 0;; tries++) {
+		if (!missing) {
+			int code = sw_m_kind_claim(m->path, w->name, w->kind, want, w->nbounds, want != NULL,
+						   w->sync, NULL, NULL, m->err, sizeof m->err);
+			if (code != SW_M_NOREG)
+				return code;
 		}
-		sqlite3_reset(s);   /* frees bt */
-		if (code || !help)
+		if (tries) {
+			snprintf(m->err, sizeof m->err, "%s%s: no kinds registry after opening the database",
+				 m->path, SW_M_KINDS);
+			return EX_SOFTWARE;
+		}
+		int code = connect_fold(m, w->sync, true);
+		if (code)
 			return code;
-		if (!(s = stmt(m, ST_METRIC_HELP, &code)))
-			return code;
-		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, help, -1, SQLITE_STATIC);
-		return step_done(m, s, "set help");
+		sw_m_close(m);
+		missing = false;
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return ex_sqlite(m, rc, "read metric");
-	char *bt = NULL;
-	if (kind == SW_M_HISTOGRAM && !(bt = bounds_text(rb, rnb))) {
+}
+
+static int append(struct sw_mdb *m, const struct sw_mwrite *w)
+{
+	char *rec = NULL;
+	size_t len = 0;
+	bool fold;
+	if (sw_m_record(&rec, &len, record_type(w->kind), sw_now_ns(), w->value, w->name, w->labels,
+			w->help, w->kind) < 0) {
+		free(rec);
 		snprintf(m->err, sizeof m->err, "out of memory");
 		return EX_SOFTWARE;
 	}
-	if (!(s = stmt(m, ST_METRIC_ADD, &code))) {
-		free(bt);
+	int code = sw_m_append(m->path, rec, len, w->sync, &fold, m->err, sizeof m->err);
+	free(rec);
+	if (code || !fold)
 		return code;
-	}
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, (int)kind);
-	if (help)
-		sqlite3_bind_text(s, 3, help, -1, SQLITE_STATIC);
-	if (bt)
-		sqlite3_bind_text(s, 4, bt, -1, SQLITE_STATIC);
-	code = step_done(m, s, "add metric");
-	free(bt);
-	return code;
-}
-
-/* Steps an upsert ... RETURNING value. */
-static int step_value(struct sw_mdb *m, sqlite3_stmt *s, double *out)
-{
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		int code = ex_sqlite(m, rc, "update");
-		sqlite3_reset(s);
-		return code;
-	}
-	if (out)
-		*out = sqlite3_column_double(s, 0);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : ex_sqlite(m, rc, "update");
-}
-
-int sw_mdb_counter_add(struct sw_mdb *m, const char *name, const char *labels, double delta,
-		       int64_t now, double *out)
-{
-	int code = 0;
-	sqlite3_stmt *s = stmt(m, ST_COUNTER, &code);
-	if (!s)
-		return code;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, labels, -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 3, delta);
-	sqlite3_bind_int64(s, 4, now);
-	return step_value(m, s, out);
-}
-
-int sw_mdb_gauge_set(struct sw_mdb *m, const char *name, const char *labels, double v, bool add,
-		     int64_t now, double *out)
-{
-	int code = 0;
-	sqlite3_stmt *s = stmt(m, ST_GAUGE, &code);
-	if (!s)
-		return code;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, labels, -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 3, v);
-	sqlite3_bind_int64(s, 4, now);
-	sqlite3_bind_int(s, 5, add);
-	return step_value(m, s, out);
-}
-
-int sw_mdb_hist_add(struct sw_mdb *m, const char *name, const char *labels, size_t nb,
-		    const long long *counts, long long count, double sum, int64_t now, long long *id)
-{
-	int code = 0;
-	long long c[SW_M_BUCKETS_MAX + 1];
-	sqlite3_stmt *s = stmt(m, ST_HIST_GET, &code);
-	if (!s)
-		return code;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, labels, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	bool found = rc == SQLITE_ROW;
-	if (found) {
-		*id = sqlite3_column_int64(s, 0);
-		if (!counts_parse((const char *)sqlite3_column_text(s, 1), c, nb + 1)) {
-			sqlite3_reset(s);
-			snprintf(m->err, sizeof m->err, "%s: stored bucket counts do not match its "
-				 "buckets", name);
-			return EX_DATAERR;
-		}
-		for (size_t i = 0; i <= nb; i++)
-			c[i] += counts[i];
-	} else if (rc == SQLITE_DONE) {
-		memcpy(c, counts, (nb + 1) * sizeof *c);
-	} else {
-		code = ex_sqlite(m, rc, "read series");
-	}
-	sqlite3_reset(s);
-	if (code)
-		return code;
-	char *ct = counts_text(c, nb + 1);
-	if (!ct) {
-		snprintf(m->err, sizeof m->err, "out of memory");
-		return EX_SOFTWARE;
-	}
-	if (!(s = stmt(m, found ? ST_HIST_UPD : ST_HIST_ADD, &code))) {
-		free(ct);
-		return code;
-	}
-	if (found) {
-		sqlite3_bind_int64(s, 1, *id);
-		sqlite3_bind_double(s, 2, sum);
-		sqlite3_bind_int64(s, 3, count);
-		sqlite3_bind_text(s, 4, ct, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 5, now);
-	} else {
-		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, labels, -1, SQLITE_STATIC);
-		sqlite3_bind_double(s, 3, sum);
-		sqlite3_bind_int64(s, 4, count);
-		sqlite3_bind_text(s, 5, ct, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 6, now);
-	}
-	code = step_done(m, s, "update series");
-	free(ct);
-	if (!code && !found)
-		*id = sqlite3_last_insert_rowid(m->db);
-	return code;
-}
-
-int sw_mdb_obs(struct sw_mdb *m, long long series, int64_t t_ns, double v)
-{
-	int code = 0;
-	sqlite3_stmt *s = stmt(m, ST_OBS, &code);
-	if (!s)
-		return code;
-	sqlite3_bind_int64(s, 1, series);
-	sqlite3_bind_int64(s, 2, t_ns);
-	sqlite3_bind_double(s, 3, v);
-	return step_done(m, s, "keep observation");
-}
-
-static int exec_count(struct sw_mdb *m, const char *sql, int64_t before, long long *n)
-{
-	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(m->db, sql, -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return ex_sqlite(m, rc, "prune");
-	if (sqlite3_bind_parameter_count(s) > 0)
-		sqlite3_bind_int64(s, 1, before);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return ex_sqlite(m, rc, "prune");
-	if (n)
-		*n += sqlite3_changes(m->db);
+	/* written already: a fold that fails is for the next reader */
+	if (connect_fold(m, w->sync, true))
+		sw_warn("%s", m->err);
+	else
+		sw_m_close(m);
 	return 0;
 }
 
-int sw_mdb_prune(struct sw_mdb *m, int64_t before_ns, bool series, long long *obs_n, long long *series_n)
+int sw_m_write(const struct sw_mwrite *w, char *err, size_t errlen)
 {
-	int code;
-	*obs_n = 0;
-	if (series_n)
-		*series_n = 0;
-	/* per series, so the (series, t_ns) index does the work */
-	code = exec_count(m, "DELETE FROM obs WHERE series IN (SELECT id FROM series) AND t_ns < ?1",
-			  before_ns, obs_n);
-	if (code || !series)
-		return code;
-	if ((code = exec_count(m, "DELETE FROM obs WHERE series IN "
-			       "(SELECT id FROM series WHERE updated_ns < ?1)", before_ns, obs_n)))
-		return code;
-	if ((code = exec_count(m, "DELETE FROM series WHERE updated_ns < ?1", before_ns, series_n)))
-		return code;
-	return exec_count(m, "DELETE FROM metric WHERE name NOT IN (SELECT name FROM series)",
-			  before_ns, NULL);
+	struct sw_mdb m;
+	bool missing;
+	int code = sw_m_locate(&m, w->db, &missing);
+	if (!code)
+		code = claim_kind(&m, w, missing);
+	if (!code)
+		code = append(&m, w);
+	return code ? copy_err(err, errlen, m.err, code) : 0;
+}
+
+/* Runs fn inside one write transaction of an open database. */
+static int in_transaction(struct sw_mdb *m, int (*fn)(struct sw_mdb *m, void *arg), void *arg)
+{
+	int code = sw_m_begin(m);
+	if (!code && (code = fn(m, arg)))
+		sw_m_rollback(m);
+	if (!code)
+		code = sw_m_commit(m);
+	return code;
+}
+
+struct total {
+	const struct sw_mwrite *w;
+	double value;
+};
+
+static int add_total(struct sw_mdb *m, void *arg)
+{
+	struct total *t = arg;
+	int code = sw_m_metric(m, t->w->name, SW_M_COUNTER, t->w->help, NULL, 0, false, NULL, NULL);
+	return code ? code : sw_m_counter_add(m, t->w->name, t->w->labels, t->w->value, sw_now_ns(),
+					      &t->value);
+}
+
+int sw_m_write_total(const struct sw_mwrite *w, double *total, char *err, size_t errlen)
+{
+	struct sw_mdb m;
+	struct total t = { .w = w };
+	int code = sw_m_open(&m, w->db, w->sync, true);
+	if (code)
+		return copy_err(err, errlen, m.err, code);
+	code = in_transaction(&m, add_total, &t);
+	if (code)
+		copy_err(err, errlen, m.err, code);
+	sw_m_close(&m);
+	*total = t.value;
+	return code;
 }
 
 /* ---- reads ---- */
 
-static bool labels_match(const char *labels, const struct sw_label *want, size_t n)
+/* Opens a database that exists: 0, or 1 when there is none (*m closed). */
+static int open_existing(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, char *err,
+			 size_t errlen)
 {
-	if (n == 0)
-		return true;
-	json_t *o = json_loads(labels, 0, NULL);
-	bool ok = o != NULL;
-	for (size_t i = 0; ok && i < n; i++) {
-		const char *v = json_string_value(json_object_get(o, want[i].key));
-		ok = v && !strcmp(v, want[i].value);
+	bool exists;
+	int code = sw_m_exists(opt_db, &exists, err, errlen);
+	if (code || !exists)
+		return code ? code : SW_EX_FALSE;
+	code = sw_m_open(m, opt_db, sync, true);
+	return code ? copy_err(err, errlen, m->err, code) : 0;
+}
+
+int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, const struct sw_label *want,
+		   size_t n, int64_t since_ns, struct sw_msummary *out, char *err, size_t errlen)
+{
+	struct sw_mdb m;
+	int code = open_existing(&m, opt_db, sync, err, errlen);
+	if (code == SW_EX_FALSE)
+		snprintf(err, errlen, "no metric '%s' (no database yet)", name);
+	if (code)
+		return code;
+	code = sw_m_summary(&m, name, want, n, since_ns, out);
+	size_t len = strlen(name);
+	if (code == SW_EX_FALSE && !(len >= 6 && !strcmp(name + len - 6, "_total"))) {
+		/* counters are stored with their _total */
+		char total[SW_M_NAME_MAX + 8];
+		snprintf(total, sizeof total, "%s_total", name);
+		code = sw_m_summary(&m, total, want, n, since_ns, out);
 	}
-	json_decref(o);
-	return ok;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int push(struct sw_mdb *m, struct sw_msummary *o, size_t *cap, double v)
-{
-	if (o->n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 1024;
-		double *nv = realloc(o->v, nc * sizeof *nv);
-		if (!nv) {
-			snprintf(m->err, sizeof m->err, "out of memory");
-			return EX_SOFTWARE;
-		}
-		o->v = nv;
-		*cap = nc;
-	}
-	o->v[o->n++] = v;
-	return 0;
-}
-
-static int collect_obs(struct sw_mdb *m, long long id, int64_t since, struct sw_msummary *o,
-		       size_t *cap)
-{
-	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(m->db, "SELECT value FROM obs WHERE series=?1 AND t_ns>=?2",
-				    -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return ex_sqlite(m, rc, "read observations");
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, since);
-	int code = 0;
-	while (!code && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		code = push(m, o, cap, sqlite3_column_double(s, 0));
-	if (!code && rc != SQLITE_DONE)
-		code = ex_sqlite(m, rc, "read observations");
-	sqlite3_finalize(s);
+	if (code)
+		copy_err(err, errlen, m.err, code);
+	sw_m_close(&m);
 	return code;
 }
 
-int sw_mdb_summary(struct sw_mdb *m, const char *name, const struct sw_label *want, size_t n,
-		   int64_t since_ns, struct sw_msummary *out)
+int sw_m_each_series(const char *opt_db, enum sw_sync sync,
+		     int (*fn)(const struct sw_mseries *s, void *arg), void *arg, char *err, size_t errlen)
 {
-	memset(out, 0, sizeof *out);
-	sqlite3_stmt *s;
-	int code = exec(m, "BEGIN", "begin");
+	struct sw_mdb m;
+	int code = open_existing(&m, opt_db, sync, err, errlen);
 	if (code)
-		return code;
-	int rc = sqlite3_prepare_v2(m->db, "SELECT m.kind, s.id, s.labels, s.value FROM metric m "
-				    "LEFT JOIN series s ON s.name = m.name WHERE m.name=?1", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		code = ex_sqlite(m, rc, "read series");
-		sw_mdb_rollback(m);
-		return code;
-	}
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	size_t cap = 0;
-	bool any = false;
-	while (!code && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		any = true;
-		out->kind = (enum sw_mkind)sqlite3_column_int(s, 0);
-		const char *labels = (const char *)sqlite3_column_text(s, 2);
-		if (!labels || !labels_match(labels, want, n))
-			continue;
-		out->series++;
-		out->value += sqlite3_column_double(s, 3);
-		if (out->kind == SW_M_HISTOGRAM)
-			code = collect_obs(m, sqlite3_column_int64(s, 1), since_ns, out, &cap);
-	}
-	if (!code && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		code = ex_sqlite(m, rc, "read series");
-	sqlite3_finalize(s);
-	sw_mdb_rollback(m);
-	if (!code && !any) {
-		snprintf(m->err, sizeof m->err, "no metric %s", name);
-		code = SW_EX_FALSE;
-	}
-	if (code) {
-		free(out->v);
-		out->v = NULL;
-		return code;
-	}
-	if (out->n)
-		qsort(out->v, out->n, sizeof *out->v, cmp_double);
-	return 0;
+		return code == SW_EX_FALSE ? 0 : code;
+	if ((code = sw_m_walk(&m, fn, arg)))
+		copy_err(err, errlen, m.err, code);
+	sw_m_close(&m);
+	return code;
 }
 
-size_t sw_m_bucket_of(const double *b, size_t nb, double v)
+struct prune {
+	int64_t older_ns;
+	long long nobs, nseries;
+};
+
+static int prune(struct sw_mdb *m, void *arg)
 {
-	size_t lo = 0, hi = nb;   /* the first bound >= v; nb is +Inf */
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (b[mid] >= v)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	struct prune *p = arg;
+	int64_t older = p->older_ns >= 0 ? p->older_ns : m->retention_ns;
+	return sw_m_prune(m, sw_now_ns() - older, true, &p->nobs, &p->nseries);
 }
 
-double sw_m_percentile(const double *v, size_t n, double p)
+int sw_m_prune_older(const char *opt_db, enum sw_sync sync, int64_t older_ns, long long *nobs,
+		     long long *nseries, char *err, size_t errlen)
 {
-	double r = ceil(p / 100.0 * (double)n);
-	size_t i = r < 1 ? 0 : (size_t)r - 1;
-	return v[i < n ? i : n - 1];
-}
-
-int sw_mdb_walk(struct sw_mdb *m, int (*fn)(const struct sw_mseries *s, void *arg), void *arg)
-{
-	sqlite3_stmt *s;
-	int code = exec(m, "BEGIN", "begin");
+	struct sw_mdb m;
+	struct prune p = { .older_ns = older_ns };
+	int code = sw_m_open(&m, opt_db, sync, true);
 	if (code)
-		return code;
-	int rc = sqlite3_prepare_v2(m->db, "SELECT s.name, m.kind, m.help, m.bounds, s.labels, "
-				    "s.value, s.count, s.buckets, s.updated_ns FROM series s JOIN "
-				    "metric m ON m.name = s.name ORDER BY s.name, s.labels", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		code = ex_sqlite(m, rc, "read series");
-		sw_mdb_rollback(m);
-		return code;
-	}
-	double b[SW_M_BUCKETS_MAX];
-	long long c[SW_M_BUCKETS_MAX + 1];
-	while (!code && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct sw_mseries ser = {
-			.name = (const char *)sqlite3_column_text(s, 0),
-			.kind = (enum sw_mkind)sqlite3_column_int(s, 1),
-			.help = (const char *)sqlite3_column_text(s, 2),
-			.labels = (const char *)sqlite3_column_text(s, 4),
-			.value = sqlite3_column_double(s, 5),
-			.count = sqlite3_column_int64(s, 6),
-			.updated_ns = sqlite3_column_int64(s, 8),
-		};
-		if (ser.kind == SW_M_HISTOGRAM) {
-			const char *bt = (const char *)sqlite3_column_text(s, 3);
-			if (!bt || sw_m_bounds_parse(bt, b, &ser.nb) ||
-			    !counts_parse((const char *)sqlite3_column_text(s, 7), c, ser.nb + 1)) {
-				sw_warn("%s: skipping a histogram series with bad buckets", ser.name);
-				continue;
-			}
-			ser.bounds = b;
-			ser.counts = c;
-		}
-		code = fn(&ser, arg);
-	}
-	if (!code && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		code = ex_sqlite(m, rc, "read series");
-	sqlite3_finalize(s);
-	sw_mdb_rollback(m);
+		return copy_err(err, errlen, m.err, code);
+	if ((code = in_transaction(&m, prune, &p)))
+		copy_err(err, errlen, m.err, code);
+	sw_m_close(&m);
+	*nobs = p.nobs;
+	*nseries = p.nseries;
 	return code;
 }

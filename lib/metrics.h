@@ -1,162 +1,69 @@
-/* metrics.h — the sw-metrics store: one SQLite database in WAL mode on
- * host-local disk (WAL needs shared memory that network filesystems do not
- * give across hosts).
+/* metrics.h — the sw-metrics library, and its facade: what each verb of
+ * sw-metrics asks of it in one call.
  *
- * Path: --db, else $SW_METRICS_DB, else
- * ${XDG_STATE_HOME:-$HOME/.local/state}/sw-metrics/<hostname>.db.  A
- * database on a network filesystem is refused (69) unless --db names it,
- * which only warns.
+ * The library is layered, each layer calling only those before it:
+ *   metrics_model.h    kinds, names, labels, buckets, percentiles
+ *   metrics_journal.h  the journal records and the kinds registry
+ *   metrics_db.h       the SQLite database
+ *   metrics_fold.h     folding the journal into the database
+ *   metrics.h          this facade: open (with the fold), the journal
+ *                      write protocol, and the verbs' reads and writes
+ * Beside them, used by sw-metrics alone: metrics_otlp.h (span lines),
+ * metrics_prom.h (the exposition format), metrics_ws.h (workspace
+ * gauges).  Every public function starts with sw_m_.
  *
- * Tables: metric (name, kind, help, bucket bounds), series (one row per
- * name + label set: counter total, gauge value, or histogram sum, count and
- * per-bucket counts), obs (raw histogram observations, kept
- * SW_METRICS_RETENTION, default 7d, for exact percentiles).
- *
- * One-shot writes do not open the database: they append to a journal
- * beside it (metrics_journal.h), and opening the database folds that in
- * first (metrics_fold.h); fold_applied(name, ino) records the journal
- * pieces folded, so each is folded exactly once.
- *
- * Every write is one BEGIN IMMEDIATE transaction, retried on SQLITE_BUSY
- * with jittered back-off for up to a minute, so concurrent writers never
- * see "database is locked"; only then 75.  Functions return 0 or a
- * sysexits code with a one-line reason in m->err. */
+ * One-shot writes (inc --quiet, set, observe) do not open the database:
+ * they append to a journal beside it, and opening the database folds that
+ * in first.  Settings come from the caller (sync: SW_SYNC, read once by
+ * the program); the library reads only its own, SW_METRICS_DB and
+ * SW_METRICS_RETENTION.  Functions return 0 or a sysexits code with a
+ * one-line reason, and never exit. */
 #ifndef SW_METRICS_H
 #define SW_METRICS_H
-#include "atomic.h"
-#include <limits.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "metrics_db.h"
+#include "metrics_fold.h"
+#include "metrics_journal.h"
+#include "metrics_model.h"
 
-struct sqlite3;
-struct sqlite3_stmt;
+/* Locates and opens the database (creating it when create), then folds
+ * the journal in; a reader without write access gets what was folded
+ * before (with a warning).  0 or a code with m->err. */
+int sw_m_open(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, bool create);
+/* Whether there is a database, or a journal waiting for one: verbs that
+ * only read create nothing (completing a name at the shell makes no
+ * database).  0 with *exists, or a code with err. */
+int sw_m_exists(const char *opt_db, bool *exists, char *err, size_t errlen);
 
-enum sw_mkind { SW_M_COUNTER = 1, SW_M_GAUGE = 2, SW_M_HISTOGRAM = 3 };
-
-#define SW_M_NAME_MAX 200
-#define SW_M_LABELS_MAX 32
-#define SW_M_LABEL_VALUE_MAX 2048
-#define SW_M_BUCKETS_MAX 64
-#define SW_M_RETENTION_DEFAULT_NS (7 * 86400 * INT64_C(1000000000))
-
-/* Prometheus' default buckets, for `observe` (seconds). */
-extern const double sw_m_default_bounds[];
-extern const size_t sw_m_default_nbounds;
-/* Finer buckets for span durations (`ingest`): 100 µs … 60 s. */
-extern const double sw_m_span_bounds[];
-extern const size_t sw_m_span_nbounds;
-
-struct sw_label {
-	const char *key, *value;
-};
-
-struct sw_mdb {
-	struct sqlite3 *db;
-	char path[PATH_MAX];
-	bool explicit_db;              /* --db named it */
-	bool warned;                   /* the network-filesystem warning is out */
+/* One write. */
+struct sw_mwrite {
+	const char *db;             /* --db, or NULL */
 	enum sw_sync sync;
-	int64_t retention_ns;
-	struct sqlite3_stmt *st[16];   /* prepared once per process */
-	long long folded, fold_bad;    /* journal records the last fold applied, skipped */
-	char err[512];
+	enum sw_mkind kind;         /* counter add, gauge set, histogram observation */
+	const char *name;           /* as stored (sw_m_metric_name) */
+	const char *labels;         /* canonical (sw_m_labels_json) */
+	const char *help;           /* new HELP text, or NULL */
+	double value;
+	const double *bounds;       /* histograms: --buckets, or NULL */
+	size_t nbounds;
 };
+/* The journal write protocol: the kind claimed in the kinds registry
+ * (the first write to a database opens it, to make database and
+ * registry), one record appended to the journal, and the journal folded
+ * when the append found it over SW_M_FOLD_BYTES (a failed fold is only a
+ * warning: the write is in).  0, or a code with err. */
+int sw_m_write(const struct sw_mwrite *w, char *err, size_t errlen);
+/* A counter add made in the database, for its new total (*total). */
+int sw_m_write_total(const struct sw_mwrite *w, double *total, char *err, size_t errlen);
 
-/* Resolves the database path (see above).  0 or a sysexits code. */
-int sw_mdb_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen);
-/* What a journal writer needs without SQLite: the path, SW_METRICS_RETENTION
- * checked, and the network-filesystem rule applied to the database's
- * directory when it exists (*missing when it does not).  0 or a code. */
-int sw_mdb_locate(struct sw_mdb *m, const char *opt_db, bool *missing);
-/* Opens a located database (creating it, its directory and its kinds
- * registry when create), then folds the journal in.  0 or a code. */
-int sw_mdb_connect(struct sw_mdb *m, enum sw_sync sync, bool create);
-/* sw_mdb_locate + sw_mdb_connect. */
-int sw_mdb_open(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, bool create);
-void sw_mdb_close(struct sw_mdb *m);
-
-/* A SQLite result code as a sysexits code, with the reason in m->err. */
-int sw_mdb_sqlerr(struct sw_mdb *m, int rc, const char *what);
-
-/* Write transactions: BEGIN IMMEDIATE (so a writer waits at the start,
- * where waiting is safe, never half-way), waiting and retrying with
- * jittered back-off up to a minute before giving up with 75.  After a
- * failure inside, call rollback. */
-int sw_mdb_begin(struct sw_mdb *m);
-int sw_mdb_commit(struct sw_mdb *m);
-void sw_mdb_rollback(struct sw_mdb *m);
-
-/* Name rules: [a-z_][a-z0-9_]* (Prometheus names in the snake_case that
- * promtool's lint wants), at most 200 bytes, no leading "__".  Label keys:
- * [a-zA-Z_][a-zA-Z0-9_]*, no leading "__", not "le" or "quantile"; values
- * valid UTF-8 up to 2048 bytes.  NULL when fine, else why. */
-const char *sw_m_name_problem(const char *name);
-const char *sw_m_label_problem(const struct sw_label *l);
-/* "key=value" -> label (pointing into s, which is modified); NULL or why. */
-const char *sw_m_label_parse(char *s, struct sw_label *l);
-/* Canonical label set: a compact JSON object with sorted keys (malloc'd);
- * NULL on duplicate keys (why in err). */
-char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t errlen);
-/* "0.1,1,10" -> strictly increasing finite bounds; NULL or why. */
-const char *sw_m_bounds_parse(const char *s, double *b, size_t *n);
-/* Shortest text that reads back as the same double ("0.1", "1e-05"). */
-void sw_m_fmt_double(double v, char buf[32]);
-
-/* Inside a transaction: claims name for kind in the kinds registry
- * (metrics_journal.h), which has the last word, then makes sure metric
- * name exists with kind (and, for
- * histograms, bounds: with strict, given ones must match what the metric
- * has; otherwise want only seeds a new metric, and NULL means the
- * defaults).  help, when not NULL, replaces the
- * HELP text.  The bounds in force come back in b and nb (b holds
- * SW_M_BUCKETS_MAX). */
-int sw_mdb_metric(struct sw_mdb *m, const char *name, enum sw_mkind kind, const char *help,
-		  const double *want, size_t nwant, bool strict, double *b, size_t *nb);
-/* Inside a transaction: counter += delta; gauge = value (or += when add).
- * *out gets the new value. */
-int sw_mdb_counter_add(struct sw_mdb *m, const char *name, const char *labels, double delta,
-		       int64_t now, double *out);
-int sw_mdb_gauge_set(struct sw_mdb *m, const char *name, const char *labels, double v, bool add,
-		     int64_t now, double *out);
-/* Inside a transaction: adds count observations summing to sum with
- * per-bucket (not cumulative) counts[nb + 1] to a histogram series; *id
- * gets the series id (for sw_mdb_obs). */
-int sw_mdb_hist_add(struct sw_mdb *m, const char *name, const char *labels, size_t nb,
-		    const long long *counts, long long count, double sum, int64_t now, long long *id);
-/* Inside a transaction: keeps one raw observation. */
-int sw_mdb_obs(struct sw_mdb *m, long long series, int64_t t_ns, double v);
-/* Inside a transaction: removes observations older than before_ns, and
- * with series also series not updated since then (and metrics left
- * without series).  Counts come back. */
-int sw_mdb_prune(struct sw_mdb *m, int64_t before_ns, bool series, long long *obs_n, long long *series_n);
-
-/* Series of name whose labels include every one of want (n may be 0):
- * kind, and for histograms the observations since since_ns, sorted. */
-struct sw_msummary {
-	enum sw_mkind kind;
-	long long series;
-	double value;            /* counters and gauges: sum over series */
-	double *v;               /* histograms: sorted observations */
-	size_t n;
-};
-int sw_mdb_summary(struct sw_mdb *m, const char *name, const struct sw_label *want, size_t n,
-		   int64_t since_ns, struct sw_msummary *out);
-/* Index of the bucket of v among bounds b[nb] (nb: the +Inf bucket). */
-size_t sw_m_bucket_of(const double *b, size_t nb, double v);
-/* Nearest-rank percentile of sorted v[n] (n > 0): v[ceil(p/100*n) - 1]. */
-double sw_m_percentile(const double *v, size_t n, double p);
-
-/* Walks every series in name and label order for export. */
-struct sw_mseries {
-	const char *name, *help, *labels;   /* labels: canonical JSON */
-	enum sw_mkind kind;
-	double value;                       /* counter, gauge, histogram sum */
-	long long count;                    /* histogram */
-	const double *bounds;
-	size_t nb;
-	const long long *counts;            /* per bucket, nb + 1 */
-	int64_t updated_ns;
-};
-int sw_mdb_walk(struct sw_mdb *m, int (*fn)(const struct sw_mseries *s, void *arg), void *arg);
+/* The summary of a metric (counters also found without their _total): 1
+ * when there is none, or no database yet.  out->v is malloc'd. */
+int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, const struct sw_label *want,
+		   size_t n, int64_t since_ns, struct sw_msummary *out, char *err, size_t errlen);
+/* Every series to fn (nothing when there is no database). */
+int sw_m_each_series(const char *opt_db, enum sw_sync sync,
+		     int (*fn)(const struct sw_mseries *s, void *arg), void *arg, char *err, size_t errlen);
+/* Drops observations older than older_ns (the retention when negative)
+ * and series not updated since; the counts come back. */
+int sw_m_prune_older(const char *opt_db, enum sw_sync sync, int64_t older_ns, long long *nobs,
+		     long long *nseries, char *err, size_t errlen);
 #endif

@@ -1,4 +1,5 @@
 #include "metrics_fold.h"
+#include "metrics_db.h"
 #include "clock.h"
 #include "err.h"
 #include "id.h"
@@ -43,7 +44,7 @@ static int oom(struct sw_mdb *m)
 static int ex_errno(struct sw_mdb *m, const char *what, const char *name)
 {
 	int e = errno;
-	snprintf(m->err, sizeof m->err, "%s %s%s/%s: %s", what, m->path, SW_MJ_FOLD, name, strerror(e));
+	snprintf(m->err, sizeof m->err, "%s %s%s/%s: %s", what, m->path, SW_M_FOLD, name, strerror(e));
 	return sw_ex_errno(e);
 }
 
@@ -104,11 +105,11 @@ static int forget_unlinked(struct fold *f)
 	sqlite3_stmt *s, *del;
 	int rc = sqlite3_prepare_v2(db, "SELECT name FROM fold_applied", -1, &s, NULL);
 	if (rc != SQLITE_OK)
-		return sw_mdb_sqlerr(f->m, rc, "read fold_applied");
+		return sw_m_sqlerr(f->m, rc, "read fold_applied");
 	rc = sqlite3_prepare_v2(db, "DELETE FROM fold_applied WHERE name=?1", -1, &del, NULL);
 	if (rc != SQLITE_OK) {
 		sqlite3_finalize(s);
-		return sw_mdb_sqlerr(f->m, rc, "prune fold_applied");
+		return sw_m_sqlerr(f->m, rc, "prune fold_applied");
 	}
 	int code = 0;
 	while (!code && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -117,11 +118,11 @@ static int forget_unlinked(struct fold *f)
 			continue;
 		sqlite3_bind_text(del, 1, name, -1, SQLITE_TRANSIENT);
 		if ((rc = sqlite3_step(del)) != SQLITE_DONE)
-			code = sw_mdb_sqlerr(f->m, rc, "prune fold_applied");
+			code = sw_m_sqlerr(f->m, rc, "prune fold_applied");
 		sqlite3_reset(del);
 	}
 	if (!code && rc != SQLITE_DONE)
-		code = sw_mdb_sqlerr(f->m, rc, "read fold_applied");
+		code = sw_m_sqlerr(f->m, rc, "read fold_applied");
 	sqlite3_finalize(s);
 	sqlite3_finalize(del);
 	return code;
@@ -134,14 +135,14 @@ static int applied(struct fold *f, const char *name, long long ino, bool insert,
 		"INSERT OR REPLACE INTO fold_applied(name, ino) VALUES(?1, ?2)" :
 		"SELECT 1 FROM fold_applied WHERE name=?1 AND ino=?2", -1, &s, NULL);
 	if (rc != SQLITE_OK)
-		return sw_mdb_sqlerr(f->m, rc, "fold_applied");
+		return sw_m_sqlerr(f->m, rc, "fold_applied");
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, ino);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (found)
 		*found = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sw_mdb_sqlerr(f->m, rc, "fold_applied");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sw_m_sqlerr(f->m, rc, "fold_applied");
 }
 
 static void bad(struct fold *f, const char *piece, const char *why)
@@ -210,7 +211,7 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 			bad(f, piece, "bad help text");
 			return 0;
 		}
-		code = sw_mdb_metric(m, name, kind, json_string_value(h), NULL, 0, false, f->b, &f->nb);
+		code = sw_m_metric(m, name, kind, json_string_value(h), NULL, 0, false, f->b, &f->nb);
 		json_decref(h);
 		f->last[0] = 0;
 		if (code == EX_DATAERR) {
@@ -229,7 +230,7 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 	}
 	if (strcmp(f->last, name) || f->last_kind != kind) {
 		f->last[0] = 0;
-		code = sw_mdb_metric(m, name, kind, NULL, NULL, 0, false, f->b, &f->nb);
+		code = sw_m_metric(m, name, kind, NULL, NULL, 0, false, f->b, &f->nb);
 		if (!code) {
 			strcpy(f->last, name);
 			f->last_kind = kind;
@@ -239,15 +240,15 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 		if (r->value < 0)
 			code = EX_DATAERR, snprintf(m->err, sizeof m->err, "negative increment");
 		else
-			code = sw_mdb_counter_add(m, name, labels, r->value, r->t_ns, NULL);
+			code = sw_m_counter_add(m, name, labels, r->value, r->t_ns, NULL);
 	} else if (!code && kind == SW_M_GAUGE) {
-		code = sw_mdb_gauge_set(m, name, labels, r->value, false, r->t_ns, NULL);
+		code = sw_m_gauge_set(m, name, labels, r->value, false, r->t_ns, NULL);
 	} else if (!code) {
 		long long counts[SW_M_BUCKETS_MAX + 1] = {0}, id;
 		counts[sw_m_bucket_of(f->b, f->nb, r->value)] = 1;
-		code = sw_mdb_hist_add(m, name, labels, f->nb, counts, 1, r->value, r->t_ns, &id);
+		code = sw_m_hist_add(m, name, labels, f->nb, counts, 1, r->value, r->t_ns, &id);
 		if (!code)
-			code = sw_mdb_obs(m, id, r->t_ns, r->value);
+			code = sw_m_obs(m, id, r->t_ns, r->value);
 		f->obs = true;
 	}
 	free(labels);
@@ -305,7 +306,7 @@ static int fold_piece(struct fold *f, const char *piece)
 	/* waits for the writers that locked it before the rename */
 	if (sw_lock_fd(fd, LOCK_EX, LOCK_WAIT_NS) < 0) {
 		int code = errno == EWOULDBLOCK ? EX_TEMPFAIL : sw_ex_errno(errno);
-		snprintf(m->err, sizeof m->err, "cannot lock %s%s/%s: %s", m->path, SW_MJ_FOLD, piece,
+		snprintf(m->err, sizeof m->err, "cannot lock %s%s/%s: %s", m->path, SW_M_FOLD, piece,
 			 errno == EWOULDBLOCK ? "a writer held it for a minute" : strerror(errno));
 		close(fd);
 		return code;
@@ -317,7 +318,7 @@ static int fold_piece(struct fold *f, const char *piece)
 		return code;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		snprintf(m->err, sizeof m->err, "%s%s/%s: not a regular file", m->path, SW_MJ_FOLD, piece);
+		snprintf(m->err, sizeof m->err, "%s%s/%s: not a regular file", m->path, SW_M_FOLD, piece);
 		close(fd);
 		return EX_DATAERR;
 	}
@@ -341,7 +342,7 @@ static int fold_piece(struct fold *f, const char *piece)
 			break;
 		}
 		struct sw_mrec r;
-		const char *why = sw_mj_parse(buf + start, (size_t)(nl - (buf + start)), &r);
+		const char *why = sw_m_record_parse(buf + start, (size_t)(nl - (buf + start)), &r);
 		if (why)
 			bad(f, piece, why);
 		else
@@ -386,11 +387,11 @@ static void fold_free(struct fold *f)
 		close(f->dfd);
 }
 
-int sw_mdb_fold(struct sw_mdb *m)
+int sw_m_fold(struct sw_mdb *m)
 {
 	char jpath[PATH_MAX], fpath[PATH_MAX];
 	m->folded = m->fold_bad = 0;
-	if (!sw_mj_path(jpath, m->path, SW_MJ_JOURNAL) || !sw_mj_path(fpath, m->path, SW_MJ_FOLD)) {
+	if (!sw_m_path_of(jpath, m->path, SW_M_JOURNAL) || !sw_m_path_of(fpath, m->path, SW_M_FOLD)) {
 		snprintf(m->err, sizeof m->err, "%s: path too long", m->path);
 		return EX_USAGE;
 	}
@@ -402,7 +403,7 @@ int sw_mdb_fold(struct sw_mdb *m)
 		fold_free(&f);
 		return 0;
 	}
-	int code = sw_mdb_begin(m);
+	int code = sw_m_begin(m);
 	if (code) {
 		fold_free(&f);
 		return code;
@@ -417,7 +418,7 @@ int sw_mdb_fold(struct sw_mdb *m)
 		int rc = sqlite3_exec(m->db, "CREATE TABLE IF NOT EXISTS fold_applied(name TEXT "
 				      "PRIMARY KEY, ino INTEGER NOT NULL)", NULL, NULL, NULL);
 		if (rc != SQLITE_OK)
-			code = sw_mdb_sqlerr(m, rc, "create fold_applied");
+			code = sw_m_sqlerr(m, rc, "create fold_applied");
 	}
 	/* listed under the write lock: no other folder adds or removes one now */
 	if (!code)
@@ -439,15 +440,15 @@ int sw_mdb_fold(struct sw_mdb *m)
 	long long pruned;
 	/* retention, so that no cron job is needed for it */
 	if (!code && f.obs)
-		code = sw_mdb_prune(m, sw_now_ns() - m->retention_ns, false, &pruned, NULL);
+		code = sw_m_prune(m, sw_now_ns() - m->retention_ns, false, &pruned, NULL);
 	if (!code)
-		code = sw_mdb_commit(m);
+		code = sw_m_commit(m);
 	else
-		sw_mdb_rollback(m);
+		sw_m_rollback(m);
 	/* after the commit: a piece left by a death here is in fold_applied */
 	for (size_t i = 0; !code && i < f.n; i++)
 		if (unlinkat(f.dfd, f.names[i], 0) < 0 && errno != ENOENT)
-			sw_warn("cannot remove %s%s/%s: %s", m->path, SW_MJ_FOLD, f.names[i],
+			sw_warn("cannot remove %s%s/%s: %s", m->path, SW_M_FOLD, f.names[i],
 				strerror(errno));
 	if (!code && m->fold_bad)
 		sw_warn("%s: skipped %lld journal record%s that could not be applied, the first: %s",

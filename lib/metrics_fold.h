@@ -1,6 +1,7 @@
 /* metrics_fold.h — folding the journal (metrics_journal.h) into the
- * database: sw_mdb_connect does it before anything reads or writes, and a
- * writer does it when the journal has grown past SW_MJ_FOLD_BYTES.
+ * database (metrics_db.h): the facade's sw_m_open does it before anything
+ * reads or writes, and a writer does it when the journal has grown past
+ * SW_M_FOLD_BYTES.
  *
  * Under the database's write lock (BEGIN IMMEDIATE, so folds take turns
  * and apply the journal in the order it was written):
@@ -19,8 +20,8 @@
  * m->fold_bad, with one warning. */
 #ifndef SW_METRICS_FOLD_H
 #define SW_METRICS_FOLD_H
-#include "metrics.h"
+#include "metrics_db.h"
 
 /* 0 or a sysexits code with m->err; m->folded counts records applied. */
-int sw_mdb_fold(struct sw_mdb *m);
+int sw_m_fold(struct sw_mdb *m);
 #endif

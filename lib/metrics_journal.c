@@ -1,6 +1,7 @@
 #include "metrics_journal.h"
 #include "err.h"
 #include "lock.h"
+#include "num.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,15 +20,9 @@
 /* Each retry follows a folder's rename; this many in a row is a bug. */
 #define APPEND_TRIES 1000
 
-bool sw_mj_path(char out[PATH_MAX], const char *db, const char *suffix)
+bool sw_m_path_of(char out[PATH_MAX], const char *db, const char *suffix)
 {
 	return snprintf(out, PATH_MAX, "%s%s", db, suffix) < PATH_MAX;
-}
-
-const char *sw_mkind_name(enum sw_mkind kind)
-{
-	return kind == SW_M_COUNTER ? "counter" : kind == SW_M_GAUGE ? "gauge" :
-	       kind == SW_M_HISTOGRAM ? "histogram" : "unknown";
 }
 
 /* ---- records ---- */
@@ -42,7 +37,7 @@ static int put(char **buf, size_t *len, char type, int64_t t_ns, double v, const
 	if (!nb)
 		return -1;
 	*buf = nb;
-	int n = snprintf(nb + *len, room, "%c%c %" PRId64 " %s %s %s\n", SW_MJ_RS, type, t_ns, num,
+	int n = snprintf(nb + *len, room, "%c%c %" PRId64 " %s %s %s\n", SW_M_RS, type, t_ns, num,
 			 name, json);
 	if (n < 0 || (size_t)n >= room) {
 		errno = ENOMEM;
@@ -52,7 +47,7 @@ static int put(char **buf, size_t *len, char type, int64_t t_ns, double v, const
 	return 0;
 }
 
-int sw_mj_record(char **buf, size_t *len, char type, int64_t t_ns, double v, const char *name,
+int sw_m_record(char **buf, size_t *len, char type, int64_t t_ns, double v, const char *name,
 		 const char *labels, const char *help, enum sw_mkind kind)
 {
 	if (help) {
@@ -82,9 +77,9 @@ static const char *field(const char **p, const char *end, size_t *n)
 	return s;
 }
 
-const char *sw_mj_parse(const char *line, size_t len, struct sw_mrec *r)
+const char *sw_m_record_parse(const char *line, size_t len, struct sw_mrec *r)
 {
-	const char *rs = memrchr(line, SW_MJ_RS, len);
+	const char *rs = memrchr(line, SW_M_RS, len);
 	if (!rs)
 		return "no record start";
 	const char *p = rs + 1, *end = line + len;
@@ -99,15 +94,15 @@ const char *sw_mj_parse(const char *line, size_t len, struct sw_mrec *r)
 		return "bad time";
 	memcpy(num, f, n);
 	num[n] = 0;
-	errno = 0;
-	long long t = strtoll(num, &e, 10);
-	if (*e || errno)
+	int64_t t;
+	if (sw_parse_i64(num, INT64_MIN, INT64_MAX, &t) < 0)
 		return "bad time";
 	r->t_ns = t;
 	if (!(f = field(&p, end, &n)) || n >= sizeof num)
 		return "bad value";
 	memcpy(num, f, n);
 	num[n] = 0;
+	/* as sw_m_fmt_double wrote it ("1e-05" too): not the user's form */
 	errno = 0;
 	r->value = strtod(num, &e);
 	if (*e || errno || !isfinite(r->value))
@@ -148,12 +143,12 @@ static void sync_parent(const char *path)
 	}
 }
 
-int sw_mj_append(const char *db, const void *rec, size_t len, enum sw_sync sync, bool *fold_due,
+int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, bool *fold_due,
 		 char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	*fold_due = false;
-	if (!sw_mj_path(path, db, SW_MJ_JOURNAL)) {
+	if (!sw_m_path_of(path, db, SW_M_JOURNAL)) {
 		snprintf(err, errlen, "%s: path too long", db);
 		return EX_USAGE;
 	}
@@ -198,7 +193,7 @@ int sw_mj_append(const char *db, const void *rec, size_t len, enum sw_sync sync,
 			return fail(e, err, errlen, "cannot write journal", path);
 		if (sync == SW_SYNC_FULL && fst.st_size == 0)
 			sync_parent(path);   /* most likely a new journal: its name too */
-		*fold_due = fst.st_size >= SW_MJ_FOLD_BYTES;
+		*fold_due = fst.st_size >= SW_M_FOLD_BYTES;
 		return 0;
 	}
 	snprintf(err, errlen, "%s: renamed away %d times in a row", path, APPEND_TRIES);
@@ -207,23 +202,23 @@ int sw_mj_append(const char *db, const void *rec, size_t len, enum sw_sync sync,
 
 /* ---- the kinds registry ---- */
 
-bool sw_mkind_target(enum sw_mkind kind, const double *b, size_t nb, char out[SW_MKIND_TARGET_MAX])
+bool sw_m_kind_target(enum sw_mkind kind, const double *b, size_t nb, char out[SW_M_KIND_TARGET_MAX])
 {
-	size_t off = (size_t)snprintf(out, SW_MKIND_TARGET_MAX, "%s", sw_mkind_name(kind));
+	size_t off = (size_t)snprintf(out, SW_M_KIND_TARGET_MAX, "%s", sw_m_kind_name(kind));
 	if (kind != SW_M_HISTOGRAM)
 		return true;
 	for (size_t i = 0; i < nb; i++) {
 		char num[32];
 		sw_m_fmt_double(b[i], num);
-		int n = snprintf(out + off, SW_MKIND_TARGET_MAX - off, "%c%s", i ? ',' : ':', num);
-		if (n < 0 || (size_t)n >= SW_MKIND_TARGET_MAX - off)
+		int n = snprintf(out + off, SW_M_KIND_TARGET_MAX - off, "%c%s", i ? ',' : ':', num);
+		if (n < 0 || (size_t)n >= SW_M_KIND_TARGET_MAX - off)
 			return false;
 		off += (size_t)n;
 	}
 	return true;
 }
 
-bool sw_mkind_parse(const char *t, enum sw_mkind *kind, double *b, size_t *nb)
+bool sw_m_kind_parse(const char *t, enum sw_mkind *kind, double *b, size_t *nb)
 {
 	if (!strcmp(t, "counter"))
 		*kind = SW_M_COUNTER;
@@ -234,17 +229,7 @@ bool sw_mkind_parse(const char *t, enum sw_mkind *kind, double *b, size_t *nb)
 	else
 		return false;
 	*nb = 0;
-	return *kind != SW_M_HISTOGRAM || !sw_m_bounds_parse(t + 10, b, nb);
-}
-
-static bool same_bounds(const double *a, size_t na, const double *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (a[i] != b[i])
-			return false;
-	return true;
+	return *kind != SW_M_HISTOGRAM || !sw_m_bounds_read(t + 10, b, nb);
 }
 
 /* Checks what the registry says (have) against what is asked. */
@@ -254,15 +239,15 @@ static int kind_check(const char *name, const char *have, enum sw_mkind kind, co
 	enum sw_mkind hk;
 	double hb[SW_M_BUCKETS_MAX];
 	size_t hn;
-	if (!sw_mkind_parse(have, &hk, hb, &hn)) {
+	if (!sw_m_kind_parse(have, &hk, hb, &hn)) {
 		snprintf(err, errlen, "%s: bad kinds registry entry '%.80s'", name, have);
 		return EX_DATAERR;
 	}
 	if (hk != kind) {
-		snprintf(err, errlen, "%s is a %s, not a %s", name, sw_mkind_name(hk), sw_mkind_name(kind));
+		snprintf(err, errlen, "%s is a %s, not a %s", name, sw_m_kind_name(hk), sw_m_kind_name(kind));
 		return EX_DATAERR;
 	}
-	if (kind == SW_M_HISTOGRAM && strict && want && !same_bounds(want, nwant, hb, hn)) {
+	if (kind == SW_M_HISTOGRAM && strict && want && !sw_m_same_bounds(want, nwant, hb, hn)) {
 		snprintf(err, errlen, "%s already has buckets %s", name, have + 10);
 		return EX_DATAERR;
 	}
@@ -273,12 +258,12 @@ static int kind_check(const char *name, const char *have, enum sw_mkind kind, co
 	return 0;
 }
 
-int sw_mkind_claim(const char *db, const char *name, enum sw_mkind kind, const double *want,
+int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const double *want,
 		   size_t nwant, bool strict, enum sw_sync sync, double *b, size_t *nb, char *err,
 		   size_t errlen)
 {
-	char path[PATH_MAX], dir[PATH_MAX], have[SW_MKIND_TARGET_MAX], mine[SW_MKIND_TARGET_MAX];
-	if (!sw_mj_path(dir, db, SW_MJ_KINDS) || snprintf(path, sizeof path, "%s/%s", dir, name) >=
+	char path[PATH_MAX], dir[PATH_MAX], have[SW_M_KIND_TARGET_MAX], mine[SW_M_KIND_TARGET_MAX];
+	if (!sw_m_path_of(dir, db, SW_M_KINDS) || snprintf(path, sizeof path, "%s/%s", dir, name) >=
 	    (int)sizeof path) {
 		snprintf(err, errlen, "%s: path too long", db);
 		return EX_USAGE;
@@ -287,7 +272,7 @@ int sw_mkind_claim(const char *db, const char *name, enum sw_mkind kind, const d
 		want = sw_m_default_bounds;
 		nwant = sw_m_default_nbounds;
 	}
-	if (!sw_mkind_target(kind, want, nwant, mine)) {
+	if (!sw_m_kind_target(kind, want, nwant, mine)) {
 		snprintf(err, errlen, "%s: bucket list too long", name);
 		return EX_DATAERR;
 	}
@@ -315,7 +300,7 @@ int sw_mkind_claim(const char *db, const char *name, enum sw_mkind kind, const d
 			return kind_check(name, mine, kind, want, nwant, strict, b, nb, err, errlen);
 		}
 		if (errno == ENOENT)
-			return SW_MKIND_NOREG;
+			return SW_M_NOREG;
 		if (errno != EEXIST)   /* EEXIST: another writer was first; read its */
 			return fail(errno, err, errlen, "cannot register", path);
 	}

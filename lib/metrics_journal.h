@@ -1,4 +1,6 @@
-/* metrics_journal.h — how sw-metrics writes without opening SQLite.
+/* metrics_journal.h — how sw-metrics writes without opening SQLite.  The
+ * journal layer of the metrics library: it uses only the model
+ * (metrics_model.h); the protocol of a write is the facade's sw_m_write.
  *
  * Opening a WAL database (schema, shared memory, WAL index) costs more
  * than a one-shot write may.  So inc, set and observe append one record
@@ -29,22 +31,23 @@
 #ifndef SW_METRICS_JOURNAL_H
 #define SW_METRICS_JOURNAL_H
 #include "atomic.h"
-#include "metrics.h"
+#include "metrics_model.h"
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define SW_MJ_RS '\x1e'
-#define SW_MJ_JOURNAL ".journal"
-#define SW_MJ_KINDS ".kinds"
-#define SW_MJ_FOLD ".fold"
+#define SW_M_RS '\x1e'
+#define SW_M_JOURNAL ".journal"
+#define SW_M_KINDS ".kinds"
+#define SW_M_FOLD ".fold"
 /* A writer that finds the journal this big folds it itself, so a host
  * that writes and never reads keeps a bounded journal. */
-#define SW_MJ_FOLD_BYTES (1 << 20)
-/* sw_mkind_claim: there is no registry yet (a database not yet opened by
+#define SW_M_FOLD_BYTES (1 << 20)
+/* sw_m_kind_claim: there is no registry yet (a database not yet opened by
  * this version): open the database, which makes it, and try again. */
-#define SW_MKIND_NOREG (-1)
-#define SW_MKIND_TARGET_MAX (SW_M_BUCKETS_MAX * 32 + 16)
+#define SW_M_NOREG (-1)
+#define SW_M_KIND_TARGET_MAX (SW_M_BUCKETS_MAX * 32 + 16)
 
 struct sw_mrec {
 	char type;            /* 'C', 'G', 'O', 'H' */
@@ -56,33 +59,32 @@ struct sw_mrec {
 };
 
 /* "<db><suffix>" into out; false when it does not fit. */
-bool sw_mj_path(char out[PATH_MAX], const char *db, const char *suffix);
+bool sw_m_path_of(char out[PATH_MAX], const char *db, const char *suffix);
 
 /* Appends one record (type, the time, the value, name, canonical labels)
  * to buf (malloc'd, grown as needed; *len is its length so far), and
  * first an H record when help is not NULL.  0, or -1 with errno ENOMEM. */
-int sw_mj_record(char **buf, size_t *len, char type, int64_t t_ns, double v, const char *name,
+int sw_m_record(char **buf, size_t *len, char type, int64_t t_ns, double v, const char *name,
 		 const char *labels, const char *help, enum sw_mkind kind);
 /* Parses one line (no newline) from its last RS.  NULL, or why not. */
-const char *sw_mj_parse(const char *line, size_t len, struct sw_mrec *r);
+const char *sw_m_record_parse(const char *line, size_t len, struct sw_mrec *r);
 
 /* Appends rec[len] (whole records) to db's journal; syncs it under
  * SW_SYNC_FULL.  *fold_due says the journal has grown past
- * SW_MJ_FOLD_BYTES.  0 or a sysexits code with err. */
-int sw_mj_append(const char *db, const void *rec, size_t len, enum sw_sync sync, bool *fold_due,
+ * SW_M_FOLD_BYTES.  0 or a sysexits code with err. */
+int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, bool *fold_due,
 		 char *err, size_t errlen);
 
 /* Makes sure name has kind in db's registry, registering it when new
  * (histograms with want, NULL meaning the default buckets; an existing
  * histogram must have want when strict).  The bounds in force come back
- * in b and nb when b is not NULL.  0, 65 on a conflict, SW_MKIND_NOREG,
+ * in b and nb when b is not NULL.  0, 65 on a conflict, SW_M_NOREG,
  * or another sysexits code, with err. */
-int sw_mkind_claim(const char *db, const char *name, enum sw_mkind kind, const double *want,
+int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const double *want,
 		   size_t nwant, bool strict, enum sw_sync sync, double *b, size_t *nb, char *err,
 		   size_t errlen);
 /* The registry's link target for kind (and bounds); false when too long. */
-bool sw_mkind_target(enum sw_mkind kind, const double *b, size_t nb, char out[SW_MKIND_TARGET_MAX]);
+bool sw_m_kind_target(enum sw_mkind kind, const double *b, size_t nb, char out[SW_M_KIND_TARGET_MAX]);
 /* Reads a link target back; false when it is none of ours. */
-bool sw_mkind_parse(const char *target, enum sw_mkind *kind, double *b, size_t *nb);
-const char *sw_mkind_name(enum sw_mkind kind);
+bool sw_m_kind_parse(const char *target, enum sw_mkind *kind, double *b, size_t *nb);
 #endif

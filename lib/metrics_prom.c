@@ -1,5 +1,5 @@
 #include "metrics_prom.h"
-#include "metrics.h"
+#include "metrics_model.h"
 #include <string.h>
 
 void sw_prom_label_value(FILE *f, const char *v)

@@ -7,13 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool sw_metrics_ws_reserved(const char *name)
-{
-	return !strncmp(name, "sw_queue_", 9) || !strncmp(name, "sw_agents", 9) ||
-	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_span", 7) ||
-	       !strncmp(name, "sw_limit_", 9) || !strncmp(name, "sw_breaker_", 11);
-}
-
 struct qstat {
 	char name[256];
 	struct sw_queue_stats st;
@@ -57,15 +50,14 @@ static int cmp_queue(const void *a, const void *b)
 	return strcmp(((const struct qstat *)a)->name, ((const struct qstat *)b)->name);
 }
 
-/* pending in sw_queue_stats counts delayed and blocked items too; here
- * they are apart so that the states of a queue add up to its items. */
+/* Each item in one state: the states of a queue add up to its items. */
 static const char *const states[] = {"pending", "delayed", "blocked", "claimed", "done", "dead",
 				     "cancelled"};
 
 static long long state_count(const struct sw_queue_stats *st, size_t i)
 {
 	switch (i) {
-	case 0: return st->pending - st->delayed - st->blocked;
+	case 0: return st->pending;
 	case 1: return st->delayed;
 	case 2: return st->blocked;
 	case 3: return st->claimed;
@@ -144,7 +136,7 @@ static int lease_gauges(const struct sw_ws *ws, sw_gauge_fn fn, void *arg)
 		  (double)held, arg);
 }
 
-int sw_metrics_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void *arg)
+int sw_m_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void *arg)
 {
 	int rc = queue_gauges(ws, now_ns, fn, arg);
 	if (!rc)

@@ -25,8 +25,10 @@
  * code and a one-line reason in q->err (err.h). */
 #ifndef SW_QUEUE_H
 #define SW_QUEUE_H
+#include "hash.h"
 #include "ws.h"
 #include <jansson.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +41,9 @@
 /* What a claimed or finished item may grow past SW_MAX_ITEM_BYTES (its
  * token, times, result, error); a transition past it is refused (65). */
 #define SW_ITEM_SLACK 65536
+/* The longest key an item may have (any UTF-8 text without control
+ * characters: it never names a file). */
+#define SW_KEY_MAX 1024
 
 struct sw_claim_cache;
 struct sw_waiter;
@@ -49,10 +54,13 @@ struct sw_queue {
 	int fd;                 /* queues/<name> */
 	int dfd[12];            /* its state directories, opened on first use */
 	struct sw_waiter *waiter;   /* for sw_queue_wait, made on first use */
+	int end_ifd;            /* for sw_queue_wait_end: inotify, or -1 */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
 	char owner[48];         /* this process (owner.h), read on first use */
 	struct sw_claim_cache *claims;   /* claims this process made or renewed */
 	struct sw_err err;      /* the last call's error */
+	bool after_missing_ok;  /* the caller's choice: an added item may wait
+				 * for ids not (yet) in the queue */
 };
 
 /* Defaults for fields an added item does not set itself. */
@@ -63,24 +71,36 @@ struct sw_item_defaults {
 	int64_t timeout_ns;
 	int64_t delay_ns;
 	json_t *after;          /* array of ids, or NULL */
+	int on_dep_fail;        /* enum sw_dep_fail */
+	const char *key;        /* for affinity, or NULL */
 	const char *id;         /* for a single item only */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES (settings); 0: the default */
 };
 
 /* Item states as bits, for list/purge filters.  Damaged entries are not
- * items: "all" does not include them. */
+ * items: "all" does not include them.  Blocked items are pending ones
+ * waiting for their `after` items. */
 enum {
 	SW_ST_PENDING = 1, SW_ST_CLAIMED = 2, SW_ST_DONE = 4, SW_ST_DEAD = 8,
-	SW_ST_CANCELLED = 16, SW_ST_ALL = 31, SW_ST_DAMAGED = 32
+	SW_ST_CANCELLED = 16, SW_ST_DAMAGED = 32, SW_ST_BLOCKED = 64,
+	SW_ST_ALL = SW_ST_PENDING | SW_ST_CLAIMED | SW_ST_DONE | SW_ST_DEAD | SW_ST_CANCELLED | SW_ST_BLOCKED
 };
+/* What an item does when one of its `after` items dies or is cancelled. */
+enum sw_dep_fail { SW_DEP_FAIL_DEAD, SW_DEP_FAIL_CANCEL, SW_DEP_FAIL_RUN };
+/* "dead", "cancel", "run" -> the policy; -1 otherwise. */
+int sw_dep_fail_parse(const char *s);
 /* "pending,done" -> bits; -1 on an unknown name. */
 int sw_state_mask(const char *list);
 
+/* Each item is counted once.  pending: claimable now, delayed items and
+ * retries whose time has come included (due whether or not a worker has
+ * moved them yet); delayed: not yet due; blocked: waiting for `after`. */
 struct sw_queue_stats {
 	long long pending, delayed, blocked, claimed, done, dead, cancelled;
 	long long in_flight;         /* of those, in a transition right now */
 	long long damaged;           /* entries in quarantine (not items) */
-	int64_t oldest_pending_ns;   /* created_at of the oldest pending, 0 if none */
+	int64_t oldest_pending_ns;   /* when the longest-waiting claimable item
+				      * became claimable, 0 if none */
 };
 
 /* Opens queues/<name>; with create, makes it.  ENOENT-style absence gives
@@ -96,13 +116,19 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 
 /* Adds items (built by sw_item_new) all-or-nothing as far as the disk
  * allows: on an I/O error what was added is taken back.  existed[i] is set
- * when an item's id was already in the queue (not added again). */
+ * when an item's id was already in the queue (not added again).  An item
+ * `after` an id that is neither in the queue nor among the items is
+ * refused (65), unless q->after_missing_ok. */
 int sw_queue_add(struct sw_queue *q, json_t **items, size_t n, bool *existed);
 /* The same for batches too large to hold at once: add items one by one,
  * then commit (fsync per SW_SYNC, wake waiters) or abort (take back what
- * was added).  Both free the batch. */
+ * was added).  Both free the batch.  sw_batch_expect names an id a later
+ * item of the batch will have, so that an earlier one may wait for it. */
 struct sw_batch;
 struct sw_batch *sw_batch_new(struct sw_queue *q);
+int sw_batch_expect(struct sw_batch *bt, const char *id);
+/* Sets the item's "state" to where it went: "pending", or for an item
+ * that waits, "blocked" (or "dead", "cancelled" with what it waits for). */
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed);
 int sw_batch_commit(struct sw_batch *bt);
 void sw_batch_abort(struct sw_batch *bt);
@@ -112,6 +138,31 @@ void sw_batch_abort(struct sw_batch *bt);
  * with token, attempt and lease_expires_at. */
 int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		   int64_t ttl_ns, json_t **out);
+
+/* Keys and their owners: an item with a key belongs to the node the ring
+ * places its key hash on (sw_key_hash64, shard.h's sw_place).  A claimer
+ * takes items of its own keys and items without a key; another node's
+ * only once they have waited steal_after_ns. */
+struct sw_placer;
+struct sw_affinity {
+	const struct sw_placer *ring;
+	uint32_t me;                /* this claimer's node in the ring */
+	int64_t steal_after_ns;
+};
+
+struct sw_claim_opts {
+	const char *const *roles;
+	size_t nroles;
+	int64_t ttl_ns;                 /* 0: each item's timeout */
+	size_t max;                     /* items at most (0: 1) */
+	const struct sw_affinity *aff;  /* NULL: any item */
+};
+/* Claims up to o->max items, most urgent and oldest first, calling fn
+ * with each (fn owns it); fn's non-zero stops the claiming (what was
+ * claimed stays claimed) and is returned.  0 when at least one was
+ * claimed (*n says how many), EX_TEMPFAIL when none was claimable. */
+int sw_queue_claim_many(struct sw_queue *q, const struct sw_claim_opts *o,
+			int (*fn)(json_t *item, void *arg), void *arg, size_t *n);
 /* When the next delayed item falls due or the next lease runs out (plus
  * the skew margin), in unix ns; 0 when neither waits.  Nothing touches
  * the wake file then, so a waiter must look again by this time. */
@@ -120,6 +171,14 @@ int64_t sw_queue_next_due(struct sw_queue *q);
  * deadline_ns; one waiter of a host watches the queue, the others wait
  * for its baton (waiter.h), and all poll. */
 void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, int64_t deadline_ns);
+
+/* How item id ended: "done", "dead" or "cancelled"; NULL while it has not
+ * (or there is no such item: sw_queue_show tells). */
+const char *sw_queue_ended(struct sw_queue *q, const char *id);
+/* Blocks until some item may have ended, or until deadline_ns: woken at
+ * once by ends on this host (inotify), and looking again every SW_POLL
+ * for other hosts' (every second when inotify cannot be had). */
+void sw_queue_wait_end(struct sw_queue *q, int64_t deadline_ns);
 
 int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t ttl_ns, json_t **out);
 int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *result, json_t **out);
@@ -130,6 +189,19 @@ int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t 
 int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out);
+/* requeue and cancel for every item in the states of mask (dead and
+ * cancelled; pending, blocked and claimed) that has been in it longer than
+ * older_than_ns; fn (may be NULL) gets each one's new view, *n the count.
+ * An item that moves on meanwhile is left alone. */
+int sw_queue_requeue_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			 int (*fn)(json_t *item, void *arg), void *arg, long long *n);
+int sw_queue_cancel_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			int (*fn)(json_t *item, void *arg), void *arg, long long *n);
+/* Calls fn with each item that item waits for (its `after`), as show
+ * prints it, in the order given; one not in the queue (purged) as
+ * {"id","queue","state":"missing"}.  Stops at fn's non-zero and returns
+ * it; an error reading one stops with its code. */
+int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep, void *arg), void *arg);
 
 /* Calls fn for every item in the states of mask (items in a transition
  * in the state they move from or to); stops when fn returns non-zero and
@@ -149,8 +221,17 @@ bool sw_queue_busy(struct sw_queue *q);
  * older_than_ns. */
 int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged);
 
+/* Deletes queue name and every item in it.  Refused (75) while an item
+ * is claimed or in a transition, unless force: their holders would find
+ * them gone.  SW_EX_FALSE when there is no such queue. */
+int sw_queue_drop(const struct sw_ws *ws, const char *name, bool force, struct sw_err *e);
 /* Calls fn with each queue name in the workspace. */
 int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg);
+/* The hash of an item's key, as sw-shard places keys (XXH64, seed 0). */
+static inline uint64_t sw_key_hash64(const char *key)
+{
+	return sw_xxh64(key, strlen(key), 0);
+}
 /* "123" -> token; false on bad input. */
 bool sw_token_parse(const char *s, uint64_t *token);
 /* Checks an item file's content as read from the workspace (for fuzzing

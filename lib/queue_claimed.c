@@ -117,6 +117,9 @@ static int claim_open(struct sw_queue *q, const char *id, uint64_t token, char n
 	if (why)
 		return qerr(q, EX_DATAERR, "bad id: %s", why);
 	int rc = claim_find(q, id, token, name);
+	/* an id the queue never had (the -q forgotten) is not a stale token */
+	if (rc == SW_EX_FALSE && !item_exists(q, id))
+		return qerr(q, SW_EX_FALSE, "no item %s in queue '%s'", id, q->name);
 	if (rc)
 		return rc == SW_EX_FALSE ? not_claimed(q, id, token) : rc;
 	char bad[128];
@@ -343,7 +346,7 @@ static int locate(struct sw_queue *q, const char *id, const char **state, struct
 	f->dfd = -1;
 	static const struct { enum qdir d; const char *state; } direct[] = {
 		{ QD_DONE, "done" }, { QD_DEAD, "dead" }, { QD_CANCELLED, "cancelled" },
-		{ QD_BLOCKED, "pending" },
+		{ QD_BLOCKED, "blocked" },
 	};
 	for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++) {
 		int dfd = qdir(q, direct[i].d);
@@ -401,6 +404,19 @@ static int match_inflight(json_t *item, const char *state, void *arg)
 	return 0;
 }
 
+bool item_exists(struct sw_queue *q, const char *id)
+{
+	int ids = qdir(q, QD_IDS);
+	if (ids >= 0 && !sw_name_problem(id) && SW_NOINTR(faccessat(ids, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
+		return true;   /* a given id, added and not purged */
+	json_t *item = NULL;
+	struct sw_err saved = q->err;
+	bool found = sw_queue_show(q, id, &item) == 0;
+	json_decref(item);
+	q->err = saved;
+	return found;
+}
+
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out)
 {
 	const char *state;
@@ -447,9 +463,10 @@ int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out)
 	int rc = locate(q, id, &state, &f);
 	if (rc)
 		return rc;
-	if (strcmp(state, "pending") && strcmp(state, "claimed")) {
+	if (strcmp(state, "pending") && strcmp(state, "blocked") && strcmp(state, "claimed")) {
 		close(f.dfd);
-		return qerr(q, SW_EX_FALSE, "item %s is %s: only pending or claimed items can be cancelled", id, state);
+		return qerr(q, SW_EX_FALSE, "item %s is %s: only pending, blocked or claimed items can be cancelled",
+			    id, state);
 	}
 	bool claimed = !strcmp(state, "claimed");
 	json_t *next = NULL;
@@ -499,4 +516,72 @@ int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out)
 	else
 		json_decref(next);
 	return rc;
+}
+
+/* ---- in bulk ------------------------------------------------------------- */
+
+struct bulk {
+	int64_t cutoff;           /* entries written after this stay */
+	bool requeue;             /* else cancel */
+	int (*fn)(json_t *item, void *arg);
+	void *arg;
+	long long n;
+};
+
+static char src_of(const char *state)
+{
+	return !strcmp(state, "claimed") ? SRC_CLAIMED : !strcmp(state, "dead") ? SRC_DEAD
+	     : !strcmp(state, "cancelled") ? SRC_CANCELLED : SRC_PENDING;
+}
+
+static int bulk_one(struct sw_queue *q, const struct entry *e, void *arg)
+{
+	struct bulk *b = arg;
+	struct stat st;
+	/* the file is written when the item gets to its state (a rename
+	 * keeps the time): its age there */
+	if (SW_NOINTR(fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW)) < 0 ||
+	    (int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec > b->cutoff)
+		return 0;
+	json_t *next = NULL;
+	bool claimed = !strcmp(e->state, "claimed");
+	int rc = b->requeue
+		? txn_move(q, e->dfd, e->name, src_of(e->state), NULL, NULL, requeue_next, NULL, true, &next)
+		: txn_move(q, e->dfd, e->name, src_of(e->state), NULL, NULL, cancel_next,
+			   claimed ? (void *)e->name : NULL, false, &next);
+	if (rc == SW_EX_FALSE)
+		return 0;    /* it moved on meanwhile: not ours to change */
+	if (rc)
+		return rc;
+	b->n++;
+	rc = b->fn ? b->fn(item_view(q, next, b->requeue ? "pending" : "cancelled"), b->arg) : 0;
+	json_decref(next);
+	return rc;
+}
+
+static int bulk(struct sw_queue *q, int mask, struct bulk *b, long long *n)
+{
+	int rc = each_item_entry(q, mask, bulk_one, b);
+	*n = b->n;
+	if (rc < 0)
+		return qerr_errno(q, "reading the queue");
+	return rc;
+}
+
+int sw_queue_requeue_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			 int (*fn)(json_t *item, void *arg), void *arg, long long *n)
+{
+	if (mask & ~(SW_ST_DEAD | SW_ST_CANCELLED))
+		return qerr(q, EX_USAGE, "only dead and cancelled items can be requeued");
+	struct bulk b = { sw_now_ns() - older_than_ns, true, fn, arg, 0 };
+	return bulk(q, mask, &b, n);
+}
+
+int sw_queue_cancel_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			int (*fn)(json_t *item, void *arg), void *arg, long long *n)
+{
+	if (mask & ~(SW_ST_PENDING | SW_ST_BLOCKED | SW_ST_CLAIMED))
+		return qerr(q, EX_USAGE, "only pending, blocked and claimed items can be cancelled");
+	struct bulk b = { sw_now_ns() - older_than_ns, false, fn, arg, 0 };
+	return bulk(q, mask, &b, n);
 }

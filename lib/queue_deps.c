@@ -2,12 +2,17 @@
  *
  * blocked/<id> holds the waiting item; deps/<dep>/<id> marks that id
  * waits for dep.  Marks go first, then the item, then a second look:
- * whoever finishes a dependency either sees the mark or has already
- * finished when we look again, so no item waits for ever.  The ids come
- * from the item's content, so each was checked as a name (item_check)
- * before it names a directory entry here. */
+ * whoever finishes a dependency (done, dead or cancelled) either sees the
+ * mark or has already finished when we look again, so no item waits for
+ * ever; maintenance looks at every blocked item too, for a finisher that
+ * died between its move and its look.  An item whose dependency dies or
+ * is cancelled does what its on_dep_fail says: dead (the default) or
+ * cancel, at once, or run once every dependency has finished either way.
+ * The ids come from the item's content, so each was checked as a name
+ * (item_check) before it names a directory entry here. */
 #include "queue_int.h"
 #include "clock.h"
+#include "err.h"
 #include "json.h"
 #include <dirent.h>
 #include <errno.h>
@@ -16,20 +21,37 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool dep_done(struct sw_queue *q, const char *id)
+static bool in_dir(struct sw_queue *q, enum qdir d, const char *id)
 {
-	int dfd = qdir(q, QD_DONE);
-	return dfd >= 0 && !sw_name_problem(id) && SW_NOINTR(faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
+	int dfd = qdir(q, d);
+	return dfd >= 0 && SW_NOINTR(faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
 }
 
-bool deps_done(struct sw_queue *q, const json_t *item)
+const char *sw_queue_ended(struct sw_queue *q, const char *id)
 {
+	if (!id || sw_name_problem(id))
+		return NULL;
+	return in_dir(q, QD_DONE, id) ? "done" : in_dir(q, QD_DEAD, id) ? "dead"
+	     : in_dir(q, QD_CANCELLED, id) ? "cancelled" : NULL;
+}
+
+enum deps deps_verdict(struct sw_queue *q, const json_t *item, char failed[NAME_LEN], const char **how)
+{
+	bool run = sw_dep_fail_parse(sw_json_str(item, "on_dep_fail")) == SW_DEP_FAIL_RUN;
+	bool waiting = false;
 	size_t i;
 	json_t *e;
-	json_array_foreach(json_object_get(item, "after"), i, e)
-		if (!json_is_string(e) || !dep_done(q, json_string_value(e)))
-			return false;
-	return true;
+	json_array_foreach(json_object_get(item, "after"), i, e) {
+		const char *end = sw_queue_ended(q, json_string_value(e));
+		if (!end) {
+			waiting = true;
+		} else if (strcmp(end, "done") && !run) {
+			snprintf(failed, NAME_LEN, "%s", json_string_value(e));
+			*how = end;
+			return DEPS_FAILED;
+		}
+	}
+	return waiting ? DEPS_WAIT : DEPS_READY;
 }
 
 int deps_mark(struct sw_queue *q, const json_t *item)
@@ -63,6 +85,42 @@ int deps_mark(struct sw_queue *q, const json_t *item)
 	return 0;
 }
 
+int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep, void *arg), void *arg)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(item, "after"), i, e) {
+		const char *id = json_string_value(e);
+		json_t *dep = NULL;
+		int rc = sw_queue_show(q, id, &dep);
+		if (rc == SW_EX_FALSE)
+			dep = json_pack("{s:s,s:s,s:s}", "id", id, "queue", q->name, "state", "missing");
+		else if (rc)
+			return rc;
+		rc = fn(dep, arg);
+		json_decref(dep);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct dep_failure { const char *dep, *how; };
+
+static json_t *dep_failed_next(struct sw_queue *q, json_t *item, void *arg, int *rc)
+{
+	(void)q;
+	(void)rc;
+	const struct dep_failure *f = arg;
+	bool cancel = sw_dep_fail_parse(sw_json_str(item, "on_dep_fail")) == SW_DEP_FAIL_CANCEL;
+	char why[NAME_LEN + 64];
+	snprintf(why, sizeof why, "after %s, which %s", f->dep, !strcmp(f->how, "dead") ? "is dead" : "was cancelled");
+	json_object_set_new(item, "state", json_string(cancel ? "cancelled" : "dead"));
+	json_object_set_new(item, "last_error", json_string(why));
+	sw_json_set_time(item, cancel ? "cancelled_at" : "dead_at", sw_now_ns());
+	return item;
+}
+
 int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id)
 {
 	int bl = qdir(q, QD_BLOCKED);
@@ -83,13 +141,26 @@ int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id)
 		return -1;
 	}
 	int rc = 0;
-	if (deps_done(q, item)) {
+	char dep[NAME_LEN];
+	struct dep_failure f = { dep, NULL };
+	switch (deps_verdict(q, item, dep, &f.how)) {
+	case DEPS_READY:
 		/* not_before stays as the file says: a delayed item waits on */
 		rc = place_pending(q, b, bl, id, item, NULL);
 		if (rc < 0 && errno == ENOENT)
 			rc = 0;      /* someone else promoted it */
 		else if (rc == 0)
 			wake_waiters(q);
+		break;
+	case DEPS_FAILED:
+		/* SW_EX_FALSE: someone else moved it; another code: it stays
+		 * blocked for the next look */
+		if (txn_move(q, bl, id, SRC_PENDING, NULL, NULL, dep_failed_next, &f, true, NULL) != 0 &&
+		    q->err.code != SW_EX_FALSE)
+			sw_warn("%s", q->err.msg);
+		break;
+	case DEPS_WAIT:
+		break;
 	}
 	json_decref(item);
 	return rc;

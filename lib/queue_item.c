@@ -82,8 +82,35 @@ static json_t *after_list(const json_t *v, char *err, size_t errlen)
 }
 
 static const char *const spec_keys[] = {
-	"id", "payload", "priority", "role", "max_attempts", "timeout", "delay", "after", NULL
+	"id", "payload", "priority", "role", "max_attempts", "timeout", "delay", "after",
+	"on_dep_fail", "key", NULL
 };
+
+/* A key: text of 1 to SW_KEY_MAX bytes, valid UTF-8, no control
+ * characters.  NULL when fine, else why not. */
+static const char *key_problem(const json_t *v)
+{
+	if (!clean_string(v))
+		return "key: want a string without NUL";
+	const char *k = json_string_value(v);
+	size_t n = strlen(k);
+	if (n == 0 || n > SW_KEY_MAX)
+		return "key: want 1 to 1024 bytes";
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f)
+			return "key: contains a control character";
+	return sw_utf8_valid(k, n) ? NULL : "key: not valid UTF-8";
+}
+
+static const char *const dep_fail_names[] = { "dead", "cancel", "run" };
+
+int sw_dep_fail_parse(const char *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (s && !strcmp(s, dep_fail_names[i]))
+			return i;
+	return -1;
+}
 
 static bool known_key(const char *k)
 {
@@ -105,7 +132,8 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	json_t *v;
 	json_object_foreach((json_t *)spec, k, v) {
 		if (!known_key(k)) {
-			snprintf(err, errlen, "unknown field '%.40s' (fields: id, payload, priority, role, max_attempts, timeout, delay, after)", k);
+			snprintf(err, errlen, "unknown field '%.40s' (fields: id, payload, priority, role, "
+				 "max_attempts, timeout, delay, after, on_dep_fail, key)", k);
 			return NULL;
 		}
 	}
@@ -145,6 +173,14 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 		json_object_set_new(item, "role", json_string(role));
 	}
 
+	v = json_object_get(spec, "key");
+	json_t *key = v ? json_incref(v) : d->key ? json_string(d->key) : NULL;
+	if (key || d->key) {
+		const char *why = key_problem(key);
+		if (why) { json_decref(key); snprintf(err, errlen, "%s", why); goto bad; }
+		json_object_set_new(item, "key", key);
+	}
+
 	v = json_object_get(spec, "payload");
 	json_object_set(item, "payload", v ? v : json_null());
 	json_object_set_new(item, "attempt", json_integer(0));
@@ -170,10 +206,19 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	v = json_object_get(spec, "after");
 	json_t *after = v ? after_list(v, err, errlen) : d->after ? json_incref(d->after) : NULL;
 	if (v && !after) goto bad;
-	if (after && json_array_size(after) > 0)
-		json_object_set_new(item, "after", after);
-	else
+	int policy = d->on_dep_fail;
+	v = json_object_get(spec, "on_dep_fail");
+	if (v && (policy = sw_dep_fail_parse(json_string_value(v))) < 0) {
+		snprintf(err, errlen, "on_dep_fail: want dead, cancel or run");
 		json_decref(after);
+		goto bad;
+	}
+	if (after && json_array_size(after) > 0) {
+		json_object_set_new(item, "after", after);
+		json_object_set_new(item, "on_dep_fail", json_string(dep_fail_names[policy]));
+	} else {
+		json_decref(after);
+	}
 
 	sw_json_set_time(item, "created_at", now);
 	if (delay > 0)
@@ -196,9 +241,10 @@ bad:
 static bool int_in(const json_t *j, const char *key, json_int_t lo, json_int_t hi, bool required)
 {
 	json_t *v = json_object_get(j, key);
+	int64_t x;
 	if (!v)
 		return !required;
-	return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+	return (json_is_integer(v) || sw_json_time_key(key)) && sw_json_i64(v, &x) && x >= lo && x <= hi;
 }
 
 static bool name_list(const json_t *v)
@@ -238,6 +284,12 @@ const char *item_check(const json_t *j, const char *id)
 	v = json_object_get(j, "after");
 	if (v && !name_list(v))
 		return "bad after";
+	v = json_object_get(j, "on_dep_fail");
+	if (v && sw_dep_fail_parse(json_string_value(v)) < 0)
+		return "bad on_dep_fail";
+	v = json_object_get(j, "key");
+	if (v && key_problem(v))
+		return "bad key";
 	v = json_object_get(j, "state");
 	if (v) {
 		const char *s = json_string_value(v);

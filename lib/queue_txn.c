@@ -138,8 +138,8 @@ int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, boo
 	if (rc < 0)
 		return -1;
 	sync_dir(q, (enum qdir)d, durable);
-	if (!strcmp(state, "done"))
-		deps_release(q, item_id(item));
+	/* the items waiting for this one: free to run, or failed with it */
+	deps_release(q, item_id(item));
 	return 0;
 }
 

@@ -1,93 +1,17 @@
 #include "shard.h"
 #include "id.h"
+#include "num.h"
+#include <stdarg.h>
+#include <sysexits.h>
 #include <ctype.h>
-#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- XXH64, as published by Yann Collet (xxhash.h, XXH64) ---- */
-
-#define P1 UINT64_C(0x9E3779B185EBCA87)
-#define P2 UINT64_C(0xC2B2AE3D27D4EB4F)
-#define P3 UINT64_C(0x165667B19E3779F9)
-#define P4 UINT64_C(0x85EBCA77C2B2AE63)
-#define P5 UINT64_C(0x27D4EB2F165667C5)
 /* 2^64 / golden ratio: spreads the probe hashes of bounded loads */
 #define PHI64 UINT64_C(0x9E3779B97F4A7C15)
-
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-
-static inline uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static inline uint32_t rd32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static inline uint64_t xxh_round(uint64_t acc, uint64_t in)
-{
-	acc += in * P2;
-	acc = rotl64(acc, 31);
-	return acc * P1;
-}
-
-static inline uint64_t xxh_merge(uint64_t acc, uint64_t v)
-{
-	acc ^= xxh_round(0, v);
-	return acc * P1 + P4;
-}
-
-uint64_t sw_xxh64(const void *data, size_t len, uint64_t seed)
-{
-	const unsigned char *p = data, *end = p + len;
-	uint64_t h;
-	if (len >= 32) {
-		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
-		const unsigned char *limit = end - 32;
-		do {
-			v1 = xxh_round(v1, rd64(p));
-			v2 = xxh_round(v2, rd64(p + 8));
-			v3 = xxh_round(v3, rd64(p + 16));
-			v4 = xxh_round(v4, rd64(p + 24));
-			p += 32;
-		} while (p <= limit);
-		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
-		h = xxh_merge(h, v1);
-		h = xxh_merge(h, v2);
-		h = xxh_merge(h, v3);
-		h = xxh_merge(h, v4);
-	} else {
-		h = seed + P5;
-	}
-	h += (uint64_t)len;
-	for (; p + 8 <= end; p += 8) {
-		h ^= xxh_round(0, rd64(p));
-		h = rotl64(h, 27) * P1 + P4;
-	}
-	if (p + 4 <= end) {
-		h ^= (uint64_t)rd32(p) * P1;
-		h = rotl64(h, 23) * P2 + P3;
-		p += 4;
-	}
-	for (; p < end; p++) {
-		h ^= (uint64_t)*p * P5;
-		h = rotl64(h, 11) * P1;
-	}
-	h ^= h >> 33; h *= P2;
-	h ^= h >> 29; h *= P3;
-	h ^= h >> 32;
-	return h;
-}
 
 uint32_t sw_jump_hash(uint64_t key, uint32_t buckets)
 {
@@ -116,63 +40,79 @@ const char *sw_algo_name(enum sw_algo a) { return algo_names[a]; }
 
 /* ---- node lists ---- */
 
-static int parse_weight(const char *s, double *w, char *err, size_t errlen)
+/* Sets err and returns code: the one way this file reports a failure. */
+__attribute__((format(printf, 4, 5)))
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
-	/* decimal only: strtod would also take "inf", "nan" and hex floats */
-	if (!*s || strspn(s, "0123456789.eE+-") != strlen(s)) {
-		snprintf(err, errlen, "bad weight '%.40s': want a positive decimal number", s);
-		return -1;
-	}
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (*end || errno || !isfinite(v) || v <= 0 || v > 1e6) {
-		snprintf(err, errlen, "bad weight '%.40s': want a number above 0 and at most 1e6", s);
-		return -1;
-	}
-	*w = v;
-	return 0;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
 }
 
-int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
-		 char *err, size_t errlen)
+static int oom(char *err, size_t errlen)
 {
-	if (len == 0) {
-		snprintf(err, errlen, "empty node name");
-		return -1;
-	}
-	if (len > SW_NAME_MAX) {
-		snprintf(err, errlen, "node name '%.40s…' is over %d bytes", name, SW_NAME_MAX);
-		return -1;
-	}
-	char *copy = strndup(name, len);
-	if (!copy) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	const char *why = strlen(copy) != len ? "holds a NUL byte" : sw_name_problem(copy);
-	if (!why && strpbrk(copy, " \t\r\v\f,="))
+	return fail(err, errlen, EX_SOFTWARE, "out of memory");
+}
+
+static int parse_weight(const char *s, double *w, char *err, size_t errlen)
+{
+	/* the number family's decimals: no "1e3", "inf", "0x1" or spaces */
+	if (sw_parse_real(s, 0, SW_SHARD_WEIGHT_MAX, w) == 0 && *w > 0)
+		return 0;
+	if (errno == EINVAL)
+		return fail(err, errlen, EX_DATAERR, "bad weight '%.40s': want a positive decimal number", s);
+	return fail(err, errlen, EX_DATAERR, "bad weight '%.40s': want a number above 0 and at most 1e6", s);
+}
+
+/* Why name (len bytes) cannot be a node, or NULL. */
+static const char *node_name_problem(const char *name, size_t len)
+{
+	if (strlen(name) != len)
+		return "holds a NUL byte";
+	const char *why = sw_name_problem(name);
+	if (!why && strpbrk(name, " \t\r\v\f,="))
 		why = "holds whitespace, ',' or '='";
-	double w = 1;
-	if (why) {
-		snprintf(err, errlen, "bad node name '%.60s': %s", copy, why);
-		goto fail;
-	}
-	if (weight && parse_weight(weight, &w, err, errlen) < 0)
-		goto fail;
-	if (ns->n >= SW_SHARD_NODES_MAX) {
-		snprintf(err, errlen, "more than %d nodes", SW_SHARD_NODES_MAX);
-		goto fail;
-	}
-	if (ns->n == ns->cap) {
+	return why;
+}
+
+/* Adds name (len bytes) with the weight text wtext, or with w when wtext
+ * is NULL; a bad name is reported before a bad weight. */
+static int add_node(struct sw_nodes *ns, const char *name, size_t len, const char *wtext, double w,
+		    char *err, size_t errlen)
+{
+	if (len == 0)
+		return fail(err, errlen, EX_DATAERR, "empty node name");
+	if (len > SW_NAME_MAX)
+		return fail(err, errlen, EX_DATAERR, "node name '%.40s…' is over %d bytes", name, SW_NAME_MAX);
+	char *copy = strndup(name, len);
+	if (!copy)
+		return oom(err, errlen);
+	const char *why = node_name_problem(copy, len);
+	int code = 0;
+	if (why)
+		code = fail(err, errlen, EX_DATAERR, "bad node name '%.60s': %s", copy, why);
+	else if (wtext)
+		code = parse_weight(wtext, &w, err, errlen);
+	else if (!(w > 0 && w <= SW_SHARD_WEIGHT_MAX))
+		code = fail(err, errlen, EX_DATAERR, "bad weight of '%.60s': want a number above 0 and "
+			    "at most 1e6", copy);
+	if (!code && ns->n >= SW_SHARD_NODES_MAX)
+		code = fail(err, errlen, EX_DATAERR, "more than %d nodes", SW_SHARD_NODES_MAX);
+	if (!code && ns->n == ns->cap) {
 		size_t cap = ns->cap ? 2 * ns->cap : 16;
 		struct sw_node *v = realloc(ns->v, cap * sizeof *v);
-		if (!v) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
+		if (v) {
+			ns->v = v;
+			ns->cap = cap;
+		} else {
+			code = oom(err, errlen);
 		}
-		ns->v = v;
-		ns->cap = cap;
+	}
+	if (code) {
+		free(copy);
+		return code;
 	}
 	if (ns->n && w != ns->v[0].weight)
 		ns->weighted = true;
@@ -181,9 +121,18 @@ int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *
 	ns->n++;
 	ns->total += w;
 	return 0;
-fail:
-	free(copy);
-	return -1;
+}
+
+int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
+		 char *err, size_t errlen)
+{
+	return add_node(ns, name, len, weight, 1, err, errlen);
+}
+
+int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, char *err,
+			size_t errlen)
+{
+	return add_node(ns, name, len, NULL, w, err, errlen);
 }
 
 /* "name" or "name=weight" of len bytes */
@@ -194,10 +143,8 @@ static int add_entry(struct sw_nodes *ns, const char *s, size_t len, char *err, 
 		return sw_nodes_add(ns, s, len, NULL, err, errlen);
 	char wbuf[64];
 	size_t wl = len - (size_t)(eq + 1 - s);
-	if (wl >= sizeof wbuf) {
-		snprintf(err, errlen, "bad weight '%.40s': too long", eq + 1);
-		return -1;
-	}
+	if (wl >= sizeof wbuf)
+		return fail(err, errlen, EX_DATAERR, "bad weight '%.40s': too long", eq + 1);
 	memcpy(wbuf, eq + 1, wl);
 	wbuf[wl] = 0;
 	return sw_nodes_add(ns, s, (size_t)(eq - s), wbuf, err, errlen);
@@ -206,18 +153,17 @@ static int add_entry(struct sw_nodes *ns, const char *s, size_t len, char *err, 
 int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen)
 {
 	const char *p = list;
-	if (!list[strspn(list, ", \t")]) {
-		snprintf(err, errlen, "empty node list");
-		return -1;
-	}
+	if (!list[strspn(list, ", \t")])
+		return fail(err, errlen, EX_DATAERR, "empty node list");
 	for (;;) {
 		size_t len = strcspn(p, ",");
 		/* tolerate spaces around entries: "a, b=2" */
 		const char *s = p, *e = p + len;
 		while (s < e && isspace((unsigned char)*s)) s++;
 		while (e > s && isspace((unsigned char)e[-1])) e--;
-		if (add_entry(ns, s, (size_t)(e - s), err, errlen) < 0)
-			return -1;
+		int code = add_entry(ns, s, (size_t)(e - s), err, errlen);
+		if (code)
+			return code;
 		if (!p[len])
 			return 0;
 		p += len + 1;
@@ -248,18 +194,15 @@ int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char 
 			char wbuf[64];
 			size_t wl = (size_t)(e - w);
 			if (memchr(w, ' ', wl) || memchr(w, '\t', wl) || wl >= sizeof wbuf) {
-				snprintf(msg, sizeof msg, "want 'name' or 'name weight'");
-				rc = -1;
+				rc = fail(msg, sizeof msg, EX_DATAERR, "want 'name' or 'name weight'");
 			} else {
 				memcpy(wbuf, w, wl);
 				wbuf[wl] = 0;
 				rc = sw_nodes_add(ns, s, (size_t)(ws - s), wbuf, msg, sizeof msg);
 			}
 		}
-		if (rc < 0) {
-			snprintf(err, errlen, "line %ld: %s", line, msg);
-			return -1;
-		}
+		if (rc)
+			return fail(err, errlen, rc, "line %ld: %s", line, msg);
 	}
 	return 0;
 }
@@ -271,24 +214,18 @@ static int cmp_str(const void *a, const void *b)
 
 int sw_nodes_check(const struct sw_nodes *ns, char *err, size_t errlen)
 {
-	if (ns->n == 0) {
-		snprintf(err, errlen, "empty node list");
-		return -1;
-	}
+	if (ns->n == 0)
+		return fail(err, errlen, EX_DATAERR, "empty node list");
 	const char **names = malloc(ns->n * sizeof *names);
-	if (!names) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if (!names)
+		return oom(err, errlen);
 	for (size_t i = 0; i < ns->n; i++)
 		names[i] = ns->v[i].name;
 	qsort(names, ns->n, sizeof *names, cmp_str);   /* equal names side by side */
 	int rc = 0;
 	for (size_t i = 1; i < ns->n && !rc; i++)
-		if (!strcmp(names[i - 1], names[i])) {
-			snprintf(err, errlen, "duplicate node name '%.60s'", names[i]);
-			rc = -1;
-		}
+		if (!strcmp(names[i - 1], names[i]))
+			rc = fail(err, errlen, EX_DATAERR, "duplicate node name '%.60s'", names[i]);
 	free(names);
 	return rc;
 }
@@ -323,13 +260,57 @@ double sw_nodes_ideal_moved(const struct sw_nodes *a, const struct sw_nodes *b)
 	return moved;
 }
 
-/* ---- placement ---- */
-
-static int cmp_rank(const void *a, const void *b, void *nodes)
+static int cmp_name(const void *a, const void *b, void *nodes)
 {
 	const struct sw_nodes *ns = nodes;
 	return strcmp(ns->v[*(const uint32_t *)a].name, ns->v[*(const uint32_t *)b].name);
 }
+
+/* to's index of name among byname (to's indexes in name order), or
+ * UINT32_MAX. */
+static uint32_t find_sorted(const struct sw_nodes *to, const uint32_t *byname, const char *name)
+{
+	size_t lo = 0, hi = to->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(to->v[byname[mid]].name, name);
+		if (c == 0)
+			return byname[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return UINT32_MAX;
+}
+
+int sw_plan_init(struct sw_plan *p, const struct sw_nodes *from, const struct sw_nodes *to,
+		 char *err, size_t errlen)
+{
+	p->same = malloc((from->n ? from->n : 1) * sizeof *p->same);
+	uint32_t *byname = malloc((to->n ? to->n : 1) * sizeof *byname);
+	if (!p->same || !byname) {
+		free(byname);
+		sw_plan_free(p);
+		return oom(err, errlen);
+	}
+	for (size_t i = 0; i < to->n; i++)
+		byname[i] = (uint32_t)i;
+	/* sorted once, then one binary search per node: lists of a million */
+	qsort_r(byname, to->n, sizeof *byname, cmp_name, (void *)to);
+	for (size_t i = 0; i < from->n; i++)
+		p->same[i] = find_sorted(to, byname, from->v[i].name);
+	free(byname);
+	return 0;
+}
+
+void sw_plan_free(struct sw_plan *p)
+{
+	free(p->same);
+	p->same = NULL;
+}
+
+/* ---- placement ---- */
 
 /* rank[i]: position of node i in name order, so ties never depend on the
  * order nodes were listed in */
@@ -346,7 +327,7 @@ static int make_rank(struct sw_placer *pl, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < ns->n; i++)
 		order[i] = (uint32_t)i;
-	qsort_r(order, ns->n, sizeof *order, cmp_rank, (void *)ns);
+	qsort_r(order, ns->n, sizeof *order, cmp_name, (void *)ns);
 	for (size_t i = 0; i < ns->n; i++)
 		pl->rank[order[i]] = (uint32_t)i;
 	pl->byrank = order;
@@ -504,6 +485,47 @@ static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
 	return 0;
 }
 
+/* The ring's points per node; 0, or 64 when there would be too many. */
+static int ring_points(struct sw_placer *pl, unsigned vnodes, char *err, size_t errlen)
+{
+	const struct sw_nodes *ns = pl->nodes;
+	if (vnodes == 0)
+		return fail(err, errlen, EX_USAGE, "vnodes must be at least 1");
+	pl->nv = malloc(ns->n * sizeof *pl->nv);
+	if (!pl->nv)
+		return oom(err, errlen);
+	size_t total = 0;
+	for (size_t i = 0; i < ns->n; i++) {
+		total += pl->nv[i] = (uint32_t)vnode_count(vnodes, ns->v[i].weight);
+		if (total > SW_SHARD_POINTS_MAX)
+			return fail(err, errlen, EX_USAGE, "ring would have over %u points: lower --vnodes "
+				    "or the weights", SW_SHARD_POINTS_MAX);
+	}
+	return 0;
+}
+
+static int placer_setup(struct sw_placer *pl, unsigned vnodes, size_t nkeys, char *err, size_t errlen)
+{
+	const struct sw_nodes *ns = pl->nodes;
+	if (ns->n == 0)
+		return fail(err, errlen, EX_DATAERR, "empty node list");
+	if (ns->weighted && (pl->algo == SW_ALGO_JUMP || pl->algo == SW_ALGO_MOD))
+		return fail(err, errlen, EX_USAGE, "%s cannot weigh nodes: use ring or rendezvous",
+			    sw_algo_name(pl->algo));
+	pl->nhash = malloc(ns->n * sizeof *pl->nhash);
+	if (make_rank(pl, err, errlen) < 0 || !pl->nhash)
+		return oom(err, errlen);
+	for (size_t i = 0; i < ns->n; i++)
+		pl->nhash[i] = sw_xxh64(ns->v[i].name, strlen(ns->v[i].name), pl->seed);
+	if (pl->algo != SW_ALGO_RING)
+		return 0;
+	int code = ring_points(pl, vnodes, err, errlen);
+	/* a few plain lookups cost less than sorting the ring: scan it */
+	if (!code && nkeys > SW_SHARD_SCAN_MAX && ring_build(pl, err, errlen) < 0)
+		code = oom(err, errlen);
+	return code;
+}
+
 int sw_placer_init(struct sw_placer *pl, const struct sw_nodes *ns, enum sw_algo algo,
 		   unsigned vnodes, uint64_t seed, size_t nkeys, char *err, size_t errlen)
 {
@@ -511,50 +533,10 @@ int sw_placer_init(struct sw_placer *pl, const struct sw_nodes *ns, enum sw_algo
 	pl->algo = algo;
 	pl->seed = seed;
 	pl->nodes = ns;
-	if (ns->n == 0) {
-		snprintf(err, errlen, "empty node list");
-		return -1;
-	}
-	if (ns->weighted && (algo == SW_ALGO_JUMP || algo == SW_ALGO_MOD)) {
-		snprintf(err, errlen, "%s cannot weigh nodes: use ring or rendezvous", sw_algo_name(algo));
-		return -1;
-	}
-	if (make_rank(pl, err, errlen) < 0)
-		goto fail;
-	pl->nhash = malloc(ns->n * sizeof *pl->nhash);
-	if (!pl->nhash) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	for (size_t i = 0; i < ns->n; i++)
-		pl->nhash[i] = sw_xxh64(ns->v[i].name, strlen(ns->v[i].name), seed);
-	if (algo == SW_ALGO_RING) {
-		if (vnodes == 0) {
-			snprintf(err, errlen, "vnodes must be at least 1");
-			goto fail;
-		}
-		pl->nv = malloc(ns->n * sizeof *pl->nv);
-		if (!pl->nv) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		size_t total = 0;
-		for (size_t i = 0; i < ns->n; i++) {
-			total += pl->nv[i] = (uint32_t)vnode_count(vnodes, ns->v[i].weight);
-			if (total > SW_SHARD_POINTS_MAX) {
-				snprintf(err, errlen, "ring would have over %u points: lower --vnodes or the weights",
-					 SW_SHARD_POINTS_MAX);
-				goto fail;
-			}
-		}
-		/* a few plain lookups cost less than sorting the ring: scan it */
-		if (nkeys > SW_SHARD_SCAN_MAX && ring_build(pl, err, errlen) < 0)
-			goto fail;
-	}
-	return 0;
-fail:
-	sw_placer_free(pl);
-	return -1;
+	int code = placer_setup(pl, vnodes, nkeys, err, errlen);
+	if (code)
+		sw_placer_free(pl);
+	return code;
 }
 
 void sw_placer_free(struct sw_placer *pl)

@@ -3,7 +3,7 @@
  * rendezvous, jump, modulo), each optionally with bounded loads.
  *
  * Stable identity: every hash here is XXH64 (the published xxHash 64-bit
- * algorithm) with a fixed seed (0 unless --seed says otherwise) followed,
+ * algorithm, hash.h) with a fixed seed (0 unless --seed says otherwise) followed,
  * where two values are combined, by MurmurHash3's fmix64 finalizer.  There
  * is no per-process randomness: the same node names and keys give the same
  * placement in every process, on every host, after every restart.
@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "hash.h"
 
 /* 2000 points per unit of weight keep max/mean near 1.06 over 100 nodes
  * (the spread is about 1/sqrt(vnodes)) for 12 bytes per point. */
@@ -39,16 +40,8 @@
 /* Upper bound on ring points (about 12 bytes each). */
 #define SW_SHARD_POINTS_MAX (16u * 1024 * 1024)
 #define SW_SHARD_NODES_MAX 1000000
+#define SW_SHARD_WEIGHT_MAX 1e6
 
-uint64_t sw_xxh64(const void *p, size_t len, uint64_t seed);
-/* MurmurHash3 fmix64: a bijective 64-bit mixer. */
-static inline uint64_t sw_fmix64(uint64_t x)
-{
-	x ^= x >> 33; x *= UINT64_C(0xff51afd7ed558ccd);
-	x ^= x >> 33; x *= UINT64_C(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
 /* Lamping & Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm". */
 uint32_t sw_jump_hash(uint64_t key, uint32_t buckets);
 
@@ -69,18 +62,21 @@ struct sw_nodes {
 	bool weighted;          /* some weight differs from the others */
 };
 
-/* Node lists: 0, or -1 with a one-line reason in err (exit 65 material:
- * bad name, bad weight, duplicate name, empty list).  A name must pass the
- * sw name rule and hold no whitespace, ',' or '='; a weight is a positive
- * decimal number (default 1). */
+/* Node lists: 0, or 65 (bad name, bad weight, duplicate name, empty list;
+ * 70 out of memory) with a one-line reason in err.  A name must pass the
+ * sw name rule and hold no whitespace, ',' or '='; a weight is a decimal
+ * number above 0 and at most 1e6 (num.h: no exponent, no "inf"), default 1. */
 int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
 		 char *err, size_t errlen);
+/* The same with the weight as a number (a ring file's, already parsed). */
+int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, char *err,
+			size_t errlen);
 /* "a,b=3,c" */
 int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen);
 /* One node a line: "name", "name weight" or "name=weight"; blank lines and
  * lines starting with '#' are skipped.  Errors name the line. */
 int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char *err, size_t errlen);
-/* After parsing: refuses an empty list. */
+/* After parsing: refuses an empty list and duplicate names. */
 int sw_nodes_check(const struct sw_nodes *ns, char *err, size_t errlen);
 void sw_nodes_free(struct sw_nodes *ns);
 /* Index of name, or -1. */
@@ -88,6 +84,20 @@ long sw_nodes_find(const struct sw_nodes *ns, const char *name);
 /* The fraction of keys an ideal algorithm moves going from a to b: the
  * total variation distance between their weight shares. */
 double sw_nodes_ideal_moved(const struct sw_nodes *a, const struct sw_nodes *b);
+
+/* Going from one node list to another (sw-shard plan): a key moves when
+ * its node in `to` is not the node of the same name it had in `from`. */
+struct sw_plan {
+	uint32_t *same;         /* from's node i -> its index in `to`, or UINT32_MAX */
+};
+/* 0, or 70 (out of memory) with err. */
+int sw_plan_init(struct sw_plan *p, const struct sw_nodes *from, const struct sw_nodes *to,
+		 char *err, size_t errlen);
+static inline bool sw_plan_moves(const struct sw_plan *p, uint32_t from_node, uint32_t to_node)
+{
+	return p->same[from_node] != to_node;
+}
+void sw_plan_free(struct sw_plan *p);
 
 struct sw_placer {
 	enum sw_algo algo;
@@ -107,8 +117,8 @@ struct sw_placer {
 /* Up to this many plain lookups scan the ring instead of building it. */
 #define SW_SHARD_SCAN_MAX 8
 
-/* 0, or -1 with a reason (exit 64 material: weights with jump or mod,
- * too many ring points); ENOMEM style failures also -1.  nkeys: how many
+/* 0, or 64 (weights with jump or mod, vnodes 0, too many ring points),
+ * 65 (an empty list) or 70 (out of memory) with a reason in err.  nkeys: how many
  * plain lookups will follow (SIZE_MAX when unknown or for bounded loads);
  * a ring for a handful is scanned per key rather than built and sorted,
  * with the same answers. */

@@ -49,10 +49,10 @@ void sw_waiter_init(struct sw_waiter *w, const struct sw_queue *q, const char *c
 		return;
 	/* one watcher per workspace, queue and set of roles: a watcher that
 	 * cannot take an item must not be the one told about it */
-	uint64_t h = sw_hash_str(q->ws->path, 0);
-	h = sw_hash_str(q->name, h);
+	uint64_t h = sw_xxh64(q->ws->path, strlen(q->ws->path), 0);
+	h = sw_xxh64(q->name, strlen(q->name), h);
 	for (size_t i = 0; i < nroles; i++)
-		h = sw_hash_str(roles[i], h);
+		h = sw_xxh64(roles[i], strlen(roles[i]), h);
 	snprintf(w->lock, sizeof w->lock, "%s/%016llx.lock", dir, (unsigned long long)h);
 	snprintf(w->baton, sizeof w->baton, "%s/%016llx.baton", dir, (unsigned long long)h);
 	int fd = open(w->baton, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);

@@ -24,6 +24,9 @@ struct sw_settings {
 
 /* Reads the settings (SW_CLOCK_OFFSET is checked too): 0, or 64. */
 int sw_settings_read(struct sw_settings *s, struct sw_err *e);
+/* The workspace's path as sw_ws_open finds it (-d DIR, SW_DIR,
+ * XDG_STATE_HOME, HOME), without looking at it: 0, or 64 with e. */
+int sw_ws_path(char out[PATH_MAX], const char *dir, struct sw_err *e);
 
 struct sw_ws {
 	int fd;                 /* the workspace directory */

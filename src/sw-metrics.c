@@ -1,20 +1,24 @@
 /* sw-metrics — counters, gauges and histograms in a host-local WAL SQLite
- * database; span ingestion from a pipe; percentiles; Prometheus export. */
+ * database; span ingestion from a pipe; percentiles; Prometheus export.
+ * The store, the journal write protocol and the naming rules are the
+ * metrics library (lib/metrics.h); this file holds the verbs. */
 #include "clock.h"
 #include "cmd.h"
 #include "err.h"
+#include "hash.h"
 #include "id.h"
 #include "json.h"
 #include "metrics.h"
-#include "metrics_journal.h"
 #include "metrics_otlp.h"
 #include "metrics_prom.h"
 #include "metrics_ws.h"
+#include "num.h"
 #include "opt.h"
 #include "span.h"
 #include "ws.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -34,6 +38,8 @@ static const char usage[] =
 	"                                     count, sum, min, max, mean, p50 ... p99\n"
 	"  export [--format prom|json] [-o FILE] [--no-workspace]\n"
 	"  prune [--older-than DURATION]      drop old observations and series\n"
+	"N, VALUE and --buckets bounds are decimal numbers (12, 0.5; a negative\n"
+	"VALUE after --).\n"
 	"options: --db PATH, --describe TEXT (HELP text), -d/--dir DIR, --spans[=DEST],\n"
 	"         --quiet, -h/--help, -V/--version.  See sw-metrics(1).\n";
 
@@ -42,61 +48,51 @@ enum {
 	OPT_DESCRIBE, OPT_NO_WS
 };
 
+static const struct option longopts[] = {
+	SW_COMMON_LONGOPTS,
+	{"db", required_argument, 0, OPT_DB},
+	{"label", required_argument, 0, 'l'},
+	{"buckets", required_argument, 0, OPT_BUCKETS},
+	{"describe", required_argument, 0, OPT_DESCRIBE},
+	{"tee", no_argument, 0, OPT_TEE},
+	{"since", required_argument, 0, OPT_SINCE},
+	{"format", required_argument, 0, OPT_FORMAT},
+	{"output", required_argument, 0, 'o'},
+	{"no-workspace", no_argument, 0, OPT_NO_WS},
+	{"older-than", required_argument, 0, OPT_OLDER},
+	{0, 0, 0, 0},
+};
+
 struct opts {
-	struct sw_common co;
-	const char *db, *describe, *format, *out;
+	bool quiet;
+	enum sw_sync sync;
+	const char *db, *describe, *out, *dir;
 	struct sw_label labels[SW_M_LABELS_MAX];
 	size_t nlabels;
 	double bounds[SW_M_BUCKETS_MAX];
 	size_t nbounds;
-	bool has_bounds, tee, no_ws;
-	int64_t since_ns, older_ns;
-	bool has_since, has_older;
+	bool has_bounds, tee, no_ws, json;
+	int64_t since_ns, older_ns;     /* older_ns < 0: the retention */
+	bool has_since;
 	char **args;
 	int nargs;
 };
 
+
 /* ---- small helpers ---- */
-
-static void die_span(int code, const char *msg, void *arg)
-{
-	sw_span_int(arg, "sw.exit_code", code);
-	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
-}
-
-static enum sw_sync sync_setting(void)
-{
-	const char *s = getenv("SW_SYNC");
-	if (!s || !*s || !strcmp(s, "normal")) return SW_SYNC_NORMAL;
-	if (!strcmp(s, "off")) return SW_SYNC_OFF;
-	if (!strcmp(s, "full")) return SW_SYNC_FULL;
-	sw_die(EX_USAGE, "bad SW_SYNC '%s': use off, normal or full", s);
-}
 
 static void open_db(struct sw_mdb *m, const struct opts *o)
 {
-	int code = sw_mdb_open(m, o->db, sync_setting(), true);
+	int code = sw_m_open(m, o->db, o->sync, true);
 	if (code)
 		sw_die(code, "%s", m->err);
 }
 
-/* Whether there is a database (or a journal waiting for one) to read:
- * verbs that only read create nothing, so that completing a name at the
- * shell makes no database. */
-static bool db_exists(const struct opts *o)
-{
-	char path[PATH_MAX], j[PATH_MAX + 16], err[512];
-	int code = sw_mdb_path(o->db, path, err, sizeof err);
-	if (code)
-		sw_die(code, "%s", err);
-	snprintf(j, sizeof j, "%s.journal", path);
-	return access(path, F_OK) == 0 || access(j, F_OK) == 0;
-}
-
-static void check(struct sw_mdb *m, int code)
+/* A failure inside a transaction: rolled back, and the end. */
+static void db_check(struct sw_mdb *m, int code)
 {
 	if (code) {
-		sw_mdb_rollback(m);
+		sw_m_rollback(m);
 		sw_die(code, "%s", m->err);
 	}
 }
@@ -112,7 +108,7 @@ static json_t *num(double v)
 
 static void print(const struct opts *o, json_t *j)
 {
-	if (!o->co.quiet && j) {
+	if (!o->quiet && j) {
 		char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
 		if (!s || printf("%s\n", s) < 0)
 			sw_die(EX_IOERR, "cannot write output: %s", strerror(errno));
@@ -121,46 +117,21 @@ static void print(const struct opts *o, json_t *j)
 	json_decref(j);
 }
 
+/* A value from the command line: a decimal number (num.h), else 65. */
 static double value_arg(const char *what, const char *s)
 {
-	char *end;
-	errno = 0;
-	/* decimal only: strtod would also take hex, "infinity" and spaces */
-	double v = strspn(s, "0123456789.eE+-") == strlen(s) ? strtod(s, &end) : (end = (char *)s, 0);
-	if (end == s || *end || errno == ERANGE || !isfinite(v))
-		sw_die(EX_DATAERR, "bad %s '%s': want a finite number", what, s);
+	double v;
+	if (sw_parse_real(s, -DBL_MAX, DBL_MAX, &v) < 0)
+		sw_die(EX_DATAERR, "bad %s '%.40s': want a decimal number such as 12 or 0.5", what, s);
 	return v;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-	return n >= k && !strcmp(s + n - k, suffix);
-}
-
-/* Checks a user metric name for its kind; counters get "_total" added
- * (the OpenMetrics rule), so inc x and inc x_total are one counter. */
 static void metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind)
 {
-	const char *why = sw_m_name_problem(name);
-	if (why)
-		sw_die(EX_DATAERR, "bad metric name '%.80s': %s", name, why);
-	if (sw_metrics_ws_reserved(name))
-		sw_die(EX_DATAERR, "bad metric name '%s': sw_queue_*, sw_agents*, sw_leases* and "
-		       "sw_span* are export's workspace gauges and ingest's span metrics", name);
-	if (kind == SW_M_COUNTER) {
-		snprintf(out, SW_M_NAME_MAX + 8, "%s%s", name, ends_with(name, "_total") ? "" : "_total");
-		if (strlen(out) > SW_M_NAME_MAX)
-			sw_die(EX_DATAERR, "bad metric name '%.80s': over 200 bytes with _total", name);
-		return;
-	}
-	if (ends_with(name, "_total"))
-		sw_die(EX_DATAERR, "bad metric name '%s': only counters end in _total", name);
-	/* a gauge lat_count would collide with histogram lat's series */
-	if (ends_with(name, "_bucket") || ends_with(name, "_sum") || ends_with(name, "_count"))
-		sw_die(EX_DATAERR, "bad metric name '%s': _bucket, _sum and _count are the series "
-		       "of histograms", name);
-	snprintf(out, SW_M_NAME_MAX + 8, "%s", name);
+	char err[512];
+	int code = sw_m_metric_name(out, name, kind, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
 }
 
 static char *labels_json(const struct opts *o)
@@ -178,118 +149,72 @@ static json_t *labels_obj(const char *labels)
 	return j ? j : json_object();
 }
 
-static void want_args(const struct opts *o, int min, int max, const char *what)
-{
-	if (o->nargs < min || o->nargs > max)
-		sw_usage_error("%s", what);
-}
-
 /* ---- inc, set, observe ---- */
 
-/* One write without SQLite (metrics_journal.h): the kind checked against
- * the registry, one record appended to the journal.  Only the first write
- * to a database opens it, to create it and its registry; and a write that
- * finds the journal grown past SW_MJ_FOLD_BYTES folds it. */
-static void journal_write(const struct opts *o, char type, enum sw_mkind kind, const char *name,
-			  const char *labels, double v)
+/* NAME [VALUE] as a write of kind (without its value). */
+static void write_of(const struct opts *o, enum sw_mkind kind, struct sw_mwrite *w,
+		     char name[SW_M_NAME_MAX + 8])
 {
-	struct sw_mdb m;
-	enum sw_sync sync = sync_setting();
-	bool missing;
-	int code = sw_mdb_locate(&m, o->db, &missing);
-	if (code)
-		sw_die(code, "%s", m.err);
-	const double *want = kind == SW_M_HISTOGRAM && o->has_bounds ? o->bounds : NULL;
-	for (int tries = 0;; tries++) {
-		if (!missing) {
-			code = sw_mkind_claim(m.path, name, kind, want, o->nbounds, want != NULL, sync,
-					      NULL, NULL, m.err, sizeof m.err);
-			if (code != SW_MKIND_NOREG)
-				break;
-		}
-		if (tries)
-			sw_die(EX_SOFTWARE, "%s%s: no kinds registry after opening the database", m.path,
-			       SW_MJ_KINDS);
-		if ((code = sw_mdb_connect(&m, sync, true)))
-			sw_die(code, "%s", m.err);
-		sw_mdb_close(&m);
-		missing = false;
-	}
-	if (code)
-		sw_die(code, "%s", m.err);
-	char *rec = NULL;
-	size_t len = 0;
-	if (sw_mj_record(&rec, &len, type, sw_now_ns(), v, name, labels, o->describe, kind) < 0)
-		sw_die(EX_SOFTWARE, "out of memory");
-	bool fold;
-	code = sw_mj_append(m.path, rec, len, sync, &fold, m.err, sizeof m.err);
-	free(rec);
-	if (code)
-		sw_die(code, "%s", m.err);
-	if (fold) {
-		/* written already: a fold that fails is for the next reader */
-		if ((code = sw_mdb_connect(&m, sync, true)))
-			sw_warn("%s", m.err);
-		sw_mdb_close(&m);
-	}
+	metric_name(name, o->args[0], kind);
+	*w = (struct sw_mwrite){
+		.db = o->db, .sync = o->sync, .kind = kind, .name = name, .help = o->describe,
+		.bounds = kind == SW_M_HISTOGRAM && o->has_bounds ? o->bounds : NULL,
+		.nbounds = o->nbounds,
+	};
 }
 
-static int verb_inc(struct opts *o, struct sw_span *sp)
+static int verb_inc(struct sw_cmd *c)
 {
-	want_args(o, 1, 2, "want NAME [N]");
-	char name[SW_M_NAME_MAX + 8];
-	metric_name(name, o->args[0], SW_M_COUNTER);
-	double n = o->nargs > 1 ? value_arg("increment", o->args[1]) : 1;
-	if (n < 0)
+	struct opts *o = c->opts;
+	char name[SW_M_NAME_MAX + 8], err[512];
+	struct sw_mwrite w;
+	write_of(o, SW_M_COUNTER, &w, name);
+	w.value = o->nargs > 1 ? value_arg("increment", o->args[1]) : 1;
+	if (w.value < 0)
 		sw_die(EX_DATAERR, "bad increment '%s': counters only go up", o->args[1]);
 	char *labels = labels_json(o);
-	sw_span_str(sp, "sw.metric", name);
-	if (o->co.quiet) {
-		/* nothing to print: no need to know the total */
-		journal_write(o, 'C', SW_M_COUNTER, name, labels, n);
-		free(labels);
-		return 0;
-	}
-	/* the new total is asked for: fold, then add in the database */
-	struct sw_mdb m;
-	open_db(&m, o);
-	double total;
-	int64_t now = sw_now_ns();
-	check(&m, sw_mdb_begin(&m));
-	check(&m, sw_mdb_metric(&m, name, SW_M_COUNTER, o->describe, NULL, 0, false, NULL, NULL));
-	check(&m, sw_mdb_counter_add(&m, name, labels, n, now, &total));
-	check(&m, sw_mdb_commit(&m));
-	sw_mdb_close(&m);
+	w.labels = labels;
+	sw_span_str(&c->sp, "sw.metric", name);
+	double total = 0;
+	/* --quiet: nothing to print, no need to know the total (the journal);
+	 * else fold, then add in the database */
+	int code = o->quiet ? sw_m_write(&w, err, sizeof err) : sw_m_write_total(&w, &total, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
 	print(o, json_pack("{s:s,s:o,s:o}", "name", name, "labels", labels_obj(labels),
 			   "value", num(total)));
 	free(labels);
 	return 0;
 }
 
-/* set and observe: NAME VALUE, one journal record of type rec. */
-static int record_value(struct opts *o, struct sw_span *sp, enum sw_mkind kind, char rec)
+/* set and observe: NAME VALUE, one journal record. */
+static int record_value(struct sw_cmd *c, enum sw_mkind kind)
 {
-	want_args(o, 2, 2, "want NAME VALUE");
-	char name[SW_M_NAME_MAX + 8];
-	metric_name(name, o->args[0], kind);
-	double v = value_arg("value", o->args[1]);
+	struct opts *o = c->opts;
+	char name[SW_M_NAME_MAX + 8], err[512];
+	struct sw_mwrite w;
+	write_of(o, kind, &w, name);
+	w.value = value_arg("value", o->args[1]);
 	char *labels = labels_json(o);
-	sw_span_str(sp, "sw.metric", name);
-	journal_write(o, rec, kind, name, labels, v);
+	w.labels = labels;
+	sw_span_str(&c->sp, "sw.metric", name);
+	int code = sw_m_write(&w, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
 	print(o, json_pack("{s:s,s:o,s:o}", "name", name, "labels", labels_obj(labels),
-			   "value", num(v)));
+			   "value", num(w.value)));
 	free(labels);
 	return 0;
 }
 
-static int verb_set(struct opts *o, struct sw_span *sp)
+static int verb_set(struct sw_cmd *c)
 {
-	return record_value(o, sp, SW_M_GAUGE, 'G');
+	return record_value(c, SW_M_GAUGE);
 }
 
-static int verb_observe(struct opts *o, struct sw_span *sp)
+static int verb_observe(struct sw_cmd *c)
 {
-	return record_value(o, sp, SW_M_HISTOGRAM, 'O');
+	return record_value(c, SW_M_HISTOGRAM);
 }
 
 /* ---- ingest ---- */
@@ -330,14 +255,6 @@ struct ingest {
 
 static const char *const status_names[3] = {"unset", "ok", "error"};
 
-static uint64_t hash_key(const char *k, size_t n)
-{
-	uint64_t h = 1469598103934665603u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211u;
-	return h;
-}
-
 static char *span_labels(const char *span, const char *service, const char *status)
 {
 	struct sw_label l[3] = {{"service", service}, {"span", span}, {"status", status}};
@@ -355,7 +272,7 @@ static struct agg *agg_get(struct ingest *in, const struct sw_otlp_span *s)
 	memcpy(key, s->name, ln + 1);
 	memcpy(key + ln + 1, s->service, ls + 1);
 	size_t kl = ln + ls + 2;
-	uint64_t h = hash_key(key, kl) % AGG_HASH;
+	uint64_t h = sw_xxh64(key, kl, 0) % AGG_HASH;
 	for (struct agg *a = in->hash[h]; a; a = a->next)
 		if (a->keylen == kl && !memcmp(a->key, key, kl))
 			return a;
@@ -384,9 +301,9 @@ static void ensure_metrics(struct ingest *in)
 	}
 	double b[SW_M_BUCKETS_MAX];
 	size_t nb = 0;
-	check(m, sw_mdb_metric(m, SPAN_HIST, SW_M_HISTOGRAM, "Duration of spans ingested from "
+	db_check(m, sw_m_metric(m, SPAN_HIST, SW_M_HISTOGRAM, "Duration of spans ingested from "
 			       "OTLP JSON lines, by span name and service.", want, nwant, strict, b, &nb));
-	check(m, sw_mdb_metric(m, SPAN_COUNT, SW_M_COUNTER, "Spans ingested, by span name, service "
+	db_check(m, sw_m_metric(m, SPAN_COUNT, SW_M_COUNTER, "Spans ingested, by span name, service "
 			       "and status.", NULL, 0, false, NULL, NULL));
 	if (!in->nb) {
 		memcpy(in->b, b, nb * sizeof *b);
@@ -400,23 +317,23 @@ static void flush(struct ingest *in)
 	if (in->nobs == 0)
 		return;
 	int64_t now = sw_now_ns();
-	check(m, sw_mdb_begin(m));
+	db_check(m, sw_m_begin(m));
 	ensure_metrics(in);
 	for (size_t h = 0; h < AGG_HASH; h++) {
 		for (struct agg *a = in->hash[h]; a; a = a->next) {
 			if (!a->dirty)
 				continue;
-			check(m, sw_mdb_hist_add(m, SPAN_HIST, a->lab_hist, in->nb, a->counts, a->count,
+			db_check(m, sw_m_hist_add(m, SPAN_HIST, a->lab_hist, in->nb, a->counts, a->count,
 						 a->sum, now, &a->series));
 			for (int s = 0; s < 3; s++)
 				if (a->st_count[s])
-					check(m, sw_mdb_counter_add(m, SPAN_COUNT, a->lab_status[s],
+					db_check(m, sw_m_counter_add(m, SPAN_COUNT, a->lab_status[s],
 								    (double)a->st_count[s], now, NULL));
 		}
 	}
 	for (size_t i = 0; i < in->nobs; i++)
-		check(m, sw_mdb_obs(m, in->obs[i].a->series, in->obs[i].t, in->obs[i].v));
-	check(m, sw_mdb_commit(m));
+		db_check(m, sw_m_obs(m, in->obs[i].a->series, in->obs[i].t, in->obs[i].v));
+	db_check(m, sw_m_commit(m));
 	for (size_t h = 0; h < AGG_HASH; h++) {
 		for (struct agg *a = in->hash[h]; a; a = a->next) {
 			if (!a->dirty)
@@ -549,25 +466,26 @@ static void read_input(struct ingest *in)
 	sw_otlp_free(&p);
 }
 
-static int verb_ingest(struct opts *o, struct sw_span *sp)
+static int verb_ingest(struct sw_cmd *c)
 {
-	want_args(o, 0, 0, "ingest takes no arguments");
+	struct opts *o = c->opts;
+	struct sw_span *sp = &c->sp;
 	struct ingest *in = calloc(1, sizeof *in);
 	if (!in || !(in->obs = malloc(BATCH_SPANS * sizeof *in->obs)))
 		sw_die(EX_SOFTWARE, "out of memory");
 	in->o = o;
 	open_db(&in->m, o);
-	check(&in->m, sw_mdb_begin(&in->m));
+	db_check(&in->m, sw_m_begin(&in->m));
 	ensure_metrics(in);
-	check(&in->m, sw_mdb_commit(&in->m));
+	db_check(&in->m, sw_m_commit(&in->m));
 	read_input(in);
 	flush(in);
 	long long pruned;
 	int64_t now = sw_now_ns();
-	check(&in->m, sw_mdb_begin(&in->m));
-	check(&in->m, sw_mdb_prune(&in->m, now - in->m.retention_ns, false, &pruned, NULL));
-	check(&in->m, sw_mdb_commit(&in->m));
-	sw_mdb_close(&in->m);
+	db_check(&in->m, sw_m_begin(&in->m));
+	db_check(&in->m, sw_m_prune(&in->m, now - in->m.retention_ns, false, &pruned, NULL));
+	db_check(&in->m, sw_m_commit(&in->m));
+	sw_m_close(&in->m);
 	if (in->malformed)
 		sw_warn("%lld malformed span line%s, the first at line %lld: %s", in->malformed,
 			in->malformed == 1 ? "" : "s", in->first_bad_line, in->first_bad);
@@ -592,53 +510,52 @@ static int verb_ingest(struct opts *o, struct sw_span *sp)
 	return 0;
 }
 
+
 /* ---- summary ---- */
 
-static int verb_summary(struct opts *o, struct sw_span *sp)
+static json_t *summary_json(const struct opts *o, const struct sw_msummary *s, int64_t since)
 {
-	want_args(o, 1, 1, "want NAME");
-	const char *why = sw_m_name_problem(o->args[0]);
-	if (why)
-		sw_die(EX_DATAERR, "bad metric name '%.80s': %s", o->args[0], why);
-	sw_span_str(sp, "sw.metric", o->args[0]);
-	if (!db_exists(o))
-		sw_die(SW_EX_FALSE, "no metric '%s' (no database yet)", o->args[0]);
-	struct sw_mdb m;
-	open_db(&m, o);
-	struct sw_msummary s;
-	int64_t since = o->has_since ? sw_now_ns() - o->since_ns : INT64_MIN;
-	int code = sw_mdb_summary(&m, o->args[0], o->labels, o->nlabels, since, &s);
-	if (code == SW_EX_FALSE && !ends_with(o->args[0], "_total")) {
-		/* counters are stored with their _total */
-		char name[SW_M_NAME_MAX + 8];
-		snprintf(name, sizeof name, "%s_total", o->args[0]);
-		code = sw_mdb_summary(&m, name, o->labels, o->nlabels, since, &s);
-	}
-	if (code)
-		sw_die(code, "%s", m.err);
-	sw_mdb_close(&m);
-	json_t *j = json_pack("{s:s,s:s,s:I}", "name", o->args[0], "type",
-			      s.kind == SW_M_COUNTER ? "counter" : s.kind == SW_M_GAUGE ? "gauge" :
-			      "histogram", "series", (json_int_t)s.series);
-	if (s.kind != SW_M_HISTOGRAM) {
-		json_object_set_new(j, "value", num(s.value));
+	json_t *j = json_pack("{s:s,s:s,s:I}", "name", o->args[0], "type", sw_m_kind_name(s->kind),
+			      "series", (json_int_t)s->series);
+	if (!j)
+		sw_die(EX_SOFTWARE, "out of memory");
+	if (s->kind != SW_M_HISTOGRAM) {
+		json_object_set_new(j, "value", num(s->value));
 	} else {
 		double sum = 0;
-		for (size_t i = 0; i < s.n; i++)
-			sum += s.v[i];
-		json_object_set_new(j, "count", json_integer((json_int_t)s.n));
+		for (size_t i = 0; i < s->n; i++)
+			sum += s->v[i];
+		json_object_set_new(j, "count", json_integer((json_int_t)s->n));
 		json_object_set_new(j, "sum", num(sum));
 		static const struct { const char *k; double p; } pc[] = {
 			{"p50", 50}, {"p90", 90}, {"p95", 95}, {"p99", 99}};
-		json_object_set_new(j, "min", s.n ? num(s.v[0]) : json_null());
-		json_object_set_new(j, "max", s.n ? num(s.v[s.n - 1]) : json_null());
-		json_object_set_new(j, "mean", s.n ? num(sum / (double)s.n) : json_null());
+		json_object_set_new(j, "min", s->n ? num(s->v[0]) : json_null());
+		json_object_set_new(j, "max", s->n ? num(s->v[s->n - 1]) : json_null());
+		json_object_set_new(j, "mean", s->n ? num(sum / (double)s->n) : json_null());
 		for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++)
-			json_object_set_new(j, pc[i].k, s.n ? num(sw_m_percentile(s.v, s.n, pc[i].p)) :
+			json_object_set_new(j, pc[i].k, s->n ? num(sw_m_percentile(s->v, s->n, pc[i].p)) :
 					    json_null());
 	}
 	if (o->has_since)
 		sw_json_set_time(j, "since", since);
+	return j;
+}
+
+static int verb_summary(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	char err[512];
+	const char *why = sw_m_name_problem(o->args[0]);
+	if (why)
+		sw_die(EX_DATAERR, "bad metric name '%.80s': %s", o->args[0], why);
+	sw_span_str(&c->sp, "sw.metric", o->args[0]);
+	struct sw_msummary s;
+	int64_t since = o->has_since ? sw_now_ns() - o->since_ns : INT64_MIN;
+	int code = sw_m_summarize(o->db, o->sync, o->args[0], o->labels, o->nlabels, since, &s, err,
+				  sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
+	json_t *j = summary_json(o, &s, since);
 	free(s.v);
 	print(o, j);
 	return 0;
@@ -652,11 +569,6 @@ struct exporter {
 	FILE *f;
 	bool json;
 };
-
-static const char *type_name(enum sw_mkind k)
-{
-	return k == SW_M_COUNTER ? "counter" : k == SW_M_GAUGE ? "gauge" : "histogram";
-}
 
 static void json_out(struct exporter *e, json_t *j)
 {
@@ -673,7 +585,7 @@ static int export_series(const struct sw_mseries *s, void *arg)
 	struct exporter *e = arg;
 	json_t *labels = labels_obj(s->labels);
 	if (e->json) {
-		json_t *j = json_pack("{s:s,s:s,s:O}", "name", s->name, "type", type_name(s->kind),
+		json_t *j = json_pack("{s:s,s:s,s:O}", "name", s->name, "type", sw_m_kind_name(s->kind),
 				      "labels", labels);
 		if (s->kind != SW_M_HISTOGRAM) {
 			json_object_set_new(j, "value", num(s->value));
@@ -694,7 +606,7 @@ static int export_series(const struct sw_mseries *s, void *arg)
 		json_decref(labels);
 		return 0;
 	}
-	sw_prom_family(&e->w, s->name, type_name(s->kind), s->help);
+	sw_prom_family(&e->w, s->name, sw_m_kind_name(s->kind), s->help);
 	if (s->kind != SW_M_HISTOGRAM) {
 		sw_prom_sample(&e->w, s->name, labels, NULL, s->value);
 	} else {
@@ -736,14 +648,9 @@ static int export_gauge(const char *name, const char *help, const json_t *labels
  * export without a workspace is still an export. */
 static bool workspace_exists(const char *dir, char out[PATH_MAX])
 {
-	const char *env = getenv("SW_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	if (dir && *dir) snprintf(out, PATH_MAX, "%s", dir);
-	else if (env && *env) snprintf(out, PATH_MAX, "%s", env);
-	/* as sw_ws_open finds it: a relative XDG_STATE_HOME is ignored, a
-	 * relative HOME names no workspace */
-	else if (xdg && xdg[0] == '/') snprintf(out, PATH_MAX, "%s/sw", xdg);
-	else if (home && home[0] == '/') snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
-	else return false;
+	struct sw_err e;
+	if (sw_ws_path(out, dir, &e))
+		return false;
 	struct stat st;
 	return stat(out, &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -759,7 +666,7 @@ static void write_out(const struct opts *o, const char *buf, size_t len)
 	const char *slash = strrchr(o->out, '/');
 	const char *base = slash ? slash + 1 : o->out;
 	if (!*base)
-		sw_usage_error("bad -o '%s': want a file name", o->out);
+		sw_die(EX_USAGE, "bad -o '%s': want a file name", o->out);
 	if (slash == o->out) strcpy(dir, "/");
 	else if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - o->out), o->out);
 	else strcpy(dir, ".");
@@ -768,42 +675,32 @@ static void write_out(const struct opts *o, const char *buf, size_t len)
 		sw_die(errno == EACCES ? EX_NOPERM : EX_CANTCREAT, "cannot open directory %s: %s", dir,
 		       strerror(errno));
 	/* temp + rename: node_exporter never reads a half-written file */
-	if (sw_replace(fd, base, buf, len, sync_setting(), true) < 0)
+	if (sw_replace(fd, base, buf, len, o->sync, true) < 0)
 		sw_die(sw_ex_errno(errno), "cannot write %s: %s", o->out, strerror(errno));
 	close(fd);
 }
 
-static int verb_export(struct opts *o, struct sw_span *sp)
+static int verb_export(struct sw_cmd *c)
 {
-	want_args(o, 0, 0, "export takes no arguments");
-	struct exporter e = {.o = o};
-	if (!o->format || !strcmp(o->format, "prom"))
-		e.json = false;
-	else if (!strcmp(o->format, "json"))
-		e.json = true;
-	else
-		sw_usage_error("bad --format '%s': use prom or json", o->format);
-	sw_span_str(sp, "sw.format", e.json ? "json" : "prom");
+	struct opts *o = c->opts;
+	struct exporter e = {.o = o, .json = o->json};
+	char err[512];
+	sw_span_str(&c->sp, "sw.format", e.json ? "json" : "prom");
 	char *buf = NULL;
 	size_t len = 0;
 	if (!(e.f = open_memstream(&buf, &len)))
 		sw_die(EX_SOFTWARE, "out of memory");
 	e.w.f = e.f;
-	struct sw_mdb m;
-	if (db_exists(o)) {
-		open_db(&m, o);
-		check(&m, sw_mdb_walk(&m, export_series, &e));
-		sw_mdb_close(&m);
-	}
+	int code = sw_m_each_series(o->db, o->sync, export_series, &e, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
 	char wsdir[PATH_MAX];
-	if (!o->no_ws && workspace_exists(o->co.dir, wsdir) && access(wsdir, R_OK | X_OK) < 0) {
+	if (!o->no_ws && workspace_exists(o->dir, wsdir) && access(wsdir, R_OK | X_OK) < 0) {
 		/* the metrics are still worth exporting without the gauges */
 		sw_warn("workspace gauges left out: %s: %s", wsdir, strerror(errno));
-	} else if (!o->no_ws && workspace_exists(o->co.dir, wsdir)) {
-		struct sw_ws ws;
-		sw_ws_open_or_die(&ws, o->co.dir, false);
-		sw_metrics_ws_gauges(&ws, sw_now_ns(), export_gauge, &e);
-		sw_ws_close(&ws);
+	} else if (!o->no_ws && workspace_exists(o->dir, wsdir)) {
+		sw_cmd_open_ws(c, false);
+		sw_m_ws_gauges(&c->ws, sw_now_ns(), export_gauge, &e);
 	}
 	if (fclose(e.f) == EOF)
 		sw_die(EX_SOFTWARE, "out of memory");
@@ -812,155 +709,120 @@ static int verb_export(struct opts *o, struct sw_span *sp)
 	return 0;
 }
 
+
 /* ---- prune ---- */
 
-static int verb_prune(struct opts *o, struct sw_span *sp)
+static int verb_prune(struct sw_cmd *c)
 {
-	want_args(o, 0, 0, "prune takes no arguments");
-	struct sw_mdb m;
-	open_db(&m, o);
-	int64_t older = o->has_older ? o->older_ns : m.retention_ns;
+	struct opts *o = c->opts;
+	char err[512];
 	long long nobs, nseries;
-	check(&m, sw_mdb_begin(&m));
-	check(&m, sw_mdb_prune(&m, sw_now_ns() - older, true, &nobs, &nseries));
-	check(&m, sw_mdb_commit(&m));
-	sw_mdb_close(&m);
-	sw_span_int(sp, "sw.pruned.observations", nobs);
+	int code = sw_m_prune_older(o->db, o->sync, o->older_ns, &nobs, &nseries, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
+	sw_span_int(&c->sp, "sw.pruned.observations", nobs);
 	print(o, json_pack("{s:I,s:I}", "observations", (json_int_t)nobs, "series",
 			   (json_int_t)nseries));
 	return 0;
 }
 
-/* ---- main ---- */
+/* ---- options and main ---- */
 
-static const struct option longopts[] = {
-	SW_COMMON_LONGOPTS,
-	{"db", required_argument, 0, OPT_DB},
-	{"label", required_argument, 0, 'l'},
-	{"buckets", required_argument, 0, OPT_BUCKETS},
-	{"describe", required_argument, 0, OPT_DESCRIBE},
-	{"tee", no_argument, 0, OPT_TEE},
-	{"since", required_argument, 0, OPT_SINCE},
-	{"format", required_argument, 0, OPT_FORMAT},
-	{"output", required_argument, 0, 'o'},
-	{"no-workspace", no_argument, 0, OPT_NO_WS},
-	{"older-than", required_argument, 0, OPT_OLDER},
-	{0, 0, 0, 0},
+static const int o_write[] = { OPT_DB, 'l', OPT_DESCRIBE, 0 };
+static const int o_observe[] = { OPT_DB, 'l', OPT_DESCRIBE, OPT_BUCKETS, 0 };
+static const int o_ingest[] = { OPT_DB, OPT_TEE, OPT_BUCKETS, 0 };
+static const int o_summary[] = { OPT_DB, 'l', OPT_SINCE, 0 };
+static const int o_export[] = { OPT_DB, OPT_FORMAT, 'o', OPT_NO_WS, 0 };
+static const int o_prune[] = { OPT_DB, OPT_OLDER, 0 };
+
+/* None opens the workspace first: the database is host-local, and only
+ * export reads the workspace, when there is one. */
+static const struct sw_verb verbs[] = {
+	{ "inc", verb_inc, "NAME [N]", 1, 2, o_write, 0 },
+	{ "set", verb_set, "NAME VALUE", 2, 2, o_write, 0 },
+	{ "observe", verb_observe, "NAME VALUE", 2, 2, o_observe, 0 },
+	{ "ingest", verb_ingest, "", 0, 0, o_ingest, 0 },
+	{ "summary", verb_summary, "a metric NAME", 1, 1, o_summary, 0 },
+	{ "export", verb_export, "", 0, 0, o_export, 0 },
+	{ "prune", verb_prune, "", 0, 0, o_prune, 0 },
+	{ 0 }
 };
 
-/* The long name of a verb's own option c, for the check below. */
-static const char *opt_name(int c)
+static int label_option(struct sw_cmd *c, char *arg)
 {
-	return sw_opt_name(longopts, c);
+	struct opts *o = c->opts;
+	if (o->nlabels == SW_M_LABELS_MAX)
+		return sw_cmd_err(c, EX_DATAERR, "more than %d labels", SW_M_LABELS_MAX);
+	char shown[96];
+	snprintf(shown, sizeof shown, "%.80s", arg);   /* before parsing cuts it at '=' */
+	const char *why = sw_m_label_parse(arg, &o->labels[o->nlabels]);
+	if (why)
+		return sw_cmd_err(c, EX_DATAERR, "bad label '%s': %s", shown, why);
+	o->nlabels++;
+	return 0;
 }
 
-/* Whether the option c means something to this verb (allowed: its options'
- * long names, each between spaces): an option a verb ignores would be a
- * silent surprise. */
-static bool opt_applies(const char *allowed, int c)
+static int option(struct sw_cmd *c, int code, char *arg)
 {
-	const char *name = opt_name(c);
-	char word[32];
-	if (!name || !allowed)
-		return true;   /* unknown options are reported by the switch */
-	snprintf(word, sizeof word, " %s ", name);
-	return strstr(allowed, word) != NULL;
-}
-
-static void parse(int argc, char **argv, struct opts *o, const char *allowed)
-{
-	int c;
+	struct opts *o = c->opts;
 	const char *why;
-	opterr = 0;   /* one line of ours instead of getopt's */
-	while ((c = getopt_long(argc, argv, SW_COMMON_SHORTOPTS "l:o:", longopts, NULL)) != -1) {
-		if (sw_common_opt(c, optarg, &o->co, usage))
-			continue;
-		if (!opt_applies(allowed, c))
-			sw_usage_error("--%s is not an option of this verb", opt_name(c));
-		switch (c) {
-		case OPT_DB: o->db = optarg; break;
-		case 'l':
-			if (o->nlabels == SW_M_LABELS_MAX)
-				sw_die(EX_DATAERR, "more than %d labels", SW_M_LABELS_MAX);
-			if ((why = sw_m_label_parse(optarg, &o->labels[o->nlabels])))
-				sw_die(EX_DATAERR, "bad label '%.80s': %s", optarg, why);
-			o->nlabels++;
-			break;
-		case OPT_BUCKETS:
-			if ((why = sw_m_bounds_parse(optarg, o->bounds, &o->nbounds)))
-				sw_die(EX_DATAERR, "bad --buckets '%.80s': %s", optarg, why);
-			o->has_bounds = true;
-			break;
-		case OPT_DESCRIBE:
-			if (!sw_utf8_valid(optarg, strlen(optarg)))
-				sw_die(EX_DATAERR, "bad --describe: not valid UTF-8");
-			o->describe = optarg;
-			break;
-		case OPT_TEE: o->tee = true; break;
-		case OPT_SINCE: o->since_ns = sw_opt_duration("--since", optarg); o->has_since = true; break;
-		case OPT_FORMAT: o->format = optarg; break;
-		case 'o': o->out = optarg; break;
-		case OPT_NO_WS: o->no_ws = true; break;
-		case OPT_OLDER:
-			o->older_ns = sw_opt_duration("--older-than", optarg);
-			o->has_older = true;
-			break;
-		default:
-			if (optopt && optopt < 0x100)
-				sw_usage_error("unknown option '-%c' (a negative value goes after --)", optopt);
-			sw_usage_error("unknown option '%s'", argv[optind - 1]);
-		}
+	switch (code) {
+	case OPT_DB: o->db = arg; return 0;
+	case 'l': return label_option(c, arg);
+	case OPT_BUCKETS:
+		if ((why = sw_m_bounds_parse(arg, o->bounds, &o->nbounds)))
+			return sw_cmd_err(c, EX_DATAERR, "bad --buckets '%.80s': %s", arg, why);
+		o->has_bounds = true;
+		return 0;
+	case OPT_DESCRIBE:
+		if (!sw_utf8_valid(arg, strlen(arg)))
+			return sw_cmd_err(c, EX_DATAERR, "bad --describe: not valid UTF-8");
+		o->describe = arg;
+		return 0;
+	case OPT_TEE: o->tee = true; return 0;
+	case OPT_SINCE:
+		o->has_since = true;
+		return sw_cmd_duration(c, "--since", arg, &o->since_ns);
+	case OPT_FORMAT:
+		if (strcmp(arg, "prom") && strcmp(arg, "json"))
+			return sw_cmd_err(c, EX_USAGE, "bad --format '%.40s': use prom or json", arg);
+		o->json = !strcmp(arg, "json");
+		return 0;
+	case 'o':
+		if (!*(strrchr(arg, '/') ? strrchr(arg, '/') + 1 : arg))
+			return sw_cmd_err(c, EX_USAGE, "bad -o '%.80s': want a file name", arg);
+		o->out = arg;
+		return 0;
+	case OPT_NO_WS: o->no_ws = true; return 0;
+	case OPT_OLDER: return sw_cmd_duration(c, "--older-than", arg, &o->older_ns);
 	}
-	o->args = argv + optind;
-	o->nargs = argc - optind;
+	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(struct opts *, struct sw_span *);
-	const char *opts;   /* its own options, see opt_applies */
-} verbs[] = {
-	{"inc", verb_inc, " db label describe "},
-	{"set", verb_set, " db label describe "},
-	{"observe", verb_observe, " db label describe buckets "},
-	{"ingest", verb_ingest, " db tee buckets "},
-	{"summary", verb_summary, " db label since "},
-	{"export", verb_export, " db format output no-workspace "},
-	{"prune", verb_prune, " db older-than "},
-};
+static int check(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	o->quiet = c->co.quiet;
+	o->dir = c->co.dir;
+	o->args = c->args;
+	o->nargs = c->nargs;
+	/* SW_SYNC for the metrics database, which lives outside the
+	 * workspace: sw-metrics needs none (and must not make one) */
+	struct sw_settings st;
+	struct sw_err e;
+	if (sw_settings_read(&st, &e))
+		return sw_cmd_err(c, e.code, "%s", e.msg);
+	o->sync = st.sync;
+	return 0;
+}
 
+static const struct sw_prog prog = {
+	.name = "sw-metrics", .usage = usage, .longopts = longopts, .shortopts = "l:o:",
+	.verbs = verbs, .option = option, .check = check,
+};
 
 int main(int argc, char **argv)
 {
-	sw_prog_set("sw-metrics");
-	struct opts o = {0};
-	if (argc < 2)
-		sw_usage_error("no verb");
-	const char *verb = argv[1];
-	if (verb[0] == '-') {
-		/* sw-metrics --help / --version before a verb */
-		parse(argc, argv, &o, NULL);
-		sw_usage_error("no verb");
-	}
-	int (*fn)(struct opts *, struct sw_span *) = NULL;
-	const char *allowed = NULL;
-	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-		if (!strcmp(verbs[i].name, verb)) {
-			fn = verbs[i].fn;
-			allowed = verbs[i].opts;
-		}
-	if (!fn)
-		sw_usage_error("unknown verb '%.40s'", verb);
-	sw_verb_set(verb);
-	parse(argc - 1, argv + 1, &o, allowed);
-	char spname[64];
-	snprintf(spname, sizeof spname, "sw-metrics %s", verb);
-	struct sw_span sp;
-	sw_span_start(&sp, o.co.spans, spname);
-	sw_on_die(die_span, &sp);
-	int code = fn(&o, &sp);
-	sw_span_end(&sp, false, NULL);
-	if (fflush(stdout) == EOF)
-		sw_die(EX_IOERR, "cannot write output: %s", strerror(errno));
-	return code;
+	struct opts o = { .older_ns = -1 };
+	return sw_cmd_main(&prog, argc, argv, &o);
 }

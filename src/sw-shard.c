@@ -3,28 +3,27 @@
  * possible.  Stateless: it reads stdin and node lists; only split
  * --enqueue (through the queue engine), ring (rings/<name>.json) and the
  * @agents and @ring:NAME node sources touch the workspace.  The placement
- * algorithms and the hash live in lib/shard.c. */
-#include "agent.h"
-#include "err.h"
-#include "id.h"
-#include "json.h"
-#include "opt.h"
-#include "queue.h"
-#include "shard.h"
-#include "span.h"
+ * algorithms and the hash live in lib/shard.c, the node sources and the
+ * rings store in lib/ring.c. */
 #include "clock.h"
 #include "cmd.h"
+#include "err.h"
 #include "fs.h"
+#include "id.h"
+#include "json.h"
+#include "num.h"
+#include "opt.h"
+#include "queue.h"
+#include "ring.h"
+#include "shard.h"
+#include "span.h"
 #include "ws.h"
-#include <bsd/stdlib.h>   /* strtonum */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -40,21 +39,21 @@ static const char usage[] =
 	"         keys per node and max/mean\n"
 	"  ring NAME [--nodes NODES [--algo …] [--vnodes N] [--seed S] | --delete]\n"
 	"         keep (or show, or delete) a node list in the workspace: @ring:NAME\n"
-	"NODES: a file (one 'name [weight]' a line), a list 'a,b=2,c', @agents[:ROLE]\n"
-	"       or @ring:NAME.\n"
+	"NODES: a list 'a,b=2,c', a file as ./PATH, /PATH or @file:PATH (one\n"
+	"       'name [weight]' a line), @agents[:ROLE] or @ring:NAME.\n"
+	"Numbers are decimal digits (weights and F may have a fraction).\n"
 	"ALGO: ring (default), rendezvous, jump, mod.  Common options:\n"
 	"  -d, --dir DIR  --spans[=DEST]  --quiet  -h, --help  -V, --version\n";
 
 enum {
-	O_NODES = SW_OPT_FIRST_FREE, O_ALGO, O_VNODES, O_MAXLOAD, O_SEED, O_TSV, O_FROM, O_TO,
-	O_SUMMARY, O_KEYS, O_LINES, O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_QUEUE, O_ENQUEUE,
-	O_PRIORITY, O_ROLE, O_DELETE, O_END
+	O_VNODES = SW_OPT_FIRST_FREE, O_MAXLOAD, O_SEED, O_TSV, O_FROM, O_TO, O_SUMMARY, O_KEYS,
+	O_LINES, O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_ENQUEUE, O_PRIORITY, O_ROLE, O_DELETE
 };
 
 static const struct option longopts[] = {
 	SW_COMMON_LONGOPTS,
-	{"nodes", required_argument, 0, O_NODES},
-	{"algo", required_argument, 0, O_ALGO},
+	{"nodes", required_argument, 0, 'n'},
+	{"algo", required_argument, 0, 'a'},
 	{"vnodes", required_argument, 0, O_VNODES},
 	{"max-load", required_argument, 0, O_MAXLOAD},
 	{"seed", required_argument, 0, O_SEED},
@@ -68,7 +67,7 @@ static const struct option longopts[] = {
 	{"min-items", required_argument, 0, O_MINITEMS},
 	{"max-shards", required_argument, 0, O_MAXSHARDS},
 	{"id", required_argument, 0, O_ID},
-	{"queue", required_argument, 0, O_QUEUE},
+	{"queue", required_argument, 0, 'q'},
 	{"enqueue", no_argument, 0, O_ENQUEUE},
 	{"priority", required_argument, 0, O_PRIORITY},
 	{"role", required_argument, 0, O_ROLE},
@@ -77,26 +76,16 @@ static const struct option longopts[] = {
 };
 
 struct opts {
-	struct sw_common co;
-	bool seen[O_END - SW_OPT_FIRST_FREE];
+	bool quiet;
 	const char *nodes, *from, *to, *id, *queue, *role;
-	enum sw_algo algo;
-	unsigned vnodes;
-	double max_load;        /* 0: plain placement */
-	uint64_t seed;
+	struct sw_ring_cfg cfg;  /* --algo, --vnodes, --seed (or a ring's) */
+	double max_load;         /* 0: plain placement */
 	bool tsv, summary, lines, enqueue, delete;
-	const char *name;       /* ring NAME */
-	long long keys;         /* synthetic keys; 0: read stdin */
-	long long ips, min_items, max_shards;
-	int priority;           /* -1: not given */
+	const char *name;        /* ring NAME */
+	int64_t keys;            /* synthetic keys; 0: read stdin */
+	int64_t ips, min_items, max_shards;
+	int priority;            /* -1: not given */
 };
-
-/* ---- spans and fatal errors ---- */
-
-static void on_die(int code, const char *msg, void *arg)
-{
-	sw_span_end(arg, code != SW_EX_FALSE && code != EX_TEMPFAIL, msg);
-}
 
 /* ---- output: one big buffer, since assign prints a line per key ---- */
 
@@ -131,30 +120,19 @@ static void out_put(struct out *o, const char *s, size_t len)
 
 static void out_str(struct out *o, const char *s) { out_put(o, s, strlen(s)); }
 
-/* a JSON string body (no quotes) of valid UTF-8 */
+/* a JSON string body (no quotes) of valid UTF-8, escaped straight into
+ * the buffer: a million keys, no allocation each */
 static void out_json_esc(struct out *o, const char *s, size_t len)
 {
-	size_t start = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		out_put(o, s + start, i - start);
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\'; esc[1] = (char)c;
-			out_put(o, esc, 2);
-		} else if (c == '\t') {
-			out_put(o, "\\t", 2);
-		} else {
-			snprintf(esc, sizeof esc, "\\u%04x", c);
-			out_put(o, esc, 6);
-		}
-		start = i + 1;
+	/* in pieces the buffer can hold escaped: escaping goes byte by byte */
+	size_t piece = o->cap / SW_JSON_ESC_MAX(1);
+	for (size_t at = 0; at < len && !o->quiet; at += piece) {
+		size_t n = len - at < piece ? len - at : piece;
+		if (o->n + SW_JSON_ESC_MAX(n) > o->cap)
+			out_flush(o);
+		o->n += sw_json_escape(o->b + o->n, s + at, n);
 	}
-	out_put(o, s + start, len - start);
 }
-
 /* ten significant digits: 0.009992, not 0.0099919999999999991 */
 static void out_json(struct out *o, const json_t *j)
 {
@@ -169,12 +147,21 @@ static void out_json(struct out *o, const json_t *j)
 /* s as a JSON string with its quotes, malloc'd */
 static char *json_quoted(const char *s)
 {
-	json_t *j = json_string(s);
-	char *q = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-	json_decref(j);
+	size_t len = strlen(s);
+	char *q = malloc(SW_JSON_ESC_MAX(len) + 3);
 	if (!q)
-		sw_die(EX_SOFTWARE, "cannot format node name");
+		sw_die(EX_SOFTWARE, "out of memory");
+	size_t n = sw_json_escape(q + 1, s, len);
+	q[0] = q[n + 1] = '"';
+	q[n + 2] = 0;
 	return q;
+}
+
+static void out_init(struct out *o, size_t cap, bool quiet)
+{
+	*o = (struct out){ .cap = cap, .quiet = quiet, .b = malloc(cap) };
+	if (!o->b)
+		sw_die(EX_SOFTWARE, "out of memory");
 }
 
 static void out_end(struct out *o)
@@ -182,19 +169,17 @@ static void out_end(struct out *o)
 	out_flush(o);
 	if (fflush(stdout) != 0 || ferror(stdout))
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
-}
-
-/* ---- input: lines of stdin, one at a time and bounded ---- */
+}/* ---- input: lines of stdin, one at a time and bounded ---- */
 
 /* The longest line taken, a key or an item: SW_MAX_ITEM_BYTES (as the
  * queue reads it), so that one endless line cannot take all memory. */
 static size_t line_max(void)
 {
-	const char *s = getenv("SW_MAX_ITEM_BYTES");
-	long long v = s && *s ? strtonum(s, 64, 1LL << 40, NULL) : 0;
-	if (s && *s && v <= 0)
-		sw_usage_error("bad SW_MAX_ITEM_BYTES '%s'", s);
-	return v > 0 ? (size_t)v : SW_ITEM_MAX_DEFAULT;
+	struct sw_settings st;
+	struct sw_err e;
+	if (sw_settings_read(&st, &e))
+		sw_die(e.code, "%s", e.msg);
+	return st.item_max;
 }
 
 struct lines {
@@ -288,7 +273,7 @@ static bool lines_waiting(struct lines *l)
 /* Keys: stdin, one a line (empty lines skipped), or key0 … keyN-1 with
  * --keys. */
 struct keysrc {
-	long long syn, nsyn;
+	int64_t syn, nsyn;
 	char sbuf[32];
 	struct lines in;
 	bool json;                /* printed as JSON strings: UTF-8 only */
@@ -308,7 +293,7 @@ static bool key_next(struct keysrc *k, const char **p, size_t *len)
 	if (k->nsyn) {
 		if (k->syn == k->nsyn)
 			return false;
-		*len = (size_t)snprintf(k->sbuf, sizeof k->sbuf, "key%lld", k->syn++);
+		*len = (size_t)snprintf(k->sbuf, sizeof k->sbuf, "key%lld", (long long)k->syn++);
 		*p = k->sbuf;
 		return true;
 	}
@@ -379,9 +364,11 @@ static void placer_init(struct sw_placer *pl, const struct sw_nodes *ns, const s
 			size_t nkeys)
 {
 	char err[512];
-	if (sw_placer_init(pl, ns, o->algo, o->vnodes, o->seed, o->max_load > 0 ? SIZE_MAX : nkeys,
-			   err, sizeof err) < 0)
-		sw_die(strstr(err, "memory") ? EX_SOFTWARE : EX_USAGE, "%s", err);
+	const struct sw_ring_cfg *c = &o->cfg;
+	int code = sw_placer_init(pl, ns, c->algo, c->vnodes, c->seed, o->max_load > 0 ? SIZE_MAX : nkeys,
+				  err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
 }
 
 static uint32_t *alloc_out(size_t n)
@@ -457,189 +444,26 @@ static void placing_free(struct placing *pg)
 	if (pg->ns2)
 		sw_placer_free(&pg->pl2);
 }
-
 /* ---- node lists ---- */
 
-struct agents_arg {
-	const char *role;       /* NULL: any */
-	char **ids;
-	size_t n, cap;
-};
-
-static int agent_one(json_t *rec, void *arg)
+/* The nodes spec names (the workspace opened first when they live there). */
+static void load_nodes(struct sw_cmd *c, struct sw_nodes *ns, const char *what, const char *spec)
 {
-	struct agents_arg *a = arg;
-	const char *id = sw_json_str(rec, "id");
-	if (!id || !json_is_true(json_object_get(rec, "alive")))
-		return 0;
-	if (a->role) {
-		bool has = false;
-		size_t i;
-		json_t *r;
-		json_array_foreach(json_object_get(rec, "roles"), i, r)
-			has |= json_is_string(r) && !strcmp(json_string_value(r), a->role);
-		if (!has)
-			return 0;
-	}
-	if (a->n == a->cap) {
-		a->cap = a->cap ? 2 * a->cap : 64;
-		a->ids = realloc(a->ids, a->cap * sizeof *a->ids);
-	}
-	if (!a->ids || !(a->ids[a->n] = strdup(id)))
-		sw_die(EX_SOFTWARE, "out of memory");
-	a->n++;
-	return 0;
+	struct opts *o = c->opts;
+	char err[SW_RING_ERRLEN];
+	if (sw_nodes_need_ws(spec) && c->ws.fd < 0)
+		sw_cmd_open_ws(c, false);
+	int code = sw_nodes_load(ns, what, spec, &c->ws, &o->cfg, err);
+	if (code)
+		sw_die(code, "%s", err);
 }
 
-static int cmp_strp(const void *a, const void *b)
+static void span_placing(struct sw_span *sp, const struct opts *o, size_t nodes, size_t keys)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* @agents[:ROLE]: the live agents of the workspace (with that role), in
- * name order, weight 1 each. */
-static void nodes_agents(struct sw_nodes *ns, const char *spec, const char *opt, const char *dir)
-{
-	struct agents_arg a = { .role = spec[7] == ':' ? spec + 8 : NULL };
-	if (a.role)
-		sw_name_check("role", a.role);
-	struct sw_ws ws;
-	sw_ws_open_or_die(&ws, dir, false);
-	if (sw_agent_each(&ws, agent_one, &a) < 0)
-		sw_die(sw_ex_errno(errno), "%s %s: reading agents: %s", opt, spec, strerror(errno));
-	sw_ws_close(&ws);
-	if (a.n == 0)
-		sw_die(EX_TEMPFAIL, "%s %s: no live agents%s%s", opt, spec, a.role ? " with role " : "",
-		       a.role ? a.role : "");
-	qsort(a.ids, a.n, sizeof *a.ids, cmp_strp);
-	for (size_t i = 0; i < a.n; i++) {
-		char err[512];
-		if (sw_nodes_add(ns, a.ids[i], strlen(a.ids[i]), NULL, err, sizeof err) < 0)
-			sw_die(EX_DATAERR, "%s %s: %s", opt, spec, err);
-		free(a.ids[i]);
-	}
-	free(a.ids);
-}
-
-/* ---- rings kept in the workspace: rings/<name>.json ---- */
-
-#define RING_DIR "rings"
-#define RING_MAX (64 * 1024 * 1024)
-
-static int rings_dir(struct sw_ws *ws, const char *dir, bool create)
-{
-	sw_ws_open_or_die(ws, dir, create);
-	int fd = sw_ws_dir(ws, RING_DIR, create);
-	if (fd < 0 && !(errno == ENOENT && !create))
-		sw_die(sw_ex_errno(errno), "%s/%s: %s", ws->path, RING_DIR, strerror(errno));
-	return fd;
-}
-
-/* The stored ring, or NULL when there is none. */
-static json_t *ring_read(const char *name, const char *dir)
-{
-	struct sw_ws ws;
-	char file[SW_NAME_MAX + 8];
-	sw_name_check("ring", name);
-	snprintf(file, sizeof file, "%s.json", name);
-	int fd = rings_dir(&ws, dir, false);
-	json_t *r = fd < 0 ? NULL : sw_json_read(fd, file, RING_MAX);
-	int e = errno;
-	if (fd >= 0)
-		close(fd);
-	if (!r && fd >= 0 && e != ENOENT)
-		sw_die(e == EBADMSG ? EX_DATAERR : sw_ex_errno(e), "ring %s: %s", name,
-		       e == EBADMSG ? "not valid JSON" : strerror(e));
-	sw_ws_close(&ws);
-	return r;
-}
-
-/* @ring:NAME: its nodes, and its algo, vnodes and seed where the command
- * line did not set them. */
-static void nodes_ring(struct sw_nodes *ns, const char *name, const char *opt, struct opts *o)
-{
-	json_t *r = ring_read(name, o->co.dir);
-	if (!r)
-		sw_die(SW_EX_FALSE, "%s @ring:%s: no such ring", opt, name);
-	char err[512];
-	size_t i;
-	json_t *n;
-	json_array_foreach(json_object_get(r, "nodes"), i, n) {
-		const char *nm = sw_json_str(n, "name");
-		json_t *w = json_object_get(n, "weight");
-		char wbuf[64];
-		snprintf(wbuf, sizeof wbuf, "%.17g", json_is_number(w) ? json_number_value(w) : 1.0);
-		if (!nm || sw_nodes_add(ns, nm, strlen(nm), wbuf, err, sizeof err) < 0)
-			sw_die(EX_DATAERR, "%s @ring:%s: node %zu: %s", opt, name, i + 1, nm ? err : "no name");
-	}
-	int a = sw_algo_parse(sw_json_str(r, "algo") ? sw_json_str(r, "algo") : "ring");
-	if (a < 0)
-		sw_die(EX_DATAERR, "%s @ring:%s: unknown algo", opt, name);
-	if (!o->seen[O_ALGO - SW_OPT_FIRST_FREE])
-		o->algo = (enum sw_algo)a;
-	json_int_t v = sw_json_int(r, "vnodes", SW_SHARD_VNODES_DEFAULT);
-	if (!o->seen[O_VNODES - SW_OPT_FIRST_FREE] && v >= 1 && v <= 1000000)
-		o->vnodes = (unsigned)v;
-	if (!o->seen[O_SEED - SW_OPT_FIRST_FREE])
-		o->seed = (uint64_t)sw_json_int(r, "seed", 0);
-	/* the first ring read sets them; a second (plan --to) must not differ */
-	o->seen[O_ALGO - SW_OPT_FIRST_FREE] = o->seen[O_VNODES - SW_OPT_FIRST_FREE] =
-		o->seen[O_SEED - SW_OPT_FIRST_FREE] = true;
-	json_decref(r);
-}
-
-#define NODES_FILE_MAX RING_MAX
-
-/* A node file the user named: any kind of file (a pipe from <(...) too),
- * read up to NODES_FILE_MAX. */
-static void nodes_file(struct sw_nodes *ns, const char *path, const char *spec, const char *opt)
-{
-	char err[512], *text;
-	size_t len;
-	int fd = (int)SW_NOINTR(open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC));
-	if (fd < 0)
-		sw_die(errno == ENOENT ? EX_NOINPUT : sw_ex_errno(errno), "%s %s: %s", opt, spec,
-		       strerror(errno));
-	if (sw_read_fd(fd, &text, &len, NODES_FILE_MAX) < 0)
-		sw_die(errno == EFBIG ? EX_DATAERR : errno == ENOMEM ? EX_SOFTWARE : EX_IOERR,
-		       "%s %s: %s", opt, spec, errno == EFBIG ? "over 64 MiB" : strerror(errno));
-	close(fd);
-	int rc = sw_nodes_parse_text(ns, text, len, err, sizeof err);
-	free(text);
-	if (rc < 0)
-		sw_die(EX_DATAERR, "%s %s: %s", opt, spec, err);
-}
-
-/* A value is a file only when it says so: it starts with "/", "./" or
- * "../", or is @file:PATH.  Anything else is a list "a,b=2,c", even when
- * a file of that name happens to exist in the current directory (which
- * could be anyone's: `--nodes web1` must mean the node web1). */
-static void nodes_load(struct sw_nodes *ns, const char *spec, const char *opt, struct opts *o)
-{
-	char err[512];
-	const char *dir = o->co.dir;
-	memset(ns, 0, sizeof *ns);
-	if (!strncmp(spec, "@ring:", 6)) {
-		nodes_ring(ns, spec + 6, opt, o);
-	} else if (!strncmp(spec, "@file:", 6)) {
-		if (!spec[6])
-			sw_usage_error("%s @file: names no file", opt);
-		nodes_file(ns, spec + 6, spec, opt);
-	} else if (spec[0] == '@') {
-		if (strncmp(spec, "@agents", 7) || (spec[7] && spec[7] != ':'))
-			sw_usage_error("%s %s: unknown node source (want a list, a file as ./PATH, /PATH or "
-				       "@file:PATH, @agents[:ROLE] or @ring:NAME)", opt, spec);
-		nodes_agents(ns, spec, opt, dir);
-	} else if (spec[0] == '/' || !strncmp(spec, "./", 2) || !strncmp(spec, "../", 3)) {
-		nodes_file(ns, spec, spec, opt);
-	} else if (strchr(spec, '/')) {
-		sw_usage_error("%s %s: a node name holds no '/'; name a file as ./%s or @file:%s", opt,
-			       spec, spec, spec);
-	} else if (sw_nodes_parse_list(ns, spec, err, sizeof err) < 0) {
-		sw_die(EX_DATAERR, "%s: %s", opt, err);
-	}
-	if (sw_nodes_check(ns, err, sizeof err) < 0)
-		sw_die(EX_DATAERR, "%s %s: %s", opt, strchr(spec, ',') ? "list" : spec, err);
+	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->cfg.algo));
+	if (nodes)
+		sw_span_int(sp, "sw.shard.nodes", (int64_t)nodes);
+	sw_span_int(sp, "sw.shard.keys", (int64_t)keys);
 }
 
 /* ---- assign ---- */
@@ -664,33 +488,36 @@ static void assign_one(void *ctx, const char *key, size_t len, uint32_t node, ui
 	out_put(as->out, as->ends[node], as->endlen[node]);
 }
 
-static int cmd_assign(struct opts *o, struct sw_span *sp)
+/* "\tNODE\n", or "\",\"node\":\"NODE\"}\n" */
+static void assign_ends(struct assigner *as, const struct sw_nodes *ns)
 {
-	struct sw_nodes ns;
-	nodes_load(&ns, o->nodes, "--nodes", o);
-	struct assigner as = { .tsv = o->tsv };
-	as.ends = calloc(ns.n, sizeof *as.ends);
-	as.endlen = calloc(ns.n, sizeof *as.endlen);
-	if (!as.ends || !as.endlen)
+	as->ends = calloc(ns->n, sizeof *as->ends);
+	as->endlen = calloc(ns->n, sizeof *as->endlen);
+	if (!as->ends || !as->endlen)
 		sw_die(EX_SOFTWARE, "out of memory");
-	for (size_t i = 0; i < ns.n; i++) {
-		char *q = o->tsv ? NULL : json_quoted(ns.v[i].name);
-		if (asprintf(&as.ends[i], o->tsv ? "\t%s\n" : "\",\"node\":%s}\n", o->tsv ? ns.v[i].name : q) < 0)
+	for (size_t i = 0; i < ns->n; i++) {
+		char *q = as->tsv ? NULL : json_quoted(ns->v[i].name);
+		if (asprintf(&as->ends[i], as->tsv ? "\t%s\n" : "\",\"node\":%s}\n",
+			     as->tsv ? ns->v[i].name : q) < 0)
 			sw_die(EX_SOFTWARE, "out of memory");
-		as.endlen[i] = strlen(as.ends[i]);
+		as->endlen[i] = strlen(as->ends[i]);
 		free(q);
 	}
-	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
-	out.b = malloc(out.cap);
-	if (!out.b)
-		sw_die(EX_SOFTWARE, "out of memory");
-	as.out = &out;
+}
+
+static int cmd_assign(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	struct sw_nodes ns;
+	struct out out;
+	load_nodes(c, &ns, "--nodes", o->nodes);
+	struct assigner as = { .tsv = o->tsv, .out = &out };
+	assign_ends(&as, &ns);
+	out_init(&out, 1 << 20, o->quiet);
 	struct placing pg = { .o = o, .json = !o->tsv, .out = &out, .ns = &ns };
 	size_t n = place_keys(&pg, assign_one, &as);
 	out_end(&out);
-	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->algo));
-	sw_span_int(sp, "sw.shard.nodes", (int64_t)ns.n);
-	sw_span_int(sp, "sw.shard.keys", (int64_t)n);
+	span_placing(&c->sp, o, ns.n, n);
 	for (size_t i = 0; i < ns.n; i++)
 		free(as.ends[i]);
 	free(as.ends);
@@ -703,16 +530,10 @@ static int cmd_assign(struct opts *o, struct sw_span *sp)
 
 /* ---- plan ---- */
 
-static int cmp_name(const void *a, const void *b, void *nodes)
-{
-	const struct sw_nodes *ns = nodes;
-	return strcmp(ns->v[*(const uint32_t *)a].name, ns->v[*(const uint32_t *)b].name);
-}
-
 struct planner {
 	struct out *out;
 	bool summary;
-	const uint32_t *same;     /* from's node i -> its index in `to`, or UINT32_MAX */
+	struct sw_plan plan;
 	char **qf, **qt;          /* node names as JSON strings */
 	size_t moved;
 };
@@ -720,7 +541,7 @@ struct planner {
 static void plan_one(void *ctx, const char *key, size_t len, uint32_t a, uint32_t b)
 {
 	struct planner *pn = ctx;
-	if (pn->same[a] == b)
+	if (!sw_plan_moves(&pn->plan, a, b))
 		return;
 	pn->moved++;
 	if (pn->summary)
@@ -751,58 +572,44 @@ static void free_names(char **q, size_t n)
 	free(q);
 }
 
-static int cmd_plan(struct opts *o, struct sw_span *sp)
+static void plan_summary(struct out *out, const struct opts *o, size_t n, size_t moved, double ideal)
 {
-	struct sw_nodes from, to;
-	nodes_load(&from, o->from, "--from", o);
-	nodes_load(&to, o->to, "--to", o);
-
-	/* same[i]: the index in `to` of from's node i, or UINT32_MAX */
-	uint32_t *same = alloc_out(from.n), *byname = alloc_out(to.n);
-	for (size_t i = 0; i < to.n; i++)
-		byname[i] = (uint32_t)i;
-	qsort_r(byname, to.n, sizeof *byname, cmp_name, &to);
-	for (size_t i = 0; i < from.n; i++) {
-		size_t lo = 0, hi = to.n;
-		same[i] = UINT32_MAX;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			int c = strcmp(to.v[byname[mid]].name, from.v[i].name);
-			if (c == 0) {
-				same[i] = byname[mid];
-				break;
-			}
-			if (c < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-	}
-	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
-	out.b = malloc(out.cap);
-	if (!out.b)
+	double frac = n ? (double)moved / (double)n : 0;
+	json_t *sum = json_pack("{s:s,s:I,s:I,s:f,s:f}", "algo", sw_algo_name(o->cfg.algo),
+				"keys", (json_int_t)n, "moved", (json_int_t)moved,
+				"moved_fraction", frac, "ideal_fraction", ideal);
+	if (!sum)
 		sw_die(EX_SOFTWARE, "out of memory");
-	struct planner pn = { .out = &out, .summary = o->summary, .same = same,
-			      .qf = quoted_names(&from), .qt = quoted_names(&to) };
+	json_object_set_new(sum, "ratio", ideal > 0 ? json_real(frac / ideal) : json_null());
+	out_json(out, sum);
+	json_decref(sum);
+}
+
+static int cmd_plan(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	struct sw_nodes from, to;
+	struct out out;
+	char err[512];
+	load_nodes(c, &from, "--from", o->from);
+	load_nodes(c, &to, "--to", o->to);
+	out_init(&out, 1 << 20, o->quiet);
+	struct planner pn = { .out = &out, .summary = o->summary };
+	int code = sw_plan_init(&pn.plan, &from, &to, err, sizeof err);
+	if (code)
+		sw_die(code, "%s", err);
+	pn.qf = quoted_names(&from);
+	pn.qt = quoted_names(&to);
 	struct placing pg = { .o = o, .json = true, .out = &out, .ns = &from, .ns2 = &to };
 	size_t n = place_keys(&pg, plan_one, &pn);
-	double ideal = sw_nodes_ideal_moved(&from, &to);
-	double frac = n ? (double)pn.moved / (double)n : 0;
-	json_t *sum = json_pack("{s:s,s:I,s:I,s:f,s:f}", "algo", sw_algo_name(o->algo),
-				"keys", (json_int_t)n, "moved", (json_int_t)pn.moved,
-				"moved_fraction", frac, "ideal_fraction", ideal);
-	json_object_set_new(sum, "ratio", ideal > 0 ? json_real(frac / ideal) : json_null());
-	out_json(&out, sum);
-	json_decref(sum);
+	plan_summary(&out, o, n, pn.moved, sw_nodes_ideal_moved(&from, &to));
 	out_end(&out);
-	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->algo));
-	sw_span_int(sp, "sw.shard.keys", (int64_t)n);
-	sw_span_int(sp, "sw.shard.moved", (int64_t)pn.moved);
+	span_placing(&c->sp, o, 0, n);
+	sw_span_int(&c->sp, "sw.shard.moved", (int64_t)pn.moved);
 	free_names(pn.qf, from.n);
 	free_names(pn.qt, to.n);
+	sw_plan_free(&pn.plan);
 	free(out.b);
-	free(same);
-	free(byname);
 	placing_free(&pg);
 	sw_nodes_free(&from);
 	sw_nodes_free(&to);
@@ -819,23 +626,14 @@ static void count_one(void *ctx, const char *key, size_t len, uint32_t node, uin
 	((uint64_t *)ctx)[node]++;
 }
 
-static int cmd_balance(struct opts *o, struct sw_span *sp)
+/* One line per node (unless --summary), then the summary. */
+static void balance_print(struct out *out, const struct opts *o, const struct sw_nodes *ns,
+			  const uint64_t *cnt, size_t nk)
 {
-	struct sw_nodes ns;
-	nodes_load(&ns, o->nodes, "--nodes", o);
-	uint64_t *cnt = calloc(ns.n, sizeof *cnt);
-	if (!cnt)
-		sw_die(EX_SOFTWARE, "out of memory");
-	struct placing pg = { .o = o, .ns = &ns };
-	size_t nk = place_keys(&pg, count_one, cnt);
-	struct out out = { .cap = 1 << 16, .quiet = o->co.quiet };
-	out.b = malloc(out.cap);
-	if (!out.b)
-		sw_die(EX_SOFTWARE, "out of memory");
-	double mean = (double)nk / (double)ns.n, var = 0, over_ideal = 0;
+	double mean = (double)nk / (double)ns->n, var = 0, over_ideal = 0;
 	uint64_t mn = UINT64_MAX, mx = 0;
-	for (size_t i = 0; i < ns.n; i++) {
-		double ideal = ns.v[i].weight / ns.total;
+	for (size_t i = 0; i < ns->n; i++) {
+		double ideal = ns->v[i].weight / ns->total;
 		if (cnt[i] < mn) mn = cnt[i];
 		if (cnt[i] > mx) mx = cnt[i];
 		var += ((double)cnt[i] - mean) * ((double)cnt[i] - mean);
@@ -843,31 +641,45 @@ static int cmd_balance(struct opts *o, struct sw_span *sp)
 			over_ideal = (double)cnt[i] / ((double)nk * ideal);
 		if (o->summary)
 			continue;
-		json_t *j = json_pack("{s:s,s:f,s:I,s:f,s:f}", "node", ns.v[i].name,
-				      "weight", ns.v[i].weight, "keys", (json_int_t)cnt[i],
+		json_t *j = json_pack("{s:s,s:f,s:I,s:f,s:f}", "node", ns->v[i].name,
+				      "weight", ns->v[i].weight, "keys", (json_int_t)cnt[i],
 				      "share", nk ? (double)cnt[i] / (double)nk : 0.0, "ideal_share", ideal);
-		out_json(&out, j);
+		out_json(out, j);
 		json_decref(j);
 	}
-	json_t *sum = json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:f}", "algo", sw_algo_name(o->algo),
-				"nodes", (json_int_t)ns.n, "keys", (json_int_t)nk,
+	json_t *sum = json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:f}", "algo", sw_algo_name(o->cfg.algo),
+				"nodes", (json_int_t)ns->n, "keys", (json_int_t)nk,
 				"min", (json_int_t)mn, "max", (json_int_t)mx, "mean", mean,
-				"stddev", sqrt(var / (double)ns.n));
+				"stddev", sqrt(var / (double)ns->n));
+	if (!sum)
+		sw_die(EX_SOFTWARE, "out of memory");
 	json_object_set_new(sum, "max_over_mean", nk ? json_real((double)mx / mean) : json_null());
 	json_object_set_new(sum, "max_over_ideal", nk ? json_real(over_ideal) : json_null());
-	out_json(&out, sum);
+	out_json(out, sum);
 	json_decref(sum);
+}
+
+static int cmd_balance(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	struct sw_nodes ns;
+	struct out out;
+	load_nodes(c, &ns, "--nodes", o->nodes);
+	uint64_t *cnt = calloc(ns.n, sizeof *cnt);
+	if (!cnt)
+		sw_die(EX_SOFTWARE, "out of memory");
+	struct placing pg = { .o = o, .ns = &ns };
+	size_t nk = place_keys(&pg, count_one, cnt);
+	out_init(&out, 1 << 16, o->quiet);
+	balance_print(&out, o, &ns, cnt, nk);
 	out_end(&out);
-	sw_span_str(sp, "sw.shard.algo", sw_algo_name(o->algo));
-	sw_span_int(sp, "sw.shard.nodes", (int64_t)ns.n);
-	sw_span_int(sp, "sw.shard.keys", (int64_t)nk);
+	span_placing(&c->sp, o, ns.n, nk);
 	free(out.b);
 	free(cnt);
 	placing_free(&pg);
 	sw_nodes_free(&ns);
 	return 0;
 }
-
 /* ---- split ---- */
 
 /* Items from stdin: JSON Lines, or with --lines each line as a string.
@@ -907,7 +719,7 @@ static json_t *read_items(const struct opts *o)
  * all), else ceil(n / items-per-shard) capped at --max-shards. */
 static size_t shard_count(size_t n, const struct opts *o)
 {
-	if (n == 0 || (long long)n < o->min_items)
+	if (n == 0 || (int64_t)n < o->min_items)
 		return 1;
 	size_t k = (n + (size_t)o->ips - 1) / (size_t)o->ips;
 	if (o->max_shards && k > (size_t)o->max_shards)
@@ -955,20 +767,20 @@ static json_t *split_records(json_t *items, const char *task, const struct opts 
 	return recs;
 }
 
-static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, struct out *out)
+/* The records as items of the queue, all or nothing; one line each. */
+static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 {
-	struct sw_ws ws;
+	struct opts *o = c->opts;
 	struct sw_queue q;
-	const char *qname = o->queue ? o->queue : getenv("SW_QUEUE") ? getenv("SW_QUEUE") : SW_QUEUE_DEFAULT;
-	sw_name_check("queue", qname);
-	sw_ws_open_or_die(&ws, o->co.dir, true);
-	int rc = sw_queue_open(&q, &ws, qname, true);
+	sw_cmd_open_ws(c, true);
+	int rc = sw_queue_open(&q, &c->ws, o->queue, true);
 	if (rc)
 		sw_die(rc, "%s", q.err.msg);
-	sw_span_str(sp, "sw.queue", qname);
+	sw_span_str(&c->sp, "sw.queue", o->queue);
 	struct sw_item_defaults d = {
 		.priority = o->priority >= 0 ? o->priority : SW_PRIO_DEFAULT, .role = o->role,
 		.max_attempts = SW_ATTEMPTS_DEFAULT, .timeout_ns = SW_TIMEOUT_DEFAULT_NS,
+		.item_max = c->ws.set.item_max,
 	};
 	size_t n = json_array_size(recs);
 	json_t **items = calloc(n, sizeof *items);
@@ -977,7 +789,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		char err[512];
-		items[i] = sw_item_new(json_array_get(recs, i), &d, qname, err, sizeof err);
+		items[i] = sw_item_new(json_array_get(recs, i), &d, o->queue, err, sizeof err);
 		if (!items[i])
 			sw_die(EX_DATAERR, "%s: %s", json_string_value(json_object_get(json_array_get(recs, i), "id")), err);
 	}
@@ -986,7 +798,7 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 		sw_die(rc, "%s", q.err.msg);
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = json_pack("{s:O,s:s,s:b}", "id", json_object_get(items[i], "id"),
-				      "queue", qname, "existed", existed[i]);
+				      "queue", o->queue, "existed", existed[i]);
 		out_json(out, j);
 		json_decref(j);
 		json_decref(items[i]);
@@ -994,32 +806,26 @@ static void enqueue(json_t *recs, const struct opts *o, struct sw_span *sp, stru
 	free(items);
 	free(existed);
 	sw_queue_close(&q);
-	sw_ws_close(&ws);
 }
 
-static int cmd_split(struct opts *o, struct sw_span *sp)
+static int cmd_split(struct sw_cmd *c)
 {
+	struct opts *o = c->opts;
 	char ulid[SW_ULID_LEN + 1];
 	const char *task = o->id;
 	if (!task) {
 		sw_ulid(ulid, sw_now_ns());
 		task = ulid;
 	}
-	sw_name_check("task id", task);
-	/* the longest id it makes must pass the name rule too */
-	if (strlen(task) + strlen("_shard_") + 20 > SW_NAME_MAX)
-		sw_die(EX_DATAERR, "task id '%.40s…' is too long for its shard ids", task);
 	json_t *items = read_items(o);
 	json_t *recs = split_records(items, task, o);
-	struct out out = { .cap = 1 << 20, .quiet = o->co.quiet };
-	out.b = malloc(out.cap);
-	if (!out.b)
-		sw_die(EX_SOFTWARE, "out of memory");
-	sw_span_str(sp, "sw.task.id", task);
-	sw_span_int(sp, "sw.shard.items", (int64_t)json_array_size(items));
-	sw_span_int(sp, "sw.shard.shards", (int64_t)json_array_size(recs) - 1);
+	struct out out;
+	out_init(&out, 1 << 20, o->quiet);
+	sw_span_str(&c->sp, "sw.task.id", task);
+	sw_span_int(&c->sp, "sw.shard.items", (int64_t)json_array_size(items));
+	sw_span_int(&c->sp, "sw.shard.shards", (int64_t)json_array_size(recs) - 1);
 	if (o->enqueue) {
-		enqueue(recs, o, sp, &out);
+		enqueue(c, recs, &out);
 	} else {
 		size_t i;
 		json_t *r;
@@ -1035,217 +841,232 @@ static int cmd_split(struct opts *o, struct sw_span *sp)
 
 /* ---- ring: keep a node list and its placement settings ---- */
 
-static int cmd_ring(struct opts *o, struct sw_span *sp)
+/* Prints the ring (and lets go of it). */
+static void print_ring(const struct opts *o, json_t *r)
 {
-	struct sw_ws ws;
-	char file[SW_NAME_MAX + 8];
-	sw_name_check("ring", o->name);
-	snprintf(file, sizeof file, "%s.json", o->name);
-	sw_span_str(sp, "sw.ring", o->name);
-	struct out out = { .cap = 1 << 16, .quiet = o->co.quiet };
-	out.b = malloc(out.cap);
-	if (!out.b)
-		sw_die(EX_SOFTWARE, "out of memory");
-	if (o->delete) {
-		int fd = rings_dir(&ws, o->co.dir, false);
-		if (fd < 0 || unlinkat(fd, file, 0) < 0) {
-			if (fd < 0 || errno == ENOENT)
-				sw_die(SW_EX_FALSE, "no ring '%s'", o->name);
-			sw_die(sw_ex_errno(errno), "ring %s: %s", o->name, strerror(errno));
-		}
-		if (sw_sync_wanted(ws.sync, true))
-			sw_fsync_dir(fd);
-		close(fd);
-		sw_ws_close(&ws);
-		free(out.b);
-		return 0;
-	}
-	if (!o->nodes) {
-		json_t *r = ring_read(o->name, o->co.dir);
-		if (!r)
-			sw_die(SW_EX_FALSE, "no ring '%s'", o->name);
-		out_json(&out, r);
-		out_end(&out);
-		json_decref(r);
-		free(out.b);
-		return 0;
-	}
-	struct sw_nodes ns;
-	struct sw_placer pl;
-	char err[512];
-	nodes_load(&ns, o->nodes, "--nodes", o);
-	/* refuse settings no placement could use (jump with weights …) */
-	if (sw_placer_init(&pl, &ns, o->algo, o->vnodes, o->seed, 1, err, sizeof err) < 0)
-		sw_die(EX_USAGE, "%s", err);
-	sw_placer_free(&pl);
-	json_t *nodes = json_array();
-	for (size_t i = 0; i < ns.n; i++)
-		json_array_append_new(nodes, json_pack("{s:s,s:f}", "name", ns.v[i].name,
-						       "weight", ns.v[i].weight));
-	json_t *r = json_pack("{s:s,s:s,s:I,s:I,s:o}", "name", o->name, "algo", sw_algo_name(o->algo),
-			      "vnodes", (json_int_t)o->vnodes, "seed", (json_int_t)o->seed,
-			      "nodes", nodes);
-	sw_json_set_time(r, "updated_at", sw_now_ns());
-	char *buf = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(17));
-	if (!buf)
-		sw_die(EX_SOFTWARE, "cannot format ring");
-	size_t len = strlen(buf);
-	buf[len] = 0;
-	int fd = rings_dir(&ws, o->co.dir, true);
-	if (sw_replace(fd, file, buf, len, ws.sync, true) < 0)
-		sw_die(sw_ex_errno(errno), "writing ring %s: %s", o->name, strerror(errno));
-	close(fd);
-	sw_ws_close(&ws);
-	free(buf);
+	struct out out;
+	out_init(&out, 1 << 16, o->quiet);
 	out_json(&out, r);
 	out_end(&out);
-	sw_span_int(sp, "sw.shard.nodes", (int64_t)ns.n);
 	json_decref(r);
 	free(out.b);
+}
+
+static int ring_show(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	char err[SW_RING_ERRLEN];
+	json_t *r;
+	sw_cmd_open_ws(c, false);
+	int code = sw_ring_read(&c->ws, o->name, &r, err);
+	if (code)
+		sw_die(code, "%s", err);
+	print_ring(o, r);
+	return 0;
+}
+
+static int ring_delete(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	char err[SW_RING_ERRLEN];
+	sw_cmd_open_ws(c, false);
+	int code = sw_ring_delete(&c->ws, o->name, err);
+	if (code)
+		sw_die(code, "%s", err);
+	return 0;
+}
+
+static int cmd_ring(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	sw_span_str(&c->sp, "sw.ring", o->name);
+	if (o->delete)
+		return ring_delete(c);
+	if (!o->nodes)
+		return ring_show(c);
+	struct sw_nodes ns;
+	char err[SW_RING_ERRLEN];
+	json_t *r;
+	load_nodes(c, &ns, "--nodes", o->nodes);
+	if (c->ws.fd < 0)
+		sw_cmd_open_ws(c, true);
+	int code = sw_ring_write(&c->ws, o->name, &ns, &o->cfg, sw_now_ns(), &r, err);
+	if (code)
+		sw_die(code, "%s", err);
+	print_ring(o, r);
+	sw_span_int(&c->sp, "sw.shard.nodes", (int64_t)ns.n);
 	sw_nodes_free(&ns);
 	return 0;
 }
 
 /* ---- options and main ---- */
 
-static double parse_load(const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (!*s || *end || errno || !isfinite(v) || v < 1 || v > 1e6 || strspn(s, "0123456789.eE+") != strlen(s))
-		sw_usage_error("bad --max-load '%s': want a number of at least 1 (such as 1.25)", s);
-	return v;
-}
+static const int o_split[] = { O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_LINES, 'q', O_ENQUEUE,
+			       O_PRIORITY, O_ROLE, 0 };
+static const int o_assign[] = { 'n', 'a', O_VNODES, O_MAXLOAD, O_SEED, O_TSV, 0 };
+static const int o_plan[] = { O_FROM, O_TO, 'a', O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY, 0 };
+static const int o_balance[] = { 'n', 'a', O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY, 0 };
+static const int o_ring[] = { 'n', 'a', O_VNODES, O_SEED, O_DELETE, 0 };
 
-/* Which options each verb takes (besides the common ones). */
-static const struct {
-	const char *verb;
-	int (*fn)(struct opts *, struct sw_span *);
-	const int ok[16];
-} verbs[] = {
-	{"split", cmd_split, {O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_LINES, O_QUEUE, O_ENQUEUE,
-			      O_PRIORITY, O_ROLE}},
-	{"assign", cmd_assign, {O_NODES, O_ALGO, O_VNODES, O_MAXLOAD, O_SEED, O_TSV}},
-	{"plan", cmd_plan, {O_FROM, O_TO, O_ALGO, O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY}},
-	{"balance", cmd_balance, {O_NODES, O_ALGO, O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY}},
-	{"ring", cmd_ring, {O_NODES, O_ALGO, O_VNODES, O_SEED, O_DELETE}},
+/* split --enqueue, ring and the workspace node sources open the
+ * workspace themselves: only they know whether they need it. */
+static const struct sw_verb verbs[] = {
+	{ "split", cmd_split, "", 0, 0, o_split, 0 },
+	{ "assign", cmd_assign, "", 0, 0, o_assign, 0 },
+	{ "plan", cmd_plan, "", 0, 0, o_plan, 0 },
+	{ "balance", cmd_balance, "", 0, 0, o_balance, 0 },
+	{ "ring", cmd_ring, "a ring NAME", 1, 1, o_ring, 0 },
+	{ 0 }
 };
 
-static bool verb_takes(size_t v, int opt)
+/* A node source is checked as it is given (an unknown @source, a path
+ * that is not written as one), before any input is read. */
+static int nodes_option(struct sw_cmd *c, const char *what, char *arg, const char **to)
 {
-	for (size_t i = 0; i < 16 && verbs[v].ok[i]; i++)
-		if (verbs[v].ok[i] == opt)
-			return true;
-	return false;
+	enum sw_nodes_kind kind;
+	char err[SW_RING_ERRLEN];
+	int code = sw_nodes_kind(what, arg, &kind, err);
+	if (code)
+		return sw_cmd_err(c, code, "%s", err);
+	*to = arg;
+	return 0;
 }
 
-static void parse_opts(int argc, char **argv, size_t v, struct opts *o)
+/* Counts: decimal digits, from min to max. */
+static int count_option(struct sw_cmd *c, int code, const char *arg, int64_t min, int64_t max,
+			int64_t *v)
 {
-	int c;
-	while ((c = getopt_long(argc, argv, SW_COMMON_SHORTOPTS "n:a:q:", longopts, NULL)) != -1) {
-		if (sw_common_opt(c, optarg, &o->co, usage))
-			continue;
-		if (c == 'n') c = O_NODES;
-		if (c == 'a') c = O_ALGO;
-		if (c == 'q') c = O_QUEUE;
-		if (c < SW_OPT_FIRST_FREE || c >= O_END)
-			sw_usage_error("bad option");
-		const char *name = sw_opt_name(longopts, c);
-		if (!name)
-			name = "?";
-		if (!verb_takes(v, c))
-			sw_usage_error("--%s does not apply to %s", name, verbs[v].verb);
-		o->seen[c - SW_OPT_FIRST_FREE] = true;
-		switch (c) {
-		case O_NODES: o->nodes = optarg; break;
-		case O_FROM: o->from = optarg; break;
-		case O_TO: o->to = optarg; break;
-		case O_ALGO: {
-			int a = sw_algo_parse(optarg);
-			if (a < 0)
-				sw_usage_error("bad --algo '%s': want ring, rendezvous, jump or mod", optarg);
-			o->algo = (enum sw_algo)a;
-			break;
-		}
-		case O_VNODES: o->vnodes = (unsigned)sw_opt_num("--vnodes", optarg, 1, 1000000); break;
-		case O_MAXLOAD: o->max_load = parse_load(optarg); break;
-		case O_SEED: o->seed = (uint64_t)sw_opt_num("--seed", optarg, 0, INT64_MAX); break;
-		case O_TSV: o->tsv = true; break;
-		case O_SUMMARY: o->summary = true; break;
-		case O_KEYS: o->keys = sw_opt_num("--keys", optarg, 1, 10000000); break;
-		case O_LINES: o->lines = true; break;
-		case O_IPS: o->ips = sw_opt_num("--items-per-shard", optarg, 1, 1000000000); break;
-		case O_MINITEMS: o->min_items = sw_opt_num("--min-items", optarg, 0, 1000000000); break;
-		case O_MAXSHARDS: o->max_shards = sw_opt_num("--max-shards", optarg, 1, 1000000000); break;
-		case O_ID: o->id = optarg; break;
-		case O_QUEUE: o->queue = optarg; break;
-		case O_ENQUEUE: o->enqueue = true; break;
-		case O_PRIORITY: o->priority = (int)sw_opt_num("--priority", optarg, 0, SW_PRIO_MAX); break;
-		case O_ROLE: o->role = optarg; break;
-		case O_DELETE: o->delete = true; break;
-		}
-	}
-	if (!strcmp(verbs[v].verb, "ring") && optind < argc)
-		o->name = argv[optind++];
-	if (optind < argc)
-		sw_usage_error("unexpected argument '%s'", argv[optind]);
+	char what[64];
+	snprintf(what, sizeof what, "--%s", sw_cmd_opt_name(c, code));
+	return sw_cmd_int(c, what, arg, min, max, v);
 }
 
-static void check_opts(const char *verb, struct opts *o)
+static int placement_option(struct sw_cmd *c, int code, char *arg)
 {
-	if ((!strcmp(verb, "assign") || !strcmp(verb, "balance")) && !o->nodes)
-		sw_usage_error("--nodes is required");
-	if (!strcmp(verb, "plan") && (!o->from || !o->to))
-		sw_usage_error("--from and --to are required");
-	if (o->seen[O_VNODES - SW_OPT_FIRST_FREE] && o->algo != SW_ALGO_RING)
-		sw_usage_error("--vnodes applies to --algo ring only");
-	if (!strcmp(verb, "ring")) {
-		if (!o->name)
-			sw_usage_error("missing NAME");
-		if (o->delete && (o->nodes || o->seen[O_ALGO - SW_OPT_FIRST_FREE] ||
-				  o->seen[O_VNODES - SW_OPT_FIRST_FREE] || o->seen[O_SEED - SW_OPT_FIRST_FREE]))
-			sw_usage_error("--delete takes no other option");
-		if (!o->nodes && (o->seen[O_ALGO - SW_OPT_FIRST_FREE] ||
-				  o->seen[O_VNODES - SW_OPT_FIRST_FREE] || o->seen[O_SEED - SW_OPT_FIRST_FREE]))
-			sw_usage_error("--algo, --vnodes and --seed need --nodes");
+	struct opts *o = c->opts;
+	int64_t v;
+	int rc;
+	switch (code) {
+	case 'a': {
+		int a = sw_algo_parse(arg);
+		if (a < 0)
+			return sw_cmd_err(c, EX_USAGE, "bad --algo '%.40s': want ring, rendezvous, jump or mod", arg);
+		o->cfg.algo = (enum sw_algo)a;
+		o->cfg.algo_set = true;
+		return 0;
 	}
+	case O_VNODES:
+		if (!(rc = count_option(c, code, arg, 1, 1000000, &v)))
+			o->cfg.vnodes = (unsigned)v;
+		o->cfg.vnodes_set = true;
+		return rc;
+	case O_SEED:
+		if (!(rc = count_option(c, code, arg, 0, INT64_MAX, &v)))
+			o->cfg.seed = (uint64_t)v;
+		o->cfg.seed_set = true;
+		return rc;
+	case O_MAXLOAD: return sw_cmd_real(c, "--max-load", arg, 1, 1e6, &o->max_load);
+	}
+	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
+}
+
+static int option(struct sw_cmd *c, int code, char *arg)
+{
+	struct opts *o = c->opts;
+	int64_t v;
+	int rc;
+	switch (code) {
+	case 'n': return nodes_option(c, "--nodes", arg, &o->nodes);
+	case O_FROM: return nodes_option(c, "--from", arg, &o->from);
+	case O_TO: return nodes_option(c, "--to", arg, &o->to);
+	case 'a': case O_VNODES: case O_SEED: case O_MAXLOAD: return placement_option(c, code, arg);
+	case O_TSV: o->tsv = true; return 0;
+	case O_SUMMARY: o->summary = true; return 0;
+	case O_KEYS: return count_option(c, code, arg, 1, 10000000, &o->keys);
+	case O_LINES: o->lines = true; return 0;
+	case O_IPS: return count_option(c, code, arg, 1, 1000000000, &o->ips);
+	case O_MINITEMS: return count_option(c, code, arg, 0, 1000000000, &o->min_items);
+	case O_MAXSHARDS: return count_option(c, code, arg, 1, 1000000000, &o->max_shards);
+	case O_PRIORITY:
+		if (!(rc = count_option(c, code, arg, 0, SW_PRIO_MAX, &v)))
+			o->priority = (int)v;
+		return rc;
+	case O_ID:
+		if ((rc = sw_cmd_name(c, "task id", arg)))
+			return rc;
+		/* the longest id it makes must pass the name rule too */
+		if (strlen(arg) + strlen("_shard_") + 20 > SW_NAME_MAX)
+			return sw_cmd_err(c, EX_DATAERR, "task id '%.40s…' is too long for its shard ids", arg);
+		o->id = arg;
+		return 0;
+	case 'q':
+		o->queue = arg;
+		return sw_cmd_name(c, "queue", arg);
+	case O_ENQUEUE: o->enqueue = true; return 0;
+	case O_ROLE:
+		o->role = arg;
+		return sw_cmd_name(c, "role", arg);
+	case O_DELETE: o->delete = true; return 0;
+	}
+	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
+}
+
+static int check_ring(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	const struct sw_ring_cfg *g = &o->cfg;
+	int rc = sw_cmd_name(c, "ring", o->name);
+	if (rc)
+		return rc;
+	if (o->delete && (o->nodes || g->algo_set || g->vnodes_set || g->seed_set))
+		return sw_cmd_err(c, EX_USAGE, "--delete takes no other option");
+	if (!o->nodes && (g->algo_set || g->vnodes_set || g->seed_set))
+		return sw_cmd_err(c, EX_USAGE, "--algo, --vnodes and --seed need --nodes");
+	return 0;
+}
+
+/* What needs all the options, before any input is read. */
+static int check(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	const int *opts = c->verb->opts;
+	o->quiet = c->co.quiet;
+	o->name = c->nargs ? c->args[0] : NULL;
+	if ((opts == o_assign || opts == o_balance) && !o->nodes)
+		return sw_cmd_err(c, EX_USAGE, "--nodes is required");
+	if (opts == o_plan && (!o->from || !o->to))
+		return sw_cmd_err(c, EX_USAGE, "--from and --to are required");
+	if (o->cfg.vnodes_set && o->cfg.algo != SW_ALGO_RING)
+		return sw_cmd_err(c, EX_USAGE, "--vnodes applies to --algo ring only");
+	if (opts == o_ring)
+		return check_ring(c);
 	if (o->queue && !o->enqueue)
-		sw_usage_error("-q QUEUE needs --enqueue");
-	if (o->role)
-		sw_name_check("role", o->role);
+		return sw_cmd_err(c, EX_USAGE, "-q QUEUE needs --enqueue");
+	if (o->enqueue && !o->queue) {
+		/* SW_QUEUE counts as -q, as for sw-claim */
+		const char *env = getenv("SW_QUEUE");
+		o->queue = env && *env ? env : SW_QUEUE_DEFAULT;
+		return sw_cmd_name(c, "queue (SW_QUEUE)", o->queue);
+	}
+	return 0;
+}
+
+static const struct sw_prog prog = {
+	.name = "sw-shard", .usage = usage, .longopts = longopts, .shortopts = "n:a:q:",
+	.verbs = verbs, .option = option, .check = check,
+};
+
+static void opts_init(struct opts *o)
+{
+	*o = (struct opts){
+		.cfg = { .algo = SW_ALGO_RING, .vnodes = SW_SHARD_VNODES_DEFAULT },
+		.ips = 1000, .priority = -1,
+	};
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = {
-		.algo = SW_ALGO_RING, .vnodes = SW_SHARD_VNODES_DEFAULT, .ips = 1000, .priority = -1,
-	};
-	sw_prog_set("sw-shard");
-	if (argc < 2)
-		sw_usage_error("missing verb");
-	size_t v = 0;
-	while (v < sizeof verbs / sizeof *verbs && strcmp(argv[1], verbs[v].verb))
-		v++;
-	if (v == sizeof verbs / sizeof *verbs) {
-		if (argv[1][0] == '-') {   /* sw-shard --help / --version */
-			int c;
-			while ((c = getopt_long(argc, argv, SW_COMMON_SHORTOPTS, longopts, NULL)) != -1)
-				sw_common_opt(c, optarg, &o.co, usage);
-		}
-		sw_usage_error("unknown verb '%s'", argv[1]);
-	}
-	sw_verb_set(verbs[v].verb);
-	parse_opts(argc - 1, argv + 1, v, &o);
-	check_opts(verbs[v].verb, &o);
-
-	struct sw_span sp;
-	char name[64];
-	snprintf(name, sizeof name, "sw-shard %s", verbs[v].verb);
-	sw_span_start(&sp, o.co.spans, name);
-	sw_on_die(on_die, &sp);
-	int rc = verbs[v].fn(&o, &sp);
-	sw_on_die(NULL, NULL);
-	sw_span_end(&sp, rc != 0, NULL);
-	return rc;
+	struct opts o;
+	opts_init(&o);
+	return sw_cmd_main(&prog, argc, argv, &o);
 }

@@ -330,7 +330,7 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 		sleep 0.5
 		sw-claim add --id "w$i" --quiet '"x"'
 		wait "$pid"
-		lat+=($(sw-claim show "w$i" | jq '((.result - .created_at_unix_ns) / 1e6) | floor'))
+		lat+=($(sw-claim show "w$i" | jq '((.result - (.created_at_unix_ns | tonumber)) / 1e6) | floor'))
 	done
 	med=$(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)
 	echo "latencies ms: ${lat[*]}"

@@ -69,27 +69,28 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 }
 
 @test "closed: run passes the command's status; the third failure opens it; open: 75 at once, COMMAND not run" {
-	run sw-breaker run pay "${P[@]}" -- sh -c 'exit 3'
+	local p=(--failures 3 --window 10s --cooldown 10s)   # open for the whole test, however slow
+	run sw-breaker run pay "${p[@]}" -- sh -c 'exit 3'
 	[ "$status" -eq 3 ]
-	run sw-breaker run pay "${P[@]}" -- true
+	run sw-breaker run pay "${p[@]}" -- true
 	[ "$status" -eq 0 ]
 	state_is pay closed
-	sw-breaker run pay "${P[@]}" -- false || true
-	run --separate-stderr sw-breaker run pay "${P[@]}" -- false
+	sw-breaker run pay "${p[@]}" -- false || true
+	run --separate-stderr sw-breaker run pay "${p[@]}" -- false
 	[ "$status" -eq 1 ]
 	[[ $stderr == *"now open"* ]]
 	state_is pay open
 	local t0=$(now_ms)
-	run --separate-stderr sw-breaker run pay "${P[@]}" -- touch "$BATS_TEST_TMPDIR/ran"
+	run --separate-stderr sw-breaker run pay "${p[@]}" -- touch "$BATS_TEST_TMPDIR/ran"
 	[ "$status" -eq 75 ]
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
-	[ $(( $(now_ms) - t0 )) -lt 1000 ]
+	[ $(( $(now_ms) - t0 )) -lt 2000 ]   # a refusal, not a wait for the cooldown
 	[[ $stderr == *"is open"*"next try at"* ]]
-	run sw-breaker run pay "${P[@]}" -E 0 -- touch "$BATS_TEST_TMPDIR/ran"
+	run sw-breaker run pay "${p[@]}" -E 0 -- touch "$BATS_TEST_TMPDIR/ran"
 	[ "$status" -eq 0 ]
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	run sw-breaker show pay
-	jq -e '.state == "open" and .trips == 1 and .cooldown_ms == 400 and .open_until_unix_ns > 0' <<<"$output"
+	jq -e '.state == "open" and .trips == 1 and .cooldown_ms == 10000 and (.open_until_unix_ns | tonumber) > 0' <<<"$output"
 }
 
 @test "closed: SIGTERM goes to the command's whole tree, and its status is counted and passed on" {
@@ -180,7 +181,7 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	jq -e '.state == "open" and .counted and .trips == 1' <<<"$output"
 	run --separate-stderr sw-breaker check s "${p[@]}"
 	[ "$status" -eq 75 ]
-	jq -e '.allowed == false and .retry_at_unix_ns > 0' <<<"$output"
+	jq -e '.allowed == false and (.retry_at_unix_ns | tonumber) > 0' <<<"$output"
 	sleep 0.35
 	run sw-breaker check s "${p[@]}"
 	[ "$status" -eq 0 ]
@@ -195,6 +196,26 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	run sw-breaker record s --ok --token "$tok" "${p[@]}"
 	jq -e '.state == "closed" and .counted' <<<"$output"
 	refused 1 sw-breaker record s --ok --token "$tok" "${p[@]}"
+}
+
+@test "half-open with K=2: one success is not enough, the second closes it; ratio mode waits for --min-calls" {
+	local p=(--failures 1 --cooldown 1ms --probes 2) t1 t2
+	sw-breaker trip k2 "${p[@]}" --quiet
+	sleep 0.01
+	t1=$(sw-breaker check k2 "${p[@]}" | jq -r .probe.token)
+	t2=$(sw-breaker check k2 "${p[@]}" | jq -r .probe.token)
+	[ "$t1" != "$t2" ]
+	run sw-breaker record k2 --ok --token "$t1" "${p[@]}"
+	jq -e '.state == "half_open" and .counted' <<<"$output"
+	run sw-breaker record k2 --ok --token "$t2" "${p[@]}"
+	jq -e '.state == "closed" and .counted' <<<"$output"
+	# all failures, but fewer calls than --min-calls: closed; the third opens
+	local r=(--ratio 0.5 --min-calls 3 --window 1m)
+	sw-breaker record m --fail "${r[@]}" --quiet
+	sw-breaker record m --fail "${r[@]}" --quiet
+	state_is m closed
+	sw-breaker record m --fail "${r[@]}" --quiet
+	state_is m open
 }
 
 @test "20 racing recorders: every failure counts, the breaker opens exactly once" {
@@ -266,7 +287,7 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	kill -KILL $tree
 	wait "$pid" || true
 	local exp
-	exp=$(sw-breaker show k | jq '.probes[0].expires_at_unix_ns')
+	exp=$(sw-breaker show k | jq -r '.probes[0].expires_at_unix_ns')
 	run sw-breaker check k "${p[@]}"
 	[ "$status" -eq 75 ]
 	until sw-breaker check k "${p[@]}" --quiet; do sleep 0.02; done

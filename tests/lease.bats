@@ -92,7 +92,8 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	run --separate-stderr sw-lease acquire job --ttl 10s --owner me
 	[ "$status" -eq 0 ]
 	[ "$(jq -r '[.name,.owner,.token,.state] | @tsv' <<<"$output")" = "$(printf 'job\tme\t1\theld')" ]
-	jq -e '(.expires_at_unix_ns - .acquired_at_unix_ns) == 10000000000' <<<"$output"
+	# exact to the nanosecond: the *_unix_ns fields are decimal strings
+	[ $(( $(jq -r '"\(.expires_at_unix_ns) - \(.acquired_at_unix_ns)"' <<<"$output") )) -eq 10000000000 ]
 	jq -e '.acquired_at | test("^[0-9-]+T[0-9:.]+Z$")' <<<"$output"
 }
 
@@ -423,7 +424,7 @@ contend() {
 
 # report JSON: "token acquired_ms expires_ms told_ms"
 report() {
-	jq -r '"\(.token) \(.acquired_at_unix_ns / 1e6 | floor) \(.expires_at_unix_ns / 1e6 | floor)"' <<<"$1" |
+	jq -r '"\(.token) \(.acquired_at_unix_ns | tonumber / 1e6 | floor) \(.expires_at_unix_ns | tonumber / 1e6 | floor)"' <<<"$1" |
 		tr '\n' ' '
 	now_ms
 }
@@ -537,9 +538,14 @@ stall_once() {
 	run strace -f -o /dev/null -e trace=linkat -e inject=linkat:error=EIO:when=2+ \
 		sw-lease run x --ttl 3s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.1; done'
 	[ "$status" -eq 75 ]
-	exp=$(sw-lease show x | jq .expires_at_unix_ns)
+	exp=$(sw-lease show x | jq -r .expires_at_unix_ns)
 	echo "the command's last beat came $(( (exp - $(tail -1 beats)) / 1000000 )) ms before the lease expired"
-	[ "$(tail -1 beats)" -lt "$exp" ]
+	# SIGKILL goes out 200ms before the expiry; a child forked while the
+	# tree is walked is caught by the next walk, 50ms later, and strace -f
+	# on a loaded machine slows both.  What must hold is that nothing of
+	# the tree runs when another host may take the lease: past the expiry
+	# plus the clock-skew margin (2s), far short of the 10s grace.
+	[ "$(tail -1 beats)" -lt $((exp + 1000000000)) ]
 }
 
 @test "run renews in the background: a command longer than the TTL keeps the lease" {
@@ -601,7 +607,7 @@ stall_once() {
 	wait "$pid" || true
 	# gone, or a zombie waiting for an init that reaps slowly
 	alive() { [ -e /proc/$child ] && ! grep -q '^State:.*Z' /proc/$child/status 2>/dev/null; }
-	for _ in $(seq 50); do alive || break; sleep 0.02; done
+	for _ in $(seq 250); do alive || break; sleep 0.02; done
 	! alive
 }
 
@@ -609,7 +615,7 @@ stall_once() {
 	# the documented limit: with both gone, nothing kills the command's
 	# tree or releases the lease; the TTL still keeps the next holder out
 	export SW_CLOCK_SKEW=300ms
-	sw-lease run cron --ttl 500ms -- sleep 3 >/dev/null 2>&1 3>&- &
+	sw-lease run cron --ttl 2s -- sleep 5 >/dev/null 2>&1 3>&- &
 	local pid=$!
 	sleep 0.3
 	local tree

@@ -7,9 +7,9 @@
 # stopped the moment it resumes), the fencing token in the command's
 # environment, damaged versions, spans and the sw-metrics gauges.
 #
-# The flat-out rate test runs SW_LIMIT_RATE_SECS seconds (default 5; the
-# issue's 30 s with SW_LIMIT_RATE_SECS=30): two cores shared with others
-# make 30 s twice per make check too long.
+# The flat-out rate test runs SW_LIMIT_RATE_SECS seconds (default 5, the
+# bound scaled to it; the issue's 30 s: make check-long): two cores shared
+# with others make 30 s twice per make check too long.
 load helper
 load proc
 load flow
@@ -95,7 +95,7 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	done
 	run --separate-stderr sw-limit take api --rate 1/m --burst 3
 	[ "$status" -eq 75 ]
-	jq -e '.granted == false and .retry_after_ms > 50000 and .retry_after_ms <= 60000 and .retry_at_unix_ns > 0' <<<"$output"
+	jq -e '.granted == false and .retry_after_ms > 50000 and .retry_after_ms <= 60000 and (.retry_at_unix_ns | tonumber) > 0' <<<"$output"
 	[ "${#stderr_lines[@]}" -eq 1 ]
 	[[ $stderr == *"retry after"* ]]
 }
@@ -120,7 +120,7 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	wait
 	cat "$BATS_TEST_TMPDIR"/t* | jq -s -e 'length == 6 and all(.granted)'
 	# the grant times are 50 ms apart at least, whoever won each race
-	cat "$BATS_TEST_TMPDIR"/t* | jq -s -e '[.[].granted_at_unix_ns] | sort |
+	cat "$BATS_TEST_TMPDIR"/t* | jq -s -e '[.[].granted_at_unix_ns | tonumber] | sort |
 		[range(1; length) as $i | .[$i] - .[$i - 1]] | all(. >= 49000000)'
 	cat "$BATS_TEST_TMPDIR"/t* | jq -s -e '[.[].waited_ms] | max >= 200'
 }
@@ -136,7 +136,7 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	jq -e '.waited_ms > 500' <<<"$output"
 }
 
-@test "8 processes taking flat out under --rate 50/s --burst 10: at most 50/s x T + 10, and at least 95% of it" {
+@test "8 processes taking flat out under --rate 50/s --burst 10: at most 50/s x T + 10, at least 95% of what an exact bucket grants their calls" {
 	local secs=${SW_LIMIT_RATE_SECS:-5}
 	flat_out api "$secs" 8 env -- --rate 50/s --burst 10
 	rate_held 50 10 "$secs"
@@ -249,7 +249,7 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	kill -KILL $tree
 	wait "$pid" || true
 	local exp
-	exp=$(sw-limit show pg | jq '.slots.slots[0].expires_at_unix_ns')
+	exp=$(sw-limit show pg | jq -r '.slots.slots[0].expires_at_unix_ns')
 	run sw-limit acquire pg --concurrency 1
 	[ "$status" -eq 75 ]
 	until sw-limit acquire pg --concurrency 1 --quiet; do sleep 0.02; done

@@ -2,7 +2,7 @@
  * reads them from <db>.journal: one line a record, each parsed from its
  * last RS byte.  What the fold then checks with public functions (the
  * name, the labels) is checked too, and a record that passes is written
- * again with sw_mj_record and must parse back the same. */
+ * again with sw_m_record and must parse back the same. */
 #include "fuzz.h"
 #include "metrics.h"
 #include "metrics_journal.h"
@@ -38,10 +38,10 @@ static void round_trip(const struct sw_mrec *r, const char *name, const char *la
 	char *buf = NULL;
 	size_t len = 0;
 	struct sw_mrec r2;
-	fz_check(sw_mj_record(&buf, &len, r->type, r->t_ns, r->value, name, labels, NULL,
+	fz_check(sw_m_record(&buf, &len, r->type, r->t_ns, r->value, name, labels, NULL,
 			      SW_M_COUNTER) == 0);
 	fz_check(len > 0 && buf[len - 1] == '\n' && memchr(buf, '\n', len) == buf + len - 1);
-	fz_check(!sw_mj_parse(buf, len - 1, &r2));
+	fz_check(!sw_m_record_parse(buf, len - 1, &r2));
 	fz_check(r2.type == r->type && r2.t_ns == r->t_ns && r2.value == r->value);
 	fz_check(!strncmp(r2.name, name, strlen(name)) && r2.name[strlen(name)] == ' ');
 	fz_check(r2.json_len == strlen(labels) && !memcmp(r2.json, labels, r2.json_len));
@@ -52,7 +52,7 @@ static bool one_record(const char *line, size_t len, void *arg)
 {
 	(void)arg;
 	struct sw_mrec r;
-	if (sw_mj_parse(line, len, &r))
+	if (sw_m_record_parse(line, len, &r))
 		return true;
 	fz_check(strchr("CGOH", r.type) && isfinite(r.value));
 	fz_check(r.name > line && r.json >= r.name && r.json + r.json_len == line + len);
@@ -75,10 +75,10 @@ static bool one_record(const char *line, size_t len, void *arg)
 			char *buf = NULL;
 			size_t blen = 0;
 			struct sw_mrec h2;
-			fz_check(sw_mj_record(&buf, &blen, 'G', r.t_ns, 0, name, "{}",
+			fz_check(sw_m_record(&buf, &blen, 'G', r.t_ns, 0, name, "{}",
 					      json_string_value(h), (enum sw_mkind)(int)r.value) == 0);
 			const char *nl2 = memchr(buf, '\n', blen);
-			fz_check(nl2 && !sw_mj_parse(buf, (size_t)(nl2 - buf), &h2));
+			fz_check(nl2 && !sw_m_record_parse(buf, (size_t)(nl2 - buf), &h2));
 			fz_check(h2.type == 'H' && h2.value == r.value && h2.t_ns == r.t_ns);
 			fz_check(h2.json_len == strlen(js) && !memcmp(h2.json, js, h2.json_len));
 			free(buf);

@@ -26,7 +26,7 @@ static void metric_name(char *s)
 		fz_check(n >= 1 && n <= SW_M_NAME_MAX && strncmp(s, "__", 2));
 		fz_check(strspn(s, "abcdefghijklmnopqrstuvwxyz_0123456789") == n && !(*s >= '0' && *s <= '9'));
 	}
-	(void)sw_metrics_ws_reserved(s);
+	(void)sw_m_reserved(s);
 	struct sw_label l;
 	if (!sw_m_label_parse(s, &l)) {   /* cuts s at its '=' */
 		fz_check(!sw_m_label_problem(&l) && *l.key && strlen(l.value) <= SW_M_LABEL_VALUE_MAX);

@@ -67,13 +67,13 @@ static void check_bounds(const double *b, size_t n)
 /* A registry target written from what was parsed parses back the same. */
 static void kind_round_trip(enum sw_mkind kind, const double *b, size_t nb)
 {
-	char t[SW_MKIND_TARGET_MAX];
+	char t[SW_M_KIND_TARGET_MAX];
 	double b2[SW_M_BUCKETS_MAX];
 	size_t nb2 = 0;
 	enum sw_mkind k2;
-	if (!sw_mkind_target(kind, b, nb, t))
+	if (!sw_m_kind_target(kind, b, nb, t))
 		return;
-	fz_check(sw_mkind_parse(t, &k2, b2, &nb2) && k2 == kind && nb2 == nb);
+	fz_check(sw_m_kind_parse(t, &k2, b2, &nb2) && k2 == kind && nb2 == nb);
 	for (size_t i = 0; i < nb; i++)
 		fz_check(b2[i] == b[i]);
 }
@@ -88,7 +88,7 @@ static void buckets(const char *s)
 	}
 	enum sw_mkind kind;
 	n = 0;
-	if (sw_mkind_parse(s, &kind, b, &n)) {
+	if (sw_m_kind_parse(s, &kind, b, &n)) {
 		fz_check(kind == SW_M_COUNTER || kind == SW_M_GAUGE || kind == SW_M_HISTOGRAM);
 		if (kind == SW_M_HISTOGRAM)
 			check_bounds(b, n);

@@ -15,7 +15,7 @@ static void place(const struct sw_nodes *ns, enum sw_algo algo, const uint64_t *
 	char err[256];
 	struct sw_placer scan, built;
 	uint32_t plain[NKEYS], bounded[NKEYS];
-	if (sw_placer_init(&scan, ns, algo, VNODES, 0, 1, err, sizeof err) < 0) {
+	if (sw_placer_init(&scan, ns, algo, VNODES, 0, 1, err, sizeof err) != 0) {
 		fz_check(ns->weighted && (algo == SW_ALGO_JUMP || algo == SW_ALGO_MOD));
 		return;
 	}

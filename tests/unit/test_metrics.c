@@ -46,6 +46,18 @@ static void numbers(void)
 	ok(sw_m_bounds_parse("1,1", b, &n) != NULL, "equal bounds refused");
 	ok(sw_m_bounds_parse("1,,2", b, &n) != NULL, "empty bound refused");
 	ok(sw_m_bounds_parse("1,inf", b, &n) != NULL, "infinite bound refused");
+	ok(sw_m_bounds_parse("0x1,0x2", b, &n) != NULL && sw_m_bounds_parse("1e-3", b, &n) != NULL &&
+	   sw_m_bounds_parse(" 1", b, &n) != NULL, "hex, exponents and spaces refused, as everywhere");
+	ok(!sw_m_bounds_read("1e-05,0.5", b, &n) && n == 2 && b[0] == 1e-05,
+	   "stored bounds (sw_m_fmt_double's) read back");
+	char mn[SW_M_NAME_MAX + 8], why[256];
+	ok(sw_m_metric_name(mn, "jobs", SW_M_COUNTER, why, sizeof why) == 0 && !strcmp(mn, "jobs_total") &&
+	   sw_m_metric_name(mn, "jobs_total", SW_M_COUNTER, why, sizeof why) == 0 &&
+	   !strcmp(mn, "jobs_total"), "counters are stored with _total, once");
+	ok(sw_m_metric_name(mn, "lat_count", SW_M_GAUGE, why, sizeof why) == 65 &&
+	   sw_m_metric_name(mn, "x_total", SW_M_HISTOGRAM, why, sizeof why) == 65 &&
+	   sw_m_metric_name(mn, "sw_queue_x", SW_M_GAUGE, why, sizeof why) == 65,
+	   "histogram series, _total and reserved names refused (65)");
 	char buf[32];
 	sw_m_fmt_double(0.1, buf);
 	ok(!strcmp(buf, "0.1"), "0.1 prints as 0.1 (%s)", buf);
@@ -79,46 +91,46 @@ static void journal(void)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	ok(!sw_mj_record(&buf, &len, 'C', 1234567890123456789, 0.1, "jobs_total", "{\"a\":\"x y\"}",
+	ok(!sw_m_record(&buf, &len, 'C', 1234567890123456789, 0.1, "jobs_total", "{\"a\":\"x y\"}",
 			 "help\nwith \x1e", SW_M_COUNTER), "records encoded");
 	const char *nl = buf ? memchr(buf, '\n', len) : NULL;
 	ok(nl && buf[len - 1] == '\n' && memchr(buf, '\n', len - 1) == nl, "two records, two lines");
-	ok(buf && memchr(buf, SW_MJ_RS, len) == buf && !memchr(buf + 1, SW_MJ_RS, (size_t)(nl - buf)),
+	ok(buf && memchr(buf, SW_M_RS, len) == buf && !memchr(buf + 1, SW_M_RS, (size_t)(nl - buf)),
 	   "RS starts a record and never occurs inside one (a help text with RS is escaped)");
 	struct sw_mrec r;
-	const char *why = nl ? sw_mj_parse(buf, (size_t)(nl - buf), &r) : "no line";
+	const char *why = nl ? sw_m_record_parse(buf, (size_t)(nl - buf), &r) : "no line";
 	ok(!why && r.type == 'H' && r.value == SW_M_COUNTER && r.json[0] == '"',
 	   "HELP record parsed (%s)", why ? why : "");
 	const char *second = nl + 1;
-	why = sw_mj_parse(second, (size_t)(buf + len - 1 - second), &r);
+	why = sw_m_record_parse(second, (size_t)(buf + len - 1 - second), &r);
 	ok(!why && r.type == 'C' && r.t_ns == 1234567890123456789 && r.value == 0.1 &&
 	   !strncmp(r.name, "jobs_total ", 11) && r.json_len == 11 && !memcmp(r.json, "{\"a\":\"x y\"}", 11),
 	   "sample record round-trips (%s)", why ? why : "");
 	/* a record cut short, then the next writer's record glued to it */
 	char glued[256];
 	int n = snprintf(glued, sizeof glued, "\036C 5 7 cut_total {\"a\"\036G 9 -2.5 g {}");
-	why = sw_mj_parse(glued, (size_t)n, &r);
+	why = sw_m_record_parse(glued, (size_t)n, &r);
 	ok(!why && r.type == 'G' && r.t_ns == 9 && r.value == -2.5, "a torn record spoils nothing after it");
 	static const char *const refused[][2] = {
 		{"C 5 7 x {}", "no RS"}, {"\036C 5 nan x {}", "a value that is not finite"},
 		{"\036X 5 1 x {}", "an unknown record type"}, {"\036C 5 1 x ", "no labels"},
 		{"\036C 5x 1 x {}", "a bad time"}, {"\036C 5 1 {}", "no name"}};
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-		ok(sw_mj_parse(refused[i][0], strlen(refused[i][0]), &r) != NULL, "%s: refused",
+		ok(sw_m_record_parse(refused[i][0], strlen(refused[i][0]), &r) != NULL, "%s: refused",
 		   refused[i][1]);
 	free(buf);
 
-	char t[SW_MKIND_TARGET_MAX];
+	char t[SW_M_KIND_TARGET_MAX];
 	double b[SW_M_BUCKETS_MAX], bounds[] = {0.1, 1, 2.5};
 	size_t nb;
 	enum sw_mkind k;
-	ok(sw_mkind_target(SW_M_HISTOGRAM, bounds, 3, t) && !strcmp(t, "histogram:0.1,1,2.5"),
+	ok(sw_m_kind_target(SW_M_HISTOGRAM, bounds, 3, t) && !strcmp(t, "histogram:0.1,1,2.5"),
 	   "histogram target names its buckets (%s)", t);
-	ok(sw_mkind_parse(t, &k, b, &nb) && k == SW_M_HISTOGRAM && nb == 3 && b[2] == 2.5,
+	ok(sw_m_kind_parse(t, &k, b, &nb) && k == SW_M_HISTOGRAM && nb == 3 && b[2] == 2.5,
 	   "histogram target read back");
-	ok(sw_mkind_target(SW_M_COUNTER, NULL, 0, t) && sw_mkind_parse(t, &k, b, &nb) &&
+	ok(sw_m_kind_target(SW_M_COUNTER, NULL, 0, t) && sw_m_kind_parse(t, &k, b, &nb) &&
 	   k == SW_M_COUNTER && !strcmp(t, "counter"), "counter target");
-	ok(!sw_mkind_parse("histogram:1,1", &k, b, &nb) && !sw_mkind_parse("meter", &k, b, &nb),
+	ok(!sw_m_kind_parse("histogram:1,1", &k, b, &nb) && !sw_m_kind_parse("meter", &k, b, &nb),
 	   "foreign targets refused");
 	ok(sw_m_bucket_of(bounds, 3, 0.1) == 0 && sw_m_bucket_of(bounds, 3, 0.2) == 1 &&
 	   sw_m_bucket_of(bounds, 3, 9) == 3, "bucket of a value: le bounds, +Inf last");

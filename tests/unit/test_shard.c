@@ -20,7 +20,7 @@ static void nodes_make(struct sw_nodes *ns, int n, const char *skip)
 		int l = snprintf(name, sizeof name, "node%d", i);
 		if (skip && !strcmp(name, skip))
 			continue;
-		if (sw_nodes_add(ns, name, (size_t)l, NULL, err, sizeof err) < 0) {
+		if (sw_nodes_add(ns, name, (size_t)l, NULL, err, sizeof err) != 0) {
 			printf("Bail out! %s\n", err);
 			exit(1);
 		}
@@ -59,7 +59,7 @@ static uint32_t *place(const struct sw_nodes *ns, enum sw_algo algo, unsigned vn
 	struct sw_placer pl;
 	char err[256] = "";
 	uint32_t *out = malloc(NKEYS * sizeof *out);
-	if (!out || sw_placer_init(&pl, ns, algo, vnodes, 0, SIZE_MAX, err, sizeof err) < 0 ||
+	if (!out || sw_placer_init(&pl, ns, algo, vnodes, 0, SIZE_MAX, err, sizeof err) != 0 ||
 	    sw_place_all(&pl, keys, NKEYS, load, out) < 0) {
 		printf("Bail out! placing: %s\n", err);
 		exit(1);
@@ -153,28 +153,38 @@ static void test_nodes(void)
 	sw_nodes_free(&ns);
 	static const char *const bad[] = {
 		"a,,b", "a,b=0", "a=-1", "a=abc", "a=inf", "a=nan", "a=0x10", "a=2000000",
-		"a b", "a/b", "..", "-a", "a,b=",
+		"a b", "a/b", "..", "-a", "a,b=", "a=1e3", "a= 1", "a=+1",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		int rc = sw_nodes_parse_list(&ns, bad[i], err, sizeof err);
-		ok(rc < 0 && err[0], "refused: '%s' (%s)", bad[i], rc < 0 ? err : "accepted");
+		ok(rc == 65 && err[0], "refused (65): '%s' (%s)", bad[i], rc ? err : "accepted");
 		sw_nodes_free(&ns);
 	}
 	ok(sw_nodes_parse_list(&ns, "a,b,a", err, sizeof err) == 0 &&
-	   sw_nodes_check(&ns, err, sizeof err) < 0 && strstr(err, "duplicate"),
+	   sw_nodes_check(&ns, err, sizeof err) == 65 && strstr(err, "duplicate"),
 	   "duplicate names refused");
 	sw_nodes_free(&ns);
-	ok(sw_nodes_check(&ns, err, sizeof err) < 0 && strstr(err, "empty"), "empty list refused");
+	ok(sw_nodes_check(&ns, err, sizeof err) == 65 && strstr(err, "empty"), "empty list refused");
 	text = "a 1 2\n";
-	ok(sw_nodes_parse_text(&ns, text, strlen(text), err, sizeof err) < 0 && strstr(err, "line 1"),
+	ok(sw_nodes_parse_text(&ns, text, strlen(text), err, sizeof err) == 65 && strstr(err, "line 1"),
 	   "a file line with extra fields is refused with its number");
 	sw_nodes_free(&ns);
 
 	struct sw_placer pl;
 	ok(sw_nodes_parse_list(&ns, "a=1,b=2", err, sizeof err) == 0 &&
-	   sw_placer_init(&pl, &ns, SW_ALGO_JUMP, 0, 0, SIZE_MAX, err, sizeof err) < 0 &&
-	   sw_placer_init(&pl, &ns, SW_ALGO_MOD, 0, 0, SIZE_MAX, err, sizeof err) < 0,
-	   "jump and mod refuse weights");
+	   sw_placer_init(&pl, &ns, SW_ALGO_JUMP, 0, 0, SIZE_MAX, err, sizeof err) == 64 &&
+	   sw_placer_init(&pl, &ns, SW_ALGO_MOD, 0, 0, SIZE_MAX, err, sizeof err) == 64,
+	   "jump and mod refuse weights (64)");
+	struct sw_nodes f = {0}, t = {0};
+	struct sw_plan plan;
+	ok(sw_nodes_parse_list(&f, "a,b,c", err, sizeof err) == 0 &&
+	   sw_nodes_parse_list(&t, "c,a,d", err, sizeof err) == 0 &&
+	   sw_plan_init(&plan, &f, &t, err, sizeof err) == 0 && !sw_plan_moves(&plan, 0, 1) &&
+	   sw_plan_moves(&plan, 1, 0) && !sw_plan_moves(&plan, 2, 0) && sw_plan_moves(&plan, 0, 2),
+	   "plan: a key moves when its node's name changes, not its index");
+	sw_plan_free(&plan);
+	sw_nodes_free(&f);
+	sw_nodes_free(&t);
 	ok(sw_placer_init(&pl, &ns, SW_ALGO_RING, 1000000, 0, SIZE_MAX, err, sizeof err) == 0 &&
 	   pl.npt == 3000000, "ring points follow vnodes × weight");
 	sw_placer_free(&pl);
