@@ -1,6 +1,6 @@
 /* hold.h — run a command's whole process tree while holding a grant that
- * must be renewed (a concurrency slot, a circuit breaker's probe), the
- * way `sw-lease run` holds a lease: the guardian and the tree of proc.h,
+ * must be renewed (a lease, a concurrency slot, a circuit breaker's
+ * probe): the guardian and the tree of proc.h,
  * a renewal every TTL/3, and the tree stopped before the grant can
  * expire when renewals keep failing or the grant is lost — SIGKILLed at
  * once when this process finds it has already expired (it was stopped or
@@ -8,7 +8,8 @@
  * renewed and never lost: the tree is still run, signalled, timed and
  * waited for as a whole.
  *
- * (sw-lease run is this loop's first form, in src/sw-lease.c.) */
+ * sw-lease run, sw-limit run and sw-breaker run all run their commands
+ * through it. */
 #ifndef SW_HOLD_H
 #define SW_HOLD_H
 #include "err.h"

@@ -109,15 +109,6 @@ struct opts {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void print(const struct opts *o, json_t *j)
-{
-	if (!j)
-		sw_die(EX_OSERR, "out of memory");
-	if (!o->quiet && sw_json_print(j) < 0)
-		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
-	json_decref(j);
-}
-
 static void span_state(struct sw_span *sp, enum sw_breaker_state st, uint64_t trips)
 {
 	sw_span_str(sp, "sw.breaker.state", sw_breaker_state_name(st));
@@ -167,7 +158,7 @@ static int cmd_check(struct sw_cmd *c)
 	span_state(&c->sp, p.state, p.trips);
 	if (p.probe.slot)
 		sw_span_int(&c->sp, "sw.breaker.probe.token", (int64_t)p.probe.token);
-	print(o, pass_json(o, &p));
+	sw_cmd_print(c, pass_json(o, &p));
 	return rc;
 }
 
@@ -188,7 +179,7 @@ static int cmd_record(struct sw_cmd *c)
 			      "counted", r.counted, "trips", (json_int_t)r.trips);
 	if (j && r.after != SW_BREAKER_CLOSED)
 		sw_json_set_time(j, "open_until", r.open_until_ns);
-	print(o, j);
+	sw_cmd_print(c, j);
 	return 0;
 }
 
@@ -203,20 +194,14 @@ static int cmd_show(struct sw_cmd *c)
 		return rc;
 	}
 	sw_span_str(&c->sp, "sw.breaker.state", sw_json_str(j, "state"));
-	print(o, j);
-	return 0;
-}
-
-static int list_one(json_t *j, void *arg)
-{
-	print(arg, json_incref(j));
+	sw_cmd_print(c, j);
 	return 0;
 }
 
 static int cmd_list(struct sw_cmd *c)
 {
 	struct sw_err err;
-	int rc = sw_breaker_list(&c->ws, list_one, c->opts, &err);
+	int rc = sw_breaker_list(&c->ws, sw_cmd_print_each, c, &err);
 	if (rc)
 		sw_warn("%s", err.msg);
 	return rc;
@@ -237,7 +222,7 @@ static int change_verb(struct sw_cmd *c, bool trip)
 		return rc;
 	}
 	sw_span_str(&c->sp, "sw.breaker.state", sw_json_str(j, "state"));
-	print(o, j);
+	sw_cmd_print(c, j);
 	return 0;
 }
 

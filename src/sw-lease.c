@@ -8,23 +8,17 @@
 #include "json.h"
 #include "lease.h"
 #include "cmd.h"
+#include "hold.h"
 #include "opt.h"
-#include "proc.h"
 #include "span.h"
 #include "ws.h"
 #include <bsd/stdlib.h>
 #include <errno.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static const char usage[] =
 "usage: sw-lease VERB [options] [args]\n"
@@ -75,7 +69,6 @@ static const struct option longopts[] = {
 
 #define TTL_DEFAULT_NS (30 * SW_NS_PER_SEC)
 #define GRACE_DEFAULT_NS (5 * SW_NS_PER_SEC)
-#define KILL_LEAD_NS (200 * 1000000)   /* SIGKILL at most this long before expiry */
 
 struct opts {
 	bool quiet;
@@ -294,273 +287,33 @@ static int cmd_list(struct sw_cmd *c)
 
 /* ---- run -------------------------------------------------------------- */
 
-/* The signals run passes on to the command (through the guardian). */
-static void forward_sigset(sigset_t *set)
-{
-	sigemptyset(set);
-	int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		sigaddset(set, sigs[i]);
-}
+struct lease_hold {
+	struct sw_ws *ws;
+	const char *name;
+	uint64_t token;
+};
 
-/* The command, in a process group of its own, with the signal mask run
- * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN and TRACEPARENT.
- * posix_spawn, not fork: the guardian took the one fork run may cost.
- * 0, or an errno value. */
-static int spawn_command(const struct opts *o, const struct sw_ws *ws, const struct sw_lease *l,
-			 const char *traceparent, const sigset_t *mask, const struct sw_guard *g, pid_t *pid)
+static int renew_lease(void *arg, int64_t ttl_ns, int64_t *expires_ns, struct sw_err *err)
 {
-	char tok[24];
-	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l->token);
-	if (setenv("SW_LEASE_NAME", o->name, 1) < 0 || setenv("SW_LEASE_TOKEN", tok, 1) < 0 ||
-	    setenv("TRACEPARENT", traceparent, 1) < 0)
-		return errno;
-	posix_spawnattr_t at;
-	sigset_t dfl;
-	sigemptyset(&dfl);
-	sw_guard_sigdefault(g, &dfl);
-	int rc = posix_spawnattr_init(&at);
-	if (rc)
-		return rc;
-	if (!(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-						 POSIX_SPAWN_SETPGROUP)) &&
-	    !(rc = posix_spawnattr_setsigmask(&at, mask)) &&
-	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
-	    !(rc = posix_spawnattr_setpgroup(&at, 0))) {
-		/* the command gets the umask sw was started with, not the
-		 * workspace's */
-		mode_t ours = umask(sw_ws_user_umask(ws));
-		rc = posix_spawnp(pid, o->cmd[0], NULL, &at, o->cmd, environ);
-		umask(ours);
-	}
-	posix_spawnattr_destroy(&at);
+	struct lease_hold *h = arg;
+	struct sw_lease l;
+	int rc = sw_lease_renew(h->ws, h->name, h->token, ttl_ns, &l, err);
+	if (rc == 0)
+		*expires_ns = l.expires_ns;
 	return rc;
 }
 
-/* The command's tree is its process group plus every process reparented
- * to this one (a child subreaper): everything that is still our child.
- * The lease is held, and renewed, until none is left. */
-struct runstate {
-	const struct sw_guard *g;
-	pid_t pid;                    /* the command, leader of its process group */
-	bool exited;                  /* reaped; status says how it ended */
-	int status;
-	bool group_gone;              /* its group is empty: its id may be reused */
-	int64_t ttl_ns, expires_ns;   /* expires_ns by this host's clock */
-	int64_t next_renew;           /* monotonic */
-	bool lost;
-	bool failing;                 /* the last renewal failed (and may again) */
-	bool stopping;                /* the tree has been told to stop */
-	bool killing;                 /* SIGKILL sent, and sent again to what is left */
-	int64_t kill_at;              /* monotonic: SIGKILL due; 0: none */
-	bool said_waiting;
-	bool orphaned;                /* the guardian was killed */
-};
-
-/* Sends sig to the whole tree: the command's group while it has members
- * (first: the /proc walk takes a while), then every descendant outside it,
- * which the walk finds even in a session of its own whose leader is not
- * our child yet.  A stopped process is woken to act on anything but
- * SIGKILL. */
-static void tree_signal(struct runstate *r, int sig)
+static void release_quietly(struct sw_ws *ws, const struct opts *o, uint64_t token)
 {
-	if (r->exited && !r->group_gone && kill(-r->pid, 0) < 0 && errno == ESRCH)
-		r->group_gone = true;
-	pid_t pgid = r->group_gone ? 0 : r->pid;
-	/* ESRCH: the group is empty; what is left is found below */
-	if (pgid)
-		(void)kill(-pgid, sig);
-	struct sw_proc *ps = NULL;
-	size_t n = 0;
-	if (sw_proc_descendants(&ps, &n) < 0)
-		sw_warn("listing the command's processes: %s", strerror(errno));
-	sw_proc_kill(pgid, ps, n, sig);
-	if (sig != SIGKILL) {
-		if (pgid)
-			(void)kill(-pgid, SIGCONT);
-		sw_proc_kill(pgid, ps, n, SIGCONT);
-	}
-	free(ps);
-}
-
-/* Tells the tree to stop with sig, and SIGKILLs it within ns. */
-static void tree_stop(struct runstate *r, int sig, int64_t ns)
-{
-	if (!r->stopping) {
-		r->stopping = true;
-		tree_signal(r, sig);
-	}
-	int64_t at = mono_ns() + ns;
-	if (!r->kill_at || at < r->kill_at)
-		r->kill_at = at;
-}
-
-static void tree_kill(struct runstate *r)
-{
-	r->stopping = r->killing = true;
-	tree_signal(r, SIGKILL);
-}
-
-/* How long before the lease expires a command whose renewals keep
- * failing is sent SIGTERM: the grace, at most a third of the TTL; its
- * SIGKILL then comes at the expiry, before anyone else may take the lease. */
-static int64_t stop_window(const struct runstate *r, const struct opts *o)
-{
-	return o->grace_ns < r->ttl_ns / 3 ? o->grace_ns : r->ttl_ns / 3;
-}
-
-/* The time by this host's clock when the command must be stopped. */
-static int64_t stop_by(const struct runstate *r, const struct opts *o)
-{
-	return r->failing ? r->expires_ns - stop_window(r, o) : r->expires_ns;
-}
-
-/* The lease is gone or going: the tree is dead by its expiry (SIGKILL a
- * little before it, for the walk of /proc and the scheduler), and at once
- * when that has passed (this process was stopped or stalled: another
- * holder may be running already). */
-static void lose(struct runstate *r, const struct opts *o, const char *why)
-{
-	sw_warn("lease '%s' lost (%s); stopping the command", o->name, why);
-	r->lost = true;
-	int64_t lead = r->ttl_ns / 10 < KILL_LEAD_NS ? r->ttl_ns / 10 : KILL_LEAD_NS;
-	int64_t left = r->expires_ns - lead - sw_now_ns();
-	if (left <= 0) {
-		tree_kill(r);
-		return;
-	}
-	int64_t w = r->failing ? stop_window(r, o) : o->grace_ns;
-	tree_stop(r, SIGTERM, w < left ? w : left);
-}
-
-/* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
- * error, a busy filesystem) is retried until stop_by(); then the command
- * is stopped, dead by the time the lease expires. */
-static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
-{
-	struct sw_lease l;
+	struct sw_lease rel;
 	struct sw_err err;
-	int rc = sw_lease_renew(ws, o->name, token, r->ttl_ns, &l, &err);
-	if (rc == 0) {
-		r->expires_ns = l.expires_ns;
-		r->next_renew = mono_ns() + r->ttl_ns / 3;
-		r->failing = false;
-		return;
-	}
-	if (rc == SW_EX_FALSE) {
-		lose(r, o, err.msg);
-		return;
-	}
-	r->failing = true;
-	if (sw_now_ns() >= stop_by(r, o)) {
-		lose(r, o, err.msg);
-		return;
-	}
-	sw_warn("renewing '%s' (will retry): %s", o->name, err.msg);
-	int64_t retry = r->ttl_ns / 10;
-	r->next_renew = mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
+	if (sw_lease_release(ws, o->name, token, &rel, &err))
+		sw_warn("releasing: %s", err.msg);
 }
 
-/* Reaps what has exited; true when nothing of the tree is left. */
-static bool reap(struct runstate *r, const struct opts *o)
-{
-	int st;
-	pid_t w;
-	while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-		if (w == r->pid && !r->exited) {
-			r->exited = true;
-			r->status = st;
-		}
-	}
-	if (w < 0 && errno == ECHILD)
-		return true;
-	if (w < 0 && errno != EINTR)
-		sw_die(EX_OSERR, "waiting for %s: %s", o->cmd[0], strerror(errno));
-	return false;
-}
-
-static void run_signal(struct runstate *r, const struct opts *o, int sig)
-{
-	if (sig == SIGCHLD)
-		return;
-	if (sig == r->g->sig) {
-		if (!sw_guard_lost(r->g) || r->orphaned)
-			return;
-		/* the process the user started was SIGKILLed: whoever did it
-		 * wants the command gone, and nothing passes signals on now */
-		sw_warn("process %ld was killed; killing the command", (long)r->g->guardian);
-		r->orphaned = true;
-		tree_kill(r);
-		return;
-	}
-	if ((sig == SIGTERM || sig == SIGINT) && !r->stopping) {
-		tree_stop(r, sig, o->grace_ns);
-		return;
-	}
-	if (!r->exited)
-		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
-}
-
-/* Until the next thing to do: a renewal, the stop deadline, a SIGKILL,
- * or (while killing) a look for processes that appeared meanwhile. */
-static struct timespec run_timeout(const struct runstate *r, const struct opts *o)
-{
-	int64_t now = mono_ns(), until = INT64_MAX;
-	if (r->killing)
-		until = now + 50000000;
-	else if (r->kill_at)
-		until = r->kill_at;
-	if (!r->lost) {
-		int64_t exp = now + (stop_by(r, o) - sw_now_ns());
-		if (r->next_renew < until)
-			until = r->next_renew;
-		if (exp < until)
-			until = exp;
-	}
-	int64_t d = until - now < 0 ? 0 : until - now;
-	return (struct timespec){ d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
-}
-
-static void run_timers(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
-{
-	if (!r->lost) {
-		/* checked first: after a stall the renewal is pointless */
-		if (sw_now_ns() >= r->expires_ns)
-			lose(r, o, "it expired before it could be renewed: was this process stopped?");
-		else if (sw_now_ns() >= stop_by(r, o))
-			lose(r, o, "it would expire before a renewal succeeded");
-		else if (mono_ns() >= r->next_renew)
-			renew_tick(r, o, ws, token);
-	}
-	if (r->kill_at && !r->killing && mono_ns() >= r->kill_at)
-		tree_kill(r);
-}
-
-/* Waits until nothing of the tree is left, renewing the lease meanwhile. */
-static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
-{
-	sigset_t set;
-	forward_sigset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, r->g->sig);
-	while (!reap(r, o)) {
-		if (r->killing)
-			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
-		else if (r->exited && !r->stopping && !r->said_waiting) {
-			sw_warn("%s has exited; holding '%s' until the processes it left behind exit",
-				o->cmd[0], o->name);
-			r->said_waiting = true;
-		}
-		struct timespec ts = run_timeout(r, o);
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0)
-			run_signal(r, o, sig);
-		else if (errno != EAGAIN && errno != EINTR)
-			sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
-		run_timers(r, o, ws, token);
-	}
-}
-
+/* The command's whole tree holds the lease (lib/hold.c): SW_LEASE_NAME,
+ * SW_LEASE_TOKEN and TRACEPARENT in its environment, renewed every TTL/3,
+ * stopped before the lease can expire once it is lost. */
 static int cmd_run(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
@@ -579,39 +332,34 @@ static int cmd_run(struct sw_cmd *c)
 		sw_warn("%s", err.msg);
 		return rc;
 	}
-	char tp[SW_TRACEPARENT_LEN];
+	char tp[SW_TRACEPARENT_LEN], tok[24], what[SW_NAME_MAX + 16];
 	sw_span_child_env(sp, tp);
-	sigset_t fwd, old;
-	forward_sigset(&fwd);
-	struct sw_guard g;
-	struct runstate r = { .g = &g, .ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns };
-	if (sw_guard_start(&g, &fwd, &old) < 0) {
+	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l.token);
+	snprintf(what, sizeof what, "lease '%s'", o->name);
+	const char *env[] = { "SW_LEASE_NAME", o->name, "SW_LEASE_TOKEN", tok, "TRACEPARENT", tp, NULL };
+	struct lease_hold lh = { ws, o->name, l.token };
+	struct sw_hold h = {
+		.cmd = o->cmd, .env = env, .umask = sw_ws_user_umask(ws), .grace_ns = o->grace_ns,
+		.ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns, .what = what, .renew = renew_lease, .arg = &lh,
+	};
+	struct sw_hold_result res;
+	if (sw_hold_run(&h, &res) < 0) {
 		int e = errno;
-		sw_lease_release(ws, o->name, l.token, &l, &err);
+		release_quietly(ws, o, l.token);
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
-	/* from here on this is the worker; the guardian passes our exit on */
-	r.next_renew = mono_ns() + l.ttl_ns / 3;
-	int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
-	if (e) {
-		sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
-		struct sw_lease rel;
-		if (sw_lease_release(ws, o->name, l.token, &rel, &err))
-			sw_warn("releasing: %s", err.msg);
-		return e == ENOENT ? 127 : 126;
+	/* from here on this is the guardian's worker, signals blocked: one
+	 * that came late must not kill us before the lease is released and
+	 * the command's status passed on */
+	if (res.spawn_errno) {
+		release_quietly(ws, o, l.token);
+		return res.status;
 	}
-	wait_tree(&r, o, ws, l.token);
-	/* signals stay blocked: one that came late must not kill us before
-	 * the lease is released and the command's status passed on */
-	int st = r.status;
-	int status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
-	sw_span_int(sp, "process.exit.code", status);
-	if (r.lost)
+	sw_span_int(sp, "process.exit.code", res.status);
+	if (res.lost)
 		return EX_TEMPFAIL;
-	struct sw_lease rel;
-	if (sw_lease_release(ws, o->name, l.token, &rel, &err))
-		sw_warn("releasing: %s", err.msg);
-	return status;
+	release_quietly(ws, o, l.token);
+	return res.status;
 }
 
 /* ---- options and main ------------------------------------------------- */
@@ -704,11 +452,8 @@ static const struct sw_prog prog = {
 int main(int argc, char **argv)
 {
 	struct opts o = { .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS };
-	char owner[SW_LEASE_OWNER_MAX + 1], host[128];
-	if (gethostname(host, sizeof host) < 0)
-		snprintf(host, sizeof host, "localhost");
-	host[sizeof host - 1] = 0;
-	snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
+	char owner[SW_LEASE_OWNER_MAX + 1];
+	sw_lease_default_owner(owner);
 	o.owner = owner;
 	return sw_cmd_main(&prog, argc, argv, &o);
 }

@@ -109,15 +109,6 @@ struct opts {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void print(const struct opts *o, json_t *j)
-{
-	if (!j)
-		sw_die(EX_OSERR, "out of memory");
-	if (!o->quiet && sw_json_print(j) < 0)
-		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
-	json_decref(j);
-}
-
 /* ns as "250ms" or "1.5s", rounded up to the millisecond. */
 static void fmt_dur(int64_t ns, char out[32])
 {
@@ -254,7 +245,7 @@ static int cmd_take(struct sw_cmd *c)
 	span_grant(&c->sp, &g);
 	if (rc && !o->quiet)
 		sw_warn("%s", err.msg);
-	print(o, grant_json(o, &g));
+	sw_cmd_print(c, grant_json(o, &g));
 	return rc;
 }
 
@@ -298,7 +289,7 @@ static int slot_verb(struct sw_cmd *c, bool renew)
 		sw_warn("%s", err.msg);
 		return rc;
 	}
-	print(o, slot_json(o, &s));
+	sw_cmd_print(c, slot_json(o, &s));
 	return 0;
 }
 
@@ -322,20 +313,14 @@ static int cmd_show(struct sw_cmd *c)
 		sw_warn("%s", err.msg);
 		return rc;
 	}
-	print(o, j);
-	return 0;
-}
-
-static int list_one(json_t *j, void *arg)
-{
-	print(arg, json_incref(j));
+	sw_cmd_print(c, j);
 	return 0;
 }
 
 static int cmd_list(struct sw_cmd *c)
 {
 	struct sw_err err;
-	int rc = sw_limit_list(&c->ws, list_one, c->opts, &err);
+	int rc = sw_limit_list(&c->ws, sw_cmd_print_each, c, &err);
 	if (rc)
 		sw_warn("%s", err.msg);
 	return rc;
@@ -353,7 +338,7 @@ static int cmd_reset(struct sw_cmd *c)
 		sw_warn("%s", err.msg);
 		return rc;
 	}
-	print(o, j);
+	sw_cmd_print(c, j);
 	return 0;
 }
 
@@ -592,11 +577,8 @@ static const struct sw_prog prog = {
 int main(int argc, char **argv)
 {
 	struct opts o = { .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS };
-	char owner[SW_LEASE_OWNER_MAX + 1], host[128];
-	if (gethostname(host, sizeof host) < 0)
-		snprintf(host, sizeof host, "localhost");
-	host[sizeof host - 1] = 0;
-	snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
+	char owner[SW_LEASE_OWNER_MAX + 1];
+	sw_lease_default_owner(owner);
 	o.owner = owner;
 	return sw_cmd_main(&prog, argc, argv, &o);
 }
