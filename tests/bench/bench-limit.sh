@@ -42,28 +42,34 @@ echo "sw-breaker run NAME -- true (closed):   median ${brk} µs = $(ratio "$brk"
 
 # 2. 8 takers flat out: first with a rate that never limits (what the
 #    machine can do under this contention), then with the rate set to 80%
-#    of that: the share of it they reach
-flat_out() { # dir name secs procs rate -> grants in the window on stdout
+#    of that: the share of it they reach, and the pace of their calls in
+#    that run (below the rate: the machine slowed down meanwhile, and the
+#    share says more about it than about the limiter)
+flat_out() { # dir name secs procs rate -> "grants calls" on stdout
 	local dir=$1 name=$2 s=$3 n=$4 rate=$5 i end
 	end=$(( ${EPOCHREALTIME/./} + s * 1000000 ))
 	for ((i = 0; i < n; i++)); do
 		( d=$dir; [ -n "${SW_MH_B:-}" ] && [ "$dir" != "$SW_DIR" ] && [ $((i % 2)) = 1 ] && d=${dir/#$SW_MH_A/$SW_MH_B}
 		  while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
-			if SW_DIR=$d sw-limit take "$name" --rate "$rate" --burst 10 --quiet 2>/dev/null; then echo; fi
+			if SW_DIR=$d sw-limit take "$name" --rate "$rate" --burst 10 --quiet 2>/dev/null; then
+				echo y
+			else
+				echo n
+			fi
 		  done >"$tmp/flat.$i" ) &
 	done
 	wait
-	cat "$tmp"/flat.* | wc -l
+	echo "$(cat "$tmp"/flat.* | grep -c y || true) $(cat "$tmp"/flat.* | wc -l)"
 }
 contention() { # label dir
-	local label=$1 dir=$2 cap rate got
-	cap=$(flat_out "$dir" cap "$secs" 8 1000000/s)
+	local label=$1 dir=$2 cap rate got calls
+	read -r cap _ < <(flat_out "$dir" cap "$secs" 8 1000000/s)
 	rate=$(( cap * 8 / 10 / secs ))
 	[ "$rate" -ge 1 ] || rate=1
-	got=$(flat_out "$dir" near "$secs" 8 "$rate/s")
+	read -r got calls < <(flat_out "$dir" near "$secs" 8 "$rate/s")
 	echo "$label: 8 takers unlimited: $((cap / secs))/s; at --rate $rate/s (80%):" \
 	     "$((got / secs))/s = $(awk -v g="$got" -v r="$rate" -v s="$secs" 'BEGIN {printf "%d", 100 * g / (r * s + 10)}')%" \
-	     "of the rate (target ≥ 90%)"
+	     "of the rate (target ≥ 90%), their calls meanwhile $((calls / secs))/s"
 }
 contention "local" "$SW_DIR"
 

@@ -5,6 +5,7 @@
 # hosts, a SIGKILLed holder is taken after TTL + margin and not before, and
 # a holder with a skewed clock does not overlap the next one.
 load ../helper
+load ../proc
 
 setup() {
 	[ -n "${SW_MH_A:-}" ] && [ -n "${SW_MH_B:-}" ] ||
@@ -17,6 +18,7 @@ setup() {
 }
 
 teardown() {
+	untrack_all
 	[ -n "${WA:-}" ] && rm -rf "$WA"
 	return 0
 }
@@ -76,12 +78,18 @@ on_b() { SW_DIR=$WB "$@"; }
 @test "a SIGKILLed holder on A is taken on B after TTL + margin, not before" {
 	export SW_CLOCK_SKEW=500ms
 	SW_DIR=$WA sw-lease run cron --ttl 1s -- sleep 30 >/dev/null 2>&1 3>&- &
-	local pid=$! child=
-	for _ in $(seq 100); do child=$(pgrep -P "$pid" sleep) && break; sleep 0.02; done
-	[ -n "$child" ]
+	local pid=$! tree
+	# the whole tree: the guardian, its worker and the command
+	for _ in $(seq 250); do
+		tree=$(tree_pids "$pid")
+		[ "$(wc -w <<<"$tree")" -ge 3 ] && break
+		sleep 0.02
+	done
+	[ "$(wc -w <<<"$tree")" -ge 3 ]
 	sleep 0.5
-	kill -KILL "$pid"
-	kill -KILL "$child"
+	tree=$(tree_pids "$pid")
+	track $tree
+	kill -KILL $tree
 	wait "$pid" || true
 	local exp
 	exp=$(on_b sw-lease show cron | jq -r .expires_at_unix_ns)
