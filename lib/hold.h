@@ -8,8 +8,9 @@
  * renewed and never lost: the tree is still run, signalled, timed and
  * waited for as a whole.
  *
- * sw-lease run, sw-limit run and sw-breaker run all run their commands
- * through it. */
+ * sw-limit run and sw-breaker run use it; sw-lease run, its first form,
+ * keeps its own copy in src/sw-lease.c, grown since with --keep-running
+ * and takeovers. */
 #ifndef SW_HOLD_H
 #define SW_HOLD_H
 #include "err.h"

@@ -425,15 +425,25 @@ void wake_waiters(struct sw_queue *q)
 	}
 }
 
+/* In a batch's commit, syncs wait for the one at its end. */
+static bool sync_now(struct sw_queue *q, bool wanted)
+{
+	if (wanted && q->sync_deferred) {
+		q->sync_owed = true;
+		return false;
+	}
+	return wanted;
+}
+
 void sync_full(struct sw_queue *q)
 {
-	if (q->ws->sync == SW_SYNC_FULL)
+	if (sync_now(q, q->ws->sync == SW_SYNC_FULL))
 		SW_NOINTR(syncfs(q->fd));
 }
 
 void sync_dir(struct sw_queue *q, enum qdir d, bool durable)
 {
-	if (sw_sync_wanted(q->ws->sync, durable) && qdir(q, d) >= 0)
+	if (sync_now(q, sw_sync_wanted(q->ws->sync, durable)) && qdir(q, d) >= 0)
 		sw_fsync_dir(q->dfd[d]);
 }
 

@@ -46,6 +46,7 @@
 #define SW_KEY_MAX 1024
 
 struct sw_claim_cache;
+struct txn_batch;
 struct sw_waiter;
 
 struct sw_queue {
@@ -59,6 +60,10 @@ struct sw_queue {
 	char owner[48];         /* this process (owner.h), read on first use */
 	struct sw_claim_cache *claims;   /* claims this process made or renewed */
 	struct sw_err err;      /* the last call's error */
+	struct txn_batch *batch;    /* transitions waiting to commit together */
+	size_t batch_slot;          /* the caller's index of the one in hand */
+	bool sync_deferred;         /* syncs wait for the end of a batch ... */
+	bool sync_owed;             /* ... which then owes one */
 	bool after_missing_ok;  /* the caller's choice: an added item may wait
 				 * for ids not (yet) in the queue */
 };
@@ -186,6 +191,24 @@ int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *re
 int sw_queue_fail(struct sw_queue *q, const char *id, uint64_t token, const char *error,
 		  int64_t retry_in_ns, json_t **out);
 int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t **out);
+/* One item of a batch of renewals or finishes. */
+enum sw_fin_verb { SW_FIN_RENEW, SW_FIN_DONE, SW_FIN_FAIL, SW_FIN_RELEASE };
+struct sw_fin {
+	const char *id;
+	uint64_t token;
+	json_t *result;         /* done (borrowed) */
+	const char *error;      /* fail */
+	int64_t retry_ns;       /* fail: < 0 for the backoff */
+	int64_t ttl_ns;         /* renew: 0 for the item's timeout */
+	int rc;                 /* out: 0, SW_EX_FALSE (stale, no such item) or a code */
+	struct sw_err err;      /* out: why not, when rc */
+	json_t *out;            /* out: the item's new view, when 0 (owned) */
+};
+/* Applies verb to each of f[0..n) on its own, as the one-item calls do,
+ * but the finishes commit together: two syncs for the batch, every one
+ * durable before this returns.  0, or the code of a failure of the whole
+ * (a sync failed: no finish stands, each item's rc says so too). */
+int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n);
 int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out);

@@ -280,6 +280,86 @@ int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t 
 	return finish_claim(q, id, &a, release_next, never, out);
 }
 
+/* ---- many at once ------------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct known { const uint64_t *tokens; size_t n; struct sw_queue *q; };
+
+static int know_claim(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	struct known *k = arg;
+	char id[NAME_LEN];
+	uint64_t token;
+	int64_t exp;
+	if (claim_name_parse(name, id, &token, &exp) && bsearch(&token, k->tokens, k->n, sizeof token, cmp_u64))
+		claim_cache_put(k->q, id, token, exp);
+	return 0;
+}
+
+/* One read of claimed/ finds every claim of the batch, instead of one
+ * read an item. */
+static void know_claims(struct sw_queue *q, const struct sw_fin *f, size_t n)
+{
+	uint64_t *tokens = malloc(n * sizeof *tokens);
+	int cfd = qdir(q, QD_CLAIMED);
+	if (!tokens || cfd < 0) {
+		free(tokens);
+		return;   /* each lookup reads claimed/ itself */
+	}
+	for (size_t i = 0; i < n; i++)
+		tokens[i] = f[i].token;
+	qsort(tokens, n, sizeof *tokens, cmp_u64);
+	struct known k = { tokens, n, q };
+	each_entry(cfd, know_claim, &k);
+	free(tokens);
+}
+
+static void fin_taken_over(size_t slot, void *arg)
+{
+	struct sw_fin *f = (struct sw_fin *)arg + slot;
+	json_decref(f->out);
+	f->out = NULL;
+	f->rc = sw_err_set(&f->err, SW_EX_FALSE, "item %s: taken over while this process stalled", f->id);
+}
+
+static int apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f)
+{
+	switch (verb) {
+	case SW_FIN_RENEW: return sw_queue_renew(q, f->id, f->token, f->ttl_ns, &f->out);
+	case SW_FIN_DONE: return sw_queue_done(q, f->id, f->token, f->result, &f->out);
+	case SW_FIN_FAIL: return sw_queue_fail(q, f->id, f->token, f->error, f->retry_ns, &f->out);
+	case SW_FIN_RELEASE: return sw_queue_release(q, f->id, f->token, &f->out);
+	}
+	return qerr(q, EX_SOFTWARE, "no such verb");
+}
+
+int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
+{
+	know_claims(q, f, n);
+	txn_batch_begin(q);
+	for (size_t i = 0; i < n; i++) {
+		q->batch_slot = i;
+		f[i].out = NULL;
+		if ((f[i].rc = apply_one(q, verb, &f[i])) != 0)
+			f[i].err = q->err;
+	}
+	int rc = txn_batch_end(q, fin_taken_over, f);
+	for (size_t i = 0; rc && i < n; i++)
+		if (f[i].rc == 0 && verb != SW_FIN_RENEW) {
+			json_decref(f[i].out);
+			f[i].out = NULL;
+			f[i].rc = rc;
+			f[i].err = q->err;
+		}
+	return rc;
+}
+
 /* ---- finding items by id -------------------------------------------- */
 
 struct find {

@@ -144,6 +144,13 @@ typedef json_t *(*txn_next_fn)(struct sw_queue *q, json_t *item, void *arg, int 
  * gets the new content. */
 int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
 	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out);
+/* Transitions made between these two are written (step 2) but committed
+ * together at the end, after one sync for all: a batch costs two syncs,
+ * not two an item.  stale(slot) is called for each taken over meanwhile
+ * (slot: q->batch_slot when it was made).  The end returns 0 or the code
+ * of a failed sync; then nothing was committed. */
+void txn_batch_begin(struct sw_queue *q);
+int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), void *arg);
 /* Moves dfd/name, holding item, where its "state" says. */
 int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable);
 /* Finishes or undoes the transitions of dead owners, and of any owner

@@ -307,10 +307,11 @@ static int cmd_run(struct sw_cmd *c)
 	char tp[SW_TRACEPARENT_LEN], tok[24], what[SW_NAME_MAX + 64];
 	sw_span_child_env(&c->sp, tp);
 	snprintf(tok, sizeof tok, "%llu", (unsigned long long)p.probe.token);
+	/* SW_DIR absolute, as sw-lease run sets it */
 	const char *env[] = { "SW_BREAKER_NAME", o->name, "SW_BREAKER_STATE", sw_breaker_state_name(p.state),
-			      "TRACEPARENT", tp, "SW_BREAKER_PROBE_TOKEN", tok, NULL };
+			      "TRACEPARENT", tp, "SW_DIR", c->ws.path, "SW_BREAKER_PROBE_TOKEN", tok, NULL };
 	if (!p.probe.slot) {
-		env[6] = NULL;
+		env[8] = NULL;
 		unsetenv("SW_BREAKER_PROBE_TOKEN");
 	} else {
 		sw_span_int(&c->sp, "sw.breaker.probe.token", (int64_t)p.probe.token);

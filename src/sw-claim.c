@@ -20,18 +20,23 @@ static const char usage[] =
 "usage: sw-claim VERB [options] [args]\n"
 "\n"
 "  add [PAYLOAD]        add one item (PAYLOAD is JSON), or JSON Lines items from stdin\n"
-"      -q, --queue Q  -p, --priority 0-9  -r, --role ROLE  --id ID\n"
+"      -q, --queue Q  -p, --priority 0-9  -r, --role ROLE  --id ID  --key KEY\n"
 "      --max-attempts N  --timeout DUR  --delay DUR  --after ID[,ID...]\n"
 "      --on-dep-fail dead|cancel|run   when an --after item dies or is cancelled\n"
 "      --after-missing ok   allow --after ids not (yet) in the queue\n"
 "      --lines          PAYLOAD / each stdin line is a plain string payload\n"
 "  next                 claim the most urgent, oldest claimable item (75: none)\n"
 "      -q Q  --roles R[,R...]  --ttl DUR  --wait[=DUR]  --format json|tsv|sh\n"
+"      -n N             up to N items, one line each (--wait: for the first)\n"
 "  renew ID --token T [--ttl DUR]        extend a claim\n"
 "  done ID --token T [--result JSON]     finish a claim\n"
 "  fail ID --token T [--error MSG] [--retry-in DUR]\n"
 "                       retry later (exponential backoff), or dead after max attempts\n"
 "  release ID --token T                  back to pending, attempt not counted\n"
+"  renew, done, fail, release without ID: one claim per stdin line, as next -n\n"
+"                       printed it (with \"result\" or \"error\" fields, or the\n"
+"                       options' values); a line of outcome each (\"ok\");\n"
+"                       exit 1 when some were stale, the others still applied\n"
 "  cancel ID            pending, blocked or claimed -> cancelled\n"
 "  cancel --state S[,S...] [--older-than DUR]   every such item of the queue\n"
 "  requeue ID           dead or cancelled -> pending, attempts from zero\n"
@@ -64,13 +69,14 @@ static const char usage[] =
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_LINES,
 	O_ROLES, O_TTL, O_WAIT, O_TOKEN, O_RESULT, O_ERROR, O_RETRY, O_STATE, O_OLDER,
-	O_DEPFAIL, O_MISSING, O_FORCE, O_FORMAT, O_LIMIT, O_TABLE
+	O_DEPFAIL, O_MISSING, O_FORCE, O_FORMAT, O_LIMIT, O_TABLE, O_KEY
 };
 
 enum format { FMT_JSON, FMT_TSV, FMT_SH };
 
 static const struct option longopts[] = {
 	SW_COMMON_LONGOPTS,
+	{"count", required_argument, 0, 'n'},
 	{"queue", required_argument, 0, 'q'},
 	{"priority", required_argument, 0, 'p'},
 	{"role", required_argument, 0, 'r'},
@@ -79,6 +85,7 @@ static const struct option longopts[] = {
 	{"timeout", required_argument, 0, O_TIMEOUT},
 	{"delay", required_argument, 0, O_DELAY},
 	{"after", required_argument, 0, O_AFTER},
+	{"key", required_argument, 0, O_KEY},
 	{"on-dep-fail", required_argument, 0, O_DEPFAIL},
 	{"after-missing", required_argument, 0, O_MISSING},
 	{"force", no_argument, 0, O_FORCE},
@@ -124,6 +131,7 @@ struct opts {
 	int state_mask;
 	int64_t older_ns;
 	bool older_given;
+	long long count;          /* next -n */
 	const char *arg;          /* the verb's one argument (ID, PAYLOAD), or NULL */
 };
 
@@ -521,13 +529,28 @@ static int print_claim(const struct opts *o, const json_t *item)
 	return rc;
 }
 
+static int collect(json_t *item, void *arg)
+{
+	return json_array_append_new(arg, item) ? EX_SOFTWARE : 0;
+}
+
+/* Every claim in the format asked for, in one write: 0, or -1 with errno. */
+static int print_claims(const struct opts *o, json_t *items)
+{
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+		if (print_claim(o, it) < 0)
+			return -1;
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
 static int cmd_next(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
-	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	struct sw_queue q;
-	int rc = sw_queue_open(&q, ws, o->queue, o->wait);
+	int rc = sw_queue_open(&q, &c->ws, o->queue, o->wait);
 	if (rc == SW_EX_FALSE)   /* no queue yet: nothing to claim */
 		rc = EX_TEMPFAIL, snprintf(q.err.msg, sizeof q.err.msg, "nothing to claim in queue '%s'", o->queue);
 	if (rc) {
@@ -535,66 +558,249 @@ static int cmd_next(struct sw_cmd *c)
 		return rc;
 	}
 	int64_t deadline = o->wait_ns >= 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;
-	json_t *out = NULL;
+	struct sw_claim_opts co = { (const char *const *)o->roles, o->nroles, o->ttl_ns,
+				    o->count ? (size_t)o->count : 1, NULL };
+	json_t *items = json_array();
+	size_t n = 0;
+	if (!items)
+		sw_die(EX_SOFTWARE, "out of memory");
 	for (;;) {
-		rc = sw_queue_claim(&q, (const char *const *)o->roles, o->nroles, o->ttl_ns, &out);
+		rc = sw_queue_claim_many(&q, &co, collect, items, &n);
 		if (rc != EX_TEMPFAIL || !o->wait || sw_now_ns() >= deadline)
 			break;
 		sw_queue_wait(&q, (const char *const *)o->roles, o->nroles, deadline);
 	}
-	if (rc == 0) {
+	if (n == 1) {
+		json_t *out = json_array_get(items, 0);
 		sw_span_str(sp, "sw.item.id", sw_json_str(out, "id"));
 		sw_span_int(sp, "sw.item.token", sw_json_int(out, "token", 0));
 		sw_span_int(sp, "sw.item.attempt", sw_json_int(out, "attempt", 0));
 	}
+	if (n > 0)
+		sw_span_int(sp, "sw.items", (int64_t)n);
 	if (rc == EX_TEMPFAIL && o->wait)
 		snprintf(q.err.msg, sizeof q.err.msg, "nothing to claim in queue '%s' (waited)", o->queue);
-	if (rc == 0 && !o->quiet && (print_claim(o, out) < 0 || fflush(stdout) != 0)) {
-		/* nobody learnt the token: give the item back rather than leave
-		 * it claimed until its lease runs out */
+	if (rc == 0 && !o->quiet && print_claims(o, items) < 0) {
+		/* nobody learnt the tokens: give the items back rather than
+		 * leave them claimed until their leases run out */
 		int e = errno;
-		sw_queue_release(&q, sw_json_str(out, "id"), (uint64_t)sw_json_int(out, "token", 0), NULL);
+		size_t i;
+		json_t *it;
+		json_array_foreach(items, i, it)
+			sw_queue_release(&q, sw_json_str(it, "id"), (uint64_t)sw_json_int(it, "token", 0), NULL);
 		if (e == EILSEQ)
-			sw_die(EX_DATAERR, "item %s: its payload holds a NUL byte, which a shell cannot hold "
-			       "(--format json can); the claim was given back", sw_json_str(out, "id"));
-		sw_die(EX_IOERR, "writing output: %s; the claim was given back", strerror(e));
+			sw_die(EX_DATAERR, "an item's payload holds a NUL byte, which a shell cannot hold "
+			       "(--format json can); the claims were given back");
+		sw_die(EX_IOERR, "writing output: %s; the claims were given back", strerror(e));
 	}
-	if (rc == 0) {
-		json_decref(out);
-		out = NULL;
-	}
-	return finish(&q, rc, o, out);
+	json_decref(items);
+	return finish(&q, rc, o, NULL);
 }
 
-/* ---- verbs on one claimed item ---------------------------------------- */
+/* ---- verbs on claimed items ------------------------------------------- */
 
-static int claimed_verb(struct sw_cmd *c, const char *verb)
+static int claimed_one(struct sw_cmd *c, enum sw_fin_verb verb)
 {
 	struct opts *o = c->opts;
-	struct sw_ws *ws = &c->ws;
-	struct sw_span *sp = &c->sp;
 	const char *id = need_id(o);
-	sw_span_str(sp, "sw.item.id", id);
-	sw_span_int(sp, "sw.item.token", (int64_t)o->token);
+	sw_span_str(&c->sp, "sw.item.id", id);
+	sw_span_int(&c->sp, "sw.item.token", (int64_t)o->token);
 	struct sw_queue q;
-	open_queue_of(&q, ws, o, id);
+	open_queue_of(&q, &c->ws, o, id);
 	json_t *out = NULL;
 	int rc;
-	if (!strcmp(verb, "renew"))
-		rc = sw_queue_renew(&q, id, o->token, o->ttl_ns, &out);
-	else if (!strcmp(verb, "done"))
-		rc = sw_queue_done(&q, id, o->token, o->result, &out);
-	else if (!strcmp(verb, "fail"))
-		rc = sw_queue_fail(&q, id, o->token, o->error, o->retry_ns, &out);
-	else
-		rc = sw_queue_release(&q, id, o->token, &out);
+	switch (verb) {
+	case SW_FIN_RENEW: rc = sw_queue_renew(&q, id, o->token, o->ttl_ns, &out); break;
+	case SW_FIN_DONE: rc = sw_queue_done(&q, id, o->token, o->result, &out); break;
+	case SW_FIN_FAIL: rc = sw_queue_fail(&q, id, o->token, o->error, o->retry_ns, &out); break;
+	default: rc = sw_queue_release(&q, id, o->token, &out); break;
+	}
 	return finish(&q, rc, o, out);
 }
 
-static int cmd_renew(struct sw_cmd *c) { return claimed_verb(c, "renew"); }
-static int cmd_done(struct sw_cmd *c) { return claimed_verb(c, "done"); }
-static int cmd_fail(struct sw_cmd *c) { return claimed_verb(c, "fail"); }
-static int cmd_release(struct sw_cmd *c) { return claimed_verb(c, "release"); }
+/* Claims from stdin: taken a chunk at a time, so that a long stream
+ * finds each claim with one read of claimed/ a chunk and commits with two
+ * syncs a chunk. */
+#define CHUNK 512
+
+struct fin_line {
+	struct sw_fin f;
+	json_t *line;             /* holds what f points into */
+	const char *queue;
+	size_t lineno;
+};
+
+/* One stdin line as a claim: 0, or 65 with why in err. */
+static int fin_parse(const struct opts *o, enum sw_fin_verb verb, const char *text, size_t len,
+		     struct fin_line *l, char *err, size_t errlen)
+{
+	*l = (struct fin_line){ .queue = o->queue };
+	l->f.result = o->result;
+	l->f.error = o->error;
+	l->f.retry_ns = o->retry_ns;
+	l->f.ttl_ns = o->ttl_ns;
+	if (!(l->line = sw_json_parse(text, len, err, errlen)))
+		return EX_DATAERR;
+	const char *id = sw_json_str(l->line, "id"), *q = sw_json_str(l->line, "queue");
+	json_t *tok = json_object_get(l->line, "token");
+	const char *why = !json_is_object(l->line) ? "not an object with id and token"
+			: !id ? "no \"id\"" : sw_name_problem(id) ? "bad \"id\""
+			: q && sw_name_problem(q) ? "bad \"queue\"" : NULL;
+	int64_t t = 0;
+	if (!why && !(sw_json_i64(tok, &t) && t > 0))
+		why = "no \"token\" (a positive integer)";
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return EX_DATAERR;
+	}
+	l->f.id = id;
+	l->f.token = (uint64_t)t;
+	if (q)
+		l->queue = q;
+	json_t *v;
+	if (verb == SW_FIN_DONE && (v = json_object_get(l->line, "result")))
+		l->f.result = v;
+	if (verb == SW_FIN_FAIL && (v = json_object_get(l->line, "error"))) {
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "\"error\" is not a string");
+			return EX_DATAERR;
+		}
+		l->f.error = json_string_value(v);
+	}
+	return 0;
+}
+
+/* Worse codes win: a usage or data error over a stale token (1). */
+static int worse(int a, int b)
+{
+	return !a ? b : !b ? a : a == SW_EX_FALSE ? b : a;
+}
+
+static void print_outcome(const struct opts *o, const struct fin_line *l)
+{
+	json_t *j = l->f.rc == 0 ? json_incref(l->f.out) : json_object();
+	if (!j)
+		sw_die(EX_SOFTWARE, "out of memory");
+	if (l->f.rc == 0) {
+		json_object_set_new(j, "ok", json_true());
+	} else {
+		/* the id (or the line) first, for a reader's eye */
+		if (l->f.id)
+			json_object_set_new(j, "id", json_string(l->f.id));
+		else
+			json_object_set_new(j, "line", json_integer((json_int_t)l->lineno));
+		json_object_set_new(j, "queue", json_string(l->queue));
+		json_object_set_new(j, "ok", json_false());
+		json_object_set_new(j, "code", json_integer(l->f.rc));
+		json_object_set_new(j, "message", json_string(l->f.err.msg));
+	}
+	print(o, j);
+	json_decref(j);
+}
+
+/* Applies one chunk, queue by queue; returns the worst code. */
+static int apply_chunk(struct sw_cmd *c, enum sw_fin_verb verb, struct fin_line *l, size_t n, size_t *failed)
+{
+	struct opts *o = c->opts;
+	struct sw_fin f[CHUNK];
+	int rc = 0;
+	bool *seen = calloc(n, sizeof *seen);
+	if (!seen)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (seen[i] || l[i].f.rc)
+			continue;
+		/* the lines of l[i]'s queue */
+		size_t idx[CHUNK], m = 0;
+		for (size_t j = i; j < n; j++)
+			if (!seen[j] && !l[j].f.rc && !strcmp(l[j].queue, l[i].queue)) {
+				seen[j] = true;
+				idx[m] = j;
+				f[m++] = l[j].f;
+			}
+		struct sw_queue q;
+		int orc = sw_queue_open(&q, &c->ws, l[i].queue, false);
+		if (orc == SW_EX_FALSE)
+			orc = sw_err_set(&q.err, SW_EX_FALSE, "no queue '%s'", l[i].queue);
+		if (!orc)
+			sw_queue_apply(&q, verb, f, m);
+		for (size_t k = 0; k < m; k++) {
+			if (orc) {
+				f[k].rc = orc;
+				f[k].err = q.err;
+			}
+			l[idx[k]].f = f[k];
+		}
+		sw_queue_close(&q);
+	}
+	for (size_t i = 0; i < n; i++) {
+		print_outcome(o, &l[i]);
+		rc = worse(rc, l[i].f.rc);
+		*failed += l[i].f.rc != 0;
+		json_decref(l[i].f.out);
+		json_decref(l[i].line);
+	}
+	free(seen);
+	return rc;
+}
+
+struct fin_reader {
+	struct sw_cmd *c;
+	enum sw_fin_verb verb;
+	struct fin_line l[CHUNK];
+	size_t n, lines, failed;
+	int rc;
+};
+
+static int fin_line(const char *line, size_t n, size_t lineno, void *arg)
+{
+	struct fin_reader *r = arg;
+	char err[300];
+	struct fin_line *l = &r->l[r->n++];
+	int rc = fin_parse(r->c->opts, r->verb, line, n, l, err, sizeof err);
+	l->lineno = lineno;
+	r->lines++;
+	if (rc)
+		l->f.rc = sw_err_set(&l->f.err, rc, "line %zu: %s", lineno, err);
+	if (r->n == CHUNK) {
+		r->rc = worse(r->rc, apply_chunk(r->c, r->verb, r->l, r->n, &r->failed));
+		r->n = 0;
+	}
+	return 0;
+}
+
+static int claimed_many(struct sw_cmd *c, enum sw_fin_verb verb)
+{
+	struct opts *o = c->opts;
+	size_t len;
+	char *buf = read_stdin(&len, o->d.item_max);
+	struct fin_reader *r = calloc(1, sizeof *r);
+	if (!r)
+		sw_die(EX_SOFTWARE, "out of memory");
+	r->c = c;
+	r->verb = verb;
+	each_line(buf, len, fin_line, r);
+	if (r->n)
+		r->rc = worse(r->rc, apply_chunk(c, verb, r->l, r->n, &r->failed));
+	int rc = r->rc;
+	/* the lines say which and why; stderr says that some did not */
+	if (r->failed && !o->quiet)
+		sw_warn("%zu of %zu claims not applied (\"ok\": false lines)", r->failed, r->lines);
+	free(r);
+	free(buf);
+	return rc;
+}
+
+static int claimed_verb(struct sw_cmd *c, enum sw_fin_verb verb)
+{
+	struct opts *o = c->opts;
+	return o->arg ? claimed_one(c, verb) : claimed_many(c, verb);
+}
+
+static int cmd_renew(struct sw_cmd *c) { return claimed_verb(c, SW_FIN_RENEW); }
+static int cmd_done(struct sw_cmd *c) { return claimed_verb(c, SW_FIN_DONE); }
+static int cmd_fail(struct sw_cmd *c) { return claimed_verb(c, SW_FIN_FAIL); }
+static int cmd_release(struct sw_cmd *c) { return claimed_verb(c, SW_FIN_RELEASE); }
 
 static int by_id(struct sw_cmd *c, int (*fn)(struct sw_queue *, const char *, json_t **))
 {
@@ -801,8 +1007,15 @@ static int list_item(json_t *item, void *arg)
 	snprintf(att, sizeof att, "%lld/%lld", (long long)sw_json_int(item, "attempt", 0),
 		 (long long)sw_json_int(item, "max_attempts", 0));
 	snprintf(prio, sizeof prio, "%lld", (long long)sw_json_int(item, "priority", 0));
+	/* a damaged entry has a name and a reason, not an id and a payload */
+	const char *id = sw_json_str(item, "id");
+	if (!id) {
+		id = sw_json_str(item, "name");
+		snprintf(payload, sizeof payload, "%.40s", sw_json_str(item, "reason") ? sw_json_str(item, "reason") : "");
+		age_cell(age, item, "damaged_at_unix_ns");
+	}
 	if (!o->quiet)
-		printf(LIST_HEAD, sw_json_str(item, "queue"), sw_json_str(item, "id"), sw_json_str(item, "state"),
+		printf(LIST_HEAD, sw_json_str(item, "queue"), id ? id : "-", sw_json_str(item, "state"),
 		       prio, att, age, payload);
 	return 0;
 }
@@ -939,9 +1152,9 @@ static int cmd_drop(struct sw_cmd *c)
 
 /* ---- options and main ------------------------------------------------- */
 
-static const int o_add[] = { 'q', 'p', 'r', O_ID, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_DEPFAIL, O_MISSING,
+static const int o_add[] = { 'q', 'p', 'r', O_ID, O_KEY, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_DEPFAIL, O_MISSING,
 			     O_LINES, 0 };
-static const int o_next[] = { 'q', O_ROLES, O_TTL, O_WAIT, O_FORMAT, 0 };
+static const int o_next[] = { 'q', 'n', O_ROLES, O_TTL, O_WAIT, O_FORMAT, 0 };
 static const int o_renew[] = { 'q', O_TOKEN, O_TTL, 0 };
 static const int o_done[] = { 'q', O_TOKEN, O_RESULT, 0 };
 static const int o_fail[] = { 'q', O_TOKEN, O_ERROR, O_RETRY, 0 };
@@ -957,10 +1170,10 @@ static const int o_wait[] = { 'q', O_TIMEOUT, 0 };
 static const struct sw_verb verbs[] = {
 	{ "add", cmd_add, "at most one PAYLOAD", 0, 1, o_add, 0 },
 	{ "next", cmd_next, "", 0, 0, o_next, SW_CMD_WS | SW_CMD_WS_CREATE },
-	{ "renew", cmd_renew, "one ID", 1, 1, o_renew, SW_CMD_WS },
-	{ "done", cmd_done, "one ID", 1, 1, o_done, SW_CMD_WS },
-	{ "fail", cmd_fail, "one ID", 1, 1, o_fail, SW_CMD_WS },
-	{ "release", cmd_release, "one ID", 1, 1, o_release, SW_CMD_WS },
+	{ "renew", cmd_renew, "one ID", 0, 1, o_renew, SW_CMD_WS },
+	{ "done", cmd_done, "one ID", 0, 1, o_done, SW_CMD_WS },
+	{ "fail", cmd_fail, "one ID", 0, 1, o_fail, SW_CMD_WS },
+	{ "release", cmd_release, "one ID", 0, 1, o_release, SW_CMD_WS },
 	{ "cancel", cmd_cancel, "one ID", 0, 1, o_bulk, SW_CMD_WS },
 	{ "requeue", cmd_requeue, "one ID", 0, 1, o_bulk, SW_CMD_WS },
 	{ "show", cmd_show, "one ID", 1, 1, o_q, SW_CMD_WS },
@@ -1015,6 +1228,10 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			o->queue_given = true;
 		}
 		return rc;
+	case 'n':
+		if (!(rc = sw_cmd_int(c, "-n", arg, 1, 1000000, &v)))
+			o->count = v;
+		return rc;
 	case 'p':
 		if (!(rc = sw_cmd_int(c, "--priority", arg, 0, SW_PRIO_MAX, &v)))
 			o->d.priority = (int)v;
@@ -1027,6 +1244,9 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		if (!(rc = sw_cmd_name(c, "id", arg)))
 			o->d.id = arg;
 		return rc;
+	case O_KEY:
+		o->d.key = arg;   /* checked with the item */
+		return 0;
 	case O_MAXATT:
 		if (!(rc = sw_cmd_int(c, "--max-attempts", arg, 1, 1000000, &v)))
 			o->d.max_attempts = (int)v;
@@ -1130,8 +1350,13 @@ static int check(struct sw_cmd *c)
 	bool takes_token = false;
 	for (const int *p = c->verb->opts; *p; p++)
 		takes_token |= *p == O_TOKEN;
-	if (takes_token && !o->token_given)
+	if (takes_token && o->arg && !o->token_given)
 		return sw_cmd_err(c, EX_USAGE, "--token is required");
+	if (takes_token && !o->arg && isatty(0))
+		return sw_cmd_err(c, EX_USAGE, "an ID and --token, or claims as JSON Lines on stdin "
+				  "(as next -n prints them)");
+	if (takes_token && !o->arg && o->token_given)
+		return sw_cmd_err(c, EX_USAGE, "--token goes with an ID; without one, each stdin line has its own");
 	return 0;
 }
 
@@ -1144,7 +1369,7 @@ static void begin(struct sw_cmd *c)
 }
 
 static const struct sw_prog prog = {
-	.name = "sw-claim", .usage = usage, .longopts = longopts, .shortopts = "q:p:r:",
+	.name = "sw-claim", .usage = usage, .longopts = longopts, .shortopts = "q:p:r:n:",
 	.verbs = verbs, .option = option, .check = check, .begin = begin,
 };
 

@@ -400,13 +400,15 @@ static int cmd_run(struct sw_cmd *c)
 	}
 	char tp[SW_TRACEPARENT_LEN], slot[16] = "", tok[24] = "", what[SW_NAME_MAX + 64];
 	sw_span_child_env(&c->sp, tp);
-	const char *env[] = { "SW_LIMIT_NAME", o->name, "TRACEPARENT", tp, "SW_LIMIT_SLOT", slot,
-			      "SW_LIMIT_TOKEN", tok, NULL };
+	/* SW_DIR absolute, as sw-lease run sets it: the sw programs the
+	 * command runs use this workspace from any directory */
+	const char *env[] = { "SW_LIMIT_NAME", o->name, "TRACEPARENT", tp, "SW_DIR", c->ws.path,
+			      "SW_LIMIT_SLOT", slot, "SW_LIMIT_TOKEN", tok, NULL };
 	if (o->conc) {
 		snprintf(slot, sizeof slot, "%u", s.slot);
 		snprintf(tok, sizeof tok, "%llu", (unsigned long long)s.lease.token);
 	} else {
-		env[4] = NULL;     /* no slot: neither variable */
+		env[6] = NULL;     /* no slot: neither variable */
 		unsetenv("SW_LIMIT_SLOT");
 		unsetenv("SW_LIMIT_TOKEN");
 	}

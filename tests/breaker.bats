@@ -153,6 +153,12 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	state_is h closed
 	run sw-breaker run h "${P[@]}" -- true
 	[ "$status" -eq 0 ]
+	# SW_DIR: the workspace, absolute, whatever -d said
+	cd "$BATS_TEST_TMPDIR"
+	mkdir rel
+	run sw-breaker run h -d rel -- sh -c 'cd / && echo "$SW_DIR" && sw-breaker show h | jq -r .state'
+	[ "${lines[0]}" = "$BATS_TEST_TMPDIR/rel" ]
+	[ "${lines[1]}" = closed ]
 }
 
 @test "a probe's failure opens it again with the cooldown doubled, capped at --max-cooldown" {

@@ -63,7 +63,11 @@ refused() {
 	refused 64 sw-claim next --bogus
 	refused 64 sw-claim next extra
 	refused 64 sw-claim stats --token 1
-	refused 64 sw-claim done
+	refused 64 sw-claim done --token 5
+	# from a terminal, not a wait for JSON Lines nobody will type
+	run script -qec "$(command -v sw-claim) done" /dev/null
+	[ "$status" -eq 64 ]
+	[[ $output == *"an ID and --token, or claims as JSON Lines on stdin"* ]]
 	refused 64 sw-claim done X
 	refused 64 sw-claim next --ttl soon
 	refused 64 sw-claim list --state nosuch
@@ -1150,19 +1154,21 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 }
 
 @test "the worker loop of sw-claim(1) runs as printed, without jq" {
-	seq 3 | sw-claim add --lines >/dev/null
+	local loop q
+	# the loop of EXAMPLES as the page prints it (\e is a backslash there)
+	loop=$(sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-claim.1" | sed 's/\\e/\\/g' |
+		sed -n '/^while item=$(sw-claim next .*--format tsv/,/^done$/p')
+	[ -n "$loop" ]
+	q=urls
+	printf '%s\n' 1 2 $'a\tb' 3 | sw-claim add -q "$q" --lines >/dev/null
+	sw-claim add -q "$q" --lines --max-attempts 1 bad >/dev/null
 	cd "$BATS_TEST_TMPDIR"
-	# as in sw-claim(1) EXAMPLES
-	while item=$(sw-claim next --format tsv); do
-		IFS=$'\t' read -r id token payload <<<"$item"
-		if echo "$payload" >>out; then
-			sw-claim done "$id" --token "$token" >/dev/null
-		else
-			sw-claim fail "$id" --token "$token" >/dev/null
-		fi
-	done 2>/dev/null
-	[ "$(sort out | tr '\n' ' ')" = "1 2 3 " ]
-	sw-claim stats | jq -e '.done == 3'
+	# a payload comes escaped as jq's @tsv does: %b undoes it
+	process() { [ "$1" != bad ] && printf '%b\n' "$1" >>out; }
+	run --separate-stderr eval "$loop"
+	[ "$status" -eq 0 ] && [ "$stderr" = "sw-claim: next: nothing to claim in queue '$q'" ]
+	[ "$(sort out | tr '\n' ' ')" = $'1 2 3 a\tb ' ]
+	sw-claim stats -q "$q" | jq -e '.done == 4 and .dead == 1 and .pending + .delayed + .claimed == 0'
 }
 
 @test "list --limit N stops after N items; --table prints columns for list and stats" {
@@ -1215,4 +1221,87 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 	# with SW_DIR, as the crontab should say, nothing to warn about
 	run --separate-stderr env -i HOME="$home" PATH=/usr/bin:/bin SW_DIR="$BATS_TEST_TMPDIR/ws2" "$bin/sw-claim" add 3 </dev/null
 	[ "$status" -eq 0 ] && [ -z "$stderr" ]
+}
+
+# ---- batches (issue 13) ----------------------------------------------------
+
+@test "next -n N claims up to N items, one line each with its own token; fewer when fewer; 75 when none" {
+	seq 1 5 | sw-claim add --lines -q b >/dev/null
+	run --separate-stderr sw-claim next -q b -n 3
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r .token | sort -u | wc -l)" -eq 3 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r .payload | paste -sd,)" = "1,2,3" ]
+	run sw-claim next -q b -n 10
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	run sw-claim next -q b -n 10
+	[ "$status" -eq 75 ]
+	[ "$(sw-claim stats -q b | jq .claimed)" -eq 5 ]
+	refused 64 sw-claim next -q b -n 0
+	refused 64 sw-claim done -q b -n 3
+}
+
+@test "next -n --wait waits for the first item, then takes what is there" {
+	( sleep 0.5; seq 1 4 | sw-claim add --lines -q bw >/dev/null ) &
+	run --separate-stderr sw-claim next -q bw -n 10 --wait 10s
+	wait
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -ge 1 ]
+}
+
+@test "done from stdin finishes what next -n printed, with each line's result; one outcome line each" {
+	seq 1 4 | sw-claim add --lines -q bd >/dev/null
+	sw-claim next -q bd -n 4 >"$BATS_TEST_TMPDIR/c"
+	run --separate-stderr sh -c "jq -c '{id, token, result: {n: .payload}}' '$BATS_TEST_TMPDIR/c' | sw-claim done -q bd"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.ok and .state == "done") | .result.n' | paste -sd,)" = "1,2,3,4" ]
+	[ "$(sw-claim stats -q bd | jq .done)" -eq 4 ]
+}
+
+@test "a partial batch: stale tokens and missing items are named, the rest applied, exit 1" {
+	seq 1 3 | sw-claim add --lines -q bp >/dev/null
+	sw-claim next -q bp -n 3 >"$BATS_TEST_TMPDIR/c"
+	first=$(head -1 "$BATS_TEST_TMPDIR/c")
+	sw-claim done -q bp "$(jq -r .id <<<"$first")" --token "$(jq -r .token <<<"$first")" >/dev/null
+	{ cat "$BATS_TEST_TMPDIR/c"; echo '{"id":"nosuch","token":7}'; } >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr sw-claim done -q bp <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s '[.[] | select(.ok)] | length')" -eq 2 ]
+	[ "$(printf '%s\n' "${lines[0]}" | jq -r '.ok, .code')" = "$(printf 'false\n1')" ]
+	[[ ${lines[3]} == *'"id":"nosuch"'*'no item nosuch'* ]]
+	[[ $stderr == *"2 of 4 claims not applied"* ]]
+	[ "$(sw-claim stats -q bp | jq .done)" -eq 3 ]
+}
+
+@test "a line that is not a claim is refused with its line number (65); the others still apply" {
+	seq 1 2 | sw-claim add --lines -q bl >/dev/null
+	{ sw-claim next -q bl -n 2; echo 'not json'; echo '{"id":"x"}'; } >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr sw-claim release -q bl <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 65 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s '[.[] | select(.ok)] | length')" -eq 2 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s -c '[.[] | select(.ok | not) | .code]')" = "[65,65]" ]
+	[ "$(sw-claim stats -q bl | jq .pending)" -eq 2 ]
+}
+
+@test "fail and renew from stdin: each line's error, one lease extended for all" {
+	seq 1 2 | sw-claim add --lines -q bf --max-attempts 1 >/dev/null
+	sw-claim next -q bf -n 2 --ttl 10s >"$BATS_TEST_TMPDIR/c"
+	run sw-claim renew -q bf --ttl 1h <"$BATS_TEST_TMPDIR/c"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s '[.[] | select(.ok)] | length')" -eq 2 ]
+	run sh -c "jq -c '{id, token, error: (\"e\" + .payload)}' '$BATS_TEST_TMPDIR/c' | sw-claim fail -q bf"
+	[ "$status" -eq 0 ]
+	[ "$(sw-claim list -q bf --state dead | jq -r .last_error | sort | paste -sd,)" = "e1,e2" ]
+}
+
+@test "done from stdin takes the queue a line names (next -n prints it), else -q" {
+	sw-claim add -q bq1 '"x"' >/dev/null
+	sw-claim next -q bq1 -n 1 >"$BATS_TEST_TMPDIR/c"
+	run sw-claim done <"$BATS_TEST_TMPDIR/c"
+	[ "$status" -eq 0 ]
+	[ "$(sw-claim stats -q bq1 | jq .done)" -eq 1 ]
 }

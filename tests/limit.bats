@@ -189,7 +189,7 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	jq -e '.slots.held == 2 and (.slots.slots | length) == 2 and .limited.slot == 1' <<<"$output"
 }
 
-@test "run passes the command's status, SW_LIMIT_NAME, SW_LIMIT_SLOT, SW_LIMIT_TOKEN (the slot's fencing token) and TRACEPARENT" {
+@test "run passes the command's status, SW_LIMIT_NAME, SW_LIMIT_SLOT, SW_LIMIT_TOKEN (the slot's fencing token), SW_DIR and TRACEPARENT" {
 	run --separate-stderr sw-limit run pg --concurrency 3 -- sh -c '
 		echo "$SW_LIMIT_NAME $SW_LIMIT_SLOT $SW_LIMIT_TOKEN"
 		sw-limit show pg | jq -r ".slots.slots[] | select(.slot == $SW_LIMIT_SLOT) | .token"
@@ -204,6 +204,12 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	[[ ${lines[2]} =~ ^00-[0-9a-f]{32}-[0-9a-f]{16}-01$ ]]
 	run sw-limit show pg
 	jq -e '.slots.held == 0' <<<"$output"
+	# SW_DIR: the workspace, absolute, whatever -d said
+	cd "$BATS_TEST_TMPDIR"
+	mkdir rel
+	run sw-limit run pg -d rel --concurrency 1 -- sh -c 'cd / && echo "$SW_DIR" && sw-limit show pg | jq .slots.held'
+	[ "${lines[0]}" = "$BATS_TEST_TMPDIR/rel" ]
+	[ "${lines[1]}" = 1 ]
 	# a rate alone: the name, no slot
 	run sw-limit run api --rate 5/s -- sh -c 'echo "${SW_LIMIT_NAME}:${SW_LIMIT_SLOT-none}"'
 	[ "$output" = "api:none" ]
