@@ -326,6 +326,16 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 		(.attributes | map(select(.key == "sw.breaker.state"))[0].value.stringValue == "open")'
 }
 
+@test "--spans: record's and check's spans carry the state and its change" {
+	run --separate-stderr sw-breaker record r --fail --failures 1 --spans=stderr
+	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .name == "sw-breaker record" and
+		(.attributes | map(select(.key == "sw.breaker.state_change"))[0].value.stringValue == "closed->open")'
+	run --separate-stderr sw-breaker check r --spans=stderr
+	[ "$status" -eq 75 ]
+	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .name == "sw-breaker check" and
+		(.attributes | map(select(.key == "sw.breaker.state"))[0].value.stringValue == "open")'
+}
+
 @test "sw-metrics export has sw_breaker_state (0, 1, 2) and sw_breaker_trips_total by name" {
 	export SW_METRICS_DB=$BATS_TEST_TMPDIR/m.db
 	sw-breaker check a --quiet

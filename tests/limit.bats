@@ -356,6 +356,15 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	[ "$status" -eq 75 ]
 	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0] |
 		.status.code == 1 and (.attributes | map(select(.key == "sw.limit.granted"))[0].value.stringValue == "false")'
+	# a slot's grant and its refusal
+	run --separate-stderr sw-limit acquire pg --concurrency 1 --spans=stderr
+	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .name == "sw-limit acquire" and
+		(.attributes | map(select(.key == "sw.limit.kind"))[0].value.stringValue == "slot") and
+		(.attributes | map(select(.key == "sw.limit.slot"))[0].value.intValue == "1")'
+	run --separate-stderr sw-limit acquire pg --concurrency 1 --spans=stderr
+	[ "$status" -eq 75 ]
+	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0] | .status.code == 1 and
+		(.attributes | map(select(.key == "sw.limit.kind"))[0].value.stringValue == "slot")'
 }
 
 @test "sw-metrics export has sw_limit_granted_total, sw_limit_limited_total and sw_limit_slots_in_use by name" {
