@@ -767,6 +767,36 @@ static json_t *split_records(json_t *items, const char *task, const struct opts 
 	return recs;
 }
 
+/* The state an item added just now is in: a shard is claimable; the
+ * combiner waits for its shards unless all of them had finished before
+ * (the same --id again), so it is looked up. */
+static const char *added_state(struct sw_queue *q, const json_t *item, bool combiner, json_t **shown)
+{
+	*shown = NULL;
+	if (!combiner)
+		return "pending";
+	if (sw_queue_show(q, json_string_value(json_object_get(item, "id")), shown))
+		return NULL;   /* not known: left out rather than guessed */
+	return json_string_value(json_object_get(*shown, "state"));
+}
+
+/* One line per record, in sw-claim add's words: "added" says whether the
+ * item was added now (false: an item of that id was there already), and
+ * an added item's "state" follows. */
+static void print_added(struct out *out, struct sw_queue *q, const json_t *item, bool added,
+			bool combiner)
+{
+	json_t *shown = NULL;
+	json_t *j = json_pack("{s:O,s:s,s:b}", "id", json_object_get(item, "id"), "queue", q->name,
+			      "added", added);
+	const char *state = added ? added_state(q, item, combiner, &shown) : NULL;
+	if (!j || (state && json_object_set_new(j, "state", json_string(state)) < 0))
+		sw_die(EX_SOFTWARE, "out of memory");
+	out_json(out, j);
+	json_decref(j);
+	json_decref(shown);
+}
+
 /* The records as items of the queue, all or nothing; one line each. */
 static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 {
@@ -797,10 +827,7 @@ static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 	if (rc)
 		sw_die(rc, "%s", q.err.msg);
 	for (size_t i = 0; i < n; i++) {
-		json_t *j = json_pack("{s:O,s:s,s:b}", "id", json_object_get(items[i], "id"),
-				      "queue", o->queue, "existed", existed[i]);
-		out_json(out, j);
-		json_decref(j);
+		print_added(out, &q, items[i], !existed[i], i == n - 1);
 		json_decref(items[i]);
 	}
 	free(items);

@@ -344,7 +344,22 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	seq 4 | sw-shard split --lines --items-per-shard 2 --id same -q w --enqueue >/dev/null
 	run --separate-stderr bash -c "seq 4 | sw-shard split --lines --items-per-shard 2 --id same -q w --enqueue"
 	assert_success
-	[ "$(printf '%s\n' "$output" | jq -s 'map(.existed) | all')" = true ]
+	[ "$(printf '%s\n' "$output" | jq -s 'map(.added) | any')" = false ]
 	run --separate-stderr sw-claim stats -q w
 	[ "$(printf '%s' "$output" | jq -c '[.pending, .blocked]')" = "[2,1]" ]   # each item in one state: the combiner is blocked
+}
+
+@test "split --enqueue prints what sw-claim add prints: id, queue, added (false when the id was there), state" {
+	command -v sw-claim >/dev/null || skip "sw-claim not built"
+	run --separate-stderr bash -c "seq 4 | sw-shard split --lines --items-per-shard 2 --id f -q w --enqueue"
+	assert_success
+	assert_output "$(printf '%s\n' '{"id":"f_shard_0","queue":"w","added":true,"state":"pending"}' \
+		'{"id":"f_shard_1","queue":"w","added":true,"state":"pending"}' \
+		'{"id":"f_combine","queue":"w","added":true,"state":"blocked"}')"
+	# the keys are sw-claim add's own
+	[ "$(sw-claim add -q w --id one 1 | jq -c keys)" = "$(printf '%s\n' "${lines[0]}" | jq -c keys)" ]
+	run --separate-stderr bash -c "seq 4 | sw-shard split --lines --items-per-shard 2 --id f -q w --enqueue"
+	assert_success
+	[ "$(printf '%s\n' "$output" | jq -c '[.id, .added, has("state")]' | tr '\n' ' ')" = \
+	  '["f_shard_0",false,false] ["f_shard_1",false,false] ["f_combine",false,false] ' ]
 }
