@@ -27,11 +27,13 @@ _sw_shard()
 		COMPREPLY=($(compgen -W "$(ls "$ws/queues" 2>/dev/null)" -- "$cur")); return ;;
 	--priority)
 		COMPREPLY=($(compgen -W "0 1 2 3 4 5 6 7 8 9" -- "$cur")); return ;;
-	--vnodes|--max-load|--seed|--keys|--items-per-shard|--min-items|--max-shards|--id|--role)
+	--vnodes|--max-load|--seed|--keys|--items-per-shard|--min-items|--max-shards|--id|--role|--max-attempts)
 		return ;;
+	--timeout)
+		COMPREPLY=($(compgen -W "30s 5m 30m 1h" -- "$cur")); return ;;
 	esac
 	case $verb in
-	split) opts="--items-per-shard --min-items --max-shards --id --lines --priority --role -q --queue --enqueue" ;;
+	split) opts="--items-per-shard --min-items --max-shards --id --lines --priority --role --max-attempts --timeout -q --queue --enqueue" ;;
 	assign) opts="--nodes $place --tsv" ;;
 	plan) opts="--from --to $place --keys --summary" ;;
 	balance) opts="--nodes $place --keys --summary" ;;

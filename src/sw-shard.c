@@ -29,7 +29,8 @@
 static const char usage[] =
 	"usage: sw-shard VERB [options]\n"
 	"  split  [--items-per-shard N] [--min-items N] [--max-shards N] [--id TASK]\n"
-	"         [--lines] [--priority P] [--role ROLE] [-q QUEUE --enqueue]\n"
+	"         [--lines] [--priority P] [--role ROLE] [--max-attempts N] [--timeout DUR]\n"
+	"         [-q QUEUE --enqueue]\n"
 	"         items on stdin -> one record per shard, then the combiner\n"
 	"  assign --nodes NODES [--algo ALGO] [--vnodes N] [--max-load F] [--seed S] [--tsv]\n"
 	"         keys on stdin (one a line) -> {\"key\",\"node\"} per key\n"
@@ -47,7 +48,8 @@ static const char usage[] =
 
 enum {
 	O_VNODES = SW_OPT_FIRST_FREE, O_MAXLOAD, O_SEED, O_TSV, O_FROM, O_TO, O_SUMMARY, O_KEYS,
-	O_LINES, O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_ENQUEUE, O_PRIORITY, O_ROLE, O_DELETE
+	O_LINES, O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_ENQUEUE, O_PRIORITY, O_ROLE, O_DELETE,
+	O_MAXATT, O_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -72,6 +74,8 @@ static const struct option longopts[] = {
 	{"priority", required_argument, 0, O_PRIORITY},
 	{"role", required_argument, 0, O_ROLE},
 	{"delete", no_argument, 0, O_DELETE},
+	{"max-attempts", required_argument, 0, O_MAXATT},
+	{"timeout", required_argument, 0, O_TIMEOUT},
 	{0, 0, 0, 0}
 };
 
@@ -85,6 +89,8 @@ struct opts {
 	int64_t keys;            /* synthetic keys; 0: read stdin */
 	int64_t ips, min_items, max_shards;
 	int priority;            /* -1: not given */
+	int64_t max_attempts;    /* 0: not given */
+	int64_t timeout_ns;      /* -1: not given */
 };
 
 /* ---- output: one big buffer, since assign prints a line per key ---- */
@@ -727,12 +733,27 @@ static size_t shard_count(size_t n, const struct opts *o)
 	return k;
 }
 
+/* A duration as an item's JSON takes it: seconds, whole when they are. */
+static json_t *seconds_json(int64_t ns)
+{
+	if (ns % SW_NS_PER_SEC == 0)
+		return json_integer(ns / SW_NS_PER_SEC);
+	return json_real((double)ns / 1e9);
+}
+
+/* What every record carries from the options, in sw-claim add's item
+ * fields: the records then mean the same through --enqueue as through a
+ * pipe to sw-claim add. */
 static void add_common(json_t *rec, const struct opts *o)
 {
 	if (o->priority >= 0)
 		json_object_set_new(rec, "priority", json_integer(o->priority));
 	if (o->role)
 		json_object_set_new(rec, "role", json_string(o->role));
+	if (o->max_attempts)
+		json_object_set_new(rec, "max_attempts", json_integer(o->max_attempts));
+	if (o->timeout_ns >= 0)
+		json_object_set_new(rec, "timeout", seconds_json(o->timeout_ns));
 }
 
 /* The records: shard i holds a contiguous run of items (sizes differ by
@@ -929,7 +950,7 @@ static int cmd_ring(struct sw_cmd *c)
 /* ---- options and main ---- */
 
 static const int o_split[] = { O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_LINES, 'q', O_ENQUEUE,
-			       O_PRIORITY, O_ROLE, 0 };
+			       O_PRIORITY, O_ROLE, O_MAXATT, O_TIMEOUT, 0 };
 static const int o_assign[] = { 'n', 'a', O_VNODES, O_MAXLOAD, O_SEED, O_TSV, 0 };
 static const int o_plan[] = { O_FROM, O_TO, 'a', O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY, 0 };
 static const int o_balance[] = { 'n', 'a', O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY, 0 };
@@ -1033,6 +1054,9 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_ROLE:
 		o->role = arg;
 		return sw_cmd_name(c, "role", arg);
+	/* as sw-claim add takes them */
+	case O_MAXATT: return sw_cmd_int(c, "--max-attempts", arg, 1, 1000000, &o->max_attempts);
+	case O_TIMEOUT: return sw_cmd_duration(c, "--timeout", arg, &o->timeout_ns);
 	case O_DELETE: o->delete = true; return 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
@@ -1087,7 +1111,7 @@ static void opts_init(struct opts *o)
 {
 	*o = (struct opts){
 		.cfg = { .algo = SW_ALGO_RING, .vnodes = SW_SHARD_VNODES_DEFAULT },
-		.ips = 1000, .priority = -1,
+		.ips = 1000, .priority = -1, .timeout_ns = -1,
 	};
 }
 

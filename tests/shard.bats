@@ -363,3 +363,26 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	[ "$(printf '%s\n' "$output" | jq -c '[.id, .added, has("state")]' | tr '\n' ' ')" = \
 	  '["f_shard_0",false,false] ["f_shard_1",false,false] ["f_combine",false,false] ' ]
 }
+
+@test "split --max-attempts and --timeout set the shards and the combiner, as sw-claim add takes them" {
+	command -v sw-claim >/dev/null || skip "sw-claim not built"
+	seq 4 | sw-shard split --lines --items-per-shard 2 --id m -q w --enqueue --max-attempts 2 --timeout 90s >/dev/null
+	# the printed records, through sw-claim add, make the same items
+	seq 4 | sw-shard split --lines --items-per-shard 2 --id p --max-attempts 2 --timeout 1.5m | sw-claim add -q w >/dev/null
+	for id in m_shard_0 m_shard_1 m_combine p_shard_0 p_combine; do
+		[ "$(sw-claim show -q w "$id" | jq -c '[.max_attempts, .timeout]')" = '[2,90]' ]
+	done
+	# without them, sw-claim's defaults
+	seq 2 | sw-shard split --lines --id d -q w --enqueue >/dev/null
+	[ "$(sw-claim show -q w d_combine | jq -c '[.max_attempts, .timeout]')" = '[5,300]' ]
+	# the same limits and words as sw-claim add
+	for bad in "--max-attempts 0" "--max-attempts 1000001" "--max-attempts x" "--timeout 1x" "--timeout -1s"; do
+		run --separate-stderr bash -c "seq 2 | sw-shard split --lines $bad"
+		assert_failure 64
+		[ -z "$output" ]
+		run --separate-stderr sw-claim add -q w $bad 1
+		assert_failure 64
+	done
+	run --separate-stderr bash -c "seq 2 | sw-shard split --lines --timeout soon"
+	[ "$stderr" = "sw-shard: split: bad --timeout 'soon': want a duration such as 30, 30s, 5m, 2h, 7d (see sw-shard --help)" ]
+}
