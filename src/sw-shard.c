@@ -721,11 +721,11 @@ static json_t *read_items(const struct opts *o)
 	return items;
 }
 
-/* How many shards n items make: one below --min-items (and for none at
- * all), else ceil(n / items-per-shard) capped at --max-shards. */
+/* How many shards n items (at least one) make: one below --min-items,
+ * else ceil(n / items-per-shard) capped at --max-shards. */
 static size_t shard_count(size_t n, const struct opts *o)
 {
-	if (n == 0 || (int64_t)n < o->min_items)
+	if ((int64_t)n < o->min_items)
 		return 1;
 	size_t k = (n + (size_t)o->ips - 1) / (size_t)o->ips;
 	if (o->max_shards && k > (size_t)o->max_shards)
@@ -866,11 +866,19 @@ static int cmd_split(struct sw_cmd *c)
 		task = ulid;
 	}
 	json_t *items = read_items(o);
+	sw_span_str(&c->sp, "sw.task.id", task);
+	sw_span_int(&c->sp, "sw.shard.items", (int64_t)json_array_size(items));
+	if (json_array_size(items) == 0) {
+		/* as xargs -r and GNU parallel run nothing: no shard, and no
+		 * combiner that would run over nothing */
+		if (!o->quiet)
+			sw_warn("no items on stdin; nothing %s", o->enqueue ? "enqueued" : "printed");
+		json_decref(items);
+		return 0;
+	}
 	json_t *recs = split_records(items, task, o);
 	struct out out;
 	out_init(&out, 1 << 20, o->quiet);
-	sw_span_str(&c->sp, "sw.task.id", task);
-	sw_span_int(&c->sp, "sw.shard.items", (int64_t)json_array_size(items));
 	sw_span_int(&c->sp, "sw.shard.shards", (int64_t)json_array_size(recs) - 1);
 	if (o->enqueue) {
 		enqueue(c, recs, &out);

@@ -234,7 +234,7 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	[ "$(printf '%s\n' "${lines[1]}" | jq -c .payload.items)" = '["x"]' ]
 }
 
-@test "split: --min-items, --max-shards and empty input" {
+@test "split: --min-items and --max-shards" {
 	run --separate-stderr bash -c "seq 5 | sw-shard split --lines --items-per-shard 2 --min-items 6 --id m"
 	assert_success
 	[ "${#lines[@]}" -eq 2 ]
@@ -243,10 +243,6 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	assert_success
 	[ "${#lines[@]}" -eq 4 ]
 	[ "$(printf '%s\n' "$output" | head -3 | jq -c '.payload.items | length' | tr '\n' ' ')" = "34 33 33 " ]
-	run --separate-stderr bash -c "sw-shard split --id e </dev/null"
-	assert_success
-	[ "${#lines[@]}" -eq 2 ]
-	[ "$(printf '%s\n' "${lines[0]}" | jq -c .payload.items)" = '[]' ]
 }
 
 @test "split: a bad JSON line is refused (65) with its number and nothing printed" {
@@ -385,4 +381,25 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	done
 	run --separate-stderr bash -c "seq 2 | sw-shard split --lines --timeout soon"
 	[ "$stderr" = "sw-shard: split: bad --timeout 'soon': want a duration such as 30, 30s, 5m, 2h, 7d (see sw-shard --help)" ]
+}
+
+@test "split of no items, like xargs -r, makes no shard and no combiner: exit 0 and one line on stderr" {
+	command -v sw-claim >/dev/null || skip "sw-claim not built"
+	run --separate-stderr bash -c "sw-shard split --id e </dev/null"
+	assert_success
+	assert_output ''
+	[ "$stderr" = "sw-shard: split: no items on stdin; nothing printed" ]
+	# blank lines are no items; nothing reaches the queue, not even the queue
+	run --separate-stderr bash -c "printf '\n \n' | sw-shard split --lines --id e -q w --enqueue"
+	assert_success
+	assert_output ''
+	[ "$stderr" = "sw-shard: split: no items on stdin; nothing enqueued" ]
+	[ ! -e "$SW_DIR/queues/w" ]
+	run --separate-stderr bash -c "sw-shard split --id e -q w --enqueue --quiet </dev/null"
+	assert_success
+	[ -z "$output" ] && [ -z "$stderr" ]
+	# through a pipe to sw-claim add: nothing added either
+	sw-shard split --lines --id e </dev/null 2>/dev/null | sw-claim add -q w2 --quiet
+	run --separate-stderr sw-claim show -q w2 e_combine
+	assert_failure 1
 }
