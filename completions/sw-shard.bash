@@ -17,9 +17,16 @@ _sw_shard()
 	--algo|-a)
 		COMPREPLY=($(compgen -W "ring rendezvous jump mod" -- "$cur")); return ;;
 	--nodes|-n|--from|--to)
-		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw} r rings=
+		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw} r rings= f files=()
 		for r in "$ws"/rings/*.json; do [ -f "$r" ] && r=${r##*/} && rings+=" @ring:${r%.json}"; done
-		COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "@agents$rings" -- "$cur")); return ;;
+		# a file is a node file only as ./PATH, /PATH or @file:PATH
+		case $cur in
+		/*|./*|../*) files=($(compgen -f -- "$cur")) ;;
+		@file:*) files=($(compgen -P @file: -f -- "${cur#@file:}")) ;;
+		@*) ;;
+		*) for f in $(compgen -f -- "$cur"); do files+=("./$f"); done ;;
+		esac
+		COMPREPLY=("${files[@]}" $(compgen -W "@agents @list: @file:$rings" -- "$cur")); return ;;
 	-d|--dir)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	-q|--queue)

@@ -40,8 +40,9 @@ static const char usage[] =
 	"         keys per node and max/mean\n"
 	"  ring NAME [--nodes NODES [--algo …] [--vnodes N] [--seed S] | --delete]\n"
 	"         keep (or show, or delete) a node list in the workspace: @ring:NAME\n"
-	"NODES: a list 'a,b=2,c', a file as ./PATH, /PATH or @file:PATH (one\n"
-	"       'name [weight]' a line), @agents[:ROLE] or @ring:NAME.\n"
+	"NODES: a list 'a,b=2,c' (or @list:LIST: one node with a '.' in its name\n"
+	"       needs it), a file as ./PATH, /PATH or @file:PATH (one 'name [weight]'\n"
+	"       a line), @agents[:ROLE] or @ring:NAME.\n"
 	"Numbers are decimal digits (weights and F may have a fraction).\n"
 	"ALGO: ring (default), rendezvous, jump, mod.  Common options:\n"
 	"  -d, --dir DIR  --spans[=DEST]  --quiet  -h, --help  -V, --version\n";

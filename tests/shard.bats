@@ -403,3 +403,52 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	run --separate-stderr sw-claim show -q w2 e_combine
 	assert_failure 1
 }
+
+@test "--nodes with one dotted name (nodes.txt, db1.example.com) is refused with a hint; @list: and lists of hosts are nodes" {
+	cd "$BATS_TEST_TMPDIR"
+	# a file named without ./ that does not exist: an error, not a node called nodes.txt
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes nodes.txt"
+	assert_failure 64
+	assert_output ''
+	[ "$stderr" = "sw-shard: assign: --nodes nodes.txt: a file or one node? name a file as ./nodes.txt or @file:nodes.txt, a node as @list:nodes.txt (see sw-shard --help)" ]
+	# the same when it exists: what a value means never depends on the directory
+	printf 'n1\nn2\n' >nodes.txt
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes nodes.txt"
+	assert_failure 64
+	[[ "$(echo k | sw-shard assign --nodes ./nodes.txt --tsv | cut -f2)" == n[12] ]]
+	# host names stay usable
+	[ "$(echo k | sw-shard assign --nodes @list:db1.example.com --tsv | cut -f2)" = db1.example.com ]
+	[[ "$(echo k | sw-shard assign --nodes db1.example.com,db2.example.com --tsv | cut -f2)" == db[12].example.com ]]
+	[[ "$(echo k | sw-shard assign --nodes @list:db1.example.com=2,db2.example.com --tsv | cut -f2)" == db[12].example.com ]]
+	[ "$(echo k | sw-shard assign --nodes web1=0.5 --tsv | cut -f2)" = web1 ]   # a dot in the weight is no file
+	# every option that takes nodes, and ring, by the same rule
+	run --separate-stderr sw-shard plan --from a,b --to db1.example.com --keys 10
+	assert_failure 64
+	run --separate-stderr sw-shard balance --nodes 10.0.0.1 --keys 10
+	assert_failure 64
+	run --separate-stderr sw-shard ring pool --nodes db1.example.com
+	assert_failure 64
+	[ ! -e "$SW_DIR/rings" ]
+	run --separate-stderr sw-shard ring pool --nodes @list:db1.example.com
+	assert_success
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes @list:"
+	assert_failure 65
+}
+
+@test "bash completion offers node files as ./PATH (a bare name is a node), and @list: @file: @agents" {
+	cd "$BATS_TEST_TMPDIR"
+	touch nodes.txt
+	complete_words() {
+		# shellcheck source=/dev/null
+		source "$top/completions/sw-shard.bash"
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=()
+		_sw_shard
+		printf '%s\n' "${COMPREPLY[@]}"
+	}
+	run complete_words sw-shard assign --nodes no
+	assert_output ./nodes.txt
+	run complete_words sw-shard assign --nodes @file:no
+	assert_output @file:nodes.txt
+	run complete_words sw-shard plan --from @
+	assert_output $'@agents\n@list:\n@file:'
+}
