@@ -524,3 +524,32 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	run ls -A "$SW_METRICS_DB.fold"
 	assert_output ''
 }
+
+@test "errors name the metric as the user typed it: summary's no metric 'job_seconds' (not a stored _total), a histogram's series, a workspace gauge" {
+	refused 1 sw-metrics summary job_seconds
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'job_seconds' (no database yet)"
+	sw-metrics observe job_seconds 1 --quiet
+	sw-metrics inc jobs --quiet
+	refused 1 sw-metrics summary job_second
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'job_second'"
+	refused 1 sw-metrics summary jobs_count
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'jobs_count'"
+	refused 1 sw-metrics summary x_total
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'x_total'"
+	for s in count sum bucket; do
+		refused 1 sw-metrics summary "job_seconds_$s"
+		assert_equal "$stderr" "sw-metrics: summary: no metric 'job_seconds_$s': it is a series of the histogram 'job_seconds' (summary job_seconds)"
+	done
+	refused 1 sw-metrics summary sw_queue_items
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'sw_queue_items' (export reads the workspace gauges at export time; none is stored)"
+	# a counter is found with or without its _total, and the other verbs
+	# that take NAME quote it as given
+	run --separate-stderr sw-metrics summary jobs
+	assert_output '{"name":"jobs","type":"counter","series":1,"value":1}'
+	refused 65 sw-metrics summary Job_seconds
+	assert_equal "$stderr" "sw-metrics: summary: bad metric name 'Job_seconds': a name is lowercase letters, digits and _, not starting with a digit"
+	refused 65 sw-metrics set job_seconds 1
+	assert_equal "$stderr" "sw-metrics: set: job_seconds is a histogram, not a gauge"
+	refused 65 sw-metrics observe jobs_total 1
+	assert_equal "$stderr" "sw-metrics: observe: bad metric name 'jobs_total': only counters end in _total"
+}
