@@ -553,3 +553,112 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	refused 65 sw-metrics observe jobs_total 1
 	assert_equal "$stderr" "sw-metrics: observe: bad metric name 'jobs_total': only counters end in _total"
 }
+
+# pty_run CMD...: CMD on a terminal of its own; ^C typed after 0.5 s.
+# Prints what the terminal showed and "status N".
+pty_interrupt() {
+	python3 - "$@" <<'PY'
+import os, pty, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execvp(sys.argv[1], sys.argv[1:])
+time.sleep(0.5)
+os.write(fd, b'\x03')
+while True:
+    try:
+        if not os.read(fd, 4096):
+            break
+    except OSError:
+        break
+_, st = os.waitpid(pid, 0)
+print("status", os.waitstatus_to_exitcode(st))
+PY
+}
+
+@test "time runs COMMAND (no shell) on its stdin and stdout, observes its seconds in histogram NAME with label exit_code, and exits with its status" {
+	export SW_DIR=$BATS_TEST_TMPDIR/no-workspace
+	run --separate-stderr bash -c 'echo in | sw-metrics time job_seconds -l host=a -- sh -c "cat; echo err >&2; sleep 0.2; exit 3"'
+	[ "$status" -eq 3 ]
+	assert_output in
+	assert_equal "$stderr" err
+	run --separate-stderr sw-metrics time job_seconds true      # no "--" needed
+	assert_success
+	assert_output ''
+	run --separate-stderr sw-metrics summary job_seconds -l exit_code=3 -l host=a
+	assert_output --partial '"series":1,"count":1,'
+	[ "$(printf '%s' "$output" | jq '.min >= 0.2 and .min < 5')" = true ]
+	run --separate-stderr sw-metrics summary job_seconds -l exit_code=0
+	assert_output --partial '"series":1,"count":1,'
+	run --separate-stderr sw-metrics export --no-workspace
+	assert_output --partial 'job_seconds_count{exit_code="3",host="a"} 1'
+	assert_output --partial 'job_seconds_count{exit_code="0"} 1'
+	# no shell: the words are the command's, not a script's
+	run -127 --separate-stderr sw-metrics time job_seconds -- 'echo hi'
+	[ ! -e "$SW_DIR" ]      # the database is host-local: no workspace needed or made
+}
+
+@test "time: 127 not found and 126 not executable with one line, 128+N killed by signal N; each run is recorded" {
+	run -127 --separate-stderr sw-metrics time job_seconds -- no-such-command-here
+	assert_output ''
+	assert_equal "$stderr" "sw-metrics: time: cannot run no-such-command-here: No such file or directory"
+	refused 126 sw-metrics time job_seconds -- "$BATS_TEST_TMPDIR"
+	assert_equal "$stderr" "sw-metrics: time: cannot run $BATS_TEST_TMPDIR: Permission denied"
+	run --separate-stderr sw-metrics time job_seconds -- sh -c 'kill -KILL $$'
+	[ "$status" -eq 137 ]
+	run --separate-stderr sw-metrics export --no-workspace
+	assert_output --partial 'job_seconds_count{exit_code="127"} 1'
+	assert_output --partial 'job_seconds_count{exit_code="126"} 1'
+	assert_output --partial 'job_seconds_count{exit_code="137"} 1'
+}
+
+@test "time passes SIGTERM and SIGINT sent to it on to COMMAND; ^C on the terminal reaches COMMAND once" {
+	local pid st
+	# a job started with & ignores SIGINT (POSIX): give it back
+	env --default-signal=INT sw-metrics time sig_seconds -- \
+		sh -c 'trap "echo TERM >>$BATS_TEST_TMPDIR/log; exit 7" TERM; sleep 5 & wait' &
+	pid=$!
+	sleep 0.3
+	kill -TERM "$pid"
+	st=0; wait "$pid" || st=$?
+	[ "$st" -eq 7 ]
+	env --default-signal=INT sw-metrics time sig_seconds -- sleep 5 &
+	pid=$!
+	sleep 0.3
+	kill -INT "$pid"
+	st=0; wait "$pid" || st=$?
+	[ "$st" -eq 130 ]
+	run --separate-stderr sw-metrics summary sig_seconds -l exit_code=130
+	assert_output --partial '"count":1,'
+	[ "$(printf '%s' "$output" | jq '.max < 4')" = true ]
+	# the terminal sends ^C to the whole foreground group: time must not
+	# send it a second time
+	: >"$BATS_TEST_TMPDIR/ints"
+	run pty_interrupt sw-metrics time tty_seconds -- \
+		sh -c "trap 'echo int >>$BATS_TEST_TMPDIR/ints' INT; sleep 2 & wait; sleep 0.5 & wait; exit 5"
+	assert_output --partial "status 5"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/ints")" -eq 1 ]
+}
+
+@test "time: a bad NAME or label is refused before COMMAND runs; a run that cannot be recorded warns and COMMAND's status wins" {
+	local ran=$BATS_TEST_TMPDIR/ran
+	refused 65 sw-metrics time Job -- touch "$ran"
+	refused 65 sw-metrics time jobs_total -- touch "$ran"
+	refused 65 sw-metrics time job_seconds -l exit_code=0 -- touch "$ran"
+	assert_equal "$stderr" "sw-metrics: time: bad label 'exit_code': time sets it to the command's exit status"
+	refused 65 sw-metrics time job_seconds -l a=1 -l a=2 -- touch "$ran"
+	refused 64 sw-metrics time job_seconds
+	refused 64 sw-metrics time job_seconds --buckets 1 --
+	[ ! -e "$ran" ]
+	# the database says no (a gauge of that name): the run happened
+	sw-metrics set depth 1 --quiet
+	run --separate-stderr sw-metrics time depth -- sh -c 'echo out; exit 4'
+	[ "$status" -eq 4 ]
+	assert_output out
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "sw-metrics: time: depth is a gauge, not a histogram; this run ("*"s, exit 4) is not recorded" ]]
+	# a database that cannot be made: the same
+	SW_METRICS_DB=/proc/nowhere/m.db run --separate-stderr sw-metrics time job_seconds -- true
+	assert_success
+	[[ $stderr == *"this run ("*"s, exit 0) is not recorded" ]]
+}
