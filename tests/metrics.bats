@@ -662,3 +662,64 @@ PY
 	assert_success
 	[[ $stderr == *"this run ("*"s, exit 0) is not recorded" ]]
 }
+
+# Which of the long options given (one a line on stdin) `sw-metrics
+# VERB` takes: each one tried.
+verb_takes() {
+	local o err
+	while read -r o; do
+		err=$(cd "$BATS_TEST_TMPDIR" && sw-metrics "$1" "$o" x </dev/null 2>&1 >/dev/null) || true
+		[[ $err == *"does not go with"* ]] || echo "$o"
+	done
+}
+
+# What the bash completion offers for the words given (the last being
+# completed), one a line.
+bash_offers() {
+	# shellcheck source=/dev/null
+	source "$top/completions/sw-metrics.bash"
+	COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=()
+	_sw_metrics
+	printf '%s\n' "${COMPREPLY[@]}"
+}
+
+# The same for zsh: the specs its completion gives _arguments (or the
+# verbs it gives _describe) for `sw-metrics VERB ''`.
+zsh_offers() {
+	zsh -f -c '
+		_arguments() { print -rl -- "$@" }
+		_describe() { print -rl -- ${(P)${@[-1]}} }
+		if [[ $1 == "" ]]; then words=(sw-metrics ""); CURRENT=2
+		else words=(sw-metrics $1 ""); CURRENT=3; fi
+		source $2' zsh "$1" "$top/completions/_sw-metrics"
+}
+
+@test "completions: every verb of --help completes, time, prune and ingest included, each with exactly the options it takes" {
+	local verbs v want
+	verbs=$(sw-metrics --help | awk '/^  [a-z]+( |$)/{print $1}' | sort)
+	[[ $verbs == *time* && $verbs == *prune* && $verbs == *ingest* ]]
+	run bash_offers sw-metrics ''
+	[ "$(printf '%s\n' "$output" | grep -v '^-' | sort)" = "$verbs" ]
+	if command -v zsh >/dev/null; then
+		run zsh_offers ''
+		[ "$(printf '%s\n' "$output" | cut -d: -f1 | sort)" = "$verbs" ]
+	fi
+	local help bash zsh=
+	help=$(sw-metrics --help | grep -o -- '--[a-z][a-z-]*')
+	for v in $verbs; do
+		bash=$(bash_offers sw-metrics "$v" -- | grep -- '^--.')
+		command -v zsh >/dev/null &&
+			zsh=$(zsh_offers "$v" | sed -E 's/^(\([^)]*\))?\*?//' | grep -oE '^--[a-z-]+')
+		# of what --help and the completions name, what the verb takes
+		want=$(printf '%s\n' $help $bash $zsh | sort -u | verb_takes "$v")
+		[ "$(printf '%s\n' $bash | sort -u)" = "$want" ] ||
+			{ echo "bash, $v: $(echo $bash) — takes $(echo $want)"; return 1; }
+		[ -z "$zsh" ] || [ "$(printf '%s\n' $zsh | sort -u)" = "$want" ] ||
+			{ echo "zsh, $v: $(echo $zsh) — takes $(echo $want)"; return 1; }
+	done
+	# time's command after NAME: commands, then its own words
+	run bash_offers sw-metrics time job_seconds -- ech
+	assert_line echo
+	run bash_offers sw-metrics time job_seconds ech
+	assert_line echo
+}
