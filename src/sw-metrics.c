@@ -37,17 +37,18 @@ static const char usage[] =
 	"  set NAME VALUE [-l KEY=VALUE]...   set a gauge\n"
 	"  observe NAME VALUE [-l KEY=VALUE]... [--buckets LIST]\n"
 	"                                     add an observation to a histogram\n"
+	"  time NAME [-l KEY=VALUE]... [--buckets LIST] -- COMMAND [ARGS...]\n"
+	"                                     run COMMAND (no shell) and exit with its\n"
+	"                                     status; its seconds go to histogram NAME\n"
+	"                                     with label exit_code (128+N: signal N)\n"
 	"  ingest [--tee] [--buckets LIST]    span lines on stdin -> span metrics\n"
 	"  summary NAME [-l KEY=VALUE]... [--since DURATION]\n"
 	"                                     count, sum, min, max, mean, p50 ... p99\n"
 	"  export [--format prom|json] [-o FILE] [--no-workspace]\n"
 	"  prune [--older-than DURATION]      drop old observations and series\n"
-	"  time NAME [-l KEY=VALUE]... [--buckets LIST] -- COMMAND [ARGS...]\n"
-	"                                     run COMMAND (no shell), observe its seconds in\n"
-	"                                     histogram NAME with label exit_code; exit with\n"
-	"                                     its status (128+N: killed by signal N)\n"
+	"                                     (default: SW_METRICS_RETENTION, 7d)\n"
 	"N, VALUE and --buckets bounds are decimal numbers (12, 0.5; a negative\n"
-	"VALUE after --).\n"
+	"VALUE after --).  A DURATION is a number and a unit: 250ms, 30s, 5m, 24h, 7d.\n"
 	"options: --db PATH, --describe TEXT (HELP text), -d/--dir DIR, --spans[=DEST],\n"
 	"         --quiet, -h/--help, -V/--version.  See sw-metrics(1).\n";
 
@@ -296,11 +297,13 @@ static int wait_command(pid_t pid, const sigset_t *set)
 	}
 }
 
-static double mono_seconds(void)
+/* Nanoseconds: a difference of them is exact, and so are its seconds
+ * to the nanosecond (0.25, not 0.249999999999997). */
+static int64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
 }
 
 /* One observation of a run, labelled with its exit status.  Any failure
@@ -340,7 +343,7 @@ static int verb_time(struct sw_cmd *c)
 	 * kill time before the run is recorded and its status passed on */
 	if (sigprocmask(SIG_BLOCK, &set, &old) < 0 || signal(SIGCHLD, SIG_DFL) == SIG_ERR)
 		sw_die(EX_OSERR, "setting up signals: %s", strerror(errno));
-	double start = mono_seconds();
+	int64_t start = mono_ns();
 	pid_t pid;
 	int status, e = spawn_timed(c->command, &old, tp, &pid);
 	if (e) {
@@ -350,7 +353,7 @@ static int verb_time(struct sw_cmd *c)
 		int st = wait_command(pid, &set);
 		status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	}
-	record_run(o, name, mono_seconds() - start, status);
+	record_run(o, name, (double)(mono_ns() - start) / 1e9, status);
 	sw_span_int(&c->sp, "process.exit.code", status);
 	return status;
 }

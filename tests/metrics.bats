@@ -723,3 +723,32 @@ zsh_offers() {
 	run bash_offers sw-metrics time job_seconds ech
 	assert_line echo
 }
+
+@test "durations print one way: number and unit (7d, 0.250s) in --help, errors and warnings; seconds as numbers in values" {
+	# --help gives the form and prune's default in it
+	run --separate-stderr sw-metrics --help
+	assert_output --partial "250ms, 30s, 5m, 24h, 7d"
+	assert_output --partial "(default: SW_METRICS_RETENTION, 7d)"
+	# one wording for every bad duration, the environment's included
+	sw-metrics inc a --quiet
+	refused 64 sw-metrics summary a --since week
+	assert_equal "$stderr" "sw-metrics: summary: bad --since 'week': want a duration such as 30, 30s, 5m, 2h, 7d (see sw-metrics --help)"
+	SW_METRICS_RETENTION=week refused 64 sw-metrics summary a
+	assert_equal "$stderr" "sw-metrics: summary: bad SW_METRICS_RETENTION 'week': want a duration such as 30, 30s, 5m, 2h, 7d"
+	# time's warning says the run's length as a duration; its value is
+	# seconds, exact to the nanosecond
+	# (at least the 0.25s slept; a busy machine may add any amount)
+	sw-metrics set g 1 --quiet
+	run --separate-stderr sw-metrics time g -- sleep 0.25
+	[[ $stderr =~ \(([0-9]+)\.([0-9]{3})s,\ exit\ 0\) ]] || { echo "$stderr"; false; }
+	[ "${BASH_REMATCH[1]}${BASH_REMATCH[2]}" -ge 250 ]
+	sw-metrics time nap_seconds -- sleep 0.25
+	run --separate-stderr sw-metrics summary nap_seconds
+	local min
+	min=$(printf '%s' "$output" | jq -r .min)
+	[[ $min =~ ^[0-9]+\.[0-9]{1,9}$ ]] || { echo "$output"; false; }
+	jq -en --argjson m "$min" '$m >= 0.25'
+	# the manual writes values as durations too, not "7 days" or "10 s"
+	run grep -nE '[0-9] (days?|hours?|minutes?|seconds?|s)\b' "$top/man/sw-metrics.1"
+	assert_output ''
+}
