@@ -752,3 +752,43 @@ zsh_offers() {
 	run grep -nE '[0-9] (days?|hours?|minutes?|seconds?|s)\b' "$top/man/sw-metrics.1"
 	assert_output ''
 }
+
+# The crontab lines (five time fields, then the command) of sw-metrics(1)'s
+# EXAMPLES and of the README's sw-metrics section, as crontab has them.
+metrics_cron_lines() {
+	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
+	sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-metrics.1" | sed 's/\\e/\\/g' | grep -E "$re"
+	sed -n '/^### sw-metrics /,/^##/p' "$top/README.md" | sed 's/^ *//' | grep -E "$re"
+}
+
+@test "the export's crontab lines run as cron runs them (PATH=/usr/bin:/bin, HOME, SW_DIR on the line) into the one textfile directory every page names" {
+	local prefix=$BATS_TEST_TMPDIR/prefix home=$BATS_TEST_TMPDIR/home tf=$BATS_TEST_TMPDIR/textfile
+	local dirs line cmd out n=0
+	# one node_exporter textfile directory in every doc
+	dirs=$(grep -rhoE '/[A-Za-z0-9_./-]*(node[-_]exporter|textfile)[A-Za-z0-9_./-]*' \
+		"$top/README.md" "$top/man" "$top/contrib" | sed 's|/[^/]*\.prom$||' | sort -u)
+	[ "$(wc -l <<<"$dirs")" -eq 1 ] || { echo "textfile directories: $dirs"; return 1; }
+	mkdir -p "$prefix/bin" "$home" "$tf"
+	install -m 755 "$(command -v sw-metrics)" "$prefix/bin/"
+	sw-claim add -q mail --quiet '"x"'      # the workspace of SW_DIR
+	# the user's scripts record with the HOME their crontab gets
+	env -i PATH=/usr/bin:/bin HOME="$home" "$prefix/bin/sw-metrics" inc cron_probe --quiet
+	while IFS= read -r line; do
+		n=$((n + 1))
+		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
+		cmd=${BASH_REMATCH[2]}
+		[[ $cmd != *%* ]] || { echo "cron ends the command at %: $line"; return 1; }
+		[[ $cmd == *"$dirs/"* ]] || { echo "not into $dirs: $line"; return 1; }
+		[[ $cmd == SW_DIR=* ]] || { echo "no SW_DIR on: $line"; return 1; }
+		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$SW_DIR|; s|/usr/local/bin/|$prefix/bin/|g; s|$dirs/|$tf/|g" <<<"$cmd")
+		rm -f "$tf"/*
+		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd"
+		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
+		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		out=$(echo "$tf"/*.prom)
+		grep -q '^cron_probe_total 1$' "$out" || { echo "no cron_probe in $out"; cat "$out"; return 1; }
+		grep -q '^sw_queue_items{queue="mail",state="pending"} 1$' "$out" ||
+			{ echo "no workspace gauges in $out"; cat "$out"; return 1; }
+	done < <(metrics_cron_lines)
+	[ "$n" -eq 2 ]     # the manual's and the README's
+}
