@@ -61,6 +61,29 @@ int sw_parse_duration_signed(const char *s, int64_t *ns)
 	return sw_parse_duration(s, ns);
 }
 
+void sw_fmt_duration(int64_t ns, char buf[SW_DUR_LEN])
+{
+	static const struct { double ns; const char *unit; } units[] = {
+		{ 86400e9, "d" }, { 3600e9, "h" }, { 60e9, "m" }, { 1e9, "s" }, { 1e6, "ms" },
+	};
+	const char *sign = ns < 0 ? "-" : "";
+	double v = ns < 0 ? -(double)ns : (double)ns;
+	size_t i = 0;
+	while (i + 1 < sizeof units / sizeof units[0] && v < units[i].ns)
+		i++;
+	double x = v / units[i].ns;
+	char num[20];
+	/* ms are whole, as are large numbers; "2.0" is "2" */
+	snprintf(num, sizeof num, x >= 100 || i + 1 == sizeof units / sizeof units[0] ? "%.0f" : "%.1f", x);
+	size_t n = strlen(num);
+	if (n > 2 && !strcmp(num + n - 2, ".0"))
+		num[n - 2] = 0;
+	if (ns == 0)
+		snprintf(buf, SW_DUR_LEN, "0s");
+	else
+		snprintf(buf, SW_DUR_LEN, "%s%s%s", sign, num, units[i].unit);
+}
+
 void sw_fmt_time(int64_t ns, char buf[SW_TIME_LEN])
 {
 	time_t sec = (time_t)(ns / SW_NS_PER_SEC);

@@ -22,6 +22,11 @@ int64_t sw_now_ns(void);
 int sw_parse_duration(const char *s, int64_t *ns);
 /* The same with an optional leading '-'. */
 int sw_parse_duration_signed(const char *s, int64_t *ns);
+/* A duration as people read it and sw_parse_duration_signed takes it back:
+ * one unit, the largest the value fills, with at most one decimal
+ * ("250ms", "1.5s", "5m", "2h", "3.5d"). */
+#define SW_DUR_LEN 24
+void sw_fmt_duration(int64_t ns, char buf[SW_DUR_LEN]);
 /* RFC 3339 UTC with milliseconds: 2026-11-23T11:49:26.123Z */
 #define SW_TIME_LEN 32
 void sw_fmt_time(int64_t ns, char buf[SW_TIME_LEN]);

@@ -110,23 +110,57 @@ void claim_name_make(char out[NAME_LEN], const char *id, uint64_t token, int64_t
 		 (long long)(expiry_ns / 1000000));
 }
 
-bool keyed_name_parse(const char *name, int64_t *t, const char **id)
+/* 16 lower-case hex digits. */
+static bool hex16(const char *s, uint64_t *v)
 {
-	if (strlen(name) < 18 || name[16] != '.')
-		return false;
-	uint64_t v = 0;
+	*v = 0;
 	for (int i = 0; i < 16; i++) {
-		char c = name[i];
+		char c = s[i];
 		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 		if (d < 0)
 			return false;
-		v = v << 4 | (uint64_t)d;
+		*v = *v << 4 | (uint64_t)d;
 	}
-	if (v > (uint64_t)INT64_MAX || sw_name_problem(name + 17))
+	return true;
+}
+
+/* "<16 hex>.[-<16 hex>.]<id>": an id never starts with '-', so the key
+ * part cannot be mistaken for one. */
+bool keyed_name_split(const char *name, int64_t *t, uint64_t *key, bool *has_key, const char **id)
+{
+	uint64_t v;
+	if (strlen(name) < 18 || name[16] != '.' || !hex16(name, &v) || v > (uint64_t)INT64_MAX)
+		return false;
+	const char *rest = name + 17;
+	*has_key = false;
+	if (rest[0] == '-') {
+		if (strlen(rest) < 19 || rest[17] != '.' || !hex16(rest + 1, key))
+			return false;
+		*has_key = true;
+		rest += 18;
+	}
+	if (sw_name_problem(rest))
 		return false;
 	*t = (int64_t)v;
-	*id = name + 17;
+	*id = rest;
 	return true;
+}
+
+bool keyed_name_parse(const char *name, int64_t *t, const char **id)
+{
+	uint64_t key;
+	bool has_key;
+	return keyed_name_split(name, t, &key, &has_key, id);
+}
+
+void keyed_name_make(char out[NAME_LEN], int64_t t, const json_t *item)
+{
+	const char *key = sw_json_str(item, "key");
+	if (key)
+		snprintf(out, NAME_LEN, "%016llx.-%016llx.%s", (unsigned long long)t,
+			 (unsigned long long)sw_key_hash64(key), item_id(item));
+	else
+		snprintf(out, NAME_LEN, "%016llx.%s", (unsigned long long)t, item_id(item));
 }
 
 /* ---- opening -------------------------------------------------------- */
@@ -169,7 +203,7 @@ int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, 
 {
 	memset(q, 0, sizeof *q);
 	q->ws = ws;
-	q->fd = -1;
+	q->fd = q->end_ifd = -1;
 	for (int i = 0; i < QD_N; i++)
 		q->dfd[i] = -1;
 	snprintf(q->name, sizeof q->name, "%s", name);
@@ -207,6 +241,8 @@ void sw_queue_close(struct sw_queue *q)
 {
 	if (q->fd >= 0)
 		close(q->fd);
+	if (q->end_ifd >= 0)
+		close(q->end_ifd);
 	if (q->waiter) {
 		sw_waiter_close(q->waiter);
 		free(q->waiter);
@@ -289,6 +325,49 @@ int each_entry_in(int dfd, const char *name, int (*fn)(int, const char *, void *
 	return rc;
 }
 
+/* Claims or transitions: work someone holds. */
+static long long held(struct sw_queue *q)
+{
+	struct sw_queue_stats st;
+	if (sw_queue_stats(q, &st))
+		return -1;
+	return st.claimed + st.in_flight;
+}
+
+int sw_queue_drop(const struct sw_ws *ws, const char *name, bool force, struct sw_err *e)
+{
+	struct sw_queue q;
+	int rc = sw_queue_open(&q, ws, name, false);
+	long long n = rc ? 0 : held(&q);
+	if (rc == 0 && n < 0)
+		rc = q.err.code;
+	if (rc == 0 && n > 0 && !force)
+		rc = qerr(&q, EX_TEMPFAIL, "queue '%s' has %lld claimed item%s: drop it anyway with --force",
+			  name, n, n == 1 ? "" : "s");
+	int qsfd = rc ? -1 : sw_open_dir(ws->fd, "queues", false);
+	if (rc == 0 && qsfd < 0)
+		rc = qerr_errno(&q, "cannot open the queues directory");
+	/* one rename takes the queue away whole: whoever opens it next finds
+	 * none (or makes a new, empty one); the rest is cleaning up */
+	char gone[NAME_LEN], rnd[17];
+	sw_rand_hex(rnd, 8);
+	snprintf(gone, sizeof gone, SW_TMP_PREFIX "drop.%.200s.%s", name, rnd);
+	if (rc == 0 && SW_NOINTR(renameat(qsfd, name, qsfd, gone)) < 0)
+		rc = errno == ENOENT ? qerr(&q, SW_EX_FALSE, "no queue '%s'", name) : qerr_errno(&q, "dropping");
+	/* a claim made between the count and the rename: give the queue back */
+	if (rc == 0 && !force && (n = held(&q)) != 0 &&
+	    sw_rename_noreplace(qsfd, gone, qsfd, name) == 0)
+		rc = qerr(&q, EX_TEMPFAIL, "queue '%s' got claimed items while being dropped: try again, or --force",
+			  name);
+	if (rc == 0)
+		remove_tree(qsfd, gone, 0);
+	if (qsfd >= 0)
+		close(qsfd);
+	*e = q.err;
+	sw_queue_close(&q);
+	return rc;
+}
+
 int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg)
 {
 	int fd = sw_open_dir(ws->fd, "queues", false);
@@ -346,15 +425,25 @@ void wake_waiters(struct sw_queue *q)
 	}
 }
 
+/* In a batch's commit, syncs wait for the one at its end. */
+static bool sync_now(struct sw_queue *q, bool wanted)
+{
+	if (wanted && q->sync_deferred) {
+		q->sync_owed = true;
+		return false;
+	}
+	return wanted;
+}
+
 void sync_full(struct sw_queue *q)
 {
-	if (q->ws->sync == SW_SYNC_FULL)
+	if (sync_now(q, q->ws->sync == SW_SYNC_FULL))
 		SW_NOINTR(syncfs(q->fd));
 }
 
 void sync_dir(struct sw_queue *q, enum qdir d, bool durable)
 {
-	if (sw_sync_wanted(q->ws->sync, durable) && qdir(q, d) >= 0)
+	if (sync_now(q, sw_sync_wanted(q->ws->sync, durable)) && qdir(q, d) >= 0)
 		sw_fsync_dir(q->dfd[d]);
 }
 

@@ -25,8 +25,10 @@
  * code and a one-line reason in q->err (err.h). */
 #ifndef SW_QUEUE_H
 #define SW_QUEUE_H
+#include "hash.h"
 #include "ws.h"
 #include <jansson.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,8 +41,12 @@
 /* What a claimed or finished item may grow past SW_MAX_ITEM_BYTES (its
  * token, times, result, error); a transition past it is refused (65). */
 #define SW_ITEM_SLACK 65536
+/* The longest key an item may have (any UTF-8 text without control
+ * characters: it never names a file). */
+#define SW_KEY_MAX 1024
 
 struct sw_claim_cache;
+struct txn_batch;
 struct sw_waiter;
 
 struct sw_queue {
@@ -49,10 +55,17 @@ struct sw_queue {
 	int fd;                 /* queues/<name> */
 	int dfd[12];            /* its state directories, opened on first use */
 	struct sw_waiter *waiter;   /* for sw_queue_wait, made on first use */
+	int end_ifd;            /* for sw_queue_wait_end: inotify, or -1 */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
 	char owner[48];         /* this process (owner.h), read on first use */
 	struct sw_claim_cache *claims;   /* claims this process made or renewed */
 	struct sw_err err;      /* the last call's error */
+	struct txn_batch *batch;    /* transitions waiting to commit together */
+	size_t batch_slot;          /* the caller's index of the one in hand */
+	bool sync_deferred;         /* syncs wait for the end of a batch ... */
+	bool sync_owed;             /* ... which then owes one */
+	bool after_missing_ok;  /* the caller's choice: an added item may wait
+				 * for ids not (yet) in the queue */
 };
 
 /* Defaults for fields an added item does not set itself. */
@@ -64,6 +77,7 @@ struct sw_item_defaults {
 	int64_t delay_ns;
 	json_t *after;          /* array of ids, or NULL */
 	int on_dep_fail;        /* enum sw_dep_fail */
+	const char *key;        /* for affinity, or NULL */
 	const char *id;         /* for a single item only */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES (settings); 0: the default */
 };
@@ -107,13 +121,19 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 
 /* Adds items (built by sw_item_new) all-or-nothing as far as the disk
  * allows: on an I/O error what was added is taken back.  existed[i] is set
- * when an item's id was already in the queue (not added again). */
+ * when an item's id was already in the queue (not added again).  An item
+ * `after` an id that is neither in the queue nor among the items is
+ * refused (65), unless q->after_missing_ok. */
 int sw_queue_add(struct sw_queue *q, json_t **items, size_t n, bool *existed);
 /* The same for batches too large to hold at once: add items one by one,
  * then commit (fsync per SW_SYNC, wake waiters) or abort (take back what
- * was added).  Both free the batch. */
+ * was added).  Both free the batch.  sw_batch_expect names an id a later
+ * item of the batch will have, so that an earlier one may wait for it. */
 struct sw_batch;
 struct sw_batch *sw_batch_new(struct sw_queue *q);
+int sw_batch_expect(struct sw_batch *bt, const char *id);
+/* Sets the item's "state" to where it went: "pending", or for an item
+ * that waits, "blocked" (or "dead", "cancelled" with what it waits for). */
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed);
 int sw_batch_commit(struct sw_batch *bt);
 void sw_batch_abort(struct sw_batch *bt);
@@ -123,6 +143,31 @@ void sw_batch_abort(struct sw_batch *bt);
  * with token, attempt and lease_expires_at. */
 int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		   int64_t ttl_ns, json_t **out);
+
+/* Keys and their owners: an item with a key belongs to the node the ring
+ * places its key hash on (sw_key_hash64, shard.h's sw_place).  A claimer
+ * takes items of its own keys and items without a key; another node's
+ * only once they have waited steal_after_ns. */
+struct sw_placer;
+struct sw_affinity {
+	const struct sw_placer *ring;
+	uint32_t me;                /* this claimer's node in the ring */
+	int64_t steal_after_ns;
+};
+
+struct sw_claim_opts {
+	const char *const *roles;
+	size_t nroles;
+	int64_t ttl_ns;                 /* 0: each item's timeout */
+	size_t max;                     /* items at most (0: 1) */
+	const struct sw_affinity *aff;  /* NULL: any item */
+};
+/* Claims up to o->max items, most urgent and oldest first, calling fn
+ * with each (fn owns it); fn's non-zero stops the claiming (what was
+ * claimed stays claimed) and is returned.  0 when at least one was
+ * claimed (*n says how many), EX_TEMPFAIL when none was claimable. */
+int sw_queue_claim_many(struct sw_queue *q, const struct sw_claim_opts *o,
+			int (*fn)(json_t *item, void *arg), void *arg, size_t *n);
 /* When the next delayed item falls due or the next lease runs out (plus
  * the skew margin), in unix ns; 0 when neither waits.  Nothing touches
  * the wake file then, so a waiter must look again by this time. */
@@ -132,15 +177,54 @@ int64_t sw_queue_next_due(struct sw_queue *q);
  * for its baton (waiter.h), and all poll. */
 void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, int64_t deadline_ns);
 
+/* How item id ended: "done", "dead" or "cancelled"; NULL while it has not
+ * (or there is no such item: sw_queue_show tells). */
+const char *sw_queue_ended(struct sw_queue *q, const char *id);
+/* Blocks until some item may have ended, or until deadline_ns: woken at
+ * once by ends on this host (inotify), and looking again every SW_POLL
+ * for other hosts' (every second when inotify cannot be had). */
+void sw_queue_wait_end(struct sw_queue *q, int64_t deadline_ns);
+
 int sw_queue_renew(struct sw_queue *q, const char *id, uint64_t token, int64_t ttl_ns, json_t **out);
 int sw_queue_done(struct sw_queue *q, const char *id, uint64_t token, json_t *result, json_t **out);
 /* retry_in_ns < 0: exponential backoff with jitter. */
 int sw_queue_fail(struct sw_queue *q, const char *id, uint64_t token, const char *error,
 		  int64_t retry_in_ns, json_t **out);
 int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t **out);
+/* One item of a batch of renewals or finishes. */
+enum sw_fin_verb { SW_FIN_RENEW, SW_FIN_DONE, SW_FIN_FAIL, SW_FIN_RELEASE };
+struct sw_fin {
+	const char *id;
+	uint64_t token;
+	json_t *result;         /* done (borrowed) */
+	const char *error;      /* fail */
+	int64_t retry_ns;       /* fail: < 0 for the backoff */
+	int64_t ttl_ns;         /* renew: 0 for the item's timeout */
+	int rc;                 /* out: 0, SW_EX_FALSE (stale, no such item) or a code */
+	struct sw_err err;      /* out: why not, when rc */
+	json_t *out;            /* out: the item's new view, when 0 (owned) */
+};
+/* Applies verb to each of f[0..n) on its own, as the one-item calls do,
+ * but the finishes commit together: two syncs for the batch, every one
+ * durable before this returns.  0, or the code of a failure of the whole
+ * (a sync failed: no finish stands, each item's rc says so too). */
+int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n);
 int sw_queue_cancel(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out);
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out);
+/* requeue and cancel for every item in the states of mask (dead and
+ * cancelled; pending, blocked and claimed) that has been in it longer than
+ * older_than_ns; fn (may be NULL) gets each one's new view, *n the count.
+ * An item that moves on meanwhile is left alone. */
+int sw_queue_requeue_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			 int (*fn)(json_t *item, void *arg), void *arg, long long *n);
+int sw_queue_cancel_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			int (*fn)(json_t *item, void *arg), void *arg, long long *n);
+/* Calls fn with each item that item waits for (its `after`), as show
+ * prints it, in the order given; one not in the queue (purged) as
+ * {"id","queue","state":"missing"}.  Stops at fn's non-zero and returns
+ * it; an error reading one stops with its code. */
+int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep, void *arg), void *arg);
 
 /* Calls fn for every item in the states of mask (items in a transition
  * in the state they move from or to); stops when fn returns non-zero and
@@ -160,8 +244,17 @@ bool sw_queue_busy(struct sw_queue *q);
  * older_than_ns. */
 int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long long *purged);
 
+/* Deletes queue name and every item in it.  Refused (75) while an item
+ * is claimed or in a transition, unless force: their holders would find
+ * them gone.  SW_EX_FALSE when there is no such queue. */
+int sw_queue_drop(const struct sw_ws *ws, const char *name, bool force, struct sw_err *e);
 /* Calls fn with each queue name in the workspace. */
 int sw_queue_names(const struct sw_ws *ws, int (*fn)(const char *name, void *arg), void *arg);
+/* The hash of an item's key, as sw-shard places keys (XXH64, seed 0). */
+static inline uint64_t sw_key_hash64(const char *key)
+{
+	return sw_xxh64(key, strlen(key), 0);
+}
 /* "123" -> token; false on bad input. */
 bool sw_token_parse(const char *s, uint64_t *token);
 /* Checks an item file's content as read from the workspace (for fuzzing

@@ -14,6 +14,7 @@
 #include "atomic.h"
 #include "clock.h"
 #include "err.h"
+#include "hash.h"
 #include "json.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -31,13 +32,81 @@ struct added {
 	bool placed;            /* false: recovery placed it, we know not where */
 };
 
+/* Ids a batch will hold (open addressing; only filled on request). */
+struct idset { char **slot; size_t cap, n; };
+
 struct sw_batch {
 	struct sw_queue *q;
 	int sfd, idsfd;
 	struct bucket b;
 	struct added *rec;
 	size_t n, cap;
+	struct idset expect;
 };
+
+static size_t idset_pos(const struct idset *s, const char *id)
+{
+	size_t i = (size_t)sw_xxh64(id, strlen(id), 0) & (s->cap - 1);
+	while (s->slot[i] && strcmp(s->slot[i], id))
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+static bool idset_has(const struct idset *s, const char *id)
+{
+	return s->cap && s->slot[idset_pos(s, id)];
+}
+
+static int idset_add(struct idset *s, const char *id)
+{
+	if (2 * (s->n + 1) > s->cap) {
+		struct idset bigger = { calloc(s->cap ? 2 * s->cap : 64, sizeof(char *)), s->cap ? 2 * s->cap : 64, s->n };
+		if (!bigger.slot)
+			return -1;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slot[i])
+				bigger.slot[idset_pos(&bigger, s->slot[i])] = s->slot[i];
+		free(s->slot);
+		*s = bigger;
+	}
+	size_t i = idset_pos(s, id);
+	if (!s->slot[i]) {
+		if (!(s->slot[i] = strdup(id)))
+			return -1;
+		s->n++;
+	}
+	return 0;
+}
+
+static void idset_free(struct idset *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		free(s->slot[i]);
+	free(s->slot);
+}
+
+int sw_batch_expect(struct sw_batch *bt, const char *id)
+{
+	return idset_add(&bt->expect, id) < 0 ? qerr(bt->q, EX_SOFTWARE, "out of memory") : 0;
+}
+
+/* An item may wait only for ids that are in the queue or in its batch,
+ * unless the caller allows otherwise: a typo in --after would wait for
+ * ever. */
+static int after_known(struct sw_batch *bt, const json_t *item)
+{
+	struct sw_queue *q = bt->q;
+	if (q->after_missing_ok)
+		return 0;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(item, "after"), i, e) {
+		const char *dep = json_string_value(e);
+		if (dep && !idset_has(&bt->expect, dep) && !item_exists(q, dep))
+			return qerr(q, EX_DATAERR, "after %s, which is not in queue '%s'", dep, q->name);
+	}
+	return 0;
+}
 
 struct sw_batch *sw_batch_new(struct sw_queue *q)
 {
@@ -178,9 +247,28 @@ static int add_given(struct sw_batch *bt, const json_t *item, const char *buf, s
 	return -1;
 }
 
+/* For the caller to print: where an item just added is (a moment ago:
+ * it may move on).  One that waits may be blocked, or dead or cancelled
+ * already with an item it waits for. */
+static const char *state_now(struct sw_queue *q, const json_t *item)
+{
+	static const struct { enum qdir d; const char *state; } where[] = {
+		{ QD_BLOCKED, "blocked" }, { QD_DEAD, "dead" }, { QD_CANCELLED, "cancelled" },
+	};
+	for (size_t i = 0; json_object_get(item, "after") && i < sizeof where / sizeof where[0]; i++) {
+		int dfd = qdir(q, where[i].d);
+		if (dfd >= 0 && SW_NOINTR(faccessat(dfd, item_id(item), F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
+			return where[i].state;
+	}
+	return "pending";
+}
+
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed)
 {
 	*existed = false;
+	int known = after_known(bt, item);
+	if (known)
+		return known;
 	size_t len;
 	char *buf = item_dump(item, &len);
 	if (!buf)
@@ -189,7 +277,10 @@ int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed)
 		       ? add_given(bt, item, buf, len, existed)
 		       : add_generated(bt, item, buf, len);
 	free(buf);
-	return rc < 0 ? qerr_errno(bt->q, "cannot add item") : 0;
+	if (rc < 0)
+		return qerr_errno(bt->q, "cannot add item");
+	json_object_set_new(item, "state", json_string(state_now(bt->q, item)));
+	return 0;
 }
 
 static void batch_free(struct sw_batch *bt)
@@ -200,6 +291,7 @@ static void batch_free(struct sw_batch *bt)
 	}
 	free(bt->rec);
 	bucket_done(&bt->b);
+	idset_free(&bt->expect);
 	free(bt);
 }
 
@@ -248,6 +340,11 @@ int sw_queue_add(struct sw_queue *q, json_t **items, size_t n, bool *existed)
 	struct sw_batch *bt = sw_batch_new(q);
 	if (!bt)
 		return EX_IOERR;
+	for (size_t i = 0; i < n; i++)
+		if (json_is_true(json_object_get(items[i], "given_id")) && sw_batch_expect(bt, item_id(items[i]))) {
+			batch_free(bt);
+			return EX_SOFTWARE;
+		}
 	for (size_t i = 0; i < n; i++) {
 		int rc = sw_batch_add(bt, items[i], &existed[i]);
 		if (rc) {

@@ -117,6 +117,9 @@ static int claim_open(struct sw_queue *q, const char *id, uint64_t token, char n
 	if (why)
 		return qerr(q, EX_DATAERR, "bad id: %s", why);
 	int rc = claim_find(q, id, token, name);
+	/* an id the queue never had (the -q forgotten) is not a stale token */
+	if (rc == SW_EX_FALSE && !item_exists(q, id))
+		return qerr(q, SW_EX_FALSE, "no item %s in queue '%s'", id, q->name);
 	if (rc)
 		return rc == SW_EX_FALSE ? not_claimed(q, id, token) : rc;
 	char bad[128];
@@ -277,6 +280,86 @@ int sw_queue_release(struct sw_queue *q, const char *id, uint64_t token, json_t 
 	return finish_claim(q, id, &a, release_next, never, out);
 }
 
+/* ---- many at once ------------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct known { const uint64_t *tokens; size_t n; struct sw_queue *q; };
+
+static int know_claim(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	struct known *k = arg;
+	char id[NAME_LEN];
+	uint64_t token;
+	int64_t exp;
+	if (claim_name_parse(name, id, &token, &exp) && bsearch(&token, k->tokens, k->n, sizeof token, cmp_u64))
+		claim_cache_put(k->q, id, token, exp);
+	return 0;
+}
+
+/* One read of claimed/ finds every claim of the batch, instead of one
+ * read an item. */
+static void know_claims(struct sw_queue *q, const struct sw_fin *f, size_t n)
+{
+	uint64_t *tokens = malloc(n * sizeof *tokens);
+	int cfd = qdir(q, QD_CLAIMED);
+	if (!tokens || cfd < 0) {
+		free(tokens);
+		return;   /* each lookup reads claimed/ itself */
+	}
+	for (size_t i = 0; i < n; i++)
+		tokens[i] = f[i].token;
+	qsort(tokens, n, sizeof *tokens, cmp_u64);
+	struct known k = { tokens, n, q };
+	each_entry(cfd, know_claim, &k);
+	free(tokens);
+}
+
+static void fin_taken_over(size_t slot, void *arg)
+{
+	struct sw_fin *f = (struct sw_fin *)arg + slot;
+	json_decref(f->out);
+	f->out = NULL;
+	f->rc = sw_err_set(&f->err, SW_EX_FALSE, "item %s: taken over while this process stalled", f->id);
+}
+
+static int apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f)
+{
+	switch (verb) {
+	case SW_FIN_RENEW: return sw_queue_renew(q, f->id, f->token, f->ttl_ns, &f->out);
+	case SW_FIN_DONE: return sw_queue_done(q, f->id, f->token, f->result, &f->out);
+	case SW_FIN_FAIL: return sw_queue_fail(q, f->id, f->token, f->error, f->retry_ns, &f->out);
+	case SW_FIN_RELEASE: return sw_queue_release(q, f->id, f->token, &f->out);
+	}
+	return qerr(q, EX_SOFTWARE, "no such verb");
+}
+
+int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
+{
+	know_claims(q, f, n);
+	txn_batch_begin(q);
+	for (size_t i = 0; i < n; i++) {
+		q->batch_slot = i;
+		f[i].out = NULL;
+		if ((f[i].rc = apply_one(q, verb, &f[i])) != 0)
+			f[i].err = q->err;
+	}
+	int rc = txn_batch_end(q, fin_taken_over, f);
+	for (size_t i = 0; rc && i < n; i++)
+		if (f[i].rc == 0 && verb != SW_FIN_RENEW) {
+			json_decref(f[i].out);
+			f[i].out = NULL;
+			f[i].rc = rc;
+			f[i].err = q->err;
+		}
+	return rc;
+}
+
 /* ---- finding items by id -------------------------------------------- */
 
 struct find {
@@ -401,6 +484,19 @@ static int match_inflight(json_t *item, const char *state, void *arg)
 	return 0;
 }
 
+bool item_exists(struct sw_queue *q, const char *id)
+{
+	int ids = qdir(q, QD_IDS);
+	if (ids >= 0 && !sw_name_problem(id) && SW_NOINTR(faccessat(ids, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
+		return true;   /* a given id, added and not purged */
+	json_t *item = NULL;
+	struct sw_err saved = q->err;
+	bool found = sw_queue_show(q, id, &item) == 0;
+	json_decref(item);
+	q->err = saved;
+	return found;
+}
+
 int sw_queue_show(struct sw_queue *q, const char *id, json_t **out)
 {
 	const char *state;
@@ -500,4 +596,72 @@ int sw_queue_requeue(struct sw_queue *q, const char *id, json_t **out)
 	else
 		json_decref(next);
 	return rc;
+}
+
+/* ---- in bulk ------------------------------------------------------------- */
+
+struct bulk {
+	int64_t cutoff;           /* entries written after this stay */
+	bool requeue;             /* else cancel */
+	int (*fn)(json_t *item, void *arg);
+	void *arg;
+	long long n;
+};
+
+static char src_of(const char *state)
+{
+	return !strcmp(state, "claimed") ? SRC_CLAIMED : !strcmp(state, "dead") ? SRC_DEAD
+	     : !strcmp(state, "cancelled") ? SRC_CANCELLED : SRC_PENDING;
+}
+
+static int bulk_one(struct sw_queue *q, const struct entry *e, void *arg)
+{
+	struct bulk *b = arg;
+	struct stat st;
+	/* the file is written when the item gets to its state (a rename
+	 * keeps the time): its age there */
+	if (SW_NOINTR(fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW)) < 0 ||
+	    (int64_t)st.st_mtim.tv_sec * SW_NS_PER_SEC + st.st_mtim.tv_nsec > b->cutoff)
+		return 0;
+	json_t *next = NULL;
+	bool claimed = !strcmp(e->state, "claimed");
+	int rc = b->requeue
+		? txn_move(q, e->dfd, e->name, src_of(e->state), NULL, NULL, requeue_next, NULL, true, &next)
+		: txn_move(q, e->dfd, e->name, src_of(e->state), NULL, NULL, cancel_next,
+			   claimed ? (void *)e->name : NULL, false, &next);
+	if (rc == SW_EX_FALSE)
+		return 0;    /* it moved on meanwhile: not ours to change */
+	if (rc)
+		return rc;
+	b->n++;
+	rc = b->fn ? b->fn(item_view(q, next, b->requeue ? "pending" : "cancelled"), b->arg) : 0;
+	json_decref(next);
+	return rc;
+}
+
+static int bulk(struct sw_queue *q, int mask, struct bulk *b, long long *n)
+{
+	int rc = each_item_entry(q, mask, bulk_one, b);
+	*n = b->n;
+	if (rc < 0)
+		return qerr_errno(q, "reading the queue");
+	return rc;
+}
+
+int sw_queue_requeue_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			 int (*fn)(json_t *item, void *arg), void *arg, long long *n)
+{
+	if (mask & ~(SW_ST_DEAD | SW_ST_CANCELLED))
+		return qerr(q, EX_USAGE, "only dead and cancelled items can be requeued");
+	struct bulk b = { sw_now_ns() - older_than_ns, true, fn, arg, 0 };
+	return bulk(q, mask, &b, n);
+}
+
+int sw_queue_cancel_all(struct sw_queue *q, int mask, int64_t older_than_ns,
+			int (*fn)(json_t *item, void *arg), void *arg, long long *n)
+{
+	if (mask & ~(SW_ST_PENDING | SW_ST_BLOCKED | SW_ST_CLAIMED))
+		return qerr(q, EX_USAGE, "only pending, blocked and claimed items can be cancelled");
+	struct bulk b = { sw_now_ns() - older_than_ns, false, fn, arg, 0 };
+	return bulk(q, mask, &b, n);
 }

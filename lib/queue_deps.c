@@ -27,9 +27,7 @@ static bool in_dir(struct sw_queue *q, enum qdir d, const char *id)
 	return dfd >= 0 && SW_NOINTR(faccessat(dfd, id, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
 }
 
-/* How dependency id ended: "done", "dead", "cancelled", or NULL while it
- * has not (or is not a valid id). */
-static const char *dep_end(struct sw_queue *q, const char *id)
+const char *sw_queue_ended(struct sw_queue *q, const char *id)
 {
 	if (!id || sw_name_problem(id))
 		return NULL;
@@ -44,7 +42,7 @@ enum deps deps_verdict(struct sw_queue *q, const json_t *item, char failed[NAME_
 	size_t i;
 	json_t *e;
 	json_array_foreach(json_object_get(item, "after"), i, e) {
-		const char *end = dep_end(q, json_string_value(e));
+		const char *end = sw_queue_ended(q, json_string_value(e));
 		if (!end) {
 			waiting = true;
 		} else if (strcmp(end, "done") && !run) {
@@ -83,6 +81,26 @@ int deps_mark(struct sw_queue *q, const json_t *item)
 			return -1;
 		}
 		close(fd);
+	}
+	return 0;
+}
+
+int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep, void *arg), void *arg)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(item, "after"), i, e) {
+		const char *id = json_string_value(e);
+		json_t *dep = NULL;
+		int rc = sw_queue_show(q, id, &dep);
+		if (rc == SW_EX_FALSE)
+			dep = json_pack("{s:s,s:s,s:s}", "id", id, "queue", q->name, "state", "missing");
+		else if (rc)
+			return rc;
+		rc = fn(dep, arg);
+		json_decref(dep);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

@@ -73,8 +73,13 @@ void sync_dir(struct sw_queue *q, enum qdir d, bool durable);
 /* "<id>.<token>.<expiry ms>" of a claim. */
 bool claim_name_parse(const char *name, char id[NAME_LEN], uint64_t *token, int64_t *expiry_ns);
 void claim_name_make(char out[NAME_LEN], const char *id, uint64_t token, int64_t expiry_ns);
-/* "<16 hex>.<id>": a pending key or a timed entry; *t the number. */
+/* "<16 hex>.<id>": a pending key or a timed entry; *t the number.  A
+ * pending entry of an item with a key has its key's hash too:
+ * "<16 hex>.-<16 hex hash>.<id>", so that claimers with affinity know its
+ * owner without reading it. */
 bool keyed_name_parse(const char *name, int64_t *t, const char **id);
+bool keyed_name_split(const char *name, int64_t *t, uint64_t *key, bool *has_key, const char **id);
+void keyed_name_make(char out[NAME_LEN], int64_t t, const json_t *item);
 
 /* ---- queue_item.c ---- */
 enum rd { RD_OK, RD_GONE, RD_SKIP, RD_DAMAGED, RD_ERROR };
@@ -139,6 +144,13 @@ typedef json_t *(*txn_next_fn)(struct sw_queue *q, json_t *item, void *arg, int 
  * gets the new content. */
 int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
 	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out);
+/* Transitions made between these two are written (step 2) but committed
+ * together at the end, after one sync for all: a batch costs two syncs,
+ * not two an item.  stale(slot) is called for each taken over meanwhile
+ * (slot: q->batch_slot when it was made).  The end returns 0 or the code
+ * of a failed sync; then nothing was committed. */
+void txn_batch_begin(struct sw_queue *q);
+int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), void *arg);
 /* Moves dfd/name, holding item, where its "state" says. */
 int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable);
 /* Finishes or undoes the transitions of dead owners, and of any owner
@@ -157,6 +169,9 @@ int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id);
 void deps_release(struct sw_queue *q, const char *id);
 
 /* ---- queue_claimed.c ---- */
+/* Whether an item id is in the queue, in any state or in a transition
+ * (false on an error too). */
+bool item_exists(struct sw_queue *q, const char *id);
 /* The claimed/ entry of id's claim with token: 0 and its name; SW_EX_FALSE
  * when there is none. */
 int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN]);
@@ -165,4 +180,21 @@ void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token);
 
 /* ---- queue_maint.c ---- */
 void maybe_maintain(struct sw_queue *q);
+/* An item's entry as each_item_entry finds it: the directory it is in,
+ * its name there, its id, its state (timed items are "pending"), the
+ * directory's name (for quarantine), and a claim's token and expiry. */
+struct entry {
+	int dfd;
+	const char *name, *id, *state, *from;
+	uint64_t token;
+	int64_t expiry;
+};
+typedef int (*entry_fn)(struct sw_queue *q, const struct entry *e, void *arg);
+/* Calls fn for each item entry in the states of mask (not those in a
+ * transition); stops at fn's non-zero and returns it; -1 with errno when
+ * a directory cannot be read. */
+int each_item_entry(struct sw_queue *q, int mask, entry_fn fn, void *arg);
+/* Removes dfd/name and, when it is a directory, all below it (depth
+ * levels at most), following no symlink. */
+void remove_tree(int dfd, const char *name, int depth);
 #endif

@@ -83,8 +83,24 @@ static json_t *after_list(const json_t *v, char *err, size_t errlen)
 
 static const char *const spec_keys[] = {
 	"id", "payload", "priority", "role", "max_attempts", "timeout", "delay", "after",
-	"on_dep_fail", NULL
+	"on_dep_fail", "key", NULL
 };
+
+/* A key: text of 1 to SW_KEY_MAX bytes, valid UTF-8, no control
+ * characters.  NULL when fine, else why not. */
+static const char *key_problem(const json_t *v)
+{
+	if (!clean_string(v))
+		return "key: want a string without NUL";
+	const char *k = json_string_value(v);
+	size_t n = strlen(k);
+	if (n == 0 || n > SW_KEY_MAX)
+		return "key: want 1 to 1024 bytes";
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f)
+			return "key: contains a control character";
+	return sw_utf8_valid(k, n) ? NULL : "key: not valid UTF-8";
+}
 
 static const char *const dep_fail_names[] = { "dead", "cancel", "run" };
 
@@ -117,7 +133,7 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	json_object_foreach((json_t *)spec, k, v) {
 		if (!known_key(k)) {
 			snprintf(err, errlen, "unknown field '%.40s' (fields: id, payload, priority, role, "
-				 "max_attempts, timeout, delay, after, on_dep_fail)", k);
+				 "max_attempts, timeout, delay, after, on_dep_fail, key)", k);
 			return NULL;
 		}
 	}
@@ -155,6 +171,14 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 		const char *why = sw_name_problem(role);
 		if (why) { snprintf(err, errlen, "bad role: %s", why); goto bad; }
 		json_object_set_new(item, "role", json_string(role));
+	}
+
+	v = json_object_get(spec, "key");
+	json_t *key = v ? json_incref(v) : d->key ? json_string(d->key) : NULL;
+	if (key || d->key) {
+		const char *why = key_problem(key);
+		if (why) { json_decref(key); snprintf(err, errlen, "%s", why); goto bad; }
+		json_object_set_new(item, "key", key);
 	}
 
 	v = json_object_get(spec, "payload");
@@ -263,6 +287,9 @@ const char *item_check(const json_t *j, const char *id)
 	v = json_object_get(j, "on_dep_fail");
 	if (v && sw_dep_fail_parse(json_string_value(v)) < 0)
 		return "bad on_dep_fail";
+	v = json_object_get(j, "key");
+	if (v && key_problem(v))
+		return "bad key";
 	v = json_object_get(j, "state");
 	if (v) {
 		const char *s = json_string_value(v);

@@ -201,9 +201,7 @@ static int purge_one(int dfd, const char *name, void *arg)
 	return 0;
 }
 
-/* Removes dfd/name and, when it is a directory, all below it, following
- * no symlink. */
-static void remove_tree(int dfd, const char *name, int depth)
+void remove_tree(int dfd, const char *name, int depth)
 {
 	if (SW_NOINTR(unlinkat(dfd, name, 0)) == 0 || (errno != EISDIR && errno != EPERM) || depth > 16)
 		return;
@@ -251,64 +249,101 @@ int sw_queue_purge(struct sw_queue *q, int mask, int64_t older_than_ns, long lon
 	return 0;
 }
 
+/* ---- walking the items of some states ------------------------------------ */
+
+struct walker {
+	struct sw_queue *q;
+	entry_fn fn;
+	void *arg;
+	struct entry e;
+};
+
+static int walk_found(struct walker *w, int dfd, const char *name, const char *id)
+{
+	w->e.dfd = dfd;
+	w->e.name = name;
+	w->e.id = id;
+	return w->fn(w->q, &w->e, w->arg);
+}
+
+static int walk_keyed(int dfd, const char *name, void *arg)
+{
+	int64_t t;
+	const char *id;
+	return keyed_name_parse(name, &t, &id) ? walk_found(arg, dfd, name, id) : 0;
+}
+
+static int walk_named(int dfd, const char *name, void *arg)
+{
+	return sw_name_problem(name) ? 0 : walk_found(arg, dfd, name, name);
+}
+
+static int walk_claim(int dfd, const char *name, void *arg)
+{
+	struct walker *w = arg;
+	char id[NAME_LEN];
+	return claim_name_parse(name, id, &w->e.token, &w->e.expiry) ? walk_found(w, dfd, name, id) : 0;
+}
+
+static int walk_bucket(int dfd, const char *name, void *arg)
+{
+	if (strspn(name, "0123456789") != strlen(name))
+		return 0;   /* the head and tail hints */
+	return each_entry_in(dfd, name, walk_keyed, arg);
+}
+
+static int walk_part(int dfd, const char *name, void *arg) { return each_entry_in(dfd, name, walk_bucket, arg); }
+static int walk_prio(int dfd, const char *name, void *arg) { return each_entry_in(dfd, name, walk_part, arg); }
+
+int each_item_entry(struct sw_queue *q, int mask, entry_fn fn, void *arg)
+{
+	static const struct {
+		int bit; enum qdir d; const char *state, *from; int (*walk)(int, const char *, void *);
+	} dirs[] = {
+		{ SW_ST_PENDING, QD_PENDING, "pending", "pending", walk_prio },
+		{ SW_ST_PENDING, QD_TIMED, "pending", "timed", walk_keyed },
+		{ SW_ST_BLOCKED, QD_BLOCKED, "blocked", "blocked", walk_named },
+		{ SW_ST_CLAIMED, QD_CLAIMED, "claimed", "claimed", walk_claim },
+		{ SW_ST_DONE, QD_DONE, "done", "done", walk_named },
+		{ SW_ST_DEAD, QD_DEAD, "dead", "dead", walk_named },
+		{ SW_ST_CANCELLED, QD_CANCELLED, "cancelled", "cancelled", walk_named },
+	};
+	struct walker w = { .q = q, .fn = fn, .arg = arg };
+	int rc = 0;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && rc == 0; i++) {
+		if (!(mask & dirs[i].bit) || qdir(q, dirs[i].d) < 0)
+			continue;
+		w.e = (struct entry){ .state = dirs[i].state, .from = dirs[i].from };
+		rc = each_entry(q->dfd[dirs[i].d], dirs[i].walk, &w);
+	}
+	return rc;
+}
+
 /* ---- listing ------------------------------------------------------------- */
 
 struct lister {
-	struct sw_queue *q;
-	const char *state;
 	int (*fn)(json_t *item, void *arg);
 	void *arg;
-	char from[PATH_LEN];
 };
 
-static int list_entry(struct lister *l, int dfd, const char *name, const char *id,
-		      uint64_t token, int64_t expiry)
+static int list_entry(struct sw_queue *q, const struct entry *e, void *arg)
 {
+	struct lister *l = arg;
 	json_t *item;
 	char why[128];
-	enum rd rd = item_read(l->q, dfd, name, id, &item, NULL, why);
+	enum rd rd = item_read(q, e->dfd, e->name, e->id, &item, NULL, why);
 	if (rd == RD_DAMAGED)
-		quarantine(l->q, dfd, name, l->from, why);
+		quarantine(q, e->dfd, e->name, e->from, why);
 	if (rd != RD_OK)
 		return 0;   /* moved on while we looked, or not ours to read */
-	if (token)
-		claim_view(l->q, item, token, expiry);
+	if (!strcmp(e->state, "claimed"))
+		claim_view(q, item, e->token, e->expiry);
 	else
-		item_view(l->q, item, l->state);
+		item_view(q, item, e->state);
 	int rc = l->fn(item, l->arg);
 	json_decref(item);
 	return rc;
 }
-
-static int list_keyed(int dfd, const char *name, void *arg)
-{
-	int64_t t;
-	const char *id;
-	return keyed_name_parse(name, &t, &id) ? list_entry(arg, dfd, name, id, 0, 0) : 0;
-}
-
-static int list_named(int dfd, const char *name, void *arg)
-{
-	return sw_name_problem(name) ? 0 : list_entry(arg, dfd, name, name, 0, 0);
-}
-
-static int list_claim(int dfd, const char *name, void *arg)
-{
-	char id[NAME_LEN];
-	uint64_t token;
-	int64_t exp;
-	return claim_name_parse(name, id, &token, &exp) ? list_entry(arg, dfd, name, id, token, exp) : 0;
-}
-
-static int list_bucket(int dfd, const char *name, void *arg)
-{
-	if (strspn(name, "0123456789") != strlen(name))
-		return 0;
-	return each_entry_in(dfd, name, list_keyed, arg);
-}
-
-static int list_part(int dfd, const char *name, void *arg) { return each_entry_in(dfd, name, list_bucket, arg); }
-static int list_prio(int dfd, const char *name, void *arg) { return each_entry_in(dfd, name, list_part, arg); }
 
 struct inflight_list { int mask; int (*fn)(json_t *, void *); void *arg; struct sw_queue *q; };
 
@@ -323,9 +358,11 @@ static int list_inflight(json_t *item, const char *state, void *arg)
 	return f->fn(item, f->arg);
 }
 
+struct damaged_list { struct sw_queue *q; int (*fn)(json_t *, void *); void *arg; };
+
 static int list_damaged(int dfd, const char *name, void *arg)
 {
-	struct lister *l = arg;
+	struct damaged_list *l = arg;
 	int bfd = sw_open_dir(dfd, name, false);
 	if (bfd < 0)
 		return 0;
@@ -361,40 +398,16 @@ static int list_damaged(int dfd, const char *name, void *arg)
 
 int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *arg), void *arg)
 {
-	struct lister l = { q, "pending", fn, arg, "pending" };
-	int rc = 0;
-	if ((mask & SW_ST_PENDING) && qdir(q, QD_PENDING) >= 0) {
-		rc = each_entry(q->dfd[QD_PENDING], list_prio, &l);
-		snprintf(l.from, sizeof l.from, "timed");
-		if (rc == 0 && qdir(q, QD_TIMED) >= 0)
-			rc = each_entry(q->dfd[QD_TIMED], list_keyed, &l);
-	}
-	if (rc == 0 && (mask & SW_ST_BLOCKED) && qdir(q, QD_BLOCKED) >= 0) {
-		l.state = "blocked";
-		snprintf(l.from, sizeof l.from, "blocked");
-		rc = each_entry(q->dfd[QD_BLOCKED], list_named, &l);
-	}
-	if (rc == 0 && (mask & SW_ST_CLAIMED) && qdir(q, QD_CLAIMED) >= 0) {
-		l.state = "claimed";
-		snprintf(l.from, sizeof l.from, "claimed");
-		rc = each_entry(q->dfd[QD_CLAIMED], list_claim, &l);
-	}
-	static const struct { int bit; enum qdir d; const char *state; } fin[] = {
-		{ SW_ST_DONE, QD_DONE, "done" }, { SW_ST_DEAD, QD_DEAD, "dead" },
-		{ SW_ST_CANCELLED, QD_CANCELLED, "cancelled" },
-	};
-	for (size_t i = 0; i < 3 && rc == 0; i++)
-		if ((mask & fin[i].bit) && qdir(q, fin[i].d) >= 0) {
-			l.state = fin[i].state;
-			snprintf(l.from, sizeof l.from, "%s", fin[i].state);
-			rc = each_entry(q->dfd[fin[i].d], list_named, &l);
-		}
+	struct lister l = { fn, arg };
+	int rc = each_item_entry(q, mask, list_entry, &l);
 	if (rc == 0 && (mask & SW_ST_ALL)) {
 		struct inflight_list f = { mask, fn, arg, q };
 		rc = stage_items(q, list_inflight, &f);
 	}
-	if (rc == 0 && (mask & SW_ST_DAMAGED) && qdir(q, QD_DAMAGED) >= 0)
-		rc = each_entry(q->dfd[QD_DAMAGED], list_damaged, &l);
+	if (rc == 0 && (mask & SW_ST_DAMAGED) && qdir(q, QD_DAMAGED) >= 0) {
+		struct damaged_list d = { q, fn, arg };
+		rc = each_entry(q->dfd[QD_DAMAGED], list_damaged, &d);
+	}
 	if (rc < 0)
 		return qerr_errno(q, "listing");
 	return rc;

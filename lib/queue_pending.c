@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "err.h"
 #include "json.h"
+#include "shard.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,8 @@
 #define BUCKET_MAX 256          /* entries an adder puts in one bucket */
 #define PROBE_MAX 64            /* missing bucket numbers skipped over */
 #define PICK_MAX 8              /* candidates read from the head bucket */
+#define KEEP_MAX 1024           /* ... when claiming many at once */
+#define AFF_WALK_MAX 16         /* buckets of others' keys walked past */
 #define SKIP_MAX 64             /* unreadable entries a claim walks past */
 
 void bucket_init(struct bucket *b)
@@ -132,7 +135,7 @@ static int bucket_put(struct sw_queue *q, struct bucket *b, int dfd, const char 
 			return -1;
 		char bn[32], key[NAME_LEN];
 		snprintf(bn, sizeof bn, "%lld", b->n);
-		snprintf(key, sizeof key, "%016llx.%s", (unsigned long long)sw_now_ns(), item_id(item));
+		keyed_name_make(key, sw_now_ns(), item);
 		int bfd = sw_open_dir(b->pfd, bn, false);
 		if (bfd >= 0 && sw_rename(dfd, name, bfd, key) == 0) {
 			close(bfd);
@@ -235,7 +238,7 @@ struct cand {
 	int prio;
 	char part[NAME_LEN];
 	long long bucket;
-	char keys[PICK_MAX][NAME_LEN];  /* the smallest entries, sorted */
+	char (*keys)[NAME_LEN];         /* the smallest entries, sorted */
 	int nkeys;
 };
 
@@ -260,7 +263,25 @@ struct want {
 	struct skips *sk;
 	bool spread;
 	int err;                /* an errno the search met, other than absence */
+	int keep;               /* candidates kept per bucket */
+	char (*spare)[NAME_LEN];   /* keys buffer for the next candidate */
+	const struct sw_affinity *aff;
+	int64_t now;
 };
+
+/* Whether this claimer may take the entry: without affinity, any; with
+ * it, one without a key, one of its own keys, or another's that has
+ * waited long enough. */
+static bool eligible(const struct want *w, const char *name)
+{
+	int64_t t;
+	uint64_t h;
+	bool has_key;
+	const char *id;
+	if (!w->aff || !keyed_name_split(name, &t, &h, &has_key, &id) || !has_key)
+		return true;
+	return sw_place(w->aff->ring, h) == w->aff->me || t <= w->now - w->aff->steal_after_ns;
+}
 
 /* Notes an error that is not a vanished entry: the search goes on, but an
  * empty result is then an I/O error, not "nothing to claim". */
@@ -277,7 +298,6 @@ static void search_err(struct want *w)
 static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, struct want *w)
 {
 	const struct skips *sk = w->sk;
-	bool spread = w->spread;
 	char name[32], from[PATH_LEN];
 	snprintf(name, sizeof name, "%lld", n);
 	snprintf(from, sizeof from, "pending/%d/%s", c->prio, c->part);
@@ -308,11 +328,11 @@ static int bucket_pick(struct sw_queue *q, struct cand *c, long long n, struct w
 			quarantine(q, dirfd(d), de->d_name, from, "not a pending entry name");
 			continue;
 		}
-		if (skipped(sk, de->d_name)) {
+		if (skipped(sk, de->d_name) || !eligible(w, de->d_name)) {
 			others = true;
 			continue;
 		}
-		keep_smallest(c, de->d_name, spread ? PICK_MAX : 2);
+		keep_smallest(c, de->d_name, w->keep);
 	}
 	if (errno)
 		search_err(w);
@@ -348,23 +368,30 @@ static int part_head(struct sw_queue *q, struct cand *c, struct want *w)
 {
 	long long hint = read_hint(c->pfd, "head"), n = hint < 1 ? 1 : hint;
 	bool lowered = false;
+	int passed = 0;          /* buckets of entries this claim may not take */
 	for (int steps = 0; steps < 100000; steps++) {
 		int r = bucket_pick(q, c, n, w);
 		if (r == 0) {
 			/* one came back below: walk once more from there (once: a
-			 * bucket that cannot be removed must not keep us here) */
-			if (n != hint && head_raise(c->pfd, hint, n) != n && !lowered) {
+			 * bucket that cannot be removed must not keep us here).
+			 * The head stays below buckets others may take from. */
+			if (n != hint && !passed && head_raise(c->pfd, hint, n) != n && !lowered) {
 				lowered = true;
 				hint = n = read_hint(c->pfd, "head");
 				continue;
 			}
 			return 0;
 		}
+		/* with affinity, a claim walks past a few buckets of others'
+		 * keys, not the whole queue: those become its own to take once
+		 * they have waited --steal-after */
+		if (r == 2 && ++passed > AFF_WALK_MAX && w->aff)
+			return 1;
 		long long m = next_bucket(c->pfd, n + 1);
 		if (!m) {
 			/* remember how far the removed buckets go, or the next
 			 * claimer walks the same holes again */
-			if (n != hint && r == 1)
+			if (n != hint && r == 1 && !passed)
 				head_raise(c->pfd, hint, n);
 			return 1;
 		}
@@ -411,7 +438,7 @@ static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *
 	}
 	int found = 1;
 	struct dirent *de;
-	struct cand c;
+	struct cand c = { .keys = w->spare };
 	while ((de = sw_readdir(d))) {
 		if (sw_hidden(de->d_name) || !role_allowed(de->d_name, w->roles, w->nroles))
 			continue;
@@ -430,7 +457,10 @@ static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *
 		    (found || strcmp(c.keys[0], best->keys[0]) < 0)) {
 			if (!found)
 				close(best->pfd);
+			/* the old best's keys buffer reads the next partition */
+			char (*free_keys)[NAME_LEN] = best->keys;
 			*best = c;
+			c.keys = w->spare = free_keys;
 			found = 0;
 		} else
 			close(c.pfd);
@@ -503,63 +533,117 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 		return e == ENOENT ? CL_LOST : CL_ERR;
 	}
 	claim_cache_put(q, id, token, expiry);
-	sync_full(q);
 	*out = claim_view(q, item, token, expiry);
 	return CL_WON;
+}
+
+/* Why nothing was claimed: q->err says. */
+static int none_claimable(struct sw_queue *q, const struct skips *sk)
+{
+	if (sk->n >= SKIP_MAX)
+		return qerr(q, EX_TEMPFAIL, "nothing claimable in queue '%s' (at least %d items of "
+			    "other users cannot be read)", q->name, SKIP_MAX);
+	if (sk->n)
+		return qerr(q, EX_TEMPFAIL, "nothing claimable in queue '%s' (%d items of other users "
+			    "cannot be read)", q->name, sk->n);
+	return qerr(q, EX_TEMPFAIL, "nothing to claim in queue '%s'", q->name);
+}
+
+/* One pass over the best candidates: claims them in order (from a random
+ * one of them after a lost race, so that claimers on other hosts do not
+ * all chase one entry).  CL_WON when it claimed at least one, CL_LOST
+ * when a race was lost and the bucket must be read again, CL_SKIP when
+ * its entries could not be taken, CL_ERR (rc set) on an error or when fn
+ * stopped it. */
+static int claim_pass(struct sw_queue *q, struct cand *best, struct want *w, const struct sw_claim_opts *o,
+		      size_t want_n, size_t *got, int (*fn)(json_t *, void *), void *arg, int *rc)
+{
+	int start = w->spread ? (int)sw_rand_below((uint32_t)best->nkeys) : 0, res = CL_SKIP;
+	for (int k = 0; k < best->nkeys && *got < want_n; k++) {
+		const char *key = best->keys[(start + k) % best->nkeys];
+		json_t *item = NULL;
+		int r = claim_entry(q, best, key, o->ttl_ns, &item);
+		if (r == CL_WON) {
+			(*got)++;
+			res = CL_WON;
+			if ((*rc = fn(item, arg)))
+				return CL_ERR;
+		} else if (r == CL_ERR) {
+			*rc = qerr_errno(q, "claiming");
+			return CL_ERR;
+		} else if (r == CL_SKIP && w->sk->n < SKIP_MAX) {
+			snprintf(w->sk->names[w->sk->n++], NAME_LEN, "%s", key);
+		} else if (r == CL_LOST) {
+			w->spread = true;
+			if (want_n == 1)
+				return CL_LOST;   /* the bucket moved on: read it again */
+			if (res != CL_WON)
+				res = CL_LOST;
+		}
+	}
+	return res;
+}
+
+int sw_queue_claim_many(struct sw_queue *q, const struct sw_claim_opts *o,
+			int (*fn)(json_t *item, void *arg), void *arg, size_t *n)
+{
+	maybe_maintain(q);
+	size_t want_n = o->max ? o->max : 1, got = 0;
+	int keep = want_n > KEEP_MAX ? KEEP_MAX : want_n > 2 ? (int)want_n : 2;
+	struct skips *sk = calloc(1, sizeof *sk);
+	char (*bufs)[NAME_LEN] = calloc(2 * (size_t)(keep > PICK_MAX ? keep : PICK_MAX), NAME_LEN);
+	*n = 0;
+	if (!sk || !bufs) {
+		free(sk);
+		free(bufs);
+		return qerr(q, EX_SOFTWARE, "out of memory");
+	}
+	struct want w = { o->roles, o->nroles, sk, false, 0, keep, bufs + (keep > PICK_MAX ? keep : PICK_MAX),
+			  o->aff, sw_now_ns() };
+	int rc = -1;
+	for (int round = 0; round < 1000 && rc < 0; round++) {
+		struct cand best = { .pfd = -1, .keys = bufs };
+		if (w.spread && w.keep < PICK_MAX)
+			w.keep = PICK_MAX;   /* racing: more to choose from */
+		int found = 1;
+		for (int p = 0; p <= SW_PRIO_MAX && found; p++)
+			found = prio_best(q, p, &w, &best);
+		if (found && w.err && !got) {
+			errno = w.err;
+			rc = qerr_errno(q, "looking for items");
+		} else if (found) {
+			rc = got ? 0 : none_claimable(q, sk);
+		} else {
+			int r = claim_pass(q, &best, &w, o, want_n, &got, fn, arg, &rc);
+			close(best.pfd);
+			if (r != CL_ERR && got == want_n)
+				rc = 0;
+			else if (r != CL_ERR && sk->n >= SKIP_MAX)
+				rc = got ? 0 : none_claimable(q, sk);
+		}
+	}
+	free(sk);
+	free(bufs);
+	if (got)
+		sync_full(q);
+	*n = got;
+	if (rc < 0)
+		rc = got ? 0 : qerr(q, EX_TEMPFAIL, "too much contention in queue '%s'", q->name);
+	return rc;
+}
+
+static int take_one(json_t *item, void *arg)
+{
+	*(json_t **)arg = item;
+	return 0;
 }
 
 int sw_queue_claim(struct sw_queue *q, const char *const *roles, size_t nroles,
 		   int64_t ttl_ns, json_t **out)
 {
-	maybe_maintain(q);
-	struct skips *sk = calloc(1, sizeof *sk);
-	if (!sk)
-		return qerr(q, EX_SOFTWARE, "out of memory");
-	struct want w = { roles, nroles, sk, false, 0 };
-	int rc = -1;
-	for (int round = 0; round < 1000 && rc < 0; round++) {
-		struct cand best = { .pfd = -1 };
-		int found = 1;
-		for (int p = 0; p <= SW_PRIO_MAX && found; p++)
-			found = prio_best(q, p, &w, &best);
-		if (found && w.err) {
-			errno = w.err;
-			rc = qerr_errno(q, "looking for items");
-			break;
-		}
-		if (found) {
-			rc = sk->n ? qerr(q, EX_TEMPFAIL, "nothing claimable in queue '%s' (%d items of "
-					  "other users cannot be read)", q->name, sk->n)
-				   : qerr(q, EX_TEMPFAIL, "nothing to claim in queue '%s'", q->name);
-			break;
-		}
-		/* lost a race before: start at a random one of the first few, so
-		 * that racing claimers on other hosts do not all chase one entry */
-		int start = w.spread ? (int)sw_rand_below((uint32_t)best.nkeys) : 0;
-		for (int k = 0; k < best.nkeys && rc < 0; k++) {
-			const char *key = best.keys[(start + k) % best.nkeys];
-			int r = claim_entry(q, &best, key, ttl_ns, out);
-			if (r == CL_WON)
-				rc = 0;
-			else if (r == CL_ERR)
-				rc = qerr_errno(q, "claiming");
-			else if (r == CL_SKIP && sk->n < SKIP_MAX)
-				snprintf(sk->names[sk->n++], NAME_LEN, "%s", key);
-			else if (r == CL_LOST)
-				w.spread = true;
-			if (r == CL_LOST)
-				break;   /* the bucket moved on: read it again */
-		}
-		close(best.pfd);
-		if (rc < 0 && sk->n >= SKIP_MAX) {
-			rc = qerr(q, EX_TEMPFAIL, "nothing claimable in queue '%s' (at least %d items of "
-				  "other users cannot be read)", q->name, SKIP_MAX);
-		}
-	}
-	free(sk);
-	if (rc < 0)
-		rc = qerr(q, EX_TEMPFAIL, "too much contention in queue '%s'", q->name);
-	return rc;
+	struct sw_claim_opts o = { roles, nroles, ttl_ns, 1, NULL };
+	size_t n;
+	return sw_queue_claim_many(q, &o, take_one, out, &n);
 }
 
 /* ---- repairing head hints --------------------------------------------- */

@@ -225,14 +225,55 @@ static int txn_current(struct sw_queue *q, int sfd, const char *oname, const str
 	}
 }
 
-/* Steps 2 to 5, once <N>.o<S> is ours. */
-static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
+/* Steps 3 to 5 of a transition whose new content is written: commit,
+ * place, clean up.  0, or SW_EX_FALSE when it was taken over meanwhile. */
+static int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable)
 {
 	int sfd = qdir(q, QD_STAGE);
 	char oname[NAME_LEN], nname[NAME_LEN], kname[NAME_LEN];
+	sname_make(oname, nonce, 'o', src);
+	sname_make(nname, nonce, 'n', src);
+	sname_make(kname, nonce, 'k', src);
+	if (sw_rename(sfd, oname, sfd, kname) < 0) {
+		int e = errno;
+		SW_NOINTR(unlinkat(sfd, nname, 0));
+		errno = e;
+		return e == ENOENT ? qerr(q, SW_EX_FALSE, "taken over while this process stalled")
+				   : qerr_errno(q, "committing");
+	}
+	/* committed: from here on the outcome stands, whoever places it */
+	if (place(q, sfd, nname, next, durable) < 0 && errno != ENOENT)
+		sw_warn("queue '%s': item %s is finished but could not be placed (%s); "
+			"maintenance will place it", q->name, item_id(next), strerror(errno));
+	else
+		SW_NOINTR(unlinkat(sfd, kname, 0));
+	return 0;
+}
+
+/* A batch's transition that has its new content written, not committed. */
+struct txn_pend {
+	char nonce[96];
+	char src;
+	int back_dfd;
+	char back_name[NAME_LEN];
+	json_t *next;
+	bool durable;
+	size_t slot;            /* the caller's index of the item */
+};
+
+struct txn_batch {
+	size_t n, cap;
+	bool durable;           /* some transition asks for a sync */
+	struct txn_pend *p;
+};
+
+/* Steps 2 to 5, once <N>.o<S> is ours; in a batch, step 2 only. */
+static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
+{
+	int sfd = qdir(q, QD_STAGE);
+	char oname[NAME_LEN], nname[NAME_LEN];
 	sname_make(oname, t->nonce, 'o', t->src);
 	sname_make(nname, t->nonce, 'n', t->src);
-	sname_make(kname, t->nonce, 'k', t->src);
 	json_t *cur;
 	int rc = txn_current(q, sfd, oname, t, &cur);
 	if (rc) {
@@ -245,6 +286,23 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 		json_decref(cur);
 		put_back(sfd, oname, t->back_dfd, t->back_name);
 		return rc ? rc : qerr(q, EX_SOFTWARE, "no next state");
+	}
+	struct txn_batch *b = q->batch;
+	struct txn_pend *pend = NULL;
+	if (b && b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct txn_pend *np = realloc(b->p, cap * sizeof *np);
+		if (np) {
+			b->p = np;
+			b->cap = cap;
+		}
+	}
+	if (b && b->n < b->cap)
+		pend = &b->p[b->n];
+	else if (b) {
+		json_decref(next);
+		put_back(sfd, oname, t->back_dfd, t->back_name);
+		return qerr(q, EX_SOFTWARE, "out of memory");
 	}
 	size_t len;
 	char *buf = item_dump(next, &len);
@@ -259,7 +317,8 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 		put_back(sfd, oname, t->back_dfd, t->back_name);
 		return rc;
 	}
-	rc = write_new(sfd, nname, buf, len, sw_sync_wanted(q->ws->sync, t->durable));
+	/* a batch syncs every new content at once before any commit */
+	rc = write_new(sfd, nname, buf, len, !b && sw_sync_wanted(q->ws->sync, t->durable));
 	free(buf);
 	if (rc < 0) {
 		rc = qerr_errno(q, "writing item");
@@ -267,25 +326,75 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 		put_back(sfd, oname, t->back_dfd, t->back_name);
 		return rc;
 	}
-	if (sw_rename(sfd, oname, sfd, kname) < 0) {
-		int e = errno;
-		SW_NOINTR(unlinkat(sfd, nname, 0));
-		json_decref(next);
-		errno = e;
-		return e == ENOENT ? qerr(q, SW_EX_FALSE, "taken over while this process stalled")
-				   : qerr_errno(q, "committing");
+	if (pend) {
+		*pend = (struct txn_pend){ .src = t->src, .back_dfd = t->back_dfd, .next = next,
+					   .durable = t->durable, .slot = q->batch_slot };
+		snprintf(pend->nonce, sizeof pend->nonce, "%s", t->nonce);
+		snprintf(pend->back_name, sizeof pend->back_name, "%s", t->back_name ? t->back_name : "");
+		b->n++;
+		b->durable |= t->durable;
+		/* the caller's view is its own: the views edit what they get */
+		if (out && !(*out = json_deep_copy(next)))
+			return qerr(q, EX_SOFTWARE, "out of memory");
+		return 0;
 	}
-	/* committed: from here on the outcome stands, whoever places it */
-	if (place(q, sfd, nname, next, t->durable) < 0 && errno != ENOENT)
-		sw_warn("queue '%s': item %s is finished but could not be placed (%s); "
-			"maintenance will place it", q->name, item_id(next), strerror(errno));
-	else
-		SW_NOINTR(unlinkat(sfd, kname, 0));
-	if (out)
+	rc = txn_commit(q, t->nonce, t->src, next, t->durable);
+	if (rc == 0 && out)
 		*out = next;
 	else
 		json_decref(next);
-	return 0;
+	return rc;
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+/* An uncommitted transition of a batch given back as it was. */
+static void txn_undo(struct sw_queue *q, const struct txn_pend *p)
+{
+	int sfd = qdir(q, QD_STAGE);
+	char oname[NAME_LEN], nname[NAME_LEN];
+	sname_make(oname, p->nonce, 'o', p->src);
+	sname_make(nname, p->nonce, 'n', p->src);
+	SW_NOINTR(unlinkat(sfd, nname, 0));
+	put_back(sfd, oname, p->back_dfd, p->back_name);
+}
+
+void txn_batch_begin(struct sw_queue *q)
+{
+	struct txn_batch *b = calloc(1, sizeof *b);
+	q->batch = b;   /* NULL (no memory): one transition at a time */
+}
+
+/* Commits a batch: one sync for every new content, the commits and
+ * placings, one sync for all of them.  stale(slot, arg) is called for a
+ * transition taken over meanwhile.  0, or the code of a failed sync (the
+ * transitions are made, but not known to be durable). */
+int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), void *arg)
+{
+	struct txn_batch *b = q->batch;
+	if (!b)
+		return 0;
+	q->batch = NULL;
+	int rc = 0;
+	bool sync = b->n && sw_sync_wanted(q->ws->sync, b->durable);
+	if (sync && SW_NOINTR(syncfs(q->fd)) < 0)
+		rc = qerr_errno(q, "syncing");
+	q->sync_deferred = true;
+	for (size_t i = 0; i < b->n; i++) {
+		struct txn_pend *p = &b->p[i];
+		if (rc)   /* nothing is committed unless its content is durable */
+			txn_undo(q, p);
+		else if (txn_commit(q, p->nonce, p->src, p->next, p->durable) == SW_EX_FALSE)
+			stale(p->slot, arg);
+		json_decref(p->next);
+	}
+	q->sync_deferred = false;
+	if (!rc && (sync || q->sync_owed) && SW_NOINTR(syncfs(q->fd)) < 0)
+		rc = qerr_errno(q, "syncing");
+	q->sync_owed = false;
+	free(b->p);
+	free(b);
+	return rc;
 }
 
 int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,

@@ -100,3 +100,51 @@ void sw_queue_wait(struct sw_queue *q, const char *const *roles, size_t nroles, 
 	if (!leads)
 		sw_waiter_lead(w);
 }
+
+/* Watches the directories items end in; -1 when inotify cannot be had. */
+static int end_watch(struct sw_queue *q)
+{
+	if (q->end_ifd >= 0)
+		return q->end_ifd;
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ifd < 0)
+		return -1;
+	static const enum qdir ends[] = { QD_DONE, QD_DEAD, QD_CANCELLED };
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		char path[64];
+		int dfd = qdir(q, ends[i]);
+		snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
+		if (dfd < 0 || inotify_add_watch(ifd, path, IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0) {
+			close(ifd);
+			return -1;
+		}
+	}
+	return q->end_ifd = ifd;
+}
+
+void sw_queue_wait_end(struct sw_queue *q, int64_t deadline_ns)
+{
+	int64_t now = sw_now_ns();
+	if (deadline_ns <= now)
+		return;
+	bool first = q->end_ifd < 0;
+	int ifd = end_watch(q);
+	if (first && ifd >= 0)
+		return;   /* the watch is in place now: the caller looks again */
+	int64_t iv = sw_poll_interval(q);
+	if (ifd < 0 && q->ws->set.poll_ns <= 0 && iv > SW_NS_PER_SEC)
+		iv = SW_NS_PER_SEC;
+	iv = sw_jitter(iv);
+	if (deadline_ns - now < iv)
+		iv = deadline_ns - now;
+	if (ifd < 0) {
+		sw_sleep_ns(iv);
+		return;
+	}
+	struct pollfd pfd = { .fd = ifd, .events = POLLIN };
+	if (SW_NOINTR(poll(&pfd, 1, (int)((iv + 999999) / 1000000))) > 0) {
+		char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+		while (read(ifd, buf, sizeof buf) > 0)
+			;    /* drained: what ended is looked up by name */
+	}
+}

@@ -162,6 +162,11 @@ int sw_ws_open(struct sw_ws *ws, const char *dir, bool create, struct sw_err *e)
 		 * fresh local workspace that nobody else sees.  A new workspace
 		 * is private until its owner shares it (chmod g+rwxs). */
 		rc = named ? mkdir(ws->path, 0700) : mkdir_private(ws->path);
+		/* cron runs jobs without the SW_DIR of the user's shell: a job
+		 * that makes a fresh workspace of its own is usually that */
+		if (rc == 0 && !named && !getenv("TERM") && !isatty(0))
+			sw_warn("no SW_DIR (or -d) here, as under cron: made a new workspace %s; "
+				"set SW_DIR in the crontab if the others use another", ws->path);
 		if (rc < 0 && errno == ENOENT)
 			return sw_err_set(e, EX_UNAVAILABLE, "workspace %s: parent directory does not exist", ws->path);
 		if (rc < 0 && errno != EEXIST)

@@ -6,7 +6,8 @@ load helper
 
 # Items in every state of every queue (0 when there is no queue yet).
 nitems() {
-	sw-claim stats 2>/dev/null | jq -s '[.[] | .pending + .claimed + .done + .dead + .cancelled] | add // 0'
+	sw-claim stats 2>/dev/null |
+		jq -s '[.[] | .pending + .delayed + .blocked + .claimed + .done + .dead + .cancelled] | add // 0'
 }
 
 # Claims one item: sets ID, TOK (fencing token) and ATT (attempt).
@@ -990,4 +991,311 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 	[[ $stderr == *"cannot be read"* ]]
 	[ -e "$f" ]   # skipped, not moved aside: its owner can still claim it
 	rm -rf "${SW_DIR%/ws}"
+}
+
+# ---- fan-in: blocked items and their failure path -----------------------------
+
+@test "an item after one that dies goes dead with the reason; cancel and run are the other choices" {
+	sw-claim add --id a --max-attempts 1 1 >/dev/null
+	sw-claim add --id dead-dep --after a 2 | jq -e '.state == "blocked"'
+	sw-claim add --id cancel-dep --after a --on-dep-fail cancel 3 >/dev/null
+	sw-claim add --id z 4 >/dev/null
+	sw-claim add --id run-dep --after a,z --on-dep-fail run 5 >/dev/null
+	sw-claim add --id chained --after dead-dep 6 >/dev/null
+	[ "$(state_of dead-dep)" = blocked ]
+	claim
+	[ "$ID" = a ]
+	sw-claim fail a --token "$TOK" | jq -e '.state == "dead"'
+	sw-claim show dead-dep | jq -e '.state == "dead" and .last_error == "after a, which is dead"'
+	sw-claim show cancel-dep | jq -e '.state == "cancelled" and .last_error == "after a, which is dead"'
+	sw-claim show chained | jq -e '.state == "dead" and .last_error == "after dead-dep, which is dead"'
+	# run waits for every item it is after to end, then runs
+	[ "$(state_of run-dep)" = blocked ]
+	claim
+	[ "$ID" = z ]
+	sw-claim done z --token "$TOK" >/dev/null
+	[ "$(state_of run-dep)" = pending ]
+	# an item added after a dead one is dead at once, and says so
+	sw-claim add --id late --after a 7 | jq -e '.state == "dead"'
+	refused 64 sw-claim add --after a --on-dep-fail maybe 8
+}
+
+@test "an item after a cancelled one is dead too, found by maintenance when the finisher died" {
+	sw-claim add --id a 1 >/dev/null
+	sw-claim add --id b --after a 2 >/dev/null
+	# the finisher's look at b is skipped: a goes to cancelled/ by hand, as
+	# a process killed between its move and its look would leave it
+	mv "$SW_DIR/queues/default/pending/5/-/1/"*.a "$SW_DIR/queues/default/cancelled/a"
+	sed -i 's/"state":"pending"/"state":"cancelled"/' "$SW_DIR/queues/default/cancelled/a" || true
+	[ "$(state_of b)" = blocked ]
+	sw-claim reap >/dev/null
+	sw-claim show b | jq -e '.state == "dead" and .last_error == "after a, which was cancelled"'
+}
+
+@test "--after an id that is not in the queue is refused, nothing added, unless --after-missing ok" {
+	refused 65 sw-claim add --after nope 1
+	[[ $stderr == *"after nope, which is not in queue 'default'"* ]]
+	refused 65 bash -c 'printf "%s\n" "{\"id\":\"x\",\"payload\":1}" "{\"payload\":2,\"after\":[\"nope\"]}" | sw-claim add'
+	[[ $stderr == *"line 2: after nope"*"nothing added"* ]]
+	sw-claim add --after nope --after-missing ok --id w 1 | jq -e '.state == "blocked"'
+	# a line may wait for an item on a later line of the same batch
+	printf '%s\n' '{"id":"comb","after":["s1","s2"],"payload":0}' '{"id":"s1","payload":1}' '{"id":"s2","payload":2}' |
+		sw-claim add | jq -s -e 'map(.state) == ["blocked","pending","pending"]'
+	# and once the waited-for item exists, it is waited for
+	sw-claim add --id nope 3 >/dev/null
+	claim; claim; claim
+	for id in s1 s2 nope; do :; done
+	[ "$(sw-claim list --state blocked | jq -r .id | sort | tr '\n' ' ')" = "comb w " ]
+	refused 64 sw-claim add --after-missing maybe 1
+}
+
+@test "deps ID prints the items it waits for with their results; one purged as missing" {
+	sw-claim add --id s1 1 >/dev/null
+	sw-claim add --id s2 2 >/dev/null
+	sw-claim add --id comb --after s1,s2 0 >/dev/null
+	claim; sw-claim done "$ID" --token "$TOK" --result '{"n":10}' >/dev/null
+	run sw-claim deps comb
+	[ "$status" -eq 0 ]
+	[ "$(jq -s -c 'map([.id, .state, .result])' <<<"$output")" = '[["s1","done",{"n":10}],["s2","pending",null]]' ]
+	claim; sw-claim done "$ID" --token "$TOK" --result '{"n":20}' >/dev/null
+	sw-claim purge --state done --older-than 0s >/dev/null
+	[ "$(sw-claim deps comb | jq -s -c 'map([.id, .state])')" = '[["s1","missing"],["s2","missing"]]' ]
+	refused 1 sw-claim deps nope
+}
+
+# ---- friction ---------------------------------------------------------------------
+
+@test "done, fail, release and renew on an id the queue never had say so, not stale token (1)" {
+	sw-claim add -q mail --id m1 1 >/dev/null
+	claim -q mail
+	for verb in done fail release renew; do
+		refused 1 sw-claim "$verb" m1 --token "$TOK"
+		[ "$stderr" = "sw-claim: $verb: no item m1 in queue 'default'" ]
+	done
+	refused 1 sw-claim done m1 -q mail --token 12345
+	[[ $stderr == *"stale token"* ]]
+}
+
+@test "--quiet silences 'nothing to claim'; the exit status still says it" {
+	run --separate-stderr sw-claim next --quiet
+	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	sw-claim add 1 >/dev/null; claim
+	run --separate-stderr sw-claim next --quiet --wait 0.2s
+	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	run --separate-stderr sw-claim next
+	[ "$status" -eq 75 ] && [[ $stderr == *"nothing to claim"* ]]
+}
+
+@test "a batch whose lines are not item objects hints at --lines" {
+	refused 65 bash -c 'seq 3 | sw-claim add'
+	[[ $stderr == *"line 1: "*"--lines takes plain lines"* ]]
+	refused 65 bash -c 'echo hello | sw-claim add'
+	[[ $stderr == *"--lines"* ]]
+	[ "$(seq 3 | sw-claim add --lines | wc -l)" -eq 3 ]
+}
+
+# ---- bulk verbs, drop ---------------------------------------------------------------
+
+@test "requeue --state dead [--older-than] and cancel --state pending act on every such item of the queue" {
+	for i in 1 2 3; do sw-claim add --max-attempts 1 --id "d$i" "$i" >/dev/null; done
+	for i in 1 2; do claim; sw-claim fail "$ID" --token "$TOK" >/dev/null; done
+	sw-claim add -q other --id o1 1 >/dev/null
+	[ -z "$(sw-claim requeue --state dead --older-than 1h)" ]
+	[ "$(sw-claim stats | jq -s -c 'map(select(.queue == "default"))[0] | [.pending, .dead]')" = "[1,2]" ]
+	run sw-claim requeue --state dead
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.id + " " + .state + " " + (.attempt | tostring)' <<<"$output" | sort | tr '\n' ,)" = "d1 pending 0,d2 pending 0," ]
+	[ "$(sw-claim cancel --state pending | jq -r .state | sort -u)" = cancelled ]
+	sw-claim stats -q default | jq -e '.pending == 0 and .cancelled == 3'
+	sw-claim stats -q other | jq -e '.pending == 1'
+	refused 64 sw-claim cancel
+	refused 64 sw-claim cancel d1 --state pending
+	refused 64 sw-claim cancel --state done
+	refused 64 sw-claim requeue --state pending
+	refused 64 sw-claim requeue d1 --older-than 1h
+}
+
+@test "drop QUEUE deletes it; refused (75) while an item is claimed unless --force; no such queue is 1" {
+	sw-claim add -q tmp 1 >/dev/null
+	sw-claim add -q tmp 2 >/dev/null
+	claim -q tmp
+	run --separate-stderr sw-claim drop tmp
+	[ "$status" -eq 75 ] && [[ $stderr == *"1 claimed item"*"--force"* ]]
+	[ "$(sw-claim stats -q tmp | jq .pending)" -eq 1 ]
+	sw-claim drop tmp --force | jq -e '.queue == "tmp" and .dropped'
+	[ -z "$(sw-claim stats -q tmp)" ]
+	[ -z "$(ls -A "$SW_DIR/queues")" ]
+	refused 1 sw-claim drop tmp
+	refused 1 sw-claim done "$ID" -q tmp --token "$TOK"
+	sw-claim add -q tmp 3 | jq -e '.added'
+	sw-claim drop tmp | jq -e '.dropped'
+}
+
+# ---- worker loops without jq, listing -----------------------------------------------
+
+@test "next --format tsv and sh: id, token and payload in a shell-safe form" {
+	sw-claim add '"it'"'"'s a\ttab and a \\ backslash"' >/dev/null
+	sw-claim add '{"a":[1,"x y"]}' >/dev/null
+	IFS=$'\t' read -r id token payload < <(sw-claim next --format tsv)
+	sw-claim show "$id" | jq -e --argjson t "$token" '.token == $t'
+	[ "$payload" = "it's a\\ttab and a \\\\ backslash" ]
+	[ "$(printf '%b' "$payload")" = "$(printf "it's a\ttab and a \\\\ backslash")" ]
+	eval "$(sw-claim next --format sh)"
+	[ "$payload" = '{"a":[1,"x y"]}' ] && [ "$attempt" = 1 ]
+	sw-claim done "$id" --token "$token" >/dev/null
+	sw-claim add '"nul\u0000byte"' >/dev/null
+	refused 65 sw-claim next --format sh
+	[ "$(sw-claim stats | jq .pending)" -eq 1 ]   # given back
+	refused 64 sw-claim next --format xml
+}
+
+@test "the worker loop of sw-claim(1) runs as printed, without jq" {
+	seq 3 | sw-claim add --lines >/dev/null
+	cd "$BATS_TEST_TMPDIR"
+	# as in sw-claim(1) EXAMPLES
+	while item=$(sw-claim next --format tsv); do
+		IFS=$'\t' read -r id token payload <<<"$item"
+		if echo "$payload" >>out; then
+			sw-claim done "$id" --token "$token" >/dev/null
+		else
+			sw-claim fail "$id" --token "$token" >/dev/null
+		fi
+	done 2>/dev/null
+	[ "$(sort out | tr '\n' ' ')" = "1 2 3 " ]
+	sw-claim stats | jq -e '.done == 3'
+}
+
+@test "list --limit N stops after N items; --table prints columns for list and stats" {
+	for i in 1 2 3 4 5; do sw-claim add "$i" >/dev/null; done
+	sw-claim add -q other 6 >/dev/null
+	[ "$(sw-claim list --limit 2 | wc -l)" -eq 2 ]
+	[ "$(sw-claim list --limit 100 | wc -l)" -eq 6 ]
+	run sw-claim list --table -q default --limit 3
+	[ "${#lines[@]}" -eq 4 ]
+	[[ ${lines[0]} == "QUEUE "*"ID "*"STATE "*"PAYLOAD" ]]
+	[[ ${lines[1]} == "default "*" pending "*"0/5 "* ]]
+	run sw-claim stats --table
+	[ "${#lines[@]}" -eq 3 ]
+	[[ ${lines[0]} == "QUEUE "*"PENDING"*"OLDEST" ]]
+	printf '%s\n' "${lines[@]}" | grep -Eq '^default +5 +0 +0 +0 +0 +0 +0 +0  [0-9.]+m?s$'
+	refused 64 sw-claim list --limit 0
+	refused 64 sw-claim next --table
+}
+
+@test "wait ID... blocks until each item ends: 0 all done, 1 one dead or cancelled, 75 on --timeout" {
+	sw-claim add --id w1 1 >/dev/null
+	sw-claim add --id w2 2 >/dev/null
+	( sleep 0.5; claim; sw-claim done "$ID" --token "$TOK" >/dev/null ) &
+	t0=$(date +%s%N)
+	run --separate-stderr sw-claim wait w1
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	wait
+	[ "$status" -eq 0 ]
+	jq -e '.id == "w1" and .state == "done"' <<<"$output"
+	echo "woke ${ms} ms after it began"
+	[ "$ms" -lt 3000 ]
+	run --separate-stderr sw-claim wait w2 --timeout 0.3s
+	[ "$status" -eq 75 ] && [[ $stderr == *"not ended"* ]] && [ -z "$output" ]
+	sw-claim cancel w2 >/dev/null
+	run --separate-stderr sw-claim wait w1 w2
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 2 ]
+	refused 1 sw-claim wait nope
+}
+
+@test "under cron's environment without SW_DIR, the add that makes a new workspace says so, once" {
+	home=$BATS_TEST_TMPDIR/home
+	mkdir "$home"
+	bin=$(dirname "$(command -v sw-claim)")
+	run --separate-stderr env -i HOME="$home" PATH=/usr/bin:/bin "$bin/sw-claim" add 1 </dev/null
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"no SW_DIR"*"made a new workspace $home/.local/state/sw"* ]]
+	run --separate-stderr env -i HOME="$home" PATH=/usr/bin:/bin "$bin/sw-claim" add 2 </dev/null
+	[ "$status" -eq 0 ] && [ -z "$stderr" ]
+	# with SW_DIR, as the crontab should say, nothing to warn about
+	run --separate-stderr env -i HOME="$home" PATH=/usr/bin:/bin SW_DIR="$BATS_TEST_TMPDIR/ws2" "$bin/sw-claim" add 3 </dev/null
+	[ "$status" -eq 0 ] && [ -z "$stderr" ]
+}
+
+# ---- batches (issue 13) ----------------------------------------------------
+
+@test "next -n N claims up to N items, one line each with its own token; fewer when fewer; 75 when none" {
+	seq 1 5 | sw-claim add --lines -q b >/dev/null
+	run --separate-stderr sw-claim next -q b -n 3
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r .token | sort -u | wc -l)" -eq 3 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r .payload | paste -sd,)" = "1,2,3" ]
+	run sw-claim next -q b -n 10
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	run sw-claim next -q b -n 10
+	[ "$status" -eq 75 ]
+	[ "$(sw-claim stats -q b | jq .claimed)" -eq 5 ]
+	refused 64 sw-claim next -q b -n 0
+	refused 64 sw-claim done -q b -n 3
+}
+
+@test "next -n --wait waits for the first item, then takes what is there" {
+	( sleep 0.5; seq 1 4 | sw-claim add --lines -q bw >/dev/null ) &
+	run --separate-stderr sw-claim next -q bw -n 10 --wait 10s
+	wait
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -ge 1 ]
+}
+
+@test "done from stdin finishes what next -n printed, with each line's result; one outcome line each" {
+	seq 1 4 | sw-claim add --lines -q bd >/dev/null
+	sw-claim next -q bd -n 4 >"$BATS_TEST_TMPDIR/c"
+	run --separate-stderr sh -c "jq -c '{id, token, result: {n: .payload}}' '$BATS_TEST_TMPDIR/c' | sw-claim done -q bd"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.ok and .state == "done") | .result.n' | paste -sd,)" = "1,2,3,4" ]
+	[ "$(sw-claim stats -q bd | jq .done)" -eq 4 ]
+}
+
+@test "a partial batch: stale tokens and missing items are named, the rest applied, exit 1" {
+	seq 1 3 | sw-claim add --lines -q bp >/dev/null
+	sw-claim next -q bp -n 3 >"$BATS_TEST_TMPDIR/c"
+	first=$(head -1 "$BATS_TEST_TMPDIR/c")
+	sw-claim done -q bp "$(jq -r .id <<<"$first")" --token "$(jq -r .token <<<"$first")" >/dev/null
+	{ cat "$BATS_TEST_TMPDIR/c"; echo '{"id":"nosuch","token":7}'; } >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr sw-claim done -q bp <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s '[.[] | select(.ok)] | length')" -eq 2 ]
+	[ "$(printf '%s\n' "${lines[0]}" | jq -r '.ok, .code')" = "$(printf 'false\n1')" ]
+	[[ ${lines[3]} == *'"id":"nosuch"'*'no item nosuch'* ]]
+	[[ $stderr == *"2 of 4 claims not applied"* ]]
+	[ "$(sw-claim stats -q bp | jq .done)" -eq 3 ]
+}
+
+@test "a line that is not a claim is refused with its line number (65); the others still apply" {
+	seq 1 2 | sw-claim add --lines -q bl >/dev/null
+	{ sw-claim next -q bl -n 2; echo 'not json'; echo '{"id":"x"}'; } >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr sw-claim release -q bl <"$BATS_TEST_TMPDIR/in"
+	[ "$status" -eq 65 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s '[.[] | select(.ok)] | length')" -eq 2 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s -c '[.[] | select(.ok | not) | .code]')" = "[65,65]" ]
+	[ "$(sw-claim stats -q bl | jq .pending)" -eq 2 ]
+}
+
+@test "fail and renew from stdin: each line's error, one lease extended for all" {
+	seq 1 2 | sw-claim add --lines -q bf --max-attempts 1 >/dev/null
+	sw-claim next -q bf -n 2 --ttl 10s >"$BATS_TEST_TMPDIR/c"
+	run sw-claim renew -q bf --ttl 1h <"$BATS_TEST_TMPDIR/c"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -s '[.[] | select(.ok)] | length')" -eq 2 ]
+	run sh -c "jq -c '{id, token, error: (\"e\" + .payload)}' '$BATS_TEST_TMPDIR/c' | sw-claim fail -q bf"
+	[ "$status" -eq 0 ]
+	[ "$(sw-claim list -q bf --state dead | jq -r .last_error | sort | paste -sd,)" = "e1,e2" ]
+}
+
+@test "done from stdin takes the queue a line names (next -n prints it), else -q" {
+	sw-claim add -q bq1 '"x"' >/dev/null
+	sw-claim next -q bq1 -n 1 >"$BATS_TEST_TMPDIR/c"
+	run sw-claim done <"$BATS_TEST_TMPDIR/c"
+	[ "$status" -eq 0 ]
+	[ "$(sw-claim stats -q bq1 | jq .done)" -eq 1 ]
 }

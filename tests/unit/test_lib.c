@@ -63,6 +63,20 @@ static void test_durations(void)
 	dur_bad("36501d");          /* over 100 years: now + it would overflow */
 	dur_is("36500d", SW_DURATION_MAX_NS);
 	int64_t ns = 0;
+	{
+		static const struct { int64_t ns; const char *s; } fmt[] = {
+			{ 0, "0s" }, { 250 * 1000000LL, "250ms" }, { 1500 * 1000000LL, "1.5s" },
+			{ 300 * S, "5m" }, { 90 * S, "1.5m" }, { 7200 * S, "2h" }, { 3 * 86400 * S, "3d" },
+			{ -2 * S, "-2s" }, { 150 * 86400 * S, "150d" },
+		};
+		for (size_t i = 0; i < sizeof fmt / sizeof fmt[0]; i++) {
+			char b[SW_DUR_LEN];
+			int64_t back;
+			sw_fmt_duration(fmt[i].ns, b);
+			ok(!strcmp(b, fmt[i].s) && sw_parse_duration_signed(b, &back) == 0 && back == fmt[i].ns,
+			   "duration %lld ns prints as '%s' (got '%s') and parses back", (long long)fmt[i].ns, fmt[i].s, b);
+		}
+	}
 	ok(sw_parse_duration_signed("-2s", &ns) == 0 && ns == -2 * S, "signed duration '-2s' = -2 s");
 	ok(sw_parse_duration_signed("3m", &ns) == 0 && ns == 180 * S, "signed duration '3m' = 180 s");
 	ok(sw_parse_duration_signed("--2s", &ns) < 0, "signed duration '--2s' refused");
