@@ -308,8 +308,9 @@ static int64_t mono_ns(void)
 
 /* One observation of a run, labelled with its exit status.  Any failure
  * is a warning: the command's status is time's answer. */
-static void record_run(const struct opts *o, const char *name, double secs, int status)
+static void record_run(const struct opts *o, const char *name, int64_t ns, int status)
 {
+	double secs = (double)ns / 1e9;
 	struct sw_label l[SW_M_LABELS_MAX];
 	char code[16], err[512];
 	snprintf(code, sizeof code, "%d", status);
@@ -322,8 +323,11 @@ static void record_run(const struct opts *o, const char *name, double secs, int 
 		.nbounds = o->nbounds,
 	};
 	int rc = labels ? sw_m_write(&w, err, sizeof err) : EX_SOFTWARE;
-	if (rc)
-		sw_warn("%s; this run (%.3fs, exit %d) is not recorded", err, secs, status);
+	if (rc) {
+		char took[SW_DUR_LEN];
+		sw_fmt_duration(ns, took);   /* as every sw program prints one */
+		sw_warn("%s; this run (%s, exit %d) is not recorded", err, took, status);
+	}
 	free(labels);
 }
 
@@ -353,7 +357,7 @@ static int verb_time(struct sw_cmd *c)
 		int st = wait_command(pid, &set);
 		status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	}
-	record_run(o, name, (double)(mono_ns() - start) / 1e9, status);
+	record_run(o, name, mono_ns() - start, status);
 	sw_span_int(&c->sp, "process.exit.code", status);
 	return status;
 }
