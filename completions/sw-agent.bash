@@ -47,10 +47,12 @@ _sw_agent()
 	fi
 	verb=${COMP_WORDS[1]}
 	case $prev in
-	-d|--dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	-d|--dir|--log-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+	--joblog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-q|--queue) _sw_agent_queues; return ;;
-	--ttl|--idle-exit|--grace|--poll) COMPREPLY=($(compgen -W "1s 10s 30s 1m 5m" -- "$cur")); return ;;
+	--ttl|--heartbeat-ttl|--idle-exit|--grace|--poll) COMPREPLY=($(compgen -W "1s 10s 30s 1m 5m" -- "$cur")); return ;;
 	-j|--jobs) COMPREPLY=($(compgen -W "1 2 4 8 $(nproc 2>/dev/null)" -- "$cur")); return ;;
+	--pid) COMPREPLY=($(compgen -W "$PPID" -- "$cur")); return ;;
 	--id|--roles|--label|--max-items) return ;;
 	esac
 	# run: everything after -- (or the first word that is no option) is
@@ -59,7 +61,7 @@ _sw_agent()
 		for ((i = 2; i < COMP_CWORD; i++)); do
 			case ${COMP_WORDS[i]} in
 			--) COMPREPLY=($(compgen -c -- "$cur")); return ;;
-			-d|--dir|-q|--queue|-j|--jobs|--ttl|--idle-exit|--grace|--poll|--id|--roles|--label|--max-items)
+			-d|--dir|-q|--queue|-j|--jobs|--ttl|--heartbeat-ttl|--idle-exit|--grace|--poll|--id|--roles|--label|--max-items|--log-dir|--joblog)
 				i=$((i + 1)) ;;
 			-*) ;;
 			*) COMPREPLY=($(compgen -c -- "$cur")); return ;;
@@ -68,14 +70,15 @@ _sw_agent()
 	fi
 	local opts
 	case $verb in
-	register) opts="--id --roles --ttl --label" ;;
+	register) opts="--id --roles --heartbeat-ttl --ttl --pid --label" ;;
 	list) opts="--alive --dead --table" ;;
-	run) opts="-q --queue -j --jobs --roles --ttl --max-items --idle-exit --once --grace --poll --id --label --" ;;
+	reap) opts="--force" ;;
+	run) opts="-q --queue -j --jobs --roles --ttl --heartbeat-ttl --max-items --idle-exit --once --grace --poll --tag --log-dir --joblog --id --label --" ;;
 	*) opts="" ;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
-	elif [ "$verb" = heartbeat ] || [ "$verb" = deregister ]; then
+	elif [ "$verb" = heartbeat ] || [ "$verb" = deregister ] || [ "$verb" = reap ]; then
 		_sw_agent_ids
 	fi
 }

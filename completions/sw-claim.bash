@@ -1,7 +1,8 @@
 # bash completion for sw-claim(1)                         -*- shell-script -*-
-# Verbs, the options each verb takes, --state values, queue names from the
-# workspace, ids of claimed items (and their tokens) for the verbs that
-# finish a claim.  Reads only directory names: never a pending bucket walk.
+# Verbs, the options each verb takes, the values of --state (those the verb
+# accepts), --format, --on-dep-fail and --after-missing, queue names from
+# the workspace, ids of the states each verb takes (and the tokens of
+# claims).  Reads only directory names: never a pending bucket walk.
 
 # The workspace the command line points at: -d/--dir, else SW_DIR, else XDG.
 _sw_claim_ws()
@@ -68,18 +69,23 @@ _sw_claim_queues()
 }
 
 # Ids in the given state directories of the current queue; claimed/ names
-# are ID.TOKEN.EXPIRY.
+# are ID.TOKEN.EXPIRY, timed/ ones (delayed pending items) DUE.ID or
+# DUE.-HASH.ID (ids never start with '-').
 _sw_claim_ids()
 {
 	local q dir st name
 	q="$(_sw_claim_ws)/queues/$(_sw_claim_queue)"
 	for st in "$@"; do
 		while IFS= read -r name; do
-			if [[ $st == claimed ]]; then
-				printf '%s\n' "${name%.*.*}"
-			else
+			case $st in
+			claimed) printf '%s\n' "${name%.*.*}" ;;
+			timed)
+				name=${name#*.}
+				[[ $name == -* ]] && name=${name#*.}
 				printf '%s\n' "$name"
-			fi
+				;;
+			*) printf '%s\n' "$name" ;;
+			esac
 		done < <(_sw_claim_entries "$q/$st")
 	done
 }
@@ -108,22 +114,26 @@ _sw_claim_tokens()
 	done < <(_sw_claim_entries "$q/claimed")
 }
 
-# Completes the last element of a comma-separated list of words.
+# Completes the last element of a comma-separated list of words, leaving
+# out the words the list already has.
 _sw_claim_list()
 {
-	local cur=$1 prefix=
+	local cur=$1 prefix= w words=
 	shift
 	if [[ $cur == *,* ]]; then
 		prefix=${cur%,*},
 		cur=${cur##*,}
 	fi
-	COMPREPLY=($(compgen -P "$prefix" -W "$*" -- "$cur"))
+	for w in "$@"; do
+		[[ ,$prefix == *,"$w",* ]] || words+=" $w"
+	done
+	COMPREPLY=($(compgen -P "$prefix" -W "$words" -- "$cur"))
 }
 
 _sw_claim()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="add next renew done fail release cancel requeue show list stats reap purge"
+	local verbs="add next renew done fail release cancel requeue show deps wait list stats reap purge drop"
 	local common="-q --queue -d --dir --spans --quiet -h --help -V --version"
 	local verb=${COMP_WORDS[1]} opts opt= eq=
 
@@ -166,11 +176,24 @@ _sw_claim()
 		return
 		;;
 	--state)
-		if [[ $verb == purge ]]; then
-			_sw_claim_list "$cur" done dead cancelled damaged
-		else
-			_sw_claim_list "$cur" pending claimed done dead cancelled all damaged
-		fi
+		case $verb in
+		purge) _sw_claim_list "$cur" done dead cancelled damaged ;;
+		cancel) _sw_claim_list "$cur" pending blocked claimed ;;
+		requeue) _sw_claim_list "$cur" dead cancelled ;;
+		*) _sw_claim_list "$cur" pending blocked claimed done dead cancelled all damaged ;;
+		esac
+		return
+		;;
+	--format)
+		COMPREPLY=($(compgen -W "json tsv sh" -- "$cur"))
+		return
+		;;
+	--on-dep-fail)
+		COMPREPLY=($(compgen -W "dead cancel run" -- "$cur"))
+		return
+		;;
+	--after-missing)
+		COMPREPLY=($(compgen -W "ok refuse" -- "$cur"))
 		return
 		;;
 	--token)
@@ -181,8 +204,8 @@ _sw_claim()
 		_sw_claim_list "$cur" $(_sw_claim_ids claimed done blocked)
 		return
 		;;
-	-r | --role | --roles | --id | --max-attempts | --timeout | --delay | \
-	--ttl | --result | --error | --retry-in | --older-than)
+	-r | --role | --roles | --id | --key | --max-attempts | --timeout | --delay | \
+	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count)
 		return
 		;;
 	--wait)
@@ -191,34 +214,46 @@ _sw_claim()
 	esac
 
 	case $verb in
-	add) opts="-p --priority -r --role --id --max-attempts --timeout --delay --after --lines" ;;
-	next) opts="--roles --ttl --wait" ;;
+	add) opts="-p --priority -r --role --id --key --max-attempts --timeout --delay --after --on-dep-fail
+		--after-missing --lines" ;;
+	next) opts="-n --count --roles --ttl --wait --format" ;;
 	renew) opts="--token --ttl" ;;
 	done) opts="--token --result" ;;
 	fail) opts="--token --error --retry-in" ;;
 	release) opts="--token" ;;
-	list) opts="--state" ;;
+	cancel | requeue) opts="--state --older-than" ;;
+	wait) opts="--timeout" ;;
+	list) opts="--state --limit --table" ;;
+	stats) opts="--table" ;;
 	purge) opts="--state --older-than" ;;
-	cancel | requeue | show | stats | reap) opts= ;;
+	drop) opts="--force" ;;
+	show | deps | reap) opts= ;;
 	*) return ;;
 	esac
 
 	if [[ $cur == -* ]]; then
+		# drop names its queue as its argument: no -q
+		[[ $verb == drop ]] && common=${common/-q --queue /}
 		COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
 		return
 	fi
 
-	# the ID argument
+	# the ID (or QUEUE) argument, from the states the verb takes; pending
+	# items are not offered (that would walk the buckets)
+	local states=
 	case $verb in
-	renew | done | fail | release)
-		COMPREPLY=($(compgen -W "$(_sw_claim_ids claimed)" -- "$cur")) ;;
-	requeue)
-		COMPREPLY=($(compgen -W "$(_sw_claim_ids dead cancelled)" -- "$cur")) ;;
-	cancel)
-		COMPREPLY=($(compgen -W "$(_sw_claim_ids claimed blocked)" -- "$cur")) ;;
-	show)
-		COMPREPLY=($(compgen -W "$(_sw_claim_ids claimed blocked dead cancelled)" -- "$cur")) ;;
+	renew | done | fail | release) states=claimed ;;
+	requeue) states="dead cancelled" ;;
+	cancel | wait) states="claimed timed blocked" ;;
+	show) states="claimed timed blocked dead cancelled" ;;
+	deps) states="blocked claimed" ;;
+	drop)
+		COMPREPLY=($(compgen -W "$(_sw_claim_queues)" -- "$cur"))
+		return
+		;;
 	esac
+	[[ -n $states ]] || return 0
+	COMPREPLY=($(compgen -W "$(_sw_claim_ids $states)" -- "$cur"))
 }
 
 complete -F _sw_claim sw-claim

@@ -58,7 +58,7 @@ _sw_lease()
 	acquire) opts="--ttl --owner --wait" ;;
 	renew) opts="--token --ttl" ;;
 	release|check) opts="--token" ;;
-	run) opts="--ttl --owner --wait -E --conflict-exit-code -g --grace --" ;;
+	run) opts="--ttl --owner --wait -E --conflict-exit-code -g --grace --takeover --until-success --keep-running --" ;;
 	*) opts="" ;;
 	esac
 	if [[ $cur == -* ]]; then

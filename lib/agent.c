@@ -16,6 +16,7 @@
 #include "fs.h"
 #include "id.h"
 #include "json.h"
+#include "owner.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -202,6 +203,26 @@ static int rec_name_id(const char *name, char id[NAME_LEN])
 	return sw_name_problem(id) ? -1 : 1;
 }
 
+/* The agents directory, and in name the record's name of id: -1 with
+ * errno (EINVAL: id fails the name rule). */
+static int rec_dir(const struct sw_ws *ws, const char *id, bool create, char name[NAME_LEN])
+{
+	if (sw_name_problem(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	rec_name(name, id);
+	return agents_dir(ws, create);
+}
+
+/* A temporary name for a record being reaped: readers skip it. */
+static void reap_name(char out[SW_TMPNAME_LEN])
+{
+	char rnd[17];
+	sw_rand_hex(rnd, 8);
+	snprintf(out, SW_TMPNAME_LEN, SW_TMP_PREFIX "reap.%s", rnd);
+}
+
 static int set_mtime(int dfd, const char *name, int64_t ns)
 {
 	struct timespec ts[2] = {
@@ -213,16 +234,12 @@ static int set_mtime(int dfd, const char *name, int64_t ns)
 
 int sw_agent_put(const struct sw_ws *ws, const char *id, const json_t *rec)
 {
-	if (sw_name_problem(id)) {
-		errno = EINVAL;
-		return -1;
-	}
-	int dfd = agents_dir(ws, true);
+	char name[NAME_LEN];
+	int dfd = rec_dir(ws, id, true, name);
 	if (dfd < 0)
 		return -1;
 	size_t len;
-	char *buf = sw_json_line(rec, &len), name[NAME_LEN];
-	rec_name(name, id);
+	char *buf = sw_json_line(rec, &len);
 	int rc = buf ? sw_replace(dfd, name, buf, len, ws->sync, false) : -1;
 	if (rc == 0)
 		set_mtime(dfd, name, sw_now_ns());   /* honours SW_CLOCK_OFFSET */
@@ -235,15 +252,10 @@ int sw_agent_put(const struct sw_ws *ws, const char *id, const json_t *rec)
 
 int sw_agent_heartbeat(const struct sw_ws *ws, const char *id)
 {
-	if (sw_name_problem(id)) {
-		errno = EINVAL;
-		return -1;
-	}
-	int dfd = agents_dir(ws, false);
+	char name[NAME_LEN];
+	int dfd = rec_dir(ws, id, false, name);
 	if (dfd < 0)
 		return -1;
-	char name[NAME_LEN];
-	rec_name(name, id);
 	int rc = set_mtime(dfd, name, sw_now_ns());
 	int e = errno;
 	close(dfd);
@@ -253,15 +265,10 @@ int sw_agent_heartbeat(const struct sw_ws *ws, const char *id)
 
 int sw_agent_remove(const struct sw_ws *ws, const char *id)
 {
-	if (sw_name_problem(id)) {
-		errno = EINVAL;
-		return -1;
-	}
-	int dfd = agents_dir(ws, false);
+	char name[NAME_LEN];
+	int dfd = rec_dir(ws, id, false, name);
 	if (dfd < 0)
 		return -1;
-	char name[NAME_LEN];
-	rec_name(name, id);
 	int rc = (int)SW_NOINTR(unlinkat(dfd, name, 0));
 	int e = errno;
 	close(dfd);
@@ -291,6 +298,22 @@ static int64_t rec_ttl_ns(const json_t *rec)
 static bool alive_at(const struct sw_ws *ws, int64_t beat_ns, int64_t ttl_ns, int64_t now)
 {
 	return beat_ns + ttl_ns + ws->skew_ns >= now;
+}
+
+/* Whether the process a record names under key is dead for certain (see
+ * owner.h); false when the record names none or it cannot be told. */
+static bool proc_dead(const json_t *rec, const char *key)
+{
+	const json_t *v = json_object_get(rec, key);
+	const char *s = json_string_value(v);
+	return s && sw_owner_alive(s, json_string_length(v)) == SW_OWNER_DEAD;
+}
+
+/* The agent's processes are gone: its owner, and its guardian if it has
+ * one (whose death comes after it has killed what the agent ran). */
+static bool procs_gone(const json_t *rec)
+{
+	return proc_dead(rec, "owner") && (!json_object_get(rec, "guardian") || proc_dead(rec, "guardian"));
 }
 
 /* ---- checking what was read -------------------------------------------- */
@@ -325,6 +348,14 @@ static bool names_ok(const json_t *v)
 	return true;
 }
 
+/* An owner string as owner.h writes it: hex digits, digits and '-'. */
+static bool owner_ok(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	return s && n < SW_OWNER_LEN && strlen(s) == n && strspn(s, "0123456789abcdef-") == n;
+}
+
 static bool claims_ok(const json_t *v)
 {
 	size_t i;
@@ -342,7 +373,8 @@ static bool claims_ok(const json_t *v)
 
 /* Why a record named for id cannot be used, or NULL.  Every field that
  * sw acts on or prints in a table is checked: the id (which must be the
- * one its name says), ttl, roles, claims (reap fails them), hostname. */
+ * one its name says), ttl, roles, claims (reap fails them), hostname,
+ * queue and jobs (tables print them), owner and guardian. */
 static const char *rec_check(const json_t *rec, const char *id)
 {
 	if (!json_is_object(rec))
@@ -363,6 +395,16 @@ static const char *rec_check(const json_t *rec, const char *id)
 	v = json_object_get(rec, "hostname");
 	if (v && !json_is_null(v) && !text_ok(v))
 		return "bad hostname";
+	/* list --table prints these two */
+	if ((v = json_object_get(rec, "queue")) && !name_ok(v))
+		return "bad queue";
+	if ((v = json_object_get(rec, "jobs")) && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+						    json_integer_value(v) > 1000000))
+		return "bad jobs";
+	if ((v = json_object_get(rec, "owner")) && !owner_ok(v))
+		return "bad owner";
+	if ((v = json_object_get(rec, "guardian")) && !owner_ok(v))
+		return "bad guardian";
 	return NULL;
 }
 
@@ -410,7 +452,10 @@ static enum rec_rd rec_load(const struct sw_ws *ws, int dfd, const char *name, c
 		return REC_DAMAGED;
 	}
 	int64_t beat = mtime_ns(&st), ttl = rec_ttl_ns(rec);
-	json_object_set_new(rec, "alive", json_boolean(alive_at(ws, beat, ttl, sw_now_ns())));
+	bool beating = alive_at(ws, beat, ttl, sw_now_ns()), gone = procs_gone(rec);
+	json_object_set_new(rec, "alive", json_boolean(beating && !gone));
+	if (gone || !beating)
+		json_object_set_new(rec, "dead_reason", json_string(gone ? "process_gone" : "heartbeat_expired"));
 	sw_json_set_time(rec, "last_heartbeat_at", beat);
 	sw_json_set_time(rec, "expires_at", beat + ttl);
 	*out = rec;
@@ -419,15 +464,11 @@ static enum rec_rd rec_load(const struct sw_ws *ws, int dfd, const char *name, c
 
 json_t *sw_agent_get(const struct sw_ws *ws, const char *id)
 {
-	if (sw_name_problem(id)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	int dfd = agents_dir(ws, false);
+	char name[NAME_LEN];
+	int dfd = rec_dir(ws, id, false, name);
 	if (dfd < 0)
 		return NULL;
-	char name[NAME_LEN], why[96];
-	rec_name(name, id);
+	char why[96];
 	json_t *rec;
 	enum rec_rd rd = rec_load(ws, dfd, name, id, &rec, why);
 	int e = rd == REC_GONE ? ENOENT : rd == REC_SKIP ? EACCES : rd == REC_DAMAGED ? EBADMSG : errno;
@@ -558,14 +599,22 @@ static int reap_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
 {
 	if (json_is_true(json_object_get(rec, "alive")))
 		return 0;
-	char aside[SW_TMPNAME_LEN], rnd[17];
-	sw_rand_hex(rnd, 8);
-	snprintf(aside, sizeof aside, SW_TMP_PREFIX "reap.%s", rnd);
+	char aside[SW_TMPNAME_LEN];
+	reap_name(aside);
 	if (sw_rename(dfd, name, dfd, aside) < 0)
 		return 0;
+	/* what was renamed may be a record written since the first look (the
+	 * agent registered anew, with another process): judged by itself */
 	struct stat st;
-	if (SW_NOINTR(fstatat(dfd, aside, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
-	    alive_at(a->ws, mtime_ns(&st), rec_ttl_ns(rec), sw_now_ns())) {
+	char id[NAME_LEN], why[96];
+	json_t *again = NULL;
+	bool alive = false;
+	if (rec_name_id(name, id) == 1 && rec_load(a->ws, dfd, aside, id, &again, why) == REC_OK)
+		alive = json_is_true(json_object_get(again, "alive"));
+	else if (SW_NOINTR(fstatat(dfd, aside, &st, AT_SYMLINK_NOFOLLOW)) == 0)
+		alive = alive_at(a->ws, mtime_ns(&st), rec_ttl_ns(rec), sw_now_ns()) && !procs_gone(rec);
+	json_decref(again);
+	if (alive) {
 		if (SW_NOINTR(linkat(dfd, aside, dfd, name, 0)) < 0 && errno != EEXIST)
 			sw_rename(dfd, aside, dfd, name);
 		SW_NOINTR(unlinkat(dfd, aside, 0));
@@ -608,6 +657,38 @@ int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), voi
 	return rc;
 }
 
+int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *rec, void *arg), void *arg)
+{
+	char name[NAME_LEN];
+	int dfd = rec_dir(ws, id, false, name);
+	if (dfd < 0)
+		return -1;
+	char why[96], aside[SW_TMPNAME_LEN];
+	json_t *rec;
+	enum rec_rd rd = rec_load(ws, dfd, name, id, &rec, why);
+	int rc = -1, e = rd == REC_GONE ? ENOENT : rd == REC_SKIP ? EACCES : EBADMSG;
+	if (rd == REC_DAMAGED)
+		rec_quarantine(dfd, name, why);
+	if (rd == REC_ERROR)
+		e = errno;
+	if (rd == REC_OK) {
+		/* renamed away first: the one who renames it is the one who
+		 * frees its claims, even with two reapers at once */
+		reap_name(aside);
+		if (sw_rename(dfd, name, dfd, aside) < 0) {
+			e = errno;
+		} else {
+			rc = fn ? fn(rec, arg) : 0;
+			SW_NOINTR(unlinkat(dfd, aside, 0));
+		}
+		json_decref(rec);
+	}
+	close(dfd);
+	if (rc < 0)
+		errno = e;
+	return rc < 0 ? -1 : 0;
+}
+
 /* ---- a dead agent's claims ------------------------------------------- */
 
 long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec)
@@ -617,7 +698,10 @@ long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec)
 	json_t *c;
 	char why[SW_NAME_MAX + 64];
 	const char *agent = sw_json_str(rec, "id");
-	snprintf(why, sizeof why, "agent %s is dead (reaped)", agent && !sw_name_problem(agent) ? agent : "?");
+	/* a live agent's record comes here only from reap --force */
+	snprintf(why, sizeof why, json_is_true(json_object_get(rec, "alive")) ?
+		 "agent %s was reaped by force" : "agent %s is dead (reaped)",
+		 agent && !sw_name_problem(agent) ? agent : "?");
 	/* the record is anyone's writing: its names are checked as names, and
 	 * a token only acts where it is the item's current claim */
 	json_array_foreach(json_object_get(rec, "claims"), i, c) {

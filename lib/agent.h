@@ -4,7 +4,13 @@
  * One file per agent, agents/<id>.json, replaced whole (temp + rename) when
  * its content changes.  A heartbeat only sets the record's mtime (one
  * utimensat, no rewrite), so an agent is alive while
- *   mtime + ttl + the workspace's skew margin >= now.
+ *   mtime + ttl + the workspace's skew margin >= now,
+ * unless its record names the process that is the agent ("owner", an
+ * owner.h string) and that process is dead for certain (this host, this
+ * boot, the pid gone or another process's now): then it is dead at once.
+ * A record may name a second process, "guardian", which must be dead too:
+ * sw-agent run's guardian outlives its worker only to kill the commands'
+ * trees, and the claims are not the next agent's until those are gone.
  * Reaping renames a dead record away first and looks again, so an agent
  * that heartbeats at that moment is put back, not forgotten.
  *
@@ -54,6 +60,10 @@ int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c);
 /* Forgets dead agents: fn (may be NULL) sees each record before it goes.
  * *n counts them. */
 int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg, long long *n);
+/* Forgets agent id whether it is alive or not (reap --force): fn (may be
+ * NULL) sees its record before it goes.  0, or -1 with errno (ENOENT: no
+ * such agent; EBADMSG: its record failed a check and was moved aside). */
+int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *rec, void *arg), void *arg);
 /* A dead agent's recorded claims fail now (the attempt counted, as when
  * a lease runs out) instead of when their leases run out; a claim that
  * was finished meanwhile has another token by now and is left alone.

@@ -122,6 +122,11 @@ static json_t *ver_json(const struct ver *v)
 	sw_json_set_time(j, "expires_at", l->expires_ns);
 	if (l->released)
 		sw_json_set_time(j, "released_at", l->released_ns);
+	if (l->takeover[0]) {
+		json_object_set_new(j, "takeover", json_string(l->takeover));
+		if (l->takeover_until_ns)   /* absent: the asker waits for ever */
+			sw_json_set_time(j, "takeover_until", l->takeover_until_ns);
+	}
 	return j;
 }
 
@@ -165,7 +170,8 @@ static int version_fields(const json_t *j, uint64_t seq, struct sw_lease *out, c
 {
 	const char *name = member_str(j, "name", SW_NAME_MAX), *owner = member_str(j, "owner", SW_LEASE_OWNER_MAX);
 	const char *state = member_str(j, "state", 16), *id = member_str(j, "vid", 32);
-	int64_t token, jseq, ttl_ms, acq, ren, exp, rel;
+	const char *takeover = member_str(j, "takeover", SW_LEASE_OWNER_MAX);
+	int64_t token, jseq, ttl_ms, acq, ren, exp, rel, until;
 	if (!json_is_object(j) || !name || sw_name_problem(name) || !owner || sw_name_problem(owner) ||
 	    !state ||
 	    (strcmp(state, "held") && strcmp(state, "released")) || !vid_ok(id) ||
@@ -176,7 +182,9 @@ static int version_fields(const json_t *j, uint64_t seq, struct sw_lease *out, c
 	    !member_int(j, "acquired_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &acq) ||
 	    !member_int(j, "renewed_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &ren) ||
 	    !member_int(j, "expires_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &exp) ||
-	    !member_int(j, "released_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &rel))
+	    !member_int(j, "released_at_unix_ns", 0, SW_TIME_MAX_NS, 0, &rel) ||
+	    (json_object_get(j, "takeover") && (!takeover || sw_name_problem(takeover))) ||
+	    !member_int(j, "takeover_until_unix_ns", 0, SW_TIME_MAX_NS, 0, &until))
 		return -1;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
@@ -190,6 +198,8 @@ static int version_fields(const json_t *j, uint64_t seq, struct sw_lease *out, c
 	out->expires_ns = exp;
 	out->released_ns = rel;
 	out->ttl_ns = ttl_ms * 1000000;
+	snprintf(out->takeover, sizeof out->takeover, "%s", takeover ? takeover : "");
+	out->takeover_until_ns = until;
 	return 0;
 }
 
@@ -293,6 +303,8 @@ static int ver_damaged(int dfd, uint64_t seq, const struct ver *prev, struct ver
 	v->l.seq = seq;
 	v->l.token = prev ? prev->l.token + 1 : seq;
 	snprintf(v->l.owner, sizeof v->l.owner, SW_LEASE_OWNER_UNKNOWN);
+	v->l.takeover[0] = 0;   /* a grant starts without a request */
+	v->l.takeover_until_ns = 0;
 	v->l.released = false;
 	v->l.released_ns = 0;
 	v->l.acquired_ns = v->l.renewed_ns = written;
@@ -379,9 +391,19 @@ static int walk_forward(int dfd, struct ver *cur, uint64_t *m, bool have)
 	}
 }
 
+/* "<workspace>/leases/<name>": errors name the directory they are about,
+ * so that a permission problem says where it is. */
+static const char *lease_path(const struct sw_ws *ws, const char *name)
+{
+	static char buf[PATH_MAX + SW_NAME_MAX + 16];
+	snprintf(buf, sizeof buf, "%s/" LEASES_DIR "/%s", ws->path, name);
+	return buf;
+}
+
 /* The newest version: start at the head hint (or the listing), then step
  * forward by name while the next version exists. */
-static int find_latest(int dfd, struct ver *cur, struct sw_err *err)
+static int find_latest(const struct sw_ws *ws, const char *name, int dfd, struct ver *cur,
+		       struct sw_err *err)
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
 		uint64_t m;
@@ -396,11 +418,11 @@ static int find_latest(int dfd, struct ver *cur, struct sw_err *err)
 			continue;
 		}
 		if (errno == EBADMSG) {
-			sw_err_msg(err, "version file near v.%llu is not a lease version",
-				 (unsigned long long)m);
+			sw_err_msg(err, "version file near %s/v.%llu is not a lease version",
+				 lease_path(ws, name), (unsigned long long)m);
 			return EX_DATAERR;
 		}
-		sw_err_msg(err, "reading lease: %s", strerror(errno));
+		sw_err_msg(err, "reading %s: %s", lease_path(ws, name), strerror(errno));
 		return sw_ex_errno(errno);
 	}
 	sw_err_msg(err, "lease versions keep vanishing; try again");
@@ -475,7 +497,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 	if (rc < 0 && e == EEXIST)
 		return CAS_LOST;
 	if (rc < 0) {
-		sw_err_msg(err, "creating %s: %s", fn, strerror(e));
+		sw_err_msg(err, "creating %s/%s: %s", lease_path(ws, next->l.name), fn, strerror(e));
 		return sw_ex_errno(e);
 	}
 	if (cur->l.seq == 0) {
@@ -498,7 +520,7 @@ static int write_next(const struct sw_ws *ws, int dfd, const struct ver *cur, st
 			} else if (errno == ENOENT) {
 				gone = true;
 			} else {
-				sw_err_msg(err, "re-reading v.%llu: %s",
+				sw_err_msg(err, "re-reading %s/v.%llu: %s", lease_path(ws, next->l.name),
 					 (unsigned long long)cur->l.seq, strerror(errno));
 				return sw_ex_errno(errno);
 			}
@@ -535,7 +557,7 @@ static int open_lease(const struct sw_ws *ws, const char *name, bool create, int
 		sw_err_msg(err, "no lease '%s'", name);
 		return SW_EX_FALSE;
 	}
-	sw_err_msg(err, "lease directory %s: %s", rel, strerror(errno));
+	sw_err_msg(err, "lease directory %s: %s", lease_path(ws, name), strerror(errno));
 	return errno == ENOENT ? EX_CANTCREAT : sw_ex_errno(errno);
 }
 
@@ -554,7 +576,7 @@ int sw_lease_read(const struct sw_ws *ws, const char *name, struct sw_lease *out
 	if (rc)
 		return rc;
 	struct ver cur;
-	rc = find_latest(dfd, &cur, err);
+	rc = find_latest(ws, name, dfd, &cur, err);
 	close(dfd);
 	if (rc)
 		return rc;
@@ -586,58 +608,96 @@ static void held_msg(struct sw_err *err, const struct sw_lease *l)
 		 l->name, l->owner, (unsigned long long)l->token, t);
 }
 
-int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner,
-		     int64_t ttl_ns, struct sw_lease *out, struct sw_err *err)
+/* ---- changes: read the newest version, make the next, create it ---------- */
+
+struct change {
+	const char *name;
+	struct ver cur, next;
+	int64_t now;            /* read after cur: what cur says happened before */
+	/* the answer when the version written has expired by the time it is
+	 * in place (a writer stalled), or 0 for a change that grants nothing */
+	int stale_rc;
+	const char *owner;      /* acquire, ask */
+	uint64_t token;         /* renew, release */
+	int64_t ns;             /* acquire, renew: the TTL; ask: until when */
+};
+
+enum { WRITE = -3 };
+
+/* The one shape of every change: decide reads the newest version into
+ * c->cur and either answers (0 with out filled, or a code with err) or
+ * makes c->next and asks for it to be written (WRITE).  A change that
+ * lost the race for v.S+1 reads again, RETRIES times at most. */
+static int change(const struct sw_ws *ws, const char *name, bool create, struct change *c,
+		  int (*decide)(const struct sw_ws *ws, int dfd, struct change *c, struct sw_lease *out,
+				struct sw_err *err),
+		  struct sw_lease *out, struct sw_err *err)
 {
-	int dfd, rc = open_lease(ws, name, true, &dfd, err);
+	int dfd, rc = open_lease(ws, name, create, &dfd, err);
 	if (rc)
 		return rc;
+	c->name = name;
 	for (int i = 0; i < RETRIES; i++) {
-		struct ver cur, next;
-		if ((rc = find_latest(dfd, &cur, err)))
+		if ((rc = decide(ws, dfd, c, out, err)) != WRITE)
 			break;
-		/* now is read after the newest version: a release seen here
-		 * happened before this acquisition's start */
-		int64_t now = sw_now_ns();
-		if (cur.l.seq > 0 && !cur.l.released && now < add_sat(cur.l.expires_ns, ws->skew_ns)) {
-			fill_out(ws, name, &cur, out, now);
-			held_msg(err, out);
-			rc = EX_TEMPFAIL;
-			break;
-		}
-		if (cur.l.token >= (uint64_t)INT64_MAX) {
-			sw_err_msg(err, "'%s' has used up its fencing tokens", name);
-			rc = EX_DATAERR;
-			break;
-		}
-		memset(&next, 0, sizeof next);
-		snprintf(next.l.name, sizeof next.l.name, "%s", name);
-		snprintf(next.l.owner, sizeof next.l.owner, "%s", owner);
-		next.l.token = cur.l.token + 1;
-		next.l.acquired_ns = next.l.renewed_ns = now;
-		next.l.expires_ns = now + ttl_ns;
-		next.l.ttl_ns = ttl_ns;
-		rc = write_next(ws, dfd, &cur, &next, err);
+		rc = write_next(ws, dfd, &c->cur, &c->next, err);
 		if (rc == CAS_LOST) {
 			rc = EX_TEMPFAIL;
 			sw_err_msg(err, "'%s' keeps changing; try again", name);
 			continue;
 		}
-		if (rc == 0 && !still_valid(&next, err))
-			rc = EX_TEMPFAIL;
+		if (rc == 0 && c->stale_rc && !still_valid(&c->next, err))
+			rc = c->stale_rc;
 		if (rc == 0)
-			fill_out(ws, name, &next, out, now);
+			fill_out(ws, name, &c->next, out, c->now);
 		break;
 	}
 	close(dfd);
 	return rc;
 }
 
+static int decide_acquire(const struct sw_ws *ws, int dfd, struct change *c, struct sw_lease *out,
+			  struct sw_err *err)
+{
+	int rc = find_latest(ws, c->name, dfd, &c->cur, err);
+	if (rc)
+		return rc;
+	/* now is read after the newest version: a release seen here
+	 * happened before this acquisition's start */
+	c->now = sw_now_ns();
+	const struct sw_lease *cur = &c->cur.l;
+	if (cur->seq > 0 && !cur->released && c->now < add_sat(cur->expires_ns, ws->skew_ns)) {
+		fill_out(ws, c->name, &c->cur, out, c->now);
+		held_msg(err, out);
+		return EX_TEMPFAIL;
+	}
+	if (cur->token >= (uint64_t)INT64_MAX) {
+		sw_err_msg(err, "'%s' has used up its fencing tokens", c->name);
+		return EX_DATAERR;
+	}
+	struct sw_lease *next = &c->next.l;
+	memset(&c->next, 0, sizeof c->next);
+	snprintf(next->name, sizeof next->name, "%s", c->name);
+	snprintf(next->owner, sizeof next->owner, "%s", c->owner);
+	next->token = cur->token + 1;
+	next->acquired_ns = next->renewed_ns = c->now;
+	next->expires_ns = c->now + c->ns;
+	next->ttl_ns = c->ns;
+	return WRITE;
+}
+
+int sw_lease_acquire(const struct sw_ws *ws, const char *name, const char *owner,
+		     int64_t ttl_ns, struct sw_lease *out, struct sw_err *err)
+{
+	struct change c = { .owner = owner, .ns = ttl_ns, .stale_rc = EX_TEMPFAIL };
+	return change(ws, name, true, &c, decide_acquire, out, err);
+}
+
 /* The newest version, when token holds it; 1 with a reason otherwise. */
 static int holder(const struct sw_ws *ws, int dfd, const char *name, uint64_t token,
 		  struct ver *cur, struct sw_lease *out, struct sw_err *err)
 {
-	int rc = find_latest(dfd, cur, err);
+	int rc = find_latest(ws, name, dfd, cur, err);
 	if (rc)
 		return rc;
 	fill_out(ws, name, cur, out, sw_now_ns());
@@ -657,75 +717,94 @@ static int holder(const struct sw_ws *ws, int dfd, const char *name, uint64_t to
 	return 0;
 }
 
+static int decide_renew(const struct sw_ws *ws, int dfd, struct change *c, struct sw_lease *out,
+			struct sw_err *err)
+{
+	int rc = holder(ws, dfd, c->name, c->token, &c->cur, out, err);
+	if (rc)
+		return rc;
+	c->now = sw_now_ns();
+	/* an expired lease stays lost even if nobody took it yet: its
+	 * holder has already stopped believing it holds it */
+	if (c->now >= c->cur.l.expires_ns) {
+		char t[SW_TIME_LEN];
+		sw_fmt_time(c->cur.l.expires_ns, t);
+		sw_err_msg(err, "token %llu's lease on '%s' expired at %s",
+			 (unsigned long long)c->token, c->name, t);
+		return SW_EX_FALSE;
+	}
+	c->next = c->cur;   /* a takeover request goes on with it */
+	c->next.l.renewed_ns = c->now;
+	c->next.l.ttl_ns = c->ns > 0 ? c->ns : c->cur.l.ttl_ns;
+	c->next.l.expires_ns = c->now + c->next.l.ttl_ns;
+	return WRITE;
+}
+
 int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
 		   int64_t ttl_ns, struct sw_lease *out, struct sw_err *err)
 {
-	int dfd, rc = open_lease(ws, name, false, &dfd, err);
+	struct change c = { .token = token, .ns = ttl_ns, .stale_rc = SW_EX_FALSE };
+	return change(ws, name, false, &c, decide_renew, out, err);
+}
+
+static int decide_release(const struct sw_ws *ws, int dfd, struct change *c, struct sw_lease *out,
+			  struct sw_err *err)
+{
+	int rc = holder(ws, dfd, c->name, c->token, &c->cur, out, err);
 	if (rc)
 		return rc;
-	for (int i = 0; i < RETRIES; i++) {
-		struct ver cur, next;
-		if ((rc = holder(ws, dfd, name, token, &cur, out, err)))
-			break;
-		int64_t now = sw_now_ns();
-		/* an expired lease stays lost even if nobody took it yet: its
-		 * holder has already stopped believing it holds it */
-		if (now >= cur.l.expires_ns) {
-			char t[SW_TIME_LEN];
-			sw_fmt_time(cur.l.expires_ns, t);
-			sw_err_msg(err, "token %llu's lease on '%s' expired at %s",
-				 (unsigned long long)token, name, t);
-			rc = SW_EX_FALSE;
-			break;
-		}
-		next = cur;
-		next.l.renewed_ns = now;
-		next.l.ttl_ns = ttl_ns > 0 ? ttl_ns : cur.l.ttl_ns;
-		next.l.expires_ns = now + next.l.ttl_ns;
-		rc = write_next(ws, dfd, &cur, &next, err);
-		if (rc == CAS_LOST) {
-			rc = EX_TEMPFAIL;
-			sw_err_msg(err, "'%s' keeps changing; try again", name);
-			continue;
-		}
-		if (rc == 0 && !still_valid(&next, err))
-			rc = SW_EX_FALSE;
-		if (rc == 0)
-			fill_out(ws, name, &next, out, now);
-		break;
-	}
-	close(dfd);
-	return rc;
+	/* still the newest version, so nobody took it even if it has
+	 * expired: giving it back lets the next one in without waiting */
+	c->now = sw_now_ns();
+	c->next = c->cur;
+	c->next.l.released = true;
+	c->next.l.released_ns = c->now;
+	return WRITE;
 }
 
 int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
 		     struct sw_lease *out, struct sw_err *err)
 {
-	int dfd, rc = open_lease(ws, name, false, &dfd, err);
+	struct change c = { .token = token };
+	return change(ws, name, false, &c, decide_release, out, err);
+}
+
+bool sw_lease_asked(const struct sw_lease *l)
+{
+	return l->takeover[0] && !l->released &&
+	       (l->takeover_until_ns == 0 || sw_now_ns() < l->takeover_until_ns);
+}
+
+static int decide_ask(const struct sw_ws *ws, int dfd, struct change *c, struct sw_lease *out,
+		      struct sw_err *err)
+{
+	int rc = find_latest(ws, c->name, dfd, &c->cur, err);
 	if (rc)
 		return rc;
-	for (int i = 0; i < RETRIES; i++) {
-		struct ver cur, next;
-		if ((rc = holder(ws, dfd, name, token, &cur, out, err)))
-			break;
-		/* still the newest version, so nobody took it even if it has
-		 * expired: giving it back lets the next one in without waiting */
-		int64_t now = sw_now_ns();
-		next = cur;
-		next.l.released = true;
-		next.l.released_ns = now;
-		rc = write_next(ws, dfd, &cur, &next, err);
-		if (rc == CAS_LOST) {
-			rc = EX_TEMPFAIL;
-			sw_err_msg(err, "'%s' keeps changing; try again", name);
-			continue;
-		}
-		if (rc == 0)
-			fill_out(ws, name, &next, out, now);
-		break;
+	c->now = sw_now_ns();
+	fill_out(ws, c->name, &c->cur, out, c->now);
+	const struct sw_lease *cur = &c->cur.l;
+	/* nothing held, or asked already: nothing to write.  A lease
+	 * expired by this clock is not renewed by its holder any more: it
+	 * comes free without asking */
+	if (cur->seq == 0 || cur->released || c->now >= cur->expires_ns ||
+	    (!strcmp(cur->takeover, c->owner) && cur->takeover_until_ns == c->ns))
+		return 0;
+	c->next = c->cur;
+	snprintf(c->next.l.takeover, sizeof c->next.l.takeover, "%s", c->owner);
+	c->next.l.takeover_until_ns = c->ns;
+	return WRITE;
+}
+
+int sw_lease_ask(const struct sw_ws *ws, const char *name, const char *requester,
+		 int64_t until_ns, struct sw_lease *out, struct sw_err *err)
+{
+	if (sw_name_problem(requester) || strlen(requester) > SW_LEASE_OWNER_MAX) {
+		sw_err_msg(err, "bad requester '%.60s'", requester);
+		return EX_DATAERR;
 	}
-	close(dfd);
-	return rc;
+	struct change c = { .owner = requester, .ns = until_ns };
+	return change(ws, name, false, &c, decide_ask, out, err);
 }
 
 int sw_lease_check(const struct sw_ws *ws, const char *name, uint64_t token,
@@ -760,7 +839,7 @@ int sw_lease_list(const struct sw_ws *ws, int (*fn)(const struct sw_lease *l, vo
 		return 0;
 	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
 	if (!d) {
-		sw_err_msg(err, "listing leases: %s", strerror(errno));
+		sw_err_msg(err, "listing %s/" LEASES_DIR ": %s", ws->path, strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
 		return sw_ex_errno(errno);
@@ -821,6 +900,8 @@ json_t *sw_lease_json(const struct sw_lease *l)
 	else
 		sw_json_set_time(j, "takeable_at", l->takeable_ns);
 	json_object_set_new(j, "ttl_ms", json_integer(l->ttl_ns / 1000000));
+	if (sw_lease_asked(l))
+		json_object_set_new(j, "takeover_requested_by", json_string(l->takeover));
 	return j;
 }
 

@@ -39,6 +39,11 @@ struct sw_lease {
 	int64_t acquired_ns, renewed_ns, expires_ns, released_ns, ttl_ns;
 	enum sw_lease_state state;   /* as of the reader's clock */
 	int64_t takeable_ns;    /* expires_ns + skew: when another may take it */
+	/* A takeover request (sw_lease_ask): who wants the lease, "" for
+	 * nobody, and until when (0: no limit).  Renewals carry it on; a new
+	 * acquisition starts without one. */
+	char takeover[SW_LEASE_OWNER_MAX + 1];
+	int64_t takeover_until_ns;
 };
 
 /* Results: 0 done; SW_EX_FALSE (1) not held / stale token / no such
@@ -56,6 +61,16 @@ int sw_lease_renew(const struct sw_ws *ws, const char *name, uint64_t token,
 		   int64_t ttl_ns, struct sw_lease *out, struct sw_err *err);
 int sw_lease_release(const struct sw_ws *ws, const char *name, uint64_t token,
 		     struct sw_lease *out, struct sw_err *err);
+/* Asks the holder of name to give it up to requester (sw-lease run
+ * --takeover): a new version that is the newest one with the request
+ * added, competing like any change; the holder sees it when it renews (or
+ * reads) and decides.  0 with out the lease as it is now: with the
+ * request, or without one when it is not held (nothing to ask). */
+int sw_lease_ask(const struct sw_ws *ws, const char *name, const char *requester,
+		 int64_t until_ns, struct sw_lease *out, struct sw_err *err);
+/* Whether l carries a takeover request that is still meant (its time
+ * not past by this clock). */
+bool sw_lease_asked(const struct sw_lease *l);
 /* 0 when token holds name and the lease has not expired by this clock. */
 int sw_lease_check(const struct sw_ws *ws, const char *name, uint64_t token,
 		   struct sw_lease *out, struct sw_err *err);
@@ -73,7 +88,8 @@ void sw_lease_watch_sleep(int watch, int64_t ns);
 
 const char *sw_lease_state_name(enum sw_lease_state s);
 /* The output object: name, state, owner, token, acquired_at, renewed_at,
- * expires_at, released_at or takeable_at (each with _unix_ns), ttl_ms. */
+ * expires_at, released_at or takeable_at (each with _unix_ns), ttl_ms,
+ * and takeover_requested_by while a request is meant. */
 json_t *sw_lease_json(const struct sw_lease *l);
 /* Parses the len bytes of version file v.<seq> (any bytes at all: they
  * come from the workspace) into out (state left FREE) and its vid: 0, or

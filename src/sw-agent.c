@@ -9,6 +9,7 @@
 #include "json.h"
 #include "cmd.h"
 #include "opt.h"
+#include "owner.h"
 #include "proc.h"
 #include "queue.h"
 #include "span.h"
@@ -35,14 +36,16 @@ extern char **environ;
 static const char usage[] =
 "usage: sw-agent VERB [options] [args]\n"
 "\n"
-"  register [--id ID] [--roles R,...] [--ttl DUR] [--label K=V]...\n"
-"                       record this agent with its detected hardware\n"
+"  register [--id ID] [--roles R,...] [--heartbeat-ttl DUR] [--pid PID] [--label K=V]...\n"
+"                       record this agent with its detected hardware; with --pid,\n"
+"                       it is dead as soon as process PID is gone\n"
 "  heartbeat ID         mark agent ID alive now (1: no such agent)\n"
 "  deregister ID        remove agent ID's record (1: no such agent)\n"
 "  list [--alive|--dead] [--table]\n"
 "                       agents as JSON Lines (a table with --table or on a terminal)\n"
-"  reap                 forget dead agents and free their claims; expired\n"
-"                       claims back to pending\n"
+"  reap [--force ID...] forget dead agents and free their claims (an agent on this\n"
+"                       host whose process is gone is dead at once); expired claims\n"
+"                       back to pending; --force ID: forget agent ID, alive or not\n"
 "  run [options] -- COMMAND [ARGS...]\n"
 "                       register, then claim items and run COMMAND for each, the\n"
 "                       payload on its stdin, renewing the claim until it and\n"
@@ -50,8 +53,9 @@ static const char usage[] =
 "      -q, --queue Q      queue (default $SW_QUEUE, else \"default\")\n"
 "      --roles R,...      claim only items of these roles (and record them)\n"
 "      -j, --jobs N       up to N items at once (default 1)\n"
-"      --ttl DUR          claim lease (default: the item's timeout) and, for\n"
-"                         the agent record, heartbeat ttl (default 30s)\n"
+"      --ttl DUR          claim lease (default: the item's timeout)\n"
+"      --heartbeat-ttl DUR  the agent is dead this long after its last heartbeat\n"
+"                         (default 30s; it heartbeats every third of it)\n"
 "      --max-items N      claim at most N items, then drain and exit\n"
 "      --idle-exit DUR    exit when nothing was claimable for DUR and nothing\n"
 "                         is claimed or in flight in the queue\n"
@@ -59,23 +63,31 @@ static const char usage[] =
 "      --grace DUR        on SIGTERM/SIGINT, let items finish this long (30s)\n"
 "      --poll DUR         look for work at least this often (default $SW_POLL,\n"
 "                         else 1s on a network filesystem, 30s locally)\n"
+"      --tag              put the item id and a tab before each line the command\n"
+"                         writes to stderr (which is passed through)\n"
+"      --log-dir DIR      keep each attempt's stderr in DIR/ID.ATTEMPT.log\n"
+"      --joblog [+]FILE   a line per command run, in GNU parallel's joblog format\n"
+"                         (+FILE: appended to, else emptied first)\n"
+"      {} {id} {attempt}  in ARGS: the payload (then not on stdin), the item id,\n"
+"                         the attempt number; never through a shell\n"
 "      --id ID  --label K=V\n"
 "\n"
 "common options:\n"
 "  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
 "  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
 "                       stderr or a file; also SW_SPANS\n"
-"  --quiet              print no results and no progress line\n"
+"  --quiet              print no results, no progress line, nothing for an answer (1, 75)\n"
 "  -h, --help           this text;  -V, --version\n"
 "\n"
 "exit: 0 ok, 1 no such agent, 64 usage, 65 bad data, 69 workspace or COMMAND\n"
-"      unavailable, 70 internal error, 74 I/O error, 75 nothing to claim (--once);\n"
+"      unavailable, 70 internal error, 73 cannot create (--log-dir, --joblog),\n"
+"      74 I/O error, 75 nothing to claim (--once), 77 permission denied;\n"
 "      run --once passes COMMAND's exit status through (128+N: killed by signal N);\n"
 "      run stopped by a second SIGTERM/SIGINT exits 128+N (a third SIGKILLs)\n";
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
-	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL
+	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR, O_JOBLOG
 };
 
 static const struct option longopts[] = {
@@ -94,6 +106,12 @@ static const struct option longopts[] = {
 	{"once", no_argument, 0, O_ONCE},
 	{"grace", required_argument, 0, O_GRACE},
 	{"poll", required_argument, 0, O_POLL},
+	{"heartbeat-ttl", required_argument, 0, O_HBTTL},
+	{"pid", required_argument, 0, O_PID},
+	{"force", no_argument, 0, O_FORCE},
+	{"tag", no_argument, 0, O_TAG},
+	{"log-dir", required_argument, 0, O_LOGDIR},
+	{"joblog", required_argument, 0, O_JOBLOG},
 	{0, 0, 0, 0}
 };
 
@@ -105,7 +123,13 @@ struct opts {
 	const char *id;
 	char *roles[MAX_ROLES];
 	size_t nroles;
-	int64_t ttl_ns;           /* 0: not given */
+	int64_t ttl_ns;           /* run: the claim lease; 0: the item's timeout */
+	int64_t hb_ttl_ns;        /* the record's heartbeat ttl; 0: the default */
+	long pid;                 /* register --pid; 0: none */
+	bool force;               /* reap --force */
+	bool tag;                 /* run: the item id before each stderr line */
+	const char *log_dir;      /* run: one log per item attempt there */
+	const char *joblog;       /* run: GNU parallel's joblog ("+FILE": appended to) */
 	json_t *labels;
 	bool alive, dead, table;
 	int jobs;
@@ -114,7 +138,9 @@ struct opts {
 	bool once;
 	int64_t grace_ns;
 	int64_t poll_ns;          /* 0: default */
-	const char *arg;          /* the verb's one argument (an agent id) */
+	const char *arg;          /* the verb's first argument (an agent id) */
+	char **ids;               /* reap --force: the agent ids */
+	int nids;
 	char **args;              /* run: the command and its arguments */
 	int nargs;
 };
@@ -199,13 +225,38 @@ static json_t *make_record(const struct opts *o, const char *id, json_t *hw, int
 	return rec;
 }
 
+/* "<workspace>/agents/<id>.json: <reason>": an error that names the file,
+ * so that a permission problem says where it is. */
+static const char *agent_errstr(const struct sw_ws *ws, const char *id, int e)
+{
+	static char buf[PATH_MAX + 2 * SW_NAME_MAX + 128];
+	snprintf(buf, sizeof buf, "%s/%s/%s.json: %s", ws->path, SW_AGENT_DIR, id, strerror(e));
+	return buf;
+}
+
+/* "<workspace>/queues/<q>", for errors about a queue as a whole. */
+static const char *queue_path(const struct sw_ws *ws, const char *q)
+{
+	static char buf[PATH_MAX + SW_NAME_MAX + 16];
+	snprintf(buf, sizeof buf, "%s/queues/%s", ws->path, q);
+	return buf;
+}
+
 static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
 {
 	if (sw_agent_put(ws, id, rec) < 0)
-		sw_die(sw_ex_errno(errno), "cannot write agent record: %s", strerror(errno));
+		sw_die(sw_ex_errno(errno), "cannot write agent record %s", agent_errstr(ws, id, errno));
 }
 
 /* ---- register, heartbeat, deregister --------------------------------- */
+
+/* "No such agent" is an answer (1), not an error: --quiet silences it. */
+static int no_agent(const struct opts *o, const char *id)
+{
+	if (!o->quiet)
+		sw_warn("no agent '%s'", id);
+	return SW_EX_FALSE;
+}
 
 static int v_register(struct sw_cmd *c)
 {
@@ -219,8 +270,18 @@ static int v_register(struct sw_cmd *c)
 	else
 		default_id(id, hw);
 	sw_span_str(sp, "sw.agent.id", id);
-	json_t *rec = make_record(o, id, hw, o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
+	json_t *rec = make_record(o, id, hw, o->hb_ttl_ns ? o->hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
 	json_object_del(rec, "pid");   /* the registering process is gone soon */
+	if (o->pid) {
+		/* the process that is the agent (the script that heartbeats):
+		 * once it is gone, on this host, the agent is dead at once */
+		char own[SW_OWNER_LEN];
+		sw_owner_of((pid_t)o->pid, own);
+		if (!*own)
+			sw_die(EX_USAGE, "--pid %ld: no such process on this host", o->pid);
+		json_object_set_new(rec, "pid", json_integer(o->pid));
+		json_object_set_new(rec, "owner", json_string(own));
+	}
 	put_record(ws, id, rec);
 	json_t *out = sw_agent_get(ws, id);
 	print(o, out ? out : rec);
@@ -239,11 +300,9 @@ static int v_heartbeat(struct sw_cmd *c)
 	sw_name_check("id", id);
 	sw_span_str(sp, "sw.agent.id", id);
 	if (sw_agent_heartbeat(ws, id) < 0) {
-		if (errno == ENOENT) {
-			sw_warn("no agent '%s'", id);
-			return SW_EX_FALSE;
-		}
-		sw_die(sw_ex_errno(errno), "cannot heartbeat '%s': %s", id, strerror(errno));
+		if (errno == ENOENT)
+			return no_agent(o, id);
+		sw_die(sw_ex_errno(errno), "cannot heartbeat %s", agent_errstr(ws, id, errno));
 	}
 	json_t *rec = sw_agent_get(ws, id);
 	if (rec)
@@ -263,11 +322,9 @@ static int v_deregister(struct sw_cmd *c)
 	json_t *rec = sw_agent_get(ws, id);
 	if (sw_agent_remove(ws, id) < 0) {
 		json_decref(rec);
-		if (errno == ENOENT) {
-			sw_warn("no agent '%s'", id);
-			return SW_EX_FALSE;
-		}
-		sw_die(sw_ex_errno(errno), "cannot deregister '%s': %s", id, strerror(errno));
+		if (errno == ENOENT)
+			return no_agent(o, id);
+		sw_die(sw_ex_errno(errno), "cannot deregister %s", agent_errstr(ws, id, errno));
 	}
 	if (rec) {
 		json_object_set_new(rec, "deregistered", json_true());
@@ -314,8 +371,8 @@ static void human_bytes(char *out, size_t n, json_t *v)
 
 static void print_table(json_t *rows)
 {
-	printf("%-28s %-5s %-20s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "CPUS", "MEMORY",
-	       "GPUS", "ROLES", "LAST HEARTBEAT");
+	printf("%-28s %-5s %-20s %-16s %7s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "QUEUE",
+	       "RUNNING", "CPUS", "MEMORY", "GPUS", "ROLES", "LAST HEARTBEAT");
 	size_t i;
 	json_t *r;
 	json_array_foreach(rows, i, r) {
@@ -328,10 +385,16 @@ static void print_table(json_t *rows)
 			snprintf(roles + l, sizeof roles - l, "%s%s", l ? "," : "", json_string_value(role));
 		}
 		const char *id = sw_json_str(r, "id"), *host = sw_json_str(r, "hostname");
-		const char *beat = sw_json_str(r, "last_heartbeat_at");
-		printf("%-28s %-5s %-20s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
+		const char *beat = sw_json_str(r, "last_heartbeat_at"), *queue = sw_json_str(r, "queue");
+		/* items running of the slots it has (a run), as its record last
+		 * said (at most a second old); "-" for a registered agent */
+		char running[48] = "-";
+		if (queue)
+			snprintf(running, sizeof running, "%zu/%lld", json_array_size(json_object_get(r, "claims")),
+				 (long long)sw_json_int(r, "jobs", 1));
+		printf("%-28s %-5s %-20s %-16s %7s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
 		       json_is_true(json_object_get(r, "alive")) ? "yes" : "no", host ? host : "-",
-		       (long long)sw_json_int(r, "cpus", 0), mem,
+		       queue ? queue : "-", running, (long long)sw_json_int(r, "cpus", 0), mem,
 		       json_array_size(json_object_get(r, "gpus")), *roles ? roles : "-", beat ? beat : "-");
 	}
 }
@@ -389,7 +452,7 @@ static int reap_queue(const char *name, void *arg)
 	if (!rc)
 		rc = sw_queue_reap(&q, &n);
 	if (rc) {
-		sw_warn("queue '%s': %s", name, q.err.msg);
+		sw_warn("queue %s: %s", queue_path(a->ws, name), q.err.msg);
 		a->rc = rc;
 	} else if (n) {
 		json_t *j = json_pack("{s:s,s:I}", "queue", name, "claims_reaped", (json_int_t)n);
@@ -408,10 +471,23 @@ static int v_reap(struct sw_cmd *c)
 	struct opts *o = c->opts;
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
-	long long n;
+	long long n = 0;
 	struct qreap a = { .o = o, .ws = ws };
-	if (sw_agent_reap(ws, reap_print, &a, &n) < 0)
+	if (o->force) {
+		/* named agents, alive or not: what the operator says is dead */
+		for (int i = 0; i < o->nids; i++) {
+			if (sw_agent_forget(ws, o->ids[i], reap_print, &a) == 0) {
+				n++;
+			} else if (errno == ENOENT) {
+				a.rc = a.rc ? a.rc : no_agent(o, o->ids[i]);
+			} else {
+				sw_warn("cannot reap agent '%s': %s", o->ids[i], agent_errstr(ws, o->ids[i], errno));
+				a.rc = sw_ex_errno(errno);
+			}
+		}
+	} else if (sw_agent_reap(ws, reap_print, &a, &n) < 0) {
 		sw_die(sw_ex_errno(errno), "cannot reap agents: %s", strerror(errno));
+	}
 	sw_span_int(sp, "sw.agents.reaped", n);
 	if (sw_queue_names(ws, reap_queue, &a) < 0 && errno != ENOENT)
 		sw_die(sw_ex_errno(errno), "cannot list queues: %s", strerror(errno));
@@ -422,6 +498,7 @@ static int v_reap(struct sw_cmd *c)
 
 #define RESULT_MAX (64 * 1024)    /* stdout kept as the result */
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
+#define LINE_CAP 4096             /* a longer stderr line is passed on in pieces */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
 
@@ -439,6 +516,12 @@ struct slot {
 	bool truncated;
 	char err[2 * ERR_TAIL];
 	size_t errlen;
+	char *line;               /* stderr since its last newline, not passed on yet */
+	size_t linelen;
+	int flog;                 /* --log-dir: this attempt's log, or -1 */
+	char *logname;            /* its path */
+	char **argv;              /* the command line, when {} {id} {attempt} were replaced */
+	long long seq;            /* its number among the commands this agent started */
 	int64_t ttl_ns, renew_at, started_ns, kill_at;
 	bool exited;              /* the command has been reaped: status says how */
 	bool group_gone;          /* its process group is empty: its id may be reused */
@@ -448,6 +531,15 @@ struct slot {
 	const char *abandoned;
 	int status;
 	struct sw_span sp;
+};
+
+/* Lines on their way to stdout or stderr (ob_add). */
+struct obuf {
+	int fd;
+	char *b;
+	size_t len, cap;
+	bool pipe;                /* a pipe or socket: written as poll allows */
+	bool lost;                /* the reader went away */
 };
 
 struct run {
@@ -477,9 +569,14 @@ struct run {
 	int64_t next_beat, next_poll, poll_ns, idle_since, next_progress, started_ns;
 	int64_t next_lead;        /* when a waiting non-watcher tries to lead */
 	bool claims_dirty;        /* the record's "claims" are out of date */
-	char *out;                /* result lines not yet written (out_add) */
-	size_t outlen, outcap;
-	bool out_pipe;            /* stdout is a pipe or socket */
+	struct obuf out;          /* result lines not yet written */
+	struct obuf err;          /* the commands' stderr lines not yet written */
+	int logdir;               /* --log-dir, or -1 */
+	int joblog;               /* --joblog, or -1 */
+	long long seq;            /* commands started: the joblog's Seq */
+	bool subst;               /* the command's words hold {} {id} or {attempt} */
+	bool payload_arg;         /* ... {}: the payload is an argument, not stdin */
+	char logpath[PATH_MAX];   /* its absolute path, for the result lines */
 	int64_t next_record;      /* rewritten at most once a second */
 	bool progress, want_claim, empty;
 	int once_status;
@@ -553,22 +650,28 @@ static int payload_bytes(const json_t *item, char **buf, size_t *len)
 	return *buf ? 0 : -1;
 }
 
-static void slot_close_fds(struct slot *s)
+/* An empty slot: nothing in it, no descriptor. */
+static void slot_reset(struct slot *s)
 {
-	if (s->fin >= 0) close(s->fin);
-	if (s->fout >= 0) close(s->fout);
-	if (s->ferr >= 0) close(s->ferr);
-	s->fin = s->fout = s->ferr = -1;
+	memset(s, 0, sizeof *s);
+	s->fin = s->fout = s->ferr = s->flog = -1;
 }
 
 static void slot_clear(struct slot *s)
 {
-	slot_close_fds(s);
+	if (s->fin >= 0) close(s->fin);
+	if (s->fout >= 0) close(s->fout);
+	if (s->ferr >= 0) close(s->ferr);
+	if (s->flog >= 0) close(s->flog);
 	json_decref(s->item);
 	free(s->in);
 	free(s->out);
-	memset(s, 0, sizeof *s);
-	s->fin = s->fout = s->ferr = -1;
+	free(s->line);
+	free(s->logname);
+	for (char **a = s->argv; a && *a; a++)
+		free(*a);
+	free(s->argv);
+	slot_reset(s);
 }
 
 /* The item's span: a child of the run's span, made by hand so that an
@@ -641,7 +744,8 @@ static int spawn_child(struct run *r, struct slot *s)
 	pid_t pid;
 	/* the command gets the umask sw was started with, not the workspace's */
 	mode_t ours = umask(sw_ws_user_umask(r->ws));
-	int rc = posix_spawnp(&pid, r->o->args[0], &fa, &at, r->o->args, r->env);
+	char **argv = s->argv ? s->argv : r->o->args;
+	int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, r->env);
 	umask(ours);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
@@ -755,85 +859,268 @@ static void error_of(struct slot *s, char *buf, size_t n)
 	json_decref(t);
 }
 
-/* Result lines.  Into a pipe they are written only as the reader takes
- * them (PIPE_BUF bytes when poll says there is room, which never blocks),
- * so a slow reader cannot stall the renewals; they wait in out[] meanwhile.
- * A reader that went away (| head) must not stop the work either: the
- * lines stop, the agent goes on. */
+/* Result lines (stdout) and the commands' stderr lines.  Into a pipe they
+ * are written only as the reader takes them (at most PIPE_BUF bytes when
+ * poll says there is room, which never blocks), so a slow reader cannot
+ * stall the renewals; they wait in the buffer meanwhile.  A reader that
+ * went away (| head) must not stop the work either: the lines stop, the
+ * agent goes on. */
 #define OUT_MAX (64u << 20)
 
-static void out_lost(struct run *r)
+static void ob_init(struct obuf *b, int fd)
 {
+	struct stat st;
+	memset(b, 0, sizeof *b);
+	b->fd = fd;
+	b->pipe = fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+static void ob_lost(struct run *r, struct obuf *b)
+{
+	b->lost = true;
+	b->len = 0;
+	if (b->fd != 1)
+		return;   /* stderr gone: there is nobody to tell */
 	sw_warn("writing output: %s; printing no more results", strerror(errno));
 	r->o->quiet = true;
 	r->progress = r->progress && isatty(2);
-	r->outlen = 0;
 }
 
-static void out_write(struct run *r, bool all)
+static void ob_write(struct run *r, struct obuf *b, bool all)
 {
-	while (r->outlen) {
-		size_t n = all || !r->out_pipe ? r->outlen : r->outlen < PIPE_BUF ? r->outlen : PIPE_BUF;
-		ssize_t w = write(1, r->out, n);
+	while (b->len) {
+		size_t n = b->len;
+		if (!all && b->pipe && n > PIPE_BUF) {
+			/* whole lines where it can: another writer of the same
+			 * pipe (our own warnings) then cannot land inside one */
+			n = PIPE_BUF;
+			const char *nl = memrchr(b->b, '\n', n);
+			if (nl)
+				n = (size_t)(nl - b->b) + 1;
+		}
+		ssize_t w = write(b->fd, b->b, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			out_lost(r);
+			ob_lost(r, b);
 			return;
 		}
-		memmove(r->out, r->out + w, r->outlen - (size_t)w);
-		r->outlen -= (size_t)w;
-		if (!all && r->out_pipe)
+		memmove(b->b, b->b + w, b->len - (size_t)w);
+		b->len -= (size_t)w;
+		if (!all && b->pipe)
 			return;   /* poll again before more */
 	}
 }
 
-static void out_add(struct run *r, const char *line, size_t n)
+static void ob_add(struct run *r, struct obuf *b, const char *line, size_t n)
 {
-	if (r->outlen + n > r->outcap) {
-		if (r->outlen + n > OUT_MAX) {
-			out_write(r, true);   /* a reader this far behind: wait for it */
-			if (r->o->quiet)
+	if (b->lost)
+		return;
+	if (b->len + n > b->cap) {
+		if (b->len + n > OUT_MAX) {
+			ob_write(r, b, true);   /* a reader this far behind: wait for it */
+			if (b->lost)
 				return;
 		}
-		size_t cap = r->outcap ? r->outcap : 65536;
-		while (cap < r->outlen + n)
+		size_t cap = b->cap ? b->cap : 65536;
+		while (cap < b->len + n)
 			cap *= 2;
-		char *b = realloc(r->out, cap);
-		if (!b)
+		char *nb = realloc(b->b, cap);
+		if (!nb)
 			sw_die(EX_SOFTWARE, "out of memory");
-		r->out = b;
-		r->outcap = cap;
+		b->b = nb;
+		b->cap = cap;
 	}
-	memcpy(r->out + r->outlen, line, n);
-	r->outlen += n;
-	if (!r->out_pipe)
-		out_write(r, true);   /* a file or terminal takes it at once */
+	memcpy(b->b + b->len, line, n);
+	b->len += n;
+	if (!b->pipe)
+		ob_write(r, b, true);   /* a file or terminal takes it at once */
 }
 
-static void report(struct run *r, struct slot *s, const char *state, int code)
+/* stdout and stderr may share the terminal with the status line: it goes
+ * before anything else is written there, and the next progress() draws it
+ * again below. */
+static void progress_clear(struct run *r)
+{
+	if (!r->progress)
+		return;
+	if (write(2, "\r\033[K", 4) < 0)
+		r->progress = false;
+	r->next_progress = 0;
+}
+
+/* One line (or a piece of an overlong one) of a command's stderr, passed
+ * on whole, after the item's id and a tab with --tag (GNU parallel's
+ * --tag), so that lines of items running at once never mix. */
+static void pass_line(struct run *r, struct slot *s, const char *p, size_t n)
+{
+	if (r->err.lost)
+		return;
+	progress_clear(r);
+	if (r->o->tag) {
+		ob_add(r, &r->err, s->id, strlen(s->id));
+		ob_add(r, &r->err, "\t", 1);
+	}
+	ob_add(r, &r->err, p, n);
+	ob_add(r, &r->err, "\n", 1);
+}
+
+/* Bytes of a command's stderr: every complete line is passed on; the rest
+ * waits for its newline (or for the end of the stream), a line longer
+ * than LINE_CAP goes on in pieces of that size. */
+static void pass_err(struct run *r, struct slot *s, const char *p, size_t n)
+{
+	if (r->err.lost)
+		return;
+	if (!s->line && !(s->line = malloc(LINE_CAP)))
+		sw_die(EX_SOFTWARE, "out of memory");
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl - p) : n, room = LINE_CAP - s->linelen;
+		if (k > room) {
+			memcpy(s->line + s->linelen, p, room);
+			pass_line(r, s, s->line, LINE_CAP);
+			s->linelen = 0;
+			p += room;
+			n -= room;
+			continue;
+		}
+		memcpy(s->line + s->linelen, p, k);
+		s->linelen += k;
+		if (!nl)
+			return;
+		pass_line(r, s, s->line, s->linelen);
+		s->linelen = 0;
+		p += k + 1;
+		n -= k + 1;
+	}
+}
+
+/* The end of a command's stderr: a last line without its newline is
+ * passed on with one. */
+static void pass_end(struct run *r, struct slot *s)
+{
+	if (s->linelen)
+		pass_line(r, s, s->line, s->linelen);
+	s->linelen = 0;
+}
+
+static void report(struct run *r, struct slot *s, const char *state, int code, const char *err)
 {
 	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I}", "id", s->id, "queue", r->q.name,
 		"agent_id", r->id, "attempt", (json_int_t)s->attempt, "state", state,
 		"duration_ms", (json_int_t)((sw_now_ns() - s->started_ns) / 1000000));
 	if (code >= 0)
 		json_object_set_new(j, "exit_code", json_integer(code));
-	/* stdout and stderr may share the terminal: the status line goes, the
-	 * result takes its row, the next progress() draws it again below */
-	if (r->progress && !r->o->quiet && isatty(1)) {
-		if (write(2, "\r\033[K", 4) < 0)
-			r->progress = false;
-		r->next_progress = 0;
-	}
+	if (err && *err)
+		json_object_set_new(j, "error", json_string(err));
+	if (s->flog >= 0)
+		json_object_set_new(j, "log", json_string(s->logname));
+	if (!r->o->quiet && isatty(1))
+		progress_clear(r);
 	if (!r->o->quiet) {
 		size_t n;
 		char *line = sw_json_line(j, &n);
 		if (!line)
 			sw_die(EX_SOFTWARE, "out of memory");
-		out_add(r, line, n);
+		ob_add(r, &r->out, line, n);
 		free(line);
 	}
 	json_decref(j);
+}
+
+/* ---- --joblog ------------------------------------------------------------ */
+
+/* Opened as GNU parallel does: emptied first, or appended to for
+ * "+FILE"; the header line when it is empty.  Lines are appended with one
+ * write each, so agents sharing a file (with +) do not cut into each
+ * other's lines. */
+static void open_joblog(struct run *r)
+{
+	const char *f = r->o->joblog;
+	bool append = f[0] == '+';
+	f += append;
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
+	r->joblog = open(f, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0666);
+	umask(ours);
+	if (r->joblog < 0)
+		sw_die(sw_ex_errno(errno) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT, "--joblog %s: %s", f,
+		       strerror(errno));
+	static const char head[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+	struct stat st;
+	if (fstat(r->joblog, &st) < 0 || (st.st_size == 0 && write(r->joblog, head, sizeof head - 1) < 0))
+		sw_die(sw_ex_errno(errno), "--joblog %s: %s", f, strerror(errno));
+}
+
+/* A word of the command as a shell would read it back, quoted the way
+ * GNU parallel quotes; one with a control character as $'...', so that a
+ * tab or a newline cannot break the joblog's line. */
+static void shell_word(FILE *f, const char *w)
+{
+	static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-";
+	bool ctl = false;
+	for (const char *p = w; *p; p++)
+		ctl |= (unsigned char)*p < 0x20 || *p == 0x7f;
+	if (*w && strspn(w, safe) == strlen(w)) {
+		fputs(w, f);
+	} else if (!ctl) {
+		fputc('\'', f);
+		for (const char *p = w; *p; p++) {
+			if (*p == '\'')
+				fputs("'\"'\"'", f);
+			else
+				fputc(*p, f);
+		}
+		fputc('\'', f);
+	} else {
+		fputs("$'", f);
+		for (const char *p = w; *p; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '\t') fputs("\\t", f);
+			else if (c == '\n') fputs("\\n", f);
+			else if (c == '\\' || c == '\'') fprintf(f, "\\%c", c);
+			else if (c < 0x20 || c == 0x7f) fprintf(f, "\\x%02x", c);
+			else fputc(c, f);
+		}
+		fputc('\'', f);
+	}
+}
+
+/* Seq Host Starttime JobRuntime Send Receive Exitval Signal Command, as
+ * parallel --joblog writes them: Host ":" (this host), nothing sent or
+ * received, a command killed by a signal has Exitval 0 and that Signal. */
+static void joblog_line(struct run *r, const struct slot *s)
+{
+	if (r->joblog < 0)
+		return;
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+	if (!f)
+		sw_die(EX_SOFTWARE, "out of memory");
+	int st = s->status;
+	fprintf(f, "%lld\t:\t%.3f\t%10.3f\t0\t0\t%d\t%d\t", s->seq, (double)s->started_ns / 1e9,
+		(double)(sw_now_ns() - s->started_ns) / 1e9, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
+		WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	char **argv = s->argv ? s->argv : r->o->args;
+	for (int i = 0; argv[i]; i++) {
+		if (i)
+			fputc(' ', f);
+		shell_word(f, argv[i]);
+	}
+	fputc('\n', f);
+	if (ferror(f) | fclose(f))
+		sw_die(EX_SOFTWARE, "out of memory");
+	ssize_t w;
+	do
+		w = write(r->joblog, line, len);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)len) {
+		sw_warn("writing the joblog: %s; no more lines go there", w < 0 ? strerror(errno) : "short write");
+		close(r->joblog);
+		r->joblog = -1;
+	}
+	free(line);
 }
 
 static int exit_code_of(int st)
@@ -890,10 +1177,11 @@ static void finish_item(struct run *r, struct slot *s)
 	else r->failed++;
 	if (r->o->once)
 		r->once_status = code;
+	joblog_line(r, s);
 	sw_span_int(&s->sp, "sw.exit_code", code);
 	sw_span_str(&s->sp, "sw.item.state", state);
 	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
-	report(r, s, state, code);
+	report(r, s, state, code, err);
 	json_decref(out);
 	slot_clear(s);
 	r->claims_dirty = true;
@@ -930,31 +1218,59 @@ static void read_out(struct slot *s)
 	}
 }
 
-static void read_err(struct slot *s)
+/* The last ERR_TAIL bytes of stderr, for the error. */
+static void keep_tail(struct slot *s, const char *buf, size_t k)
+{
+	if (k > ERR_TAIL) {
+		memcpy(s->err, buf + k - ERR_TAIL, ERR_TAIL);
+		s->errlen = ERR_TAIL;
+		return;
+	}
+	if (s->errlen + k > sizeof s->err) {
+		size_t drop = s->errlen + k - ERR_TAIL;
+		memmove(s->err, s->err + drop, s->errlen - drop);
+		s->errlen -= drop;
+	}
+	memcpy(s->err + s->errlen, buf, k);
+	s->errlen += k;
+}
+
+/* --log-dir: the whole of stderr.  A log that cannot be written is given
+ * up with a warning; the item goes on. */
+static void log_err(struct slot *s, const char *buf, size_t k)
+{
+	while (s->flog >= 0 && k) {
+		ssize_t w = write(s->flog, buf, k);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			sw_warn("writing %s: %s; its log stops here", s->logname, strerror(errno));
+			close(s->flog);
+			s->flog = -1;
+			return;
+		}
+		buf += w;
+		k -= (size_t)w;
+	}
+}
+
+/* What the command writes on stderr goes on to ours, to its log, and its
+ * tail is kept for the error. */
+static void read_err(struct run *r, struct slot *s)
 {
 	char buf[4096];
 	for (;;) {
 		ssize_t n = read(s->ferr, buf, sizeof buf);
 		if (n > 0) {
-			/* keep only the tail: shift out what is older than ERR_TAIL */
-			size_t k = (size_t)n;
-			if (k > ERR_TAIL) {
-				memcpy(s->err, buf + k - ERR_TAIL, ERR_TAIL);
-				s->errlen = ERR_TAIL;
-				continue;
-			}
-			if (s->errlen + k > sizeof s->err) {
-				size_t drop = s->errlen + k - ERR_TAIL;
-				memmove(s->err, s->err + drop, s->errlen - drop);
-				s->errlen -= drop;
-			}
-			memcpy(s->err + s->errlen, buf, k);
-			s->errlen += k;
+			log_err(s, buf, (size_t)n);
+			pass_err(r, s, buf, (size_t)n);
+			keep_tail(s, buf, (size_t)n);
 			continue;
 		}
 		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 			close(s->ferr);
 			s->ferr = -1;
+			pass_end(r, s);
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -982,11 +1298,134 @@ static void write_in(struct slot *s)
 
 /* ---- claiming and starting ------------------------------------------- */
 
+/* --log-dir: made if missing, with the umask sw was started with (the
+ * logs are the user's, not the workspace's); its absolute path goes into
+ * the result lines. */
+static void open_log_dir(struct run *r)
+{
+	const char *d = r->o->log_dir;
+	char cwd[PATH_MAX];
+	if (d[0] == '/' || !getcwd(cwd, sizeof cwd))
+		snprintf(r->logpath, sizeof r->logpath, "%s", d);
+	else
+		snprintf(r->logpath, sizeof r->logpath, "%s/%s", cwd, d);
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
+	if (mkdir(d, 0777) < 0 && errno != EEXIST) {
+		int e = errno;
+		umask(ours);
+		sw_die(sw_ex_errno(e) == EX_NOPERM ? EX_NOPERM : EX_CANTCREAT, "--log-dir %s: %s",
+		       r->logpath, strerror(e));
+	}
+	umask(ours);
+	r->logdir = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->logdir < 0)
+		sw_die(sw_ex_errno(errno), "--log-dir %s: %s", r->logpath, strerror(errno));
+}
+
+/* DIR/<id>.<attempt>.log, appended to: an attempt that runs again (its
+ * item released, which counts no attempt) adds to the same log. */
+static void open_log(struct run *r, struct slot *s)
+{
+	char name[SW_NAME_MAX + 32];
+	snprintf(name, sizeof name, "%s.%lld.log", s->id, s->attempt);
+	if (asprintf(&s->logname, "%s/%s", r->logpath, name) < 0) {
+		s->logname = NULL;
+		sw_die(EX_SOFTWARE, "out of memory");
+	}
+	mode_t ours = umask(sw_ws_user_umask(r->ws));
+	s->flog = openat(r->logdir, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0666);
+	umask(ours);
+	if (s->flog < 0)
+		sw_warn("item %s: cannot write its log %s: %s", s->id, s->logname, strerror(errno));
+}
+
 static struct slot *free_slot(struct run *r)
 {
 	for (int i = 0; i < r->o->jobs; i++)
 		if (!r->slots[i].pid)
 			return &r->slots[i];
+	return NULL;
+}
+
+/* An item whose command cannot be started for a reason of its own (its
+ * payload) fails alone, and the agent goes on with the next. */
+static void fail_alone(struct run *r, struct slot *s, const char *reason)
+{
+	char why[256];
+	json_t *out = NULL;
+	snprintf(why, sizeof why, "its payload cannot be given to the command: %s", reason);
+	sw_warn("item %s: %s", s->id, why);
+	const char *state = "lost";
+	if (sw_queue_fail(&r->q, s->id, s->token, why, -1, &out))
+		sw_warn("item %s: %s", s->id, r->q.err.msg);
+	else
+		state = out ? sw_json_str(out, "state") : "pending";
+	sw_span_end(&s->sp, true, why);
+	report(r, s, state ? state : "pending", -1, why);
+	json_decref(out);
+	slot_clear(s);
+	r->failed++;
+	if (r->o->once)
+		r->once_status = EX_DATAERR;   /* no command ran: the item was bad */
+}
+
+/* {} (the payload, as stdin would get it), {id} and {attempt} replaced in
+ * a word of the command, like xargs -I and parallel, never through a
+ * shell.  NULL when out of memory. */
+static char *subst_word(const char *w, const struct slot *s)
+{
+	char *buf = NULL, att[24];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	snprintf(att, sizeof att, "%lld", s->attempt);
+	while (*w) {
+		if (!strncmp(w, "{}", 2)) {
+			fwrite(s->in ? s->in : "", 1, s->inlen, f);
+			w += 2;
+		} else if (!strncmp(w, "{id}", 4)) {
+			fputs(s->id, f);
+			w += 4;
+		} else if (!strncmp(w, "{attempt}", 9)) {
+			fputs(att, f);
+			w += 9;
+		} else {
+			fputc(*w++, f);
+		}
+	}
+	if (ferror(f) | fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The item's command line, when the command's words hold {} {id}
+ * {attempt}: NULL, or why the item cannot have one.  With {} the payload
+ * is in the arguments, and stdin gets nothing (as with xargs -I): a
+ * command that reads its terminal's commands from stdin (ffmpeg, ssh)
+ * must not read the payload as such. */
+static const char *command_line(struct run *r, struct slot *s)
+{
+	if (r->payload_arg && s->inlen && memchr(s->in, 0, s->inlen))
+		return "it holds a NUL byte, which no argument can";
+	/* JSON that is not a string is one line on stdin; as an argument,
+	 * without the newline */
+	json_t *p = json_object_get(s->item, "payload");
+	if (p && !json_is_string(p) && s->inlen && s->in[s->inlen - 1] == '\n')
+		s->inlen--;
+	s->argv = calloc((size_t)r->o->nargs + 1, sizeof *s->argv);
+	if (!s->argv)
+		return strerror(ENOMEM);
+	for (int i = 0; i < r->o->nargs; i++)
+		if (!(s->argv[i] = subst_word(r->o->args[i], s)))
+			return strerror(ENOMEM);
+	if (r->payload_arg) {
+		free(s->in);
+		s->in = NULL;
+		s->inlen = 0;
+	}
 	return NULL;
 }
 
@@ -1000,24 +1439,25 @@ static void start_item(struct run *r, json_t *item)
 	s->started_ns = sw_now_ns();
 	s->ttl_ns = r->o->ttl_ns ? r->o->ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
 	s->renew_at = s->started_ns + s->ttl_ns / 3;
-	s->fin = s->fout = s->ferr = -1;
 	r->claimed++;
 	item_span(r, s);
-	if (payload_bytes(item, &s->in, &s->inlen) < 0) {
-		/* this item's trouble, not the command's: it fails, the agent
-		 * goes on with the next */
-		char why[128];
-		snprintf(why, sizeof why, "its payload cannot be given to the command: %s", strerror(errno));
-		sw_warn("item %s: %s", s->id, why);
-		if (sw_queue_fail(&r->q, s->id, s->token, why, -1, NULL))
-			sw_warn("item %s: %s", s->id, r->q.err.msg);
-		sw_span_end(&s->sp, true, why);
-		slot_clear(s);
-		r->failed++;
+	const char *why = NULL;
+	if (payload_bytes(item, &s->in, &s->inlen) < 0)
+		why = strerror(errno);
+	else if (r->subst)
+		why = command_line(r, s);
+	if (why) {
+		fail_alone(r, s, why);
 		return;
 	}
+	if (r->logdir >= 0)
+		open_log(r, s);
 	if (spawn_child(r, s) < 0) {
 		int e = errno;
+		if (e == E2BIG && r->subst) {
+			fail_alone(r, s, "its command line is too long (E2BIG)");
+			return;
+		}
 		sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
 		sw_queue_release(&r->q, s->id, s->token, NULL);
 		sw_span_end(&s->sp, true, strerror(e));
@@ -1030,6 +1470,7 @@ static void start_item(struct run *r, json_t *item)
 		r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
 		return;
 	}
+	s->seq = ++r->seq;
 	r->running++;
 	r->claims_dirty = true;
 }
@@ -1387,10 +1828,9 @@ static int settle(struct run *r, int64_t now)
 			continue;
 		}
 		if (s->fout >= 0) read_out(s);
-		if (s->ferr >= 0) read_err(s);
-		r->fin[nfin++] = *s;
-		memset(s, 0, sizeof *s);
-		s->fin = s->fout = s->ferr = -1;
+		if (s->ferr >= 0) read_err(r, s);
+		r->fin[nfin++] = *s;   /* what it owns goes with it */
+		slot_reset(s);
 		r->running--;
 	}
 	free(busy);
@@ -1431,7 +1871,7 @@ static void reap_children(struct run *r)
 		s->status = st;
 		/* what the command wrote before exiting is in the pipes */
 		if (s->fout >= 0) read_out(s);
-		if (s->ferr >= 0) read_err(s);
+		if (s->ferr >= 0) read_err(r, s);
 	}
 	if (any)
 		finish_settled(r);
@@ -1546,8 +1986,8 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 				on_signal(r, (int)si.ssi_signo, sw_now_ns());
 			continue;
 		}
-		if (owner[k] == -3) {
-			out_write(r, false);
+		if (owner[k] == -3 || owner[k] == -4) {
+			ob_write(r, owner[k] == -3 ? &r->out : &r->err, false);
 			continue;
 		}
 		if (owner[k] == -2) {
@@ -1563,14 +2003,14 @@ static void handle_fds(struct run *r, struct pollfd *pf, int n, int *owner)
 		switch (owner[k] % 3) {
 		case 0: if (s->fin >= 0) write_in(s); break;
 		case 1: if (s->fout >= 0) read_out(s); break;
-		case 2: if (s->ferr >= 0) read_err(s); break;
+		case 2: if (s->ferr >= 0) read_err(r, s); break;
 		}
 	}
 }
 
 static void loop(struct run *r)
 {
-	int maxfd = 3 + 3 * r->o->jobs;
+	int maxfd = 4 + 3 * r->o->jobs;
 	struct pollfd *pf = calloc((size_t)maxfd, sizeof *pf);
 	int *owner = calloc((size_t)maxfd, sizeof *owner);
 	if (!pf || !owner)
@@ -1600,8 +2040,11 @@ static void loop(struct run *r)
 		if (r->w.ifd >= 0) {
 			pf[n] = (struct pollfd){ .fd = r->w.ifd, .events = POLLIN }; owner[n++] = -2;
 		}
-		if (r->outlen) {
+		if (r->out.len) {
 			pf[n] = (struct pollfd){ .fd = 1, .events = POLLOUT }; owner[n++] = -3;
+		}
+		if (r->err.len) {
+			pf[n] = (struct pollfd){ .fd = 2, .events = POLLOUT }; owner[n++] = -4;
 		}
 		for (int i = 0; i < r->o->jobs; i++) {
 			struct slot *s = &r->slots[i];
@@ -1619,7 +2062,8 @@ static void loop(struct run *r)
 		reap_children(r);
 		timers(r, sw_now_ns());
 	}
-	out_write(r, true);
+	ob_write(r, &r->err, true);
+	ob_write(r, &r->out, true);
 	progress(r, sw_now_ns(), true);
 	sw_waiter_resign(&r->w);
 	free(pf);
@@ -1652,9 +2096,20 @@ static int v_run(struct sw_cmd *c)
 		sw_usage_error("run needs a COMMAND (sw-agent run [options] -- COMMAND [ARGS...])");
 	struct run r = { .o = o, .ws = ws, .sp = sp, .sfd = -1, .idle_since = -1,
 			 .next_check = INT64_MAX };
+	/* where the logs go is checked first: a typo there is the caller's */
+	r.logdir = r.joblog = -1;
+	if (o->log_dir)
+		open_log_dir(&r);
+	if (o->joblog)
+		open_joblog(&r);
 	int rc = sw_queue_open(&r.q, ws, o->queue, true);
 	if (rc)
-		sw_die(rc, "%s", r.q.err.msg);
+		sw_die(rc, "queue %s: %s", queue_path(ws, o->queue), r.q.err.msg);
+	for (int i = 0; i < o->nargs; i++) {
+		r.payload_arg |= strstr(o->args[i], "{}") != NULL;
+		r.subst |= strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") ||
+			   strstr(o->args[i], "{attempt}");
+	}
 	/* the one fork: from here on this is the worker, and the process the
 	 * user started passes signals on and cleans up if we are killed */
 	sigset_t fwd;
@@ -1671,10 +2126,20 @@ static int v_run(struct sw_cmd *c)
 		default_id(r.id, hw);
 	sw_span_str(sp, "sw.agent.id", r.id);
 	sw_span_str(sp, "sw.queue", r.q.name);
-	r.agent_ttl_ns = o->ttl_ns ? o->ttl_ns : SW_AGENT_TTL_DEFAULT_NS;
+	r.agent_ttl_ns = o->hb_ttl_ns ? o->hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS;
 	r.rec = make_record(o, r.id, hw, r.agent_ttl_ns);
 	json_decref(hw);
 	json_object_set_new(r.rec, "pid", json_integer(r.g.guardian));   /* the one the user sees */
+	/* the agent is this process, the worker, which holds the claims; it
+	 * is dead at once when it and the guardian are gone (the guardian
+	 * lives on only to kill the commands' trees) */
+	char own[SW_OWNER_LEN], guard[SW_OWNER_LEN];
+	sw_owner_self(own);
+	sw_owner_of(r.g.guardian, guard);
+	if (*own)
+		json_object_set_new(r.rec, "owner", json_string(own));
+	if (*own && *guard)
+		json_object_set_new(r.rec, "guardian", json_string(guard));
 	json_object_set_new(r.rec, "queue", json_string(r.q.name));
 	json_object_set_new(r.rec, "jobs", json_integer(o->jobs));
 	json_t *cmd = json_array();
@@ -1688,11 +2153,11 @@ static int v_run(struct sw_cmd *c)
 	if (!r.slots || !r.fin || !r.pick)
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (int i = 0; i < o->jobs; i++)
-		r.slots[i].fin = r.slots[i].fout = r.slots[i].ferr = -1;
+		slot_reset(&r.slots[i]);
 	env_init(&r);
 	run_setup_signals(&r);
-	struct stat st1;
-	r.out_pipe = fstat(1, &st1) == 0 && (S_ISFIFO(st1.st_mode) || S_ISSOCK(st1.st_mode));
+	ob_init(&r.out, 1);
+	ob_init(&r.err, 2);
 	sw_waiter_init(&r.w, &r.q, (const char *const *)o->roles, o->nroles);
 	r.poll_ns = default_poll(&r);
 	r.started_ns = sw_now_ns();
@@ -1708,10 +2173,16 @@ static int v_run(struct sw_cmd *c)
 	int code = r.exit_code;
 	if (!code && o->once)
 		code = r.claimed ? r.once_status : EX_TEMPFAIL;
-	if (code == EX_TEMPFAIL && o->once && !r.claimed)
+	/* an answer, like sw-claim next's 75: --quiet silences it */
+	if (code == EX_TEMPFAIL && o->once && !r.claimed && !o->quiet)
 		sw_warn("nothing to claim in queue '%s'", r.q.name);
 	json_decref(r.rec);
-	free(r.out);
+	free(r.out.b);
+	free(r.err.b);
+	if (r.logdir >= 0)
+		close(r.logdir);
+	if (r.joblog >= 0)
+		close(r.joblog);
 	free(r.slots);
 	free(r.fin);
 	free(r.pick);
@@ -1724,21 +2195,32 @@ static int v_run(struct sw_cmd *c)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static const int o_register[] = { O_ID, O_ROLES, O_TTL, O_LABEL, 0 };
+static const int o_register[] = { O_ID, O_ROLES, O_TTL, O_HBTTL, O_PID, O_LABEL, 0 };
 static const int o_none[] = { 0 };
+static const int o_reap[] = { O_FORCE, 0 };
 static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
-static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_LABEL, O_MAXITEMS, O_IDLE,
-			     O_ONCE, O_GRACE, O_POLL, 0 };
+static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_HBTTL, O_LABEL, O_MAXITEMS, O_IDLE,
+			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, O_JOBLOG, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "register", v_register, "", 0, 0, o_register, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "heartbeat", v_heartbeat, "an agent ID", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "deregister", v_deregister, "an agent ID", 1, 1, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "list", v_list, "", 0, 0, o_list, SW_CMD_WS | SW_CMD_WS_CREATE },
-	{ "reap", v_reap, "", 0, 0, o_none, SW_CMD_WS | SW_CMD_WS_CREATE },
+	{ "reap", v_reap, "agent IDs (with --force)", 0, 4096, o_reap, SW_CMD_WS | SW_CMD_WS_CREATE },
 	{ "run", v_run, "", 0, 0, o_run, SW_CMD_WS | SW_CMD_WS_CREATE | SW_CMD_COMMAND },
 	{ 0 }
 };
+
+/* A lease or a heartbeat ttl: 0 would be over before it began, so it is
+ * refused like any ttl under a second, with the same words everywhere. */
+static int ttl_option(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns)
+{
+	int rc = sw_cmd_duration(c, what, arg, ns);
+	if (!rc && *ns < SW_NS_PER_SEC)
+		rc = sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least 1s", what, arg);
+	return rc;
+}
 
 static int option(struct sw_cmd *c, int code, char *arg)
 {
@@ -1754,9 +2236,28 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_ID: o->id = arg; return 0;
 	case O_ROLES: return split_roles(c, o, arg);
 	case O_TTL:
-		if ((rc = sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns)))
-			return rc;
-		return o->ttl_ns < SW_NS_PER_SEC ? sw_cmd_err(c, EX_USAGE, "--ttl must be at least 1s") : 0;
+		/* register has no claim: its --ttl is the heartbeat ttl, as
+		 * it always was */
+		if (c->verb->opts == o_register)
+			return ttl_option(c, "--ttl", arg, &o->hb_ttl_ns);
+		return ttl_option(c, "--ttl", arg, &o->ttl_ns);
+	case O_HBTTL: return ttl_option(c, "--heartbeat-ttl", arg, &o->hb_ttl_ns);
+	case O_PID:
+		if (!(rc = sw_cmd_int(c, "--pid", arg, 1, 4194304, &v)))
+			o->pid = (long)v;
+		return rc;
+	case O_FORCE: o->force = true; return 0;
+	case O_TAG: o->tag = true; return 0;
+	case O_LOGDIR:
+		if (!*arg)
+			return sw_cmd_err(c, EX_USAGE, "--log-dir needs a directory");
+		o->log_dir = arg;
+		return 0;
+	case O_JOBLOG:
+		if (!arg[arg[0] == '+'])
+			return sw_cmd_err(c, EX_USAGE, "--joblog needs a file");
+		o->joblog = arg;
+		return 0;
 	case O_LABEL: return add_label(c, o, arg);
 	case O_ALIVE: o->alive = true; return 0;
 	case O_DEAD: o->dead = true; return 0;
@@ -1771,7 +2272,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_POLL:
 		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->poll_ns)))
 			return rc;
-		return o->poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "--poll must be more than 0") : 0;
+		return o->poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "bad --poll '%.40s': want more than 0", arg) : 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
@@ -1782,6 +2283,19 @@ static int check(struct sw_cmd *c)
 	int rc;
 	o->quiet = c->co.quiet;
 	o->arg = c->nargs ? c->args[0] : NULL;
+	o->ids = c->args;
+	o->nids = c->nargs;
+	if (c->verb->opts == o_reap) {
+		/* plain reap judges by liveness; only named agents are forced */
+		if (o->force && !c->nargs)
+			return sw_cmd_err(c, EX_USAGE, "--force needs the agent IDs to reap");
+		if (!o->force && c->nargs)
+			return sw_cmd_err(c, EX_USAGE, "reap ID reaps a named agent even if alive: "
+					  "say so with --force (plain reap forgets every dead agent)");
+		for (int i = 0; i < c->nargs; i++)
+			if ((rc = sw_cmd_name(c, "id", c->args[i])))
+				return rc;
+	}
 	o->args = c->command;
 	for (o->nargs = 0; o->args && o->args[o->nargs]; o->nargs++)
 		;

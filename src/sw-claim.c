@@ -1007,8 +1007,15 @@ static int list_item(json_t *item, void *arg)
 	snprintf(att, sizeof att, "%lld/%lld", (long long)sw_json_int(item, "attempt", 0),
 		 (long long)sw_json_int(item, "max_attempts", 0));
 	snprintf(prio, sizeof prio, "%lld", (long long)sw_json_int(item, "priority", 0));
+	/* a damaged entry has a name and a reason, not an id and a payload */
+	const char *id = sw_json_str(item, "id");
+	if (!id) {
+		id = sw_json_str(item, "name");
+		snprintf(payload, sizeof payload, "%.40s", sw_json_str(item, "reason") ? sw_json_str(item, "reason") : "");
+		age_cell(age, item, "damaged_at_unix_ns");
+	}
 	if (!o->quiet)
-		printf(LIST_HEAD, sw_json_str(item, "queue"), sw_json_str(item, "id"), sw_json_str(item, "state"),
+		printf(LIST_HEAD, sw_json_str(item, "queue"), id ? id : "-", sw_json_str(item, "state"),
 		       prio, att, age, payload);
 	return 0;
 }
@@ -1345,6 +1352,9 @@ static int check(struct sw_cmd *c)
 		takes_token |= *p == O_TOKEN;
 	if (takes_token && o->arg && !o->token_given)
 		return sw_cmd_err(c, EX_USAGE, "--token is required");
+	if (takes_token && !o->arg && isatty(0))
+		return sw_cmd_err(c, EX_USAGE, "an ID and --token, or claims as JSON Lines on stdin "
+				  "(as next -n prints them)");
 	if (takes_token && !o->arg && o->token_given)
 		return sw_cmd_err(c, EX_USAGE, "--token goes with an ID; without one, each stdin line has its own");
 	return 0;

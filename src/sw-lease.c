@@ -36,31 +36,40 @@ static const char usage[] =
 "  check NAME --token T                  0 if T holds NAME now, else 1\n"
 "  show NAME            the lease's state (1: no such lease)\n"
 "  list                 every lease, one line each\n"
-"  run NAME [--ttl DUR] [--owner ID] [--wait[=DUR]] [-E CODE] [-g DUR] [--] COMMAND [ARG...]\n"
+"  run NAME [--ttl DUR] [--owner ID] [--wait[=DUR]] [-E CODE] [-g DUR]\n"
+"      [--takeover] [--until-success | --keep-running] [--] COMMAND [ARG...]\n"
 "                       run COMMAND holding the lease, renewing it every TTL/3,\n"
 "                       until it and every process it started have exited;\n"
 "                       exit with its status, or 75 (-E CODE) when busy, 75 when lost\n"
+"                       or taken over\n"
 "\n"
 "options:\n"
 "  --ttl DUR            lease lifetime (default 30s; renew: the lease's own)\n"
-"  --owner ID           who holds it, for show and list (default HOST:PID)\n"
-"  --wait[=DUR]         wait for the lease, at most DUR (default forever)\n"
+"  --owner ID           who holds it, for show and list (default $SW_OWNER, else\n"
+"                       HOST:PID of the caller, for run HOST:PID of run itself)\n"
+"  --wait[=DUR]         wait for the lease, at most DUR (default forever; 0: one try)\n"
 "  --token T            the fencing token acquire printed\n"
 "  -E, --conflict-exit-code CODE   run: exit status when busy (default 75)\n"
 "  -g, --grace DUR      run: SIGTERM to SIGKILL of the command's processes when\n"
 "                       the lease is lost or run is told to stop (default 5s)\n"
+"  --takeover           run: when busy, ask the holder's run to stop its command\n"
+"                       and give the lease up; wait for it (--wait DUR, else\n"
+"                       at most twice its TTL plus the skew margin)\n"
+"  --until-success      run: start COMMAND again, holding the lease, until it exits 0\n"
+"  --keep-running       run: start COMMAND again whenever it exits, holding the lease\n"
+"                       (after 1s, or after a failure 2s, 4s ... 60s; SW_BACKOFF_BASE)\n"
 "  -d, --dir DIR        workspace (default $SW_DIR, else $XDG_STATE_HOME/sw)\n"
 "  --spans[=DEST]       write an OTLP JSON span per operation to stdout (default),\n"
 "                       stderr or a file; also SW_SPANS\n"
-"  --quiet              print no results\n"
+"  --quiet              print no results, and nothing for an answer (1, 75)\n"
 "  -h, --help           this text;  -V, --version\n"
 "\n"
-"environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR\n"
+"environment: SW_CLOCK_SKEW (expiry margin, default 2s), SW_SYNC, SW_DIR, SW_OWNER\n"
 "exit: 0 ok, 1 not held / stale token / no such lease, 64 usage, 65 bad data,\n"
 "      69 workspace unavailable, 71 system error, 74 I/O error,\n"
 "      75 held by another / timed out / lost; run: else COMMAND's status\n";
 
-enum { O_TTL = SW_OPT_FIRST_FREE, O_OWNER, O_WAIT, O_TOKEN };
+enum { O_TTL = SW_OPT_FIRST_FREE, O_OWNER, O_WAIT, O_TOKEN, O_TAKEOVER, O_UNTIL, O_KEEP };
 
 static const struct option longopts[] = {
 	SW_COMMON_LONGOPTS,
@@ -70,6 +79,9 @@ static const struct option longopts[] = {
 	{"token", required_argument, 0, O_TOKEN},
 	{"conflict-exit-code", required_argument, 0, 'E'},
 	{"grace", required_argument, 0, 'g'},
+	{"takeover", no_argument, 0, O_TAKEOVER},
+	{"until-success", no_argument, 0, O_UNTIL},
+	{"keep-running", no_argument, 0, O_KEEP},
 	{0, 0, 0, 0}
 };
 
@@ -80,13 +92,15 @@ static const struct option longopts[] = {
 struct opts {
 	bool quiet;
 	int64_t ttl_ns;           /* 0: default */
-	const char *owner;
+	const char *owner;        /* --owner, else $SW_OWNER; NULL: the default */
 	bool wait;
-	int64_t wait_ns;          /* 0 with wait: forever */
+	int64_t wait_ns;          /* with wait: -1 forever; 0 one try, as without */
 	uint64_t token;
 	bool token_given;
 	int conflict;
 	int64_t grace_ns;
+	bool takeover;            /* run: ask the holder to give the lease up */
+	enum { ONCE, UNTIL_SUCCESS, KEEP_RUNNING } mode;   /* run: when to start it again */
 	const char *name;
 	char **cmd;               /* run: the command and its arguments */
 };
@@ -100,6 +114,16 @@ static void print(const struct opts *o, json_t *j)
 	if (!o->quiet && sw_json_print(j) < 0)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 	json_decref(j);
+}
+
+/* A refusal: its one line, unless it is an answer (1: not held, no such
+ * lease; 75: busy, try later) and --quiet asked for silence; the exit
+ * status still says it.  Real errors are always said.  Returns rc. */
+static int refuse(const struct opts *o, int rc, const struct sw_err *err)
+{
+	if (!(o->quiet && (rc == SW_EX_FALSE || rc == EX_TEMPFAIL)))
+		sw_warn("%s", err->msg);
+	return rc;
 }
 
 static int64_t mono_ns(void)
@@ -116,23 +140,57 @@ static void span_lease(struct sw_span *sp, const struct sw_lease *l)
 	sw_span_str(sp, "sw.lease.state", sw_lease_state_name(l->state));
 }
 
+/* --takeover: asks the holder seen in l to give the lease up to us, once
+ * per holder (a new holder in the meantime is asked again: the last to
+ * ask wins, as with run-this-one).  until_ns: when we stop waiting, by
+ * the wall clock (0: never), so that a request we gave up on is not
+ * obeyed later. */
+static void ask_holder(const struct opts *o, struct sw_ws *ws, const char *owner,
+		       const struct sw_lease *l, int64_t until_ns, uint64_t *asked)
+{
+	if (l->state != SW_LEASE_HELD || l->token == *asked)
+		return;
+	struct sw_lease now;
+	struct sw_err err;
+	int rc = sw_lease_ask(ws, o->name, owner, until_ns, &now, &err);
+	if (rc) {
+		sw_warn("asking for '%s': %s", o->name, err.msg);
+		return;
+	}
+	*asked = l->token;
+	if (!o->quiet && now.state == SW_LEASE_HELD)
+		sw_warn("asked %s (token %llu) to give '%s' up", now.owner, (unsigned long long)now.token,
+			o->name);
+}
+
 /* Acquires, polling with jitter while --wait allows: a release or expiry
  * on another host wakes nobody here, so waiting is a bounded poll that
  * sleeps until the lease could be takeable, at most 200 ms at a time;
- * inotify cuts the sleep short for a release on this host. */
+ * inotify cuts the sleep short for a release on this host.  With
+ * takeover, a busy lease's holder is asked to give it up, and the wait
+ * without --wait lasts at most twice its TTL plus the skew margin: the
+ * holder's run sees the request within a second, and gives the lease
+ * back once its command is gone (SIGKILL at most a TTL after SIGTERM); a
+ * holder that cannot see it lets it expire. */
 static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *owner,
-			   struct sw_lease *l, struct sw_err *err)
+			   struct sw_lease *l, struct sw_err *err, bool takeover)
 {
 	int64_t ttl = o->ttl_ns ? o->ttl_ns : TTL_DEFAULT_NS;
-	int64_t deadline = o->wait && o->wait_ns ? mono_ns() + o->wait_ns : INT64_MAX;
+	int64_t deadline = !o->wait ? 0 : o->wait_ns >= 0 ? mono_ns() + o->wait_ns : INT64_MAX;
+	uint64_t asked = 0;
 	int watch = -1;
 	for (;;) {
 		int rc = sw_lease_acquire(ws, o->name, owner, ttl, l, err);
-		if (rc != EX_TEMPFAIL || !o->wait) {
+		if (rc != EX_TEMPFAIL || (!o->wait && !takeover)) {
 			if (watch >= 0)
 				close(watch);
 			return rc;
 		}
+		int64_t now = mono_ns();
+		if (!deadline)
+			deadline = now + 2 * l->ttl_ns + ws->skew_ns;
+		if (takeover)
+			ask_holder(o, ws, owner, l, deadline == INT64_MAX ? 0 : sw_now_ns() + (deadline - now), &asked);
 		if (watch == -1) {
 			/* set up after the first try, then try again before
 			 * sleeping: a release in between is not missed */
@@ -140,12 +198,12 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 				continue;
 			watch = -2;     /* no inotify: poll only */
 		}
-		int64_t now = mono_ns();
 		if (now >= deadline) {
 			if (watch >= 0)
 				close(watch);
 			char why[sizeof err->msg];
-			snprintf(why, sizeof why, "timed out waiting: %s", err->msg);
+			snprintf(why, sizeof why, "%s: %s", takeover ? "not given up in time" : "timed out waiting",
+				 err->msg);
 			sw_err_msg(err, "%s", why);
 			return EX_TEMPFAIL;
 		}
@@ -173,13 +231,10 @@ static int cmd_acquire(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	struct sw_err err;
-	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
+	int rc = acquire_waiting(o, ws, o->owner, &l, &err, false);
 	span_lease(sp, &l);
-	if (rc) {
-		if (!(rc == EX_TEMPFAIL && o->quiet))
-			sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	json_t *j = sw_lease_json(&l);
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
@@ -204,9 +259,14 @@ static int cmd_renew(struct sw_cmd *c)
 	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
+	if (rc)
+		return refuse(o, rc, &err);
+	if (sw_lease_asked(&l)) {
+		/* a leader loop (while renew; do ...) steps down: the lease is
+		 * still its own until it releases it or it expires */
+		sw_err_msg(&err, "'%s' is asked for by %s (takeover): finish, then release it", o->name,
+			   l.takeover);
+		return refuse(o, SW_EX_FALSE, &err);
 	}
 	print(o, sw_lease_json(&l));
 	return 0;
@@ -221,10 +281,8 @@ static int cmd_release(struct sw_cmd *c)
 	struct sw_err err;
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_release(ws, o->name, o->token, &l, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	print(o, sw_lease_json(&l));
 	return 0;
 }
@@ -264,10 +322,8 @@ static int cmd_show(struct sw_cmd *c)
 	struct sw_lease l = {0};
 	struct sw_err err;
 	int rc = sw_lease_read(ws, o->name, &l, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	span_lease(sp, &l);
 	print(o, sw_lease_json(&l));
 	return 0;
@@ -304,7 +360,8 @@ static void forward_sigset(sigset_t *set)
 }
 
 /* The command, in a process group of its own, with the signal mask run
- * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN and TRACEPARENT.
+ * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN, TRACEPARENT and
+ * SW_DIR.
  * posix_spawn, not fork: the guardian took the one fork run may cost.
  * 0, or an errno value. */
 static int spawn_command(const struct opts *o, const struct sw_ws *ws, const struct sw_lease *l,
@@ -312,8 +369,11 @@ static int spawn_command(const struct opts *o, const struct sw_ws *ws, const str
 {
 	char tok[24];
 	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l->token);
+	/* SW_DIR: the workspace, absolute (a relative -d named it from our
+	 * directory, which need not be the command's), so that the sw
+	 * programs the command runs use the same one */
 	if (setenv("SW_LEASE_NAME", o->name, 1) < 0 || setenv("SW_LEASE_TOKEN", tok, 1) < 0 ||
-	    setenv("TRACEPARENT", traceparent, 1) < 0)
+	    setenv("TRACEPARENT", traceparent, 1) < 0 || setenv("SW_DIR", ws->path, 1) < 0)
 		return errno;
 	posix_spawnattr_t at;
 	sigset_t dfl;
@@ -355,6 +415,10 @@ struct runstate {
 	int64_t kill_at;              /* monotonic: SIGKILL due; 0: none */
 	bool said_waiting;
 	bool orphaned;                /* the guardian was killed */
+	bool idle;                    /* between two runs (--keep-running...): no tree */
+	bool yielding;                /* a takeover was asked: stop, then give it up */
+	int stop_sig;                 /* the SIGTERM or SIGINT that stops run */
+	int64_t next_look;            /* monotonic: look for a takeover request */
 };
 
 /* Sends sig to the whole tree: the command's group while it has members
@@ -364,6 +428,8 @@ struct runstate {
  * SIGKILL. */
 static void tree_signal(struct runstate *r, int sig)
 {
+	if (r->idle)
+		return;   /* nothing runs; the old group's id may be another's now */
 	if (r->exited && !r->group_gone && kill(-r->pid, 0) < 0 && errno == ESRCH)
 		r->group_gone = true;
 	pid_t pgid = r->group_gone ? 0 : r->pid;
@@ -433,6 +499,36 @@ static void lose(struct runstate *r, const struct opts *o, const char *why)
 	tree_stop(r, SIGTERM, w < left ? w : left);
 }
 
+/* Someone asked for the lease (sw-lease run --takeover): the command is
+ * stopped as for SIGTERM, SIGKILLed after the grace period (at most a
+ * TTL, which the asker's wait allows for), and the lease, renewed
+ * meanwhile, is given back once nothing of the tree is left: the asker's
+ * command never runs beside ours. */
+static void yield(struct runstate *r, const struct opts *o, const char *who)
+{
+	if (r->yielding)
+		return;
+	r->yielding = true;
+	if (!o->quiet)
+		sw_warn("'%s' is asked for by %s (takeover); stopping the command and giving it up",
+			o->name, who);
+	tree_stop(r, SIGTERM, o->grace_ns < r->ttl_ns ? o->grace_ns : r->ttl_ns);
+}
+
+/* A takeover request is looked for every second (a read, no write), not
+ * only at renewals, so that a takeover takes seconds whatever the TTL. */
+#define LOOK_NS SW_NS_PER_SEC
+
+static void look_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+{
+	struct sw_lease l;
+	struct sw_err err;
+	r->next_look = mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
+	/* a lease lost or unreadable is the renewal's to find */
+	if (sw_lease_read(ws, o->name, &l, &err) == 0 && l.token == token && sw_lease_asked(&l))
+		yield(r, o, l.takeover);
+}
+
 /* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
  * error, a busy filesystem) is retried until stop_by(); then the command
  * is stopped, dead by the time the lease expires. */
@@ -445,6 +541,8 @@ static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *w
 		r->expires_ns = l.expires_ns;
 		r->next_renew = mono_ns() + r->ttl_ns / 3;
 		r->failing = false;
+		if (sw_lease_asked(&l))
+			yield(r, o, l.takeover);
 		return;
 	}
 	if (rc == SW_EX_FALSE) {
@@ -493,11 +591,15 @@ static void run_signal(struct runstate *r, const struct opts *o, int sig)
 		tree_kill(r);
 		return;
 	}
-	if ((sig == SIGTERM || sig == SIGINT) && !r->stopping) {
-		tree_stop(r, sig, o->grace_ns);
-		return;
+	if (sig == SIGTERM || sig == SIGINT) {
+		if (!r->stop_sig)
+			r->stop_sig = sig;    /* and no run after this one */
+		if (!r->stopping) {
+			tree_stop(r, sig, o->grace_ns);
+			return;
+		}
 	}
-	if (!r->exited)
+	if (!r->exited && !r->idle)
 		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
 }
 
@@ -516,6 +618,8 @@ static struct timespec run_timeout(const struct runstate *r, const struct opts *
 			until = r->next_renew;
 		if (exp < until)
 			until = exp;
+		if (!r->yielding && r->next_look < until)
+			until = r->next_look;
 	}
 	int64_t d = until - now < 0 ? 0 : until - now;
 	return (struct timespec){ d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
@@ -531,18 +635,32 @@ static void run_timers(struct runstate *r, const struct opts *o, struct sw_ws *w
 			lose(r, o, "it would expire before a renewal succeeded");
 		else if (mono_ns() >= r->next_renew)
 			renew_tick(r, o, ws, token);
+		else if (!r->yielding && mono_ns() >= r->next_look)
+			look_tick(r, o, ws, token);
 	}
 	if (r->kill_at && !r->killing && mono_ns() >= r->kill_at)
 		tree_kill(r);
 }
 
-/* Waits until nothing of the tree is left, renewing the lease meanwhile. */
-static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+/* Waits for a signal until ts, acts on it and on what falls due. */
+static void run_step(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token,
+		     struct timespec ts)
 {
 	sigset_t set;
 	forward_sigset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, r->g->sig);
+	int sig = sigtimedwait(&set, NULL, &ts);
+	if (sig > 0)
+		run_signal(r, o, sig);
+	else if (errno != EAGAIN && errno != EINTR)
+		sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
+	run_timers(r, o, ws, token);
+}
+
+/* Waits until nothing of the tree is left, renewing the lease meanwhile. */
+static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+{
 	while (!reap(r, o)) {
 		if (r->killing)
 			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
@@ -551,14 +669,46 @@ static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws
 				o->cmd[0], o->name);
 			r->said_waiting = true;
 		}
-		struct timespec ts = run_timeout(r, o);
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0)
-			run_signal(r, o, sig);
-		else if (errno != EAGAIN && errno != EINTR)
-			sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
-		run_timers(r, o, ws, token);
+		run_step(r, o, ws, token, run_timeout(r, o));
 	}
+}
+
+/* Whether run is to stop: the lease lost or asked for, a SIGTERM or
+ * SIGINT, the guardian killed. */
+static bool run_over(const struct runstate *r)
+{
+	return r->lost || r->yielding || r->stop_sig || r->orphaned;
+}
+
+/* Between two runs of --keep-running or --until-success: holds and
+ * renews the lease for ns, or until run is to stop. */
+static void pause_renewing(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token,
+			   int64_t ns)
+{
+	int64_t until = mono_ns() + ns;
+	r->idle = true;
+	while (!run_over(r) && mono_ns() < until) {
+		struct timespec ts = run_timeout(r, o);
+		int64_t left = until - mono_ns();
+		if (left < 0)
+			left = 0;
+		if ((int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec > left)
+			ts = (struct timespec){ left / SW_NS_PER_SEC, left % SW_NS_PER_SEC };
+		run_step(r, o, ws, token, ts);
+	}
+}
+
+/* How long until the next run, as run-one-constantly waits: the backoff
+ * base (SW_BACKOFF_BASE, 1s) after a run that exited 0, doubled for
+ * each failure in a row (2s, 4s, ...), at most a minute. */
+#define RESTART_MAX_NS (60 * SW_NS_PER_SEC)
+static int64_t restart_delay(const struct sw_ws *ws, int status, int *fails)
+{
+	int64_t d = ws->set.backoff_ns, cap = d > RESTART_MAX_NS ? d : RESTART_MAX_NS;
+	*fails = status ? *fails + 1 : 0;
+	for (int k = 0; k < *fails && d < cap; k++)
+		d *= 2;
+	return d < cap ? d : cap;
 }
 
 static int cmd_run(struct sw_cmd *c)
@@ -568,17 +718,14 @@ static int cmd_run(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	struct sw_lease l = {0};
 	struct sw_err err;
-	int rc = acquire_waiting(o, ws, o->owner, &l, &err);
+	int rc = acquire_waiting(o, ws, o->owner, &l, &err, o->takeover);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
-		if (!o->quiet)
-			sw_warn("%s", err.msg);
+		refuse(o, rc, &err);
 		return o->conflict;
 	}
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return refuse(o, rc, &err);
 	char tp[SW_TRACEPARENT_LEN];
 	sw_span_child_env(sp, tp);
 	sigset_t fwd, old;
@@ -592,26 +739,48 @@ static int cmd_run(struct sw_cmd *c)
 	}
 	/* from here on this is the worker; the guardian passes our exit on */
 	r.next_renew = mono_ns() + l.ttl_ns / 3;
-	int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
-	if (e) {
-		sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
-		struct sw_lease rel;
-		if (sw_lease_release(ws, o->name, l.token, &rel, &err))
-			sw_warn("releasing: %s", err.msg);
-		return e == ENOENT ? 127 : 126;
+	r.next_look = mono_ns();
+	int status = 0, fails = 0;
+	int64_t runs = 0;
+	for (;;) {
+		r.idle = r.exited = r.group_gone = r.stopping = r.killing = r.said_waiting = false;
+		r.kill_at = 0;
+		int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
+		if (e) {
+			sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
+			status = e == ENOENT ? 127 : 126;
+			break;
+		}
+		runs++;
+		wait_tree(&r, o, ws, l.token);
+		/* signals stay blocked: one that came late must not kill us
+		 * before the lease is released and the command's status passed
+		 * on */
+		int st = r.status;
+		status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
+		if (run_over(&r) || o->mode == ONCE || (o->mode == UNTIL_SUCCESS && status == 0))
+			break;
+		int64_t d = restart_delay(ws, status, &fails);
+		if (status && !o->quiet) {
+			char in[SW_DUR_LEN];
+			sw_fmt_duration(d, in);   /* as durations print everywhere */
+			sw_warn("%s exited with status %d; starting it again in %s", o->cmd[0], status, in);
+		}
+		pause_renewing(&r, o, ws, l.token, d);
+		if (run_over(&r)) {
+			if (r.stop_sig)
+				status = 128 + r.stop_sig;   /* stopped between runs */
+			break;
+		}
 	}
-	wait_tree(&r, o, ws, l.token);
-	/* signals stay blocked: one that came late must not kill us before
-	 * the lease is released and the command's status passed on */
-	int st = r.status;
-	int status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
 	sw_span_int(sp, "process.exit.code", status);
+	sw_span_int(sp, "sw.lease.runs", runs);
 	if (r.lost)
 		return EX_TEMPFAIL;
 	struct sw_lease rel;
 	if (sw_lease_release(ws, o->name, l.token, &rel, &err))
 		sw_warn("releasing: %s", err.msg);
-	return status;
+	return r.yielding ? EX_TEMPFAIL : status;
 }
 
 /* ---- options and main ------------------------------------------------- */
@@ -620,7 +789,7 @@ static const int o_acquire[] = { O_TTL, O_OWNER, O_WAIT, 0 };
 static const int o_renew[] = { O_TTL, O_TOKEN, 0 };
 static const int o_token[] = { O_TOKEN, 0 };
 static const int o_none[] = { 0 };
-static const int o_run[] = { O_TTL, O_OWNER, O_WAIT, 'E', 'g', 0 };
+static const int o_run[] = { O_TTL, O_OWNER, O_WAIT, 'E', 'g', O_TAKEOVER, O_UNTIL, O_KEEP, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "acquire", cmd_acquire, "a lease NAME", 1, 1, o_acquire, SW_CMD_WS | SW_CMD_WS_CREATE },
@@ -652,9 +821,14 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_WAIT: {
 		/* `--wait 30s` as well as `--wait=30s`: a lease name that parses
 		 * as a duration needs `--wait=DUR` or `--wait` after it */
+		/* --wait 0 tries once, like flock -w 0 and sw-claim next
+		 * --wait 0; only --wait without a duration waits forever */
 		bool given;
 		o->wait = true;
-		return sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
+		rc = sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
+		if (!given)
+			o->wait_ns = -1;
+		return rc;
 	}
 	case O_TOKEN:
 		if (!sw_lease_token_parse(arg, &o->token))
@@ -666,21 +840,53 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			o->conflict = (int)v;
 		return rc;
 	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
+	case O_TAKEOVER: o->takeover = true; return 0;
+	case O_UNTIL:
+	case O_KEEP:
+		if (o->mode != ONCE && o->mode != (code == O_UNTIL ? UNTIL_SUCCESS : KEEP_RUNNING))
+			return sw_cmd_err(c, EX_USAGE, "--until-success and --keep-running exclude each other");
+		o->mode = code == O_UNTIL ? UNTIL_SUCCESS : KEEP_RUNNING;
+		return 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
+}
+
+/* The default owner: $SW_OWNER, else host:pid of a process that outlives
+ * the verb: the caller (the shell or script that acquires, then renews
+ * and releases), or for run, run itself, which holds the lease as long as
+ * it lives. */
+static int default_owner(struct sw_cmd *c, struct opts *o)
+{
+	static char owner[SW_LEASE_OWNER_MAX + 1];
+	const char *env = getenv("SW_OWNER");
+	if (env && *env) {
+		const char *why = sw_name_problem(env);
+		if (why)
+			return sw_cmd_err(c, EX_DATAERR, "bad SW_OWNER: %s", why);
+		o->owner = env;
+		return 0;
+	}
+	char host[128];
+	if (gethostname(host, sizeof host) < 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = 0;
+	pid_t pid = c->verb->flags & SW_CMD_COMMAND ? getpid() : getppid();
+	snprintf(owner, sizeof owner, "%s:%ld", host, (long)pid);
+	o->owner = owner;
+	return 0;
 }
 
 static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
+	int rc;
 	o->quiet = c->co.quiet;
+	if (!o->owner && (rc = default_owner(c, o)))
+		return rc;
 	o->name = c->nargs ? c->args[0] : NULL;
 	o->cmd = c->command;
-	if (o->name) {
-		int rc = sw_cmd_name(c, "lease name", o->name);
-		if (rc)
-			return rc;
-	}
+	if (o->name && (rc = sw_cmd_name(c, "lease name", o->name)))
+		return rc;
 	const int *p = c->verb->opts;
 	if (p == o_token || p == o_renew) {
 		if (!o->token_given)
@@ -704,11 +910,5 @@ static const struct sw_prog prog = {
 int main(int argc, char **argv)
 {
 	struct opts o = { .conflict = EX_TEMPFAIL, .grace_ns = GRACE_DEFAULT_NS };
-	char owner[SW_LEASE_OWNER_MAX + 1], host[128];
-	if (gethostname(host, sizeof host) < 0)
-		snprintf(host, sizeof host, "localhost");
-	host[sizeof host - 1] = 0;
-	snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
-	o.owner = owner;
 	return sw_cmd_main(&prog, argc, argv, &o);
 }

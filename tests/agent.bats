@@ -10,6 +10,8 @@ teardown() { untrack_all; }
 # items NAME...: adds each NAME as a string payload
 items() { printf '%s\n' "$@" | sw-claim add --lines --quiet; }
 count() { sw-claim list --state "$1" | grep -c . || true; }
+# claims_are ID N: agent ID's record names N claims
+claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))[0].claims | length')" = "$2" ]; }
 
 @test "--help prints usage to stdout and exits 0; bad usage exits 64" {
 	run --separate-stderr sw-agent --help
@@ -82,12 +84,20 @@ count() { sw-claim list --state "$1" | grep -c . || true; }
 	[ "$status" -eq 64 ]
 }
 
-@test "list --table prints a readable table" {
+@test "list --table prints a readable table, with each agent's queue and items running of its slots" {
 	sw-agent register --id t1 --roles build >/dev/null
 	run --separate-stderr sw-agent list --table
 	assert_success
-	assert_line --index 0 --regexp '^ID +ALIVE +HOST +CPUS +MEMORY +GPUS +ROLES +LAST HEARTBEAT$'
-	assert_line --index 1 --regexp '^t1 +yes +.* build +20'
+	assert_line --index 0 --regexp '^ID +ALIVE +HOST +QUEUE +RUNNING +CPUS +MEMORY +GPUS +ROLES +LAST HEARTBEAT$'
+	assert_line --index 1 --regexp '^t1 +yes +[^ ]+ +- +- +[0-9]+ .* build +20'
+	items a b
+	sw-agent run -q default --id t2 -j 3 --max-items 2 --quiet -- sleep 2 &
+	pid=$!
+	track "$pid"
+	wait_until 5 claims_are t2 2
+	run --separate-stderr sw-agent list --table
+	assert_line --index 2 --regexp '^t2 +yes +[^ ]+ +default +2/3 +[0-9]+ '
+	reap_job "$pid" 10
 }
 
 @test "heartbeat and deregister of an unknown agent exit 1" {
@@ -568,4 +578,309 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 	[ "$status" -eq 0 ]
 	[ "$(sw-claim show -q w "$(sw-claim list -q w | jq -r .id)" | jq -r .state)" = done ]
 	[ $(( $(date +%s) - start )) -ge 2 ]
+}
+
+# ---- dead at once on this host; reap --force; --heartbeat-ttl ---------------
+
+dead_is() { [ "$(sw-agent list --dead | jq -r .id | paste -sd,)" = "$1" ]; }
+# agent_bg ID N RUN-ARGS...: sw-agent run --id ID in the background ($pid,
+# tracked; $worker its working process) until its record names N claims
+agent_bg() {
+	local id=$1 n=$2
+	shift 2
+	sw-agent run --id "$id" "$@" &
+	pid=$!
+	track "$pid"
+	wait_until 5 claims_are "$id" "$n"
+	worker=$(pgrep -P "$pid" -x sw-agent)
+}
+
+@test "an agent killed on this host is dead at once: list shows it, reap frees its claims, no heartbeat ttl to wait out" {
+	sw-claim add --timeout 1h --quiet '"a"'
+	sw-claim add --timeout 1h --quiet '"b"'
+	agent_bg k2 2 -j 2 --quiet -- sleep 30
+	run --separate-stderr sw-agent list --alive
+	assert_output --partial '"id":"k2"'
+	# the worker, which holds the claims, is SIGKILLed; the guardian kills
+	# the commands and exits: nothing of the agent is left
+	kill -KILL "$worker"
+	reap_job "$pid" 5
+	wait_until 2 dead_is k2
+	run jq -r .dead_reason <<<"$(sw-agent list --dead)"
+	assert_output process_gone
+	run --separate-stderr sw-agent reap
+	assert_success
+	run jq -c '[.id, .claims_freed]' <<<"$output"
+	assert_line '["k2",2]'
+	[ "$(count claimed)" = 0 ]
+	[ "$(count pending)" = 2 ]
+}
+
+@test "kill -9 of both of run's processes: dead at once all the same" {
+	items a
+	agent_bg k3 1 --quiet -- sleep 30
+	track $(tree_pids "$worker")
+	kill -KILL "$pid" "$worker"
+	wait_until 2 dead_is k3
+	run --separate-stderr sw-agent reap
+	run jq -c '[.id, .claims_freed]' <<<"$output"
+	assert_line '["k3",1]'
+}
+
+@test "a worker gone while its guardian still kills the commands: alive until the guardian is gone too" {
+	items a
+	agent_bg k4 1 --quiet -- sleep 30
+	kill -STOP "$pid"        # the guardian, held before it can clean up
+	kill -KILL "$worker"
+	sleep 0.5
+	run --separate-stderr sw-agent list --alive
+	assert_output --partial '"id":"k4"'
+	run --separate-stderr sw-agent reap
+	refute_output --partial '"reaped"'
+	kill -CONT "$pid"
+	reap_job "$pid" 5
+	wait_until 2 dead_is k4
+}
+
+@test "register --pid: the agent is dead as soon as that process is gone; without it, the heartbeat alone says" {
+	sleep 60 &
+	p=$!
+	track "$p"
+	run --separate-stderr sw-agent register --id s1 --pid "$p"
+	assert_success
+	run jq -r '[.pid, .alive, (.owner | test("^[0-9a-f]{12}-[0-9]+-[0-9]+$"))] | @tsv' <<<"$output"
+	assert_output "$(printf '%s\ttrue\ttrue' "$p")"
+	sw-agent register --id s2 >/dev/null
+	kill -KILL "$p"; wait "$p" || true
+	run --separate-stderr sw-agent list --dead
+	assert_output --partial '"id":"s1"'
+	refute_output --partial '"id":"s2"'
+	run --separate-stderr sw-agent register --id s3 --pid 4194304
+	[ "$status" -eq 64 ]
+	[ "$stderr" = "sw-agent: register: --pid 4194304: no such process on this host" ]
+}
+
+@test "reap --force ID forgets a live agent and fails its claims; reap ID alone and --force alone are usage errors" {
+	sw-claim add --timeout 1h --quiet '"a"'
+	sw-agent register --id f1 >/dev/null
+	agent_bg f2 1 --ttl 3s --grace 500ms --quiet -- sleep 30
+	run --separate-stderr sw-agent reap f1
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent reap --force
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent reap --force f2 ghost
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "sw-agent: reap: no agent 'ghost'" ]
+	run jq -c '[.id, .alive, .claims_freed]' <<<"$output"
+	assert_line '["f2",true,1]'
+	run jq -r .last_error <<<"$(sw-claim list --state pending)"
+	assert_output "agent f2 was reaped by force"
+	run --separate-stderr sw-agent reap --force f1
+	assert_success
+	assert_line --partial '"id":"f1"'
+	kill -TERM "$pid"
+	reap_job "$pid" 10
+}
+
+@test "--ttl is the claim lease, --heartbeat-ttl the agent's: two options, never one for both" {
+	items x
+	agent_bg h1 1 --ttl 5s --heartbeat-ttl 7s --max-items 1 --quiet -- sleep 1
+	run jq -r .ttl <<<"$(sw-agent list)"
+	assert_output 7
+	exp=$(sw-claim list --state claimed | jq '((.lease_expires_at_unix_ns | tonumber) - now * 1e9) / 1e9 | round')
+	[ "$exp" -le 5 ] && [ "$exp" -ge 3 ]
+	reap_job "$pid" 10
+	run --separate-stderr sw-agent register --id h2 --heartbeat-ttl 9s
+	run jq -r .ttl <<<"$output"
+	assert_output 9
+	sw-agent --help | grep -q -- '--heartbeat-ttl DUR'
+}
+
+# ---- the command's stderr: passed through, --tag, --log-dir, the error ------
+
+@test "the command's stderr is passed through line by line; with -j, lines of items running at once never mix" {
+	items a b c d
+	# each writes a long line in small pieces, slowly, while the others do
+	run --separate-stderr sw-agent run -j 4 --idle-exit 0 --quiet -- sh -c '
+		x=$(cat); for i in 1 2 3 4 5; do printf "%s%s" "$x" "$x" >&2; sleep 0.05; done
+		printf " end of %s\n" "$x" >&2; printf "last %s" "$x" >&2'
+	assert_success
+	[ -z "$output" ]
+	for x in a b c d; do
+		grep -qx "$x$x$x$x$x$x$x$x$x$x end of $x" <<<"$stderr" || { echo "$stderr"; return 1; }
+		grep -qx "last $x" <<<"$stderr"         # a last line without its newline gets one
+	done
+	[ "${#stderr_lines[@]}" -eq 8 ]
+}
+
+@test "--tag puts the item id and a tab before each stderr line, like parallel --tag" {
+	sw-claim add --id it-1 --quiet '"x"'
+	run --separate-stderr sw-agent run --once --tag --quiet -- sh -c 'echo one >&2; echo two >&2'
+	assert_success
+	[ "$stderr" = "$(printf 'it-1\tone\nit-1\ttwo')" ]
+}
+
+@test "a failed item's line on stdout carries its error; a done item's has none" {
+	sw-claim add --id e1 --quiet '"bad"'
+	sw-claim add --id e2 --quiet '"good"'
+	run --separate-stderr sw-agent run --idle-exit 0 -- sh -c '[ "$(cat)" = good ] || { echo "no good" >&2; exit 3; }'
+	assert_success
+	run jq -r '[.id, .state, .error // "-"] | @tsv' <<<"$output"
+	assert_line "$(printf 'e1\tpending\texit status 3: no good')"
+	assert_line "$(printf 'e2\tdone\t-')"
+}
+
+@test "--log-dir keeps each attempt's whole stderr in DIR/ID.ATTEMPT.log, named in its line" {
+	cd "$BATS_TEST_TMPDIR"
+	sw-claim add --id l1 --max-attempts 2 --quiet '"x"'
+	export SW_BACKOFF_BASE=10ms
+	# 10 000 lines: far more than the 2 KiB tail the error keeps
+	run --separate-stderr sw-agent run --log-dir logs --max-items 2 --idle-exit 5s --poll 100ms -- \
+		sh -c 'seq 1 10000 >&2; echo "attempt $SW_ATTEMPT" >&2; exit 1'
+	assert_success
+	[ "$(seq 1 10000; echo 'attempt 1')" = "$(cat logs/l1.1.log)" ]
+	[ "$(tail -1 logs/l1.2.log)" = "attempt 2" ]
+	run jq -r .log <<<"$output"
+	assert_line "$BATS_TEST_TMPDIR/logs/l1.1.log"
+	assert_line "$BATS_TEST_TMPDIR/logs/l1.2.log"
+	# a directory that cannot be made: one line naming it, before any claim
+	run --separate-stderr sw-agent run --log-dir /proc/nope --once -- true
+	[ "$status" -eq 73 ]
+	[[ "$stderr" == "sw-agent: run: --log-dir /proc/nope: "* ]]
+}
+
+# ---- {} {id} {attempt} in ARGS; --joblog ---------------------------------------
+
+@test "{} {id} {attempt} in ARGS are the payload, the item id and the attempt, never through a shell; with {}, stdin is empty" {
+	rm -f "$BATS_TEST_TMPDIR/pwned"
+	sw-claim add --id s1 --quiet "$(jq -nc --arg p "a b; touch $BATS_TEST_TMPDIR/pwned" '$p')"
+	sw-claim add --id s2 --quiet '{"k":[1,2]}'
+	sw-claim add --id s3 --quiet null
+	run --separate-stderr sw-agent run --idle-exit 0 --quiet -- \
+		sh -c 'printf "%s|%s|%s|%s" "$1" "$2" "$3" "$(cat)"' sh {} "<{id}>" "n{attempt}"
+	assert_success
+	[ ! -e "$BATS_TEST_TMPDIR/pwned" ]
+	run jq -r '.result' <<<"$(sw-claim list --state done)"
+	assert_line "a b; touch $BATS_TEST_TMPDIR/pwned|<s1>|n1|"
+	assert_line '{"k":[1,2]}|<s2>|n1|'
+	assert_line '|<s3>|n1|'
+	# without {}, the payload is still stdin
+	sw-claim add --id s4 --quiet '"in"'
+	run --separate-stderr sw-agent run --once --quiet -- sh -c 'printf "%s %s" "$0" "$(cat)"' "{id}"
+	assert_success
+	[ "$(sw-claim show s4 | jq -r .result)" = "s4 in" ]
+}
+
+@test "a payload that cannot be an argument (a NUL byte) fails its item alone; --once then exits 65" {
+	sw-claim add --id n1 --quiet '"a\u0000b"'
+	sw-claim add --id n2 --quiet '"fine"'
+	run --separate-stderr sw-agent run --idle-exit 0 -- echo {}
+	assert_success
+	run jq -r '[.id, .state, .error // "-"] | @tsv' <<<"$output"
+	assert_line "$(printf 'n1\tpending\tits payload cannot be given to the command: it holds a NUL byte, which no argument can')"
+	assert_line --partial "$(printf 'n2\tdone')"
+	sw-claim add --id n3 --quiet '"c\u0000d"'
+	run --separate-stderr sw-agent run --once --quiet -- echo {}
+	[ "$status" -eq 65 ]
+}
+
+@test "--joblog writes GNU parallel's joblog: a header, then Seq Host Starttime JobRuntime Send Receive Exitval Signal Command" {
+	cd "$BATS_TEST_TMPDIR"
+	sw-claim add --id j1 --quiet '"a b"'
+	sw-claim add --id j2 --quiet "\"it's\""
+	sw-claim add --id j3 --quiet '"kill"'
+	t0=$(date +%s)
+	run --separate-stderr sw-agent run --joblog jl --idle-exit 0 --quiet -- \
+		sh -c '[ "$1" = kill ] && kill -9 $$; exit 3' sh {}
+	assert_success
+	[ "$(head -1 jl)" = "$(printf 'Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand')" ]
+	[ "$(wc -l <jl)" = 4 ]
+	run awk -F'\t' 'NR > 1 { print $1 "|" $2 "|" $5 "|" $6 "|" $7 "|" $8 "|" $9 }' jl
+	assert_line "1|:|0|0|3|0|sh -c '[ \"\$1\" = kill ] && kill -9 \$\$; exit 3' sh 'a b'"
+	assert_line "2|:|0|0|3|0|sh -c '[ \"\$1\" = kill ] && kill -9 \$\$; exit 3' sh 'it'\"'\"'s'"
+	assert_line "3|:|0|0|0|9|sh -c '[ \"\$1\" = kill ] && kill -9 \$\$; exit 3' sh kill"
+	awk -F'\t' -v t0="$t0" 'NR > 1 && !($3 >= t0 && $3 < t0 + 60 && $3 ~ /^[0-9]+\.[0-9][0-9][0-9]$/ && $4 ~ /^ *[0-9]+\.[0-9][0-9][0-9]$/) { exit 1 }' jl
+	# +FILE appends (no second header); FILE alone empties it first
+	sw-claim add --id j4 --quiet '"x"'
+	sw-agent run --joblog +jl --once --quiet -- true
+	[ "$(wc -l <jl)" = 5 ]
+	[ "$(grep -c ^Seq jl)" = 1 ]
+	sw-claim add --id j5 --quiet '"x"'
+	sw-agent run --joblog jl --once --quiet -- true
+	[ "$(wc -l <jl)" = 2 ]
+	run --separate-stderr sw-agent run --joblog /proc/nope/jl --once -- true
+	[ "$status" -eq 73 ]
+	[[ "$stderr" == "sw-agent: run: --joblog /proc/nope/jl: "* ]]
+}
+
+@test "--quiet silences the answers (75: nothing to claim, 1: no such agent), not the errors; the exit status still says it" {
+	run --separate-stderr sw-agent run --once --quiet -- true
+	[ "$status" -eq 75 ]
+	[ -z "$stderr" ]
+	run --separate-stderr sw-agent run --once -- true
+	[ "$status" -eq 75 ]
+	[ "$stderr" = "sw-agent: run: nothing to claim in queue 'default'" ]
+	for v in heartbeat deregister; do
+		run --separate-stderr sw-agent "$v" ghost --quiet
+		[ "$status" -eq 1 ]
+		[ -z "$stderr" ]
+	done
+	run --separate-stderr sw-agent reap --force ghost --quiet
+	[ "$status" -eq 1 ]
+	[ -z "$stderr" ]
+	items x
+	run --separate-stderr sw-agent run --once --quiet -- /nonexistent/cmd
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == *"cannot run '/nonexistent/cmd'"* ]]
+}
+
+@test "0 means the same everywhere: --ttl 0 and --heartbeat-ttl 0 are refused with one line (64), as in sw-lease" {
+	for v in "run --ttl 0 -- true" "run --heartbeat-ttl 0s -- true" "register --ttl 0" "register --heartbeat-ttl 0ms"; do
+		run --separate-stderr sw-agent $v
+		[ "$status" -eq 64 ] || { echo "$v: $status"; return 1; }
+		[[ "$stderr" =~ ^"sw-agent: "[a-z]+": bad --"(heartbeat-)?"ttl '0"[a-z]*"': want at least 1s (see sw-agent --help)"$ ]] ||
+			{ echo "$v: $stderr"; return 1; }
+	done
+}
+
+@test "a relative -d is made absolute before it is handed to the command as SW_DIR" {
+	mkdir -p "$BATS_TEST_TMPDIR/here"
+	cd "$BATS_TEST_TMPDIR/here"
+	sw-claim add -d rel --quiet '"x"'
+	run --separate-stderr sw-agent run -d rel --once -- sh -c 'cd / && echo "$SW_DIR" && sw-claim list --state claimed | jq -r .payload'
+	assert_success
+	[ "$(sw-claim show -d rel "$(sw-claim list -d rel | jq -r .id)" | jq -r .result)" = "$BATS_TEST_TMPDIR/here/rel
+x" ]
+}
+
+@test "permission errors name the file or directory" {
+	[ "$(id -u)" = 0 ] || skip "needs root to act as another user"
+	local top
+	top=$(mktemp -d /tmp/sw-agent-test.XXXXXX)
+	chmod 0755 "$top"
+	export SW_DIR=$top/ws
+	sw-agent register --id a >/dev/null
+	items x
+	chmod 0755 "$SW_DIR"
+	as_nobody() { run --separate-stderr setpriv --reuid nobody --regid nogroup --clear-groups "$@"; }
+	as_nobody sw-agent register --id b
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-agent: register: cannot write agent record $SW_DIR/agents/b.json: Permission denied" ]
+	as_nobody sw-agent heartbeat a
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-agent: heartbeat: cannot heartbeat $SW_DIR/agents/a.json: "* ]]
+	as_nobody sw-agent deregister a
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == *"$SW_DIR/agents/a.json: Permission denied" ]]
+	as_nobody sw-agent run --once -- true
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-agent: run: queue $SW_DIR/queues/default: "*"Permission denied" ]]
+	as_nobody sw-agent run --once --log-dir "$top/logs" -- true
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-agent: run: --log-dir $top/logs: Permission denied" ]
+	chmod 0700 "$SW_DIR"
+	as_nobody sw-agent list
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-agent: list: workspace $SW_DIR: Permission denied" ]
+	rm -rf "$top"
 }

@@ -63,7 +63,11 @@ refused() {
 	refused 64 sw-claim next --bogus
 	refused 64 sw-claim next extra
 	refused 64 sw-claim stats --token 1
-	refused 64 sw-claim done
+	refused 64 sw-claim done --token 5
+	# from a terminal, not a wait for JSON Lines nobody will type
+	run script -qec "$(command -v sw-claim) done" /dev/null
+	[ "$status" -eq 64 ]
+	[[ $output == *"an ID and --token, or claims as JSON Lines on stdin"* ]]
 	refused 64 sw-claim done X
 	refused 64 sw-claim next --ttl soon
 	refused 64 sw-claim list --state nosuch
@@ -1150,19 +1154,21 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 }
 
 @test "the worker loop of sw-claim(1) runs as printed, without jq" {
-	seq 3 | sw-claim add --lines >/dev/null
+	local loop q
+	# the loop of EXAMPLES as the page prints it (\e is a backslash there)
+	loop=$(sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-claim.1" | sed 's/\\e/\\/g' |
+		sed -n '/^while item=$(sw-claim next .*--format tsv/,/^done$/p')
+	[ -n "$loop" ]
+	q=urls
+	printf '%s\n' 1 2 $'a\tb' 3 | sw-claim add -q "$q" --lines >/dev/null
+	sw-claim add -q "$q" --lines --max-attempts 1 bad >/dev/null
 	cd "$BATS_TEST_TMPDIR"
-	# as in sw-claim(1) EXAMPLES
-	while item=$(sw-claim next --format tsv); do
-		IFS=$'\t' read -r id token payload <<<"$item"
-		if echo "$payload" >>out; then
-			sw-claim done "$id" --token "$token" >/dev/null
-		else
-			sw-claim fail "$id" --token "$token" >/dev/null
-		fi
-	done 2>/dev/null
-	[ "$(sort out | tr '\n' ' ')" = "1 2 3 " ]
-	sw-claim stats | jq -e '.done == 3'
+	# a payload comes escaped as jq's @tsv does: %b undoes it
+	process() { [ "$1" != bad ] && printf '%b\n' "$1" >>out; }
+	run --separate-stderr eval "$loop"
+	[ "$status" -eq 0 ] && [ "$stderr" = "sw-claim: next: nothing to claim in queue '$q'" ]
+	[ "$(sort out | tr '\n' ' ')" = $'1 2 3 a\tb ' ]
+	sw-claim stats -q "$q" | jq -e '.done == 4 and .dead == 1 and .pending + .delayed + .claimed == 0'
 }
 
 @test "list --limit N stops after N items; --table prints columns for list and stats" {

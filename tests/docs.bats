@@ -89,3 +89,88 @@ bash_complete() {
 	run bash_complete sw-claim list --state pending,d
 	assert_output $'pending,done\npending,dead\npending,damaged'
 }
+
+@test "bash completion: --state offers the states the verb takes, none already typed; ids of the states each verb takes" {
+	sw-claim add --id x --max-attempts 1 1 >/dev/null
+	local token
+	token=$(sw-claim next | jq -r .token)
+	sw-claim fail x --token "$token" >/dev/null
+	sw-claim add --id a 2 >/dev/null
+	sw-claim add --id b --after a 3 >/dev/null
+	sw-claim add --id later --delay 1h 4 >/dev/null
+	sw-claim next >/dev/null   # a
+	run bash_complete sw-claim cancel --state pending,''
+	assert_output $'pending,blocked\npending,claimed'
+	run bash_complete sw-claim list --state pending,blocked,c
+	assert_output $'pending,blocked,claimed\npending,blocked,cancelled'
+	run bash_complete sw-claim requeue --state ''
+	assert_output $'dead\ncancelled'
+	run bash_complete sw-claim purge --state dead,''
+	assert_output $'dead,done\ndead,cancelled\ndead,damaged'
+	run bash_complete sw-claim next --format ''
+	assert_output $'json\ntsv\nsh'
+	run bash_complete sw-claim add --on-dep-fail ''
+	assert_output $'dead\ncancel\nrun'
+	run bash_complete sw-claim add --after-missing = ''
+	assert_output $'ok\nrefuse'
+	# claimed, delayed (its entry is DUE.ID) and blocked; dead; queues
+	run bash_complete sw-claim cancel ''
+	assert_output $'a\nlater\nb'
+	run bash_complete sw-claim wait ''
+	assert_output $'a\nlater\nb'
+	run bash_complete sw-claim requeue ''
+	assert_output x
+	run bash_complete sw-claim deps ''
+	assert_output $'b\na'
+	run bash_complete sw-claim drop ''
+	assert_output default
+}
+
+# The long options sw-claim takes with VERB, of those given: every one it
+# does not refuse as "does not go with VERB".  Each is given a value, or
+# none when it is in $flags.
+claim_takes() {
+	local verb=$1 o arg
+	shift
+	for o; do
+		arg=$o=0
+		[[ " $flags " != *" $o "* ]] || arg=$o
+		[[ $(sw-claim "$verb" "$arg" </dev/null 2>&1 >/dev/null) == *"does not go with"* ]] || echo "$o"
+	done
+}
+
+# The long options zsh's completion gives _arguments for `sw-claim VERB`.
+zsh_claim_options() {
+	zsh -f -c '
+		_arguments() {
+			if [[ $1 == -C ]]; then   # the verb is given: on to its arguments
+				state=args; shift words; (( CURRENT-- )); return 0
+			fi
+			print -rl -- "$@"
+		}
+		words=(sw-claim "$1" ""); CURRENT=3
+		source "$2"' zsh "$1" "$top/completions/_sw-claim" |
+		sed -E 's/^(\([^)]*\))?\*?//' | grep -oE '^--[a-z-]+' | sort -u
+}
+
+@test "sw-claim's completions offer each verb exactly the options it takes" {
+	local verbs v opts want bash zsh
+	verbs=$(sw-claim --help | awk '/^  [a-z]+( |$)/{print $1}' | sort -u)
+	# all but the options every verb takes (--spans=0 would write a file "0")
+	opts=$(sw-claim --help | grep -o -- '--[a-z][a-z-]*' | sort -u |
+		grep -vxE -- '--(dir|spans|quiet|help|version)')
+	cd "$BATS_TEST_TMPDIR"   # what the verbs tried make stays here
+	local flags= o
+	for o in $opts; do
+		[[ $(sw-claim list "$o=0" 2>&1) != *"unknown option '$o=0'"* ]] || flags+=" $o"
+	done
+	[[ $flags == *--table* && $flags == *--force* ]]
+	for v in $verbs; do
+		want=$(claim_takes "$v" $opts | sort)
+		bash=$(bash_complete sw-claim "$v" -- | grep -xF -- "$opts" | sort)
+		[ "$bash" = "$want" ] || { echo "bash, $v: $(echo $bash) - takes $(echo $want)"; return 1; }
+		command -v zsh >/dev/null || continue
+		zsh=$(zsh_claim_options "$v" | grep -xF -- "$opts")
+		[ "$zsh" = "$want" ] || { echo "zsh, $v: $(echo $zsh) - takes $(echo $want)"; return 1; }
+	done
+}

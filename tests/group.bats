@@ -5,20 +5,40 @@
 # line, and changes nothing.  Needs root (to make the users).
 load helper
 
+# The users and the group are shared by runs that overlap (make check runs
+# the plain and the ASan suites side by side): each run registers, the
+# last one out removes them.
+GRP_REG=/tmp/sw-group-test.users
+
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	groupadd -f swgrp
-	for u in swgrp-a swgrp-b swgrp-x; do
-		id "$u" >/dev/null 2>&1 || useradd -M -N -s /bin/sh "$u"
-	done
-	usermod -a -G swgrp swgrp-a
-	usermod -a -G swgrp swgrp-b
+	(
+		flock 9
+		groupadd -f swgrp
+		for u in swgrp-a swgrp-b swgrp-x; do
+			id "$u" >/dev/null 2>&1 || useradd -M -N -s /bin/sh "$u"
+		done
+		usermod -a -G swgrp swgrp-a
+		usermod -a -G swgrp swgrp-b
+		echo "$BATS_RUN_TMPDIR" >>"$GRP_REG"
+	) 9>>"$GRP_REG.lock"
 }
 
 teardown_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	for u in swgrp-a swgrp-b swgrp-x; do userdel "$u" 2>/dev/null || true; done
-	groupdel swgrp 2>/dev/null || true
+	(
+		flock 9
+		# runs whose directory is gone were killed: they no longer count
+		others=$(grep -vxF "$BATS_RUN_TMPDIR" "$GRP_REG" 2>/dev/null |
+			while read -r d; do [ -d "$d" ] && echo "$d"; done)
+		if [ -n "$others" ]; then
+			printf '%s\n' "$others" >"$GRP_REG"
+			exit 0
+		fi
+		rm -f "$GRP_REG"
+		for u in swgrp-a swgrp-b swgrp-x; do userdel "$u" 2>/dev/null || true; done
+		groupdel swgrp 2>/dev/null || true
+	) 9>>"$GRP_REG.lock"
 }
 
 setup() {

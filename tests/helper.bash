@@ -7,6 +7,8 @@ load /usr/lib/bats/bats-assert/load.bash
 export PATH="${SW_BIN:-$top/bin}:$PATH"
 export SW_DIR="$BATS_TEST_TMPDIR/ws"
 export SW_SYNC=off
+# nothing falls back to the runner's own state directory
+export XDG_STATE_HOME="$BATS_TEST_TMPDIR/state"
 unset SW_SPANS TRACEPARENT SW_CLOCK_OFFSET SW_CLOCK_SKEW
 
 bats_require_minimum_version 1.5.0   # run --separate-stderr

@@ -64,6 +64,27 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	refused 64 sw-lease run x -g never -- true
 }
 
+@test "0 means the same everywhere: --ttl 0 is refused (64, one line) by every verb; --wait 0 tries once, like flock -w 0" {
+	for t in 0 0s 0ms; do
+		refused 64 sw-lease acquire x --ttl "$t"
+		refused 64 sw-lease run x --ttl "$t" -- true
+		refused 64 sw-lease renew x --token 1 --ttl "$t"
+		[ "$stderr" = "sw-lease: renew: bad --ttl '$t': want at least 1ms (see sw-lease --help)" ]
+	done
+	acq x
+	t0=$(now_ms)
+	run --separate-stderr timeout 10 sw-lease acquire x --wait 0
+	[ "$status" -eq 75 ]
+	[ $(( $(now_ms) - t0 )) -lt 2000 ]
+	run --separate-stderr timeout 10 sw-lease run x --wait=0 -- true
+	[ "$status" -eq 75 ]
+	# --wait alone still waits, until the holder lets go
+	( sleep 0.5; sw-lease release x --token "$TOK" --quiet ) &
+	run --separate-stderr timeout 10 sw-lease acquire x --wait
+	[ "$status" -eq 0 ]
+	wait
+}
+
 @test "bad names are refused with 65 and create nothing" {
 	refused 65 sw-lease acquire ../escape
 	refused 65 sw-lease acquire a/b
@@ -108,6 +129,28 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	[ "$status" -eq 0 ] && [ -z "$output" ]
 	run --separate-stderr sw-lease acquire job --quiet
 	[ "$status" -eq 75 ] && [ -z "$output" ] && [ -z "$stderr" ]
+}
+
+@test "--quiet silences every answer (1: not held, no such lease; 75: busy, timed out), never an error" {
+	acq job
+	run --separate-stderr sw-lease acquire job --wait 100ms --quiet
+	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	for v in renew release check; do
+		run --separate-stderr sw-lease "$v" job --token 999 --quiet
+		[ "$status" -eq 1 ] && [ -z "$stderr" ] || { echo "$v: $status $stderr"; return 1; }
+	done
+	run --separate-stderr sw-lease show ghost --quiet
+	[ "$status" -eq 1 ] && [ -z "$stderr" ]
+	run --separate-stderr sw-lease run job --quiet -- true
+	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	# without --quiet each says why, in one line
+	refused 1 sw-lease renew job --token 999
+	refused 1 sw-lease show ghost
+	# an error is said all the same: a lease that is a file, not a directory
+	mkdir -p "$SW_DIR/leases" && : >"$SW_DIR/leases/flat"
+	run --separate-stderr sw-lease renew flat --token 1 --quiet
+	[ "$status" -gt 1 ] && [ "$status" -ne 75 ]
+	[[ $stderr == "sw-lease: renew: "* ]]
 }
 
 @test "check: 0 for the holder, 1 for an older, unknown or released token" {
@@ -193,7 +236,7 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 	# the slow holder believes it holds the lease until expires_at by its
 	# own clock, i.e. 2s later in real time; with the default 2s margin
 	# the next holder takes it only after that
-	SW_CLOCK_OFFSET=-2s acq job --ttl 300ms
+	SW_CLOCK_OFFSET=-2s acq job --ttl 1s   # a second for the refusal below, on a busy machine
 	local slow_end=$((EXP + 2000000000))    # its expiry in real time
 	refused 75 sw-lease acquire job
 	until sw-lease acquire job --quiet; do sleep 0.05; done
@@ -750,4 +793,227 @@ stall_once() {
 	[ "$status" -eq 75 ]
 	# busy is an answer, not an error
 	grep resourceSpans <<<"$stderr" | jq -e '.resourceSpans[0].scopeSpans[0].spans[0].status.code == 1'
+}
+
+@test "run hands the command SW_DIR, the workspace as an absolute path, even from a relative -d" {
+	mkdir -p "$BATS_TEST_TMPDIR/here/sub"
+	cd "$BATS_TEST_TMPDIR/here"
+	run --separate-stderr sw-lease run -d rel job -- sh -c 'cd sub && echo "$SW_DIR" && sw-lease list | jq -r .name'
+	assert_success
+	assert_line --index 0 "$BATS_TEST_TMPDIR/here/rel"
+	assert_line --index 1 job        # the same workspace, from another directory
+}
+
+@test "permission errors name the directory" {
+	[ "$(id -u)" = 0 ] || skip "needs root to act as another user"
+	as_nobody() { run --separate-stderr setpriv --reuid nobody --regid nogroup --clear-groups "$@"; }
+	SW_DIR=$(mktemp -d /tmp/sw-lease-test.XXXXXX)/ws   # nobody reaches it, writes nothing
+	chmod 0755 "${SW_DIR%/ws}"
+	acq held
+	chmod 0755 "$SW_DIR" "$SW_DIR/leases"
+	as_nobody sw-lease acquire new
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-lease: acquire: lease directory $SW_DIR/leases/new: Permission denied" ]
+	as_nobody sw-lease renew held --token "$TOK"
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-lease: renew: "*"$SW_DIR/leases/held"*": Permission denied" ]]
+	chmod 0777 "$SW_DIR/leases"
+	chmod 0755 "$SW_DIR/leases/held"
+	as_nobody sw-lease show held
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "sw-lease: show: reading $SW_DIR/leases/held: Permission denied" ]
+	chmod 0644 "$SW_DIR/leases/held"/*
+	as_nobody sw-lease release held --token "$TOK"
+	[ "$status" -eq 77 ]
+	[[ "$stderr" == "sw-lease: release: creating $SW_DIR/leases/held/"*": Permission denied" ]]
+	rm -rf "${SW_DIR%/ws}"
+}
+
+@test "the default owner outlives acquire: \$SW_OWNER, else host:pid of the caller; run's is run itself" {
+	cd "$BATS_TEST_TMPDIR"
+	run bash -c 'sw-lease acquire a --quiet && echo $$'
+	assert_success
+	[ "$(sw-lease show a | jq -r .owner)" = "$(uname -n):$output" ]
+	SW_OWNER=backup-job sw-lease acquire b --quiet
+	[ "$(sw-lease show b | jq -r .owner)" = backup-job ]
+	SW_OWNER=backup-job sw-lease acquire c --owner explicit --quiet
+	[ "$(sw-lease show c | jq -r .owner)" = explicit ]
+	SW_OWNER=bad/owner refused 65 sw-lease acquire d
+	[[ "$stderr" == "sw-lease: acquire: bad SW_OWNER: "* ]]
+	run --separate-stderr sw-lease run e -- sh -c 'echo "$(sw-lease show e | jq -r .owner) $(ps -o ppid= -p $PPID | tr -d " ")"'
+	assert_success
+	read -r owner guardian <<<"$output"
+	[ "$owner" = "$(uname -n):$guardian" ]
+}
+
+# ---- run modes: --takeover, --until-success, --keep-running -------------------
+
+@test "run --takeover: the holder's run stops its whole tree and gives the lease up; the taker's command starts only after" {
+	cd "$BATS_TEST_TMPDIR"
+	# the holder's command leaves a grandchild that ignores SIGTERM
+	start_bg gc sw-lease run --quiet -g 1s svc -- sh -c '
+		sh -c "trap \"\" TERM; echo \$\$ >gc; exec sleep 60" &
+		trap "echo old-term >>log; exit 143" TERM
+		echo old-start >>log; while :; do sleep 0.1; done'
+	holder=$pid
+	t0=$(now_ms)
+	run --separate-stderr sw-lease run --takeover svc -- sh -c '
+		kill -0 "$(cat gc)" 2>/dev/null && echo "the old tree still runs" >>log
+		echo "new-start $SW_LEASE_TOKEN" >>log'
+	assert_success
+	echo "taken over in $(( $(now_ms) - t0 )) ms"
+	[[ "$stderr" == *"asked "*" (token 1) to give 'svc' up"* ]]
+	reap_job "$holder" 5
+	[ "$st" -eq 75 ]
+	gone "$gc"
+	[ "$(cat log)" = "$(printf 'old-start\nold-term\nnew-start 2')" ]
+	lease_is svc released
+}
+
+@test "run --takeover of a holder that cannot hear it (no run renews it): the lease is taken when it expires" {
+	export SW_CLOCK_SKEW=100ms
+	acq svc --ttl 1s
+	run --separate-stderr sw-lease run --takeover svc -- sh -c 'echo "$SW_LEASE_TOKEN"'
+	assert_success
+	assert_output 2
+	# taken once the old one expired, plus the margin; not before
+	acquired=$(sw-lease show svc | jq -r .acquired_at_unix_ns)
+	[ "$acquired" -ge $(( EXP + 100000000 )) ]
+}
+
+@test "run --takeover waits as --wait says; a leader loop's renew answers 1 while it is asked, 0 once the asker gave up" {
+	acq svc --ttl 1m
+	sw-lease run --takeover --wait 2s --quiet svc -- true &
+	taker=$!
+	track "$taker"
+	sleep 0.7
+	refused 1 sw-lease renew svc --token "$TOK"
+	[[ "$stderr" == *"'svc' is asked for by "*" (takeover): finish, then release it" ]]
+	run jq -r .takeover_requested_by <<<"$(sw-lease show svc)"
+	[ -n "$output" ] && [ "$output" != null ]
+	# the request's deadline is stored as every time is: exact, a string
+	jq -e '(.takeover_until_unix_ns | type == "string") and (.takeover_until | type == "string")' \
+		"$(ls "$SW_DIR"/leases/svc/v.* | tail -1)"
+	reap_job "$taker" 5
+	[ "$st" -eq 75 ]
+	run --separate-stderr sw-lease renew svc --token "$TOK" --quiet
+	assert_success
+	# nobody asks any more: the holder goes on as before
+	[ "$(sw-lease show svc | jq -r .takeover_requested_by)" = null ]
+	# with nothing held, --takeover is a plain run
+	sw-lease release svc --token "$TOK" --quiet
+	run --separate-stderr sw-lease run --takeover svc -- echo ran
+	assert_success
+	assert_output ran
+}
+
+@test "run --until-success starts the command again, holding the lease with the same token, until it exits 0; the delay doubles" {
+	cd "$BATS_TEST_TMPDIR"
+	export SW_BACKOFF_BASE=50ms
+	run --separate-stderr sw-lease run --until-success job -- sh -c '
+		echo "$SW_LEASE_TOKEN" >>tokens
+		sw-lease acquire job --quiet && echo "lease was free" >>tokens
+		[ "$(wc -l <tokens)" -ge 4 ]'
+	assert_success
+	[ "$(sort -u tokens)" = 1 ]
+	[ "$(wc -l <tokens)" = 4 ]
+	assert_equal "$stderr" "$(printf 'sw-lease: run: sh exited with status 1; starting it again in %s\n' 100ms 200ms 400ms | head -c -1)"
+	lease_is job released
+	run --separate-stderr sw-lease run --until-success --quiet job -- true
+	assert_success
+	[ -z "$stderr" ]
+}
+
+@test "run --keep-running starts it again whenever it exits, 0 or not; SIGTERM between runs gives the lease back and exits 143" {
+	cd "$BATS_TEST_TMPDIR"
+	export SW_BACKOFF_BASE=100ms
+	sw-lease run --keep-running --quiet daemon -- sh -c 'echo x >>runs; [ $(wc -l <runs) -ne 2 ]' &
+	pid=$!
+	track "$pid"
+	wait_until 20 lines runs 4
+	refused 75 sw-lease acquire daemon       # held all along
+	kill -TERM "$pid"
+	reap_job "$pid" 5
+	[ "$st" -eq 143 ]
+	lease_is daemon released
+	# SIGTERM during a run: the command's tree stops, its status is run's
+	sw-lease run --keep-running --quiet daemon -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' &
+	pid=$!
+	track "$pid"
+	sleep 0.5
+	kill -TERM "$pid"
+	reap_job "$pid" 5
+	[ "$st" -eq 7 ]
+	refused 64 sw-lease run --keep-running --until-success daemon -- true
+}
+
+# ---- the documentation's cron lines run under cron's environment -----------------
+
+# The crontab lines (five time fields, then the command) of the EXAMPLES
+# of sw-lease(1) and sw-agent(1) and of the README's sw-lease and
+# sw-agent sections, one per line, as crontab has them.
+cron_lines() {
+	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
+	for m in sw-lease sw-agent; do
+		sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/$m.1" | sed 's/\\e/\\/g' | grep -E "$re"
+		sed -n "/^### $m /,/^### /p" "$top/README.md" | sed 's/^ *//' | grep -E "$re"
+	done
+}
+
+@test "every cron line of the examples runs as cron runs it: PATH=/usr/bin:/bin, no SW_DIR but its own" {
+	local prefix=$BATS_TEST_TMPDIR/prefix home=$BATS_TEST_TMPDIR/home ws=$BATS_TEST_TMPDIR/cronws
+	local line cmd n=0 name q
+	mkdir -p "$prefix/bin" "$home"
+	# installed where the examples say make install puts them (PREFIX)
+	for p in sw-claim sw-lease sw-agent; do install -m 755 "$(command -v "$p")" "$prefix/bin/"; done
+	while IFS= read -r line; do
+		n=$((n + 1))
+		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
+		cmd=${BASH_REMATCH[2]}
+		# cron ends the command at an unescaped %, and runs \% as %
+		[[ ${cmd//\\%/} != *%* ]] || { echo "unescaped % in: $line"; return 1; }
+		cmd=${cmd//\\%/%}
+		[[ $cmd == SW_DIR=* || $cmd == *" SW_DIR="* ]] || { echo "no SW_DIR on: $line"; return 1; }
+		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$ws|g; s|/usr/local/bin/|$prefix/bin/|g" <<<"$cmd")
+		# what the line runs besides sw: a stand-in that says it ran
+		rm -f "$BATS_TEST_TMPDIR"/ran.*
+		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
+			printf '#!/bin/sh\necho "$0" >"%s/ran.%s"\n' "$BATS_TEST_TMPDIR" "$name" >"$prefix/bin/$name"
+			chmod 755 "$prefix/bin/$name"
+		done
+		for q in $(grep -oE -- '-q [A-Za-z0-9_.-]+' <<<"$cmd" | cut -d' ' -f2); do
+			SW_DIR=$ws sw-claim add -q "$q" --quiet '"x"'
+		done
+		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd"
+		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
+		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
+			[ -e "$BATS_TEST_TMPDIR/ran.$name" ] || { echo "$name did not run: $line"; return 1; }
+		done
+	done < <(cron_lines)
+	echo "$n cron lines"
+	[ "$n" -ge 3 ]
+	[ ! -e "$home/.local" ]     # nothing went to a workspace of cron's own
+}
+
+@test "the leader loops of the README and sw-lease(1) run as written: they define what they call, lead, and step down when asked" {
+	local readme man
+	readme=$(sed -n '/^### sw-lease /,/^### /p' "$top/README.md" | sed -n '/^    lead() {/,/^    done$/p' | sed 's/^    //')
+	man=$(sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-lease.1" | sed 's/\\e/\\/g' |
+		sed -n '/^lead_one_round() {/,/^done$/p')
+	for loop in "$readme" "$man"; do
+		[ -n "$loop" ]
+		rm -rf "$SW_DIR"
+		bash -c "$loop" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+		pid=$!
+		track "$pid" $(tree_pids "$pid")
+		wait_until 10 grep -q "leading with token 1" "$BATS_TEST_TMPDIR/out"
+		# another asks for the lease: the loop steps down and lets it in
+		run --separate-stderr sw-lease run --takeover --wait 20s leader -- echo taken
+		assert_success
+		assert_output taken
+		kill -TERM $(tree_pids "$pid") 2>/dev/null || true
+		wait "$pid" || true
+		! grep -q "command not found" "$BATS_TEST_TMPDIR/err"
+	done
 }

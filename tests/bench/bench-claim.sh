@@ -49,6 +49,44 @@ echo "sw-claim next p50, $big pending: ${bg} µs = $(ratio "$bg" "$k1")× (targe
 echo "  p90: $(percentile 90 <"$tmp/t.k1") µs vs $(percentile 90 <"$tmp/t.big") µs"
 rm -rf "$tmp/big"
 
+# 4. batched one-shot cycles (next -n 100 | done from stdin) against the
+#    one-item loop, in the same run, at the default SW_SYNC and at off
+loop_one() { # items/s of claim+done one at a time, from a bash loop
+	local n=0 t0 t1 out id tok
+	t0=$EPOCHREALTIME
+	while out=$(sw-claim next 2>/dev/null); do
+		id=${out#*\"id\":\"}; id=${id%%\"*}
+		tok=${out#*\"token\":}; tok=${tok%%,*}
+		sw-claim done "$id" --token "$tok" --quiet
+		n=$((n + 1))
+	done
+	t1=$EPOCHREALTIME
+	awk -v n="$n" -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "%d", n / ((b - a) / 1e6)}'
+}
+loop_batch() { # the same, 100 at a time
+	local n=0 t0 t1 got
+	t0=$EPOCHREALTIME
+	while got=$(sw-claim next -n 100 2>/dev/null | sw-claim done | grep -c '"ok":true'); do
+		n=$((n + got))
+	done
+	t1=$EPOCHREALTIME
+	awk -v n="$n" -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "%d", n / ((b - a) / 1e6)}'
+}
+nb=${BENCH_BATCH_N:-20000}
+[ "${BENCH_QUICK:-}" = 1 ] && nb=5000
+for sync in normal off; do
+	export SW_DIR=$tmp/one-$sync SW_SYNC=$sync
+	fill "$SW_DIR" 2000
+	one=$(loop_one)
+	export SW_DIR=$tmp/batch-$sync
+	fill "$SW_DIR" "$nb"
+	bat=$(loop_batch)
+	[ "$sync" = normal ] && label="SW_SYNC=normal (default)" || label="SW_SYNC=off"
+	echo "claim+done, $label: one at a time ${one}/s; next -n 100 | done ${bat}/s" \
+	     "= $(ratio "$bat" "$one")× (targets ≥ 10,000/s and ≥ 12×)"
+done
+export SW_SYNC=off
+
 # 3. claims/s across the two mounts of a real network filesystem
 lab=$SW_BENCH_TOP/tests/lab/lab
 if [ -z "${SW_MH_A:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then

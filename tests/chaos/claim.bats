@@ -69,14 +69,28 @@ claimer() {
 	done
 }
 
-@test "exactly once: 4 concurrent claimers, 20,000 items, each done once, none lost" {
+# A batch claimer: next -n 25 -> done from stdin, until 75; logs each id
+# it claimed, and each whose done was refused.
+bclaimer() {
+	local w=$1 out
+	while out=$(sw-claim next -q "$q" -n 25 2>/dev/null); do
+		jq -r .id <<<"$out" >>"$dir/claimed.$w"
+		sw-claim done -q "$q" <<<"$out" | jq -r 'select(.ok | not) | .id' >>"$dir/donefail.$w"
+		[ -s "$dir/donefail.$w" ] || rm -f "$dir/donefail.$w"
+	done
+}
+
+@test "exactly once: 4 concurrent claimers (2 one at a time, 2 in batches), 20,000 items, each done once, none lost" {
 	dir=$BATS_TEST_TMPDIR
 	seq 1 20000 | sed 's/.*/{"payload":&}/' | sw-claim add -q "$q" | jq -r .id | sort >"$dir/added"
 	[ "$(wc -l <"$dir/added")" -eq 20000 ]
 	[ "$(sort -u "$dir/added" | wc -l)" -eq 20000 ]
 	t0=$(date +%s)
-	# plain bash processes: the test shell's tracing would slow loops 4-fold
-	for w in 1 2 3 4; do bash -c "$(declare -f claimer); q=$q dir=$dir; claimer $w" & done
+	# plain bash processes: the test shell's tracing would slow loops 4-fold;
+	# two claim one item at a time, two 25 at a time (next -n, done from
+	# stdin), all racing for the same items
+	for w in 1 2; do bash -c "$(declare -f claimer); q=$q dir=$dir; claimer $w" & done
+	for w in 3 4; do bash -c "$(declare -f bclaimer); q=$q dir=$dir; bclaimer $w" & done
 	wait
 	echo "4 claimers: $(($(date +%s) - t0)) s"
 	[ ! -e "$dir/err" ]

@@ -5,6 +5,7 @@
 # hosts, a SIGKILLed holder is taken after TTL + margin and not before, and
 # a holder with a skewed clock does not overlap the next one.
 load ../helper
+load ../proc
 
 setup() {
 	[ -n "${SW_MH_A:-}" ] && [ -n "${SW_MH_B:-}" ] ||
@@ -17,12 +18,17 @@ setup() {
 }
 
 teardown() {
+	untrack_all
 	[ -n "${WA:-}" ] && rm -rf "$WA"
 	return 0
 }
 
 on_a() { SW_DIR=$WA "$@"; }
 on_b() { SW_DIR=$WB "$@"; }
+# renewed_on_b NAME: B sees a renewal of the lease (renewed_at moved on)
+renewed_on_b() {
+	on_b sw-lease show "$1" 2>/dev/null | jq -e '.renewed_at_unix_ns != .acquired_at_unix_ns' >/dev/null
+}
 
 @test "a lease held on A is busy on B; B's check sees A's token; release on A frees it for B" {
 	local j tok
@@ -74,27 +80,41 @@ on_b() { SW_DIR=$WB "$@"; }
 }
 
 @test "a SIGKILLed holder on A is taken on B after TTL + margin, not before" {
+	# A crashes: run's whole tree (the guardian, the worker that renews,
+	# the command) stops at one instant and is then killed, so nothing of
+	# it can release the lease.  (Killing the guardian alone is not a
+	# crash: its worker sees it go and releases.)
 	export SW_CLOCK_SKEW=500ms
-	SW_DIR=$WA sw-lease run cron --ttl 1s -- sleep 30 >/dev/null 2>&1 3>&- &
-	local pid=$! child=
-	for _ in $(seq 100); do child=$(pgrep -P "$pid" sleep) && break; sleep 0.02; done
-	[ -n "$child" ]
-	sleep 0.5
-	kill -KILL "$pid"
-	kill -KILL "$child"
+	local cmd=$BATS_TEST_TMPDIR/cmd
+	SW_DIR=$WA sw-lease run cron --ttl 2s -- sh -c 'echo $$ >"$0"; exec sleep 30' "$cmd" \
+		>/dev/null 2>&1 3>&- &
+	local pid=$! tree
+	track "$pid"
+	wait_until 10 test -s "$cmd"
+	track "$(cat "$cmd")"
+	# crash after a renewal, seen from B: the expiry that counts is the
+	# last renewal's, not the grant's
+	wait_until 10 renewed_on_b cron
+	tree=$(tree_pids "$pid")
+	[ "$(wc -w <<<"$tree")" -eq 3 ] || { echo "run's tree: $(ps -o pid=,comm= -p "${tree//$'\n'/,}")"; return 1; }
+	kill -STOP $tree
+	kill -KILL $tree
 	wait "$pid" || true
+	# a TTL (2s) less the time since that renewal, plus the margin, is
+	# left: far more than these two calls take on a loaded machine
+	run --separate-stderr on_b sw-lease acquire cron
+	[ "$status" -eq 75 ] || { echo "taken at once ($status): $output"; return 1; }
 	local exp
 	exp=$(on_b sw-lease show cron | jq -r .expires_at_unix_ns)
-	run on_b sw-lease acquire cron
-	[ "$status" -eq 75 ]
 	local deadline=$(( $(date +%s) + 10 ))
-	until on_b sw-lease acquire cron --quiet; do
+	until on_b sw-lease acquire cron --quiet >/dev/null; do
 		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
 		sleep 0.02
 	done
 	local taken
 	taken=$(on_b sw-lease show cron | jq -r .acquired_at_unix_ns)
-	[ "$taken" -ge $((exp + 500000000)) ]
+	[ "$taken" -ge $((exp + 500000000)) ] ||
+		{ echo "taken $(( (exp + 500000000 - taken) / 1000000 ))ms before expiry + margin"; return 1; }
 	[ "$(on_b sw-lease show cron | jq -r .token)" -eq 2 ]
 }
 

@@ -5,11 +5,13 @@
 #include "agent.h"
 #include "clock.h"
 #include "json.h"
+#include "owner.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static json_t *rec(const char *id, double ttl)
@@ -23,6 +25,48 @@ static int put(struct sw_ws *ws, const char *id, double ttl)
 	int rc = sw_agent_put(ws, id, r);
 	json_decref(r);
 	return rc;
+}
+
+/* A record naming processes: owner and, when given, guardian. */
+static int put_owned(struct sw_ws *ws, const char *id, const char *owner, const char *guardian)
+{
+	json_t *r = rec(id, 3600);
+	json_object_set_new(r, "owner", json_string(owner));
+	if (guardian)
+		json_object_set_new(r, "guardian", json_string(guardian));
+	int rc = sw_agent_put(ws, id, r);
+	json_decref(r);
+	return rc;
+}
+
+static bool alive(struct sw_ws *ws, const char *id)
+{
+	json_t *r = sw_agent_get(ws, id);
+	bool a = r && json_is_true(json_object_get(r, "alive"));
+	json_decref(r);
+	return a;
+}
+
+/* The owner string of a process that has exited and been reaped. */
+static void dead_owner(char out[SW_OWNER_LEN])
+{
+	int p[2];
+	out[0] = 0;
+	if (pipe(p) < 0)
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		close(p[1]);
+		(void)!read(p[0], &c, 1);   /* until the parent has its owner string */
+		_exit(0);
+	}
+	close(p[0]);
+	if (pid > 0)
+		sw_owner_of(pid, out);
+	close(p[1]);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
 }
 
 static int seen(json_t *r, void *arg)
@@ -85,6 +129,33 @@ int main(void)
 	ok(sw_agent_each(&ws, seen, &all) == 0 && all == 1, "each sees one record");
 	ok(sw_agent_remove(&ws, "long") == 0 && sw_agent_remove(&ws, "long") < 0 && errno == ENOENT,
 	   "remove, then ENOENT");
+
+	/* a process that is gone on this host: dead at once, whatever the ttl */
+	char self[SW_OWNER_LEN], gone[SW_OWNER_LEN];
+	sw_owner_self(self);
+	dead_owner(gone);
+	ok(*self && *gone, "owner strings of this process and of a dead one");
+	ok(put_owned(&ws, "mine", self, NULL) == 0 && alive(&ws, "mine"), "owner alive: alive");
+	ok(put_owned(&ws, "lost", gone, NULL) == 0 && !alive(&ws, "lost"), "owner gone: dead, heartbeat fresh");
+	r = sw_agent_get(&ws, "lost");
+	ok(r && !strcmp(sw_json_str(r, "dead_reason"), "process_gone"), "dead_reason says why");
+	json_decref(r);
+	ok(put_owned(&ws, "guarded", gone, self) == 0 && alive(&ws, "guarded"),
+	   "owner gone, guardian alive: alive (it is still killing the trees)");
+	ok(put_owned(&ws, "both", gone, gone) == 0 && !alive(&ws, "both"), "owner and guardian gone: dead");
+	ok(put_owned(&ws, "far", "0123456789ab-1-1", NULL) == 0 && alive(&ws, "far"),
+	   "an owner of another boot or host: the heartbeat decides");
+	ok(put_owned(&ws, "bad", "x/y", NULL) == 0 && sw_agent_get(&ws, "bad") == NULL && errno == EBADMSG,
+	   "an owner that is no owner string: the record fails its check");
+	sw_agent_remove(&ws, "bad");
+	n = -1;
+	reaped = 0;
+	ok(sw_agent_reap(&ws, seen, &reaped, &n) == 0 && n == 2 && reaped == 2, "reap forgets the two whose processes are gone");
+	ok(alive(&ws, "mine") && alive(&ws, "guarded") && alive(&ws, "far"), "and spares the others");
+	reaped = 0;
+	ok(sw_agent_forget(&ws, "mine", seen, &reaped) == 0 && reaped == 1 && sw_agent_get(&ws, "mine") == NULL,
+	   "forget: a live agent goes too");
+	ok(sw_agent_forget(&ws, "mine", seen, &reaped) < 0 && errno == ENOENT && reaped == 1, "forget: ENOENT after");
 
 	sw_ws_close(&ws);
 	char cmd[64];
