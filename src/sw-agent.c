@@ -2267,12 +2267,10 @@ static const struct sw_verb verbs[] = {
 
 /* A lease or a heartbeat ttl: 0 would be over before it began, so it is
  * refused like any ttl under a second, with the same words everywhere. */
+/* renewed a third of the way through: less than a second is no lease */
 static int ttl_option(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns)
 {
-	int rc = sw_cmd_duration(c, what, arg, ns);
-	if (!rc && *ns < SW_NS_PER_SEC)
-		rc = sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least 1s", what, arg);
-	return rc;
+	return sw_cmd_ttl(c, what, arg, SW_NS_PER_SEC, ns);
 }
 
 static int option(struct sw_cmd *c, int code, char *arg)
