@@ -263,6 +263,16 @@ int sw_cmd_duration(struct sw_cmd *c, const char *what, const char *s, int64_t *
 	return sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want a duration such as 30, 30s, 5m, 2h, 7d", what, s);
 }
 
+int sw_cmd_ttl(struct sw_cmd *c, const char *what, const char *s, int64_t min_ns, int64_t *ns)
+{
+	int rc = sw_cmd_duration(c, what, s, ns);
+	if (rc || *ns >= min_ns)
+		return rc;
+	char min[SW_DUR_LEN];
+	sw_fmt_duration(min_ns, min);
+	return sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least %s", what, s, min);
+}
+
 int sw_cmd_name(struct sw_cmd *c, const char *what, const char *s)
 {
 	const char *why = sw_name_problem(s);

@@ -91,6 +91,9 @@ void sw_cmd_done(struct sw_cmd *c);
 int sw_cmd_int(struct sw_cmd *c, const char *what, const char *s, int64_t min, int64_t max, int64_t *v);
 int sw_cmd_real(struct sw_cmd *c, const char *what, const char *s, double min, double max, double *v);
 int sw_cmd_duration(struct sw_cmd *c, const char *what, const char *s, int64_t *ns);
+/* A lease length: a duration of at least min_ns ("--ttl 0" means the
+ * same, a refusal, in every program). */
+int sw_cmd_ttl(struct sw_cmd *c, const char *what, const char *s, int64_t min_ns, int64_t *ns);
 int sw_cmd_name(struct sw_cmd *c, const char *what, const char *s);
 /* An optional duration that may also come as the next argument
  * (`--wait 30s` as well as `--wait=30s`), when it parses as one: *given

@@ -416,7 +416,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		rc = sw_cmd_int(c, "--probes", arg, 1, SW_BREAKER_PROBES_MAX, &v);
 		s->probes = (unsigned)v;
 		return rc;
-	case O_TTL: return sw_cmd_duration(c, "--ttl", arg, &s->probe_ttl_ns);
+	case O_TTL: return sw_cmd_ttl(c, "--ttl", arg, 1000000, &s->probe_ttl_ns);
 	case O_TIMEOUT:
 		if ((rc = sw_cmd_duration(c, "--timeout", arg, &o->timeout_ns)))
 			return rc;

@@ -496,10 +496,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		return sw_cmd_opt_duration(c, "--wait", arg, &o->wait_ns, &given);
 	}
 	case O_CONC: return sw_cmd_int(c, "--concurrency", arg, 1, SW_LIMIT_SLOTS_MAX, &o->conc);
-	case O_TTL:
-		if ((rc = sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns)))
-			return rc;
-		return o->ttl_ns < 1000000 ? sw_cmd_err(c, EX_USAGE, "bad --ttl '%s': want at least 1ms", arg) : 0;
+	case O_TTL: return sw_cmd_ttl(c, "--ttl", arg, 1000000, &o->ttl_ns);
 	case O_OWNER:
 		if (!(rc = sw_cmd_name(c, "owner", arg)))
 			o->owner = arg;

@@ -49,6 +49,7 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	refused 64 sw-breaker run x --cooldown 10s --max-cooldown 5s -- true
 	refused 64 sw-breaker run x --window 0 -- true
 	refused 64 sw-breaker run x --timeout 0 -- true
+	refused 64 sw-breaker run x --ttl 0 -- true
 	refused 64 sw-breaker run x --fail-on 0 -- true
 	refused 64 sw-breaker run x --fail-on 256 -- true
 	refused 64 sw-breaker run x --fail-on 5-2 -- true
