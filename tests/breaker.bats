@@ -305,12 +305,12 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	sw-breaker check d --quiet
 	sw-breaker record d --fail --quiet
 	printf 'garbage' >"$SW_DIR/breakers/d/v.00000000000000000002"
-	run --separate-stderr sw-breaker run d --cooldown 300ms -- touch "$BATS_TEST_TMPDIR/ran"
+	run --separate-stderr sw-breaker run d --cooldown 1s -- touch "$BATS_TEST_TMPDIR/ran"
 	[ "$status" -eq 75 ]
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	[[ $stderr == *damaged* ]]
-	sleep 0.35
-	run sw-breaker run d --cooldown 300ms -- true
+	sleep 1.05
+	run sw-breaker run d --cooldown 1s -- true
 	[ "$status" -eq 0 ]
 	state_is d closed
 }
