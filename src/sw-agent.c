@@ -521,6 +521,7 @@ struct slot {
 	int flog;                 /* --log-dir: this attempt's log, or -1 */
 	char *logname;            /* its path */
 	char **argv;              /* the command line, when {} {id} {attempt} were replaced */
+	char *deps_path;          /* SW_DEPS_RESULTS: what the item waited for, or NULL */
 	long long seq;            /* its number among the commands this agent started */
 	int64_t ttl_ns, renew_at, started_ns, kill_at;
 	bool exited;              /* the command has been reaped: status says how */
@@ -607,9 +608,9 @@ static bool may_claim(const struct run *r)
 
 static const char *const our_vars[] = {
 	"SW_ITEM_ID=", "SW_ITEM_TOKEN=", "SW_ATTEMPT=", "SW_QUEUE=", "SW_AGENT_ID=",
-	"TRACEPARENT=", "SW_DIR=", NULL
+	"TRACEPARENT=", "SW_DIR=", "SW_DEPS_RESULTS=", NULL
 };
-#define OUR_VARS 7
+#define OUR_VARS 8
 
 static void env_init(struct run *r)
 {
@@ -668,6 +669,9 @@ static void slot_clear(struct slot *s)
 	free(s->out);
 	free(s->line);
 	free(s->logname);
+	if (s->deps_path)
+		unlink(s->deps_path);
+	free(s->deps_path);
 	for (char **a = s->argv; a && *a; a++)
 		free(*a);
 	free(s->argv);
@@ -717,9 +721,11 @@ static int spawn_child(struct run *r, struct slot *s)
 	snprintf(v[4], sizeof v[4], "SW_AGENT_ID=%s", r->id);
 	snprintf(v[5], sizeof v[5], "TRACEPARENT=%s", tp);
 	snprintf(v[6], sizeof v[6], "SW_DIR=%s", r->ws->path);
-	for (int i = 0; i < OUR_VARS; i++)
+	snprintf(v[7], sizeof v[7], "SW_DEPS_RESULTS=%s", s->deps_path ? s->deps_path : "");
+	int nv = s->deps_path ? OUR_VARS : OUR_VARS - 1;
+	for (int i = 0; i < nv; i++)
 		r->env[r->nenv + (size_t)i] = v[i];
-	r->env[r->nenv + OUR_VARS] = NULL;
+	r->env[r->nenv + (size_t)nv] = NULL;
 
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -1429,6 +1435,45 @@ static const char *command_line(struct run *r, struct slot *s)
 	return NULL;
 }
 
+static int put_dep(json_t *dep, void *arg)
+{
+	size_t n;
+	char *line = sw_json_line(dep, &n);
+	int rc = line && fwrite(line, 1, n, arg) == n ? 0 : -1;
+	free(line);
+	json_decref(dep);
+	return rc;
+}
+
+/* An item that waited for others (--after, a combiner of shards) gets
+ * their outcomes, as `sw-claim deps` prints them, in a file of its own
+ * named by SW_DEPS_RESULTS: no `show` per shard.  NULL, or why not. */
+static const char *deps_file(struct run *r, struct slot *s)
+{
+	const json_t *after = json_object_get(s->item, "after");
+	if (!json_is_array(after) || json_array_size(after) == 0)
+		return NULL;
+	const char *tmp = getenv("TMPDIR");
+	if (asprintf(&s->deps_path, "%s/sw-deps.XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp") < 0) {
+		s->deps_path = NULL;
+		return strerror(ENOMEM);
+	}
+	int fd = mkstemp(s->deps_path);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	int e = errno;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		free(s->deps_path);
+		s->deps_path = NULL;
+		return strerror(e);
+	}
+	int rc = sw_queue_deps(&r->q, s->item, put_dep, f);
+	if ((fclose(f) != 0 || rc) && (rc = rc ? rc : EX_IOERR))
+		return rc == EX_IOERR ? strerror(errno) : r->q.err.msg;
+	return NULL;
+}
+
 static void start_item(struct run *r, json_t *item)
 {
 	struct slot *s = free_slot(r);
@@ -1449,6 +1494,14 @@ static void start_item(struct run *r, json_t *item)
 	if (why) {
 		fail_alone(r, s, why);
 		return;
+	}
+	if ((why = deps_file(r, s)))
+		sw_warn("item %s: the results of what it waited for cannot be written (%s); "
+			"SW_DEPS_RESULTS is not set", s->id, why);
+	if (why && s->deps_path) {
+		unlink(s->deps_path);
+		free(s->deps_path);
+		s->deps_path = NULL;
 	}
 	if (r->logdir >= 0)
 		open_log(r, s);
@@ -2214,12 +2267,10 @@ static const struct sw_verb verbs[] = {
 
 /* A lease or a heartbeat ttl: 0 would be over before it began, so it is
  * refused like any ttl under a second, with the same words everywhere. */
+/* renewed a third of the way through: less than a second is no lease */
 static int ttl_option(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns)
 {
-	int rc = sw_cmd_duration(c, what, arg, ns);
-	if (!rc && *ns < SW_NS_PER_SEC)
-		rc = sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least 1s", what, arg);
-	return rc;
+	return sw_cmd_ttl(c, what, arg, SW_NS_PER_SEC, ns);
 }
 
 static int option(struct sw_cmd *c, int code, char *arg)
