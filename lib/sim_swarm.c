@@ -212,18 +212,9 @@ static void child_close(struct sim_child *c)
 
 static void child_write(struct sim_child *c)
 {
-	while (c->inoff < c->inlen) {
-		ssize_t n = write(c->in, c->inbuf + c->inoff, c->inlen - c->inoff);
-		if (n > 0) {
-			c->inoff += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		break;   /* EPIPE: it died; its exit status tells */
-	}
+	/* EPIPE: it died; its exit status tells */
+	if (sw_write_more(c->in, c->inbuf, c->inlen, &c->inoff))
+		return;
 	close(c->in);
 	c->in = -1;
 }
