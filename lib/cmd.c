@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "err.h"
 #include "id.h"
+#include "json.h"
 #include "num.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -347,4 +348,19 @@ int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts)
 	if (fflush(stdout) != 0)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 	return rc;
+}
+
+void sw_cmd_print(const struct sw_cmd *c, json_t *j)
+{
+	if (!j)
+		sw_die(EX_OSERR, "out of memory");
+	if (!c->co.quiet && sw_json_print(j) < 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+	json_decref(j);
+}
+
+int sw_cmd_print_each(json_t *j, void *arg)
+{
+	sw_cmd_print(arg, json_incref(j));
+	return 0;
 }

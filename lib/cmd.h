@@ -15,6 +15,7 @@
 #include "opt.h"
 #include "span.h"
 #include "ws.h"
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -98,6 +99,11 @@ int sw_cmd_name(struct sw_cmd *c, const char *what, const char *s);
  * (`--wait 30s` as well as `--wait=30s`), when it parses as one: *given
  * says whether there was one.  0 or 64. */
 int sw_cmd_opt_duration(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns, bool *given);
+/* A result line: prints j unless --quiet, and drops it (NULL: out of
+ * memory, exit 71; a failed write: exit 74). */
+void sw_cmd_print(const struct sw_cmd *c, json_t *j);
+/* For a library's walk of a list (arg: the sw_cmd): each entry a line. */
+int sw_cmd_print_each(json_t *j, void *arg);
 /* The option's long name (for messages). */
 const char *sw_cmd_opt_name(const struct sw_cmd *c, int code);
 #endif

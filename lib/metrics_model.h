@@ -45,7 +45,8 @@ const char *sw_m_label_parse(char *s, struct sw_label *l);
 char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t errlen);
 
 /* Names user metrics may not take: the workspace gauges of export
- * (sw_queue_*, sw_agents*, sw_leases*) and what ingest writes (sw_span*). */
+ * (sw_queue_*, sw_agents*, sw_leases*, sw_limit_*, sw_breaker_*) and what
+ * ingest writes (sw_span*). */
 bool sw_m_reserved(const char *name);
 /* The stored name of a metric a user names for kind: the name rule, no
  * reserved name, "_total" only on counters and added to them (the

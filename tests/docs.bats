@@ -5,7 +5,7 @@
 # and sw-claim's bash completion offers real queues, ids and tokens.
 load helper
 
-PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics"
+PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-limit sw-breaker"
 
 @test "every option of every program's --help is documented in its man page" {
 	local p o missing=
