@@ -1432,8 +1432,7 @@ static int put_dep(json_t *dep, void *arg)
 	char *line = sw_json_line(dep, &n);
 	int rc = line && fwrite(line, 1, n, arg) == n ? 0 : -1;
 	free(line);
-	json_decref(dep);
-	return rc;
+	return rc;   /* dep stays sw_queue_deps's */
 }
 
 /* An item that waited for others (--after, a combiner of shards) gets
