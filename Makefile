@@ -67,6 +67,13 @@ check: all units san
 check-faults: all
 	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats tests/chaos/stall.bats tests/chaos/faults.bats
 
+# check-long: the issue's full-length runs: 8 sw-limit takers flat out
+# for 30 s, on this host and (with SW_MH_A and SW_MH_B set, see
+# tests/lab/lab) across two mounts
+check-long: all
+	SW_LIMIT_RATE_SECS=30 SW_BIN=$(CURDIR)/bin bats -f 'taking flat out' tests/limit.bats \
+	    tests/multihost/limit.bats
+
 bench: all build/trivial build/trivial-static
 	@tests/bench/run
 
@@ -92,7 +99,8 @@ install: all
 # seed corpus and the kept regressions, in seconds).  The pending ones wait
 # for a parser to be exported (see their files) and are not built yet.
 FUZZ_TARGETS = agent argv_agent argv_claim argv_lease argv_metrics argv_shard duration item item_file journal \
-	lease_version name nodes number otlp place traceparent
+	lease_version name nodes number otlp place traceparent \
+	limit_rate limit_tlist limit_version limit_argv_limit limit_argv_breaker
 FUZZ_S  ?= 60
 # more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding
 FUZZ_ARGS ?=
@@ -109,6 +117,8 @@ FUZZ_MAXLEN_journal = 2048
 FUZZ_MAXLEN_agent = 4096
 FUZZ_MAXLEN_item = 4096
 FUZZ_MAXLEN_otlp = 8192
+FUZZ_MAXLEN_limit_rate = 128
+FUZZ_MAXLEN_limit_tlist = 2048
 
 build/fuzz build/fuzz/bin build/fuzz-replay:
 	mkdir -p $@
@@ -141,5 +151,5 @@ fuzz-replay: $(addprefix build/fuzz-replay/,$(FUZZ_TARGETS))
 clean:
 	rm -rf bin build tests/tmp
 
-.PHONY: all check check-faults bench demo deps install clean san units fuzz fuzz-replay
+.PHONY: all check check-faults check-long bench demo deps install clean san units fuzz fuzz-replay
 .SECONDARY:

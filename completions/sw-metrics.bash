@@ -15,54 +15,83 @@ _sw_metrics_names()
 	COMPREPLY+=($(compgen -W "$names" -- "$cur"))
 }
 
+# The options each verb takes besides the common ones.
+_sw_metrics_opts()
+{
+	case $1 in
+	inc|set) echo "--db -l --label --describe" ;;
+	observe|time) echo "--db -l --label --describe --buckets" ;;
+	ingest) echo "--db --tee --buckets" ;;
+	summary) echo "--db -l --label --since" ;;
+	export) echo "--db --format -o --output --no-workspace" ;;
+	prune) echo "--db --older-than" ;;
+	esac
+}
+
 _sw_metrics()
 {
 	local cur prev verb
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="inc set observe ingest summary export prune"
-	local common="--db --describe -d --dir --spans --quiet -h --help -V --version"
+	local verbs="inc set observe ingest summary export prune time"
+	local common="-d --dir --spans --quiet -h --help -V --version"
 	if [ "$COMP_CWORD" -eq 1 ]; then
 		COMPREPLY=($(compgen -W "$verbs -h --help -V --version" -- "$cur"))
 		return
 	fi
 	verb=${COMP_WORDS[1]}
+	# the words before this one: NAME (and VALUE), then time's command
+	local i n=0 cmd=0
+	for ((i = 2; i < COMP_CWORD; i++)); do
+		case ${COMP_WORDS[i]} in
+		--) [ "$verb" = time ] && { cmd=$i; break; } ;;
+		-l|--label|--db|--buckets|--since|--describe|-d|--dir|--format|-o|--output|--older-than)
+			((i++)) ;;
+		-*) ;;
+		*)
+			((n++))
+			[ "$verb" = time ] && [ "$n" -gt 1 ] && { cmd=$i; break; } ;;
+		esac
+	done
+	if [ "$cmd" -gt 0 ]; then
+		# time's command: a command, then what it takes
+		if [ "${COMP_WORDS[cmd]}" = -- ] && [ "$COMP_CWORD" -eq $((cmd + 1)) ]; then
+			COMPREPLY=($(compgen -c -- "$cur"))
+		else
+			COMPREPLY=($(compgen -f -- "$cur"))
+		fi
+		return
+	fi
 	case $prev in
 	-d|--dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--db|-o|--output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--since|--older-than) COMPREPLY=($(compgen -W "5m 1h 24h 7d 30d" -- "$cur")); return ;;
 	--format) COMPREPLY=($(compgen -W "prom json" -- "$cur")); return ;;
 	--spans) COMPREPLY=($(compgen -W "stdout stderr off" -- "$cur")); return ;;
-	--buckets) COMPREPLY=($(compgen -W "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10" -- "$cur")); return ;;
+	--buckets)
+		local b=0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10
+		[ "$verb" = time ] && b="$b 1,10,60,300,1800,3600"
+		COMPREPLY=($(compgen -W "$b" -- "$cur")); return ;;
 	-l|--label|--describe) return ;;
 	esac
 	local opts
-	case $verb in
-	inc|set) opts="-l --label" ;;
-	observe) opts="-l --label --buckets" ;;
-	ingest) opts="--tee --buckets" ;;
-	summary) opts="-l --label --since" ;;
-	export) opts="--format -o --output --no-workspace" ;;
-	prune) opts="--older-than" ;;
-	*) return ;;
-	esac
+	opts=$(_sw_metrics_opts "$verb")
+	[ -n "$opts" ] || return
+	[ "$verb" = time ] && opts+=" --"
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
 		return
 	fi
-	# the NAME argument: the first word after the verb that is no option
+	# the NAME argument: the first word after the verb that is no option;
+	# time's next word is its command
 	case $verb in
-	inc|set|observe|summary)
-		local i n=0
-		for ((i = 2; i < COMP_CWORD; i++)); do
-			case ${COMP_WORDS[i]} in
-			-l|--label|--db|--buckets|--since|--describe|-d|--dir) ((i++)) ;;
-			-*) ;;
-			*) ((n++)) ;;
-			esac
-		done
-		[ "$n" -eq 0 ] && _sw_metrics_names ;;
+	inc|set|observe|summary|time)
+		if [ "$n" -eq 0 ]; then
+			_sw_metrics_names
+		elif [ "$verb" = time ]; then
+			COMPREPLY=($(compgen -c -- "$cur"))
+		fi ;;
 	esac
 }
 complete -F _sw_metrics sw-metrics

@@ -17,9 +17,16 @@ _sw_shard()
 	--algo|-a)
 		COMPREPLY=($(compgen -W "ring rendezvous jump mod" -- "$cur")); return ;;
 	--nodes|-n|--from|--to)
-		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw} r rings=
+		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw} r rings= f files=()
 		for r in "$ws"/rings/*.json; do [ -f "$r" ] && r=${r##*/} && rings+=" @ring:${r%.json}"; done
-		COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "@agents$rings" -- "$cur")); return ;;
+		# a file is a node file only as ./PATH, /PATH or @file:PATH
+		case $cur in
+		/*|./*|../*) files=($(compgen -f -- "$cur")) ;;
+		@file:*) files=($(compgen -P @file: -f -- "${cur#@file:}")) ;;
+		@*) ;;
+		*) for f in $(compgen -f -- "$cur"); do files+=("./$f"); done ;;
+		esac
+		COMPREPLY=("${files[@]}" $(compgen -W "@agents @list: @file:$rings" -- "$cur")); return ;;
 	-d|--dir)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	-q|--queue)
@@ -27,11 +34,13 @@ _sw_shard()
 		COMPREPLY=($(compgen -W "$(ls "$ws/queues" 2>/dev/null)" -- "$cur")); return ;;
 	--priority)
 		COMPREPLY=($(compgen -W "0 1 2 3 4 5 6 7 8 9" -- "$cur")); return ;;
-	--vnodes|--max-load|--seed|--keys|--items-per-shard|--min-items|--max-shards|--id|--role)
+	--vnodes|--max-load|--seed|--keys|--items-per-shard|--min-items|--max-shards|--id|--role|--max-attempts)
 		return ;;
+	--timeout)
+		COMPREPLY=($(compgen -W "30s 5m 30m 1h" -- "$cur")); return ;;
 	esac
 	case $verb in
-	split) opts="--items-per-shard --min-items --max-shards --id --lines --priority --role -q --queue --enqueue" ;;
+	split) opts="--items-per-shard --min-items --max-shards --id --lines --priority --role --max-attempts --timeout -q --queue --enqueue" ;;
 	assign) opts="--nodes $place --tsv" ;;
 	plan) opts="--from --to $place --keys --summary" ;;
 	balance) opts="--nodes $place --keys --summary" ;;

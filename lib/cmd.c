@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "err.h"
 #include "id.h"
+#include "json.h"
 #include "num.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -262,6 +263,16 @@ int sw_cmd_duration(struct sw_cmd *c, const char *what, const char *s, int64_t *
 	return sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want a duration such as 30, 30s, 5m, 2h, 7d", what, s);
 }
 
+int sw_cmd_ttl(struct sw_cmd *c, const char *what, const char *s, int64_t min_ns, int64_t *ns)
+{
+	int rc = sw_cmd_duration(c, what, s, ns);
+	if (rc || *ns >= min_ns)
+		return rc;
+	char min[SW_DUR_LEN];
+	sw_fmt_duration(min_ns, min);
+	return sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least %s", what, s, min);
+}
+
 int sw_cmd_name(struct sw_cmd *c, const char *what, const char *s)
 {
 	const char *why = sw_name_problem(s);
@@ -337,4 +348,19 @@ int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts)
 	if (fflush(stdout) != 0)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
 	return rc;
+}
+
+void sw_cmd_print(const struct sw_cmd *c, json_t *j)
+{
+	if (!j)
+		sw_die(EX_OSERR, "out of memory");
+	if (!c->co.quiet && sw_json_print(j) < 0)
+		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
+	json_decref(j);
+}
+
+int sw_cmd_print_each(json_t *j, void *arg)
+{
+	sw_cmd_print(arg, json_incref(j));
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include "opt.h"
 #include "span.h"
 #include "ws.h"
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -90,11 +91,19 @@ void sw_cmd_done(struct sw_cmd *c);
 int sw_cmd_int(struct sw_cmd *c, const char *what, const char *s, int64_t min, int64_t max, int64_t *v);
 int sw_cmd_real(struct sw_cmd *c, const char *what, const char *s, double min, double max, double *v);
 int sw_cmd_duration(struct sw_cmd *c, const char *what, const char *s, int64_t *ns);
+/* A lease length: a duration of at least min_ns ("--ttl 0" means the
+ * same, a refusal, in every program). */
+int sw_cmd_ttl(struct sw_cmd *c, const char *what, const char *s, int64_t min_ns, int64_t *ns);
 int sw_cmd_name(struct sw_cmd *c, const char *what, const char *s);
 /* An optional duration that may also come as the next argument
  * (`--wait 30s` as well as `--wait=30s`), when it parses as one: *given
  * says whether there was one.  0 or 64. */
 int sw_cmd_opt_duration(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns, bool *given);
+/* A result line: prints j unless --quiet, and drops it (NULL: out of
+ * memory, exit 71; a failed write: exit 74). */
+void sw_cmd_print(const struct sw_cmd *c, json_t *j);
+/* For a library's walk of a list (arg: the sw_cmd): each entry a line. */
+int sw_cmd_print_each(json_t *j, void *arg);
 /* The option's long name (for messages). */
 const char *sw_cmd_opt_name(const struct sw_cmd *c, int code);
 #endif

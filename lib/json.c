@@ -82,14 +82,20 @@ int64_t sw_json_int(const json_t *o, const char *key, int64_t dflt)
 	return sw_json_i64(json_object_get(o, key), &v) ? v : dflt;
 }
 
+json_t *sw_json_ns(int64_t ns)
+{
+	char digits[24];
+	snprintf(digits, sizeof digits, "%lld", (long long)ns);
+	return json_string(digits);
+}
+
 void sw_json_set_time(json_t *o, const char *key, int64_t ns)
 {
-	char t[SW_TIME_LEN], k[128], digits[24];
+	char t[SW_TIME_LEN], k[128];
 	sw_fmt_time(ns, t);
 	json_object_set_new(o, key, json_string(t));
 	snprintf(k, sizeof k, "%s_unix_ns", key);
-	snprintf(digits, sizeof digits, "%lld", (long long)ns);
-	json_object_set_new(o, k, json_string(digits));
+	json_object_set_new(o, k, sw_json_ns(ns));
 }
 
 size_t sw_json_escape(char *out, const char *s, size_t len)

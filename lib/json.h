@@ -36,4 +36,7 @@ size_t sw_json_escape(char *out, const char *s, size_t len);
  * a decimal string: nanoseconds since the epoch are past 2^53, which jq
  * and every double-based reader would round. */
 void sw_json_set_time(json_t *o, const char *key, int64_t ns);
+/* ns as a decimal string, the form of a *_unix_ns field (NULL: out of
+ * memory). */
+json_t *sw_json_ns(int64_t ns);
 #endif

@@ -936,3 +936,12 @@ void sw_lease_watch_sleep(int watch, int64_t ns)
 			;
 	}
 }
+
+void sw_lease_default_owner(char out[SW_LEASE_OWNER_MAX + 1])
+{
+	char host[128];
+	if (gethostname(host, sizeof host) < 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = 0;
+	snprintf(out, SW_LEASE_OWNER_MAX + 1, "%s:%ld", host, (long)getpid());
+}

@@ -27,6 +27,8 @@ enum sw_lease_state {
 };
 
 #define SW_LEASE_OWNER_MAX 200
+/* HOST:PID: who holds a lease or slot when --owner does not say. */
+void sw_lease_default_owner(char out[SW_LEASE_OWNER_MAX + 1]);
 /* The owner of a version that could not be read (see sw-lease(1)). */
 #define SW_LEASE_OWNER_UNKNOWN "?"
 

@@ -170,6 +170,26 @@ static int open_existing(struct sw_mdb *m, const char *opt_db, enum sw_sync sync
 	return code ? copy_err(err, errlen, m->err, code) : 0;
 }
 
+/* Why there is no metric name, in the words the user typed (not the
+ * name tried last, which may have a _total they never wrote), with what
+ * they may have meant. */
+static void no_metric(struct sw_mdb *m, const char *name, char *err, size_t errlen)
+{
+	char hist[SW_M_NAME_MAX + 8];
+	struct sw_msummary s;
+	/* no observation is read: only whether the histogram exists */
+	if (sw_m_series_of(name, hist) && sw_m_summary(m, hist, NULL, 0, INT64_MAX, &s) == 0) {
+		free(s.v);
+		if (s.kind == SW_M_HISTOGRAM) {
+			snprintf(err, errlen, "no metric '%s': it is a series of the histogram '%s' "
+				 "(summary %s)", name, hist, hist);
+			return;
+		}
+	}
+	snprintf(err, errlen, "no metric '%s'%s", name, sw_m_workspace_gauge(name) ?
+		 " (export reads the workspace gauges at export time; none is stored)" : "");
+}
+
 int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, const struct sw_label *want,
 		   size_t n, int64_t since_ns, struct sw_msummary *out, char *err, size_t errlen)
 {
@@ -187,7 +207,9 @@ int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, cons
 		snprintf(total, sizeof total, "%s_total", name);
 		code = sw_m_summary(&m, total, want, n, since_ns, out);
 	}
-	if (code)
+	if (code == SW_EX_FALSE)
+		no_metric(&m, name, err, errlen);
+	else if (code)
 		copy_err(err, errlen, m.err, code);
 	sw_m_close(&m);
 	return code;

@@ -403,8 +403,8 @@ int sw_m_locate(struct sw_mdb *m, const char *opt_db, bool *missing)
 	m->explicit_db = opt_db && *opt_db;
 	const char *ret = getenv("SW_METRICS_RETENTION");
 	if (ret && *ret && sw_parse_duration(ret, &m->retention_ns) < 0) {
-		snprintf(m->err, sizeof m->err, "bad SW_METRICS_RETENTION '%s': want a duration "
-			 "such as 7d", ret);
+		snprintf(m->err, sizeof m->err, "bad SW_METRICS_RETENTION '%.40s': want a duration "
+			 "such as 30, 30s, 5m, 2h, 7d", ret);
 		return EX_USAGE;
 	}
 	int code = sw_m_db_path(opt_db, m->path, m->err, sizeof m->err);

@@ -203,16 +203,36 @@ double sw_m_percentile(const double *v, size_t n, double p)
 
 /* ---- the names users give ---- */
 
-bool sw_m_reserved(const char *name)
+bool sw_m_workspace_gauge(const char *name)
 {
 	return !strncmp(name, "sw_queue_", 9) || !strncmp(name, "sw_agents", 9) ||
-	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_span", 7);
+	       !strncmp(name, "sw_leases", 9) || !strncmp(name, "sw_limit_", 9) ||
+	       !strncmp(name, "sw_breaker_", 11);
+}
+
+bool sw_m_reserved(const char *name)
+{
+	return sw_m_workspace_gauge(name) || !strncmp(name, "sw_span", 7);
 }
 
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), k = strlen(suffix);
 	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+bool sw_m_series_of(const char *name, char out[SW_M_NAME_MAX + 8])
+{
+	static const char *const series[] = {"_bucket", "_sum", "_count"};
+	size_t n = strlen(name);
+	for (size_t i = 0; i < sizeof series / sizeof series[0]; i++) {
+		size_t k = strlen(series[i]);
+		if (n > k && n - k <= SW_M_NAME_MAX && ends_with(name, series[i])) {
+			snprintf(out, SW_M_NAME_MAX + 8, "%.*s", (int)(n - k), name);
+			return true;
+		}
+	}
+	return false;
 }
 
 int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind, char *err,
@@ -223,8 +243,8 @@ int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkin
 	if (why)
 		snprintf(err, errlen, "bad metric name '%.80s': %s", name, why);
 	else if (sw_m_reserved(name))
-		what = "sw_queue_*, sw_agents*, sw_leases* and sw_span* are export's workspace gauges "
-		       "and ingest's span metrics";
+		what = "sw_queue_*, sw_agents*, sw_leases*, sw_limit_* and sw_breaker_* are export's "
+		       "workspace gauges, sw_span* ingest's span metrics";
 	else if (kind != SW_M_COUNTER && ends_with(name, "_total"))
 		what = "only counters end in _total";
 	/* a gauge lat_count would collide with histogram lat's series */

@@ -45,7 +45,8 @@ const char *sw_m_label_parse(char *s, struct sw_label *l);
 char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t errlen);
 
 /* Names user metrics may not take: the workspace gauges of export
- * (sw_queue_*, sw_agents*, sw_leases*) and what ingest writes (sw_span*). */
+ * (sw_queue_*, sw_agents*, sw_leases*, sw_limit_*, sw_breaker_*) and what
+ * ingest writes (sw_span*). */
 bool sw_m_reserved(const char *name);
 /* The stored name of a metric a user names for kind: the name rule, no
  * reserved name, "_total" only on counters and added to them (the
@@ -53,6 +54,12 @@ bool sw_m_reserved(const char *name);
  * _sum or _count but on histograms' own series.  0, or 65 with err. */
 int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind, char *err,
 		     size_t errlen);
+/* The histogram whose series name is (lat for lat_bucket, lat_sum and
+ * lat_count) into out; false when name is no such name. */
+bool sw_m_series_of(const char *name, char out[SW_M_NAME_MAX + 8]);
+/* Whether name is one of the workspace gauges that export reads at
+ * export time (stored nowhere). */
+bool sw_m_workspace_gauge(const char *name);
 
 /* "0.1,1,10" from a user -> strictly increasing bounds, each a decimal
  * number as lib/num.h reads them ("1e-3", "inf", "0x1" refused); NULL or

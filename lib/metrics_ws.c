@@ -2,6 +2,7 @@
 #include "err.h"
 #include "agent.h"
 #include "lease.h"
+#include "limit.h"
 #include "queue.h"
 #include <stdlib.h>
 #include <string.h>
@@ -142,5 +143,7 @@ int sw_m_ws_gauges(const struct sw_ws *ws, int64_t now_ns, sw_gauge_fn fn, void 
 		rc = agent_gauges(ws, fn, arg);
 	if (!rc)
 		rc = lease_gauges(ws, fn, arg);
+	if (!rc)
+		rc = sw_limit_breaker_gauges(ws, fn, arg);
 	return rc;
 }

@@ -5,6 +5,9 @@
  *   sw_queue_oldest_pending_age_seconds{queue}   lib/queue.h sw_queue_stats
  *   sw_agents{state="live"|"dead"}               lib/agent.h sw_agent_count
  *   sw_leases_held                               lib/lease.h sw_lease_list
+ *   sw_limit_granted_total, sw_limit_limited_total{name,kind},
+ *   sw_limit_slots_in_use{name}, sw_breaker_state{name},
+ *   sw_breaker_trips_total{name}                 lib/limit.h sw_limit_breaker_gauges
  * Reading them costs a directory walk per queue and one small read per
  * agent and lease: export is meant for a scrape a minute, not a loop. */
 #ifndef SW_METRICS_WS_H

@@ -35,6 +35,14 @@ static bool is_agents(const char *spec)
 	return !strncmp(spec, "@agents", 7) && (!spec[7] || spec[7] == ':');
 }
 
+/* One node whose name has a '.' ("nodes.txt", "db1.example.com"): as
+ * likely a file named without ./ as a host; the user says which. */
+static bool file_or_node(const char *spec)
+{
+	size_t name = strcspn(spec, "=");
+	return !strchr(spec, ',') && memchr(spec, '.', name);
+}
+
 bool sw_nodes_need_ws(const char *spec)
 {
 	return is_agents(spec) || !strncmp(spec, "@ring:", 6);
@@ -48,6 +56,8 @@ int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, 
 		*kind = SW_NODES_RING;
 		if ((why = sw_name_problem(spec + 6)))
 			return fail(err, EX_DATAERR, "bad ring: %s", why);
+	} else if (!strncmp(spec, "@list:", 6)) {
+		*kind = SW_NODES_LIST;
 	} else if (!strncmp(spec, "@file:", 6)) {
 		*kind = SW_NODES_FILE;
 		if (!spec[6])
@@ -57,13 +67,16 @@ int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, 
 		if (spec[7] == ':' && (why = sw_name_problem(spec + 8)))
 			return fail(err, EX_DATAERR, "bad role: %s", why);
 	} else if (spec[0] == '@') {
-		return fail(err, EX_USAGE, "%s %.60s: unknown node source (want a list, a file as ./PATH, "
-			    "/PATH or @file:PATH, @agents[:ROLE] or @ring:NAME)", what, spec);
+		return fail(err, EX_USAGE, "%s %.60s: unknown node source (want a list, @list:LIST, a file "
+			    "as ./PATH, /PATH or @file:PATH, @agents[:ROLE] or @ring:NAME)", what, spec);
 	} else if (is_path(spec)) {
 		*kind = SW_NODES_FILE;
 	} else if (strchr(spec, '/')) {
 		return fail(err, EX_USAGE, "%s %.60s: a node name holds no '/'; name a file as ./%.60s or "
 			    "@file:%.60s", what, spec, spec, spec);
+	} else if (file_or_node(spec)) {
+		return fail(err, EX_USAGE, "%s %.60s: a file or one node? name a file as ./%.60s or "
+			    "@file:%.60s, a node as @list:%.60s", what, spec, spec, spec, spec);
 	}
 	return 0;
 }
@@ -355,7 +368,7 @@ static int nodes_from(struct sw_nodes *ns, enum sw_nodes_kind kind, const char *
 	case SW_NODES_FILE:
 		return nodes_file(ns, what, spec[0] == '@' ? spec + 6 : spec, spec, err);
 	case SW_NODES_LIST:
-		code = sw_nodes_parse_list(ns, spec, why, sizeof why);
+		code = sw_nodes_parse_list(ns, strncmp(spec, "@list:", 6) ? spec : spec + 6, why, sizeof why);
 		return code ? fail(err, code, "%s: %s", what, why) : 0;
 	}
 	return fail(err, EX_SOFTWARE, "unknown node source");

@@ -5,7 +5,11 @@
  * A value names a file only when it says so: "/PATH", "./PATH", "../PATH"
  * or "@file:PATH".  Anything else is a list "a,b=2,c", even when a file
  * of that name happens to exist in the current directory (which could be
- * anyone's: `--nodes web1` must mean the node web1).
+ * anyone's: `--nodes web1` must mean the node web1), or "@list:LIST".
+ * One node with a '.' in its name ("nodes.txt", "db1.example.com") is
+ * refused: a file named without ./ or a host, the user must say which
+ * (./nodes.txt, @list:db1.example.com).  The rule reads no file, so what
+ * a value means never depends on the current directory.
  *
  * Functions return 0 or a sysexits code with a one-line reason in err
  * (SW_RING_ERRLEN bytes); they never exit. */
@@ -33,7 +37,8 @@ struct sw_ring_cfg {
 enum sw_nodes_kind { SW_NODES_LIST, SW_NODES_FILE, SW_NODES_AGENTS, SW_NODES_RING };
 
 /* What spec names, checked before anything is read: 0, 64 (an unknown
- * @source, a '/' in what would be a list, "@file:" alone) or 65 (a bad
+ * @source, a '/' in what would be a list, one node with a '.' in its name
+ * not given as @list:, "@file:" alone) or 65 (a bad
  * role or ring name).  what names the option in messages ("--nodes"). */
 int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, char *err);
 /* Whether spec's nodes come from the workspace (@agents, @ring:). */

@@ -546,6 +546,7 @@ struct slot {
 	int flog;                 /* --log-dir: this attempt's log, or -1 */
 	char *logname;            /* its path */
 	char **argv;              /* the command line, when {} {id} {attempt} were replaced */
+	char *deps_path;          /* SW_DEPS_RESULTS: what the item waited for, or NULL */
 	long long seq;            /* its number among the commands this agent started */
 	int64_t renew_at, started_ns, kill_at;
 	bool exited;              /* the command has been reaped: status says how */
@@ -638,9 +639,9 @@ static bool may_claim(const struct run *r)
 
 static const char *const our_vars[] = {
 	"SW_ITEM_ID=", "SW_ITEM_TOKEN=", "SW_ATTEMPT=", "SW_QUEUE=", "SW_AGENT_ID=",
-	"TRACEPARENT=", "SW_DIR=", "SW_BATCH_ID=", "SW_BATCH_SIZE=", NULL
+	"TRACEPARENT=", "SW_DIR=", "SW_DEPS_RESULTS=", "SW_BATCH_ID=", "SW_BATCH_SIZE=", NULL
 };
-#define OUR_VARS 9
+#define OUR_VARS 10
 
 static void env_init(struct run *r)
 {
@@ -706,6 +707,9 @@ static void slot_clear(struct slot *s)
 	free(s->out);
 	free(s->line);
 	free(s->logname);
+	if (s->deps_path)
+		unlink(s->deps_path);
+	free(s->deps_path);
 	for (char **a = s->argv; a && *a; a++)
 		free(*a);
 	free(s->argv);
@@ -762,6 +766,8 @@ static int spawn_child(struct run *r, struct slot *s)
 	snprintf(v[nv++], sizeof v[0], "SW_AGENT_ID=%s", r->id);
 	snprintf(v[nv++], sizeof v[0], "TRACEPARENT=%s", tp);
 	snprintf(v[nv++], sizeof v[0], "SW_DIR=%s", r->ws->path);
+	if (s->deps_path)
+		snprintf(v[nv++], sizeof v[0], "SW_DEPS_RESULTS=%s", s->deps_path);
 	for (int i = 0; i < nv; i++)
 		r->env[r->nenv + (size_t)i] = v[i];
 	r->env[r->nenv + (size_t)nv] = NULL;
@@ -1721,6 +1727,45 @@ static void cannot_start(struct run *r, struct slot *s, int e)
 	r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
 }
 
+static int put_dep(json_t *dep, void *arg)
+{
+	size_t n;
+	char *line = sw_json_line(dep, &n);
+	int rc = line && fwrite(line, 1, n, arg) == n ? 0 : -1;
+	free(line);
+	json_decref(dep);
+	return rc;
+}
+
+/* An item that waited for others (--after, a combiner of shards) gets
+ * their outcomes, as `sw-claim deps` prints them, in a file of its own
+ * named by SW_DEPS_RESULTS: no `show` per shard.  NULL, or why not. */
+static const char *deps_file(struct run *r, struct slot *s)
+{
+	const json_t *after = json_object_get(s->item, "after");
+	if (!json_is_array(after) || json_array_size(after) == 0)
+		return NULL;
+	const char *tmp = getenv("TMPDIR");
+	if (asprintf(&s->deps_path, "%s/sw-deps.XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp") < 0) {
+		s->deps_path = NULL;
+		return strerror(ENOMEM);
+	}
+	int fd = mkstemp(s->deps_path);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	int e = errno;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		free(s->deps_path);
+		s->deps_path = NULL;
+		return strerror(e);
+	}
+	int rc = sw_queue_deps(&r->q, s->item, put_dep, f);
+	if ((fclose(f) != 0 || rc) && (rc = rc ? rc : EX_IOERR))
+		return rc == EX_IOERR ? strerror(errno) : r->q.err.msg;
+	return NULL;
+}
+
 static void start_item(struct run *r, json_t *item)
 {
 	struct slot *s = free_slot(r);
@@ -1738,6 +1783,14 @@ static void start_item(struct run *r, json_t *item)
 	if (why) {
 		fail_alone(r, s, why);
 		return;
+	}
+	if ((why = deps_file(r, s)))
+		sw_warn("item %s: the results of what it waited for cannot be written (%s); "
+			"SW_DEPS_RESULTS is not set", s->id, why);
+	if (why && s->deps_path) {
+		unlink(s->deps_path);
+		free(s->deps_path);
+		s->deps_path = NULL;
 	}
 	if (r->logdir >= 0)
 		open_log(r, s);
@@ -2683,12 +2736,10 @@ static const struct sw_verb verbs[] = {
 
 /* A lease or a heartbeat ttl: 0 would be over before it began, so it is
  * refused like any ttl under a second, with the same words everywhere. */
+/* renewed a third of the way through: less than a second is no lease */
 static int ttl_option(struct sw_cmd *c, const char *what, const char *arg, int64_t *ns)
 {
-	int rc = sw_cmd_duration(c, what, arg, ns);
-	if (!rc && *ns < SW_NS_PER_SEC)
-		rc = sw_cmd_err(c, EX_USAGE, "bad %s '%.40s': want at least 1s", what, arg);
-	return rc;
+	return sw_cmd_ttl(c, what, arg, SW_NS_PER_SEC, ns);
 }
 
 static int option(struct sw_cmd *c, int code, char *arg)

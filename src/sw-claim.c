@@ -1270,7 +1270,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		return 0;
 	case O_LINES: o->lines = true; return 0;
 	case O_ROLES: return parse_roles(c, o, arg);
-	case O_TTL: return sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns);
+	case O_TTL: return sw_cmd_ttl(c, "--ttl", arg, 1000000, &o->ttl_ns);
 	case O_WAIT: {
 		/* `--wait 30s` as well as `--wait=30s`: next takes no arguments,
 		 * so a duration after --wait can only be meant for it */

@@ -811,9 +811,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	int rc;
 	switch (code) {
 	case O_TTL:
-		if ((rc = sw_cmd_duration(c, "--ttl", arg, &o->ttl_ns)))
-			return rc;
-		return o->ttl_ns < 1000000 ? sw_cmd_err(c, EX_USAGE, "bad --ttl '%s': want at least 1ms", arg) : 0;
+		return sw_cmd_ttl(c, "--ttl", arg, 1000000, &o->ttl_ns);
 	case O_OWNER:
 		if (!(rc = sw_cmd_name(c, "owner", arg)))
 			o->owner = arg;

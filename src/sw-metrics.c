@@ -21,10 +21,14 @@
 #include <float.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -33,13 +37,18 @@ static const char usage[] =
 	"  set NAME VALUE [-l KEY=VALUE]...   set a gauge\n"
 	"  observe NAME VALUE [-l KEY=VALUE]... [--buckets LIST]\n"
 	"                                     add an observation to a histogram\n"
+	"  time NAME [-l KEY=VALUE]... [--buckets LIST] -- COMMAND [ARGS...]\n"
+	"                                     run COMMAND (no shell) and exit with its\n"
+	"                                     status; its seconds go to histogram NAME\n"
+	"                                     with label exit_code (128+N: signal N)\n"
 	"  ingest [--tee] [--buckets LIST]    span lines on stdin -> span metrics\n"
 	"  summary NAME [-l KEY=VALUE]... [--since DURATION]\n"
 	"                                     count, sum, min, max, mean, p50 ... p99\n"
 	"  export [--format prom|json] [-o FILE] [--no-workspace]\n"
 	"  prune [--older-than DURATION]      drop old observations and series\n"
+	"                                     (default: SW_METRICS_RETENTION, 7d)\n"
 	"N, VALUE and --buckets bounds are decimal numbers (12, 0.5; a negative\n"
-	"VALUE after --).\n"
+	"VALUE after --).  A DURATION is a number and a unit: 250ms, 30s, 5m, 24h, 7d.\n"
 	"options: --db PATH, --describe TEXT (HELP text), -d/--dir DIR, --spans[=DEST],\n"
 	"         --quiet, -h/--help, -V/--version.  See sw-metrics(1).\n";
 
@@ -215,6 +224,142 @@ static int verb_set(struct sw_cmd *c)
 static int verb_observe(struct sw_cmd *c)
 {
 	return record_value(c, SW_M_HISTOGRAM);
+}
+
+/* ---- time ---- */
+
+/* The label time puts on each observation: the command's exit status as
+ * a shell gives it ("0", "1", "130" for SIGINT, "127" not found), so
+ * that job_seconds_count{exit_code!="0"} counts the failures. */
+#define EXIT_LABEL "exit_code"
+
+/* What is wrong with the command line is refused before the command
+ * runs, like any usage error; what depends on the database (a kind
+ * conflict, a full disk) is only a warning after it. */
+static void time_check(const struct opts *o, char name[SW_M_NAME_MAX + 8])
+{
+	metric_name(name, o->args[0], SW_M_HISTOGRAM);
+	for (size_t i = 0; i < o->nlabels; i++)
+		if (!strcmp(o->labels[i].key, EXIT_LABEL))
+			sw_die(EX_DATAERR, "bad label '%s': time sets it to the command's exit status",
+			       EXIT_LABEL);
+	if (o->nlabels == SW_M_LABELS_MAX)
+		sw_die(EX_DATAERR, "more than %d labels with time's %s", SW_M_LABELS_MAX - 1, EXIT_LABEL);
+	free(labels_json(o));   /* duplicate keys, before anything runs */
+}
+
+/* The signals passed on to the command: those sent to this process with
+ * kill (by a supervisor, a user, timeout(1)). */
+static void forwarded_signals(sigset_t *set)
+{
+	static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD };
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(set, sigs[i]);
+}
+
+/* The command, in this process group (it may read the terminal), with
+ * the signal mask time was started with and the span's TRACEPARENT.
+ * 0 or an errno value. */
+static int spawn_timed(char **cmd, const sigset_t *mask, const char *traceparent, pid_t *pid)
+{
+	if (setenv("TRACEPARENT", traceparent, 1) < 0)
+		return errno;
+	posix_spawnattr_t at;
+	int rc = posix_spawnattr_init(&at);
+	if (rc)
+		return rc;
+	if (!(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK)) &&
+	    !(rc = posix_spawnattr_setsigmask(&at, mask)))
+		rc = posix_spawnp(pid, cmd[0], NULL, &at, cmd, environ);
+	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+/* Waits for the command, passing on what is sent to this process (set:
+ * those signals and SIGCHLD, all blocked); its wait status.  A signal
+ * from the terminal (^C, ^\) comes from the kernel to the whole
+ * foreground group, the command included: passed on, it would get it
+ * twice. */
+static int wait_command(pid_t pid, const sigset_t *set)
+{
+	for (;;) {
+		int st;
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			return st;
+		if (w < 0 && errno != EINTR)
+			sw_die(EX_OSERR, "waiting for the command: %s", strerror(errno));
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig > 0 && sig != SIGCHLD && si.si_code != SI_KERNEL)
+			(void)kill(pid, sig);   /* ESRCH: it has just exited */
+	}
+}
+
+/* Nanoseconds: a difference of them is exact, and so are its seconds
+ * to the nanosecond (0.25, not 0.249999999999997). */
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
+}
+
+/* One observation of a run, labelled with its exit status.  Any failure
+ * is a warning: the command's status is time's answer. */
+static void record_run(const struct opts *o, const char *name, int64_t ns, int status)
+{
+	double secs = (double)ns / 1e9;
+	struct sw_label l[SW_M_LABELS_MAX];
+	char code[16], err[512];
+	snprintf(code, sizeof code, "%d", status);
+	memcpy(l, o->labels, o->nlabels * sizeof *l);
+	l[o->nlabels] = (struct sw_label){ EXIT_LABEL, code };
+	char *labels = sw_m_labels_json(l, o->nlabels + 1, err, sizeof err);
+	struct sw_mwrite w = {
+		.db = o->db, .sync = o->sync, .kind = SW_M_HISTOGRAM, .name = name, .labels = labels,
+		.help = o->describe, .value = secs, .bounds = o->has_bounds ? o->bounds : NULL,
+		.nbounds = o->nbounds,
+	};
+	int rc = labels ? sw_m_write(&w, err, sizeof err) : EX_SOFTWARE;
+	if (rc) {
+		char took[SW_DUR_LEN];
+		sw_fmt_duration(ns, took);   /* as every sw program prints one */
+		sw_warn("%s; this run (%s, exit %d) is not recorded", err, took, status);
+	}
+	free(labels);
+}
+
+/* time NAME -- COMMAND: a shell's status (128 + N when signal N killed
+ * it, 127 not found, 126 not executable), whatever becomes of the
+ * observation. */
+static int verb_time(struct sw_cmd *c)
+{
+	struct opts *o = c->opts;
+	char name[SW_M_NAME_MAX + 8], tp[SW_TRACEPARENT_LEN];
+	time_check(o, name);
+	sw_span_str(&c->sp, "sw.metric", name);
+	sw_span_child_env(&c->sp, tp);
+	sigset_t set, old;
+	forwarded_signals(&set);
+	/* blocked from before the spawn to the end: a late signal must not
+	 * kill time before the run is recorded and its status passed on */
+	if (sigprocmask(SIG_BLOCK, &set, &old) < 0 || signal(SIGCHLD, SIG_DFL) == SIG_ERR)
+		sw_die(EX_OSERR, "setting up signals: %s", strerror(errno));
+	int64_t start = mono_ns();
+	pid_t pid;
+	int status, e = spawn_timed(c->command, &old, tp, &pid);
+	if (e) {
+		sw_warn("cannot run %s: %s", c->command[0], strerror(e));
+		status = e == ENOENT ? 127 : 126;
+	} else {
+		int st = wait_command(pid, &set);
+		status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	}
+	record_run(o, name, mono_ns() - start, status);
+	sw_span_int(&c->sp, "process.exit.code", status);
+	return status;
 }
 
 /* ---- ingest ---- */
@@ -745,6 +890,9 @@ static const struct sw_verb verbs[] = {
 	{ "summary", verb_summary, "a metric NAME", 1, 1, o_summary, 0 },
 	{ "export", verb_export, "", 0, 0, o_export, 0 },
 	{ "prune", verb_prune, "", 0, 0, o_prune, 0 },
+	/* the first argument after NAME, or everything after "--", is the
+	 * command */
+	{ "time", verb_time, "a histogram NAME", 1, 1, o_observe, SW_CMD_COMMAND },
 	{ 0 }
 };
 

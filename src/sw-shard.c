@@ -29,7 +29,8 @@
 static const char usage[] =
 	"usage: sw-shard VERB [options]\n"
 	"  split  [--items-per-shard N] [--min-items N] [--max-shards N] [--id TASK]\n"
-	"         [--lines] [--priority P] [--role ROLE] [-q QUEUE --enqueue]\n"
+	"         [--lines] [--priority P] [--role ROLE] [--max-attempts N] [--timeout DUR]\n"
+	"         [-q QUEUE --enqueue]\n"
 	"         items on stdin -> one record per shard, then the combiner\n"
 	"  assign --nodes NODES [--algo ALGO] [--vnodes N] [--max-load F] [--seed S] [--tsv]\n"
 	"         keys on stdin (one a line) -> {\"key\",\"node\"} per key\n"
@@ -39,15 +40,17 @@ static const char usage[] =
 	"         keys per node and max/mean\n"
 	"  ring NAME [--nodes NODES [--algo …] [--vnodes N] [--seed S] | --delete]\n"
 	"         keep (or show, or delete) a node list in the workspace: @ring:NAME\n"
-	"NODES: a list 'a,b=2,c', a file as ./PATH, /PATH or @file:PATH (one\n"
-	"       'name [weight]' a line), @agents[:ROLE] or @ring:NAME.\n"
+	"NODES: a list 'a,b=2,c' (or @list:LIST: one node with a '.' in its name\n"
+	"       needs it), a file as ./PATH, /PATH or @file:PATH (one 'name [weight]'\n"
+	"       a line), @agents[:ROLE] or @ring:NAME.\n"
 	"Numbers are decimal digits (weights and F may have a fraction).\n"
 	"ALGO: ring (default), rendezvous, jump, mod.  Common options:\n"
 	"  -d, --dir DIR  --spans[=DEST]  --quiet  -h, --help  -V, --version\n";
 
 enum {
 	O_VNODES = SW_OPT_FIRST_FREE, O_MAXLOAD, O_SEED, O_TSV, O_FROM, O_TO, O_SUMMARY, O_KEYS,
-	O_LINES, O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_ENQUEUE, O_PRIORITY, O_ROLE, O_DELETE
+	O_LINES, O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_ENQUEUE, O_PRIORITY, O_ROLE, O_DELETE,
+	O_MAXATT, O_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -72,6 +75,8 @@ static const struct option longopts[] = {
 	{"priority", required_argument, 0, O_PRIORITY},
 	{"role", required_argument, 0, O_ROLE},
 	{"delete", no_argument, 0, O_DELETE},
+	{"max-attempts", required_argument, 0, O_MAXATT},
+	{"timeout", required_argument, 0, O_TIMEOUT},
 	{0, 0, 0, 0}
 };
 
@@ -85,6 +90,8 @@ struct opts {
 	int64_t keys;            /* synthetic keys; 0: read stdin */
 	int64_t ips, min_items, max_shards;
 	int priority;            /* -1: not given */
+	int64_t max_attempts;    /* 0: not given */
+	int64_t timeout_ns;      /* -1: not given */
 };
 
 /* ---- output: one big buffer, since assign prints a line per key ---- */
@@ -715,11 +722,11 @@ static json_t *read_items(const struct opts *o)
 	return items;
 }
 
-/* How many shards n items make: one below --min-items (and for none at
- * all), else ceil(n / items-per-shard) capped at --max-shards. */
+/* How many shards n items (at least one) make: one below --min-items,
+ * else ceil(n / items-per-shard) capped at --max-shards. */
 static size_t shard_count(size_t n, const struct opts *o)
 {
-	if (n == 0 || (int64_t)n < o->min_items)
+	if ((int64_t)n < o->min_items)
 		return 1;
 	size_t k = (n + (size_t)o->ips - 1) / (size_t)o->ips;
 	if (o->max_shards && k > (size_t)o->max_shards)
@@ -727,12 +734,27 @@ static size_t shard_count(size_t n, const struct opts *o)
 	return k;
 }
 
+/* A duration as an item's JSON takes it: seconds, whole when they are. */
+static json_t *seconds_json(int64_t ns)
+{
+	if (ns % SW_NS_PER_SEC == 0)
+		return json_integer(ns / SW_NS_PER_SEC);
+	return json_real((double)ns / 1e9);
+}
+
+/* What every record carries from the options, in sw-claim add's item
+ * fields: the records then mean the same through --enqueue as through a
+ * pipe to sw-claim add. */
 static void add_common(json_t *rec, const struct opts *o)
 {
 	if (o->priority >= 0)
 		json_object_set_new(rec, "priority", json_integer(o->priority));
 	if (o->role)
 		json_object_set_new(rec, "role", json_string(o->role));
+	if (o->max_attempts)
+		json_object_set_new(rec, "max_attempts", json_integer(o->max_attempts));
+	if (o->timeout_ns >= 0)
+		json_object_set_new(rec, "timeout", seconds_json(o->timeout_ns));
 }
 
 /* The records: shard i holds a contiguous run of items (sizes differ by
@@ -767,6 +789,36 @@ static json_t *split_records(json_t *items, const char *task, const struct opts 
 	return recs;
 }
 
+/* The state an item added just now is in: a shard is claimable; the
+ * combiner waits for its shards unless all of them had finished before
+ * (the same --id again), so it is looked up. */
+static const char *added_state(struct sw_queue *q, const json_t *item, bool combiner, json_t **shown)
+{
+	*shown = NULL;
+	if (!combiner)
+		return "pending";
+	if (sw_queue_show(q, json_string_value(json_object_get(item, "id")), shown))
+		return NULL;   /* not known: left out rather than guessed */
+	return json_string_value(json_object_get(*shown, "state"));
+}
+
+/* One line per record, in sw-claim add's words: "added" says whether the
+ * item was added now (false: an item of that id was there already), and
+ * an added item's "state" follows. */
+static void print_added(struct out *out, struct sw_queue *q, const json_t *item, bool added,
+			bool combiner)
+{
+	json_t *shown = NULL;
+	json_t *j = json_pack("{s:O,s:s,s:b}", "id", json_object_get(item, "id"), "queue", q->name,
+			      "added", added);
+	const char *state = added ? added_state(q, item, combiner, &shown) : NULL;
+	if (!j || (state && json_object_set_new(j, "state", json_string(state)) < 0))
+		sw_die(EX_SOFTWARE, "out of memory");
+	out_json(out, j);
+	json_decref(j);
+	json_decref(shown);
+}
+
 /* The records as items of the queue, all or nothing; one line each. */
 static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 {
@@ -797,10 +849,7 @@ static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 	if (rc)
 		sw_die(rc, "%s", q.err.msg);
 	for (size_t i = 0; i < n; i++) {
-		json_t *j = json_pack("{s:O,s:s,s:b}", "id", json_object_get(items[i], "id"),
-				      "queue", o->queue, "existed", existed[i]);
-		out_json(out, j);
-		json_decref(j);
+		print_added(out, &q, items[i], !existed[i], i == n - 1);
 		json_decref(items[i]);
 	}
 	free(items);
@@ -818,11 +867,19 @@ static int cmd_split(struct sw_cmd *c)
 		task = ulid;
 	}
 	json_t *items = read_items(o);
+	sw_span_str(&c->sp, "sw.task.id", task);
+	sw_span_int(&c->sp, "sw.shard.items", (int64_t)json_array_size(items));
+	if (json_array_size(items) == 0) {
+		/* as xargs -r and GNU parallel run nothing: no shard, and no
+		 * combiner that would run over nothing */
+		if (!o->quiet)
+			sw_warn("no items on stdin; nothing %s", o->enqueue ? "enqueued" : "printed");
+		json_decref(items);
+		return 0;
+	}
 	json_t *recs = split_records(items, task, o);
 	struct out out;
 	out_init(&out, 1 << 20, o->quiet);
-	sw_span_str(&c->sp, "sw.task.id", task);
-	sw_span_int(&c->sp, "sw.shard.items", (int64_t)json_array_size(items));
 	sw_span_int(&c->sp, "sw.shard.shards", (int64_t)json_array_size(recs) - 1);
 	if (o->enqueue) {
 		enqueue(c, recs, &out);
@@ -902,7 +959,7 @@ static int cmd_ring(struct sw_cmd *c)
 /* ---- options and main ---- */
 
 static const int o_split[] = { O_IPS, O_MINITEMS, O_MAXSHARDS, O_ID, O_LINES, 'q', O_ENQUEUE,
-			       O_PRIORITY, O_ROLE, 0 };
+			       O_PRIORITY, O_ROLE, O_MAXATT, O_TIMEOUT, 0 };
 static const int o_assign[] = { 'n', 'a', O_VNODES, O_MAXLOAD, O_SEED, O_TSV, 0 };
 static const int o_plan[] = { O_FROM, O_TO, 'a', O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY, 0 };
 static const int o_balance[] = { 'n', 'a', O_VNODES, O_MAXLOAD, O_SEED, O_KEYS, O_SUMMARY, 0 };
@@ -1006,6 +1063,9 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_ROLE:
 		o->role = arg;
 		return sw_cmd_name(c, "role", arg);
+	/* as sw-claim add takes them */
+	case O_MAXATT: return sw_cmd_int(c, "--max-attempts", arg, 1, 1000000, &o->max_attempts);
+	case O_TIMEOUT: return sw_cmd_duration(c, "--timeout", arg, &o->timeout_ns);
 	case O_DELETE: o->delete = true; return 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
@@ -1060,7 +1120,7 @@ static void opts_init(struct opts *o)
 {
 	*o = (struct opts){
 		.cfg = { .algo = SW_ALGO_RING, .vnodes = SW_SHARD_VNODES_DEFAULT },
-		.ips = 1000, .priority = -1,
+		.ips = 1000, .priority = -1, .timeout_ns = -1,
 	};
 }
 

@@ -885,6 +885,25 @@ x" ]
 	rm -rf "$top"
 }
 
+@test "an item that waited for others gets their results in the file SW_DEPS_RESULTS names, removed after" {
+	sw-claim add -q dr --id s1 '"one"' >/dev/null
+	sw-claim add -q dr --id s2 '"two"' >/dev/null
+	sw-claim add -q dr --id comb --after s1,s2 '"combine"' >/dev/null
+	# the shards: each prints its payload doubled as its result
+	sw-agent run -q dr --max-items 2 -- sh -c 'p=$(cat); echo "$p$p"' >/dev/null
+	run sw-agent run -q dr --once -- sh -c \
+		'jq -c "{id, state, result}" "$SW_DEPS_RESULTS"; echo "$SW_DEPS_RESULTS" >&2'
+	[ "$status" -eq 0 ]
+	res=$(sw-claim show -q dr comb | jq -r .result)
+	[ "$(printf '%s\n' "$res" | head -2)" = "$(printf '%s\n' '{"id":"s1","state":"done","result":"oneone"}' '{"id":"s2","state":"done","result":"twotwo"}')" ]
+	path=$(printf '%s\n' "${lines[@]}" | grep '^/' | head -1)
+	[ -n "$path" ] && [ ! -e "$path" ]
+	# an item without --after gets no such variable
+	sw-claim add -q dr '"x"' >/dev/null
+	sw-agent run -q dr --once -- sh -c 'echo "[${SW_DEPS_RESULTS-unset}]"' >/dev/null
+	[ "$(sw-claim list -q dr --state done | jq -r 'select(.payload == "x") | .result')" = "[unset]" ]
+}
+
 # ---- --batch ------------------------------------------------------------
 
 @test "--batch N: up to N items per command, on its stdin as JSON Lines; SW_BATCH_SIZE and SW_BATCH_ID, no SW_ITEM_ID" {

@@ -1312,3 +1312,10 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 	[ "$status" -eq 0 ]
 	[ "$(sw-claim stats -q bq1 | jq .done)" -eq 1 ]
 }
+
+@test "--ttl 0 is refused (64) as sw-lease and sw-agent refuse it, not taken as the item's timeout" {
+	sw-claim add -q t0 '"x"' >/dev/null
+	refused 64 sw-claim next -q t0 --ttl 0
+	[ "$stderr" = "sw-claim: next: bad --ttl '0': want at least 1ms (see sw-claim --help)" ]
+	[ "$(sw-claim stats -q t0 | jq .pending)" -eq 1 ]
+}

@@ -52,5 +52,16 @@ ndone=$(sw-claim list -q thumbs --state done | jq -r .id | sort -u | wc -l)
 [ "$ndone" = 201 ] && [ "$(sw-claim stats -q thumbs | jq '.done')" = 201 ] ||
 	{ echo "expected 201 items done once each, found $ndone" >&2; exit 1; }
 awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "201 items, 4 workers, %.2f s — each item done exactly once.\n", (b-a)/1e6}'
+say "4. A rate limit and a circuit breaker, shared by every process (and host) of the workspace:"
+echo '$ for i in $(seq 20); do sw-limit take api --rate 10/s --burst 5 --wait --quiet & done; wait'
+t0=$EPOCHREALTIME
+for i in $(seq 20); do sw-limit take api --rate 10/s --burst 5 --wait --quiet & done; wait
+t1=$EPOCHREALTIME
+awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "20 grants in %.2f s: 5 at once, then one every 100 ms.\n", (b-a)/1e6}'
+echo '$ sw-breaker run pay --failures 3 --cooldown 1m -- false   # three times: the third opens it'
+for i in 1 2 3; do sw-breaker run pay --failures 3 --cooldown 1m --quiet -- false || true; done
+echo '$ sw-breaker run pay --failures 3 --cooldown 1m -- echo "never printed"'
+sw-breaker run pay --failures 3 --cooldown 1m -- echo "never printed" || echo "exit $?: open, the command did not run"
+sw-breaker show pay | jq -c '{name, state, trips, open_until}'
 [ -x "$top/tests/demo-agent.sh" ] && "$top/tests/demo-agent.sh"
 exit 0

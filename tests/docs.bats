@@ -5,7 +5,7 @@
 # and sw-claim's bash completion offers real queues, ids and tokens.
 load helper
 
-PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics"
+PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-limit sw-breaker"
 
 # The long options `PROG --help` shows, one per line.
 help_options() {

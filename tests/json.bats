@@ -44,6 +44,43 @@ exact() {
 	sw-agent list --all | exact
 }
 
+@test "sw-limit's take, acquire, renew, release, show, list and reset print only exact numbers" {
+	sw-limit take api --rate 1/h | exact
+	run --separate-stderr sw-limit take api --rate 1/h
+	[ "$status" -eq 75 ]
+	exact <<<"$output"
+	sw-limit take win --window 1h --max 2 | exact
+	sw-limit take win --window 1h --max 2 --wait=1s | exact
+	j=$(sw-limit acquire pg --concurrency 2 --ttl 10s)
+	exact <<<"$j"
+	slot=$(jq -r .slot <<<"$j") tok=$(jq -r .token <<<"$j")
+	sw-limit renew pg --slot "$slot" --token "$tok" | exact
+	sw-limit show pg | exact
+	sw-limit show api | exact
+	sw-limit show win | exact
+	sw-limit list | exact
+	sw-limit release pg --slot "$slot" --token "$tok" | exact
+	sw-limit reset api | exact
+	# the stored versions too
+	cat "$SW_DIR"/limits/api/bucket/v.* | exact
+}
+
+@test "sw-breaker's check, record, trip, show, list and reset print only exact numbers" {
+	sw-breaker check pay | exact
+	sw-breaker record pay --fail --failures 1 | exact
+	run --separate-stderr sw-breaker check pay
+	[ "$status" -eq 75 ]
+	exact <<<"$output"
+	sw-breaker show pay | exact
+	sw-breaker trip probe --cooldown 1ms | exact
+	sleep 0.01
+	sw-breaker check probe --cooldown 1ms | exact
+	sw-breaker show probe | exact
+	sw-breaker list | exact
+	sw-breaker reset pay | exact
+	cat "$SW_DIR"/breakers/probe/v.* | exact
+}
+
 @test "the check itself fails on a time as a number" {
 	run exact <<<'{"created_at_unix_ns":1796000000000000000}'
 	[ "$status" -ne 0 ]

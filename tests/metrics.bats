@@ -524,3 +524,271 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	run ls -A "$SW_METRICS_DB.fold"
 	assert_output ''
 }
+
+@test "errors name the metric as the user typed it: summary's no metric 'job_seconds' (not a stored _total), a histogram's series, a workspace gauge" {
+	refused 1 sw-metrics summary job_seconds
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'job_seconds' (no database yet)"
+	sw-metrics observe job_seconds 1 --quiet
+	sw-metrics inc jobs --quiet
+	refused 1 sw-metrics summary job_second
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'job_second'"
+	refused 1 sw-metrics summary jobs_count
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'jobs_count'"
+	refused 1 sw-metrics summary x_total
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'x_total'"
+	for s in count sum bucket; do
+		refused 1 sw-metrics summary "job_seconds_$s"
+		assert_equal "$stderr" "sw-metrics: summary: no metric 'job_seconds_$s': it is a series of the histogram 'job_seconds' (summary job_seconds)"
+	done
+	refused 1 sw-metrics summary sw_queue_items
+	assert_equal "$stderr" "sw-metrics: summary: no metric 'sw_queue_items' (export reads the workspace gauges at export time; none is stored)"
+	# a counter is found with or without its _total, and the other verbs
+	# that take NAME quote it as given
+	run --separate-stderr sw-metrics summary jobs
+	assert_output '{"name":"jobs","type":"counter","series":1,"value":1}'
+	refused 65 sw-metrics summary Job_seconds
+	assert_equal "$stderr" "sw-metrics: summary: bad metric name 'Job_seconds': a name is lowercase letters, digits and _, not starting with a digit"
+	refused 65 sw-metrics set job_seconds 1
+	assert_equal "$stderr" "sw-metrics: set: job_seconds is a histogram, not a gauge"
+	refused 65 sw-metrics observe jobs_total 1
+	assert_equal "$stderr" "sw-metrics: observe: bad metric name 'jobs_total': only counters end in _total"
+}
+
+# pty_run CMD...: CMD on a terminal of its own; ^C typed after 0.5 s.
+# Prints what the terminal showed and "status N".
+pty_interrupt() {
+	python3 - "$@" <<'PY'
+import os, pty, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execvp(sys.argv[1], sys.argv[1:])
+time.sleep(0.5)
+os.write(fd, b'\x03')
+while True:
+    try:
+        if not os.read(fd, 4096):
+            break
+    except OSError:
+        break
+_, st = os.waitpid(pid, 0)
+print("status", os.waitstatus_to_exitcode(st))
+PY
+}
+
+@test "time runs COMMAND (no shell) on its stdin and stdout, observes its seconds in histogram NAME with label exit_code, and exits with its status" {
+	export SW_DIR=$BATS_TEST_TMPDIR/no-workspace
+	run --separate-stderr bash -c 'echo in | sw-metrics time job_seconds -l host=a -- sh -c "cat; echo err >&2; sleep 0.2; exit 3"'
+	[ "$status" -eq 3 ]
+	assert_output in
+	assert_equal "$stderr" err
+	run --separate-stderr sw-metrics time job_seconds true      # no "--" needed
+	assert_success
+	assert_output ''
+	run --separate-stderr sw-metrics summary job_seconds -l exit_code=3 -l host=a
+	assert_output --partial '"series":1,"count":1,'
+	[ "$(printf '%s' "$output" | jq '.min >= 0.2 and .min < 5')" = true ]
+	run --separate-stderr sw-metrics summary job_seconds -l exit_code=0
+	assert_output --partial '"series":1,"count":1,'
+	run --separate-stderr sw-metrics export --no-workspace
+	assert_output --partial 'job_seconds_count{exit_code="3",host="a"} 1'
+	assert_output --partial 'job_seconds_count{exit_code="0"} 1'
+	# no shell: the words are the command's, not a script's
+	run -127 --separate-stderr sw-metrics time job_seconds -- 'echo hi'
+	[ ! -e "$SW_DIR" ]      # the database is host-local: no workspace needed or made
+}
+
+@test "time: 127 not found and 126 not executable with one line, 128+N killed by signal N; each run is recorded" {
+	run -127 --separate-stderr sw-metrics time job_seconds -- no-such-command-here
+	assert_output ''
+	assert_equal "$stderr" "sw-metrics: time: cannot run no-such-command-here: No such file or directory"
+	refused 126 sw-metrics time job_seconds -- "$BATS_TEST_TMPDIR"
+	assert_equal "$stderr" "sw-metrics: time: cannot run $BATS_TEST_TMPDIR: Permission denied"
+	run --separate-stderr sw-metrics time job_seconds -- sh -c 'kill -KILL $$'
+	[ "$status" -eq 137 ]
+	run --separate-stderr sw-metrics export --no-workspace
+	assert_output --partial 'job_seconds_count{exit_code="127"} 1'
+	assert_output --partial 'job_seconds_count{exit_code="126"} 1'
+	assert_output --partial 'job_seconds_count{exit_code="137"} 1'
+}
+
+@test "time passes SIGTERM and SIGINT sent to it on to COMMAND; ^C on the terminal reaches COMMAND once" {
+	local pid st
+	# a job started with & ignores SIGINT (POSIX): give it back
+	env --default-signal=INT sw-metrics time sig_seconds -- \
+		sh -c 'trap "echo TERM >>$BATS_TEST_TMPDIR/log; exit 7" TERM; sleep 5 & wait' &
+	pid=$!
+	sleep 0.3
+	kill -TERM "$pid"
+	st=0; wait "$pid" || st=$?
+	[ "$st" -eq 7 ]
+	env --default-signal=INT sw-metrics time sig_seconds -- sleep 5 &
+	pid=$!
+	sleep 0.3
+	kill -INT "$pid"
+	st=0; wait "$pid" || st=$?
+	[ "$st" -eq 130 ]
+	run --separate-stderr sw-metrics summary sig_seconds -l exit_code=130
+	assert_output --partial '"count":1,'
+	[ "$(printf '%s' "$output" | jq '.max < 4')" = true ]
+	# the terminal sends ^C to the whole foreground group: time must not
+	# send it a second time
+	: >"$BATS_TEST_TMPDIR/ints"
+	run pty_interrupt sw-metrics time tty_seconds -- \
+		sh -c "trap 'echo int >>$BATS_TEST_TMPDIR/ints' INT; sleep 2 & wait; sleep 0.5 & wait; exit 5"
+	assert_output --partial "status 5"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/ints")" -eq 1 ]
+}
+
+@test "time: a bad NAME or label is refused before COMMAND runs; a run that cannot be recorded warns and COMMAND's status wins" {
+	local ran=$BATS_TEST_TMPDIR/ran
+	refused 65 sw-metrics time Job -- touch "$ran"
+	refused 65 sw-metrics time jobs_total -- touch "$ran"
+	refused 65 sw-metrics time job_seconds -l exit_code=0 -- touch "$ran"
+	assert_equal "$stderr" "sw-metrics: time: bad label 'exit_code': time sets it to the command's exit status"
+	refused 65 sw-metrics time job_seconds -l a=1 -l a=2 -- touch "$ran"
+	refused 64 sw-metrics time job_seconds
+	refused 64 sw-metrics time job_seconds --buckets 1 --
+	[ ! -e "$ran" ]
+	# the database says no (a gauge of that name): the run happened
+	sw-metrics set depth 1 --quiet
+	run --separate-stderr sw-metrics time depth -- sh -c 'echo out; exit 4'
+	[ "$status" -eq 4 ]
+	assert_output out
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "sw-metrics: time: depth is a gauge, not a histogram; this run ("*"s, exit 4) is not recorded" ]]
+	# a database that cannot be made: the same
+	SW_METRICS_DB=/proc/nowhere/m.db run --separate-stderr sw-metrics time job_seconds -- true
+	assert_success
+	[[ $stderr == *"this run ("*"s, exit 0) is not recorded" ]]
+}
+
+# Which of the long options given (one a line on stdin) `sw-metrics
+# VERB` takes: each one tried.
+verb_takes() {
+	local o err
+	while read -r o; do
+		err=$(cd "$BATS_TEST_TMPDIR" && sw-metrics "$1" "$o" x </dev/null 2>&1 >/dev/null) || true
+		[[ $err == *"does not go with"* ]] || echo "$o"
+	done
+}
+
+# What the bash completion offers for the words given (the last being
+# completed), one a line.
+bash_offers() {
+	# shellcheck source=/dev/null
+	source "$top/completions/sw-metrics.bash"
+	COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=()
+	_sw_metrics
+	printf '%s\n' "${COMPREPLY[@]}"
+}
+
+# The same for zsh: the specs its completion gives _arguments (or the
+# verbs it gives _describe) for `sw-metrics VERB ''`.
+zsh_offers() {
+	zsh -f -c '
+		_arguments() { print -rl -- "$@" }
+		_describe() { print -rl -- ${(P)${@[-1]}} }
+		if [[ $1 == "" ]]; then words=(sw-metrics ""); CURRENT=2
+		else words=(sw-metrics $1 ""); CURRENT=3; fi
+		source $2' zsh "$1" "$top/completions/_sw-metrics"
+}
+
+@test "completions: every verb of --help completes, time, prune and ingest included, each with exactly the options it takes" {
+	local verbs v want
+	verbs=$(sw-metrics --help | awk '/^  [a-z]+( |$)/{print $1}' | sort)
+	[[ $verbs == *time* && $verbs == *prune* && $verbs == *ingest* ]]
+	run bash_offers sw-metrics ''
+	[ "$(printf '%s\n' "$output" | grep -v '^-' | sort)" = "$verbs" ]
+	if command -v zsh >/dev/null; then
+		run zsh_offers ''
+		[ "$(printf '%s\n' "$output" | cut -d: -f1 | sort)" = "$verbs" ]
+	fi
+	local help bash zsh=
+	help=$(sw-metrics --help | grep -o -- '--[a-z][a-z-]*')
+	for v in $verbs; do
+		bash=$(bash_offers sw-metrics "$v" -- | grep -- '^--.')
+		command -v zsh >/dev/null &&
+			zsh=$(zsh_offers "$v" | sed -E 's/^(\([^)]*\))?\*?//' | grep -oE '^--[a-z-]+')
+		# of what --help and the completions name, what the verb takes
+		want=$(printf '%s\n' $help $bash $zsh | sort -u | verb_takes "$v")
+		[ "$(printf '%s\n' $bash | sort -u)" = "$want" ] ||
+			{ echo "bash, $v: $(echo $bash) — takes $(echo $want)"; return 1; }
+		[ -z "$zsh" ] || [ "$(printf '%s\n' $zsh | sort -u)" = "$want" ] ||
+			{ echo "zsh, $v: $(echo $zsh) — takes $(echo $want)"; return 1; }
+	done
+	# time's command after NAME: commands, then its own words
+	run bash_offers sw-metrics time job_seconds -- ech
+	assert_line echo
+	run bash_offers sw-metrics time job_seconds ech
+	assert_line echo
+}
+
+@test "durations print one way: number and unit (7d, 250ms) in --help, errors and warnings; seconds as numbers in values" {
+	# --help gives the form and prune's default in it
+	run --separate-stderr sw-metrics --help
+	assert_output --partial "250ms, 30s, 5m, 24h, 7d"
+	assert_output --partial "(default: SW_METRICS_RETENTION, 7d)"
+	# one wording for every bad duration, the environment's included
+	sw-metrics inc a --quiet
+	refused 64 sw-metrics summary a --since week
+	assert_equal "$stderr" "sw-metrics: summary: bad --since 'week': want a duration such as 30, 30s, 5m, 2h, 7d (see sw-metrics --help)"
+	SW_METRICS_RETENTION=week refused 64 sw-metrics summary a
+	assert_equal "$stderr" "sw-metrics: summary: bad SW_METRICS_RETENTION 'week': want a duration such as 30, 30s, 5m, 2h, 7d"
+	# time's warning says the run's length as a duration; its value is
+	# seconds, exact to the nanosecond
+	# (at least the 0.25s slept; a busy machine may add any amount)
+	sw-metrics set g 1 --quiet
+	run --separate-stderr sw-metrics time g -- sleep 0.25
+	[[ $stderr =~ \(([0-9]+)ms,\ exit\ 0\)|\(([0-9.]+)s,\ exit\ 0\) ]] || { echo "$stderr"; false; }
+	[ "${BASH_REMATCH[1]:-1000}" -ge 250 ]
+	sw-metrics time nap_seconds -- sleep 0.25
+	run --separate-stderr sw-metrics summary nap_seconds
+	local min
+	min=$(printf '%s' "$output" | jq -r .min)
+	[[ $min =~ ^[0-9]+\.[0-9]{1,9}$ ]] || { echo "$output"; false; }
+	jq -en --argjson m "$min" '$m >= 0.25'
+	# the manual writes values as durations too, not "7 days" or "10 s"
+	run grep -nE '[0-9] (days?|hours?|minutes?|seconds?|s)\b' "$top/man/sw-metrics.1"
+	assert_output ''
+}
+
+# The crontab lines (five time fields, then the command) of sw-metrics(1)'s
+# EXAMPLES and of the README's sw-metrics section, as crontab has them.
+metrics_cron_lines() {
+	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
+	sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-metrics.1" | sed 's/\\e/\\/g' | grep -E "$re"
+	sed -n '/^### sw-metrics /,/^##/p' "$top/README.md" | sed 's/^ *//' | grep -E "$re"
+}
+
+@test "the export's crontab lines run as cron runs them (PATH=/usr/bin:/bin, HOME, SW_DIR on the line) into the one textfile directory every page names" {
+	local prefix=$BATS_TEST_TMPDIR/prefix home=$BATS_TEST_TMPDIR/home tf=$BATS_TEST_TMPDIR/textfile
+	local dirs line cmd out n=0
+	# one node_exporter textfile directory in every doc
+	dirs=$(grep -rhoE '/[A-Za-z0-9_./-]*(node[-_]exporter|textfile)[A-Za-z0-9_./-]*' \
+		"$top/README.md" "$top/man" "$top/contrib" | sed 's|/[^/]*\.prom$||' | sort -u)
+	[ "$(wc -l <<<"$dirs")" -eq 1 ] || { echo "textfile directories: $dirs"; return 1; }
+	mkdir -p "$prefix/bin" "$home" "$tf"
+	install -m 755 "$(command -v sw-metrics)" "$prefix/bin/"
+	sw-claim add -q mail --quiet '"x"'      # the workspace of SW_DIR
+	# the user's scripts record with the HOME their crontab gets
+	env -i PATH=/usr/bin:/bin HOME="$home" "$prefix/bin/sw-metrics" inc cron_probe --quiet
+	while IFS= read -r line; do
+		n=$((n + 1))
+		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
+		cmd=${BASH_REMATCH[2]}
+		[[ $cmd != *%* ]] || { echo "cron ends the command at %: $line"; return 1; }
+		[[ $cmd == *"$dirs/"* ]] || { echo "not into $dirs: $line"; return 1; }
+		[[ $cmd == SW_DIR=* ]] || { echo "no SW_DIR on: $line"; return 1; }
+		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$SW_DIR|; s|/usr/local/bin/|$prefix/bin/|g; s|$dirs/|$tf/|g" <<<"$cmd")
+		rm -f "$tf"/*
+		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd"
+		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
+		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		out=$(echo "$tf"/*.prom)
+		grep -q '^cron_probe_total 1$' "$out" || { echo "no cron_probe in $out"; cat "$out"; return 1; }
+		grep -q '^sw_queue_items{queue="mail",state="pending"} 1$' "$out" ||
+			{ echo "no workspace gauges in $out"; cat "$out"; return 1; }
+	done < <(metrics_cron_lines)
+	[ "$n" -eq 2 ]     # the manual's and the README's
+}

@@ -438,9 +438,13 @@ big_line() { # a 200 MB line of 'a' and a newline, to stdout
 
 @test "8: --nodes NAME is a node even when a file NAME exists; ./PATH, /PATH and @file:PATH are files; a missing one is 66" {
 	cd "$T/s-self"
+	printf 'evil1\nevil2\n' >web1
 	printf 'evil1\nevil2\n' >web1.example.com
 	printf 'n1\nn2 2\n' >nodes
-	[ "$(echo k | sw-shard assign --nodes web1.example.com --tsv | cut -f2)" = web1.example.com ]
+	[ "$(echo k | sw-shard assign --nodes web1 --tsv | cut -f2)" = web1 ]
+	[ "$(echo k | sw-shard assign --nodes @list:web1.example.com --tsv | cut -f2)" = web1.example.com ]
+	run sw-shard assign --nodes web1.example.com </dev/null   # file or host: never read, refused
+	[ "$status" -eq 64 ]
 	for spec in ./nodes "$PWD/nodes" @file:nodes "@file:$PWD/nodes" ../s-self/nodes; do
 		[[ "$(echo k | sw-shard assign --nodes "$spec" --tsv | cut -f2)" == n[12] ]]
 	done

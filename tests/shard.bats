@@ -234,7 +234,7 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	[ "$(printf '%s\n' "${lines[1]}" | jq -c .payload.items)" = '["x"]' ]
 }
 
-@test "split: --min-items, --max-shards and empty input" {
+@test "split: --min-items and --max-shards" {
 	run --separate-stderr bash -c "seq 5 | sw-shard split --lines --items-per-shard 2 --min-items 6 --id m"
 	assert_success
 	[ "${#lines[@]}" -eq 2 ]
@@ -243,10 +243,6 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	assert_success
 	[ "${#lines[@]}" -eq 4 ]
 	[ "$(printf '%s\n' "$output" | head -3 | jq -c '.payload.items | length' | tr '\n' ' ')" = "34 33 33 " ]
-	run --separate-stderr bash -c "sw-shard split --id e </dev/null"
-	assert_success
-	[ "${#lines[@]}" -eq 2 ]
-	[ "$(printf '%s\n' "${lines[0]}" | jq -c .payload.items)" = '[]' ]
 }
 
 @test "split: a bad JSON line is refused (65) with its number and nothing printed" {
@@ -344,7 +340,115 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	seq 4 | sw-shard split --lines --items-per-shard 2 --id same -q w --enqueue >/dev/null
 	run --separate-stderr bash -c "seq 4 | sw-shard split --lines --items-per-shard 2 --id same -q w --enqueue"
 	assert_success
-	[ "$(printf '%s\n' "$output" | jq -s 'map(.existed) | all')" = true ]
+	[ "$(printf '%s\n' "$output" | jq -s 'map(.added) | any')" = false ]
 	run --separate-stderr sw-claim stats -q w
 	[ "$(printf '%s' "$output" | jq -c '[.pending, .blocked]')" = "[2,1]" ]   # each item in one state: the combiner is blocked
+}
+
+@test "split --enqueue prints what sw-claim add prints: id, queue, added (false when the id was there), state" {
+	command -v sw-claim >/dev/null || skip "sw-claim not built"
+	run --separate-stderr bash -c "seq 4 | sw-shard split --lines --items-per-shard 2 --id f -q w --enqueue"
+	assert_success
+	assert_output "$(printf '%s\n' '{"id":"f_shard_0","queue":"w","added":true,"state":"pending"}' \
+		'{"id":"f_shard_1","queue":"w","added":true,"state":"pending"}' \
+		'{"id":"f_combine","queue":"w","added":true,"state":"blocked"}')"
+	# the keys are sw-claim add's own
+	[ "$(sw-claim add -q w --id one 1 | jq -c keys)" = "$(printf '%s\n' "${lines[0]}" | jq -c keys)" ]
+	run --separate-stderr bash -c "seq 4 | sw-shard split --lines --items-per-shard 2 --id f -q w --enqueue"
+	assert_success
+	[ "$(printf '%s\n' "$output" | jq -c '[.id, .added, has("state")]' | tr '\n' ' ')" = \
+	  '["f_shard_0",false,false] ["f_shard_1",false,false] ["f_combine",false,false] ' ]
+}
+
+@test "split --max-attempts and --timeout set the shards and the combiner, as sw-claim add takes them" {
+	command -v sw-claim >/dev/null || skip "sw-claim not built"
+	seq 4 | sw-shard split --lines --items-per-shard 2 --id m -q w --enqueue --max-attempts 2 --timeout 90s >/dev/null
+	# the printed records, through sw-claim add, make the same items
+	seq 4 | sw-shard split --lines --items-per-shard 2 --id p --max-attempts 2 --timeout 1.5m | sw-claim add -q w >/dev/null
+	for id in m_shard_0 m_shard_1 m_combine p_shard_0 p_combine; do
+		[ "$(sw-claim show -q w "$id" | jq -c '[.max_attempts, .timeout]')" = '[2,90]' ]
+	done
+	# without them, sw-claim's defaults
+	seq 2 | sw-shard split --lines --id d -q w --enqueue >/dev/null
+	[ "$(sw-claim show -q w d_combine | jq -c '[.max_attempts, .timeout]')" = '[5,300]' ]
+	# the same limits and words as sw-claim add
+	for bad in "--max-attempts 0" "--max-attempts 1000001" "--max-attempts x" "--timeout 1x" "--timeout -1s"; do
+		run --separate-stderr bash -c "seq 2 | sw-shard split --lines $bad"
+		assert_failure 64
+		[ -z "$output" ]
+		run --separate-stderr sw-claim add -q w $bad 1
+		assert_failure 64
+	done
+	run --separate-stderr bash -c "seq 2 | sw-shard split --lines --timeout soon"
+	[ "$stderr" = "sw-shard: split: bad --timeout 'soon': want a duration such as 30, 30s, 5m, 2h, 7d (see sw-shard --help)" ]
+}
+
+@test "split of no items, like xargs -r, makes no shard and no combiner: exit 0 and one line on stderr" {
+	command -v sw-claim >/dev/null || skip "sw-claim not built"
+	run --separate-stderr bash -c "sw-shard split --id e </dev/null"
+	assert_success
+	assert_output ''
+	[ "$stderr" = "sw-shard: split: no items on stdin; nothing printed" ]
+	# blank lines are no items; nothing reaches the queue, not even the queue
+	run --separate-stderr bash -c "printf '\n \n' | sw-shard split --lines --id e -q w --enqueue"
+	assert_success
+	assert_output ''
+	[ "$stderr" = "sw-shard: split: no items on stdin; nothing enqueued" ]
+	[ ! -e "$SW_DIR/queues/w" ]
+	run --separate-stderr bash -c "sw-shard split --id e -q w --enqueue --quiet </dev/null"
+	assert_success
+	[ -z "$output" ] && [ -z "$stderr" ]
+	# through a pipe to sw-claim add: nothing added either
+	sw-shard split --lines --id e </dev/null 2>/dev/null | sw-claim add -q w2 --quiet
+	run --separate-stderr sw-claim show -q w2 e_combine
+	assert_failure 1
+}
+
+@test "--nodes with one dotted name (nodes.txt, db1.example.com) is refused with a hint; @list: and lists of hosts are nodes" {
+	cd "$BATS_TEST_TMPDIR"
+	# a file named without ./ that does not exist: an error, not a node called nodes.txt
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes nodes.txt"
+	assert_failure 64
+	assert_output ''
+	[ "$stderr" = "sw-shard: assign: --nodes nodes.txt: a file or one node? name a file as ./nodes.txt or @file:nodes.txt, a node as @list:nodes.txt (see sw-shard --help)" ]
+	# the same when it exists: what a value means never depends on the directory
+	printf 'n1\nn2\n' >nodes.txt
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes nodes.txt"
+	assert_failure 64
+	[[ "$(echo k | sw-shard assign --nodes ./nodes.txt --tsv | cut -f2)" == n[12] ]]
+	# host names stay usable
+	[ "$(echo k | sw-shard assign --nodes @list:db1.example.com --tsv | cut -f2)" = db1.example.com ]
+	[[ "$(echo k | sw-shard assign --nodes db1.example.com,db2.example.com --tsv | cut -f2)" == db[12].example.com ]]
+	[[ "$(echo k | sw-shard assign --nodes @list:db1.example.com=2,db2.example.com --tsv | cut -f2)" == db[12].example.com ]]
+	[ "$(echo k | sw-shard assign --nodes web1=0.5 --tsv | cut -f2)" = web1 ]   # a dot in the weight is no file
+	# every option that takes nodes, and ring, by the same rule
+	run --separate-stderr sw-shard plan --from a,b --to db1.example.com --keys 10
+	assert_failure 64
+	run --separate-stderr sw-shard balance --nodes 10.0.0.1 --keys 10
+	assert_failure 64
+	run --separate-stderr sw-shard ring pool --nodes db1.example.com
+	assert_failure 64
+	[ ! -e "$SW_DIR/rings" ]
+	run --separate-stderr sw-shard ring pool --nodes @list:db1.example.com
+	assert_success
+	run --separate-stderr bash -c "echo k | sw-shard assign --nodes @list:"
+	assert_failure 65
+}
+
+@test "bash completion offers node files as ./PATH (a bare name is a node), and @list: @file: @agents" {
+	cd "$BATS_TEST_TMPDIR"
+	touch nodes.txt
+	complete_words() {
+		# shellcheck source=/dev/null
+		source "$top/completions/sw-shard.bash"
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=()
+		_sw_shard
+		printf '%s\n' "${COMPREPLY[@]}"
+	}
+	run complete_words sw-shard assign --nodes no
+	assert_output ./nodes.txt
+	run complete_words sw-shard assign --nodes @file:no
+	assert_output @file:nodes.txt
+	run complete_words sw-shard plan --from @
+	assert_output $'@agents\n@list:\n@file:'
 }

@@ -58,6 +58,13 @@ static void numbers(void)
 	   sw_m_metric_name(mn, "x_total", SW_M_HISTOGRAM, why, sizeof why) == 65 &&
 	   sw_m_metric_name(mn, "sw_queue_x", SW_M_GAUGE, why, sizeof why) == 65,
 	   "histogram series, _total and reserved names refused (65)");
+	ok(sw_m_series_of("lat_count", mn) && !strcmp(mn, "lat") && sw_m_series_of("lat_bucket", mn) &&
+	   !strcmp(mn, "lat") && sw_m_series_of("a_sum", mn) && !strcmp(mn, "a") &&
+	   !sw_m_series_of("_count", mn) && !sw_m_series_of("lat", mn) && !sw_m_series_of("counts", mn),
+	   "a histogram's series names lead to the histogram");
+	ok(sw_m_workspace_gauge("sw_queue_items") && sw_m_workspace_gauge("sw_leases_held") &&
+	   !sw_m_workspace_gauge("sw_span_duration_seconds") && sw_m_reserved("sw_span_duration_seconds"),
+	   "workspace gauges are reserved names; span metrics are reserved and stored");
 	char buf[32];
 	sw_m_fmt_double(0.1, buf);
 	ok(!strcmp(buf, "0.1"), "0.1 prints as 0.1 (%s)", buf);

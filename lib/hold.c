@@ -1,0 +1,353 @@
+/* hold.c — a command's tree run under a renewable grant; see hold.h.
+ *
+ * The tree is the command's process group plus every process reparented
+ * to this one (a child subreaper: proc.h): everything that is still our
+ * child.  The grant is held, and renewed, until none of it is left. */
+#include "hold.h"
+#include "clock.h"
+#include "fs.h"
+#include "proc.h"
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define KILL_LEAD_NS (200 * 1000000)   /* SIGKILL at most this long before expiry */
+
+struct tree {
+	const struct sw_hold *h;
+	const struct sw_guard *g;
+	pid_t pid;                    /* the command, leader of its process group */
+	bool exited;                  /* reaped; status says how it ended */
+	int status;
+	bool group_gone;              /* its group is empty: its id may be reused */
+	int64_t ttl_ns, expires_ns;   /* the grant; ttl 0: none to renew */
+	int64_t next_renew;           /* monotonic */
+	int64_t timeout_at;           /* monotonic; 0: none */
+	bool lost, timed_out;
+	bool failing;                 /* the last renewal failed (and may again) */
+	bool stopping;                /* the tree has been told to stop */
+	bool killing;                 /* SIGKILL sent, and sent again to what is left */
+	int64_t kill_at;              /* monotonic: SIGKILL due; 0: none */
+	bool said_waiting;
+	bool orphaned;                /* the guardian was killed */
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
+}
+
+/* The signals passed on to the command (through the guardian). */
+static void forward_sigset(sigset_t *set)
+{
+	sigemptyset(set);
+	int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(set, sigs[i]);
+}
+
+/* The command, in a process group of its own, with the signal mask we
+ * were started with and h->env.  posix_spawn, not fork: the guardian
+ * took the one fork a run may cost.  0, or an errno value. */
+static int spawn(const struct sw_hold *h, const sigset_t *mask, const struct sw_guard *g, pid_t *pid)
+{
+	for (const char *const *e = h->env; e && e[0]; e += 2)
+		if (setenv(e[0], e[1], 1) < 0)
+			return errno;
+	posix_spawnattr_t at;
+	sigset_t dfl;
+	sigemptyset(&dfl);
+	if (g)
+		sw_guard_sigdefault(g, &dfl);
+	int rc = posix_spawnattr_init(&at);
+	if (rc)
+		return rc;
+	if (!(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+						 POSIX_SPAWN_SETPGROUP)) &&
+	    !(rc = posix_spawnattr_setsigmask(&at, mask)) &&
+	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
+	    !(rc = posix_spawnattr_setpgroup(&at, 0))) {
+		/* the command gets the user's umask, not the workspace's */
+		mode_t ours = umask(h->umask);
+		rc = posix_spawnp(pid, h->cmd[0], NULL, &at, h->cmd, environ);
+		umask(ours);
+	}
+	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+/* Sends sig to the whole tree: the command's group while it has members
+ * (first: the /proc walk takes a while), then every descendant outside
+ * it, which the walk finds even in a session of its own whose leader is
+ * not our child yet.  A stopped process is woken to act on anything but
+ * SIGKILL. */
+static void tree_signal(struct tree *r, int sig)
+{
+	if (r->exited && !r->group_gone && kill(-r->pid, 0) < 0 && errno == ESRCH)
+		r->group_gone = true;
+	pid_t pgid = r->group_gone ? 0 : r->pid;
+	if (pgid)
+		(void)kill(-pgid, sig);   /* ESRCH: the group is empty; the rest is found below */
+	struct sw_proc *ps = NULL;
+	size_t n = 0;
+	if (sw_proc_descendants(&ps, &n) < 0)
+		sw_warn("listing the command's processes: %s", strerror(errno));
+	sw_proc_kill(pgid, ps, n, sig);
+	if (sig != SIGKILL) {
+		if (pgid)
+			(void)kill(-pgid, SIGCONT);
+		sw_proc_kill(pgid, ps, n, SIGCONT);
+	}
+	free(ps);
+}
+
+/* Tells the tree to stop with sig, and SIGKILLs it within ns. */
+static void tree_stop(struct tree *r, int sig, int64_t ns)
+{
+	if (!r->stopping) {
+		r->stopping = true;
+		tree_signal(r, sig);
+	}
+	int64_t at = mono_ns() + ns;
+	if (!r->kill_at || at < r->kill_at)
+		r->kill_at = at;
+}
+
+static void tree_kill(struct tree *r)
+{
+	r->stopping = r->killing = true;
+	tree_signal(r, SIGKILL);
+}
+
+/* How long before the grant expires a command whose renewals keep
+ * failing is sent SIGTERM: the grace, at most a third of the TTL; its
+ * SIGKILL then comes at the expiry, before anyone else may take it. */
+static int64_t stop_window(const struct tree *r)
+{
+	return r->h->grace_ns < r->ttl_ns / 3 ? r->h->grace_ns : r->ttl_ns / 3;
+}
+
+/* The time by this host's clock when the command must be stopped. */
+static int64_t stop_by(const struct tree *r)
+{
+	return r->failing ? r->expires_ns - stop_window(r) : r->expires_ns;
+}
+
+/* The grant is gone or going: the tree is dead by its expiry (SIGKILL a
+ * little before it, for the walk of /proc and the scheduler), and at once
+ * when that has passed (this process was stopped or stalled: another
+ * holder may be running already). */
+static void lose(struct tree *r, const char *why)
+{
+	sw_warn("%s lost (%s); stopping the command", r->h->what, why);
+	r->lost = true;
+	int64_t lead = r->ttl_ns / 10 < KILL_LEAD_NS ? r->ttl_ns / 10 : KILL_LEAD_NS;
+	int64_t left = r->expires_ns - lead - sw_now_ns();
+	if (left <= 0) {
+		tree_kill(r);
+		return;
+	}
+	int64_t w = r->failing ? stop_window(r) : r->h->grace_ns;
+	tree_stop(r, SIGTERM, w < left ? w : left);
+}
+
+/* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
+ * error, a busy filesystem) is retried until stop_by(); then the command
+ * is stopped, dead by the time the grant expires. */
+static void renew_tick(struct tree *r)
+{
+	struct sw_err err;
+	int64_t exp = r->expires_ns;
+	int rc = r->h->renew(r->h->arg, r->ttl_ns, &exp, &err);
+	if (rc == 0) {
+		r->expires_ns = exp;
+		r->next_renew = mono_ns() + r->ttl_ns / 3;
+		r->failing = false;
+		return;
+	}
+	if (rc == SW_HOLD_DONE) {
+		r->ttl_ns = 0;
+		return;
+	}
+	if (rc == SW_EX_FALSE) {
+		lose(r, err.msg);
+		return;
+	}
+	r->failing = true;
+	if (sw_now_ns() >= stop_by(r)) {
+		lose(r, err.msg);
+		return;
+	}
+	sw_warn("renewing %s (will retry): %s", r->h->what, err.msg);
+	int64_t retry = r->ttl_ns / 10;
+	r->next_renew = mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
+}
+
+/* Reaps what has exited; true when nothing of the tree is left. */
+static bool reap(struct tree *r)
+{
+	int st;
+	pid_t w;
+	while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (w == r->pid && !r->exited) {
+			r->exited = true;
+			r->status = st;
+		}
+	}
+	if (w < 0 && errno == ECHILD)
+		return true;
+	if (w < 0 && errno != EINTR)
+		sw_die(EX_OSERR, "waiting for %s: %s", r->h->cmd[0], strerror(errno));
+	return false;
+}
+
+static void on_signal(struct tree *r, int sig)
+{
+	if (sig == SIGCHLD)
+		return;
+	if (r->g && sig == r->g->sig) {
+		if (!sw_guard_lost(r->g) || r->orphaned)
+			return;
+		/* the process the user started was SIGKILLed: whoever did it
+		 * wants the command gone, and nothing passes signals on now */
+		sw_warn("process %ld was killed; killing the command", (long)r->g->guardian);
+		r->orphaned = true;
+		tree_kill(r);
+		return;
+	}
+	if ((sig == SIGTERM || sig == SIGINT) && !r->stopping) {
+		tree_stop(r, sig, r->h->grace_ns);
+		return;
+	}
+	if (!r->exited)
+		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
+}
+
+/* Until the next thing to do: a renewal, the stop deadline, the timeout,
+ * a SIGKILL, or (while killing) a look for processes that appeared
+ * meanwhile. */
+static struct timespec next_timeout(const struct tree *r)
+{
+	int64_t now = mono_ns(), until = INT64_MAX;
+	if (r->killing)
+		until = now + 50000000;
+	else if (r->kill_at)
+		until = r->kill_at;
+	if (r->timeout_at && !r->timed_out && !r->stopping && r->timeout_at < until)
+		until = r->timeout_at;
+	if (!r->lost && r->ttl_ns) {
+		int64_t exp = now + (stop_by(r) - sw_now_ns());
+		if (r->next_renew < until)
+			until = r->next_renew;
+		if (exp < until)
+			until = exp;
+	}
+	int64_t d = until - now < 0 ? 0 : until - now;
+	return (struct timespec){ d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
+}
+
+static void timers(struct tree *r)
+{
+	if (!r->lost && r->ttl_ns) {
+		/* checked first: after a stall the renewal is pointless */
+		if (sw_now_ns() >= r->expires_ns)
+			lose(r, "it expired before it could be renewed: was this process stopped?");
+		else if (sw_now_ns() >= stop_by(r))
+			lose(r, "it would expire before a renewal succeeded");
+		else if (mono_ns() >= r->next_renew)
+			renew_tick(r);
+	}
+	/* the whole tree's time: what the command left behind counts too */
+	if (r->timeout_at && !r->timed_out && !r->stopping && mono_ns() >= r->timeout_at) {
+		sw_warn("%s timed out; stopping it", r->h->cmd[0]);
+		r->timed_out = true;
+		tree_stop(r, SIGTERM, r->h->grace_ns);
+	}
+	if (r->kill_at && !r->killing && mono_ns() >= r->kill_at)
+		tree_kill(r);
+}
+
+/* Waits until nothing of the tree is left, renewing the grant meanwhile. */
+static void wait_tree(struct tree *r)
+{
+	sigset_t set;
+	forward_sigset(&set);
+	sigaddset(&set, SIGCHLD);
+	if (r->g)
+		sigaddset(&set, r->g->sig);
+	while (!reap(r)) {
+		if (r->killing)
+			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
+		else if (r->exited && !r->stopping && !r->said_waiting) {
+			if (r->ttl_ns)
+				sw_warn("%s has exited; holding %s until the processes it left behind exit",
+					r->h->cmd[0], r->h->what);
+			else
+				sw_warn("%s has exited; waiting for the processes it left behind",
+					r->h->cmd[0]);
+			r->said_waiting = true;
+		}
+		struct timespec ts = next_timeout(r);
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (sig > 0)
+			on_signal(r, sig);
+		else if (errno != EAGAIN && errno != EINTR)
+			sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
+		timers(r);
+	}
+}
+
+/* Without a guardian, what sw_guard_start does for its worker: the
+ * signals to pass on and SIGCHLD blocked (waited for with sigtimedwait),
+ * and a child subreaper, so that the tree's orphans stay ours. */
+static int solo_start(const sigset_t *forward, sigset_t *old)
+{
+	sigset_t block = *forward;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	if (sigaddset(&block, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &block, old) < 0 ||
+	    /* waitpid must see our children even if our parent ignored SIGCHLD */
+	    sigaction(SIGCHLD, &dfl, NULL) < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return -1;
+	return 0;
+}
+
+int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
+{
+	sigset_t fwd, old;
+	forward_sigset(&fwd);
+	struct sw_guard g;
+	memset(res, 0, sizeof *res);
+	if (h->no_guardian ? solo_start(&fwd, &old) < 0 : sw_guard_start(&g, &fwd, &old) < 0)
+		return -1;
+	/* from here on this is the worker; the guardian passes our exit on */
+	struct tree r = { .h = h, .g = h->no_guardian ? NULL : &g, .ttl_ns = h->ttl_ns,
+			  .expires_ns = h->expires_ns };
+	r.next_renew = mono_ns() + h->ttl_ns / 3;
+	if (h->timeout_ns)
+		r.timeout_at = mono_ns() + h->timeout_ns;
+	int e = spawn(h, &old, r.g, &r.pid);
+	if (e) {
+		sw_warn("cannot run %s: %s", h->cmd[0], strerror(e));
+		res->spawn_errno = e;
+		res->status = e == ENOENT ? 127 : 126;
+		return 0;
+	}
+	wait_tree(&r);
+	int st = r.status;
+	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
+	res->lost = r.lost;
+	res->timed_out = r.timed_out;
+	return 0;
+}

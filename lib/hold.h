@@ -1,0 +1,59 @@
+/* hold.h — run a command's whole process tree while holding a grant that
+ * must be renewed (a lease, a concurrency slot, a circuit breaker's
+ * probe): the guardian and the tree of proc.h,
+ * a renewal every TTL/3, and the tree stopped before the grant can
+ * expire when renewals keep failing or the grant is lost — SIGKILLed at
+ * once when this process finds it has already expired (it was stopped or
+ * stalled: another holder may be running).  A grant with no TTL is not
+ * renewed and never lost: the tree is still run, signalled, timed and
+ * waited for as a whole.
+ *
+ * sw-limit run and sw-breaker run use it; sw-lease run, its first form,
+ * keeps its own copy in src/sw-lease.c, grown since with --keep-running
+ * and takeovers. */
+#ifndef SW_HOLD_H
+#define SW_HOLD_H
+#include "err.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* From renew: the grant needs no holding any more (the command goes on,
+ * unrenewed and never lost). */
+#define SW_HOLD_DONE (-3)
+
+struct sw_hold {
+	char **cmd;             /* the command and its arguments */
+	const char *const *env; /* name, value, name, value…, NULL: set for the command */
+	mode_t umask;           /* the command's (sw_ws_user_umask) */
+	int64_t grace_ns;       /* SIGTERM to SIGKILL */
+	int64_t timeout_ns;     /* 0: none; else the tree is stopped after it */
+	/* the grant: ttl_ns 0 when there is none */
+	int64_t ttl_ns;
+	int64_t expires_ns;     /* by this host's clock */
+	const char *what;       /* "slot 2 of limit 'x'": for messages */
+	/* Renews the grant for ttl_ns: 0 with *expires_ns set; SW_EX_FALSE
+	 * when it is lost; SW_HOLD_DONE; anything else a failure that may
+	 * pass (retried until the tree must stop).  err says why. */
+	int (*renew)(void *arg, int64_t ttl_ns, int64_t *expires_ns, struct sw_err *err);
+	void *arg;
+	/* No guardian: this process is the subreaper and signals reach it
+	 * directly, a fork cheaper; a SIGKILL of it then leaves the command
+	 * running.  Only for a run that holds no grant. */
+	bool no_guardian;
+};
+
+struct sw_hold_result {
+	int status;             /* as a shell has it: the exit code, 128 + a signal */
+	bool lost;              /* the grant was lost and the tree stopped */
+	bool timed_out;         /* the timeout stopped the tree */
+	int spawn_errno;        /* not 0: the command did not start (status 127 or 126) */
+};
+
+/* Starts the guardian (this process returns as its worker; see
+ * no_guardian), runs the command, and returns when nothing of its tree is
+ * left: 0 with res, or -1 with errno when the guardian could not be
+ * started (then nothing ran).  Signals stay blocked after it returns, so that one that comes
+ * late cannot kill the caller before it has given the grant back. */
+int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res);
+#endif
