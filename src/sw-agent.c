@@ -1727,13 +1727,13 @@ static void cannot_start(struct run *r, struct slot *s, int e)
 	r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
 }
 
+/* dep is sw_queue_deps's: it frees it after this */
 static int put_dep(json_t *dep, void *arg)
 {
 	size_t n;
 	char *line = sw_json_line(dep, &n);
 	int rc = line && fwrite(line, 1, n, arg) == n ? 0 : -1;
 	free(line);
-	json_decref(dep);
 	return rc;
 }
 

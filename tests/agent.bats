@@ -1027,3 +1027,14 @@ x" ]
 	[ "$(jq -r '[.payload, .attempt] | @tsv' <<<"$output" | sort | paste -sd,)" = "$(printf '1\t2,2\t2,3\t2')" ]
 	[ "$(count pending)" = 0 ]
 }
+
+@test "--batch-wait: the items gathered are in the record meanwhile, and SIGTERM gives them back" {
+	items a b c
+	agent_bg bg 3 --batch 10 --batch-wait 1m --quiet -- cat
+	kill -TERM "$pid"
+	reap_job "$pid" 5
+	[ "$st" = 0 ]
+	[ "$(count pending)" = 3 ]
+	# released: no attempt counted
+	[ "$(sw-claim list --state pending | jq -r .attempt | sort -u)" = 0 ]
+}
