@@ -219,3 +219,17 @@ struct dirent *sw_readdir(DIR *d)
 			return de;
 	}
 }
+
+bool sw_write_more(int fd, const char *buf, size_t len, size_t *off)
+{
+	while (*off < len) {
+		ssize_t n = write(fd, buf + *off, len - *off);
+		if (n > 0)
+			*off += (size_t)n;
+		else if (n < 0 && errno == EAGAIN)
+			return true;
+		else if (!(n < 0 && errno == EINTR))
+			return false;   /* EPIPE: the reader does not want the rest */
+	}
+	return false;
+}

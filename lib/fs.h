@@ -36,6 +36,11 @@ int sw_open_file(int dfd, const char *rel, struct stat *st);
 int sw_read_fd(int fd, char **buf, size_t *len, size_t max);
 /* sw_open_file + sw_read_fd. */
 int sw_read_file(int dfd, const char *rel, char **buf, size_t *len, size_t max);
+/* Writes buf[*off..len) to a non-blocking fd (a child's stdin), moving
+ * *off on: true when it would block with some left, to be called again
+ * when fd is writable; false when all is written or the reader is gone
+ * (EPIPE) or the write failed: then the caller closes fd. */
+bool sw_write_more(int fd, const char *buf, size_t len, size_t *off);
 /* Retries a system call that failed with EINTR (a signal, or an NFS
  * mount's intr option): interruptions are not errors. */
 #define SW_NOINTR(call) ({ long sw_r_; do sw_r_ = (long)(call); while (sw_r_ == -1 && errno == EINTR); sw_r_; })

@@ -911,7 +911,7 @@ int sw_lease_watch(const struct sw_ws *ws, const char *name)
 	int dfd;
 	if (open_lease(ws, name, true, &dfd, &err))
 		return -1;
-	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	int fd = ws->set.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
 	if (fd >= 0 && inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO) < 0) {

@@ -106,7 +106,7 @@ static int end_watch(struct sw_queue *q)
 {
 	if (q->end_ifd >= 0)
 		return q->end_ifd;
-	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	int ifd = q->ws->set.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (ifd < 0)
 		return -1;
 	static const enum qdir ends[] = { QD_DONE, QD_DEAD, QD_CANCELLED };

@@ -43,7 +43,7 @@ void sw_waiter_init(struct sw_waiter *w, const struct sw_queue *q, const char *c
 	memset(w, 0, sizeof *w);
 	w->lockfd = w->wake_wd = w->baton_wd = -1;
 	w->queue_fd = q->fd;
-	w->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	w->ifd = q->ws->set.no_inotify ? -1 : inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	char dir[4096];
 	if (w->ifd < 0 || !runtime_dir(dir))
 		return;

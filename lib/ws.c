@@ -68,6 +68,20 @@ static int parse_sync(struct sw_settings *st, struct sw_err *e)
 	return 0;
 }
 
+/* SW_INOTIFY=off: no inotify instance for waiting, only polls.  The
+ * instances are few and per user (fs.inotify.max_user_instances, often
+ * 128): a thousand agents of one user on one host would take them all. */
+static int parse_inotify(struct sw_settings *st, struct sw_err *e)
+{
+	const char *s = getenv("SW_INOTIFY");
+	if (!s || !*s || !strcmp(s, "on"))
+		return 0;
+	if (strcmp(s, "off"))
+		return sw_err_set(e, EX_USAGE, "bad SW_INOTIFY '%s': use on or off", s);
+	st->no_inotify = true;
+	return 0;
+}
+
 /* A duration setting: 0 (and *ns untouched) when unset. */
 static int env_duration(const char *var, int64_t *ns, struct sw_err *e)
 {
@@ -105,7 +119,8 @@ int sw_settings_read(struct sw_settings *st, struct sw_err *e)
 	int rc;
 	if ((rc = parse_sync(st, e)) || (rc = env_duration("SW_CLOCK_SKEW", &st->skew_ns, e)) ||
 	    (rc = env_duration("SW_POLL", &st->poll_ns, e)) ||
-	    (rc = env_duration("SW_BACKOFF_BASE", &st->backoff_ns, e)) || (rc = parse_umask(st, e)))
+	    (rc = env_duration("SW_BACKOFF_BASE", &st->backoff_ns, e)) || (rc = parse_umask(st, e)) ||
+	    (rc = parse_inotify(st, e)))
 		return rc;
 	if (o && *o && sw_parse_duration_signed(o, &off) < 0)
 		return sw_err_set(e, EX_USAGE, "bad SW_CLOCK_OFFSET '%s': want a duration such as -2s", o);

@@ -16,6 +16,7 @@ struct sw_settings {
 	enum sw_sync sync;      /* SW_SYNC */
 	int64_t skew_ns;        /* SW_CLOCK_SKEW: margin on every expiry */
 	int64_t poll_ns;        /* SW_POLL; 0: the default for the filesystem */
+	bool no_inotify;        /* SW_INOTIFY=off: waiters only poll */
 	int64_t backoff_ns;     /* SW_BACKOFF_BASE: first retry delay */
 	size_t item_max;        /* SW_MAX_ITEM_BYTES */
 	bool umask_given;       /* SW_UMASK */

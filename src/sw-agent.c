@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "id.h"
 #include "json.h"
 #include "cmd.h"
@@ -1508,18 +1509,8 @@ static void read_err(struct run *r, struct slot *s)
 
 static void write_in(struct slot *s)
 {
-	while (s->inoff < s->inlen) {
-		ssize_t n = write(s->fin, s->in + s->inoff, s->inlen - s->inoff);
-		if (n > 0) {
-			s->inoff += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		break;   /* EPIPE: the command does not want the rest */
-	}
+	if (sw_write_more(s->fin, s->in, s->inlen, &s->inoff))
+		return;
 	close(s->fin);
 	s->fin = -1;
 }

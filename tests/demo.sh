@@ -64,4 +64,15 @@ echo '$ sw-breaker run pay --failures 3 --cooldown 1m -- echo "never printed"'
 sw-breaker run pay --failures 3 --cooldown 1m -- echo "never printed" || echo "exit $?: open, the command did not run"
 sw-breaker show pay | jq -c '{name, state, trips, open_until}'
 [ -x "$top/tests/demo-agent.sh" ] && "$top/tests/demo-agent.sh"
+
+say "Last: a simulated swarm for 20 seconds: 20 real agents, one crashing (SIGKILL) every second, one stalled (SIGSTOP) every two:"
+echo '$ sw-sim run --agents 20 --duration 20 --kill-rate 1/s --stall-rate 0.5/s --stall-time 4s --ttl 2s'
+sim=$(mktemp /tmp/sw-demo-sim.XXXXXX)
+trap 'rm -rf "$SW_DIR" "$sim"' EXIT
+rc=0
+sw-sim run --agents 20 --duration 20 --kill-rate 1/s --stall-rate 0.5/s --stall-time 4s --ttl 2s --json >"$sim" || rc=$?
+jq -c '{items, runs, throughput_per_s, wait_ms, completion_ms, recovery_ms, faults}' "$sim"
+jq -r '"added \(.items.added), finished \(.items.finished), lost \(.items.lost), finished twice \(.items.finished_twice); " +
+	"\(.faults.kill) agents killed, \(.faults.stall) stalled, \(.runs.items_run_again) items run again (at least once)."' "$sim"
+[ "$rc" = 0 ] || { echo "the simulated swarm failed its check (exit $rc)" >&2; exit 1; }
 exit 0

@@ -5,12 +5,7 @@
 # and sw-claim's bash completion offers real queues, ids and tokens.
 load helper
 
-PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-limit sw-breaker"
-
-# The long options `PROG --help` shows, one per line.
-help_options() {
-	"$1" --help | grep -o -- '--[a-z][a-z-]*' | sort -u
-}
+PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-limit sw-breaker sw-sim"
 
 @test "every option of every program's --help is documented in its man page" {
 	local p o missing=
@@ -37,7 +32,7 @@ help_options() {
 @test "every verb of every program's --help is in its man page and completions" {
 	local p v missing=
 	for p in $PROGS; do
-		for v in $("$p" --help | awk '/^  [a-z]+( |$)/{print $1}'); do
+		for v in $(help_verbs "$p"); do
 			grep -q "^\.It Cm $v\b\|^\.Cm $v\b\|^\.Nm $p Cm $v\b" "$top/man/$p.1" || missing+=" man:$p:$v"
 			grep -q "\b$v\b" "$top/completions/$p.bash" || missing+=" bash:$p:$v"
 			grep -q "\b$v\b" "$top/completions/_$p" || missing+=" zsh:$p:$v"
@@ -61,6 +56,7 @@ help_options() {
 	assert_success
 	assert_output --partial "each item done exactly once"
 	assert_output --partial "lost: 0"
+	assert_output --partial "finished twice"   # the simulated swarm's report
 }
 
 # Completes the words given (the last one being completed) with the bash
@@ -126,16 +122,15 @@ bash_complete() {
 	assert_output default
 }
 
-# The long options sw-claim takes with VERB, of those given: every one it
-# does not refuse as "does not go with VERB".  Each is given a value, or
-# none when it is in $flags.
+# The long options sw-claim takes with VERB, of those given.  Each is
+# given a value, or none when it is in $flags.
 claim_takes() {
 	local verb=$1 o arg
 	shift
 	for o; do
 		arg=$o=0
 		[[ " $flags " != *" $o "* ]] || arg=$o
-		[[ $(sw-claim "$verb" "$arg" </dev/null 2>&1 >/dev/null) == *"does not go with"* ]] || echo "$o"
+		! takes_option sw-claim "$verb" "$arg" || echo "$o"
 	done
 }
 
@@ -155,14 +150,13 @@ zsh_claim_options() {
 
 @test "sw-claim's completions offer each verb exactly the options it takes" {
 	local verbs v opts want bash zsh
-	verbs=$(sw-claim --help | awk '/^  [a-z]+( |$)/{print $1}' | sort -u)
-	# all but the options every verb takes (--spans=0 would write a file "0")
-	opts=$(sw-claim --help | grep -o -- '--[a-z][a-z-]*' | sort -u |
-		grep -vxE -- '--(dir|spans|quiet|help|version)')
-	cd "$BATS_TEST_TMPDIR"   # what the verbs tried make stays here
+	verbs=$(help_verbs sw-claim)
+	# all but the options every verb takes
+	opts=$(help_options sw-claim | grep -vxE -- '--(dir|spans|quiet|help|version)')
+	cd "$BATS_TEST_TMPDIR"   # what taking an option might make stays here
 	local flags= o
 	for o in $opts; do
-		[[ $(sw-claim list "$o=0" 2>&1) != *"unknown option '$o=0'"* ]] || flags+=" $o"
+		! is_flag sw-claim list "$o" || flags+=" $o"
 	done
 	[[ $flags == *--table* && $flags == *--force* ]]
 	for v in $verbs; do

@@ -12,3 +12,36 @@ export XDG_STATE_HOME="$BATS_TEST_TMPDIR/state"
 unset SW_SPANS TRACEPARENT SW_CLOCK_OFFSET SW_CLOCK_SKEW
 
 bats_require_minimum_version 1.5.0   # run --separate-stderr
+
+# ---- what a program's --help shows, and which options each verb takes ----
+
+# help_options PROG: the long options its --help shows, one a line.
+help_options() {
+	"$1" --help | grep -o -- '--[a-z][a-z-]*' | sort -u
+}
+
+# help_verbs PROG: the verbs its --help shows (a line "  VERB ..."), one a line.
+help_verbs() {
+	"$1" --help | awk '/^  [a-z]+( |$)/ { print $1 }' | sort -u
+}
+
+# option_refusal PROG VERB ARG...: what PROG says on stderr to `VERB
+# ARG...`.  An unknown option after them makes sure the verb never runs
+# (when it takes them all, that is what it refuses).
+option_refusal() {
+	local prog=$1 verb=$2
+	shift 2
+	timeout 10 "$prog" "$verb" "$@" --no-such-option </dev/null 2>&1 >/dev/null
+}
+
+# takes_option PROG VERB ARG: whether VERB takes the option ARG ("--ttl=0",
+# "--table"): PROG does not refuse it as "does not go with VERB".
+takes_option() {
+	[[ $(option_refusal "$@") != *"does not go with"* ]]
+}
+
+# is_flag PROG VERB OPT: whether the long option OPT takes no value: PROG
+# refuses "OPT=0" as written (getopt knows no such option with a value).
+is_flag() {
+	[[ $(option_refusal "$1" "$2" "$3=0") == *"'$3=0'"* ]]
+}

@@ -44,6 +44,15 @@ exact() {
 	sw-agent list --all | exact
 }
 
+@test "sw-sim's report, stats lines and fs findings, and the results its jobs leave, print only exact numbers" {
+	export TMPDIR=$BATS_TEST_TMPDIR
+	sw-sim run --agents 2 --duration 1s --rate 5/s --job-time 10ms --stats-every 500ms --seed 9007199254740991 \
+		--keep "$BATS_TEST_TMPDIR/keep" --json | exact
+	sw-claim list -d "$BATS_TEST_TMPDIR/keep/ws" --state all | exact
+	mkdir "$BATS_TEST_TMPDIR/fs"
+	sw-sim fs "$BATS_TEST_TMPDIR/fs" --rounds 5 --json | exact
+}
+
 @test "sw-limit's take, acquire, renew, release, show, list and reset print only exact numbers" {
 	sw-limit take api --rate 1/h | exact
 	run --separate-stderr sw-limit take api --rate 1/h

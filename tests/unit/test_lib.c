@@ -4,6 +4,7 @@
 #include "tap.h"
 #include "atomic.h"
 #include "clock.h"
+#include "fs.h"
 #include "id.h"
 #include "num.h"
 #include "queue.h"
@@ -11,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +399,42 @@ static void test_numbers(void)
 	ok(sw_parse_size("2G", 1ULL << 30, &u) < 0 && errno == ERANGE, "size over the range");
 }
 
+/* ---- writing to a child's stdin ---------------------------------------- */
+
+static void test_write_more(void)
+{
+	int p[2];
+	size_t len = 1 << 20, off = 0;
+	char *buf = calloc(1, len), *sink = malloc(len);
+	if (!buf || !sink || pipe2(p, O_NONBLOCK) < 0) {
+		ok(0, "write_more: set-up");
+		free(buf);
+		free(sink);
+		return;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	bool more = sw_write_more(p[1], buf, len, &off);
+	ok(more && off > 0 && off < len, "write_more: a full pipe leaves the rest for later (%zu of %zu written)",
+	   off, len);
+	size_t was = off;
+	while (read(p[0], sink, len) > 0)
+		;
+	bool again = sw_write_more(p[1], buf, len, &off);
+	ok(off > was, "write_more: goes on from where it was once the pipe drains");
+	while (again) {
+		while (read(p[0], sink, len) > 0)
+			;
+		again = sw_write_more(p[1], buf, len, &off);
+	}
+	ok(off == len, "write_more: false once all is written");
+	off = 0;
+	close(p[0]);
+	ok(!sw_write_more(p[1], buf, len, &off) && off == 0, "write_more: false when the reader is gone (EPIPE)");
+	close(p[1]);
+	free(buf);
+	free(sink);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/sw-test-lib.XXXXXX";
@@ -413,6 +451,7 @@ int main(void)
 	test_atomic(dir);
 	test_tokens();
 	test_numbers();
+	test_write_more();
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
