@@ -201,7 +201,7 @@ worker() { pgrep -P "$1" -x sw-agent | head -1; }
 }
 
 @test "4 agents --batch 50 -j 2, one crashing (SIGKILL) every 300 ms and restarted: 0 lost, 0 done twice, only failed items retried" {
-	n=${CHAOS_ITEMS_BATCH:-6000}
+	n=${CHAOS_ITEMS_BATCH:-4000}
 	fill "$n" --max-attempts 1000
 	# every 7th item says it failed on its first attempt; the rest are done
 	# with their payload as the result
