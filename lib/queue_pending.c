@@ -566,8 +566,12 @@ static int claim_pass(struct sw_queue *q, struct cand *best, struct want *w, con
 		if (r == CL_WON) {
 			(*got)++;
 			res = CL_WON;
-			if ((*rc = fn(item, arg)))
+			/* fn's 0 must not end the claiming: *rc stays "not yet" */
+			int frc = fn(item, arg);
+			if (frc) {
+				*rc = frc;
 				return CL_ERR;
+			}
 		} else if (r == CL_ERR) {
 			*rc = qerr_errno(q, "claiming");
 			return CL_ERR;

@@ -60,7 +60,12 @@ static const char usage[] =
 "      --max-items N      claim at most N items, then drain and exit\n"
 "      --idle-exit DUR    exit when nothing was claimable for DUR and nothing\n"
 "                         is claimed or in flight in the queue\n"
-"      --once             one item; exit with COMMAND's status (75: none)\n"
+"      --once             one item (one batch); exit with COMMAND's status (75: none)\n"
+"      --batch N          up to N items per command: on its stdin as JSON Lines (one\n"
+"                         item object a line); it may print {\"id\":...,\"ok\":true,\n"
+"                         \"result\":...} or {\"id\":...,\"ok\":false,\"error\":...} per\n"
+"                         item, the others take its exit status\n"
+"      --batch-wait DUR   with fewer than N claimable, wait this long for more (0)\n"
 "      --grace DUR        on SIGTERM/SIGINT, let items finish this long (30s)\n"
 "      --poll DUR         look for work at least this often (default $SW_POLL,\n"
 "                         else 1s on a network filesystem, 30s locally)\n"
@@ -88,7 +93,8 @@ static const char usage[] =
 
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
-	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR, O_JOBLOG
+	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR, O_JOBLOG,
+	O_BATCH, O_BATCHWAIT
 };
 
 static const struct option longopts[] = {
@@ -113,6 +119,8 @@ static const struct option longopts[] = {
 	{"tag", no_argument, 0, O_TAG},
 	{"log-dir", required_argument, 0, O_LOGDIR},
 	{"joblog", required_argument, 0, O_JOBLOG},
+	{"batch", required_argument, 0, O_BATCH},
+	{"batch-wait", required_argument, 0, O_BATCHWAIT},
 	{0, 0, 0, 0}
 };
 
@@ -137,6 +145,8 @@ struct opts {
 	long long max_items;      /* 0: no limit */
 	int64_t idle_ns;          /* -1: never */
 	bool once;
+	size_t batch;             /* run --batch: items per command; 0: one, on its own */
+	int64_t batch_wait_ns;    /* run --batch-wait */
 	int64_t grace_ns;
 	int64_t poll_ns;          /* 0: default */
 	const char *arg;          /* the verb's first argument (an agent id) */
@@ -503,12 +513,27 @@ static int v_reap(struct sw_cmd *c)
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
 
-struct slot {
-	pid_t pid;                /* 0: free */
-	json_t *item;
+/* A claimed item: a slot's only one, or one of its batch (--batch). */
+struct bitem {
+	json_t *item;             /* owned */
 	const char *id;           /* in item */
 	uint64_t token;
 	long long attempt;
+	int64_t ttl_ns;           /* its lease */
+	bool lost;                /* a renewal found its claim gone */
+};
+
+struct slot {
+	pid_t pid;                /* 0: free */
+	struct bitem *b;          /* its items (owned): one, or a batch */
+	size_t nb;
+	/* the first item's, which logs, --tag and the span name */
+	json_t *item;
+	const char *id;
+	uint64_t token;
+	long long attempt;
+	char batch_id[17];        /* --batch: SW_BATCH_ID, which says whose a process is */
+	size_t outcap, outmax;    /* s->out's size, and the most it may grow to */
 	int fin, fout, ferr;      /* our ends of the child's stdin/stdout/stderr */
 	char *in;
 	size_t inlen, inoff;
@@ -524,7 +549,7 @@ struct slot {
 	char **argv;              /* the command line, when {} {id} {attempt} were replaced */
 	char *deps_path;          /* SW_DEPS_RESULTS: what the item waited for, or NULL */
 	long long seq;            /* its number among the commands this agent started */
-	int64_t ttl_ns, renew_at, started_ns, kill_at;
+	int64_t renew_at, started_ns, kill_at;
 	bool exited;              /* the command has been reaped: status says how */
 	bool group_gone;          /* its process group is empty: its id may be reused */
 	bool killed;              /* SIGKILL sent, and sent again to what is left */
@@ -554,6 +579,11 @@ struct run {
 	int64_t agent_ttl_ns;
 	struct slot *slots;
 	struct slot *fin;         /* tree gone, outcome not yet told */
+	/* --batch-wait: items claimed for the next batch, which starts when
+	 * it is full or at gather_until */
+	struct bitem *gb;
+	size_t gn;
+	int64_t gather_until, gather_renew_at;
 	struct slot **pick;       /* scratch: the slots one signal goes to */
 	struct sw_guard g;
 	bool orphaned;            /* the guardian was killed */
@@ -562,7 +592,7 @@ struct run {
 	int running;
 	int sfd;
 	struct sw_waiter w;
-	char **env;               /* environ without our variables, + 7 free */
+	char **env;               /* environ without our variables, + OUR_VARS free */
 	size_t nenv;
 	long long claimed, done, failed, released, lost;
 	int stop_sig;             /* the first SIGTERM/SIGINT */
@@ -602,16 +632,17 @@ static bool may_claim(const struct run *r)
 		return false;
 	if (r->o->max_items && r->claimed >= r->o->max_items)
 		return false;
-	return !(r->o->once && r->claimed >= 1);
+	/* --once: one command, of one item or one batch */
+	return !(r->o->once && (r->o->batch ? r->seq >= 1 : r->claimed >= 1));
 }
 
 /* ---- the child's environment and spawning ---------------------------- */
 
 static const char *const our_vars[] = {
 	"SW_ITEM_ID=", "SW_ITEM_TOKEN=", "SW_ATTEMPT=", "SW_QUEUE=", "SW_AGENT_ID=",
-	"TRACEPARENT=", "SW_DIR=", "SW_DEPS_RESULTS=", NULL
+	"TRACEPARENT=", "SW_DIR=", "SW_DEPS_RESULTS=", "SW_BATCH_ID=", "SW_BATCH_SIZE=", NULL
 };
-#define OUR_VARS 8
+#define OUR_VARS 10
 
 static void env_init(struct run *r)
 {
@@ -659,13 +690,20 @@ static void slot_reset(struct slot *s)
 	s->fin = s->fout = s->ferr = s->flog = -1;
 }
 
+static void items_free(struct bitem *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_decref(b[i].item);
+	free(b);
+}
+
 static void slot_clear(struct slot *s)
 {
 	if (s->fin >= 0) close(s->fin);
 	if (s->fout >= 0) close(s->fout);
 	if (s->ferr >= 0) close(s->ferr);
 	if (s->flog >= 0) close(s->flog);
-	json_decref(s->item);
+	items_free(s->b, s->nb);
 	free(s->in);
 	free(s->out);
 	free(s->line);
@@ -714,16 +752,23 @@ static int spawn_child(struct run *r, struct slot *s)
 		return -1;
 	}
 	char v[OUR_VARS][SW_NAME_MAX + PATH_MAX + 32], tp[SW_TRACEPARENT_LEN];
+	int nv = 0;
 	sw_span_child_env(&s->sp, tp);
-	snprintf(v[0], sizeof v[0], "SW_ITEM_ID=%s", s->id);
-	snprintf(v[1], sizeof v[1], "SW_ITEM_TOKEN=%llu", (unsigned long long)s->token);
-	snprintf(v[2], sizeof v[2], "SW_ATTEMPT=%lld", s->attempt);
-	snprintf(v[3], sizeof v[3], "SW_QUEUE=%s", r->q.name);
-	snprintf(v[4], sizeof v[4], "SW_AGENT_ID=%s", r->id);
-	snprintf(v[5], sizeof v[5], "TRACEPARENT=%s", tp);
-	snprintf(v[6], sizeof v[6], "SW_DIR=%s", r->ws->path);
-	snprintf(v[7], sizeof v[7], "SW_DEPS_RESULTS=%s", s->deps_path ? s->deps_path : "");
-	int nv = s->deps_path ? OUR_VARS : OUR_VARS - 1;
+	if (r->o->batch) {
+		/* no item of its own: a batch id says whose its processes are */
+		snprintf(v[nv++], sizeof v[0], "SW_BATCH_ID=%s", s->batch_id);
+		snprintf(v[nv++], sizeof v[0], "SW_BATCH_SIZE=%zu", s->nb);
+	} else {
+		snprintf(v[nv++], sizeof v[0], "SW_ITEM_ID=%s", s->id);
+		snprintf(v[nv++], sizeof v[0], "SW_ITEM_TOKEN=%llu", (unsigned long long)s->token);
+		snprintf(v[nv++], sizeof v[0], "SW_ATTEMPT=%lld", s->attempt);
+	}
+	snprintf(v[nv++], sizeof v[0], "SW_QUEUE=%s", r->q.name);
+	snprintf(v[nv++], sizeof v[0], "SW_AGENT_ID=%s", r->id);
+	snprintf(v[nv++], sizeof v[0], "TRACEPARENT=%s", tp);
+	snprintf(v[nv++], sizeof v[0], "SW_DIR=%s", r->ws->path);
+	if (s->deps_path)
+		snprintf(v[nv++], sizeof v[0], "SW_DEPS_RESULTS=%s", s->deps_path);
 	for (int i = 0; i < nv; i++)
 		r->env[r->nenv + (size_t)i] = v[i];
 	r->env[r->nenv + (size_t)nv] = NULL;
@@ -1012,10 +1057,12 @@ static void pass_end(struct run *r, struct slot *s)
 	s->linelen = 0;
 }
 
-static void report(struct run *r, struct slot *s, const char *state, int code, const char *err)
+/* Item b's line on stdout (it ran in slot s). */
+static void report(struct run *r, const struct slot *s, const struct bitem *b, const char *state,
+		   int code, const char *err)
 {
-	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I}", "id", s->id, "queue", r->q.name,
-		"agent_id", r->id, "attempt", (json_int_t)s->attempt, "state", state,
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I}", "id", b->id, "queue", r->q.name,
+		"agent_id", r->id, "attempt", (json_int_t)b->attempt, "state", state,
 		"duration_ms", (json_int_t)((sw_now_ns() - s->started_ns) / 1000000));
 	if (code >= 0)
 		json_object_set_new(j, "exit_code", json_integer(code));
@@ -1135,10 +1182,32 @@ static int exit_code_of(int st)
 	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }
 
+/* The bytes of JSON a result of item may take (see SW_ITEM_SLACK). */
+static size_t result_room(const struct run *r, const json_t *item)
+{
+	size_t have = json_dumpb(item, NULL, 0, JSON_COMPACT);
+	size_t cap = r->q.item_max + SW_ITEM_SLACK;
+	return cap > have + 1024 ? cap - have - 1024 : 0;
+}
+
+static void count_state(struct run *r, const char *state)
+{
+	if (!strcmp(state, "done")) r->done++;
+	else if (!strcmp(state, "released")) r->released++;
+	else if (!strcmp(state, "lost")) r->lost++;
+	else r->failed++;
+}
+
+static void finish_batch(struct run *r, struct slot *s);
+
 /* The command and all of its tree have exited, its pipes are drained:
  * tell the queue. */
 static void finish_item(struct run *r, struct slot *s)
 {
+	if (r->o->batch) {
+		finish_batch(r, s);
+		return;
+	}
 	int code = exit_code_of(s->status);
 	json_t *out = NULL;
 	int rc = 0;
@@ -1150,9 +1219,7 @@ static void finish_item(struct run *r, struct slot *s)
 	} else if (s->abandoned) {
 		state = s->abandoned;
 	} else if (WIFEXITED(s->status) && code == 0) {
-		size_t have = json_dumpb(s->item, NULL, 0, JSON_COMPACT);
-		size_t cap = r->q.item_max + SW_ITEM_SLACK;
-		size_t room = cap > have + 1024 ? cap - have - 1024 : 0;
+		size_t room = result_room(r, s->item);
 		json_t *res = result_of(s, room);
 		if (res && json_dumpb(res, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > room) {
 			/* escaping made it larger than its bytes: cut it further */
@@ -1178,23 +1245,184 @@ static void finish_item(struct run *r, struct slot *s)
 		sw_warn("item %s: %s", s->id, r->q.err.msg);
 		state = "lost";
 	}
-	if (!strcmp(state, "done")) r->done++;
-	else if (!strcmp(state, "released")) r->released++;
-	else if (!strcmp(state, "lost")) r->lost++;
-	else r->failed++;
+	count_state(r, state);
 	if (r->o->once)
 		r->once_status = code;
 	joblog_line(r, s);
 	sw_span_int(&s->sp, "sw.exit_code", code);
 	sw_span_str(&s->sp, "sw.item.state", state);
 	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
-	report(r, s, state, code, err);
+	report(r, s, &s->b[0], state, code, err);
 	json_decref(out);
 	slot_clear(s);
 	r->claims_dirty = true;
 }
 
+/* ---- a batch's outcomes ------------------------------------------------ */
+
+enum { OUT_DONE, OUT_FAIL, OUT_RELEASE, OUT_LOST };
+
+/* What the command said of each item of its batch: the lines of its
+ * stdout that are a JSON object with the id of one of them and "ok" true
+ * or false (the last such line of an item counts).  Other lines are no
+ * item's, and left alone. */
+static void batch_lines(const struct slot *s, int *verb, json_t **said)
+{
+	json_t *ix = json_object();
+	if (!ix)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < s->nb; i++)
+		json_object_set_new(ix, s->b[i].id, json_integer((json_int_t)i));
+	const char *p = s->out, *end = s->out + s->outlen;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_t *j = len ? sw_json_parse(p, len, NULL, 0) : NULL;
+		const char *id = sw_json_str(j, "id");
+		json_t *k = id ? json_object_get(ix, id) : NULL, *ok = json_object_get(j, "ok");
+		if (k && json_is_boolean(ok)) {
+			size_t i = (size_t)json_integer_value(k);
+			json_decref(said[i]);
+			said[i] = json_incref(j);
+			verb[i] = json_is_true(ok) ? OUT_DONE : OUT_FAIL;
+		}
+		json_decref(j);
+		p += len + 1;
+	}
+	json_decref(ix);
+}
+
+/* A result the item has room for: res, or its JSON text cut to fit, as
+ * a string (as output too long is kept).  NULL for none. */
+static json_t *fit_result(const struct run *r, const json_t *item, json_t *res)
+{
+	if (!res)
+		return NULL;
+	size_t room = result_room(r, item);
+	if (json_dumpb(res, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) <= room)
+		return json_incref(res);
+	char *t = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t keep = room > 16 ? (room - 16) / 6 : 0;   /* an escaped byte takes at most 6 */
+	json_t *cut = t && keep ? utf8_string(t, keep < strlen(t) ? keep : strlen(t)) : NULL;
+	free(t);
+	return cut;
+}
+
+/* Tells the queue how the items of s whose verb is v went, in one
+ * commit, and prints their lines.  err: the error of an item the command
+ * said nothing of. */
+static void apply_outcome(struct run *r, struct slot *s, int v, const int *verb, json_t **said,
+			  int code, const char *err)
+{
+	static const enum sw_fin_verb fv[] = { SW_FIN_DONE, SW_FIN_FAIL, SW_FIN_RELEASE };
+	struct sw_fin *f = calloc(s->nb, sizeof *f);
+	size_t *ix = calloc(s->nb, sizeof *ix), m = 0;
+	if (!f || !ix)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < s->nb; i++) {
+		if (verb[i] != v)
+			continue;
+		ix[m] = i;
+		f[m] = (struct sw_fin){ .id = s->b[i].id, .token = s->b[i].token, .retry_ns = -1, .error = err };
+		if (v == OUT_DONE)
+			f[m].result = fit_result(r, s->b[i].item, json_object_get(said[i], "result"));
+		if (v == OUT_FAIL && said[i])
+			f[m].error = json_is_string(json_object_get(said[i], "error")) ?
+				sw_json_str(said[i], "error") : "the command said it failed";
+		m++;
+	}
+	if (m && v != OUT_LOST)
+		sw_queue_apply(&r->q, fv[v], f, m);
+	for (size_t k = 0; k < m; k++) {
+		static const char *const name[] = { "done", "pending", "released", "lost" };
+		const char *state = name[v];
+		if (v == OUT_FAIL && f[k].out)
+			state = sw_json_str(f[k].out, "state");
+		if (f[k].rc) {
+			/* the lease ran out: the item's outcome is its new holder's */
+			sw_warn("item %s: %s", f[k].id, f[k].err.msg);
+			state = "lost";
+		}
+		count_state(r, state ? state : "pending");
+		report(r, s, &s->b[ix[k]], state ? state : "pending", code, v == OUT_FAIL ? f[k].error : NULL);
+		json_decref(f[k].out);
+		json_decref(f[k].result);
+	}
+	free(f);
+	free(ix);
+}
+
+/* A batch's command and tree are gone: each item it printed an outcome
+ * for goes that way, the others the way its exit status says; one verb
+ * at a time, each committed with one sync. */
+static void finish_batch(struct run *r, struct slot *s)
+{
+	int code = exit_code_of(s->status), all;
+	char err[3 * ERR_TAIL + 64] = "";   /* U+FFFD takes 3 bytes */
+	int *verb = calloc(s->nb, sizeof *verb);
+	json_t **said = calloc(s->nb, sizeof *said);
+	if (!verb || !said)
+		sw_die(EX_SOFTWARE, "out of memory");
+	if (s->abandoned)
+		all = strcmp(s->abandoned, "released") ? OUT_LOST : OUT_RELEASE;
+	else if (WIFEXITED(s->status) && code == 0)
+		all = OUT_DONE;
+	else if (WIFEXITED(s->status) && code == EX_TEMPFAIL)
+		all = OUT_RELEASE;
+	else {
+		all = OUT_FAIL;
+		error_of(s, err, sizeof err);
+	}
+	for (size_t i = 0; i < s->nb; i++)
+		verb[i] = all;
+	if (!s->abandoned) {
+		batch_lines(s, verb, said);
+		if (s->truncated)
+			sw_warn("batch of %s: its output was cut at %zu bytes: the items it names no further "
+				"went as its exit status says", s->id, s->outmax);
+	}
+	bool all_done = true;
+	for (size_t i = 0; i < s->nb; i++) {
+		if (s->b[i].lost)
+			verb[i] = OUT_LOST;
+		all_done &= verb[i] == OUT_DONE;
+	}
+	for (int v = OUT_DONE; v <= OUT_LOST; v++)
+		apply_outcome(r, s, v, verb, said, code, err);
+	if (r->o->once)
+		r->once_status = code;
+	joblog_line(r, s);
+	sw_span_int(&s->sp, "sw.exit_code", code);
+	sw_span_end(&s->sp, !all_done, *err ? err : NULL);
+	for (size_t i = 0; i < s->nb; i++)
+		json_decref(said[i]);
+	free(said);
+	free(verb);
+	slot_clear(s);
+	r->claims_dirty = true;
+}
+
 /* ---- pipes -------------------------------------------------------------- */
+
+/* Room in s->out for n more bytes, up to s->outmax: how many fit. */
+static size_t out_room(struct slot *s, size_t n)
+{
+	if (s->outlen + n > s->outmax) {
+		n = s->outmax - s->outlen;
+		s->truncated = true;
+	}
+	if (s->outlen + n > s->outcap) {
+		size_t cap = s->outcap ? s->outcap : 16384;
+		while (cap < s->outlen + n)
+			cap *= 2;
+		char *b = realloc(s->out, cap < s->outmax ? cap : s->outmax);
+		if (!b)
+			sw_die(EX_SOFTWARE, "out of memory");
+		s->out = b;
+		s->outcap = cap < s->outmax ? cap : s->outmax;
+	}
+	return n;
+}
 
 static void read_out(struct slot *s)
 {
@@ -1202,14 +1430,8 @@ static void read_out(struct slot *s)
 	for (;;) {
 		ssize_t n = read(s->fout, buf, sizeof buf);
 		if (n > 0) {
-			size_t keep = (size_t)n;
-			if (s->outlen + keep > RESULT_MAX) {
-				keep = RESULT_MAX - s->outlen;
-				s->truncated = true;
-			}
+			size_t keep = out_room(s, (size_t)n);
 			if (keep) {
-				if (!s->out && !(s->out = malloc(RESULT_MAX)))
-					sw_die(EX_SOFTWARE, "out of memory");
 				memcpy(s->out + s->outlen, buf, keep);
 				s->outlen += keep;
 			}
@@ -1358,7 +1580,7 @@ static void fail_alone(struct run *r, struct slot *s, const char *reason)
 	else
 		state = out ? sw_json_str(out, "state") : "pending";
 	sw_span_end(&s->sp, true, why);
-	report(r, s, state ? state : "pending", -1, why);
+	report(r, s, &s->b[0], state ? state : "pending", -1, why);
 	json_decref(out);
 	slot_clear(s);
 	r->failed++;
@@ -1426,13 +1648,84 @@ static const char *command_line(struct run *r, struct slot *s)
 	return NULL;
 }
 
+/* b for a claimed item (which it then owns). */
+static void bitem_of(struct run *r, json_t *item, struct bitem *b)
+{
+	b->item = item;
+	b->id = sw_json_str(item, "id");
+	b->token = (uint64_t)sw_json_int(item, "token", 0);
+	b->attempt = sw_json_int(item, "attempt", 1);
+	b->ttl_ns = r->o->ttl_ns ? r->o->ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
+	b->lost = false;
+}
+
+/* When the first of n claims wants renewing. */
+static int64_t renew_time(const struct bitem *b, size_t n, int64_t now)
+{
+	int64_t ttl = INT64_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (!b[i].lost && b[i].ttl_ns < ttl)
+			ttl = b[i].ttl_ns;
+	return ttl == INT64_MAX ? INT64_MAX : now + ttl / 3;
+}
+
+/* Slot s takes the n items of b (and owns them). */
+static void slot_take(struct run *r, struct slot *s, struct bitem *b, size_t n)
+{
+	s->b = b;
+	s->nb = n;
+	s->item = b[0].item;
+	s->id = b[0].id;
+	s->token = b[0].token;
+	s->attempt = b[0].attempt;
+	s->outmax = RESULT_MAX * n;
+	s->started_ns = sw_now_ns();
+	s->renew_at = renew_time(b, n, s->started_ns);
+	item_span(r, s);
+}
+
+/* Gives the n claims of b back at once (two syncs for all). */
+static void release_items(struct run *r, struct bitem *b, size_t n)
+{
+	struct sw_fin *f = calloc(n ? n : 1, sizeof *f);
+	if (!f)
+		sw_die(EX_SOFTWARE, "out of memory");
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!b[i].lost)
+			f[m++] = (struct sw_fin){ .id = b[i].id, .token = b[i].token };
+	sw_queue_apply(&r->q, SW_FIN_RELEASE, f, m);
+	for (size_t i = 0; i < m; i++) {
+		if (f[i].rc)
+			sw_warn("item %s: %s", f[i].id, f[i].err.msg);
+		json_decref(f[i].out);
+	}
+	free(f);
+}
+
+/* The command of slot s could not be started (errno e): a command that
+ * cannot start will not start for the next items either: stop, leaving
+ * the queue as it was. */
+static void cannot_start(struct run *r, struct slot *s, int e)
+{
+	sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
+	release_items(r, s->b, s->nb);
+	sw_span_end(&s->sp, true, strerror(e));
+	r->claimed -= (long long)s->nb;
+	slot_clear(s);
+	r->draining = true;
+	r->drain_deadline = sw_now_ns();
+	r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
+}
+
+/* dep is sw_queue_deps's: it frees it after this */
 static int put_dep(json_t *dep, void *arg)
 {
 	size_t n;
 	char *line = sw_json_line(dep, &n);
 	int rc = line && fwrite(line, 1, n, arg) == n ? 0 : -1;
 	free(line);
-	return rc;   /* dep stays sw_queue_deps's */
+	return rc;
 }
 
 /* An item that waited for others (--after, a combiner of shards) gets
@@ -1467,15 +1760,12 @@ static const char *deps_file(struct run *r, struct slot *s)
 static void start_item(struct run *r, json_t *item)
 {
 	struct slot *s = free_slot(r);
-	s->item = item;
-	s->id = sw_json_str(item, "id");
-	s->token = (uint64_t)sw_json_int(item, "token", 0);
-	s->attempt = sw_json_int(item, "attempt", 1);
-	s->started_ns = sw_now_ns();
-	s->ttl_ns = r->o->ttl_ns ? r->o->ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
-	s->renew_at = s->started_ns + s->ttl_ns / 3;
+	struct bitem *b = calloc(1, sizeof *b);
+	if (!b)
+		sw_die(EX_SOFTWARE, "out of memory");
+	bitem_of(r, item, b);
+	slot_take(r, s, b, 1);
 	r->claimed++;
-	item_span(r, s);
 	const char *why = NULL;
 	if (payload_bytes(item, &s->in, &s->inlen) < 0)
 		why = strerror(errno);
@@ -1501,16 +1791,7 @@ static void start_item(struct run *r, json_t *item)
 			fail_alone(r, s, "its command line is too long (E2BIG)");
 			return;
 		}
-		sw_warn("cannot run '%s': %s", r->o->args[0], strerror(e));
-		sw_queue_release(&r->q, s->id, s->token, NULL);
-		sw_span_end(&s->sp, true, strerror(e));
-		slot_clear(s);
-		r->claimed--;
-		/* a command that cannot start will not start for the next item
-		 * either: stop, leaving the queue as it was */
-		r->draining = true;
-		r->drain_deadline = sw_now_ns();
-		r->exit_code = e == ENOMEM ? EX_SOFTWARE : EX_UNAVAILABLE;
+		cannot_start(r, s, e);
 		return;
 	}
 	s->seq = ++r->seq;
@@ -1518,8 +1799,123 @@ static void start_item(struct run *r, json_t *item)
 	r->claims_dirty = true;
 }
 
+/* ---- --batch ---------------------------------------------------------- */
+
+static int gather_one(json_t *item, void *arg)
+{
+	struct run *r = arg;
+	bitem_of(r, item, &r->gb[r->gn++]);
+	return 0;
+}
+
+/* Each item of the batch as one line of JSON, as `sw-claim next -n
+ * --format json` prints it: the command's stdin. */
+static void batch_input(struct slot *s)
+{
+	FILE *f = open_memstream(&s->in, &s->inlen);
+	if (!f)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < s->nb; i++) {
+		size_t n;
+		char *line = sw_json_line(s->b[i].item, &n);
+		if (!line || fwrite(line, 1, n, f) != n)
+			sw_die(EX_SOFTWARE, "out of memory");
+		free(line);
+	}
+	if (ferror(f) | fclose(f))
+		sw_die(EX_SOFTWARE, "out of memory");
+}
+
+/* The gathered items go to a free slot as one batch, to one command. */
+static void start_batch(struct run *r)
+{
+	struct slot *s = free_slot(r);
+	struct bitem *b = r->gb;
+	size_t n = r->gn;
+	if (!(r->gb = calloc(r->o->batch, sizeof *r->gb)))
+		sw_die(EX_SOFTWARE, "out of memory");
+	r->gn = 0;
+	r->gather_until = 0;
+	slot_take(r, s, b, n);
+	sw_span_int(&s->sp, "sw.items", (int64_t)n);
+	sw_rand_hex(s->batch_id, 8);
+	batch_input(s);
+	if (r->logdir >= 0)
+		open_log(r, s);
+	if (spawn_child(r, s) < 0) {
+		cannot_start(r, s, errno);
+		return;
+	}
+	s->seq = ++r->seq;
+	r->running++;
+	r->claims_dirty = true;
+}
+
+/* Claims into the batch being gathered, as many as it has room for (and
+ * --max-items allows).  Whether the queue had fewer. */
+static bool gather(struct run *r)
+{
+	size_t want = r->o->batch - r->gn;
+	if (r->o->max_items && (long long)want > r->o->max_items - r->claimed)
+		want = (size_t)(r->o->max_items - r->claimed);
+	struct sw_claim_opts co = { (const char *const *)r->o->roles, r->o->nroles, r->o->ttl_ns, want, NULL };
+	size_t n = 0, had = r->gn;
+	int rc = sw_queue_claim_many(&r->q, &co, gather_one, r, &n);
+	if (rc && rc != EX_TEMPFAIL)
+		sw_warn("%s", r->q.err.msg);
+	n = r->gn - had;
+	r->claimed += (long long)n;
+	if (n) {
+		r->claims_dirty = true;
+		r->idle_since = -1;
+		if (!had) {
+			r->gather_until = sw_now_ns() + r->o->batch_wait_ns;
+			r->gather_renew_at = renew_time(r->gb, r->gn, sw_now_ns());
+		}
+	}
+	return n < want;
+}
+
+/* --batch: fills the free slots with batches of up to --batch items; with
+ * --batch-wait, a batch short of that waits for more until its time is
+ * up.  The queue is looked at again when something is added (the waiter)
+ * and at the poll, which is then no later than the batch's start. */
+static void claim_batches(struct run *r)
+{
+	r->want_claim = false;
+	bool empty = false;
+	while (free_slots(r) > 0) {
+		if (may_claim(r) && r->gn < r->o->batch)
+			empty = gather(r);
+		if (!r->gn)
+			break;
+		bool full = r->gn == r->o->batch || !may_claim(r);
+		if (!full && sw_now_ns() < r->gather_until)
+			break;
+		start_batch(r);
+		if (empty)
+			break;
+	}
+	int64_t now = sw_now_ns();
+	r->empty = empty;
+	if (empty) {
+		r->next_poll = now + sw_jitter(r->poll_ns);
+		int64_t due = sw_waiter_watching(&r->w) || !sw_waiter_shared(&r->w) ? sw_queue_next_due(&r->q) : 0;
+		if (due > 0 && due < r->next_poll)
+			r->next_poll = due > now + DUE_MIN_NS ? due : now + DUE_MIN_NS;
+	}
+	if (free_slots(r) == 0 || !may_claim(r))
+		r->next_poll = INT64_MAX;
+	if (r->gn && free_slots(r) > 0 && r->gather_until < r->next_poll)
+		r->next_poll = r->gather_until;
+}
+
 static void claim_some(struct run *r)
 {
+	if (r->o->batch) {
+		claim_batches(r);
+		return;
+	}
 	r->want_claim = false;
 	while (may_claim(r) && free_slots(r) > 0) {
 		json_t *item = NULL;
@@ -1584,16 +1980,18 @@ static struct slot *command_slot(struct run *r, pid_t pid)
 /* The slot whose environment a process carries. */
 static struct slot *slot_by_environ(struct run *r, pid_t pid)
 {
-	static const char *const names[] = { "SW_ITEM_ID", "SW_ITEM_TOKEN" };
-	char id[SW_NAME_MAX + 1], tok[SW_NAME_MAX + 1];
-	char *vals[] = { id, tok };
-	if (sw_proc_environ_get(pid, 2, names, vals, sizeof id) != 2)
+	static const char *const names[] = { "SW_ITEM_ID", "SW_ITEM_TOKEN", "SW_BATCH_ID" };
+	char id[SW_NAME_MAX + 1], tok[SW_NAME_MAX + 1], batch[SW_NAME_MAX + 1];
+	char *vals[] = { id, tok, batch };
+	if (sw_proc_environ_get(pid, 3, names, vals, sizeof id) < 1)
 		return NULL;
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
 		char t[24];
 		snprintf(t, sizeof t, "%llu", (unsigned long long)s->token);
-		if (s->pid && !strcmp(s->id, id) && !strcmp(t, tok))
+		if (!s->pid)
+			continue;
+		if (r->o->batch ? !strcmp(s->batch_id, batch) : !strcmp(s->id, id) && !strcmp(t, tok))
 			return s;
 	}
 	return NULL;
@@ -1709,28 +2107,92 @@ static void kill_all(struct run *r)
 
 /* ---- renewals, heartbeats, stopping --------------------------------- */
 
+/* Renews the claims of the n items of b not lost yet, committed together:
+ * how many are still held.  One found gone is marked lost: what the
+ * command does with it counts for nothing.  *at: when to renew next. */
+static size_t renew_items(struct run *r, struct bitem *b, size_t n, int64_t now, int64_t *at)
+{
+	struct sw_fin *f = calloc(n ? n : 1, sizeof *f);
+	size_t *ix = calloc(n ? n : 1, sizeof *ix);
+	if (!f || !ix)
+		sw_die(EX_SOFTWARE, "out of memory");
+	size_t m = 0, held = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!b[i].lost) {
+			ix[m] = i;
+			f[m++] = (struct sw_fin){ .id = b[i].id, .token = b[i].token, .ttl_ns = b[i].ttl_ns };
+		}
+	sw_queue_apply(&r->q, SW_FIN_RENEW, f, m);
+	bool again = false;
+	for (size_t k = 0; k < m; k++) {
+		json_decref(f[k].out);
+		if (f[k].rc == SW_EX_FALSE) {
+			b[ix[k]].lost = true;
+			r->claims_dirty = true;
+		} else {
+			held++;
+			again |= f[k].rc != 0;   /* not now: try again soon */
+		}
+		if (f[k].rc)
+			sw_warn("item %s: %s%s", f[k].id, f[k].err.msg,
+				f[k].rc == SW_EX_FALSE && n == 1 ? "; stopping its command" : "");
+	}
+	*at = again ? now + SW_NS_PER_SEC : renew_time(b, n, now);
+	free(f);
+	free(ix);
+	return held;
+}
+
 static void renew_due(struct run *r, int64_t now)
 {
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
 		if (!holds_claim(s) || now < s->renew_at)
 			continue;
-		json_t *out = NULL;
-		int rc = sw_queue_renew(&r->q, s->id, s->token, s->ttl_ns, &out);
-		json_decref(out);
-		if (rc == 0) {
-			s->renew_at = now + s->ttl_ns / 3;
-		} else if (rc == SW_EX_FALSE) {
-			/* the claim is gone: whatever the command does now counts
-			 * for nothing, so stop it */
-			sw_warn("item %s: %s; stopping its command", s->id, r->q.err.msg);
+		if (renew_items(r, s->b, s->nb, now, &s->renew_at) == 0) {
+			/* every claim is gone: stop the command */
+			if (s->nb > 1)
+				sw_warn("every item of the batch of %s is lost; stopping its command", s->id);
 			s->abandoned = "lost";
 			stop_trees(r, &s, 1, now);
-		} else {
-			sw_warn("item %s: %s", s->id, r->q.err.msg);
-			s->renew_at = now + SW_NS_PER_SEC;
 		}
 	}
+	if (r->gn && now >= r->gather_renew_at) {
+		renew_items(r, r->gb, r->gn, now, &r->gather_renew_at);
+		/* the gathered items that were lost leave the batch */
+		size_t k = 0;
+		for (size_t i = 0; i < r->gn; i++) {
+			if (r->gb[i].lost) {
+				json_decref(r->gb[i].item);
+				r->claimed--;
+			} else {
+				r->gb[k++] = r->gb[i];
+			}
+		}
+		r->gn = k;
+	}
+}
+
+/* Gives back the items gathered for a batch that is not going to start
+ * (the agent is stopping). */
+static void drop_gather(struct run *r)
+{
+	if (!r->gn)
+		return;
+	release_items(r, r->gb, r->gn);
+	for (size_t i = 0; i < r->gn; i++)
+		json_decref(r->gb[i].item);
+	r->claimed -= (long long)r->gn;
+	r->gn = 0;
+	r->claims_dirty = true;
+}
+
+static void claims_add(json_t *a, const char *q, const struct bitem *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!b[i].lost)
+			json_array_append_new(a, json_pack("{s:s,s:s,s:I}", "queue", q, "id", b[i].id,
+							   "token", (json_int_t)b[i].token));
 }
 
 /* The record names what this agent holds, so that `sw-agent reap` can
@@ -1742,9 +2204,9 @@ static void record_claims(struct run *r, int64_t now)
 	for (int i = 0; i < r->o->jobs; i++) {
 		const struct slot *s = &r->slots[i];
 		if (holds_claim(s))
-			json_array_append_new(a, json_pack("{s:s,s:s,s:I}", "queue", r->q.name, "id",
-							   s->id, "token", (json_int_t)s->token));
+			claims_add(a, r->q.name, s->b, s->nb);
 	}
+	claims_add(a, r->q.name, r->gb, r->gn);
 	json_object_set_new(r->rec, "claims", a);
 	r->claims_dirty = false;
 	r->next_record = now + SW_NS_PER_SEC;
@@ -1951,6 +2413,8 @@ static int64_t next_deadline(struct run *r, int64_t now)
 		t = min64(t, r->next_poll);
 	if (sw_waiter_shared(&r->w) && !sw_waiter_watching(&r->w) && waits(r))
 		t = min64(t, r->next_lead);
+	if (r->gn)
+		t = min64(t, r->gather_renew_at);
 	for (int i = 0; i < r->o->jobs; i++) {
 		struct slot *s = &r->slots[i];
 		if (!s->pid)
@@ -1972,7 +2436,9 @@ static int64_t next_deadline(struct run *r, int64_t now)
 
 static bool finished(struct run *r, int64_t now)
 {
-	if (r->running)
+	if (r->draining)
+		drop_gather(r);
+	if (r->running || r->gn)
 		return false;
 	if (r->draining)
 		return true;
@@ -2071,7 +2537,7 @@ static void loop(struct run *r)
 			claim_some(r);   /* what came before the watch was set */
 			continue;
 		}
-		if (r->empty && !r->running && r->idle_since < 0)
+		if (r->empty && !r->running && !r->gn && r->idle_since < 0)
 			r->idle_since = now;
 		if (!r->empty || r->running)
 			r->idle_since = -1;
@@ -2185,6 +2651,8 @@ static int v_run(struct sw_cmd *c)
 		json_object_set_new(r.rec, "guardian", json_string(guard));
 	json_object_set_new(r.rec, "queue", json_string(r.q.name));
 	json_object_set_new(r.rec, "jobs", json_integer(o->jobs));
+	if (o->batch)
+		json_object_set_new(r.rec, "batch", json_integer((json_int_t)o->batch));
 	json_t *cmd = json_array();
 	for (int i = 0; i < o->nargs; i++)
 		json_array_append_new(cmd, utf8_string(o->args[i], strlen(o->args[i])));
@@ -2193,7 +2661,8 @@ static int v_run(struct sw_cmd *c)
 	r.slots = calloc((size_t)o->jobs, sizeof *r.slots);
 	r.fin = calloc((size_t)o->jobs, sizeof *r.fin);
 	r.pick = calloc((size_t)o->jobs, sizeof *r.pick);
-	if (!r.slots || !r.fin || !r.pick)
+	r.gb = calloc(o->batch ? o->batch : 1, sizeof *r.gb);
+	if (!r.slots || !r.fin || !r.pick || !r.gb)
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (int i = 0; i < o->jobs; i++)
 		slot_reset(&r.slots[i]);
@@ -2229,6 +2698,7 @@ static int v_run(struct sw_cmd *c)
 	free(r.slots);
 	free(r.fin);
 	free(r.pick);
+	free(r.gb);
 	free(r.env);
 	sw_waiter_close(&r.w);
 	close(r.sfd);
@@ -2243,7 +2713,7 @@ static const int o_none[] = { 0 };
 static const int o_reap[] = { O_FORCE, 0 };
 static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
 static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_HBTTL, O_LABEL, O_MAXITEMS, O_IDLE,
-			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, O_JOBLOG, 0 };
+			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, O_JOBLOG, O_BATCH, O_BATCHWAIT, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "register", v_register, "", 0, 0, o_register, SW_CMD_WS | SW_CMD_WS_CREATE },
@@ -2309,6 +2779,11 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		return rc;
 	case O_IDLE: return sw_cmd_duration(c, "--idle-exit", arg, &o->idle_ns);
 	case O_ONCE: o->once = true; return 0;
+	case O_BATCH:
+		if (!(rc = sw_cmd_int(c, "--batch", arg, 1, 100000, &v)))
+			o->batch = (size_t)v;
+		return rc;
+	case O_BATCHWAIT: return sw_cmd_duration(c, "--batch-wait", arg, &o->batch_wait_ns);
 	case O_GRACE: return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	case O_POLL:
 		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->poll_ns)))
@@ -2340,6 +2815,12 @@ static int check(struct sw_cmd *c)
 	o->args = c->command;
 	for (o->nargs = 0; o->args && o->args[o->nargs]; o->nargs++)
 		;
+	if (o->batch_wait_ns && !o->batch)
+		return sw_cmd_err(c, EX_USAGE, "--batch-wait needs --batch");
+	for (int i = 0; o->batch && i < o->nargs; i++)
+		if (strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") || strstr(o->args[i], "{attempt}"))
+			return sw_cmd_err(c, EX_USAGE, "--batch gives the command its items on stdin: "
+					  "{} {id} {attempt} have no one item to stand for");
 	if (o->once && o->idle_ns < 0)
 		o->idle_ns = 0;   /* --once does not wait unless told to */
 	if (o->arg && (rc = sw_cmd_name(c, "id", o->arg)))

@@ -903,3 +903,138 @@ x" ]
 	sw-agent run -q dr --once -- sh -c 'echo "[${SW_DEPS_RESULTS-unset}]"' >/dev/null
 	[ "$(sw-claim list -q dr --state done | jq -r 'select(.payload == "x") | .result')" = "[unset]" ]
 }
+
+# ---- --batch ------------------------------------------------------------
+
+@test "--batch N: up to N items per command, on its stdin as JSON Lines; SW_BATCH_SIZE and SW_BATCH_ID, no SW_ITEM_ID" {
+	mkdir "$BATS_TEST_TMPDIR/got"
+	items a b c d e
+	run --separate-stderr sw-agent run --batch 2 --idle-exit 0 -- \
+		sh -c 'f=$(mktemp -p "$0"); { echo "$SW_BATCH_SIZE ${#SW_BATCH_ID} ${SW_ITEM_ID-none} ${SW_ITEM_TOKEN-none}"; cat; } >"$f"' \
+		"$BATS_TEST_TMPDIR/got"
+	assert_success
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 5 ]
+	# three commands: 2, 2 and 1 items, each an item object a line
+	run sh -c "head -qn1 '$BATS_TEST_TMPDIR'/got/* | sort"
+	assert_output "$(printf '1 16 none none\n2 16 none none\n2 16 none none')"
+	run sh -c "tail -qn+2 '$BATS_TEST_TMPDIR'/got/* | jq -r '[.payload, (.token|type), .attempt, .state] | @tsv' | sort"
+	assert_output "$(printf '%s\tnumber\t1\tclaimed\n' a b c d e)"
+	[ "$(count done)" = 5 ]
+	# the claims the command was given are the ones it holds
+	[ "$(sw-claim list --state done | jq -r .id | sort)" = "$(tail -qn+2 "$BATS_TEST_TMPDIR"/got/* | jq -r .id | sort)" ]
+}
+
+@test "--batch refuses {} {id} {attempt} (64); --batch-wait needs --batch; --once --batch runs one batch" {
+	run --separate-stderr sw-agent run --batch 2 -- echo {}
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent run --batch 2 -- echo {id}
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent run --batch-wait 1s -- cat
+	[ "$status" -eq 64 ]
+	run --separate-stderr sw-agent run --batch 0 -- cat
+	[ "$status" -eq 64 ]
+	items a b c
+	run --separate-stderr sw-agent run --once --batch 2 -- sh -c 'cat >/dev/null; exit 3'
+	[ "$status" -eq 3 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" = 2 ]
+	[ "$(count pending)" = 3 ]
+	# one batch of two ran (and failed); the third item was never claimed
+	[ "$(sw-claim list --state pending | jq -r '[.payload, .attempt] | @tsv' | sort | paste -sd,)" = "$(printf 'a\t1,b\t1,c\t0')" ]
+}
+
+@test "--batch: per-item outcomes on stdout; only the failed items are retried, on attempt 2; items not named take the exit status" {
+	export SW_BACKOFF_BASE=10ms
+	printf '%s\n' 1 2 3 4 5 6 | sw-claim add --lines --quiet
+	# odd: done with a result; 2 and 4 failed (on their first attempt); 6
+	# not named: the exit status (0)
+	run --separate-stderr sw-agent run --batch 6 --max-items 8 --idle-exit 2s --poll 50ms -- sh -c '
+		jq -c "(.payload|tonumber) as \$n | if \$n == 6 then empty
+			elif \$n % 2 == 1 or .attempt > 1 then {id, ok: true, result: {n: \$n, attempt: .attempt}}
+			else {id, ok: false, error: \"even \(\$n)\"} end"
+		echo "not an outcome line"'
+	assert_success
+	run sw-claim list --state done
+	run jq -sc 'map([.payload, .result]) | sort' <<<"$output"
+	assert_output '[["1",{"n":1,"attempt":1}],["2",{"n":2,"attempt":2}],["3",{"n":3,"attempt":1}],["4",{"n":4,"attempt":2}],["5",{"n":5,"attempt":1}],["6",null]]'
+	[ "$(count done)" = 6 ]
+}
+
+@test "--batch: with no outcome lines the exit status applies to the whole batch: 75 releases, other codes fail with the stderr tail" {
+	export SW_BACKOFF_BASE=10ms
+	items a b c
+	run --separate-stderr sw-agent run --once --batch 5 -- sh -c 'cat >/dev/null; exit 75'
+	[ "$status" -eq 75 ]
+	[ "$(grep -c '"state":"released"' <<<"$output")" = 3 ]
+	run --separate-stderr sw-agent run --once --batch 5 -- sh -c 'cat >/dev/null; echo broken >&2; exit 4'
+	[ "$status" -eq 4 ]
+	[ "$(grep -c '"state":"pending"' <<<"$output")" = 3 ]
+	run sw-claim list --state pending
+	[ "$(jq -r '[.attempt, .last_error] | @tsv' <<<"$output" | sort -u)" = "$(printf '1\texit status 4: broken')" ]
+	# one failed line, the rest by the exit status 0 (once their retry is due)
+	run --separate-stderr sw-agent run --once --idle-exit 3s --poll 50ms --batch 5 --batch-wait 500ms -- sh -c 'read -r l; echo "{\"id\":$(echo "$l" | jq .id),\"ok\":false}"; cat >/dev/null'
+	assert_success
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 2 ]
+	[ "$(count done)" = 2 ]
+}
+
+@test "--batch-wait gathers items added shortly after the first, into one batch" {
+	mkdir "$BATS_TEST_TMPDIR/got"
+	items a
+	( sleep 0.3; items b c ) &
+	run --separate-stderr sw-agent run --once --batch 3 --batch-wait 5s -- \
+		sh -c 'cat >"$(mktemp -p "$0")"' "$BATS_TEST_TMPDIR/got"
+	assert_success
+	wait
+	[ "$(ls "$BATS_TEST_TMPDIR/got" | wc -l)" = 1 ]
+	[ "$(jq -r .payload "$BATS_TEST_TMPDIR"/got/* | paste -sd,)" = a,b,c ]
+	# without it, the batch starts with what there is
+	items d
+	( sleep 0.3; items e ) &
+	run --separate-stderr sw-agent run --once --batch 3 -- cat
+	wait
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 1 ]
+	# and not longer than the wait when no more come
+	items f
+	t0=$(now_ms)
+	run --separate-stderr sw-agent run --once --batch 3 --batch-wait 300ms -- cat
+	[ "$(grep -c '"state":"done"' <<<"$output")" = 2 ]
+	[ $(( $(now_ms) - t0 )) -lt 3000 ]
+}
+
+@test "--batch: the claims of every item are renewed while the batch runs past its ttl, and the record names them all" {
+	sw-claim add --quiet --timeout 1 '"x"'
+	sw-claim add --quiet --timeout 1 '"y"'
+	agent_bg bslow 2 --batch 2 --idle-exit 0 --quiet --ttl 1s -- sh -c 'sleep 2.5; cat >/dev/null'
+	sleep 1.7
+	# past the first lease and the skew margin: a reaper finds nothing to take
+	run --separate-stderr sw-agent reap
+	refute_output --partial claims_reaped
+	reap_job "$pid" 5
+	[ "$st" = 0 ]
+	[ "$(count done)" = 2 ]
+	[ "$(sw-claim list --state done | jq -r .attempt | sort -u)" = 1 ]
+}
+
+@test "--batch: kill -9 of the whole agent: its batch is claimable again after the lease, nothing lost" {
+	printf '%s\n' 1 2 3 | sw-claim add --lines --quiet
+	agent_bg bk 3 --batch 3 --quiet --ttl 1s -- sleep 30
+	track $(tree_pids "$worker")
+	kill -KILL "$pid" "$worker"
+	# no reap: the leases run out, and another agent takes the batch
+	SW_CLOCK_SKEW=200ms run --separate-stderr sw-agent run --batch 3 --idle-exit 3s --poll 100ms -- cat
+	assert_success
+	run sw-claim list --state done
+	[ "$(jq -r '[.payload, .attempt] | @tsv' <<<"$output" | sort | paste -sd,)" = "$(printf '1\t2,2\t2,3\t2')" ]
+	[ "$(count pending)" = 0 ]
+}
+
+@test "--batch-wait: the items gathered are in the record meanwhile, and SIGTERM gives them back" {
+	items a b c
+	agent_bg bg 3 --batch 10 --batch-wait 1m --quiet -- cat
+	kill -TERM "$pid"
+	reap_job "$pid" 5
+	[ "$st" = 0 ]
+	[ "$(count pending)" = 3 ]
+	# released: no attempt counted
+	[ "$(sw-claim list --state pending | jq -r .attempt | sort -u)" = 0 ]
+}

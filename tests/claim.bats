@@ -1242,6 +1242,13 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 	refused 64 sw-claim done -q b -n 3
 }
 
+@test "next -n N takes items of several adds (several buckets) in one call, oldest first" {
+	for p in a b c d; do sw-claim add -q nb --quiet "\"$p\""; done
+	run --separate-stderr sw-claim next -q nb -n 3
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "${lines[@]}" | jq -r .payload | paste -sd,)" = "a,b,c" ]
+}
+
 @test "next -n --wait waits for the first item, then takes what is there" {
 	( sleep 0.5; seq 1 4 | sw-claim add --lines -q bw >/dev/null ) &
 	run --separate-stderr sw-claim next -q bw -n 10 --wait 10s

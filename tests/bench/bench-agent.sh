@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # sw-agent: throughput of `run -j2 -- true` against xargs -P2 and GNU
-# parallel -j2 on the same machine in the same run; an idle agent's RSS;
+# parallel -j2 on the same machine in the same run; of `run -j2 --batch
+# 100` at the default SW_SYNC and off; an idle agent's RSS;
 # the CPU that 1,000 idle agents on one workspace use together.
 # BENCH_QUICK=1: 5,000 items and 200 idle agents (GNU parallel, at ~5 ms
 # a job, then runs a tenth of them; its rate is what is compared).
-# BENCH_PART=idle runs only the idle part.
+# BENCH_PART=idle runs only the idle part, BENCH_PART=batch only --batch.
 set -eu
 . "$(dirname "$0")/lib.sh"
 tmp=$SW_BENCH_TMP/agent
@@ -27,7 +28,7 @@ per=$((n / rounds)); ppar=$((npar / rounds))
 n=$((per * rounds)); npar=$((ppar * rounds))
 export SW_DIR=$tmp/ws
 agent_s=0 xargs_s=0 par_s=0
-[ "${BENCH_PART:-}" = idle ] && rounds=0
+case ${BENCH_PART:-} in idle|batch) rounds=0 ;; esac
 add() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a + b}'; }
 for ((r = 0; r < rounds; r++)); do
 	seq 1 "$per" | sw-claim add --lines --quiet
@@ -55,7 +56,30 @@ echo "sw-agent / xargs    = $(ratio "$ra" "$rx")× (target ≥ 0.6×)"
 echo "sw-agent / parallel = $(ratio "$ra" "$rp")× (target ≥ 2×)"
 fi
 
-# 2. idle agents: RSS of one, CPU of many
+# 2. batches: `run -j 2 --batch 100` with a command that reads its batch
+#    and exits 0, at the default SW_SYNC and with off beside it
+nb=${BENCH_BATCH_ITEMS:-50000}
+[ "${BENCH_QUICK:-}" = 1 ] && nb=20000
+if [ "${BENCH_PART:-}" != idle ]; then
+	for sync in default off; do
+		export SW_DIR=$tmp/batch-$sync
+		seq 1 "$nb" | sw-claim add --lines --quiet
+		t0=$EPOCHREALTIME
+		if [ "$sync" = default ]; then
+			env -u SW_SYNC sw-agent run -j 2 --batch 100 --quiet --idle-exit 0 -- sh -c 'cat >/dev/null'
+		else
+			SW_SYNC=off sw-agent run -j 2 --batch 100 --quiet --idle-exit 0 -- sh -c 'cat >/dev/null'
+		fi
+		t1=$EPOCHREALTIME
+		done_n=$(sw-claim stats | jq .done)
+		[ "$done_n" = "$nb" ] || { echo "sw-agent --batch did $done_n of $nb items" >&2; exit 1; }
+		echo "sw-agent run -j2 --batch 100 (SW_SYNC=$sync): $nb items in $(secs "$t0" "$t1") s =" \
+			"$(rate "$nb" "$(secs "$t0" "$t1")") items/s (target ≥ 10,000/s)"
+	done
+fi
+
+# 3. idle agents: RSS of one, CPU of many
+[ "${BENCH_PART:-}" = batch ] && { rm -rf "$tmp"; exit 0; }
 export SW_DIR=$tmp/idle
 unset SW_POLL
 sw-claim stats >/dev/null 2>&1 || true

@@ -199,3 +199,39 @@ worker() { pgrep -P "$1" -x sw-agent | head -1; }
 	[ -e "$HOME/canary" ]
 	[ "$(stat_of done)" = 4 ]
 }
+
+@test "4 agents --batch 50 -j 2, one crashing (SIGKILL) every 300 ms and restarted: 0 lost, 0 done twice, only failed items retried" {
+	n=${CHAOS_ITEMS_BATCH:-4000}
+	fill "$n" --max-attempts 1000
+	# every 7th item says it failed on its first attempt; the rest are done
+	# with their payload as the result
+	start() {
+		sw-agent run --id b$1.$RANDOM -j 2 --batch 50 --ttl 1s -- sh -c 'sleep 0.05; jq -c "
+			if (.payload | tonumber) % 7 == 0 and .attempt == 1 then {id, ok: false, error: \"seventh\"}
+			else {id, ok: true, result: .payload} end"' >>"$out/b$1.out" 2>>"$out/b$1.err" &
+		pids[$1]=$!
+	}
+	pids=()
+	for i in 0 1 2 3; do start $i; done
+	kills=0
+	for ((t = 0; t < 100; t++)); do
+		[ "$(stat_of done)" -ge "$n" ] && break
+		sleep 0.3
+		i=$((RANDOM % 4))
+		w=$(worker "${pids[$i]}")
+		[ -n "$w" ] && kill -KILL "$w" 2>/dev/null && kills=$((kills + 1))
+		wait "${pids[$i]}" 2>/dev/null || true
+		start $i
+	done
+	echo "# $kills agents killed" >&3
+	wait_settled "$n" 30 || true
+	kill -TERM "${pids[@]}"
+	wait
+	run sw-claim stats
+	assert_output "{\"queue\":\"default\",\"pending\":0,\"delayed\":0,\"blocked\":0,\"claimed\":0,\"done\":$n,\"dead\":0,\"cancelled\":0,\"in_flight\":0,\"damaged\":0}"
+	assert_none_done_twice
+	[ -z "$(sw-claim list --state done | jq -r 'select(.payload != .result) | .id' | head -1)" ]
+	# a seventh item was done on a later attempt than the one that failed
+	[ -z "$(sw-claim list --state done | jq -r 'select((.payload | tonumber) % 7 == 0 and .attempt < 2) | .id' | head -1)" ]
+	[ "$kills" -gt 3 ]
+}
