@@ -266,13 +266,16 @@ field() { report | jq -r "$1"; }
 }
 
 @test "sw-agent run --batch/--affinity are passed on, or refused with sw-agent's own reason (69)" {
-	run --separate-stderr sw-sim run --agents 2 --duration 2s --rate 5/s --job-time 10ms --batch 2 --affinity
-	if sw-agent --help | grep -q -- --batch; then
-		assert_success
-	else
-		[ "$status" -eq 69 ]
-		[[ $stderr == *"exited at once with status 64"*"--batch"* ]]
-	fi
+	local args
+	for args in "--batch 2" "--affinity"; do
+		run --separate-stderr sw-sim run --agents 2 --duration 2s --rate 5/s --job-time 10ms $args
+		if sw-agent --help | grep -q -- "${args%% *}\b"; then
+			assert_success
+		else
+			[ "$status" -eq 69 ]
+			[[ $stderr == *"exited at once with status 64"*"${args%% *}"* ]]
+		fi
+	done
 }
 
 @test "SIGTERM stops a run in order: faults lifted, a report, no agent left" {
