@@ -39,12 +39,8 @@ int qerr(struct sw_queue *q, int code, const char *fmt, ...)
 int qerr_errno(struct sw_queue *q, const char *what)
 {
 	int e = errno;
-	int code = sw_ex_errno(e) == EX_UNAVAILABLE ? EX_IOERR : sw_ex_errno(e);
-	/* a permission problem is fixed where it is: say where */
-	if (e == EACCES || e == EPERM)
-		return qerr(q, code, "%s: %s (queue directory %s/queues/%s)", what, strerror(e),
-			    q->ws ? q->ws->path : ".", q->name);
-	return qerr(q, code, "%s: %s", what, strerror(e));
+	return qerr(q, sw_ex_errno(e) == EX_UNAVAILABLE ? EX_IOERR : sw_ex_errno(e),
+		    "%s: %s", what, strerror(e));
 }
 
 int sw_state_mask(const char *list)
