@@ -168,10 +168,20 @@ static void say(const struct opts *o, int rc, const char *msg)
 		sw_warn("%s", msg);
 }
 
+/* A permission problem is fixed where it is: the queue's directory is
+ * named, as sw-agent names it. */
+static void say_q(const struct opts *o, int rc, const struct sw_queue *q)
+{
+	if (rc == EX_NOPERM && q->ws)
+		sw_warn("queue %s/queues/%s: %s", q->ws->path, q->name, q->err.msg);
+	else
+		say(o, rc, q->err.msg);
+}
+
 static int finish(struct sw_queue *q, int rc, const struct opts *o, json_t *out)
 {
 	if (rc) {
-		say(o, rc, q->err.msg);
+		say_q(o, rc, q);
 	} else if (out) {
 		print(o, out);
 	}
@@ -554,7 +564,7 @@ static int cmd_next(struct sw_cmd *c)
 	if (rc == SW_EX_FALSE)   /* no queue yet: nothing to claim */
 		rc = EX_TEMPFAIL, snprintf(q.err.msg, sizeof q.err.msg, "nothing to claim in queue '%s'", o->queue);
 	if (rc) {
-		say(o, rc, q.err.msg);
+		say_q(o, rc, &q);
 		return rc;
 	}
 	int64_t deadline = o->wait_ns >= 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;

@@ -109,3 +109,12 @@ as() {
 	done
 	[ "$(cd "$SW_DIR" && find . | sort | md5sum)" = "$before" ]
 }
+
+@test "a permission error inside a queue names the queue's directory" {
+	as swgrp-a sw-claim add -q p '"x"' >/dev/null
+	chmod 0700 "$SW_DIR/queues/p/pending"
+	chown root "$SW_DIR/queues/p/pending"
+	run --separate-stderr as swgrp-b sw-claim next -q p
+	[ "$status" -eq 77 ]
+	[[ $stderr == "sw-claim: next: queue $SW_DIR/queues/p: "*"Permission denied" ]]
+}
