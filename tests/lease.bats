@@ -220,13 +220,15 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 }
 
 @test "an expired lease is takeable only after expiry plus SW_CLOCK_SKEW" {
-	export SW_CLOCK_SKEW=600ms
-	acq job --ttl 200ms
-	sleep 0.35        # expired, but inside the margin
+	# seconds, not tenths: a busy machine (or ASan) takes that long for
+	# the show and the refused acquire inside the margin
+	export SW_CLOCK_SKEW=2s
+	acq job --ttl 1s
+	sleep 1.2         # expired, but inside the margin (until 3s)
 	run sw-lease show job
 	jq -e '.state == "expired"' <<<"$output"
 	refused 75 sw-lease acquire job
-	sleep 0.6         # past expiry + margin
+	sleep 2           # past expiry + margin
 	run sw-lease acquire job
 	[ "$status" -eq 0 ]
 	jq -e '.token == 2' <<<"$output"
@@ -416,7 +418,9 @@ refused() { # status command...: exactly one line on stderr, nothing on stdout
 @test "a first acquisition that stalls while the lease lives on gets no old token when it resumes" {
 	# the stalled writer saw no versions; meanwhile 40 holders come and go
 	# and cleanup removes v.1, which it then creates
-	strace -f -o /dev/null -e trace=linkat -e inject=linkat:delay_enter=4s:when=1 \
+	# stalled long enough for the 40 holders below on a busy machine under
+	# ASan (a quarter of a second each, seen)
+	strace -f -o /dev/null -e trace=linkat -e inject=linkat:delay_enter=12s:when=1 \
 		sw-lease acquire x --ttl 1h >"$BATS_TEST_TMPDIR/stale" 2>&1 &
 	pid=$!
 	sleep 0.4
