@@ -328,7 +328,7 @@ static void fin_taken_over(size_t slot, void *arg)
 	f->rc = sw_err_set(&f->err, SW_EX_FALSE, "item %s: taken over while this process stalled", f->id);
 }
 
-static int apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f)
+int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f)
 {
 	switch (verb) {
 	case SW_FIN_RENEW: return sw_queue_renew(q, f->id, f->token, f->ttl_ns, &f->out);
@@ -346,7 +346,7 @@ int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, 
 	for (size_t i = 0; i < n; i++) {
 		q->batch_slot = i;
 		f[i].out = NULL;
-		if ((f[i].rc = apply_one(q, verb, &f[i])) != 0)
+		if ((f[i].rc = sw_queue_apply_one(q, verb, &f[i])) != 0)
 			f[i].err = q->err;
 	}
 	int rc = txn_batch_end(q, fin_taken_over, f);

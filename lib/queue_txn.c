@@ -267,6 +267,20 @@ struct txn_batch {
 	struct txn_pend *p;
 };
 
+/* The next free entry of b, grown as needed; NULL when out of memory. */
+static struct txn_pend *batch_room(struct txn_batch *b)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct txn_pend *np = realloc(b->p, cap * sizeof *np);
+		if (!np)
+			return NULL;
+		b->p = np;
+		b->cap = cap;
+	}
+	return &b->p[b->n];
+}
+
 /* Steps 2 to 5, once <N>.o<S> is ours; in a batch, step 2 only. */
 static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 {
@@ -288,18 +302,8 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 		return rc ? rc : qerr(q, EX_SOFTWARE, "no next state");
 	}
 	struct txn_batch *b = q->batch;
-	struct txn_pend *pend = NULL;
-	if (b && b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct txn_pend *np = realloc(b->p, cap * sizeof *np);
-		if (np) {
-			b->p = np;
-			b->cap = cap;
-		}
-	}
-	if (b && b->n < b->cap)
-		pend = &b->p[b->n];
-	else if (b) {
+	struct txn_pend *pend = b ? batch_room(b) : NULL;
+	if (b && !pend) {
 		json_decref(next);
 		put_back(sfd, oname, t->back_dfd, t->back_name);
 		return qerr(q, EX_SOFTWARE, "out of memory");

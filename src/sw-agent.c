@@ -1751,10 +1751,14 @@ static const char *deps_file(struct run *r, struct slot *s)
 		s->deps_path = NULL;
 		return strerror(e);
 	}
+	/* put_dep's -1 is a write that failed; a code is the queue's error */
 	int rc = sw_queue_deps(&r->q, s->item, put_dep, f);
-	if ((fclose(f) != 0 || rc) && (rc = rc ? rc : EX_IOERR))
-		return rc == EX_IOERR ? strerror(errno) : r->q.err.msg;
-	return NULL;
+	e = errno;
+	if (fclose(f) != 0 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	return rc > 0 ? r->q.err.msg : rc < 0 ? strerror(e) : NULL;
 }
 
 static void start_item(struct run *r, json_t *item)

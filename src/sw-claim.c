@@ -609,6 +609,14 @@ static int cmd_next(struct sw_cmd *c)
 
 /* ---- verbs on claimed items ------------------------------------------- */
 
+/* What the options say of a finish or renewal: a stdin line may say
+ * otherwise for its item. */
+static struct sw_fin fin_defaults(const struct opts *o)
+{
+	return (struct sw_fin){ .result = o->result, .error = o->error, .retry_ns = o->retry_ns,
+				.ttl_ns = o->ttl_ns };
+}
+
 static int claimed_one(struct sw_cmd *c, enum sw_fin_verb verb)
 {
 	struct opts *o = c->opts;
@@ -617,15 +625,11 @@ static int claimed_one(struct sw_cmd *c, enum sw_fin_verb verb)
 	sw_span_int(&c->sp, "sw.item.token", (int64_t)o->token);
 	struct sw_queue q;
 	open_queue_of(&q, &c->ws, o, id);
-	json_t *out = NULL;
-	int rc;
-	switch (verb) {
-	case SW_FIN_RENEW: rc = sw_queue_renew(&q, id, o->token, o->ttl_ns, &out); break;
-	case SW_FIN_DONE: rc = sw_queue_done(&q, id, o->token, o->result, &out); break;
-	case SW_FIN_FAIL: rc = sw_queue_fail(&q, id, o->token, o->error, o->retry_ns, &out); break;
-	default: rc = sw_queue_release(&q, id, o->token, &out); break;
-	}
-	return finish(&q, rc, o, out);
+	struct sw_fin f = fin_defaults(o);
+	f.id = id;
+	f.token = o->token;
+	int rc = sw_queue_apply_one(&q, verb, &f);
+	return finish(&q, rc, o, f.out);
 }
 
 /* Claims from stdin: taken a chunk at a time, so that a long stream
@@ -644,11 +648,7 @@ struct fin_line {
 static int fin_parse(const struct opts *o, enum sw_fin_verb verb, const char *text, size_t len,
 		     struct fin_line *l, char *err, size_t errlen)
 {
-	*l = (struct fin_line){ .queue = o->queue };
-	l->f.result = o->result;
-	l->f.error = o->error;
-	l->f.retry_ns = o->retry_ns;
-	l->f.ttl_ns = o->ttl_ns;
+	*l = (struct fin_line){ .f = fin_defaults(o), .queue = o->queue };
 	if (!(l->line = sw_json_parse(text, len, err, errlen)))
 		return EX_DATAERR;
 	const char *id = sw_json_str(l->line, "id"), *q = sw_json_str(l->line, "queue");
