@@ -257,11 +257,29 @@ static void cleanup(const struct sw_chain *c, uint64_t seq)
 		clean_tmp(c);
 }
 
-/* After creating v.S+1: whether it was based on the real v.S.  A writer
- * that read v.S, stalled while the chain moved on and cleanup deleted
- * v.S+1, could create v.S+1 again; v.S went first, so its absence (or
- * another file in its place) gives that away. */
-static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur, struct sw_err *err)
+/* Whether v.seq is a version built on the one whose vid is mine: its
+ * writer read mine as the newest. */
+static bool built_on(const struct sw_chain *c, uint64_t seq, const char *mine)
+{
+	struct sw_chain_ver next;
+	const char *base = sw_chain_read(c, seq, &next) == 0 ? sw_json_str(next.j, "base") : NULL;
+	bool on = base && !strcmp(base, mine);
+	sw_chain_ver_free(&next);
+	return on;
+}
+
+/* After creating v.S+1 (vid mine): whether it was based on the real v.S.
+ * A writer that read v.S, stalled while the chain moved on and cleanup
+ * deleted v.S+1, could create v.S+1 again; v.S went first, so its absence
+ * (or another file in its place) gives that away.  But so does a chain
+ * that moved on from a real v.S+1 quickly: a writer that lost the race
+ * for it may build v.S+2 on it before this check, and a first version
+ * has no v.S at all.  A v.S+2 whose base is mine settles it: nobody
+ * builds on a stale re-creation, whose v.S+2 is long gone or names
+ * another base.  Calling a real version stale would apply a change twice
+ * (a failure counted twice trips a breaker early). */
+static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur, const char *mine,
+		       struct sw_err *err)
 {
 	if (cur->seq == 0) {
 		/* a first version by a writer that saw none and stalled while
@@ -270,7 +288,7 @@ static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur,
 		 * name) or one in the listing (which may lag) */
 		uint64_t m = 0, h = head_hint(c);
 		if ((h > 1 && ver_exists(c, h)) || listing_max(c, &m) < 0 || m > 1)
-			return SW_CHAIN_LOST;
+			return built_on(c, 2, mine) ? 0 : SW_CHAIN_LOST;
 		return 0;
 	}
 	struct sw_chain_ver again;
@@ -278,12 +296,14 @@ static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur,
 	int e = errno;
 	sw_chain_ver_free(&again);
 	if (rc < 0 && e == ENOENT)
-		return SW_CHAIN_LOST;
+		return built_on(c, cur->seq + 2, mine) ? 0 : SW_CHAIN_LOST;
 	if (rc < 0 && e != EBADMSG)
 		return sw_err_set(err, sw_ex_errno(e), "re-reading v.%llu: %s", (unsigned long long)cur->seq,
 				  strerror(e));
 	/* a damaged v.S is as it was when it is still damaged */
-	return strcmp(again.vid, cur->vid) ? SW_CHAIN_LOST : 0;
+	if (strcmp(again.vid, cur->vid))
+		return built_on(c, cur->seq + 2, mine) ? 0 : SW_CHAIN_LOST;
+	return 0;
 }
 
 int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, json_t *body,
@@ -295,7 +315,8 @@ int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, jso
 	char vid[33], fn[VNAME_LEN];
 	sw_rand_hex(vid, 16);
 	if (json_object_set_new(body, "seq", json_integer((json_int_t)seq)) < 0 ||
-	    json_object_set_new(body, "vid", json_string(vid)) < 0)
+	    json_object_set_new(body, "vid", json_string(vid)) < 0 ||
+	    json_object_set_new(body, "base", json_string(cur->seq ? cur->vid : "")) < 0)
 		return sw_err_set(err, EX_OSERR, "out of memory");
 	size_t len;
 	char *buf = sw_json_line(body, &len);
@@ -314,7 +335,7 @@ int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, jso
 		return SW_CHAIN_LOST;
 	if (rc < 0)
 		return sw_err_set(err, sw_ex_errno(e), "creating %s: %s", fn, strerror(e));
-	if ((rc = still_based(c, cur, err))) {
+	if ((rc = still_based(c, cur, vid, err))) {
 		if (rc == SW_CHAIN_LOST)
 			SW_NOINTR(unlinkat(c->dfd, fn, 0));
 		return rc;

@@ -247,6 +247,22 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	state_is ratio open
 }
 
+@test "a version built on a writer's own before it looked again is not undone: its failure counts once" {
+	command -v strace >/dev/null || skip "no strace"
+	# the first recorder stops for 2 s right after creating v.1; the
+	# second (its host lock given up after 50 ms) builds v.2 on it
+	strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:delay_exit=2000000:when=1 \
+		sw-breaker record fast --fail --failures 10 --window 1m --quiet &
+	local pid=$! v=$SW_DIR/breakers/fast
+	for _ in $(seq 200); do [ -e "$v/v.00000000000000000001" ] && break; sleep 0.02; done
+	sw-breaker record fast --fail --failures 10 --window 1m --quiet
+	[ -e "$v/v.00000000000000000002" ]
+	wait "$pid"
+	run sw-breaker show fast
+	echo "$output"
+	jq -e '.state == "closed" and .failures_in_window == 2' <<<"$output"
+}
+
 @test "trip and reset; show: 1 for an unknown breaker; list: one line each, sorted" {
 	refused 1 sw-breaker show nope
 	run sw-breaker list
