@@ -102,8 +102,8 @@ install: all
 # and tests/fuzz/replay.c (make fuzz-replay, which tests/run calls: the
 # seed corpus and the kept regressions, in seconds).  The pending ones wait
 # for a parser to be exported (see their files) and are not built yet.
-FUZZ_TARGETS = agent argv_agent argv_claim argv_lease argv_metrics argv_shard duration item item_file journal \
-	lease_version name nodes number otlp place traceparent \
+FUZZ_TARGETS = agent argv_agent argv_claim argv_lease argv_metrics argv_shard argv_sim duration item item_file \
+	journal lease_version name nodes number otlp place ring traceparent \
 	limit_rate limit_tlist limit_version limit_argv_limit limit_argv_breaker
 FUZZ_S  ?= 60
 # more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding
@@ -130,10 +130,10 @@ build/fuzz/%.o: lib/%.c $(LIB_HDR) | build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 build/fuzz/libsw.a: $(patsubst lib/%.c,build/fuzz/%.o,$(LIB_SRC))
 	$(AR) rcs $@ $^
-build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h tests/fuzz/argv.h $(PROG_SRC) build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
+build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h tests/fuzz/argv.h tests/fuzz/scratch.h $(PROG_SRC) build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer,address,undefined -o $@ $< \
 	    build/fuzz/libsw.a $(SAN_LDLIBS)
-build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/fuzz/argv.h $(PROG_SRC) build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
+build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/fuzz/argv.h tests/fuzz/scratch.h $(PROG_SRC) build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
 	$(CC) $(CFLAGS) $(SAN_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c build/san/libsw.a $(SAN_LDLIBS)
 
 # fuzz: each target FUZZ_S seconds from its seeds; new inputs go to
