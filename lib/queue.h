@@ -136,7 +136,9 @@ int sw_batch_expect(struct sw_batch *bt, const char *id);
  * that waits, "blocked" (or "dead", "cancelled" with what it waits for). */
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed);
 int sw_batch_commit(struct sw_batch *bt);
-void sw_batch_abort(struct sw_batch *bt);
+/* Takes back what the batch added; how many items could not be (then
+ * also said in q->err instead of "nothing added"). */
+size_t sw_batch_abort(struct sw_batch *bt);
 
 /* Claims the most urgent, oldest claimable item whose role is in roles
  * (nroles 0: any role).  ttl_ns 0: the item's timeout.  *out is the item
