@@ -445,13 +445,19 @@ static int v_list(struct sw_cmd *c)
 
 struct qreap { struct opts *o; struct sw_ws *ws; int rc; };
 
+/* Frees a dead agent's claims and says so; a claim that could not be
+ * freed keeps the record (1) for the next reap, and the exit says why. */
 static int reap_print(json_t *rec, void *arg)
 {
 	struct qreap *a = arg;
-	json_object_set_new(rec, "reaped", json_true());
-	json_object_set_new(rec, "claims_freed", json_integer(sw_agent_free_claims(a->ws, rec)));
+	int code;
+	long long n = sw_agent_free_claims(a->ws, rec, &code);
+	json_object_set_new(rec, "reaped", json_boolean(!code));
+	json_object_set_new(rec, "claims_freed", json_integer(n));
 	print(a->o, rec);
-	return 0;
+	if (code)
+		a->rc = a->rc ? a->rc : code;
+	return code ? 1 : 0;
 }
 
 static int reap_queue(const char *name, void *arg)
