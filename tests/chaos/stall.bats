@@ -217,7 +217,7 @@ chain_stall() {
 	snapshot chain "$prep"
 	restore chain
 	trace_counts "$log" "$@"
-	for call in $STALL_CALLS openat2; do
+	for call in $STALL_CALLS; do
 		n=$(count_calls "$log" "$call")
 		for k in $(walk_points "$n"); do
 			restore chain
