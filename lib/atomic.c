@@ -85,6 +85,20 @@ int sw_rename(int ofd, const char *oldname, int nfd, const char *newname)
 	return -1;
 }
 
+int sw_rename_fresh(int ofd, const char *oldname, int nfd, const char *newname)
+{
+	if (SW_NOINTR(renameat(ofd, oldname, nfd, newname)) == 0)
+		return 0;
+	int e = errno;
+	/* nobody else makes newname: when it exists, this rename made it
+	 * (a retransmitted one answers ENOENT) */
+	if (e == ENOENT && SW_NOINTR(faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW)) == 0 &&
+	    SW_NOINTR(faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW)) < 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+
 int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname)
 {
 	struct stat before;

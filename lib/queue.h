@@ -64,6 +64,7 @@ struct sw_queue {
 	size_t batch_slot;          /* the caller's index of the one in hand */
 	bool sync_deferred;         /* syncs wait for the end of a batch ... */
 	bool sync_owed;             /* ... which then owes one */
+	bool deps_deferred;         /* a batch releases dependents at its end */
 	bool after_missing_ok;  /* the caller's choice: an added item may wait
 				 * for ids not (yet) in the queue */
 };
