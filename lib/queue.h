@@ -210,6 +210,9 @@ struct sw_fin {
  * durable before this returns.  0, or the code of a failure of the whole
  * (a sync failed: no finish stands, each item's rc says so too). */
 int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n);
+/* The same with a verb for each item (verb[i] for f[i]): one commit for
+ * items that end in different ways. */
+int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n);
 /* One of them, committed on its own (the one-item verbs): 0 or a code
  * with q->err; f->out as above, f->rc and f->err untouched. */
 int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f);

@@ -321,6 +321,11 @@ static int know_claim(int dfd, const char *name, void *arg)
  * read an item. */
 static void know_claims(struct sw_queue *q, const struct sw_fin *f, size_t n)
 {
+	size_t known = 0;
+	while (known < n && cache_get(q, f[known].id, f[known].token))
+		known++;
+	if (known == n)
+		return;   /* its own claims (an agent's): no need to read */
 	uint64_t *tokens = malloc(n * sizeof *tokens);
 	int cfd = qdir(q, QD_CLAIMED);
 	if (!tokens || cfd < 0) {
@@ -354,24 +359,43 @@ int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin 
 	return qerr(q, EX_SOFTWARE, "no such verb");
 }
 
-int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
+int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n)
 {
 	know_claims(q, f, n);
 	txn_batch_begin(q);
 	for (size_t i = 0; i < n; i++) {
 		q->batch_slot = i;
 		f[i].out = NULL;
-		if ((f[i].rc = sw_queue_apply_one(q, verb, &f[i])) != 0)
+		if ((f[i].rc = sw_queue_apply_one(q, verb[i], &f[i])) != 0)
 			f[i].err = q->err;
 	}
 	int rc = txn_batch_end(q, fin_taken_over, f);
 	for (size_t i = 0; rc && i < n; i++)
-		if (f[i].rc == 0 && verb != SW_FIN_RENEW) {
+		if (f[i].rc == 0 && verb[i] != SW_FIN_RENEW) {
 			json_decref(f[i].out);
 			f[i].out = NULL;
 			f[i].rc = rc;
 			f[i].err = q->err;
 		}
+	return rc;
+}
+
+int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
+{
+	enum sw_fin_verb *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v) {
+		int rc = qerr(q, EX_SOFTWARE, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			f[i].out = NULL;
+			f[i].rc = rc;
+			f[i].err = q->err;
+		}
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = verb;
+	int rc = sw_queue_apply_each(q, v, f, n);
+	free(v);
 	return rc;
 }
 

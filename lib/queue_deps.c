@@ -185,10 +185,16 @@ void deps_release(struct sw_queue *q, const char *id)
 	int deps = qdir(q, QD_DEPS);
 	if (deps < 0 || sw_name_problem(id))
 		return;
+	int fd = sw_open_dir(deps, id, false);
+	if (fd < 0) {   /* none waits for it (ENOENT): nothing to remove either */
+		if (errno == ELOOP || errno == ENOTDIR)
+			quarantine(q, deps, id, "deps", "not a directory");
+		return;
+	}
 	struct release r = { .q = q };
 	bucket_init(&r.b);
-	if (each_entry_in(deps, id, release_one, &r) < 0 && (errno == ELOOP || errno == ENOTDIR))
-		quarantine(q, deps, id, "deps", "not a directory");
+	each_entry(fd, release_one, &r);
+	close(fd);
 	bucket_done(&r.b);
 	SW_NOINTR(unlinkat(deps, id, AT_REMOVEDIR));
 }
