@@ -62,10 +62,14 @@ units: $(addprefix build/unit/,$(UNITS))
 check: all units san
 	@tests/run
 
-# check-faults: the stall and I/O fault walks at every step, not a sample
+# check-faults: the stall and I/O fault walks at every step, not a sample,
+# sw-lease's stalled writers at every step, and the agents' SIGSTOP chaos
+# with stops of up to 60 s (make check: 6 s)
 # (long: run it before a release, not in CI)
 check-faults: all
 	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats tests/chaos/stall.bats tests/chaos/faults.bats
+	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats -f 'stalled at any step|writer stalled' tests/lease.bats
+	CHAOS_STOP_MAX=60 SW_BIN=$(CURDIR)/bin bats -f 'SIGSTOP' tests/chaos/agent.bats
 
 # check-long: the issues' full-length runs: 8 sw-limit takers flat out
 # for 30 s, on this host and (with SW_MH_A and SW_MH_B set, see
