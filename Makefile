@@ -71,12 +71,14 @@ check-faults: all
 	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats -f 'stalled at any step|writer stalled' tests/lease.bats
 	CHAOS_STOP_MAX=60 SW_BIN=$(CURDIR)/bin bats -f 'SIGSTOP' tests/chaos/agent.bats
 
-# check-long: the issue's full-length runs: 8 sw-limit takers flat out
+# check-long: the issues' full-length runs: 8 sw-limit takers flat out
 # for 30 s, on this host and (with SW_MH_A and SW_MH_B set, see
-# tests/lab/lab) across two mounts
+# tests/lab/lab) across two mounts; 4 --affinity agents over 20,000 items
+# of 1,000 keys (make check: 2,000 of 100)
 check-long: all
 	SW_LIMIT_RATE_SECS=30 SW_BIN=$(CURDIR)/bin bats -f 'taking flat out' tests/limit.bats \
 	    tests/multihost/limit.bats
+	SW_AFF_ITEMS=20000 SW_BIN=$(CURDIR)/bin bats -f '95%' tests/affinity.bats
 
 bench: all build/trivial build/trivial-static
 	@tests/bench/run

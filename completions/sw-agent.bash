@@ -50,7 +50,7 @@ _sw_agent()
 	-d|--dir|--log-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	--joblog) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	-q|--queue) _sw_agent_queues; return ;;
-	--ttl|--heartbeat-ttl|--idle-exit|--grace|--poll|--batch-wait) COMPREPLY=($(compgen -W "1s 10s 30s 1m 5m" -- "$cur")); return ;;
+	--ttl|--heartbeat-ttl|--idle-exit|--grace|--poll|--batch-wait|--steal-after) COMPREPLY=($(compgen -W "1s 10s 30s 1m 5m" -- "$cur")); return ;;
 	-j|--jobs) COMPREPLY=($(compgen -W "1 2 4 8 $(nproc 2>/dev/null)" -- "$cur")); return ;;
 	--pid) COMPREPLY=($(compgen -W "$PPID" -- "$cur")); return ;;
 	--batch) COMPREPLY=($(compgen -W "10 50 100 1000" -- "$cur")); return ;;
@@ -62,7 +62,7 @@ _sw_agent()
 		for ((i = 2; i < COMP_CWORD; i++)); do
 			case ${COMP_WORDS[i]} in
 			--) COMPREPLY=($(compgen -c -- "$cur")); return ;;
-			-d|--dir|-q|--queue|-j|--jobs|--ttl|--heartbeat-ttl|--idle-exit|--grace|--poll|--id|--roles|--label|--max-items|--log-dir|--joblog|--batch|--batch-wait)
+			-d|--dir|-q|--queue|-j|--jobs|--ttl|--heartbeat-ttl|--idle-exit|--grace|--poll|--id|--roles|--label|--max-items|--log-dir|--joblog|--batch|--batch-wait|--steal-after)
 				i=$((i + 1)) ;;
 			-*) ;;
 			*) COMPREPLY=($(compgen -c -- "$cur")); return ;;
@@ -71,10 +71,10 @@ _sw_agent()
 	fi
 	local opts
 	case $verb in
-	register) opts="--id --roles --heartbeat-ttl --ttl --pid --label" ;;
+	register) opts="-q --queue --id --roles --heartbeat-ttl --ttl --pid --label" ;;
 	list) opts="--alive --dead --table" ;;
 	reap) opts="--force" ;;
-	run) opts="-q --queue -j --jobs --roles --ttl --heartbeat-ttl --max-items --idle-exit --once --batch --batch-wait --grace --poll --tag --log-dir --joblog --id --label --" ;;
+	run) opts="-q --queue -j --jobs --roles --ttl --heartbeat-ttl --max-items --idle-exit --once --batch --batch-wait --affinity --steal-after --grace --poll --tag --log-dir --joblog --id --label --" ;;
 	*) opts="" ;;
 	esac
 	if [[ $cur == -* ]]; then

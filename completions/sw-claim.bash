@@ -205,7 +205,8 @@ _sw_claim()
 		return
 		;;
 	-r | --role | --roles | --id | --key | --max-attempts | --timeout | --delay | \
-	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count)
+	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count | \
+	--affinity | --steal-after)
 		return
 		;;
 	--wait)
@@ -216,7 +217,7 @@ _sw_claim()
 	case $verb in
 	add) opts="-p --priority -r --role --id --key --max-attempts --timeout --delay --after --on-dep-fail
 		--after-missing --lines" ;;
-	next) opts="-n --count --roles --ttl --wait --format" ;;
+	next) opts="-n --count --roles --ttl --wait --format --affinity --steal-after" ;;
 	renew) opts="--token --ttl" ;;
 	done) opts="--token --result" ;;
 	fail) opts="--token --error --retry-in" ;;
@@ -224,7 +225,7 @@ _sw_claim()
 	cancel | requeue) opts="--state --older-than" ;;
 	wait) opts="--timeout" ;;
 	list) opts="--state --limit --table" ;;
-	stats) opts="--table" ;;
+	stats) opts="--table --keys" ;;
 	purge) opts="--state --older-than" ;;
 	drop) opts="--force" ;;
 	show | deps | reap) opts= ;;

@@ -156,6 +156,9 @@ struct sw_affinity {
 	const struct sw_placer *ring;
 	uint32_t me;                /* this claimer's node in the ring */
 	int64_t steal_after_ns;
+	/* out, may be NULL: lowered to when an item passed over because it
+	 * is another's may be taken (its time + steal_after_ns) */
+	int64_t *steal_at;
 };
 
 struct sw_claim_opts {
@@ -242,6 +245,11 @@ int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep,
  * "damaged_at"}. */
 int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *arg), void *arg);
 int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st);
+/* Calls fn with each pending item's partition (role, "-": none) and
+ * whether it has a key and the key's hash (sw_key_hash64), from the
+ * entries' names alone; stops at fn's non-zero and returns it. */
+int sw_queue_keys(struct sw_queue *q, int (*fn)(const char *part, bool keyed, uint64_t h, void *arg),
+		  void *arg);
 /* Expired claims back to pending (or dead), due delayed items to pending,
  * transitions of dead processes (and any after a grace) finished or
  * undone, old temporary files removed. */
