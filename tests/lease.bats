@@ -953,18 +953,14 @@ stall_once() {
 
 # ---- the documentation's cron lines run under cron's environment -----------------
 
-# The crontab lines (five time fields, then the command) of the EXAMPLES
-# of sw-lease(1) and sw-agent(1) and of the README's sw-lease and
-# sw-agent sections, one per line, as crontab has them.
 # Every crontab line of every page and of the README, but sw-metrics's
 # (its export writes node_exporter's directory: metrics.bats runs those).
 cron_lines() {
-	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
+	local m
 	for m in "$top"/man/*.[157]; do
-		[[ $m == */sw-metrics.1 ]] && continue
-		sed 's/\\e/\\/g' "$m" | grep -E "$re" || true   # (errexit: a page without any)
+		[[ $m == */sw-metrics.1 ]] || crontab_lines <"$m"
 	done
-	sed 's/^ *//' "$top/README.md" | grep -E "$re" | grep -v '/sw-metrics '
+	crontab_lines <"$top/README.md" | grep -v '/sw-metrics '
 }
 
 @test "every cron line of the examples runs as cron runs it: PATH=/usr/bin:/bin, no SW_DIR but its own" {
@@ -975,13 +971,7 @@ cron_lines() {
 	for p in sw-claim sw-lease sw-agent sw-limit sw-breaker; do install -m 755 "$(command -v "$p")" "$prefix/bin/"; done
 	while IFS= read -r line; do
 		n=$((n + 1))
-		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
-		cmd=${BASH_REMATCH[2]}
-		# cron ends the command at an unescaped %, and runs \% as %
-		[[ ${cmd//\\%/} != *%* ]] || { echo "unescaped % in: $line"; return 1; }
-		cmd=${cmd//\\%/%}
-		[[ $cmd == SW_DIR=* || $cmd == *" SW_DIR="* ]] || { echo "no SW_DIR on: $line"; return 1; }
-		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$ws|g; s|/usr/local/bin/|$prefix/bin/|g" <<<"$cmd")
+		cmd=$(cron_command "$line" "$ws" "$prefix")
 		# what the line runs besides sw: a stand-in that says it ran
 		rm -f "$BATS_TEST_TMPDIR"/ran.*
 		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
@@ -991,9 +981,7 @@ cron_lines() {
 		for q in $(grep -oE -- '-q [A-Za-z0-9_.-]+' <<<"$cmd" | cut -d' ' -f2); do
 			SW_DIR=$ws sw-claim add -q "$q" --quiet '"x"'
 		done
-		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd" </dev/null
-		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
-		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		cron_run "$cmd" "$home"
 		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
 			[ -e "$BATS_TEST_TMPDIR/ran.$name" ] || { echo "$name did not run: $line"; return 1; }
 		done
