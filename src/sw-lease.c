@@ -100,25 +100,6 @@ struct opts {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void print(const struct opts *o, json_t *j)
-{
-	if (!j)
-		sw_die(EX_OSERR, "out of memory");
-	if (!o->quiet && sw_json_print(j) < 0)
-		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
-	json_decref(j);
-}
-
-/* A refusal: its one line, unless it is an answer (1: not held, no such
- * lease; 75: busy, try later) and --quiet asked for silence; the exit
- * status still says it.  Real errors are always said.  Returns rc. */
-static int refuse(const struct opts *o, int rc, const struct sw_err *err)
-{
-	if (!(o->quiet && (rc == SW_EX_FALSE || rc == EX_TEMPFAIL)))
-		sw_warn("%s", err->msg);
-	return rc;
-}
-
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -227,7 +208,7 @@ static int cmd_acquire(struct sw_cmd *c)
 	int rc = acquire_waiting(o, ws, o->owner, &l, &err, false);
 	span_lease(sp, &l);
 	if (rc)
-		return refuse(o, rc, &err);
+		return sw_cmd_refuse(c, rc, &err);
 	json_t *j = sw_lease_json(&l);
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
@@ -253,15 +234,15 @@ static int cmd_renew(struct sw_cmd *c)
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, &err);
 	if (rc)
-		return refuse(o, rc, &err);
+		return sw_cmd_refuse(c, rc, &err);
 	if (sw_lease_asked(&l)) {
 		/* a leader loop (while renew; do ...) steps down: the lease is
 		 * still its own until it releases it or it expires */
 		sw_err_msg(&err, "'%s' is asked for by %s (takeover): finish, then release it", o->name,
 			   l.takeover);
-		return refuse(o, SW_EX_FALSE, &err);
+		return sw_cmd_refuse(c, SW_EX_FALSE, &err);
 	}
-	print(o, sw_lease_json(&l));
+	sw_cmd_print(c, sw_lease_json(&l));
 	return 0;
 }
 
@@ -275,8 +256,8 @@ static int cmd_release(struct sw_cmd *c)
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_release(ws, o->name, o->token, &l, &err);
 	if (rc)
-		return refuse(o, rc, &err);
-	print(o, sw_lease_json(&l));
+		return sw_cmd_refuse(c, rc, &err);
+	sw_cmd_print(c, sw_lease_json(&l));
 	return 0;
 }
 
@@ -303,7 +284,7 @@ static int cmd_check(struct sw_cmd *c)
 		json_object_set_new(j, "holder_token", json_integer((json_int_t)l.token));
 		sw_json_set_time(j, "expires_at", l.expires_ns);
 	}
-	print(o, j);
+	sw_cmd_print(c, j);
 	return rc;
 }
 
@@ -316,26 +297,22 @@ static int cmd_show(struct sw_cmd *c)
 	struct sw_err err;
 	int rc = sw_lease_read(ws, o->name, &l, &err);
 	if (rc)
-		return refuse(o, rc, &err);
+		return sw_cmd_refuse(c, rc, &err);
 	span_lease(sp, &l);
-	print(o, sw_lease_json(&l));
+	sw_cmd_print(c, sw_lease_json(&l));
 	return 0;
 }
 
 static int list_one(const struct sw_lease *l, void *arg)
 {
-	print(arg, sw_lease_json(l));
+	sw_cmd_print(arg, sw_lease_json(l));
 	return 0;
 }
 
 static int cmd_list(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
-	struct sw_ws *ws = &c->ws;
-	struct sw_span *sp = &c->sp;
 	struct sw_err err;
-	(void)sp;
-	int rc = sw_lease_list(ws, list_one, o, &err);
+	int rc = sw_lease_list(&c->ws, list_one, c, &err);
 	if (rc)
 		sw_warn("%s", err.msg);
 	return rc;
@@ -418,33 +395,26 @@ static int cmd_run(struct sw_cmd *c)
 	int rc = acquire_waiting(o, ws, o->owner, &l, &err, o->takeover);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
-		refuse(o, rc, &err);
+		sw_cmd_refuse(c, rc, &err);
 		return o->conflict;
 	}
 	if (rc)
-		return refuse(o, rc, &err);
-	char tp[SW_TRACEPARENT_LEN], tok[24], what[SW_NAME_MAX + 16];
-	sw_span_child_env(sp, tp);
+		return sw_cmd_refuse(c, rc, &err);
+	char tok[24], what[SW_NAME_MAX + 16];
 	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l.token);
 	snprintf(what, sizeof what, "lease '%s'", o->name);
-	/* SW_DIR: the workspace, absolute (a relative -d named it from our
-	 * directory, which need not be the command's), so that the sw
-	 * programs the command runs use the same one */
-	const char *env[] = { "SW_LEASE_NAME", o->name, "SW_LEASE_TOKEN", tok, "TRACEPARENT", tp,
-			      "SW_DIR", ws->path, NULL };
+	const char *env[] = { "SW_LEASE_NAME", o->name, "SW_LEASE_TOKEN", tok, NULL };
 	struct lease_hold lh = { o, ws, l.token, 0 };
 	struct sw_hold h = {
-		.cmd = o->cmd, .env = env, .umask = sw_ws_user_umask(ws), .grace_ns = o->grace_ns,
-		.ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns, .what = what, .renew = renew_lease,
-		.look = look_lease, .again = run_again, .arg = &lh, .quiet = o->quiet,
+		.grace_ns = o->grace_ns, .ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns, .what = what,
+		.renew = renew_lease, .look = look_lease, .again = run_again, .arg = &lh,
 	};
 	struct sw_hold_result res;
-	if (sw_hold_run(&h, &res) < 0) {
+	if (sw_cmd_hold(c, &h, env, &res) < 0) {
 		int e = errno;
 		sw_lease_release(ws, o->name, l.token, &l, &err);
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
-	sw_span_int(sp, "process.exit.code", res.status);
 	sw_span_int(sp, "sw.lease.runs", res.runs);
 	if (res.lost)
 		return EX_TEMPFAIL;
@@ -478,7 +448,6 @@ static const struct sw_verb verbs[] = {
 static int option(struct sw_cmd *c, int code, char *arg)
 {
 	struct opts *o = c->opts;
-	int64_t v;
 	int rc;
 	switch (code) {
 	case O_TTL:
@@ -504,10 +473,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			return sw_cmd_err(c, EX_DATAERR, "bad token '%.40s': want the number acquire printed", arg);
 		o->token_given = true;
 		return 0;
-	case 'E':
-		if (!(rc = sw_cmd_int(c, "exit code", arg, 0, 255, &v)))
-			o->conflict = (int)v;
-		return rc;
+	case 'E': return sw_cmd_exit_code(c, arg, &o->conflict);
 	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	case O_TAKEOVER: o->takeover = true; return 0;
 	case O_UNTIL:
@@ -552,9 +518,8 @@ static int check(struct sw_cmd *c)
 	o->quiet = c->co.quiet;
 	if (!o->owner && (rc = default_owner(c, o)))
 		return rc;
-	o->name = c->nargs ? c->args[0] : NULL;
 	o->cmd = c->command;
-	if (o->name && (rc = sw_cmd_name(c, "lease name", o->name)))
+	if ((rc = sw_cmd_named(c, "lease name", &o->name)))
 		return rc;
 	const int *p = c->verb->opts;
 	if (p == o_token || p == o_renew) {
@@ -564,16 +529,10 @@ static int check(struct sw_cmd *c)
 	return 0;
 }
 
-static void begin(struct sw_cmd *c)
-{
-	struct opts *o = c->opts;
-	if (o->name)
-		sw_span_str(&c->sp, "sw.lease.name", o->name);
-}
-
 static const struct sw_prog prog = {
 	.name = "sw-lease", .usage = usage, .longopts = longopts, .shortopts = "E:g:",
-	.verbs = verbs, .option = option, .check = check, .begin = begin,
+	.verbs = verbs, .option = option, .check = check,
+	.name_attr = "sw.lease.name",
 };
 
 int main(int argc, char **argv)
