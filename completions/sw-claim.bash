@@ -4,30 +4,15 @@
 # the workspace, ids of the states each verb takes (and the tokens of
 # claims).  Reads only directory names: never a pending bucket walk.
 
-# what every sw program's completion shares (the workspace, _sw_ws) is
-# in sw-common, beside this file
+# what every sw program's completion shares (the workspace, _sw_ws; an
+# option's value, _sw_opt_value) is in sw-common, beside this file
 . "$(dirname "${BASH_SOURCE[0]}")/sw-common" 2>/dev/null ||
 	. "$(dirname "${BASH_SOURCE[0]}")/sw-common.bash"
 
 # The queue the command line names: -q/--queue, else SW_QUEUE, else default.
 _sw_claim_queue()
 {
-	local i w
-	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
-		w=${COMP_WORDS[i]}
-		case $w in
-		-q | --queue)
-			if [[ ${COMP_WORDS[i + 1]} == = ]]; then
-				printf '%s\n' "${COMP_WORDS[i + 2]}"
-			else
-				printf '%s\n' "${COMP_WORDS[i + 1]}"
-			fi
-			return
-			;;
-		-q?*) printf '%s\n' "${w#-q}"; return ;;
-		esac
-	done
-	printf '%s\n' "${SW_QUEUE:-default}"
+	_sw_opt_value -q --queue || printf '%s\n' "${SW_QUEUE:-default}"
 }
 
 # Visible entries of a directory, one per line (no dot files).

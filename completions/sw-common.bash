@@ -9,27 +9,35 @@
 # The options every program takes (sw-sim has its own set).
 _sw_common_opts="-d --dir --spans --quiet -h --help -V --version"
 
-# The workspace the command line points at: -d/--dir DIR (also -d=DIR as
-# bash splits it, --dir=DIR, -dDIR), else SW_DIR, else XDG's state home.
-_sw_ws()
+# _sw_opt_value SHORT LONG: the value the command line gives the option
+# (-q Q, -q=Q as bash splits it, --queue=Q, -qQ), the first if it is given
+# more than once; fails when it is not given.
+_sw_opt_value()
 {
 	local i w
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		w=${COMP_WORDS[i]}
 		case $w in
-		-d | --dir)
+		"$1" | "$2")
 			if [[ ${COMP_WORDS[i + 1]} == = ]]; then
 				printf '%s\n' "${COMP_WORDS[i + 2]}"
 			else
 				printf '%s\n' "${COMP_WORDS[i + 1]}"
 			fi
-			return
+			return 0
 			;;
-		--dir=*) printf '%s\n' "${w#--dir=}"; return ;;
-		-d?*) printf '%s\n' "${w#-d}"; return ;;
+		"$2"=*) printf '%s\n' "${w#"$2"=}"; return 0 ;;
+		"$1"?*) printf '%s\n' "${w#"$1"}"; return 0 ;;
 		esac
 	done
-	printf '%s\n' "${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw}"
+	return 1
+}
+
+# The workspace the command line points at: -d/--dir, else SW_DIR, else
+# XDG's state home.
+_sw_ws()
+{
+	_sw_opt_value -d --dir || printf '%s\n' "${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw}"
 }
 
 # _sw_names SUBDIR [SUFFIX]: adds to COMPREPLY the names kept in the

@@ -18,11 +18,24 @@ PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-limit sw-breaker sw-sim
 	[ -z "$missing" ] || { echo "not in the man page:$missing"; return 1; }
 }
 
+# bash_offers PROG: the options PROG's bash completion offers for "-",
+# as the first word and after each verb of --help, one a line.
+bash_offers() {
+	local v
+	for v in '' $(help_verbs "$1"); do
+		bash --norc -c '. "$1"; shift
+			COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=()
+			$(complete -p "$1" | sed -E "s/.* -F ([^ ]+) .*/\1/")
+			printf "%s\n" "${COMPREPLY[@]}"' bash "$top/completions/$1.bash" "$1" ${v:+"$v"} -
+	done | sort -u
+}
+
 @test "every option of every program's --help is offered by its bash and zsh completions" {
-	local p o missing=
+	local p o missing= offers
 	for p in $PROGS; do
+		offers=$(bash_offers "$p")
 		for o in $(help_options "$p"); do
-			grep -q -- "$o\b" "$top/completions/$p.bash" || missing+=" bash:$p:$o"
+			grep -qxF -- "$o" <<<"$offers" || missing+=" bash:$p:$o"
 			grep -q -- "$o\b" "$top/completions/_$p" || missing+=" zsh:$p:$o"
 		done
 	done
