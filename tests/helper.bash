@@ -46,6 +46,24 @@ is_flag() {
 	[[ $(option_refusal "$1" "$2" "$3=0") == *"'$3=0'"* ]]
 }
 
+# ---- refusals ----------------------------------------------------------
+
+# refused STATUS COMMAND...: COMMAND (a program, after env and its
+# VAR=VALUE words if any) exits STATUS with exactly one line on stderr,
+# from the program, and nothing on stdout.
+refused() {
+	local want=$1 prog= a
+	shift
+	for a; do
+		[[ $a == env || $a == *=* ]] || { prog=${a##*/}; break; }
+	done
+	run --separate-stderr "$@"
+	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
+	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
+	[[ $stderr == "$prog:"* ]] || { echo "stderr: $stderr"; return 1; }
+	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
+}
+
 # ---- the documentation's crontab lines, run as cron runs them ----------
 
 # crontab_lines: the crontab lines (five time fields, then the command) of

@@ -4,6 +4,7 @@
 # the bad inputs of issue 3 (one line on stderr, the documented code).
 load helper
 load proc
+load flow
 
 teardown() { untrack_all; }
 
@@ -17,14 +18,6 @@ acq() {
 	EXP=$(jq -r .expires_at_unix_ns <<<"$j")
 }
 
-refused() { # status command...: exactly one line on stderr, nothing on stdout
-	local want=$1; shift
-	run --separate-stderr "$@"
-	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
-	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
-	[[ $stderr == sw-lease:* ]] || { echo "stderr: $stderr"; return 1; }
-	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
-}
 
 # ---- help and usage ------------------------------------------------------
 
@@ -764,26 +757,9 @@ stall_once() {
 	sw-lease run cron --ttl 1s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.05; done' 2>err &
 	pid=$!
 	track "$pid"
-	wait_until 5 test -s beats
-	local procs p ours= theirs=
-	procs=$(tree_pids "$pid")
-	track $procs
-	kill -STOP $procs 2>/dev/null || true
+	stall_tree "$pid"
 	sleep 2      # past the TTL and the margin
-	for p in $procs; do
-		if [ "$(cat /proc/$p/comm 2>/dev/null)" = sw-lease ]; then ours+=" $p"; else theirs+=" $p"; fi
-	done
-	t_resume=$(date +%s%N)
-	kill -CONT $ours
-	sleep 0.5    # sw-lease first; the command would run on after this
-	kill -CONT $theirs 2>/dev/null || true
-	reap_job "$pid" 5
-	cat err
-	[ "$st" -eq 75 ]
-	[[ $(cat err) == *lost* ]]
-	last=$(tail -1 beats)
-	[ "$last" -lt "$t_resume" ] || { echo "beats $(( (last - t_resume) / 1000000 )) ms after the resume"; return 1; }
-	gone $theirs
+	resume_tree sw-lease
 }
 
 # ---- spans -------------------------------------------------------------------

@@ -10,14 +10,6 @@ setup() {
 	unset SW_METRICS_RETENTION
 }
 
-refused() { # status command...: exactly one line on stderr, nothing on stdout
-	local want=$1; shift
-	run --separate-stderr "$@"
-	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
-	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
-	[[ $stderr == sw-metrics:* ]] || { echo "stderr: $stderr"; return 1; }
-	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
-}
 
 # span LINE: one OTLP span line as lib/span.c writes it
 span() { # name service start_ns dur_ns status_code
