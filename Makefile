@@ -62,10 +62,14 @@ units: $(addprefix build/unit/,$(UNITS))
 check: all units san
 	@tests/run
 
-# check-faults: the stall and I/O fault walks at every step, not a sample
+# check-faults: the stall and I/O fault walks at every step, not a sample,
+# sw-lease's stalled writers at every step, and the agents' SIGSTOP chaos
+# with stops of up to 60 s (make check: 6 s)
 # (long: run it before a release, not in CI)
 check-faults: all
 	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats tests/chaos/stall.bats tests/chaos/faults.bats
+	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats -f 'stalled at any step|writer stalled' tests/lease.bats
+	CHAOS_STOP_MAX=60 SW_BIN=$(CURDIR)/bin bats -f 'SIGSTOP' tests/chaos/agent.bats
 
 # check-long: the issue's full-length runs: 8 sw-limit takers flat out
 # for 30 s, on this host and (with SW_MH_A and SW_MH_B set, see
@@ -105,8 +109,8 @@ install-completions:
 # and tests/fuzz/replay.c (make fuzz-replay, which tests/run calls: the
 # seed corpus and the kept regressions, in seconds).  The pending ones wait
 # for a parser to be exported (see their files) and are not built yet.
-FUZZ_TARGETS = agent argv_agent argv_claim argv_lease argv_metrics argv_shard duration item item_file journal \
-	lease_version name nodes number otlp place traceparent \
+FUZZ_TARGETS = agent argv_agent argv_claim argv_lease argv_metrics argv_shard argv_sim duration item item_file \
+	journal lease_version name nodes number otlp place ring traceparent \
 	limit_rate limit_tlist limit_version limit_argv_limit limit_argv_breaker
 FUZZ_S  ?= 60
 # more libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to go on past a finding
@@ -133,10 +137,10 @@ build/fuzz/%.o: lib/%.c $(LIB_HDR) | build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 build/fuzz/libsw.a: $(patsubst lib/%.c,build/fuzz/%.o,$(LIB_SRC))
 	$(AR) rcs $@ $^
-build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h tests/fuzz/argv.h $(PROG_SRC) build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
+build/fuzz/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h tests/fuzz/argv.h tests/fuzz/scratch.h $(PROG_SRC) build/fuzz/libsw.a $(LIB_HDR) | build/fuzz/bin
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Werror -fsanitize=fuzzer,address,undefined -o $@ $< \
 	    build/fuzz/libsw.a $(SAN_LDLIBS)
-build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/fuzz/argv.h $(PROG_SRC) build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
+build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h tests/fuzz/argv.h tests/fuzz/scratch.h $(PROG_SRC) build/san/libsw.a $(LIB_HDR) | build/fuzz-replay
 	$(CC) $(CFLAGS) $(SAN_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c build/san/libsw.a $(SAN_LDLIBS)
 
 # fuzz: each target FUZZ_S seconds from its seeds; new inputs go to

@@ -592,6 +592,16 @@ int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c)
 	return each_record(&a, count_one);
 }
 
+/* A record renamed aside whose claims could not all be freed goes back,
+ * unless the agent registered anew meanwhile: the next reap tries again. */
+static int keep_record(int dfd, const char *aside, const char *name)
+{
+	if (SW_NOINTR(linkat(dfd, aside, dfd, name, 0)) < 0 && errno != EEXIST)
+		return sw_rename(dfd, aside, dfd, name) < 0 ? -1 : 0;
+	SW_NOINTR(unlinkat(dfd, aside, 0));
+	return 0;
+}
+
 /* Moves a dead record aside, then judges it again: a heartbeat that came
  * between the first look and the rename shows in the mtime, and the
  * record goes back (unless the agent registered anew meanwhile). */
@@ -621,6 +631,8 @@ static int reap_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
 		return 0;
 	}
 	int rc = a->fn ? a->fn(rec, a->arg) : 0;
+	if (rc == 1)
+		return keep_record(dfd, aside, name);
 	SW_NOINTR(unlinkat(dfd, aside, 0));
 	(*a->n)++;
 	return rc;
@@ -679,7 +691,10 @@ int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *re
 			e = errno;
 		} else {
 			rc = fn ? fn(rec, arg) : 0;
-			SW_NOINTR(unlinkat(dfd, aside, 0));
+			if (rc == 1)
+				rc = keep_record(dfd, aside, name);
+			else
+				SW_NOINTR(unlinkat(dfd, aside, 0));
 		}
 		json_decref(rec);
 	}
@@ -691,9 +706,10 @@ int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *re
 
 /* ---- a dead agent's claims ------------------------------------------- */
 
-long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec)
+long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec, int *code)
 {
 	long long n = 0;
+	*code = 0;
 	size_t i;
 	json_t *c;
 	char why[SW_NAME_MAX + 64];
@@ -714,8 +730,10 @@ long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec)
 		int rc = sw_queue_fail(&q, id, (uint64_t)token, why, 0, NULL);
 		if (rc == 0)
 			n++;
-		else if (rc != SW_EX_FALSE)
+		else if (rc != SW_EX_FALSE) {
 			sw_warn("queue '%s': %s", qn, q.err.msg);
+			*code = *code ? *code : rc;
+		}
 		sw_queue_close(&q);
 	}
 	return n;

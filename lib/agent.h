@@ -57,16 +57,18 @@ struct sw_agent_counts { long long alive, dead; };
 /* Live and dead agents, for gauges (one small read per record). */
 int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c);
 
-/* Forgets dead agents: fn (may be NULL) sees each record before it goes.
- * *n counts them. */
+/* Forgets dead agents: fn (may be NULL) sees each record before it goes;
+ * when fn returns 1 the record stays (its claims could not all be freed:
+ * the next reap tries again).  *n counts the records that went. */
 int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg, long long *n);
 /* Forgets agent id whether it is alive or not (reap --force): fn (may be
- * NULL) sees its record before it goes.  0, or -1 with errno (ENOENT: no
+ * NULL) sees its record before it goes (it stays when fn returns 1).  0, or -1 with errno (ENOENT: no
  * such agent; EBADMSG: its record failed a check and was moved aside). */
 int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *rec, void *arg), void *arg);
 /* A dead agent's recorded claims fail now (the attempt counted, as when
  * a lease runs out) instead of when their leases run out; a claim that
  * was finished meanwhile has another token by now and is left alone.
- * How many were freed. */
-long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec);
+ * How many were freed; *code: 0, or the exit code of a claim that could
+ * not be (an I/O error: it is still claimed, and warned about). */
+long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec, int *code);
 #endif

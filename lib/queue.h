@@ -64,6 +64,7 @@ struct sw_queue {
 	size_t batch_slot;          /* the caller's index of the one in hand */
 	bool sync_deferred;         /* syncs wait for the end of a batch ... */
 	bool sync_owed;             /* ... which then owes one */
+	bool deps_deferred;         /* a batch releases dependents at its end */
 	bool after_missing_ok;  /* the caller's choice: an added item may wait
 				 * for ids not (yet) in the queue */
 };
@@ -136,7 +137,9 @@ int sw_batch_expect(struct sw_batch *bt, const char *id);
  * that waits, "blocked" (or "dead", "cancelled" with what it waits for). */
 int sw_batch_add(struct sw_batch *bt, json_t *item, bool *existed);
 int sw_batch_commit(struct sw_batch *bt);
-void sw_batch_abort(struct sw_batch *bt);
+/* Takes back what the batch added; how many items could not be (then
+ * also said in q->err instead of "nothing added"). */
+size_t sw_batch_abort(struct sw_batch *bt);
 
 /* Claims the most urgent, oldest claimable item whose role is in roles
  * (nroles 0: any role).  ttl_ns 0: the item's timeout.  *out is the item
@@ -209,6 +212,9 @@ struct sw_fin {
  * durable before this returns.  0, or the code of a failure of the whole
  * (a sync failed: no finish stands, each item's rc says so too). */
 int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n);
+/* The same with a verb for each item (verb[i] for f[i]): one commit for
+ * items that end in different ways. */
+int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n);
 /* One of them, committed on its own (the one-item verbs): 0 or a code
  * with q->err; f->out as above, f->rc and f->err untouched. */
 int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f);

@@ -295,30 +295,66 @@ static void batch_free(struct sw_batch *bt)
 	free(bt);
 }
 
-/* Takes back what the batch added: an item that was claimed meanwhile
- * cannot be, and keeps its id. */
-void sw_batch_abort(struct sw_batch *bt)
+/* Unlinks one item the batch placed: 1, 0 when it is gone already
+ * (claimed meanwhile: moved, with its directory maybe), or -1 when it is
+ * still there.  Tried twice: a transient error (ESTALE on a network
+ * filesystem) must not leave behind an item its adder is told is not. */
+static int take_back(struct sw_batch *bt, struct added *a)
 {
-	struct sw_queue *q = bt->q;
+	int dfd = qdir(bt->q, (enum qdir)a->d);
+	char *slash = strrchr(a->rel, '/');
+	const char *name = slash ? slash + 1 : a->rel;
+	int rc = -1;
+	if (slash)
+		*slash = 0;
+	for (int try = 0; dfd >= 0 && rc < 0 && try < 2; try++) {
+		int fd = slash ? sw_open_beneath(dfd, a->rel, O_RDONLY | O_DIRECTORY, 0) : dfd;
+		if (fd >= 0 && SW_NOINTR(unlinkat(fd, name, 0)) == 0)
+			rc = 1;
+		else if (errno == ENOENT)
+			rc = 0;
+		if (fd >= 0 && fd != dfd)
+			close(fd);
+	}
+	if (slash)
+		*slash = '/';
+	return rc;
+}
+
+/* The error of an aborted batch says that left items stayed, instead of
+ * "nothing added" (which the caller may have said already). */
+static void say_left(struct sw_queue *q, size_t left)
+{
+	char *msg = q->err.msg, *end = msg + strlen(msg);
+	const char *nothing = "; nothing added";
+	size_t n = strlen(nothing);
+	if ((size_t)(end - msg) >= n && !strcmp(end - n, nothing))
+		end[-(ptrdiff_t)n] = 0;
+	size_t len = strlen(msg);
+	snprintf(msg + len, sizeof q->err.msg - len, "; %zu added item%s could not be taken back",
+		 left, left == 1 ? "" : "s");
+}
+
+/* Takes back what the batch added: an item that was claimed meanwhile
+ * cannot be, and keeps its id.  Returns how many items could not be
+ * taken back (they stay, with their ids), and says so in q's error. */
+size_t sw_batch_abort(struct sw_batch *bt)
+{
+	size_t left = 0;
 	for (size_t i = 0; i < bt->n; i++) {
 		struct added *a = &bt->rec[i];
 		if (!a->placed)
 			continue;
-		int dfd = qdir(q, (enum qdir)a->d), fd = dfd;
-		const char *name = a->rel;
-		char *slash = strrchr(a->rel, '/');
-		if (dfd >= 0 && slash) {
-			*slash = 0;
-			name = slash + 1;
-			fd = sw_open_beneath(dfd, a->rel, O_RDONLY | O_DIRECTORY, 0);
-		}
-		bool gone = fd >= 0 && SW_NOINTR(unlinkat(fd, name, 0)) == 0;
-		if (fd >= 0 && fd != dfd)
-			close(fd);
-		if (gone && a->marker)
+		int rc = take_back(bt, a);
+		if (rc < 0)
+			left++;
+		else if (rc > 0 && a->marker)
 			SW_NOINTR(unlinkat(bt->idsfd, a->marker, 0));
 	}
+	if (left)
+		say_left(bt->q, left);
 	batch_free(bt);
+	return left;
 }
 
 int sw_batch_commit(struct sw_batch *bt)

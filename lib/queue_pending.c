@@ -524,7 +524,7 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 	int64_t expiry = expiry_for(ttl);
 	uint64_t token = new_token(item);
 	claim_name_make(cname, id, token, expiry);
-	int rc = sw_rename(bfd, key, cfd, cname);
+	int rc = sw_rename_fresh(bfd, key, cfd, cname);   /* the token makes it new */
 	int e = errno;
 	close(bfd);
 	if (rc < 0) {

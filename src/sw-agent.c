@@ -445,13 +445,19 @@ static int v_list(struct sw_cmd *c)
 
 struct qreap { struct opts *o; struct sw_ws *ws; int rc; };
 
+/* Frees a dead agent's claims and says so; a claim that could not be
+ * freed keeps the record (1) for the next reap, and the exit says why. */
 static int reap_print(json_t *rec, void *arg)
 {
 	struct qreap *a = arg;
-	json_object_set_new(rec, "reaped", json_true());
-	json_object_set_new(rec, "claims_freed", json_integer(sw_agent_free_claims(a->ws, rec)));
+	int code;
+	long long n = sw_agent_free_claims(a->ws, rec, &code);
+	json_object_set_new(rec, "reaped", json_boolean(!code));
+	json_object_set_new(rec, "claims_freed", json_integer(n));
 	print(a->o, rec);
-	return 0;
+	if (code)
+		a->rc = a->rc ? a->rc : code;
+	return code ? 1 : 0;
 }
 
 static int reap_queue(const char *name, void *arg)
@@ -509,6 +515,8 @@ static int v_reap(struct sw_cmd *c)
 
 #define RESULT_MAX (64 * 1024)    /* stdout kept as the result */
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
+#define GROUP_MAX 64              /* finished items committed together at most */
+#define GROUP_WAIT_NS (5 * INT64_C(1000000))   /* how long one waits for others */
 #define LINE_CAP 4096             /* a longer stderr line is passed on in pieces */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
@@ -579,6 +587,8 @@ struct run {
 	int64_t agent_ttl_ns;
 	struct slot *slots;
 	struct slot *fin;         /* tree gone, outcome not yet told */
+	size_t nfin;              /* how many: they wait to commit together */
+	int64_t fin_since;        /* since when the first of them waits */
 	/* --batch-wait: items claimed for the next batch, which starts when
 	 * it is full or at gather_until */
 	struct bitem *gb;
@@ -1198,27 +1208,29 @@ static void count_state(struct run *r, const char *state)
 	else r->failed++;
 }
 
-static void finish_batch(struct run *r, struct slot *s);
+/* What the queue is told of one item whose command and tree are gone,
+ * and what it answered. */
+struct told {
+	bool call;                /* the queue is told (not for a lost claim) */
+	enum sw_fin_verb verb;
+	json_t *res;              /* done: its result (owned) */
+	const char *state;
+	int code;
+	char err[3 * ERR_TAIL + 64];   /* U+FFFD takes 3 bytes */
+};
 
-/* The command and all of its tree have exited, its pipes are drained:
- * tell the queue. */
-static void finish_item(struct run *r, struct slot *s)
+/* The item's outcome, from how its command ended. */
+static void plan_item(struct run *r, struct slot *s, struct told *t)
 {
-	if (r->o->batch) {
-		finish_batch(r, s);
-		return;
-	}
-	int code = exit_code_of(s->status);
-	json_t *out = NULL;
-	int rc = 0;
-	const char *state = "lost";
-	char err[3 * ERR_TAIL + 64] = "";   /* U+FFFD takes 3 bytes */
+	t->code = exit_code_of(s->status);
+	t->call = true;
 	if (s->abandoned && !strcmp(s->abandoned, "released")) {
-		rc = sw_queue_release(&r->q, s->id, s->token, &out);
-		state = "released";
+		t->verb = SW_FIN_RELEASE;
+		t->state = "released";
 	} else if (s->abandoned) {
-		state = s->abandoned;
-	} else if (WIFEXITED(s->status) && code == 0) {
+		t->call = false;
+		t->state = s->abandoned;
+	} else if (WIFEXITED(s->status) && t->code == 0) {
 		size_t room = result_room(r, s->item);
 		json_t *res = result_of(s, room);
 		if (res && json_dumpb(res, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > room) {
@@ -1228,34 +1240,89 @@ static void finish_item(struct run *r, struct slot *s)
 			s->truncated = true;
 			res = s->outlen ? result_of(s, room) : NULL;
 		}
-		rc = sw_queue_done(&r->q, s->id, s->token, res, &out);
-		json_decref(res);
-		state = "done";
-	} else if (WIFEXITED(s->status) && code == EX_TEMPFAIL) {
-		rc = sw_queue_release(&r->q, s->id, s->token, &out);
-		state = "released";
+		t->verb = SW_FIN_DONE;
+		t->res = res;
+		t->state = "done";
+	} else if (WIFEXITED(s->status) && t->code == EX_TEMPFAIL) {
+		t->verb = SW_FIN_RELEASE;
+		t->state = "released";
 	} else {
-		error_of(s, err, sizeof err);
-		rc = sw_queue_fail(&r->q, s->id, s->token, err, -1, &out);
-		state = out ? sw_json_str(out, "state") : "pending";
+		error_of(s, t->err, sizeof t->err);
+		t->verb = SW_FIN_FAIL;
+		t->state = "pending";
 	}
-	if (rc) {
+}
+
+/* The queue has the item's outcome (f: what it answered): count it, log
+ * it, end its span, print its line. */
+static void told_item(struct run *r, struct slot *s, struct told *t, const struct sw_fin *f)
+{
+	if (t->call && f->rc) {
 		/* the lease ran out (this agent stalled) and someone else may
 		 * have the item now: its outcome is theirs to report */
-		sw_warn("item %s: %s", s->id, r->q.err.msg);
-		state = "lost";
+		sw_warn("item %s: %s", s->id, f->err.msg);
+		t->state = "lost";
+	} else if (t->call && t->verb == SW_FIN_FAIL && f->out) {
+		t->state = sw_json_str(f->out, "state");
 	}
-	count_state(r, state);
+	count_state(r, t->state);
 	if (r->o->once)
-		r->once_status = code;
+		r->once_status = t->code;
 	joblog_line(r, s);
-	sw_span_int(&s->sp, "sw.exit_code", code);
-	sw_span_str(&s->sp, "sw.item.state", state);
-	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
-	report(r, s, &s->b[0], state, code, err);
-	json_decref(out);
+	sw_span_int(&s->sp, "sw.exit_code", t->code);
+	sw_span_str(&s->sp, "sw.item.state", t->state);
+	sw_span_end(&s->sp, strcmp(t->state, "done") != 0, *t->err ? t->err : NULL);
+	report(r, s, &s->b[0], t->state, t->code, t->err);
 	slot_clear(s);
 	r->claims_dirty = true;
+}
+
+static void finish_batch(struct run *r, struct slot *s);
+
+/* The items of r->fin, whose commands and trees are gone: their outcomes
+ * go to the queue in one commit (group commit: one sync for all of them,
+ * every one durable before any is reported), then each is reported. */
+static void finish_group(struct run *r)
+{
+	size_t n = r->nfin, m = 0;
+	r->nfin = 0;
+	if (r->o->batch) {   /* a batch commits its items together already */
+		for (size_t i = 0; i < n; i++)
+			finish_batch(r, &r->fin[i]);
+		return;
+	}
+	struct told *t = calloc(n, sizeof *t);
+	struct sw_fin *f = calloc(n, sizeof *f);
+	enum sw_fin_verb *v = calloc(n, sizeof *v);
+	size_t *ix = calloc(n, sizeof *ix);
+	if (!t || !f || !v || !ix)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &r->fin[i];
+		plan_item(r, s, &t[i]);
+		if (!t[i].call)
+			continue;
+		f[m] = (struct sw_fin){ .id = s->id, .token = s->token, .result = t[i].res,
+					.error = t[i].err, .retry_ns = -1 };
+		v[m] = t[i].verb;
+		ix[i] = m++;
+	}
+	/* one item alone commits as the one-item verbs do (an fsync of its
+	 * file and directory, not of the whole filesystem) */
+	if (m == 1 && (f[0].rc = sw_queue_apply_one(&r->q, v[0], &f[0])) != 0)
+		f[0].err = r->q.err;
+	else if (m > 1)
+		sw_queue_apply_each(&r->q, v, f, m);
+	for (size_t i = 0; i < n; i++)
+		told_item(r, &r->fin[i], &t[i], &f[ix[i]]);
+	for (size_t k = 0; k < m; k++) {
+		json_decref(f[k].out);
+		json_decref(f[k].result);
+	}
+	free(t);
+	free(f);
+	free(v);
+	free(ix);
 }
 
 /* ---- a batch's outcomes ------------------------------------------------ */
@@ -2338,7 +2405,8 @@ static int settle(struct run *r, int64_t now)
 		}
 		if (s->fout >= 0) read_out(s);
 		if (s->ferr >= 0) read_err(r, s);
-		r->fin[nfin++] = *s;   /* what it owns goes with it */
+		r->fin[r->nfin++] = *s;   /* what it owns goes with it */
+		nfin++;
 		slot_reset(s);
 		r->running--;
 	}
@@ -2347,20 +2415,40 @@ static int settle(struct run *r, int64_t now)
 	return nfin;
 }
 
+/* Whether the finished items should be committed now.  They wait a
+ * little for others to share their sync (group commit): until GROUP_MAX
+ * are waiting, or the first has waited GROUP_WAIT_NS, or no command runs
+ * that could join them; not at all when nothing is synced (SW_SYNC=off)
+ * or with --batch (whose items commit together already). */
+static bool group_due(const struct run *r, int64_t now)
+{
+	return r->nfin && (r->o->batch || r->ws->sync == SW_SYNC_OFF || r->nfin >= GROUP_MAX ||
+			   !r->running || r->draining || now >= r->fin_since + GROUP_WAIT_NS);
+}
+
+static void commit_due(struct run *r, int64_t now)
+{
+	if (!group_due(r, now))
+		return;
+	finish_group(r);
+	/* a finished item may have let others through (`after`) */
+	r->want_claim = r->empty && free_slots(r) > 0;
+}
+
 /* Items whose whole tree is gone: their slots are refilled before the
  * queue hears how they went, which keeps the -j slots busy while this
  * process does the bookkeeping. */
 static void finish_settled(struct run *r)
 {
-	int nfin = settle(r, sw_now_ns());
-	if (!nfin)
+	int64_t now = sw_now_ns();
+	bool waiting = r->nfin > 0;
+	if (!settle(r, now))
 		return;
+	if (!waiting)
+		r->fin_since = now;
 	if (may_claim(r))
 		claim_some(r);
-	for (int i = 0; i < nfin; i++)
-		finish_item(r, &r->fin[i]);
-	/* a finished item may have let others through (`after`) */
-	r->want_claim = r->empty && free_slots(r) > 0;
+	commit_due(r, sw_now_ns());
 }
 
 /* Collects what has exited: a command (its slot then waits for the rest
@@ -2429,6 +2517,8 @@ static int64_t next_deadline(struct run *r, int64_t now)
 			t = min64(t, s->kill_at);
 	}
 	t = min64(t, r->next_check);
+	if (r->nfin)
+		t = min64(t, r->fin_since + GROUP_WAIT_NS);
 	if (r->draining && !r->forced)
 		t = min64(t, r->drain_deadline);
 	if (r->o->idle_ns >= 0 && r->idle_since >= 0)
@@ -2442,7 +2532,7 @@ static bool finished(struct run *r, int64_t now)
 {
 	if (r->draining)
 		drop_gather(r);
-	if (r->running || r->gn)
+	if (r->running || r->gn || r->nfin)
 		return false;
 	if (r->draining)
 		return true;
@@ -2474,6 +2564,7 @@ static void timers(struct run *r, int64_t now)
 	signal_trees(r, r->pick, n, SIGKILL);
 	if (now >= r->next_check)
 		finish_settled(r);
+	commit_due(r, now);
 	if (r->draining && !r->forced && now >= r->drain_deadline && r->running) {
 		r->forced = true;
 		release_all(r, now);
@@ -2546,6 +2637,7 @@ static void loop(struct run *r)
 		if (!r->empty || r->running)
 			r->idle_since = -1;
 		progress(r, now, false);
+		commit_due(r, now);
 		if (finished(r, now))
 			break;
 		int n = 0;
@@ -2663,7 +2755,7 @@ static int v_run(struct sw_cmd *c)
 	json_object_set_new(r.rec, "command", cmd);
 	put_record(ws, r.id, r.rec);
 	r.slots = calloc((size_t)o->jobs, sizeof *r.slots);
-	r.fin = calloc((size_t)o->jobs, sizeof *r.fin);
+	r.fin = calloc((size_t)o->jobs + GROUP_MAX, sizeof *r.fin);
 	r.pick = calloc((size_t)o->jobs, sizeof *r.pick);
 	r.gb = calloc(o->batch ? o->batch : 1, sizeof *r.gb);
 	if (!r.slots || !r.fin || !r.pick || !r.gb)

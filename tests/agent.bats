@@ -331,7 +331,10 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 
 @test "an idle agent wakes within 50 ms for a new item on this host, long before its poll" {
 	# the command prints when it started: that minus the item's creation
-	# is the wake-up latency (median of three; ASan is slower)
+	# is the wake-up latency.  The best of three: a poll would take a
+	# minute, so one quick wake proves the watch, and a loaded machine
+	# (make check runs three lanes on two cores) only adds to the others.
+	# ASan is slower.
 	local limit=50 lat=()
 	[[ ${SW_BIN:-} == */san/* ]] && limit=250
 	for i in 1 2 3; do
@@ -342,9 +345,9 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 		wait "$pid"
 		lat+=($(sw-claim show "w$i" | jq '((.result - (.created_at_unix_ns | tonumber)) / 1e6) | floor'))
 	done
-	med=$(printf '%s\n' "${lat[@]}" | sort -n | sed -n 2p)
+	best=$(printf '%s\n' "${lat[@]}" | sort -n | head -1)
 	echo "latencies ms: ${lat[*]}"
-	[ "$med" -lt "$limit" ]
+	[ "$best" -lt "$limit" ]
 }
 
 @test "one new item makes one idle agent scan the queue, not every one waiting" {
@@ -591,7 +594,7 @@ agent_bg() {
 	sw-agent run --id "$id" "$@" &
 	pid=$!
 	track "$pid"
-	wait_until 5 claims_are "$id" "$n"
+	wait_until 20 claims_are "$id" "$n"
 	worker=$(pgrep -P "$pid" -x sw-agent)
 }
 

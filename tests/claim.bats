@@ -157,6 +157,23 @@ refused() {
 	[ -z "$(ls "$SW_DIR/queues/default/stage")" ]
 }
 
+@test "a done killed half-way is counted, listed and shown in the state it moves from, and finished by reap at once" {
+	sw-claim add --id x '"p"' >/dev/null
+	claim
+	# killed at the rename that commits: the claim is in stage/, the new
+	# content beside it
+	run strace -f -qq -o /dev/null -e inject=renameat:signal=KILL:when=2 \
+		sw-claim done x --token "$TOK" --result '"r"'
+	[ "$status" -eq 137 ]
+	[ -n "$(ls "$SW_DIR/queues/default/stage")" ]
+	sw-claim stats | jq -e '.claimed == 1 and .in_flight == 1'
+	[ "$(sw-claim list --state all | jq -r '"\(.id) \(.state)"')" = "x claimed" ]
+	[ "$(sw-claim show x | jq -r .state)" = claimed ]
+	sw-claim reap >/dev/null      # its process is dead: no grace to wait out
+	[ -z "$(ls "$SW_DIR/queues/default/stage")" ]
+	sw-claim stats | jq -e '.in_flight == 0 and .pending + .claimed + .done == 1'
+}
+
 @test "add --id with a batch on stdin is a usage error" {
 	echo '{"payload":1}' | refused 64 sw-claim add --id x
 }

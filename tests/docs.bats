@@ -63,6 +63,20 @@ bash_offers() {
 	[ -z "$missing" ] || { echo "missing in README.md:$missing"; return 1; }
 }
 
+@test "every page but sw-workspace(5) points to its SECURITY section, which names every program's files" {
+	local m missing=
+	for m in "$top"/man/*.[17]; do
+		tr '\n' ' ' <"$m" | grep -qE 'SECURITY in \.Xr sw-workspace 5' || missing+=" ${m##*/}"
+	done
+	[ -z "$missing" ] || { echo "no pointer to SECURITY in sw-workspace(5):$missing"; return 1; }
+	local sec
+	sec=$(sed -n '/^\.Sh SECURITY/,/^\.Sh /p' "$top/man/sw-workspace.5")
+	for m in lease limit breaker agent; do
+		grep -q "$m" <<<"$sec" || missing+=" $m"
+	done
+	[ -z "$missing" ] || { echo "SECURITY in sw-workspace(5) does not cover:$missing"; return 1; }
+}
+
 @test "make demo runs to its end and says what happened" {
 	[[ ${SW_BIN:-} == */san/* ]] && skip "the demo runs the normal build"
 	run --separate-stderr make -s -C "$top" demo

@@ -8,8 +8,10 @@
 
 # The calls that change the workspace or read it in a way a stall makes
 # stale.  strace counts each call separately, so each is walked on its own.
-STALL_CALLS="openat read write fdatasync fsync renameat renameat2 linkat unlinkat mkdirat symlinkat getdents64"
-FAULT_CALLS="openat write fsync fdatasync renameat renameat2 linkat unlinkat mkdirat utimensat getdents64"
+# The static binaries make a new workspace with mkdir and open beneath it
+# with openat2 (lib/fs.c sw_open_beneath), besides the *at calls.
+STALL_CALLS="openat openat2 read write fdatasync fsync renameat renameat2 linkat unlinkat mkdir mkdirat symlinkat getdents64"
+FAULT_CALLS="openat openat2 write fsync fdatasync renameat renameat2 linkat unlinkat mkdir mkdirat utimensat getdents64"
 
 # count_calls FILE CALL: how many CALL lines an strace log has
 count_calls() {

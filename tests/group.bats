@@ -98,6 +98,39 @@ as() {
 	[ "$(as swgrp-b sw-lease show job | jq -r .state)" = released ]
 }
 
+@test "group members take from each other's limits, hold and free their slots, and record, trip and reset each other's breakers" {
+	as swgrp-a sw-limit take api --rate 1/h --burst 2 --quiet
+	as swgrp-b sw-limit take api --rate 1/h --burst 2 --quiet
+	run as swgrp-a sw-limit take api --rate 1/h --burst 2 --quiet
+	[ "$status" -eq 75 ]   # one bucket for both, refusal counted
+	[ "$(as swgrp-b sw-limit show api | jq '.bucket.granted, .limited.rate' | tr '\n' ' ')" = "2 1 " ]
+	as swgrp-a sw-limit take win --window 1h --max 1 --quiet
+	run as swgrp-b sw-limit take win --window 1h --max 1 --quiet
+	[ "$status" -eq 75 ]
+	j=$(as swgrp-a sw-limit acquire db --concurrency 1)
+	run as swgrp-b sw-limit acquire db --concurrency 1
+	[ "$status" -eq 75 ]
+	as swgrp-b sw-limit release db --slot "$(jq -r .slot <<<"$j")" --token "$(jq -r .token <<<"$j")" >/dev/null
+	as swgrp-b sw-limit run db --concurrency 1 -- true
+	as swgrp-a sw-breaker record up --fail --failures 2 --quiet
+	as swgrp-b sw-breaker record up --fail --failures 2 --quiet
+	[ "$(as swgrp-a sw-breaker show up | jq -r .state)" = open ]
+	as swgrp-a sw-breaker reset up >/dev/null
+	as swgrp-b sw-breaker trip up >/dev/null
+	[ "$(as swgrp-a sw-breaker show up | jq -r .state)" = open ]
+	[ -z "$(find "$SW_DIR" ! -group swgrp)" ]
+	[ -z "$(find "$SW_DIR" ! -type l -perm /o=rwx)" ]
+	# an outsider: 77 in one line, nothing changed
+	before=$(cd "$SW_DIR" && find . | sort | md5sum)
+	for cmd in "sw-limit take api --rate 1/s" "sw-limit acquire db --concurrency 1" "sw-limit list" \
+		   "sw-breaker record up --fail" "sw-breaker check up" "sw-breaker list"; do
+		run --separate-stderr setpriv --reuid swgrp-x --regid nogroup --clear-groups $cmd
+		[ "$status" -eq 77 ] || { echo "$cmd: $status $stderr"; return 1; }
+		[ "${#stderr_lines[@]}" -eq 1 ] || { echo "$cmd: $stderr"; return 1; }
+	done
+	[ "$(cd "$SW_DIR" && find . | sort | md5sum)" = "$before" ]
+}
+
 @test "an outsider gets 77 in one line and changes nothing" {
 	as swgrp-a sw-claim add --id one '"1"' >/dev/null
 	before=$(cd "$SW_DIR" && find . | sort | md5sum)

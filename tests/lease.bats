@@ -917,10 +917,10 @@ stall_once() {
 	[ "$st" -eq 143 ]
 	lease_is daemon released
 	# SIGTERM during a run: the command's tree stops, its status is run's
-	sw-lease run --keep-running --quiet daemon -- sh -c 'trap "exit 7" TERM; while :; do sleep 0.1; done' &
+	sw-lease run --keep-running --quiet daemon -- sh -c 'trap "exit 7" TERM; : >trapped; while :; do sleep 0.1; done' &
 	pid=$!
 	track "$pid"
-	sleep 0.5
+	wait_until 20 test -e trapped   # its trap is set: a loaded machine may take a while
 	kill -TERM "$pid"
 	reap_job "$pid" 5
 	[ "$st" -eq 7 ]

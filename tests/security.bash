@@ -487,3 +487,76 @@ sc_escaped_names() {
 		: >"$W/agents/$(printf "\033[31m\nx.json")"' \
 		"not a claim name" "not a pending entry name" "not a transition name"
 }
+
+# 2, 4, 7 for sw-limit and sw-breaker: their version chains (lib/chain.c)
+# with a limit, a chain or a tally directory that is a symlink, and head
+# hints and newest versions that are symlinks, FIFOs or oversized (sparse)
+# files: nothing is written through a link, nothing hangs or is read
+# whole, nothing of a victim's file is printed; a damaged version reads as
+# the pages say (an emptied bucket, a full window, a trip, each at its
+# write time) and the limit or breaker works again once that has passed.
+sc_limit_chains() {
+	local n c rc
+	for p in $PLANTERS; do for v in $VICTIMS; do
+		n=$p-$v
+		as victim sw-limit take "b-$n" --rate 1/h --burst 1 --quiet
+		as victim sw-limit take "w-$n" --window 1h --max 5 --quiet
+		as victim sw-limit acquire "c-$n" --concurrency 2 >/dev/null
+		as victim sw-breaker record "k-$n" --fail --quiet
+		as victim sw-breaker record "f-$n" --fail --quiet
+		plant "$p" '
+			V2=v.00000000000000000002 L=limits K=breakers n='"$n"'
+			ln -s "$H/private" $L/sl-$n
+			mkdir $L/sb-$n
+			ln -s "$H/private" $L/sb-$n/bucket
+			ln -s "$H/private" $K/sl-$n
+			rm -f $L/b-$n/bucket/head
+			ln -s "$H/lockfile" $L/b-$n/bucket/head
+			ln -s "$H/secret" $L/b-$n/bucket/$V2
+			ln -s "$H/private" $L/b-$n/tally
+			rm -f $L/w-$n/window/head
+			mkfifo $L/w-$n/window/head $L/w-$n/window/$V2
+			for i in 1 2 3; do [ -e $L/c-$n/leases/$i ] || ln -s "$H/private" $L/c-$n/leases/$i; done
+			truncate -s 4G $K/k-$n/$V2
+			rm -f $K/f-$n/head
+			mkfifo $K/f-$n/head $K/f-$n/$V2'
+		# a limit, a chain or a breaker that is a symlink: refused
+		for c in "sw-limit take sl-$n --rate 1/s" "sw-limit take sb-$n --rate 1/s" \
+			"sw-limit show sl-$n" "sw-breaker check sl-$n" "sw-breaker record sl-$n --fail"; do
+			run --separate-stderr as "$v" $c
+			case $status in 0|70|124|134|139) echo "$c as $v: exit $status: $stderr"; return 1 ;; esac
+			[[ $stderr == *"symbolic links"* || $stderr == *"Not a directory"* ]] ||
+				{ echo "$c as $v: $stderr"; return 1; }
+		done
+		# damaged versions read as the pages say, with a warning
+		run --separate-stderr as "$v" sw-limit take "b-$n" --rate 1/h --burst 1
+		[ "$status" -eq 75 ] && [[ $stderr == *"read as an empty bucket"* ]] || { echo "b: $status $stderr"; return 1; }
+		[[ $stderr == *"refusal not counted"* ]]   # the tally is a link: not written through
+		run --separate-stderr as "$v" sw-limit take "w-$n" --window 1h --max 5
+		[ "$status" -eq 75 ] && [[ $stderr == *"read as a full window"* ]] || { echo "w: $status $stderr"; return 1; }
+		for c in k f; do
+			run --separate-stderr as "$v" sw-breaker run "$c-$n" -- true
+			[ "$status" -eq 75 ] && [[ $stderr == *"read as a trip"* ]] || { echo "$c: $status $stderr"; return 1; }
+		done
+		# every reader goes on past them
+		for c in "sw-limit show b-$n" "sw-limit show w-$n" "sw-limit show c-$n" "sw-limit list" \
+			"sw-limit acquire c-$n --concurrency 3" "sw-breaker show k-$n" "sw-breaker show f-$n" \
+			"sw-breaker list" "sw-breaker check f-$n" "sw-metrics export --db $T/s-$v/m.db"; do
+			rc=0
+			# shellcheck disable=SC2086  # the calls are words
+			as "$v" $c </dev/null >"$T/out" 2>"$T/err" || rc=$?
+			case $rc in 70|124|134|139) echo "as $v: $c: exit $rc: $(cat "$T/err")"; return 1 ;; esac
+			! grep -qE "$SECRETS" "$T/out" "$T/err" || { echo "as $v: $c: printed a victim's file"; return 1; }
+		done
+		# the 4 GiB version is refused by its size, not read
+		peak "$v" sw-breaker show "k-$n" >/dev/null 2>&1
+		[ "$RC" -eq 0 ] && [ "$KB" -lt 65536 ] || { echo "show k: exit $RC, peak $KB KiB"; return 1; }
+		# once the damage is an hour old, each works again
+		for c in "sw-limit take b-$n --rate 1/h --burst 1" "sw-limit take w-$n --window 1h --max 5" \
+			"sw-breaker run k-$n -- true" "sw-breaker run f-$n -- true"; do
+			# shellcheck disable=SC2086
+			SW_CLOCK_OFFSET=2h as "$v" $c >/dev/null 2>&1 || { echo "2h later, as $v: $c: exit $?"; return 1; }
+		done
+	done; done
+	unchanged
+}

@@ -54,20 +54,22 @@ run_once() {
 	sc_state_dir_symlinks
 }
 
-@test "2: a queue, queues/, agents/, leases/ or rings/ that is a symlink is refused, nothing written through it" {
+@test "2: a queue, queues/, agents/, leases/, rings/, limits/ or breakers/ that is a symlink is refused, nothing written through it" {
 	for p in $PLANTERS; do for v in $VICTIMS; do
 		plant "$p" 'mkdir -p queues; ln -s "$H/private" queues/q-'"$p-$v"
 		run as "$v" sw-claim add -q "q-$p-$v" '"x"'
 		[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
 		[[ $output == *"not a directory"* ]]
 	done; done
-	for d in queues agents leases rings; do
+	for d in queues agents leases rings limits breakers; do
 		plant "${PLANTERS%% *}" 'rm -rf '"$d"'; ln -s "$H/private" '"$d"
 	done
 	for v in $VICTIMS; do
 		for c in "sw-claim add -q x 1" "sw-claim list" "sw-claim reap" "sw-agent register --id a" \
 			"sw-agent list" "sw-agent reap" "sw-lease acquire l" "sw-lease list" \
-			"sw-shard ring r --nodes a" "sw-shard ring r"; do
+			"sw-shard ring r --nodes a" "sw-shard ring r" "sw-limit take l --rate 1/s" \
+			"sw-limit acquire l --concurrency 2" "sw-limit list" "sw-breaker record b --fail" \
+			"sw-breaker list"; do
 			run as "$v" $c
 			[ "$status" -ne 0 ] && [ "$status" -ne 124 ] && [ "$status" -ne 70 ] ||
 				{ echo "$c as $v: exit $status: $output"; false; }
@@ -191,6 +193,10 @@ run_once() {
 	sc_agent_records
 }
 
+@test "2, 4, 7: limits and breakers: a link, FIFO or oversized file in a chain is not followed, hangs nothing, reads as damaged; they work again after" {
+	sc_limit_chains
+}
+
 @test "4: SW_SPANS naming a FIFO or a symlink is a warning once the work is done, never a hang" {
 	for v in $VICTIMS; do
 		f=$T/s-$v/spans.fifo
@@ -235,6 +241,11 @@ populate() {
 	as "$who" sw-lease acquire l >/dev/null
 	as "$who" sw-agent register --id ag >/dev/null
 	as "$who" sw-shard ring r --nodes a,b >/dev/null
+	as "$who" sw-limit take rl --rate 1/h --burst 1 --quiet
+	as "$who" sw-limit take rl --rate 1/h --burst 1 --quiet || true   # a refusal: a tally
+	as "$who" sw-limit take wl --window 1h --max 2 --quiet
+	as "$who" sw-limit acquire cl --concurrency 2 >/dev/null
+	as "$who" sw-breaker record br --fail --failures 1 --quiet
 }
 
 @test "5: under umask 000 and 022 a new workspace, named or default, is 0700 with its parents, and nothing in it is open to others" {
@@ -272,7 +283,8 @@ populate() {
 	before=$(as victim sw-claim list --state all | jq -r '.id + .state' | sort)
 	for c in "sw-claim list --state all" "sw-claim next -q p" "sw-claim add -q p 1" "sw-claim reap" \
 		"sw-lease acquire l2" "sw-lease list" "sw-agent list" "sw-agent reap" "sw-shard ring r" \
-		"cat $W/queues/p/done/a"; do
+		"sw-limit take rl --rate 1/s" "sw-limit acquire cl --concurrency 9" "sw-limit list" \
+		"sw-breaker record br --fail" "sw-breaker list" "cat $W/queues/p/done/a"; do
 		run as outsider $c
 		[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || { echo "outsider: $c: exit $status"; false; }
 		[[ $output != *payload* && $output != *result* && $output != *token* ]]
@@ -405,7 +417,7 @@ big_line() { # a 200 MB line of 'a' and a newline, to stdout
 @test "8: an invalid TRACEPARENT with escape sequences and a newline is one escaped line on stderr" {
 	bad=$'\e]2;owned\a\e[31mred\nsw-claim: forged line'
 	for c in "sw-claim stats" "sw-lease list" "sw-agent list" "sw-metrics export --db $T/s-self/m.db" \
-		"sw-shard assign --nodes a"; do
+		"sw-shard assign --nodes a" "sw-limit take t --rate 1/s" "sw-breaker check t"; do
 		run --separate-stderr env TRACEPARENT="$bad" bash -c "echo k | $c"
 		[ "$status" -eq 0 ]
 		[ "${#stderr_lines[@]}" -eq 1 ] || { echo "$c: $stderr"; false; }
@@ -424,7 +436,7 @@ big_line() { # a 200 MB line of 'a' and a newline, to stdout
 		as "$v" mkdir "$cwd"
 		h=$T/s-$v/h
 		for c in "sw-claim add 1" "sw-lease acquire l" "sw-agent register --id a" "sw-metrics inc n" \
-			"sw-shard ring r --nodes a"; do
+			"sw-shard ring r --nodes a" "sw-limit take l --rate 1/s" "sw-breaker record b --fail"; do
 			run as "$v" env -u SW_DIR -C "$cwd" HOME=rel $c
 			[ "$status" -eq 64 ] || { echo "$c with HOME=rel: exit $status: $output"; false; }
 			run as "$v" env -u SW_DIR -C "$cwd" HOME="$h" XDG_STATE_HOME=rel $c

@@ -61,7 +61,7 @@ fault_walk() {
 			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
 				sw-claim "${@//@TOK@/$TOK}" <"${STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/out" \
 				2>"$BATS_TEST_TMPDIR/err" || rc=$?
-			if ! $verify "$rc" "$e" || ! check_clean; then
+			if ! $verify "$rc" "$e" || ! ${CHECK:-check_clean}; then
 				echo "with $call #$k failing ($e): sw-claim $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err")"
 				return 1
 			fi
@@ -245,6 +245,243 @@ make_agent_queue() {
 					{ echo "with $call #$k ($e): $id reported done, is not"; return 1; }
 			done
 			cases=$((cases + 1))
+		done
+	done
+	echo "# $cases fault points" >&3
+	[ "$cases" -gt 5 ]
+}
+
+# ---- sw-limit and sw-breaker ---------------------------------------------------
+# Their version chains (lib/chain.c) are opened beneath the workspace with
+# openat2, walked with the others.
+
+# chain_walk SNAP PREP VERIFY CMD…: CMD with each call failing in turn on
+# the state PREP made.  The exit is documented (one of CODES; a command's
+# runner also passes its COMMAND's status), EINTR changes nothing (exit
+# 0), and VERIFY RC says that what CMD said is what holds.  A COMMAND
+# that appends to $RAN leaves there how often it ran.
+chain_walk() {
+	local snap=$1 prep=$2 verify=$3
+	shift 3
+	local log=$BATS_TEST_TMPDIR/trace call n k e cases=0 rc i=0
+	[ -e "$BATS_TEST_TMPDIR/snap.$snap" ] || snapshot "$snap" "$prep"
+	restore "$snap"
+	trace_counts "$log" "$@"
+	for call in $FAULT_CALLS; do
+		n=$(count_calls "$log" "$call")
+		for k in $(walk_points "$n"); do
+			e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
+			restore "$snap"
+			[ -z "${RAN:-}" ] || rm -f "$RAN"
+			rc=0
+			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" "$@" \
+				>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+			local what="with $call #$k failing ($e): $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err")"
+			[ "$e" != EINTR ] || [ "$rc" = 0 ] || { echo "EINTR was reported, not retried: $what"; return 1; }
+			[[ " ${CODES:-0 69 73 74} " == *" $rc "* ]] || { echo "undocumented exit: $what"; return 1; }
+			$verify "$rc" || { echo "$what"; return 1; }
+			cases=$((cases + 1))
+		done
+	done
+	echo "# $cases fault points" >&3
+	[ "$cases" -gt 5 ]
+}
+
+# counted WHAT WANT RC: after a change that adds one to WHAT (a jq path of
+# CMD's show), exit 0 means it did; a failure may have committed it (a
+# grant or an outcome lost, never one made up), nothing else; the chain
+# reads back with no damaged version.
+counted() {
+	local show n
+	show=$($SHOW 2>"$BATS_TEST_TMPDIR/show.err") || { echo "show failed: $(cat "$BATS_TEST_TMPDIR/show.err")"; return 1; }
+	[ ! -s "$BATS_TEST_TMPDIR/show.err" ] || { echo "show: $(cat "$BATS_TEST_TMPDIR/show.err")"; return 1; }
+	n=$(jq -r "$1" <<<"$show")
+	if [ "$3" = 0 ]; then
+		[ "$n" = "$2" ] || { echo "exit 0, but $1 is $n, want $2"; return 1; }
+	else
+		[ "$n" = "$2" ] || [ "$n" = $(($2 - 1)) ] || { echo "exit $3, and $1 is $n"; return 1; }
+	fi
+}
+
+make_bucket() { rm -rf "$SW_DIR"; sw-limit take b --rate 1/h --burst 3 --quiet; }
+make_window() { rm -rf "$SW_DIR"; sw-limit take w --window 1h --max 5 --quiet; }
+make_breaker() { rm -rf "$SW_DIR"; sw-breaker record k --fail --quiet; }
+bucket_ok() { SHOW="sw-limit show b" counted .bucket.granted 2 "$1"; }
+window_ok() { SHOW="sw-limit show w" counted .window.granted 2 "$1"; }
+failure_ok() { SHOW="sw-breaker show k" counted .failures_in_window 2 "$1"; }
+trip_ok() {
+	local s
+	s=$(sw-breaker show k 2>"$BATS_TEST_TMPDIR/show.err") && [ ! -s "$BATS_TEST_TMPDIR/show.err" ] ||
+		{ echo "show: $(cat "$BATS_TEST_TMPDIR/show.err")"; return 1; }
+	[ "$1" != 0 ] || [ "$(jq -r .state <<<"$s")" = open ] || { echo "exit 0, but the breaker is $s"; return 1; }
+}
+
+@test "sw-limit take and sw-breaker record and trip with an I/O fault at any step: a grant or an outcome is there when they say so, the chain reads back clean" {
+	chain_walk bucket make_bucket bucket_ok sw-limit take b --rate 1/h --burst 3
+	chain_walk window make_window window_ok sw-limit take w --window 1h --max 5
+	chain_walk breaker make_breaker failure_ok sw-breaker record k --fail
+	chain_walk breaker make_breaker trip_ok sw-breaker trip k
+}
+
+# ---- runners: sw-lease run, sw-limit acquire/release/run, sw-breaker run/reset --
+
+# ran N: the command ran N times (a runner that said 0 ran it once)
+ran_times() { local n=0; [ ! -e "$RAN" ] || n=$(wc -l <"$RAN"); echo "$n"; }
+ran_ok() { # rc: at most once, and once when the runner said 0
+	local n
+	n=$(ran_times)
+	[ "$n" -le 1 ] || { echo "the command ran $n times"; return 1; }
+	[ "$1" != 0 ] || [ "$n" = 1 ] || { echo "exit 0, the command did not run"; return 1; }
+}
+shows_clean() { # CMD…: reads back with nothing on stderr
+	"$@" >"$BATS_TEST_TMPDIR/show" 2>"$BATS_TEST_TMPDIR/show.err" && [ ! -s "$BATS_TEST_TMPDIR/show.err" ] ||
+		{ echo "$*: $(cat "$BATS_TEST_TMPDIR/show.err")"; return 1; }
+}
+
+make_released() { rm -rf "$SW_DIR"; sw-lease run job --ttl 1h -- true; }
+# said: the runner said on stderr that WHAT failed (then it exits with
+# the command's status, and the lease, slot or probe runs out by its ttl)
+said() { grep -q "$1: " "$BATS_TEST_TMPDIR/err"; }
+# the lease is not left held by a run that ended, unless it said its
+# release failed
+lease_run_ok() {
+	ran_ok "$1" && shows_clean sw-lease show job || return 1
+	[ "$(jq -r .state "$BATS_TEST_TMPDIR/show")" != held ] || [ "$1" = 74 ] || said releasing ||
+		{ echo "exit $1, and the lease is still held"; return 1; }
+}
+
+@test "sw-lease run with an I/O fault at any step: the command runs at most once, once when it says 0, the lease is not left held" {
+	export RAN=$BATS_TEST_TMPDIR/ran
+	CODES="0 69 73 74 75" chain_walk released make_released lease_run_ok sw-lease run job --ttl 1h -- sh -c 'echo x >>"$RAN"'
+}
+
+make_slots() { rm -rf "$SW_DIR"; sw-limit acquire s --concurrency 2 --ttl 1h >"$BATS_TEST_TMPDIR/slot"; }
+held() { shows_clean sw-limit show s && jq -r .slots.held "$BATS_TEST_TMPDIR/show"; }
+# exit 0: the second slot is held; a failure may have taken it (a slot
+# lost until its ttl, never two holders of one)
+acquired_ok() {
+	local h
+	h=$(held) || { echo "$h"; return 1; }
+	[ "$h" = 2 ] || { [ "$1" != 0 ] && [ "$h" = 1 ]; } || { echo "exit $1, $h slots held"; return 1; }
+}
+released_slot_ok() {
+	local h
+	h=$(held) || { echo "$h"; return 1; }
+	[ "$h" = 0 ] || { [ "$1" != 0 ] && [ "$h" = 1 ]; } || { echo "exit $1, $h slots held"; return 1; }
+}
+slot_run_ok() {
+	local h
+	ran_ok "$1" && h=$(held) || { echo "$h"; return 1; }
+	[ "$h" = 1 ] || { { [ "$1" = 74 ] || said releasing; } && [ "$h" = 2 ]; } ||
+		{ echo "exit $1, $h slots held after the run"; return 1; }
+}
+
+@test "sw-limit acquire, release and run with an I/O fault at any step: a slot is held when they say so, the command runs at most once" {
+	chain_walk slots make_slots acquired_ok sw-limit acquire s --concurrency 2 --ttl 1h
+	local slot tok   # of the slot held in the snapshot
+	slot=$(jq -r .slot "$BATS_TEST_TMPDIR/slot"); tok=$(jq -r .token "$BATS_TEST_TMPDIR/slot")
+	chain_walk slots make_slots released_slot_ok sw-limit release s --slot "$slot" --token "$tok"
+	export RAN=$BATS_TEST_TMPDIR/ran
+	CODES="0 69 73 74 75" chain_walk slots make_slots slot_run_ok \
+		sw-limit run s --concurrency 2 --ttl 1h -- sh -c 'echo x >>"$RAN"'
+}
+
+make_tripped() { rm -rf "$SW_DIR"; sw-breaker trip k --quiet; }
+# a half-open probe (an hour after the trip): the command runs at most
+# once, the breaker reads back; a probe that ran and succeeded closes it
+# unless the run said it failed
+probe_ok() {
+	ran_ok "$1" && shows_clean later_breaker_show || return 1
+	[ "$1" != 0 ] || [ "$(jq -r .state "$BATS_TEST_TMPDIR/show")" = closed ] || said "recording the outcome" ||
+		{ echo "exit 0, the breaker is $(cat "$BATS_TEST_TMPDIR/show")"; return 1; }
+}
+later_breaker_show() { SW_CLOCK_OFFSET=1h sw-breaker show k; }
+reset_ok() {
+	shows_clean sw-breaker show k || return 1
+	[ "$1" != 0 ] || [ "$(jq -r '"\(.state) \(.failures_in_window)"' "$BATS_TEST_TMPDIR/show")" = "closed 0" ] ||
+		{ echo "exit 0, the breaker is $(cat "$BATS_TEST_TMPDIR/show")"; return 1; }
+}
+
+@test "sw-breaker run (a half-open probe) and reset with an I/O fault at any step: the command runs at most once, the breaker is what they say" {
+	export RAN=$BATS_TEST_TMPDIR/ran
+	CODES="0 69 73 74 75" chain_walk tripped make_tripped probe_ok \
+		env SW_CLOCK_OFFSET=1h sw-breaker run k -- sh -c 'echo x >>"$RAN"'
+	chain_walk tripped make_tripped reset_ok sw-breaker reset k
+}
+
+# ---- sw-agent reap -----------------------------------------------------------
+
+# a dead agent k1 (its worker SIGKILLed) holding a and b with 1 h leases,
+# c pending
+make_dead_agent() {
+	rm -rf "$SW_DIR"
+	local id pid w kids
+	for id in a b c; do sw-claim add --id "$id" --timeout 1h --quiet "\"$id\""; done
+	sw-agent run --id k1 -j 2 --quiet -- sleep 30 &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do
+		[ "$(sw-agent list | jq '.claims | length')" = 2 ] && break; sleep 0.05
+	done
+	w=$(pgrep -P "$pid" -x sw-agent)
+	kids=$(pgrep -P "$w" || true)
+	kill -KILL "$w" $kids; wait "$pid" || true
+}
+# every item in one place; a reap told to have reaped k1 left no record of
+# it, and after a clean reap (a minute on) a and b are claimable again
+agent_reaped_ok() {
+	local id
+	for id in a b c; do
+		[ "$(count_places "$id")" = "$id 1" ] || { echo "$id is in: $(places "$id")"; return 1; }
+	done
+	if jq -r 'select(.id == "k1") | .reaped' "$BATS_TEST_TMPDIR/out" 2>/dev/null | grep -qx true; then
+		[ ! -e "$SW_DIR/agents/k1.json" ] || { echo "told k1 was reaped, its record is there"; return 1; }
+	fi
+	SW_CLOCK_OFFSET=1m sw-agent reap >/dev/null 2>&1 || { echo "a clean reap after it failed"; return 1; }
+	[ "$(sw-claim stats | jq '.pending')" = 3 ] || { echo "after a clean reap: $(sw-claim stats)"; return 1; }
+}
+
+@test "sw-agent reap with an I/O fault at any step: nothing lost or doubled, a dead agent's claims come back" {
+	CODES="0 69 73 74" chain_walk dead make_dead_agent agent_reaped_ok env SW_CLOCK_OFFSET=1m sw-agent reap
+}
+
+# ---- sw-claim add where the workspace is made, and a batch taken back -------------
+
+@test "add into a workspace that is not there yet with an I/O fault at any step (mkdir too): added or not there" {
+	prepare() { rm -rf "$SW_DIR"; }
+	stage_clean() {
+		[ ! -d "$SW_DIR/queues/default/stage" ] || [ -z "$(ls "$SW_DIR/queues/default/stage")" ] ||
+			{ echo "left in stage: $(ls "$SW_DIR/queues/default/stage")"; return 1; }
+	}
+	touch "$BATS_TEST_TMPDIR/snap.q"   # fault_walk's queue: none
+	CHECK=stage_clean fault_walk add_ok add --id v '"v"'
+}
+
+@test "a batch add that fails and whose take-back meets an I/O fault too: it says how many items stayed, and they are all that stayed" {
+	seq 40 >"$BATS_TEST_TMPDIR/batch"
+	snapshot q make_queue
+	restore q
+	# the 20th item cannot be placed: the 19 before it are taken back
+	local fail=(-e inject=renameat:error=EIO:when=20) log=$BATS_TEST_TMPDIR/trace call n k e cases=0 i=0 left
+	strace -f -qq -o "$log" "${fail[@]}" sw-claim add --lines --quiet <"$BATS_TEST_TMPDIR/batch" >/dev/null 2>&1 || true
+	for call in openat2 unlinkat; do
+		n=$(count_calls "$log" "$call")
+		for k in $(walk_points "$n"); do
+			# the take-back's call fails once (its retry then succeeds) or twice
+			for when in "$k" "$k..$((k + 1))"; do
+				e=${ERRNOS[i++ % 4]}   # EINTR is retried at once: not a failure here
+				restore q
+				rc=0
+				strace -f -qq -o /dev/null "${fail[@]}" -e inject="$call":error="$e":when="$when" \
+					sw-claim add --lines --quiet <"$BATS_TEST_TMPDIR/batch" >/dev/null 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+				n=$(sw-claim list --state pending | jq -s 'map(select(.payload | test("^[0-9]+$"))) | length')
+				left=$(sed -n 's/.*; \([0-9]*\) added items* could not be taken back$/\1/p' "$BATS_TEST_TMPDIR/err")
+				if [ "$rc" != 74 ] || [ "$n" != "${left:-0}" ] ||
+				   { [ -z "$left" ] && ! grep -q 'nothing added$' "$BATS_TEST_TMPDIR/err"; }; then
+					echo "with $call #$when failing ($e) in the take-back: exit $rc, $n of the batch stayed: $(cat "$BATS_TEST_TMPDIR/err")"
+					return 1
+				fi
+				cases=$((cases + 1))
+			done
 		done
 	done
 	echo "# $cases fault points" >&3

@@ -204,3 +204,88 @@ check_add() {
 @test "an add of a given id stalled at any step: added once, never lost" {
 	PREP=prepare_empty OTHERS=others_add CHECK=check_add walk add --id x '"a"'
 }
+
+# ---- sw-limit and sw-breaker: a writer of a version chain stalled --------------
+
+# chain_stall PREP OTHERS CHECK CMD…: stops CMD after each call in turn
+# (on the state PREP made), runs OTHERS DIR meanwhile, resumes it, and
+# CHECK DIR says whether what everyone was told is what the chain holds.
+chain_stall() {
+	local prep=$1 oth=$2 check=$3
+	shift 3
+	local log=$BATS_TEST_TMPDIR/trace call n k cases=0 d=$BATS_TEST_TMPDIR/case
+	snapshot chain "$prep"
+	restore chain
+	trace_counts "$log" "$@"
+	for call in $STALL_CALLS; do
+		n=$(count_calls "$log" "$call")
+		for k in $(walk_points "$n"); do
+			restore chain
+			rm -rf "$d"; mkdir -p "$d"
+			stall_start "$call" "$k" "$d/A" "$@"
+			$oth "$d"
+			stall_resume
+			$check "$d" || { echo "stalled after $call #$k of: $*"; return 1; }
+			cases=$((cases + 1))
+		done
+	done
+	echo "# $cases stall points" >&3
+	[ "$cases" -gt 5 ]
+}
+
+# a bucket of 3 with one granted; while A is stopped, B takes twice
+prep_bucket() { rm -rf "$SW_DIR"; sw-limit take b --rate 1/h --burst 3 --quiet; }
+others_take() {
+	local i
+	for i in 1 2; do sw-limit take b --rate 1/h --burst 3 >"$1/B$i.out" 2>/dev/null || true; done
+}
+# every grant told is one the bucket counts, and no more than its burst
+check_grants() {
+	local told granted
+	told=$(cat "$1"/A.out "$1"/B*.out | jq -s 'map(select(.granted == true)) | length')
+	granted=$(sw-limit show b | jq .bucket.granted)
+	case "$(cat "$1/A.rc")" in 0|75|74) ;; *) echo "A exited $(cat "$1/A.rc"): $(cat "$1/A.err")"; return 1 ;; esac
+	[ "$granted" -le 3 ] || { echo "$granted granted from a burst of 3"; return 1; }
+	[ "$granted" -eq $((told + 1)) ] || [ "$(cat "$1/A.rc")" = 74 ] ||
+		{ echo "told $told grants, the bucket counts $granted (1 before)"; return 1; }
+}
+
+# a breaker with one failure; while A is stopped, B records two
+prep_breaker() { rm -rf "$SW_DIR"; sw-breaker record k --fail --quiet; }
+others_record() {
+	local i
+	for i in 1 2; do sw-breaker record k --fail --failures 9 >"$1/B$i.out" 2>/dev/null || true; done
+}
+# every failure told counted is counted once
+check_failures() {
+	local told n
+	told=$(cat "$1"/A.out "$1"/B*.out | jq -s 'map(select(.counted == true)) | length')
+	n=$(sw-breaker show k | jq .failures_in_window)
+	case "$(cat "$1/A.rc")" in 0|74) ;; *) echo "A exited $(cat "$1/A.rc"): $(cat "$1/A.err")"; return 1 ;; esac
+	[ "$n" -eq $((told + 1)) ] || [ "$(cat "$1/A.rc")" = 74 ] ||
+		{ echo "told $told failures counted, the breaker has $n (1 before)"; return 1; }
+}
+
+@test "sw-limit take and sw-breaker record stalled at any step while others write: no grant beyond the burst, every grant and failure told is counted once" {
+	chain_stall prep_bucket others_take check_grants sw-limit take b --rate 1/h --burst 3
+	chain_stall prep_breaker others_record check_failures sw-breaker record k --fail --failures 9
+}
+
+# a lease x held with token 1 (TOK); while A's release is stopped, B takes
+# x an hour later, when A's hold has expired
+prep_lease() { rm -rf "$SW_DIR"; TOK=$(sw-lease acquire x --ttl 1m | jq -r .token); }
+others_acquire() { later sw-lease acquire x --ttl 2h >"$1/B.out" 2>"$1/B.err" || echo "B: $?" >>"$1/B.err"; }
+# B holds x after A goes on, whatever A's release did
+check_holder() {
+	local a b s
+	a=$(cat "$1/A.rc")
+	b=$(jq -r .token "$1/B.out" 2>/dev/null) || { echo "B did not take x: $(cat "$1/B.err")"; return 1; }
+	case "$a" in 0|1|74) ;; *) echo "A exited $a: $(cat "$1/A.err")"; return 1 ;; esac
+	s=$(later sw-lease show x | jq -r '"\(.state) \(.token)"')
+	[ "$s" = "held $b" ] || { echo "B took x with token $b, then A's release (exit $a) left it $s"; return 1; }
+}
+
+@test "sw-lease release stalled at any step while the lease expires and another takes it: the other still holds it" {
+	snapshot lease_tok prep_lease   # TOK for the command line
+	chain_stall prep_lease others_acquire check_holder sw-lease release x --token "$TOK"
+}

@@ -5,101 +5,14 @@
  * itself (rec_read) is static, so this goes through the files; the
  * scratch directory ($TMPDIR/sw-fuzz-agent.<pid>) is the only thing kept
  * between inputs, and every input replaces the one file in it. */
-#include "fuzz.h"
+#include "scratch.h"
 #include "agent.h"
-#include "clock.h"
 #include "json.h"
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static struct sw_ws ws = { .fd = -1 };
-
-#define SCRATCH "sw-fuzz-agent."
-
-/* Removes dir/name's scratch workspace (which holds only agents/fz.json). */
-static void scratch_rm(int dir, const char *name)
-{
-	int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	int afd = openat(fd, SW_AGENT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (afd >= 0) {
-		unlinkat(afd, "fz.json", 0);
-		close(afd);
-	}
-	unlinkat(fd, SW_AGENT_DIR, AT_REMOVEDIR);
-	close(fd);
-	unlinkat(dir, name, AT_REMOVEDIR);
-}
-
-static void scratch_remove(void)
-{
-	char *slash = strrchr(ws.path, '/');
-	*slash = 0;
-	int dir = open(ws.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	*slash = '/';
-	close(ws.fd);
-	if (dir >= 0) {
-		scratch_rm(dir, slash + 1);
-		close(dir);
-	}
-}
-
-/* A crash ends the process without atexit: the scratch workspaces of
- * processes that are gone are swept when the next one starts. */
-static void scratch_sweep(const char *tmp)
-{
-	DIR *d = opendir(tmp);
-	if (!d)
-		return;
-	for (struct dirent *e; (e = readdir(d));) {
-		char *end;
-		if (strncmp(e->d_name, SCRATCH, strlen(SCRATCH)))
-			continue;
-		long pid = strtol(e->d_name + strlen(SCRATCH), &end, 10);
-		if (!*end && pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-			scratch_rm(dirfd(d), e->d_name);
-	}
-	closedir(d);
-}
-
-static void scratch_open(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	tmp = tmp && *tmp ? tmp : "/tmp";
-	scratch_sweep(tmp);
-	snprintf(ws.path, sizeof ws.path, "%s/" SCRATCH "%ld", tmp, (long)getpid());
-	if ((mkdir(ws.path, 0700) < 0 && errno != EEXIST) ||
-	    (ws.fd = open(ws.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-	    (mkdirat(ws.fd, SW_AGENT_DIR, 0700) < 0 && errno != EEXIST)) {
-		perror("agent: scratch workspace");
-		abort();
-	}
-	ws.sync = SW_SYNC_OFF;
-	ws.skew_ns = SW_SKEW_DEFAULT_NS;
-	ws.dmode = 0700;
-	ws.fmode = 0600;
-	atexit(scratch_remove);
-}
-
-static void put(const uint8_t *data, size_t size)
-{
-	int fd = openat(ws.fd, SW_AGENT_DIR "/fz.json", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size) || close(fd) < 0) {
-		perror("agent: writing the record");
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (ws.fd < 0)
-		scratch_open();
-	put(data, size);
+	scratch_open("agent", SW_AGENT_DIR);
+	scratch_put(data, size);
 	json_t *rec = sw_agent_get(&ws, "fz");
 	if (rec) {
 		fz_check(json_is_object(rec) && json_is_boolean(json_object_get(rec, "alive")));

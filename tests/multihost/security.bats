@@ -65,6 +65,10 @@ teardown() {
 	sc_lease_head_fifo
 }
 
+@test "limit and breaker chains with links, FIFOs and oversized versions planted on host A: host B follows none, hangs on none, works again after" {
+	sc_limit_chains
+}
+
 @test "bad agent records planted on host A are skipped with a warning on host B and moved aside by reap there" {
 	sc_agent_records
 }
