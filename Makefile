@@ -89,11 +89,18 @@ demo: all
 deps:
 	@tests/deps.sh
 
-install: all
+install: all install-completions
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	    $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(BINDIR)
 	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s; done
+
+# bash-completion loads completions/PROG.bash, installed as PROG, when PROG
+# is first completed; each sources the shared part, sw-common.bash
+# installed as sw-common, from its own directory.  zsh's compinit finds the
+# shared helpers _sw_ws and _sw_names (#autoload) beside the _sw-PROG files.
+install-completions:
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	for c in completions/*.bash; do b=$$(basename $$c .bash); \
 	    install -m 644 $$c $(DESTDIR)$(BASHCOMPDIR)/$$b; done
 	install -m 644 completions/_sw* $(DESTDIR)$(ZSHCOMPDIR)
@@ -157,5 +164,5 @@ fuzz-replay: $(addprefix build/fuzz-replay/,$(FUZZ_TARGETS))
 clean:
 	rm -rf bin build tests/tmp
 
-.PHONY: all check check-faults check-long bench demo deps install clean san units fuzz fuzz-replay
+.PHONY: all check check-faults check-long bench demo deps install install-completions clean san units fuzz fuzz-replay
 .SECONDARY:
