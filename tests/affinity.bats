@@ -105,6 +105,7 @@ start_agents() {
 }
 
 @test "stats --keys and sw-agent list: the pending keyed items each live agent owns, as sw-shard assign --nodes @agents places them" {
+	cd "$BATS_TEST_TMPDIR"   # want and got are written here
 	for a in a1 a2 a3; do sw-agent register -q k --id $a >/dev/null; done
 	sw-agent register --id elsewhere >/dev/null   # no queue: in no ring
 	SW_QUEUE=k keyed 300 30
