@@ -321,7 +321,8 @@ static int v_heartbeat(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	const char *id = o->arg;
-	sw_name_check("id", id);
+	if (sw_cmd_name(c, "id", id))
+		sw_die(EX_DATAERR, "%s", c->err);
 	sw_span_str(sp, "sw.agent.id", id);
 	if (sw_agent_heartbeat(ws, id) < 0) {
 		if (errno == ENOENT)
@@ -341,7 +342,8 @@ static int v_deregister(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	const char *id = o->arg;
-	sw_name_check("id", id);
+	if (sw_cmd_name(c, "id", id))
+		sw_die(EX_DATAERR, "%s", c->err);
 	sw_span_str(sp, "sw.agent.id", id);
 	json_t *rec = sw_agent_get(ws, id);
 	if (sw_agent_remove(ws, id) < 0) {
@@ -958,7 +960,7 @@ static json_t *result_of(struct slot *s, size_t room)
 		if (!s->outlen)
 			return NULL;
 	}
-	json_t *j = s->truncated ? NULL : sw_json_parse(s->out, s->outlen, NULL, 0);
+	json_t *j = s->truncated ? NULL : sw_json_parse(s->out, s->outlen, NULL);
 	if (j)
 		return j;
 	size_t n = s->outlen;
@@ -1421,7 +1423,7 @@ static void batch_lines(const struct slot *s, int *verb, json_t **said)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		json_t *j = len ? sw_json_parse(p, len, NULL, 0) : NULL;
+		json_t *j = len ? sw_json_parse(p, len, NULL) : NULL;
 		const char *id = sw_json_str(j, "id");
 		json_t *k = id ? json_object_get(ix, id) : NULL, *ok = json_object_get(j, "ok");
 		if (k && json_is_boolean(ok)) {
@@ -3095,8 +3097,7 @@ int main(int argc, char **argv)
 {
 	std_fds();
 	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC, .steal_after_ns = -1 };
-	const char *q = getenv("SW_QUEUE");
-	o.queue = q && *q ? q : SW_QUEUE_DEFAULT;
+	o.queue = sw_queue_env(NULL);
 	int rc = sw_cmd_main(&prog, argc, argv, &o);
 	json_decref(o.labels);
 	return rc;
