@@ -71,12 +71,14 @@ check-faults: all
 	SW_FAULTS_FULL=1 SW_BIN=$(CURDIR)/bin bats -f 'stalled at any step|writer stalled' tests/lease.bats
 	CHAOS_STOP_MAX=60 SW_BIN=$(CURDIR)/bin bats -f 'SIGSTOP' tests/chaos/agent.bats
 
-# check-long: the issue's full-length runs: 8 sw-limit takers flat out
+# check-long: the issues' full-length runs: 8 sw-limit takers flat out
 # for 30 s, on this host and (with SW_MH_A and SW_MH_B set, see
-# tests/lab/lab) across two mounts
+# tests/lab/lab) across two mounts; 4 --affinity agents over 20,000 items
+# of 1,000 keys (make check: 2,000 of 100)
 check-long: all
 	SW_LIMIT_RATE_SECS=30 SW_BIN=$(CURDIR)/bin bats -f 'taking flat out' tests/limit.bats \
 	    tests/multihost/limit.bats
+	SW_AFF_ITEMS=20000 SW_BIN=$(CURDIR)/bin bats -f '95%' tests/affinity.bats
 
 bench: all build/trivial build/trivial-static
 	@tests/bench/run
@@ -87,11 +89,18 @@ demo: all
 deps:
 	@tests/deps.sh
 
-install: all
+install: all install-completions
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	    $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(BINDIR)
 	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s; done
+
+# bash-completion loads completions/PROG.bash, installed as PROG, when PROG
+# is first completed; each sources the shared part, sw-common.bash
+# installed as sw-common, from its own directory.  zsh's compinit finds the
+# shared helpers _sw_ws and _sw_names (#autoload) beside the _sw-PROG files.
+install-completions:
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	for c in completions/*.bash; do b=$$(basename $$c .bash); \
 	    install -m 644 $$c $(DESTDIR)$(BASHCOMPDIR)/$$b; done
 	install -m 644 completions/_sw* $(DESTDIR)$(ZSHCOMPDIR)
@@ -155,5 +164,5 @@ fuzz-replay: $(addprefix build/fuzz-replay/,$(FUZZ_TARGETS))
 clean:
 	rm -rf bin build tests/tmp
 
-.PHONY: all check check-faults check-long bench demo deps install clean san units fuzz fuzz-replay
+.PHONY: all check check-faults check-long bench demo deps install install-completions clean san units fuzz fuzz-replay
 .SECONDARY:

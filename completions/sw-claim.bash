@@ -4,52 +4,15 @@
 # the workspace, ids of the states each verb takes (and the tokens of
 # claims).  Reads only directory names: never a pending bucket walk.
 
-# The workspace the command line points at: -d/--dir, else SW_DIR, else XDG.
-_sw_claim_ws()
-{
-	local i w
-	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
-		w=${COMP_WORDS[i]}
-		case $w in
-		-d | --dir)
-			if [[ ${COMP_WORDS[i + 1]} == = ]]; then
-				printf '%s\n' "${COMP_WORDS[i + 2]}"
-			else
-				printf '%s\n' "${COMP_WORDS[i + 1]}"
-			fi
-			return
-			;;
-		-d?*) printf '%s\n' "${w#-d}"; return ;;
-		esac
-	done
-	if [[ -n $SW_DIR ]]; then
-		printf '%s\n' "$SW_DIR"
-	elif [[ -n $XDG_STATE_HOME ]]; then
-		printf '%s\n' "$XDG_STATE_HOME/sw"
-	else
-		printf '%s\n' "$HOME/.local/state/sw"
-	fi
-}
+# what every sw program's completion shares (the workspace, _sw_ws; an
+# option's value, _sw_opt_value) is in sw-common, beside this file
+. "$(dirname "${BASH_SOURCE[0]}")/sw-common" 2>/dev/null ||
+	. "$(dirname "${BASH_SOURCE[0]}")/sw-common.bash"
 
 # The queue the command line names: -q/--queue, else SW_QUEUE, else default.
 _sw_claim_queue()
 {
-	local i w
-	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
-		w=${COMP_WORDS[i]}
-		case $w in
-		-q | --queue)
-			if [[ ${COMP_WORDS[i + 1]} == = ]]; then
-				printf '%s\n' "${COMP_WORDS[i + 2]}"
-			else
-				printf '%s\n' "${COMP_WORDS[i + 1]}"
-			fi
-			return
-			;;
-		-q?*) printf '%s\n' "${w#-q}"; return ;;
-		esac
-	done
-	printf '%s\n' "${SW_QUEUE:-default}"
+	_sw_opt_value -q --queue || printf '%s\n' "${SW_QUEUE:-default}"
 }
 
 # Visible entries of a directory, one per line (no dot files).
@@ -65,7 +28,7 @@ _sw_claim_entries()
 
 _sw_claim_queues()
 {
-	_sw_claim_entries "$(_sw_claim_ws)/queues"
+	_sw_claim_entries "$(_sw_ws)/queues"
 }
 
 # Ids in the given state directories of the current queue; claimed/ names
@@ -74,7 +37,7 @@ _sw_claim_queues()
 _sw_claim_ids()
 {
 	local q dir st name
-	q="$(_sw_claim_ws)/queues/$(_sw_claim_queue)"
+	q="$(_sw_ws)/queues/$(_sw_claim_queue)"
 	for st in "$@"; do
 		while IFS= read -r name; do
 			case $st in
@@ -106,7 +69,7 @@ _sw_claim_tokens()
 		esac
 	done
 	[[ -n $id ]] || return
-	q="$(_sw_claim_ws)/queues/$(_sw_claim_queue)"
+	q="$(_sw_ws)/queues/$(_sw_claim_queue)"
 	local rest
 	while IFS= read -r name; do
 		rest=${name%.*}
@@ -205,7 +168,8 @@ _sw_claim()
 		return
 		;;
 	-r | --role | --roles | --id | --key | --max-attempts | --timeout | --delay | \
-	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count)
+	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count | \
+	--affinity | --steal-after)
 		return
 		;;
 	--wait)
@@ -216,7 +180,7 @@ _sw_claim()
 	case $verb in
 	add) opts="-p --priority -r --role --id --key --max-attempts --timeout --delay --after --on-dep-fail
 		--after-missing --lines" ;;
-	next) opts="-n --count --roles --ttl --wait --format" ;;
+	next) opts="-n --count --roles --ttl --wait --format --affinity --steal-after" ;;
 	renew) opts="--token --ttl" ;;
 	done) opts="--token --result" ;;
 	fail) opts="--token --error --retry-in" ;;
@@ -224,7 +188,7 @@ _sw_claim()
 	cancel | requeue) opts="--state --older-than" ;;
 	wait) opts="--timeout" ;;
 	list) opts="--state --limit --table" ;;
-	stats) opts="--table" ;;
+	stats) opts="--table --keys" ;;
 	purge) opts="--state --older-than" ;;
 	drop) opts="--force" ;;
 	show | deps | reap) opts= ;;

@@ -1,4 +1,8 @@
-# bash completion for sw-metrics(1)
+# bash completion for sw-metrics(1); what every sw program's completion
+# shares is in sw-common, beside this file
+. "$(dirname "${BASH_SOURCE[0]}")/sw-common" 2>/dev/null ||
+	. "$(dirname "${BASH_SOURCE[0]}")/sw-common.bash"
+
 _sw_metrics_names()
 {
 	# metric names from the database this command line would use
@@ -34,12 +38,7 @@ _sw_metrics()
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="inc set observe ingest summary export prune time"
-	local common="-d --dir --spans --quiet -h --help -V --version"
-	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "$verbs -h --help -V --version" -- "$cur"))
-		return
-	fi
+	_sw_verb "inc set observe ingest summary export prune time" && return
 	verb=${COMP_WORDS[1]}
 	# the words before this one: NAME (and VALUE), then time's command
 	local i n=0 cmd=0
@@ -79,10 +78,7 @@ _sw_metrics()
 	opts=$(_sw_metrics_opts "$verb")
 	[ -n "$opts" ] || return
 	[ "$verb" = time ] && opts+=" --"
-	if [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
-		return
-	fi
+	_sw_options "$opts" && return
 	# the NAME argument: the first word after the verb that is no option;
 	# time's next word is its command
 	case $verb in

@@ -1,4 +1,8 @@
-# bash completion for sw-shard(1)
+# bash completion for sw-shard(1); what every sw program's completion
+# shares is in sw-common, beside this file
+. "$(dirname "${BASH_SOURCE[0]}")/sw-common" 2>/dev/null ||
+	. "$(dirname "${BASH_SOURCE[0]}")/sw-common.bash"
+
 _sw_shard()
 {
 	local cur prev verb opts
@@ -6,18 +10,15 @@ _sw_shard()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	verb=${COMP_WORDS[1]}
-	local common="-d --dir --spans --quiet -h --help -V --version"
 	local place="--algo --vnodes --max-load --seed"
 
-	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "split assign plan balance ring --help --version" -- "$cur"))
-		return
-	fi
+	_sw_verb "split assign plan balance ring" && return
 	case $prev in
 	--algo|-a)
 		COMPREPLY=($(compgen -W "ring rendezvous jump mod" -- "$cur")); return ;;
 	--nodes|-n|--from|--to)
-		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw} r rings= f files=()
+		local ws r rings= f files=()
+		ws=$(_sw_ws)
 		for r in "$ws"/rings/*.json; do [ -f "$r" ] && r=${r##*/} && rings+=" @ring:${r%.json}"; done
 		# a file is a node file only as ./PATH, /PATH or @file:PATH
 		case $cur in
@@ -30,8 +31,7 @@ _sw_shard()
 	-d|--dir)
 		COMPREPLY=($(compgen -d -- "$cur")); return ;;
 	-q|--queue)
-		local ws=${SW_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/sw}
-		COMPREPLY=($(compgen -W "$(ls "$ws/queues" 2>/dev/null)" -- "$cur")); return ;;
+		_sw_names queues; return ;;
 	--priority)
 		COMPREPLY=($(compgen -W "0 1 2 3 4 5 6 7 8 9" -- "$cur")); return ;;
 	--vnodes|--max-load|--seed|--keys|--items-per-shard|--min-items|--max-shards|--id|--role|--max-attempts)
@@ -46,6 +46,6 @@ _sw_shard()
 	balance) opts="--nodes $place --keys --summary" ;;
 	ring) opts="--nodes --algo --vnodes --seed --delete" ;;
 	esac
-	COMPREPLY=($(compgen -W "$opts $common" -- "$cur"))
+	COMPREPLY=($(compgen -W "$opts $_sw_common_opts" -- "$cur"))
 }
 complete -F _sw_shard sw-shard

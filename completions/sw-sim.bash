@@ -1,16 +1,16 @@
-# bash completion for sw-sim(1)
+# bash completion for sw-sim(1); what every sw program's completion
+# shares is in sw-common, beside this file
+. "$(dirname "${BASH_SOURCE[0]}")/sw-common" 2>/dev/null ||
+	. "$(dirname "${BASH_SOURCE[0]}")/sw-common.bash"
+
 _sw_sim()
 {
 	local cur prev verb
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local verbs="run fs"
 	local common="--json --spans --quiet -h --help -V --version"
-	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "$verbs -h --help -V --version" -- "$cur"))
-		return
-	fi
+	_sw_verb "run fs" && return
 	verb=${COMP_WORDS[1]}
 	case $prev in
 	-d|--dir|--keep) COMPREPLY=($(compgen -d -- "$cur")); return ;;

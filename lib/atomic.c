@@ -85,13 +85,36 @@ int sw_rename(int ofd, const char *oldname, int nfd, const char *newname)
 	return -1;
 }
 
+int sw_rename_fresh(int ofd, const char *oldname, int nfd, const char *newname)
+{
+	if (SW_NOINTR(renameat(ofd, oldname, nfd, newname)) == 0)
+		return 0;
+	int e = errno;
+	/* nobody else makes newname: when it exists, this rename made it
+	 * (a retransmitted one answers ENOENT) */
+	if (e == ENOENT && SW_NOINTR(faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW)) == 0 &&
+	    SW_NOINTR(faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW)) < 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+
 int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname)
 {
 	struct stat before;
 	if (SW_NOINTR(fstatat(ofd, oldname, &before, AT_SYMLINK_NOFOLLOW)) < 0)
 		return -1;
-	int rc = SW_NOINTR(renameat2(ofd, oldname, nfd, newname, RENAME_NOREPLACE));
+	/* a filesystem without it says so every time: asked once a process
+	 * (a network one's round trip costs as much as the rename) */
+	static dev_t lacking;
+	static bool lacking_known;
+	int rc = -1;
+	errno = EINVAL;
+	if (!lacking_known || lacking != before.st_dev)
+		rc = SW_NOINTR(renameat2(ofd, oldname, nfd, newname, RENAME_NOREPLACE));
 	if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+		lacking = before.st_dev;
+		lacking_known = true;
 		/* NFS and some FUSE filesystems have no RENAME_NOREPLACE: look
 		 * first (a narrow race, where the protocol already excludes one) */
 		if (SW_NOINTR(faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW)) == 0) {

@@ -27,7 +27,11 @@ int sw_create_excl(int dirfd, const char *name, const void *buf, size_t len, enu
 /* rename(2) whose success is checked by inode when it reports an error, so a
  * retransmitted NFS rename that in fact succeeded counts as success. */
 int sw_rename(int ofd, const char *oldname, int nfd, const char *newname);
-/* The same, failing with EEXIST when newname exists (renameat2
+/* rename(2) to a name that only this caller can produce (it carries a
+ * nonce): no look before, since after a reported error the new name's
+ * existence alone says whether the rename happened. */
+int sw_rename_fresh(int ofd, const char *oldname, int nfd, const char *newname);
+/* sw_rename, failing with EEXIST when newname exists (renameat2
  * RENAME_NOREPLACE, or a look first where the filesystem lacks it). */
 int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname);
 int sw_fsync_dir(int dirfd);

@@ -337,6 +337,8 @@ int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts)
 	snprintf(name, sizeof name, "%s %s", p->name, v->name);
 	sw_span_start(&c.sp, c.co.spans, name);
 	sw_on_die(end_span_on_die, &c.sp);
+	if (p->name_attr && c.nargs)
+		sw_span_str(&c.sp, p->name_attr, c.args[0]);
 	if (p->begin)
 		p->begin(&c);
 	rc = v->run(&c);
@@ -363,4 +365,36 @@ int sw_cmd_print_each(json_t *j, void *arg)
 {
 	sw_cmd_print(arg, json_incref(j));
 	return 0;
+}
+
+int sw_cmd_reply(const struct sw_cmd *c, int rc, json_t *j, const struct sw_err *err)
+{
+	if (rc) {
+		sw_warn("%s", err->msg);
+		return rc;
+	}
+	sw_cmd_print(c, j);
+	return 0;
+}
+
+int sw_cmd_refuse(const struct sw_cmd *c, int rc, const struct sw_err *err)
+{
+	if (!(c->co.quiet && (rc == SW_EX_FALSE || rc == EX_TEMPFAIL)))
+		sw_warn("%s", err->msg);
+	return rc;
+}
+
+int sw_cmd_named(struct sw_cmd *c, const char *what, const char **name)
+{
+	*name = c->nargs ? c->args[0] : NULL;
+	return *name ? sw_cmd_name(c, what, *name) : 0;
+}
+
+int sw_cmd_exit_code(struct sw_cmd *c, const char *arg, int *code)
+{
+	int64_t v;
+	int rc = sw_cmd_int(c, "exit code", arg, 0, 255, &v);
+	if (!rc)
+		*code = (int)v;
+	return rc;
 }

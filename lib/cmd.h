@@ -12,6 +12,7 @@
  * target of each program's argument vector can call it. */
 #ifndef SW_CMD_H
 #define SW_CMD_H
+#include "err.h"
 #include "opt.h"
 #include "span.h"
 #include "ws.h"
@@ -50,6 +51,9 @@ struct sw_prog {
 	/* Once the span has started, before the verb (may be NULL): the
 	 * program's attributes of every span. */
 	void (*begin)(struct sw_cmd *c);
+	/* The span attribute that names the verb's first argument, when it
+	 * has one ("sw.lease.name"); NULL: none. */
+	const char *name_attr;
 };
 
 struct sw_cmd {
@@ -104,6 +108,29 @@ int sw_cmd_opt_duration(struct sw_cmd *c, const char *what, const char *arg, int
 void sw_cmd_print(const struct sw_cmd *c, json_t *j);
 /* For a library's walk of a list (arg: the sw_cmd): each entry a line. */
 int sw_cmd_print_each(json_t *j, void *arg);
+/* The end of a verb that is one lib call: 0 with j printed (as
+ * sw_cmd_print), or rc with err's one line. */
+int sw_cmd_reply(const struct sw_cmd *c, int rc, json_t *j, const struct sw_err *err);
+/* A refusal: err's one line, unless it is an answer (1: no, 75: busy,
+ * try later) and --quiet asked for silence; the exit status still says
+ * it.  Real errors are always said.  Returns rc. */
+int sw_cmd_refuse(const struct sw_cmd *c, int rc, const struct sw_err *err);
+/* The verb's NAME argument (NULL when it takes none), checked as a name
+ * ("bad lease name: ..."): 0 or 65. */
+int sw_cmd_named(struct sw_cmd *c, const char *what, const char **name);
+/* -E, --conflict-exit-code CODE: 0 to 255.  0 or 64. */
+int sw_cmd_exit_code(struct sw_cmd *c, const char *arg, int *code);
+
+/* A run verb's command held under a grant (sw-lease, sw-limit and
+ * sw-breaker run; cmd_run.c): h->cmd, env, umask and quiet are set from
+ * c, the environment being env (name, value..., NULL; at most 8 pairs)
+ * plus TRACEPARENT, a child of the operation's span, and SW_DIR, the
+ * workspace absolute (the sw programs the command runs use it from any
+ * directory); the span gets process.exit.code.  sw_hold_run's answer. */
+struct sw_hold;
+struct sw_hold_result;
+int sw_cmd_hold(struct sw_cmd *c, struct sw_hold *h, const char *const *env, struct sw_hold_result *res);
+
 /* The option's long name (for messages). */
 const char *sw_cmd_opt_name(const struct sw_cmd *c, int code);
 #endif

@@ -136,7 +136,8 @@ int sw_open_file(int dfd, const char *rel, struct stat *st)
 	return fd;
 }
 
-int sw_read_fd(int fd, char **buf, size_t *len, size_t max)
+/* sw_read_fd, stopping after stop_at bytes when it is not 0. */
+static int read_upto(int fd, char **buf, size_t *len, size_t max, size_t stop_at)
 {
 	size_t cap = 4096, n = 0;
 	char *p = malloc(cap);
@@ -173,6 +174,8 @@ int sw_read_fd(int fd, char **buf, size_t *len, size_t max)
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		if (n == stop_at)
+			break;
 	}
 	if (n > max) {
 		free(p);
@@ -184,6 +187,16 @@ int sw_read_fd(int fd, char **buf, size_t *len, size_t max)
 	if (len)
 		*len = n;
 	return 0;
+}
+
+int sw_read_fd(int fd, char **buf, size_t *len, size_t max)
+{
+	return read_upto(fd, buf, len, max, 0);
+}
+
+int sw_read_fd_sized(int fd, size_t size, char **buf, size_t *len, size_t max)
+{
+	return read_upto(fd, buf, len, max, size);
 }
 
 int sw_read_file(int dfd, const char *rel, char **buf, size_t *len, size_t max)

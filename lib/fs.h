@@ -34,6 +34,11 @@ int sw_open_file(int dfd, const char *rel, struct stat *st);
 /* Reads an open file whole into a NUL-terminated malloc'd buffer; EFBIG
  * when it holds more than max bytes (it stops reading there). */
 int sw_read_fd(int fd, char **buf, size_t *len, size_t max);
+/* The same for a file whose size fstat gave (0: unknown): it stops once
+ * it has that many bytes, without the read that would find the end.  A
+ * file that grew since holds more: a caller that finds the bytes bad
+ * reads again with sw_read_fd before it calls the file damaged. */
+int sw_read_fd_sized(int fd, size_t size, char **buf, size_t *len, size_t max);
 /* sw_open_file + sw_read_fd. */
 int sw_read_file(int dfd, const char *rel, char **buf, size_t *len, size_t max);
 /* Writes buf[*off..len) to a non-blocking fd (a child's stdin), moving

@@ -2,7 +2,8 @@
  *
  * The tree is the command's process group plus every process reparented
  * to this one (a child subreaper: proc.h): everything that is still our
- * child.  The grant is held, and renewed, until none of it is left. */
+ * child.  The grant is held, and renewed, until none of it is left, and
+ * between two runs of the command. */
 #include "hold.h"
 #include "clock.h"
 #include "fs.h"
@@ -22,6 +23,9 @@
 extern char **environ;
 
 #define KILL_LEAD_NS (200 * 1000000)   /* SIGKILL at most this long before expiry */
+/* A takeover request is looked for every second (a read, no write), not
+ * only at renewals, so that a takeover takes seconds whatever the TTL. */
+#define LOOK_NS SW_NS_PER_SEC
 
 struct tree {
 	const struct sw_hold *h;
@@ -40,6 +44,10 @@ struct tree {
 	int64_t kill_at;              /* monotonic: SIGKILL due; 0: none */
 	bool said_waiting;
 	bool orphaned;                /* the guardian was killed */
+	bool idle;                    /* between two runs: no tree */
+	bool yielding;                /* asked for: stop, then give it up */
+	int stop_sig;                 /* the SIGTERM or SIGINT that ends the runs */
+	int64_t next_look;            /* monotonic: look for a request (h->look) */
 };
 
 static int64_t mono_ns(void)
@@ -95,6 +103,8 @@ static int spawn(const struct sw_hold *h, const sigset_t *mask, const struct sw_
  * SIGKILL. */
 static void tree_signal(struct tree *r, int sig)
 {
+	if (r->idle)
+		return;   /* nothing runs; the old group's id may be another's now */
 	if (r->exited && !r->group_gone && kill(-r->pid, 0) < 0 && errno == ESRCH)
 		r->group_gone = true;
 	pid_t pgid = r->group_gone ? 0 : r->pid;
@@ -163,6 +173,30 @@ static void lose(struct tree *r, const char *why)
 	tree_stop(r, SIGTERM, w < left ? w : left);
 }
 
+/* Another asks for the grant: the tree is stopped as for SIGTERM,
+ * SIGKILLed after the grace period (at most a TTL, which the asker's wait
+ * allows for), and the grant, renewed meanwhile, is given back by the
+ * caller once nothing of the tree is left: the asker's command never runs
+ * beside ours. */
+static void yield(struct tree *r, const char *who)
+{
+	if (r->yielding)
+		return;
+	r->yielding = true;
+	if (!r->h->quiet)
+		sw_warn("%s; stopping the command and giving it up", who);
+	tree_stop(r, SIGTERM, r->h->grace_ns < r->ttl_ns ? r->h->grace_ns : r->ttl_ns);
+}
+
+static void look_tick(struct tree *r)
+{
+	struct sw_err err;
+	r->next_look = mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
+	/* a grant lost or unreadable is the renewal's to find */
+	if (r->h->look(r->h->arg, &err) == SW_HOLD_YIELD)
+		yield(r, err.msg);
+}
+
 /* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
  * error, a busy filesystem) is retried until stop_by(); then the command
  * is stopped, dead by the time the grant expires. */
@@ -171,10 +205,12 @@ static void renew_tick(struct tree *r)
 	struct sw_err err;
 	int64_t exp = r->expires_ns;
 	int rc = r->h->renew(r->h->arg, r->ttl_ns, &exp, &err);
-	if (rc == 0) {
+	if (rc == 0 || rc == SW_HOLD_YIELD) {
 		r->expires_ns = exp;
 		r->next_renew = mono_ns() + r->ttl_ns / 3;
 		r->failing = false;
+		if (rc == SW_HOLD_YIELD)
+			yield(r, err.msg);
 		return;
 	}
 	if (rc == SW_HOLD_DONE) {
@@ -227,11 +263,15 @@ static void on_signal(struct tree *r, int sig)
 		tree_kill(r);
 		return;
 	}
-	if ((sig == SIGTERM || sig == SIGINT) && !r->stopping) {
-		tree_stop(r, sig, r->h->grace_ns);
-		return;
+	if (sig == SIGTERM || sig == SIGINT) {
+		if (!r->stop_sig)
+			r->stop_sig = sig;    /* and no run after this one */
+		if (!r->stopping) {
+			tree_stop(r, sig, r->h->grace_ns);
+			return;
+		}
 	}
-	if (!r->exited)
+	if (!r->exited && !r->idle)
 		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
 }
 
@@ -253,6 +293,8 @@ static struct timespec next_timeout(const struct tree *r)
 			until = r->next_renew;
 		if (exp < until)
 			until = exp;
+		if (r->h->look && !r->yielding && r->next_look < until)
+			until = r->next_look;
 	}
 	int64_t d = until - now < 0 ? 0 : until - now;
 	return (struct timespec){ d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
@@ -268,6 +310,8 @@ static void timers(struct tree *r)
 			lose(r, "it would expire before a renewal succeeded");
 		else if (mono_ns() >= r->next_renew)
 			renew_tick(r);
+		else if (r->h->look && !r->yielding && mono_ns() >= r->next_look)
+			look_tick(r);
 	}
 	/* the whole tree's time: what the command left behind counts too */
 	if (r->timeout_at && !r->timed_out && !r->stopping && mono_ns() >= r->timeout_at) {
@@ -279,14 +323,25 @@ static void timers(struct tree *r)
 		tree_kill(r);
 }
 
-/* Waits until nothing of the tree is left, renewing the grant meanwhile. */
-static void wait_tree(struct tree *r)
+/* Waits for a signal until ts, acts on it and on what falls due. */
+static void step(struct tree *r, struct timespec ts)
 {
 	sigset_t set;
 	forward_sigset(&set);
 	sigaddset(&set, SIGCHLD);
 	if (r->g)
 		sigaddset(&set, r->g->sig);
+	int sig = sigtimedwait(&set, NULL, &ts);
+	if (sig > 0)
+		on_signal(r, sig);
+	else if (errno != EAGAIN && errno != EINTR)
+		sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
+	timers(r);
+}
+
+/* Waits until nothing of the tree is left, renewing the grant meanwhile. */
+static void wait_tree(struct tree *r)
+{
 	while (!reap(r)) {
 		if (r->killing)
 			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
@@ -299,14 +354,53 @@ static void wait_tree(struct tree *r)
 					r->h->cmd[0]);
 			r->said_waiting = true;
 		}
-		struct timespec ts = next_timeout(r);
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0)
-			on_signal(r, sig);
-		else if (errno != EAGAIN && errno != EINTR)
-			sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
-		timers(r);
+		step(r, next_timeout(r));
 	}
+}
+
+/* Whether no run is to follow: the grant lost or asked for, a SIGTERM or
+ * SIGINT, the guardian killed. */
+static bool runs_over(const struct tree *r)
+{
+	return r->lost || r->yielding || r->stop_sig || r->orphaned;
+}
+
+/* Between two runs: holds and renews the grant for ns, or until no run
+ * is to follow. */
+static void pause_renewing(struct tree *r, int64_t ns)
+{
+	int64_t until = mono_ns() + ns;
+	r->idle = true;
+	while (!runs_over(r) && mono_ns() < until) {
+		struct timespec ts = next_timeout(r);
+		int64_t left = until - mono_ns();
+		if (left < 0)
+			left = 0;
+		if ((int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec > left)
+			ts = (struct timespec){ left / SW_NS_PER_SEC, left % SW_NS_PER_SEC };
+		step(r, ts);
+	}
+}
+
+/* One run: the command started, and waited for until nothing of its
+ * tree is left.  Its status as a shell has it, or 127/126 with
+ * res->spawn_errno when it could not be started. */
+static int run_once(struct tree *r, const sigset_t *old, struct sw_hold_result *res)
+{
+	r->idle = r->exited = r->group_gone = r->stopping = r->killing = r->said_waiting = false;
+	r->timed_out = false;
+	r->kill_at = 0;
+	r->timeout_at = r->h->timeout_ns ? mono_ns() + r->h->timeout_ns : 0;
+	int e = spawn(r->h, old, r->g, &r->pid);
+	if (e) {
+		sw_warn("cannot run %s: %s", r->h->cmd[0], strerror(e));
+		res->spawn_errno = e;
+		return e == ENOENT ? 127 : 126;
+	}
+	res->runs++;
+	wait_tree(r);
+	int st = r->status;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
 }
 
 /* Without a guardian, what sw_guard_start does for its worker: the
@@ -335,19 +429,23 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 	struct tree r = { .h = h, .g = h->no_guardian ? NULL : &g, .ttl_ns = h->ttl_ns,
 			  .expires_ns = h->expires_ns };
 	r.next_renew = mono_ns() + h->ttl_ns / 3;
-	if (h->timeout_ns)
-		r.timeout_at = mono_ns() + h->timeout_ns;
-	int e = spawn(h, &old, r.g, &r.pid);
-	if (e) {
-		sw_warn("cannot run %s: %s", h->cmd[0], strerror(e));
-		res->spawn_errno = e;
-		res->status = e == ENOENT ? 127 : 126;
-		return 0;
+	r.next_look = mono_ns();
+	for (;;) {
+		res->status = run_once(&r, &old, res);
+		if (res->spawn_errno || runs_over(&r) || !h->again)
+			break;
+		int64_t d = h->again(h->arg, res->status);
+		if (d < 0)
+			break;
+		pause_renewing(&r, d);
+		if (runs_over(&r)) {
+			if (r.stop_sig)
+				res->status = 128 + r.stop_sig;   /* stopped between runs */
+			break;
+		}
 	}
-	wait_tree(&r);
-	int st = r.status;
-	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
 	res->lost = r.lost;
 	res->timed_out = r.timed_out;
+	res->yielded = r.yielding;
 	return 0;
 }

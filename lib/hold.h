@@ -8,9 +8,10 @@
  * renewed and never lost: the tree is still run, signalled, timed and
  * waited for as a whole.
  *
- * sw-limit run and sw-breaker run use it; sw-lease run, its first form,
- * keeps its own copy in src/sw-lease.c, grown since with --keep-running
- * and takeovers. */
+ * sw-lease run, sw-limit run and sw-breaker run use it; sw-lease adds
+ * the runs after the first (--keep-running, --until-success: the grant
+ * held between them) and takeovers (a look for a request every second,
+ * and a grant given up once the tree is gone). */
 #ifndef SW_HOLD_H
 #define SW_HOLD_H
 #include "err.h"
@@ -21,6 +22,11 @@
 /* From renew: the grant needs no holding any more (the command goes on,
  * unrenewed and never lost). */
 #define SW_HOLD_DONE (-3)
+/* From renew (the grant renewed, *expires_ns set) or look: another asks
+ * for the grant (a takeover).  The tree is stopped as for SIGTERM,
+ * SIGKILLed after the grace (at most a TTL), and no run follows; err
+ * says who asks. */
+#define SW_HOLD_YIELD (-4)
 
 struct sw_hold {
 	char **cmd;             /* the command and its arguments */
@@ -41,6 +47,16 @@ struct sw_hold {
 	 * directly, a fork cheaper; a SIGKILL of it then leaves the command
 	 * running.  Only for a run that holds no grant. */
 	bool no_guardian;
+	/* Looks whether another asks for the grant (a read, no write), at
+	 * once and then every second (at most every TTL/3) between
+	 * renewals: SW_HOLD_YIELD, else 0.  NULL: never. */
+	int (*look)(void *arg, struct sw_err *err);
+	/* After a run that ended by itself (not stopped, lost or asked
+	 * for): how long until the command is started again, the grant
+	 * held and renewed meanwhile and no signal passed on; -1: no more
+	 * runs.  NULL: one run. */
+	int64_t (*again)(void *arg, int status);
+	bool quiet;             /* no word of a takeover on stderr */
 };
 
 struct sw_hold_result {
@@ -48,12 +64,16 @@ struct sw_hold_result {
 	bool lost;              /* the grant was lost and the tree stopped */
 	bool timed_out;         /* the timeout stopped the tree */
 	int spawn_errno;        /* not 0: the command did not start (status 127 or 126) */
+	bool yielded;           /* asked for: the tree was stopped to give the grant up */
+	int64_t runs;           /* how many times the command was started */
 };
 
 /* Starts the guardian (this process returns as its worker; see
- * no_guardian), runs the command, and returns when nothing of its tree is
- * left: 0 with res, or -1 with errno when the guardian could not be
- * started (then nothing ran).  Signals stay blocked after it returns, so that one that comes
- * late cannot kill the caller before it has given the grant back. */
+ * no_guardian), runs the command (again while h->again says so), and
+ * returns when nothing of its tree is left: 0 with res (a SIGTERM or
+ * SIGINT between two runs: status 128 + it), or -1 with errno when the
+ * guardian could not be started (then nothing ran).  Signals stay
+ * blocked after it returns, so that one that comes late cannot kill the
+ * caller before it has given the grant back. */
 int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res);
 #endif

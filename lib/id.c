@@ -1,6 +1,7 @@
 #include "id.h"
 #include "err.h"
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -72,7 +73,7 @@ void sw_name_check(const char *what, const char *s)
 		sw_die(EX_DATAERR, "bad %s: %s", what, why);
 }
 
-void sw_rand_buf(void *buf, size_t n)
+static void getrandom_all(void *buf, size_t n)
 {
 	char *p = buf;
 	while (n > 0) {
@@ -84,6 +85,38 @@ void sw_rand_buf(void *buf, size_t n)
 		p += r;
 		n -= (size_t)r;
 	}
+}
+
+/* Random bytes fetched 256 at a time: a batch of a thousand items takes
+ * a few getrandom calls, not one a nonce and one a token.  A forked child
+ * forgets them, so that parent and child never hand out the same. */
+static _Thread_local struct { unsigned char b[256]; size_t left; } pool;
+static bool pool_hooked;
+
+static void pool_forget(void)
+{
+	pool.left = 0;
+}
+
+void sw_rand_buf(void *buf, size_t n)
+{
+	if (n > sizeof pool.b / 4) {
+		getrandom_all(buf, n);
+		return;
+	}
+	if (!pool_hooked && pthread_atfork(NULL, NULL, pool_forget) == 0)
+		pool_hooked = true;
+	if (!pool_hooked) {   /* no fork hook: no pool either */
+		getrandom_all(buf, n);
+		return;
+	}
+	if (pool.left < n) {
+		getrandom_all(pool.b, sizeof pool.b);
+		pool.left = sizeof pool.b;
+	}
+	memcpy(buf, pool.b + sizeof pool.b - pool.left, n);
+	memset(pool.b + sizeof pool.b - pool.left, 0, n);
+	pool.left -= n;
 }
 
 uint32_t sw_rand32(void)

@@ -20,7 +20,8 @@ const char *sw_name_problem(const char *s);
 void sw_name_check(const char *what, const char *s);
 /* Valid UTF-8 (no overlongs, no surrogates) of n bytes. */
 bool sw_utf8_valid(const char *s, size_t n);
-/* Randomness from getrandom(2): one system call, no file to open. */
+/* Randomness from getrandom(2), no file to open; small requests come from
+ * a pool refilled 256 bytes at a time (forgotten in a forked child). */
 void sw_rand_buf(void *buf, size_t n);
 uint32_t sw_rand32(void);
 /* Uniform in [0, bound). */

@@ -191,22 +191,11 @@ int sw_m_db_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errle
 	for (char *p = host; *p; p++)
 		if (*p == '/' || (unsigned char)*p < 0x20)
 			*p = '_';
-	/* the XDG base directory spec: a relative XDG_STATE_HOME is invalid
-	 * and ignored; a relative HOME would put the database below whatever
-	 * directory a command happens to run in */
-	const char *xdg = getenv("XDG_STATE_HOME");
-	const char *home = getenv("HOME");
 	char dir[PATH_MAX];
-	if (xdg && xdg[0] == '/')
-		snprintf(dir, sizeof dir, "%s/sw-metrics", xdg);
-	else if (home && home[0] == '/')
-		snprintf(dir, sizeof dir, "%s/.local/state/sw-metrics", home);
-	else {
-		if (home && *home)
-			snprintf(err, errlen, "HOME '%s' is not an absolute path: set --db or SW_METRICS_DB", home);
-		else
-			snprintf(err, errlen, "no database: set --db, SW_METRICS_DB or HOME");
-		return EX_USAGE;
+	struct sw_err e;
+	if (sw_state_path(dir, "sw-metrics", "--db or SW_METRICS_DB", &e)) {
+		snprintf(err, errlen, "%s", e.msg);
+		return e.code;
 	}
 	/* a home on NFS is common; the default must stay host-local: then a
 	 * private directory of ours in /var/tmp (which others can write, so

@@ -64,6 +64,7 @@ struct sw_queue {
 	size_t batch_slot;          /* the caller's index of the one in hand */
 	bool sync_deferred;         /* syncs wait for the end of a batch ... */
 	bool sync_owed;             /* ... which then owes one */
+	bool deps_deferred;         /* a batch releases dependents at its end */
 	bool after_missing_ok;  /* the caller's choice: an added item may wait
 				 * for ids not (yet) in the queue */
 };
@@ -155,6 +156,9 @@ struct sw_affinity {
 	const struct sw_placer *ring;
 	uint32_t me;                /* this claimer's node in the ring */
 	int64_t steal_after_ns;
+	/* out, may be NULL: lowered to when an item passed over because it
+	 * is another's may be taken (its time + steal_after_ns) */
+	int64_t *steal_at;
 };
 
 struct sw_claim_opts {
@@ -211,6 +215,9 @@ struct sw_fin {
  * durable before this returns.  0, or the code of a failure of the whole
  * (a sync failed: no finish stands, each item's rc says so too). */
 int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n);
+/* The same with a verb for each item (verb[i] for f[i]): one commit for
+ * items that end in different ways. */
+int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n);
 /* One of them, committed on its own (the one-item verbs): 0 or a code
  * with q->err; f->out as above, f->rc and f->err untouched. */
 int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f);
@@ -238,6 +245,11 @@ int sw_queue_deps(struct sw_queue *q, const json_t *item, int (*fn)(json_t *dep,
  * "damaged_at"}. */
 int sw_queue_list(struct sw_queue *q, int mask, int (*fn)(json_t *item, void *arg), void *arg);
 int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st);
+/* Calls fn with each pending item's partition (role, "-": none) and
+ * whether it has a key and the key's hash (sw_key_hash64), from the
+ * entries' names alone; stops at fn's non-zero and returns it. */
+int sw_queue_keys(struct sw_queue *q, int (*fn)(const char *part, bool keyed, uint64_t h, void *arg),
+		  void *arg);
 /* Expired claims back to pending (or dead), due delayed items to pending,
  * transitions of dead processes (and any after a grace) finished or
  * undone, old temporary files removed. */

@@ -84,18 +84,13 @@ static int match_claim(int dfd, const char *name, void *arg)
 	return 0;
 }
 
-int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN])
+/* claimed/ read for the claim id/token: 0 and its name, SW_EX_FALSE when
+ * there is none. */
+static int claim_scan(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN])
 {
 	int cfd = qdir(q, QD_CLAIMED);
 	if (cfd < 0)
 		return qerr_errno(q, "claimed");
-	struct cached *e = cache_get(q, id, token);
-	if (e) {
-		claim_name_make(name, id, token, e->expiry_ns);
-		if (SW_NOINTR(faccessat(cfd, name, F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
-			return 0;
-		claim_cache_drop(q, id, token);
-	}
 	struct finder f = { id, token, name, false };
 	if (each_entry(cfd, match_claim, &f) < 0)
 		return qerr_errno(q, "reading claimed");
@@ -108,6 +103,22 @@ static int not_claimed(struct sw_queue *q, const char *id, uint64_t token)
 		    id, (unsigned long long)token);
 }
 
+/* Reads the claim whose name the cache knows (no look first: the open
+ * says whether it is there); RD_GONE when the cache has none or it moved
+ * (renewed by another process, or taken). */
+static enum rd claim_read_cached(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN],
+				 json_t **item, struct stat *st, char why[128])
+{
+	struct cached *e = cache_get(q, id, token);
+	if (!e || qdir(q, QD_CLAIMED) < 0)
+		return RD_GONE;
+	claim_name_make(name, id, token, e->expiry_ns);
+	enum rd rd = item_read(q, q->dfd[QD_CLAIMED], name, id, item, st, why);
+	if (rd == RD_GONE)
+		claim_cache_drop(q, id, token);
+	return rd;
+}
+
 /* The claim id/token: its name and content.  SW_EX_FALSE when there is
  * none. */
 static int claim_open(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN],
@@ -116,14 +127,18 @@ static int claim_open(struct sw_queue *q, const char *id, uint64_t token, char n
 	const char *why = sw_name_problem(id);
 	if (why)
 		return qerr(q, EX_DATAERR, "bad id: %s", why);
-	int rc = claim_find(q, id, token, name);
-	/* an id the queue never had (the -q forgotten) is not a stale token */
-	if (rc == SW_EX_FALSE && !item_exists(q, id))
-		return qerr(q, SW_EX_FALSE, "no item %s in queue '%s'", id, q->name);
-	if (rc)
-		return rc == SW_EX_FALSE ? not_claimed(q, id, token) : rc;
 	char bad[128];
-	switch (item_read(q, q->dfd[QD_CLAIMED], name, id, item, st, bad)) {
+	enum rd rd = claim_read_cached(q, id, token, name, item, st, bad);
+	if (rd == RD_GONE) {
+		int rc = claim_scan(q, id, token, name);
+		/* an id the queue never had (the -q forgotten) is not a stale token */
+		if (rc == SW_EX_FALSE && !item_exists(q, id))
+			return qerr(q, SW_EX_FALSE, "no item %s in queue '%s'", id, q->name);
+		if (rc)
+			return rc == SW_EX_FALSE ? not_claimed(q, id, token) : rc;
+		rd = item_read(q, q->dfd[QD_CLAIMED], name, id, item, st, bad);
+	}
+	switch (rd) {
 	case RD_OK:
 		return 0;
 	case RD_GONE:
@@ -306,6 +321,11 @@ static int know_claim(int dfd, const char *name, void *arg)
  * read an item. */
 static void know_claims(struct sw_queue *q, const struct sw_fin *f, size_t n)
 {
+	size_t known = 0;
+	while (known < n && cache_get(q, f[known].id, f[known].token))
+		known++;
+	if (known == n)
+		return;   /* its own claims (an agent's): no need to read */
 	uint64_t *tokens = malloc(n * sizeof *tokens);
 	int cfd = qdir(q, QD_CLAIMED);
 	if (!tokens || cfd < 0) {
@@ -339,24 +359,43 @@ int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin 
 	return qerr(q, EX_SOFTWARE, "no such verb");
 }
 
-int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
+int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n)
 {
 	know_claims(q, f, n);
 	txn_batch_begin(q);
 	for (size_t i = 0; i < n; i++) {
 		q->batch_slot = i;
 		f[i].out = NULL;
-		if ((f[i].rc = sw_queue_apply_one(q, verb, &f[i])) != 0)
+		if ((f[i].rc = sw_queue_apply_one(q, verb[i], &f[i])) != 0)
 			f[i].err = q->err;
 	}
 	int rc = txn_batch_end(q, fin_taken_over, f);
 	for (size_t i = 0; rc && i < n; i++)
-		if (f[i].rc == 0 && verb != SW_FIN_RENEW) {
+		if (f[i].rc == 0 && verb[i] != SW_FIN_RENEW) {
 			json_decref(f[i].out);
 			f[i].out = NULL;
 			f[i].rc = rc;
 			f[i].err = q->err;
 		}
+	return rc;
+}
+
+int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
+{
+	enum sw_fin_verb *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v) {
+		int rc = qerr(q, EX_SOFTWARE, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			f[i].out = NULL;
+			f[i].rc = rc;
+			f[i].err = q->err;
+		}
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = verb;
+	int rc = sw_queue_apply_each(q, v, f, n);
+	free(v);
 	return rc;
 }
 

@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 static bool in_dir(struct sw_queue *q, enum qdir d, const char *id)
@@ -183,10 +185,34 @@ void deps_release(struct sw_queue *q, const char *id)
 	int deps = qdir(q, QD_DEPS);
 	if (deps < 0 || sw_name_problem(id))
 		return;
+	int fd = sw_open_dir(deps, id, false);
+	if (fd < 0) {   /* none waits for it (ENOENT): nothing to remove either */
+		if (errno == ELOOP || errno == ENOTDIR)
+			quarantine(q, deps, id, "deps", "not a directory");
+		return;
+	}
 	struct release r = { .q = q };
 	bucket_init(&r.b);
-	if (each_entry_in(deps, id, release_one, &r) < 0 && (errno == ELOOP || errno == ENOTDIR))
-		quarantine(q, deps, id, "deps", "not a directory");
+	each_entry(fd, release_one, &r);
+	close(fd);
 	bucket_done(&r.b);
 	SW_NOINTR(unlinkat(deps, id, AT_REMOVEDIR));
+}
+
+bool deps_none(struct sw_queue *q)
+{
+	int deps = qdir(q, QD_DEPS);
+	struct statfs sf;
+	struct stat st;
+	if (deps < 0 || fstatfs(deps, &sf) < 0 || fstat(deps, &st) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case 0xef53:      /* ext2, ext3, ext4 */
+	case 0x58465342:  /* XFS */
+	case 0x01021994:  /* tmpfs */
+		/* "." and its name in the queue: no deps/<id> below */
+		return st.st_nlink == 2;
+	default:
+		return false;
+	}
 }

@@ -167,14 +167,17 @@ enum deps deps_verdict(struct sw_queue *q, const json_t *item, char failed[NAME_
 int deps_mark(struct sw_queue *q, const json_t *item);
 int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id);
 void deps_release(struct sw_queue *q, const char *id);
+/* Whether no item waits for another (deps/ has no entry), known for sure
+ * only on a local filesystem whose link counts count subdirectories
+ * (ext4, XFS, tmpfs: a network one's can be stale); false when unsure.
+ * A batch asks once after placing all its items instead of looking up
+ * deps/<id> for each. */
+bool deps_none(struct sw_queue *q);
 
 /* ---- queue_claimed.c ---- */
 /* Whether an item id is in the queue, in any state or in a transition
  * (false on an error too). */
 bool item_exists(struct sw_queue *q, const char *id);
-/* The claimed/ entry of id's claim with token: 0 and its name; SW_EX_FALSE
- * when there is none. */
-int claim_find(struct sw_queue *q, const char *id, uint64_t token, char name[NAME_LEN]);
 void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns);
 void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token);
 

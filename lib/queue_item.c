@@ -308,12 +308,36 @@ const char *sw_item_check(const char *buf, size_t len, const char *id)
 	return why;
 }
 
+static json_t *parse_buf(char *buf, size_t len)
+{
+	json_error_t je;
+	json_t *j = json_loadb(buf, len, JSON_ALLOW_NUL, &je);
+	free(buf);
+	return j;
+}
+
+/* The JSON in fd, whose fstat said size bytes: read that many and parse;
+ * only when that fails, read it whole again (it grew since, or the size
+ * was wrong) before it counts as bad.  -1 with errno on a read error, else
+ * the length read (0: empty) with *j NULL when it is not JSON. */
+static int item_parse(int fd, size_t size, size_t max, json_t **j)
+{
+	char *buf;
+	size_t len;
+	if (sw_read_fd_sized(fd, size, &buf, &len, max) < 0)
+		return -1;
+	if ((*j = parse_buf(buf, len)) || len != size || size == 0)
+		return len > 0;
+	if (SW_NOINTR(lseek(fd, 0, SEEK_SET)) < 0 || sw_read_fd(fd, &buf, &len, max) < 0)
+		return -1;
+	*j = parse_buf(buf, len);
+	return len > 0;
+}
+
 enum rd item_read(struct sw_queue *q, int dfd, const char *name, const char *id, json_t **item,
 		  struct stat *st, char why[128])
 {
 	struct stat sbuf, *sp = st ? st : &sbuf;
-	char *buf;
-	size_t len;
 	*item = NULL;
 	int fd = sw_open_file(dfd, name, sp);
 	if (fd < 0) {
@@ -329,8 +353,9 @@ enum rd item_read(struct sw_queue *q, int dfd, const char *name, const char *id,
 	}
 	/* a sparse 1 GiB file is refused by its size, before any read */
 	size_t max = q->item_max + SW_ITEM_SLACK;
-	int rc = (size_t)sp->st_size > max ? -1 : sw_read_fd(fd, &buf, &len, max);
-	int e = rc < 0 && (size_t)sp->st_size > max ? EFBIG : errno;
+	json_t *j = NULL;
+	int rc = (size_t)sp->st_size > max ? -1 : item_parse(fd, (size_t)sp->st_size, max, &j);
+	int e = (size_t)sp->st_size > max ? EFBIG : errno;
 	close(fd);
 	if (rc < 0 && e == EFBIG) {
 		snprintf(why, 128, "over SW_MAX_ITEM_BYTES + %d bytes", SW_ITEM_SLACK);
@@ -340,11 +365,8 @@ enum rd item_read(struct sw_queue *q, int dfd, const char *name, const char *id,
 		errno = e;
 		return RD_ERROR;
 	}
-	json_error_t je;
-	json_t *j = json_loadb(buf, len, JSON_ALLOW_NUL, &je);
-	free(buf);
 	if (!j) {
-		snprintf(why, 128, len ? "not JSON" : "empty");
+		snprintf(why, 128, rc ? "not JSON" : "empty");
 		return RD_DAMAGED;
 	}
 	const char *bad = item_check(j, id);

@@ -518,6 +518,57 @@ int sw_queue_stats(struct sw_queue *q, struct sw_queue_stats *st)
 	return 0;
 }
 
+/* ---- keys of pending items (sw_queue_keys) ---- */
+
+struct keywalk {
+	int (*fn)(const char *part, bool keyed, uint64_t h, void *arg);
+	void *arg;
+	const char *part;
+};
+
+static int key_entry(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	struct keywalk *k = arg;
+	int64_t t;
+	uint64_t h = 0;
+	bool keyed;
+	const char *id;
+	if (!keyed_name_split(name, &t, &h, &keyed, &id))
+		return 0;
+	return k->fn(k->part, keyed, h, k->arg);
+}
+
+static int key_bucket(int dfd, const char *name, void *arg)
+{
+	if (strspn(name, "0123456789") != strlen(name))
+		return 0;
+	return each_entry_in(dfd, name, key_entry, arg);
+}
+
+static int key_part(int dfd, const char *name, void *arg)
+{
+	struct keywalk *k = arg;
+	if (strcmp(name, "-") && sw_name_problem(name))
+		return 0;
+	k->part = name;
+	return each_entry_in(dfd, name, key_bucket, arg);
+}
+
+static int key_prio(int dfd, const char *name, void *arg) { return each_entry_in(dfd, name, key_part, arg); }
+
+int sw_queue_keys(struct sw_queue *q, int (*fn)(const char *part, bool keyed, uint64_t h, void *arg),
+		  void *arg)
+{
+	struct keywalk k = { fn, arg, NULL };
+	if (qdir(q, QD_PENDING) < 0)
+		return qerr_errno(q, "reading pending items");
+	int rc = each_entry(q->dfd[QD_PENDING], key_prio, &k);
+	if (rc < 0)
+		return qerr_errno(q, "reading pending items");
+	return rc;
+}
+
 static int any_entry(int dfd, const char *name, void *arg)
 {
 	(void)dfd;

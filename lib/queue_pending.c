@@ -280,7 +280,11 @@ static bool eligible(const struct want *w, const char *name)
 	const char *id;
 	if (!w->aff || !keyed_name_split(name, &t, &h, &has_key, &id) || !has_key)
 		return true;
-	return sw_place(w->aff->ring, h) == w->aff->me || t <= w->now - w->aff->steal_after_ns;
+	if (sw_place(w->aff->ring, h) == w->aff->me || t <= w->now - w->aff->steal_after_ns)
+		return true;
+	if (w->aff->steal_at && t + w->aff->steal_after_ns < *w->aff->steal_at)
+		*w->aff->steal_at = t + w->aff->steal_after_ns;
+	return false;
 }
 
 /* Notes an error that is not a vanished entry: the search goes on, but an
@@ -524,7 +528,7 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 	int64_t expiry = expiry_for(ttl);
 	uint64_t token = new_token(item);
 	claim_name_make(cname, id, token, expiry);
-	int rc = sw_rename(bfd, key, cfd, cname);
+	int rc = sw_rename_fresh(bfd, key, cfd, cname);   /* the token makes it new */
 	int e = errno;
 	close(bfd);
 	if (rc < 0) {

@@ -138,8 +138,10 @@ int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, boo
 	if (rc < 0)
 		return -1;
 	sync_dir(q, (enum qdir)d, durable);
-	/* the items waiting for this one: free to run, or failed with it */
-	deps_release(q, item_id(item));
+	/* the items waiting for this one: free to run, or failed with it
+	 * (a batch looks once it has placed all its items) */
+	if (!q->deps_deferred)
+		deps_release(q, item_id(item));
 	return 0;
 }
 
@@ -234,7 +236,7 @@ static int txn_commit(struct sw_queue *q, const char *nonce, char src, const jso
 	sname_make(oname, nonce, 'o', src);
 	sname_make(nname, nonce, 'n', src);
 	sname_make(kname, nonce, 'k', src);
-	if (sw_rename(sfd, oname, sfd, kname) < 0) {
+	if (sw_rename_fresh(sfd, oname, sfd, kname) < 0) {
 		int e = errno;
 		SW_NOINTR(unlinkat(sfd, nname, 0));
 		errno = e;
@@ -259,6 +261,7 @@ struct txn_pend {
 	json_t *next;
 	bool durable;
 	size_t slot;            /* the caller's index of the item */
+	bool placed;            /* committed to done, dead or cancelled */
 };
 
 struct txn_batch {
@@ -363,6 +366,20 @@ static void txn_undo(struct sw_queue *q, const struct txn_pend *p)
 	put_back(sfd, oname, p->back_dfd, p->back_name);
 }
 
+/* The items waiting for the batch's finished ones: one look at deps/
+ * for all when that can say there are none, else one each. */
+static void batch_release(struct sw_queue *q, const struct txn_batch *b)
+{
+	bool any = false;
+	for (size_t i = 0; i < b->n && !any; i++)
+		any = b->p[i].placed;
+	if (!any || deps_none(q))
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->p[i].placed)
+			deps_release(q, item_id(b->p[i].next));
+}
+
 void txn_batch_begin(struct sw_queue *q)
 {
 	struct txn_batch *b = calloc(1, sizeof *b);
@@ -384,18 +401,24 @@ int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), voi
 	if (sync && SW_NOINTR(syncfs(q->fd)) < 0)
 		rc = qerr_errno(q, "syncing");
 	q->sync_deferred = true;
+	q->deps_deferred = true;
 	for (size_t i = 0; i < b->n; i++) {
 		struct txn_pend *p = &b->p[i];
+		int crc = -1;
 		if (rc)   /* nothing is committed unless its content is durable */
 			txn_undo(q, p);
-		else if (txn_commit(q, p->nonce, p->src, p->next, p->durable) == SW_EX_FALSE)
+		else if ((crc = txn_commit(q, p->nonce, p->src, p->next, p->durable)) == SW_EX_FALSE)
 			stale(p->slot, arg);
-		json_decref(p->next);
+		p->placed = crc == 0 && final_dir(sw_json_str(p->next, "state")) >= 0;
 	}
+	q->deps_deferred = false;
+	batch_release(q, b);
 	q->sync_deferred = false;
 	if (!rc && (sync || q->sync_owed) && SW_NOINTR(syncfs(q->fd)) < 0)
 		rc = qerr_errno(q, "syncing");
 	q->sync_owed = false;
+	for (size_t i = 0; i < b->n; i++)
+		json_decref(b->p[i].next);
 	free(b->p);
 	free(b);
 	return rc;
@@ -412,7 +435,7 @@ int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json
 	queue_nonce(q, t.nonce);
 	char oname[NAME_LEN];
 	sname_make(oname, t.nonce, 'o', src);
-	if (sw_rename(dfd, name, sfd, oname) < 0)
+	if (sw_rename_fresh(dfd, name, sfd, oname) < 0)
 		return errno == ENOENT ? qerr(q, SW_EX_FALSE, "no longer there") : qerr_errno(q, "moving item");
 	return txn_finish(q, &t, out);
 }

@@ -388,6 +388,7 @@ static inline uint64_t ring_point(uint64_t nh, size_t j)
 static void ring_tab(struct sw_placer *pl, size_t total)
 {
 	/* tab[t]: the first point whose top 16 bits are >= t */
+	pl->tab_bits = 16;
 	size_t i = 0;
 	for (uint32_t t = 0; t <= 65536; t++) {
 		while (i < total && (pl->pt[i] >> 48) < t)
@@ -434,16 +435,25 @@ static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
 	for (size_t i = 0; i < ns->n; i++)
 		total += pl->nv[i];
 	const uint32_t *byrank = pl->byrank;
+	/* a bucket per point or so: a small ring (a few agents' for one
+	 * claim) is not worth 65536 of them */
+	unsigned bits = 8;
+	while (bits < 16 && (size_t)1 << bits < total)
+		bits++;
+	if (total > RING_SMALL)
+		bits = 16;
+	size_t ntab = (size_t)1 << bits, shift = 64 - bits;
+	pl->tab_bits = bits;
 	pl->pt = malloc(total * sizeof *pl->pt);
 	pl->pnode = malloc(total * sizeof *pl->pnode);
-	pl->tab = calloc(65537, sizeof *pl->tab);
+	pl->tab = calloc(ntab + 1, sizeof *pl->tab);
 	if (!pl->pt || !pl->pnode || !pl->tab) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (total > RING_SMALL)
 		return ring_build_big(pl, total, err, errlen);
-	/* counting sort on the top 16 bits (which also yields tab), then
+	/* counting sort on the top bits (which also yields tab), then
 	 * insertion sort inside each bucket of a few points; points are
 	 * generated in name order and both sorts are stable, so equal hashes
 	 * stay in name order whatever order the nodes were listed in */
@@ -453,22 +463,22 @@ static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
 			for (size_t j = 0; j < pl->nv[i]; j++) {
 				uint64_t h = ring_point(pl->nhash[i], j);
 				if (pass == 0) {
-					pl->tab[(h >> 48) + 1]++;
+					pl->tab[(h >> shift) + 1]++;
 				} else {
-					uint32_t at = pl->tab[h >> 48]++;
+					uint32_t at = pl->tab[h >> shift]++;
 					pl->pt[at] = h;
 					pl->pnode[at] = i;
 				}
 			}
 		}
 		if (pass == 0)
-			for (size_t t = 1; t <= 65536; t++)
+			for (size_t t = 1; t <= ntab; t++)
 				pl->tab[t] += pl->tab[t - 1];
 	}
 	/* the scatter advanced tab[t] to the start of bucket t+1: shift back */
-	memmove(pl->tab + 1, pl->tab, 65536 * sizeof *pl->tab);
+	memmove(pl->tab + 1, pl->tab, ntab * sizeof *pl->tab);
 	pl->tab[0] = 0;
-	for (size_t t = 0; t < 65536; t++) {
+	for (size_t t = 0; t < ntab; t++) {
 		for (size_t x = pl->tab[t] + 1; x < pl->tab[t + 1]; x++) {
 			uint64_t h = pl->pt[x];
 			uint32_t nd = pl->pnode[x];
@@ -553,7 +563,7 @@ void sw_placer_free(struct sw_placer *pl)
 
 static inline size_t ring_index(const struct sw_placer *pl, uint64_t h)
 {
-	size_t lo = pl->tab[h >> 48], hi = pl->tab[(h >> 48) + 1];
+	size_t lo = pl->tab[h >> (64 - pl->tab_bits)], hi = pl->tab[(h >> (64 - pl->tab_bits)) + 1];
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (pl->pt[mid] < h)

@@ -111,7 +111,8 @@ struct sw_placer {
 	uint64_t *pt;           /* sorted point hashes */
 	uint32_t *pnode;        /* node of each point */
 	size_t npt;
-	uint32_t *tab;          /* 65537 entries: first point per top 16 bits */
+	uint32_t *tab;          /* 2^tab_bits + 1 entries: first point per top bits */
+	unsigned tab_bits;      /* 8 to 16: about one bucket per point */
 };
 
 /* Up to this many plain lookups scan the ring instead of building it. */

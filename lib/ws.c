@@ -22,10 +22,25 @@ static void absolute(char out[PATH_MAX], const char *p)
 		snprintf(out, PATH_MAX, "%s/%s", strcmp(cwd, "/") ? cwd : "", p);
 }
 
-/* *named says whether the path was named by the user (-d or SW_DIR).  The XDG
- * base directory spec: a relative XDG_STATE_HOME is invalid and ignored;
- * a relative HOME cannot be used either (it would put the workspace below
- * whatever directory a command happens to run in). */
+/* The XDG base directory spec: a relative XDG_STATE_HOME is invalid and
+ * ignored; a relative HOME cannot be used either (it would put what we
+ * keep below whatever directory a command happens to run in). */
+int sw_state_path(char out[PATH_MAX], const char *leaf, const char *how, struct sw_err *e)
+{
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	if (xdg && xdg[0] == '/')
+		snprintf(out, PATH_MAX, "%s/%s", xdg, leaf);
+	else if (home && home[0] == '/')
+		snprintf(out, PATH_MAX, "%s/.local/state/%s", home, leaf);
+	else if (home && *home)
+		return sw_err_set(e, EX_USAGE, "HOME '%s' is not an absolute path: set %s", home, how);
+	else
+		return sw_err_set(e, EX_USAGE, "HOME is not set: set %s", how);
+	return 0;
+}
+
+/* *named says whether the path was named by the user (-d or SW_DIR). */
 static int resolve_path(char out[PATH_MAX], const char *dir, bool *named, struct sw_err *e)
 {
 	const char *env = getenv("SW_DIR");
@@ -39,17 +54,7 @@ static int resolve_path(char out[PATH_MAX], const char *dir, bool *named, struct
 		return 0;
 	}
 	*named = false;
-	const char *xdg = getenv("XDG_STATE_HOME");
-	const char *home = getenv("HOME");
-	if (xdg && xdg[0] == '/')
-		snprintf(out, PATH_MAX, "%s/sw", xdg);
-	else if (home && home[0] == '/')
-		snprintf(out, PATH_MAX, "%s/.local/state/sw", home);
-	else if (home && *home)
-		return sw_err_set(e, EX_USAGE, "HOME '%s' is not an absolute path: set -d DIR or SW_DIR", home);
-	else
-		return sw_err_set(e, EX_USAGE, "no workspace: set -d DIR, SW_DIR or HOME");
-	return 0;
+	return sw_state_path(out, "sw", "-d DIR or SW_DIR", e);
 }
 
 int sw_ws_path(char out[PATH_MAX], const char *dir, struct sw_err *e)

@@ -28,6 +28,11 @@ int sw_settings_read(struct sw_settings *s, struct sw_err *e);
 /* The workspace's path as sw_ws_open finds it (-d DIR, SW_DIR,
  * XDG_STATE_HOME, HOME), without looking at it: 0, or 64 with e. */
 int sw_ws_path(char out[PATH_MAX], const char *dir, struct sw_err *e);
+/* LEAF in the XDG state directory ($XDG_STATE_HOME/LEAF, else
+ * $HOME/.local/state/LEAF), where sw keeps what no option or variable
+ * names (the workspace "sw", the metrics database "sw-metrics"): 0, or
+ * 64 with e saying why not, to be set with HOW ("-d DIR or SW_DIR"). */
+int sw_state_path(char out[PATH_MAX], const char *leaf, const char *how, struct sw_err *e);
 
 struct sw_ws {
 	int fd;                 /* the workspace directory */

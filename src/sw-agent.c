@@ -2,6 +2,7 @@
  * and `run`: the claim -> exec -> renew -> done/fail loop that turns any
  * command into a queue consumer without a master.  See sw-agent(1); the
  * registry is lib/agent.c, the queue lib/queue.c. */
+#include "affinity.h"
 #include "agent.h"
 #include "clock.h"
 #include "err.h"
@@ -66,6 +67,11 @@ static const char usage[] =
 "                         \"result\":...} or {\"id\":...,\"ok\":false,\"error\":...} per\n"
 "                         item, the others take its exit status\n"
 "      --batch-wait DUR   with fewer than N claimable, wait this long for more (0)\n"
+"      --affinity         items of this agent's keys first: a key belongs to one of the\n"
+"                         live agents of the queue and roles (sw-shard's ring over\n"
+"                         their ids, as its @agents shows); others' keys once\n"
+"                         they have waited --steal-after; no key: anyone's\n"
+"      --steal-after DUR  take another agent's keyed item after it waited DUR (10s)\n"
 "      --grace DUR        on SIGTERM/SIGINT, let items finish this long (30s)\n"
 "      --poll DUR         look for work at least this often (default $SW_POLL,\n"
 "                         else 1s on a network filesystem, 30s locally)\n"
@@ -94,7 +100,7 @@ static const char usage[] =
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_ROLES, O_TTL, O_LABEL, O_ALIVE, O_DEAD, O_TABLE,
 	O_MAXITEMS, O_IDLE, O_ONCE, O_GRACE, O_POLL, O_HBTTL, O_PID, O_FORCE, O_TAG, O_LOGDIR, O_JOBLOG,
-	O_BATCH, O_BATCHWAIT
+	O_BATCH, O_BATCHWAIT, O_AFFINITY, O_STEAL
 };
 
 static const struct option longopts[] = {
@@ -121,6 +127,8 @@ static const struct option longopts[] = {
 	{"joblog", required_argument, 0, O_JOBLOG},
 	{"batch", required_argument, 0, O_BATCH},
 	{"batch-wait", required_argument, 0, O_BATCHWAIT},
+	{"affinity", no_argument, 0, O_AFFINITY},
+	{"steal-after", required_argument, 0, O_STEAL},
 	{0, 0, 0, 0}
 };
 
@@ -129,6 +137,7 @@ static const struct option longopts[] = {
 struct opts {
 	bool quiet;
 	const char *queue;
+	bool queue_given;         /* -q: register records it (a ring's member) */
 	const char *id;
 	char *roles[MAX_ROLES];
 	size_t nroles;
@@ -147,6 +156,8 @@ struct opts {
 	bool once;
 	size_t batch;             /* run --batch: items per command; 0: one, on its own */
 	int64_t batch_wait_ns;    /* run --batch-wait */
+	bool affinity;            /* run --affinity */
+	int64_t steal_after_ns;   /* run --steal-after; -1: not given */
 	int64_t grace_ns;
 	int64_t poll_ns;          /* 0: default */
 	const char *arg;          /* the verb's first argument (an agent id) */
@@ -283,6 +294,8 @@ static int v_register(struct sw_cmd *c)
 	sw_span_str(sp, "sw.agent.id", id);
 	json_t *rec = make_record(o, id, hw, o->hb_ttl_ns ? o->hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
 	json_object_del(rec, "pid");   /* the registering process is gone soon */
+	if (o->queue_given)   /* it claims from there: a member of its rings */
+		json_object_set_new(rec, "queue", json_string(o->queue));
 	if (o->pid) {
 		/* the process that is the agent (the script that heartbeats):
 		 * once it is gone, on this host, the agent is dead at once */
@@ -380,10 +393,20 @@ static void human_bytes(char *out, size_t n, json_t *v)
 	snprintf(out, n, "%.1f%c", b, *u);
 }
 
+/* A number of the row's, or "-" when it has none. */
+static void count_cell(char *out, size_t n, const json_t *r, const char *key)
+{
+	json_t *v = json_object_get(r, key);
+	if (json_is_integer(v))
+		snprintf(out, n, "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(out, n, "-");
+}
+
 static void print_table(json_t *rows)
 {
-	printf("%-28s %-5s %-20s %-16s %7s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "QUEUE",
-	       "RUNNING", "CPUS", "MEMORY", "GPUS", "ROLES", "LAST HEARTBEAT");
+	printf("%-28s %-5s %-20s %-16s %7s %6s %6s %5s %8s %4s %-16s %s\n", "ID", "ALIVE", "HOST", "QUEUE",
+	       "RUNNING", "CLAIMS", "OWNS", "CPUS", "MEMORY", "GPUS", "ROLES", "LAST HEARTBEAT");
 	size_t i;
 	json_t *r;
 	json_array_foreach(rows, i, r) {
@@ -397,16 +420,58 @@ static void print_table(json_t *rows)
 		}
 		const char *id = sw_json_str(r, "id"), *host = sw_json_str(r, "hostname");
 		const char *beat = sw_json_str(r, "last_heartbeat_at"), *queue = sw_json_str(r, "queue");
-		/* items running of the slots it has (a run), as its record last
-		 * said (at most a second old); "-" for a registered agent */
-		char running[48] = "-";
-		if (queue)
-			snprintf(running, sizeof running, "%zu/%lld", json_array_size(json_object_get(r, "claims")),
+		/* commands running of its -j slots and the items it holds (a
+		 * batch is one command of many items), as its record last said
+		 * (at most a second old); "-" for a registered agent */
+		char running[48] = "-", claims[24] = "-", owns[24];
+		if (json_object_get(r, "jobs")) {
+			snprintf(running, sizeof running, "%lld/%lld", (long long)sw_json_int(r, "running", 0),
 				 (long long)sw_json_int(r, "jobs", 1));
-		printf("%-28s %-5s %-20s %-16s %7s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
+			snprintf(claims, sizeof claims, "%zu", json_array_size(json_object_get(r, "claims")));
+		}
+		count_cell(owns, sizeof owns, r, "owns");
+		printf("%-28s %-5s %-20s %-16s %7s %6s %6s %5lld %8s %4zu %-16s %s\n", id ? id : "?",
 		       json_is_true(json_object_get(r, "alive")) ? "yes" : "no", host ? host : "-",
-		       queue ? queue : "-", running, (long long)sw_json_int(r, "cpus", 0), mem,
+		       queue ? queue : "-", running, claims, owns, (long long)sw_json_int(r, "cpus", 0), mem,
 		       json_array_size(json_object_get(r, "gpus")), *roles ? roles : "-", beat ? beat : "-");
+	}
+}
+
+/* "owns": the pending keyed items of its queue that its ring gives each
+ * live agent serving one (affinity.h), counted once per queue. */
+static void add_owns(const struct sw_ws *ws, json_t *rows)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		const char *qn = sw_json_str(r, "queue");
+		if (!qn || !json_is_true(json_object_get(r, "alive")) || json_object_get(r, "owns"))
+			continue;
+		struct sw_queue q;
+		struct sw_aff_counts c;
+		if (sw_queue_open(&q, ws, qn, false)) {
+			sw_queue_close(&q);
+			continue;   /* not made yet: it owns nothing */
+		}
+		if (sw_aff_count(&q, ws, &c)) {
+			sw_warn("queue %s: counting its keys' owners: %s", qn, q.err.msg);
+			sw_queue_close(&q);
+			continue;
+		}
+		size_t k;
+		json_t *o;
+		json_array_foreach(rows, k, o) {
+			const char *oq = sw_json_str(o, "queue"), *id = sw_json_str(o, "id");
+			if (!oq || strcmp(oq, qn) || !id || !json_is_true(json_object_get(o, "alive")))
+				continue;
+			long long owns = 0;
+			for (size_t j = 0; j < c.n; j++)
+				if (!strcmp(c.v[j].id, id))
+					owns = c.v[j].owns;
+			json_object_set_new(o, "owns", json_integer(owns));
+		}
+		sw_aff_counts_free(&c);
+		sw_queue_close(&q);
 	}
 }
 
@@ -433,6 +498,7 @@ static int v_list(struct sw_cmd *c)
 		json_array_append(sorted, v[i]);
 	free(v);
 	sw_span_int(sp, "sw.agents", (int64_t)n);
+	add_owns(ws, sorted);
 	if (!o->quiet && (o->table || isatty(1)))
 		print_table(sorted);
 	else
@@ -515,9 +581,15 @@ static int v_reap(struct sw_cmd *c)
 
 #define RESULT_MAX (64 * 1024)    /* stdout kept as the result */
 #define ERR_TAIL 2048             /* stderr tail kept as the error */
+#define GROUP_MAX 64              /* finished items committed together at most */
+#define GROUP_WAIT_NS (5 * INT64_C(1000000))   /* how long one waits for others */
 #define LINE_CAP 4096             /* a longer stderr line is passed on in pieces */
 #define KILL_AFTER_NS (5 * SW_NS_PER_SEC)
 #define DUE_MIN_NS (50 * 1000000)        /* looks for due items no more often */
+/* --affinity reads the agents again when their directory changed, no more
+ * often than this plus RING_PER_NODE_NS a member (a big ring costs more) */
+#define RING_MIN_NS (SW_NS_PER_SEC / 4)
+#define RING_PER_NODE_NS (5 * 1000000)
 
 /* A claimed item: a slot's only one, or one of its batch (--batch). */
 struct bitem {
@@ -585,6 +657,8 @@ struct run {
 	int64_t agent_ttl_ns;
 	struct slot *slots;
 	struct slot *fin;         /* tree gone, outcome not yet told */
+	size_t nfin;              /* how many: they wait to commit together */
+	int64_t fin_since;        /* since when the first of them waits */
 	/* --batch-wait: items claimed for the next batch, which starts when
 	 * it is full or at gather_until */
 	struct bitem *gb;
@@ -616,6 +690,13 @@ struct run {
 	bool payload_arg;         /* ... {}: the payload is an argument, not stdin */
 	char logpath[PATH_MAX];   /* its absolute path, for the result lines */
 	int64_t next_record;      /* rewritten at most once a second */
+	/* --affinity: the ring of the queue's agents, read again when the
+	 * agents directory changed and every third of the heartbeat ttl (a
+	 * death changes nothing there) */
+	struct sw_aff_ring ring;
+	struct sw_affinity aff;
+	int64_t ring_loaded, ring_at, steal_at;
+	struct timespec agents_mtime;
 	bool progress, want_claim, empty;
 	int once_status;
 	int exit_code;
@@ -1204,27 +1285,29 @@ static void count_state(struct run *r, const char *state)
 	else r->failed++;
 }
 
-static void finish_batch(struct run *r, struct slot *s);
+/* What the queue is told of one item whose command and tree are gone,
+ * and what it answered. */
+struct told {
+	bool call;                /* the queue is told (not for a lost claim) */
+	enum sw_fin_verb verb;
+	json_t *res;              /* done: its result (owned) */
+	const char *state;
+	int code;
+	char err[3 * ERR_TAIL + 64];   /* U+FFFD takes 3 bytes */
+};
 
-/* The command and all of its tree have exited, its pipes are drained:
- * tell the queue. */
-static void finish_item(struct run *r, struct slot *s)
+/* The item's outcome, from how its command ended. */
+static void plan_item(struct run *r, struct slot *s, struct told *t)
 {
-	if (r->o->batch) {
-		finish_batch(r, s);
-		return;
-	}
-	int code = exit_code_of(s->status);
-	json_t *out = NULL;
-	int rc = 0;
-	const char *state = "lost";
-	char err[3 * ERR_TAIL + 64] = "";   /* U+FFFD takes 3 bytes */
+	t->code = exit_code_of(s->status);
+	t->call = true;
 	if (s->abandoned && !strcmp(s->abandoned, "released")) {
-		rc = sw_queue_release(&r->q, s->id, s->token, &out);
-		state = "released";
+		t->verb = SW_FIN_RELEASE;
+		t->state = "released";
 	} else if (s->abandoned) {
-		state = s->abandoned;
-	} else if (WIFEXITED(s->status) && code == 0) {
+		t->call = false;
+		t->state = s->abandoned;
+	} else if (WIFEXITED(s->status) && t->code == 0) {
 		size_t room = result_room(r, s->item);
 		json_t *res = result_of(s, room);
 		if (res && json_dumpb(res, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > room) {
@@ -1234,34 +1317,89 @@ static void finish_item(struct run *r, struct slot *s)
 			s->truncated = true;
 			res = s->outlen ? result_of(s, room) : NULL;
 		}
-		rc = sw_queue_done(&r->q, s->id, s->token, res, &out);
-		json_decref(res);
-		state = "done";
-	} else if (WIFEXITED(s->status) && code == EX_TEMPFAIL) {
-		rc = sw_queue_release(&r->q, s->id, s->token, &out);
-		state = "released";
+		t->verb = SW_FIN_DONE;
+		t->res = res;
+		t->state = "done";
+	} else if (WIFEXITED(s->status) && t->code == EX_TEMPFAIL) {
+		t->verb = SW_FIN_RELEASE;
+		t->state = "released";
 	} else {
-		error_of(s, err, sizeof err);
-		rc = sw_queue_fail(&r->q, s->id, s->token, err, -1, &out);
-		state = out ? sw_json_str(out, "state") : "pending";
+		error_of(s, t->err, sizeof t->err);
+		t->verb = SW_FIN_FAIL;
+		t->state = "pending";
 	}
-	if (rc) {
+}
+
+/* The queue has the item's outcome (f: what it answered): count it, log
+ * it, end its span, print its line. */
+static void told_item(struct run *r, struct slot *s, struct told *t, const struct sw_fin *f)
+{
+	if (t->call && f->rc) {
 		/* the lease ran out (this agent stalled) and someone else may
 		 * have the item now: its outcome is theirs to report */
-		sw_warn("item %s: %s", s->id, r->q.err.msg);
-		state = "lost";
+		sw_warn("item %s: %s", s->id, f->err.msg);
+		t->state = "lost";
+	} else if (t->call && t->verb == SW_FIN_FAIL && f->out) {
+		t->state = sw_json_str(f->out, "state");
 	}
-	count_state(r, state);
+	count_state(r, t->state);
 	if (r->o->once)
-		r->once_status = code;
+		r->once_status = t->code;
 	joblog_line(r, s);
-	sw_span_int(&s->sp, "sw.exit_code", code);
-	sw_span_str(&s->sp, "sw.item.state", state);
-	sw_span_end(&s->sp, strcmp(state, "done") != 0, *err ? err : NULL);
-	report(r, s, &s->b[0], state, code, err);
-	json_decref(out);
+	sw_span_int(&s->sp, "sw.exit_code", t->code);
+	sw_span_str(&s->sp, "sw.item.state", t->state);
+	sw_span_end(&s->sp, strcmp(t->state, "done") != 0, *t->err ? t->err : NULL);
+	report(r, s, &s->b[0], t->state, t->code, t->err);
 	slot_clear(s);
 	r->claims_dirty = true;
+}
+
+static void finish_batch(struct run *r, struct slot *s);
+
+/* The items of r->fin, whose commands and trees are gone: their outcomes
+ * go to the queue in one commit (group commit: one sync for all of them,
+ * every one durable before any is reported), then each is reported. */
+static void finish_group(struct run *r)
+{
+	size_t n = r->nfin, m = 0;
+	r->nfin = 0;
+	if (r->o->batch) {   /* a batch commits its items together already */
+		for (size_t i = 0; i < n; i++)
+			finish_batch(r, &r->fin[i]);
+		return;
+	}
+	struct told *t = calloc(n, sizeof *t);
+	struct sw_fin *f = calloc(n, sizeof *f);
+	enum sw_fin_verb *v = calloc(n, sizeof *v);
+	size_t *ix = calloc(n, sizeof *ix);
+	if (!t || !f || !v || !ix)
+		sw_die(EX_SOFTWARE, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = &r->fin[i];
+		plan_item(r, s, &t[i]);
+		if (!t[i].call)
+			continue;
+		f[m] = (struct sw_fin){ .id = s->id, .token = s->token, .result = t[i].res,
+					.error = t[i].err, .retry_ns = -1 };
+		v[m] = t[i].verb;
+		ix[i] = m++;
+	}
+	/* one item alone commits as the one-item verbs do (an fsync of its
+	 * file and directory, not of the whole filesystem) */
+	if (m == 1 && (f[0].rc = sw_queue_apply_one(&r->q, v[0], &f[0])) != 0)
+		f[0].err = r->q.err;
+	else if (m > 1)
+		sw_queue_apply_each(&r->q, v, f, m);
+	for (size_t i = 0; i < n; i++)
+		told_item(r, &r->fin[i], &t[i], &f[ix[i]]);
+	for (size_t k = 0; k < m; k++) {
+		json_decref(f[k].out);
+		json_decref(f[k].result);
+	}
+	free(t);
+	free(f);
+	free(v);
+	free(ix);
 }
 
 /* ---- a batch's outcomes ------------------------------------------------ */
@@ -1861,6 +1999,58 @@ static void start_batch(struct run *r)
 	r->claims_dirty = true;
 }
 
+/* ---- --affinity ------------------------------------------------------- */
+
+static void ring_load(struct run *r, int64_t now, const struct timespec *mtime)
+{
+	struct sw_aff_ring ring;
+	r->ring_loaded = now;
+	r->ring_at = now + r->agent_ttl_ns / 3;
+	if (sw_aff_ring_load(&ring, r->ws, r->q.name, (const char *const *)r->o->roles, r->o->nroles) < 0) {
+		sw_warn("reading the agents of queue '%s' (the ring kept as it was): %s", r->q.name,
+			strerror(errno));
+		return;
+	}
+	sw_aff_ring_free(&r->ring);
+	r->ring = ring;
+	r->agents_mtime = *mtime;
+	long me = ring.have ? sw_nodes_find(&ring.nodes, r->id) : -1;
+	r->aff = (struct sw_affinity){ &r->ring.pl, me < 0 ? UINT32_MAX : (uint32_t)me,
+				       r->o->steal_after_ns, &r->steal_at };
+}
+
+/* What a claim goes by: NULL without --affinity, or while the ring is
+ * empty (our own record unreadable: nobody to prefer). */
+static const struct sw_affinity *affinity(struct run *r)
+{
+	if (!r->o->affinity)
+		return NULL;
+	int64_t now = sw_now_ns();
+	struct stat st;
+	struct timespec m = { 0, 0 };
+	if (fstatat(r->ws->fd, SW_AGENT_DIR, &st, 0) == 0)
+		m = st.st_mtim;
+	bool changed = m.tv_sec != r->agents_mtime.tv_sec || m.tv_nsec != r->agents_mtime.tv_nsec;
+	int64_t gap = RING_MIN_NS + (int64_t)r->ring.nodes.n * RING_PER_NODE_NS;
+	if (now >= r->ring_at || (changed && now >= r->ring_loaded + gap))
+		ring_load(r, now, &m);
+	else if (changed && r->ring_at > r->ring_loaded + gap)
+		r->ring_at = r->ring_loaded + gap;
+	r->steal_at = INT64_MAX;
+	return r->ring.have ? &r->aff : NULL;
+}
+
+/* Nothing of ours was claimable: look again when another's item may be
+ * stolen, or when the ring is read again (a member gone gives us keys). */
+static void affinity_poll(struct run *r, int64_t now)
+{
+	if (!r->o->affinity)
+		return;
+	int64_t t = r->steal_at < r->ring_at ? r->steal_at : r->ring_at;
+	if (t < r->next_poll)
+		r->next_poll = t > now + DUE_MIN_NS ? t : now + DUE_MIN_NS;
+}
+
 /* Claims into the batch being gathered, as many as it has room for (and
  * --max-items allows).  Whether the queue had fewer. */
 static bool gather(struct run *r)
@@ -1868,7 +2058,8 @@ static bool gather(struct run *r)
 	size_t want = r->o->batch - r->gn;
 	if (r->o->max_items && (long long)want > r->o->max_items - r->claimed)
 		want = (size_t)(r->o->max_items - r->claimed);
-	struct sw_claim_opts co = { (const char *const *)r->o->roles, r->o->nroles, r->o->ttl_ns, want, NULL };
+	struct sw_claim_opts co = { (const char *const *)r->o->roles, r->o->nroles, r->o->ttl_ns, want,
+				    affinity(r) };
 	size_t n = 0, had = r->gn;
 	int rc = sw_queue_claim_many(&r->q, &co, gather_one, r, &n);
 	if (rc && rc != EX_TEMPFAIL)
@@ -1913,11 +2104,18 @@ static void claim_batches(struct run *r)
 		int64_t due = sw_waiter_watching(&r->w) || !sw_waiter_shared(&r->w) ? sw_queue_next_due(&r->q) : 0;
 		if (due > 0 && due < r->next_poll)
 			r->next_poll = due > now + DUE_MIN_NS ? due : now + DUE_MIN_NS;
+		affinity_poll(r, now);
 	}
 	if (free_slots(r) == 0 || !may_claim(r))
 		r->next_poll = INT64_MAX;
 	if (r->gn && free_slots(r) > 0 && r->gather_until < r->next_poll)
 		r->next_poll = r->gather_until;
+}
+
+static int take_item(json_t *item, void *arg)
+{
+	*(json_t **)arg = item;
+	return 0;
 }
 
 static void claim_some(struct run *r)
@@ -1929,8 +2127,10 @@ static void claim_some(struct run *r)
 	r->want_claim = false;
 	while (may_claim(r) && free_slots(r) > 0) {
 		json_t *item = NULL;
-		int rc = sw_queue_claim(&r->q, (const char *const *)r->o->roles, r->o->nroles,
-					r->o->ttl_ns, &item);
+		struct sw_claim_opts co = { (const char *const *)r->o->roles, r->o->nroles, r->o->ttl_ns, 1,
+					    affinity(r) };
+		size_t n;
+		int rc = sw_queue_claim_many(&r->q, &co, take_item, &item, &n);
 		int64_t now = sw_now_ns();
 		if (rc) {
 			if (rc != EX_TEMPFAIL)
@@ -1943,6 +2143,7 @@ static void claim_some(struct run *r)
 			int64_t due = sw_waiter_watching(&r->w) || !sw_waiter_shared(&r->w) ? sw_queue_next_due(&r->q) : 0;
 			if (due > 0 && due < r->next_poll)
 				r->next_poll = due > now + DUE_MIN_NS ? due : now + DUE_MIN_NS;
+			affinity_poll(r, now);
 			return;
 		}
 		r->empty = false;
@@ -2218,6 +2419,7 @@ static void record_claims(struct run *r, int64_t now)
 	}
 	claims_add(a, r->q.name, r->gb, r->gn);
 	json_object_set_new(r->rec, "claims", a);
+	json_object_set_new(r->rec, "running", json_integer(r->running));
 	r->claims_dirty = false;
 	r->next_record = now + SW_NS_PER_SEC;
 	if (sw_agent_put(r->ws, r->id, r->rec) < 0)
@@ -2344,7 +2546,8 @@ static int settle(struct run *r, int64_t now)
 		}
 		if (s->fout >= 0) read_out(s);
 		if (s->ferr >= 0) read_err(r, s);
-		r->fin[nfin++] = *s;   /* what it owns goes with it */
+		r->fin[r->nfin++] = *s;   /* what it owns goes with it */
+		nfin++;
 		slot_reset(s);
 		r->running--;
 	}
@@ -2353,20 +2556,40 @@ static int settle(struct run *r, int64_t now)
 	return nfin;
 }
 
+/* Whether the finished items should be committed now.  They wait a
+ * little for others to share their sync (group commit): until GROUP_MAX
+ * are waiting, or the first has waited GROUP_WAIT_NS, or no command runs
+ * that could join them; not at all when nothing is synced (SW_SYNC=off)
+ * or with --batch (whose items commit together already). */
+static bool group_due(const struct run *r, int64_t now)
+{
+	return r->nfin && (r->o->batch || r->ws->sync == SW_SYNC_OFF || r->nfin >= GROUP_MAX ||
+			   !r->running || r->draining || now >= r->fin_since + GROUP_WAIT_NS);
+}
+
+static void commit_due(struct run *r, int64_t now)
+{
+	if (!group_due(r, now))
+		return;
+	finish_group(r);
+	/* a finished item may have let others through (`after`) */
+	r->want_claim = r->empty && free_slots(r) > 0;
+}
+
 /* Items whose whole tree is gone: their slots are refilled before the
  * queue hears how they went, which keeps the -j slots busy while this
  * process does the bookkeeping. */
 static void finish_settled(struct run *r)
 {
-	int nfin = settle(r, sw_now_ns());
-	if (!nfin)
+	int64_t now = sw_now_ns();
+	bool waiting = r->nfin > 0;
+	if (!settle(r, now))
 		return;
+	if (!waiting)
+		r->fin_since = now;
 	if (may_claim(r))
 		claim_some(r);
-	for (int i = 0; i < nfin; i++)
-		finish_item(r, &r->fin[i]);
-	/* a finished item may have let others through (`after`) */
-	r->want_claim = r->empty && free_slots(r) > 0;
+	commit_due(r, sw_now_ns());
 }
 
 /* Collects what has exited: a command (its slot then waits for the rest
@@ -2435,6 +2658,8 @@ static int64_t next_deadline(struct run *r, int64_t now)
 			t = min64(t, s->kill_at);
 	}
 	t = min64(t, r->next_check);
+	if (r->nfin)
+		t = min64(t, r->fin_since + GROUP_WAIT_NS);
 	if (r->draining && !r->forced)
 		t = min64(t, r->drain_deadline);
 	if (r->o->idle_ns >= 0 && r->idle_since >= 0)
@@ -2448,7 +2673,7 @@ static bool finished(struct run *r, int64_t now)
 {
 	if (r->draining)
 		drop_gather(r);
-	if (r->running || r->gn)
+	if (r->running || r->gn || r->nfin)
 		return false;
 	if (r->draining)
 		return true;
@@ -2480,6 +2705,7 @@ static void timers(struct run *r, int64_t now)
 	signal_trees(r, r->pick, n, SIGKILL);
 	if (now >= r->next_check)
 		finish_settled(r);
+	commit_due(r, now);
 	if (r->draining && !r->forced && now >= r->drain_deadline && r->running) {
 		r->forced = true;
 		release_all(r, now);
@@ -2552,6 +2778,7 @@ static void loop(struct run *r)
 		if (!r->empty || r->running)
 			r->idle_since = -1;
 		progress(r, now, false);
+		commit_due(r, now);
 		if (finished(r, now))
 			break;
 		int n = 0;
@@ -2663,13 +2890,15 @@ static int v_run(struct sw_cmd *c)
 	json_object_set_new(r.rec, "jobs", json_integer(o->jobs));
 	if (o->batch)
 		json_object_set_new(r.rec, "batch", json_integer((json_int_t)o->batch));
+	if (o->affinity)
+		json_object_set_new(r.rec, "steal_after", json_real((double)o->steal_after_ns / 1e9));
 	json_t *cmd = json_array();
 	for (int i = 0; i < o->nargs; i++)
 		json_array_append_new(cmd, utf8_string(o->args[i], strlen(o->args[i])));
 	json_object_set_new(r.rec, "command", cmd);
 	put_record(ws, r.id, r.rec);
 	r.slots = calloc((size_t)o->jobs, sizeof *r.slots);
-	r.fin = calloc((size_t)o->jobs, sizeof *r.fin);
+	r.fin = calloc((size_t)o->jobs + GROUP_MAX, sizeof *r.fin);
 	r.pick = calloc((size_t)o->jobs, sizeof *r.pick);
 	r.gb = calloc(o->batch ? o->batch : 1, sizeof *r.gb);
 	if (!r.slots || !r.fin || !r.pick || !r.gb)
@@ -2699,6 +2928,7 @@ static int v_run(struct sw_cmd *c)
 	if (code == EX_TEMPFAIL && o->once && !r.claimed && !o->quiet)
 		sw_warn("nothing to claim in queue '%s'", r.q.name);
 	json_decref(r.rec);
+	sw_aff_ring_free(&r.ring);
 	free(r.out.b);
 	free(r.err.b);
 	if (r.logdir >= 0)
@@ -2718,12 +2948,13 @@ static int v_run(struct sw_cmd *c)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static const int o_register[] = { O_ID, O_ROLES, O_TTL, O_HBTTL, O_PID, O_LABEL, 0 };
+static const int o_register[] = { 'q', O_ID, O_ROLES, O_TTL, O_HBTTL, O_PID, O_LABEL, 0 };
 static const int o_none[] = { 0 };
 static const int o_reap[] = { O_FORCE, 0 };
 static const int o_list[] = { O_ALIVE, O_DEAD, O_TABLE, 0 };
 static const int o_run[] = { 'q', 'j', O_ID, O_ROLES, O_TTL, O_HBTTL, O_LABEL, O_MAXITEMS, O_IDLE,
-			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, O_JOBLOG, O_BATCH, O_BATCHWAIT, 0 };
+			     O_ONCE, O_GRACE, O_POLL, O_TAG, O_LOGDIR, O_JOBLOG, O_BATCH, O_BATCHWAIT,
+			     O_AFFINITY, O_STEAL, 0 };
 
 static const struct sw_verb verbs[] = {
 	{ "register", v_register, "", 0, 0, o_register, SW_CMD_WS | SW_CMD_WS_CREATE },
@@ -2749,7 +2980,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	int64_t v;
 	int rc = 0;
 	switch (code) {
-	case 'q': o->queue = arg; return 0;
+	case 'q': o->queue = arg; o->queue_given = true; return 0;
 	case 'j':
 		if (!(rc = sw_cmd_int(c, "--jobs", arg, 1, 1024, &v)))
 			o->jobs = (int)v;
@@ -2794,6 +3025,8 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			o->batch = (size_t)v;
 		return rc;
 	case O_BATCHWAIT: return sw_cmd_duration(c, "--batch-wait", arg, &o->batch_wait_ns);
+	case O_AFFINITY: o->affinity = true; return 0;
+	case O_STEAL: return sw_cmd_duration(c, "--steal-after", arg, &o->steal_after_ns);
 	case O_GRACE: return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	case O_POLL:
 		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->poll_ns)))
@@ -2827,6 +3060,10 @@ static int check(struct sw_cmd *c)
 		;
 	if (o->batch_wait_ns && !o->batch)
 		return sw_cmd_err(c, EX_USAGE, "--batch-wait needs --batch");
+	if (o->steal_after_ns >= 0 && !o->affinity)
+		return sw_cmd_err(c, EX_USAGE, "--steal-after needs --affinity");
+	if (o->steal_after_ns < 0)
+		o->steal_after_ns = SW_AFF_STEAL_AFTER_DEFAULT_NS;
 	for (int i = 0; o->batch && i < o->nargs; i++)
 		if (strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") || strstr(o->args[i], "{attempt}"))
 			return sw_cmd_err(c, EX_USAGE, "--batch gives the command its items on stdin: "
@@ -2857,7 +3094,7 @@ static void std_fds(void)
 int main(int argc, char **argv)
 {
 	std_fds();
-	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC };
+	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC, .steal_after_ns = -1 };
 	const char *q = getenv("SW_QUEUE");
 	o.queue = q && *q ? q : SW_QUEUE_DEFAULT;
 	int rc = sw_cmd_main(&prog, argc, argv, &o);

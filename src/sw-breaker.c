@@ -187,15 +187,11 @@ static int cmd_show(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	struct sw_err err;
-	json_t *j;
+	json_t *j = NULL;
 	int rc = sw_breaker_show(&c->ws, o->name, &j, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
-	sw_span_str(&c->sp, "sw.breaker.state", sw_json_str(j, "state"));
-	sw_cmd_print(c, j);
-	return 0;
+	if (!rc)
+		sw_span_str(&c->sp, "sw.breaker.state", sw_json_str(j, "state"));
+	return sw_cmd_reply(c, rc, j, &err);
 }
 
 static int cmd_list(struct sw_cmd *c)
@@ -212,18 +208,14 @@ static int change_verb(struct sw_cmd *c, bool trip)
 {
 	struct opts *o = c->opts;
 	struct sw_err err;
-	json_t *j;
+	json_t *j = NULL;
 	int rc = trip ? sw_breaker_trip(&c->ws, o->name, &o->spec, &err)
 		      : sw_breaker_reset(&c->ws, o->name, &o->spec, &err);
 	if (!rc)
 		rc = sw_breaker_show(&c->ws, o->name, &j, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
-	sw_span_str(&c->sp, "sw.breaker.state", sw_json_str(j, "state"));
-	sw_cmd_print(c, j);
-	return 0;
+	if (!rc)
+		sw_span_str(&c->sp, "sw.breaker.state", sw_json_str(j, "state"));
+	return sw_cmd_reply(c, rc, j, &err);
 }
 
 static int cmd_trip(struct sw_cmd *c)
@@ -304,14 +296,12 @@ static int cmd_run(struct sw_cmd *c)
 		sw_warn("%s", err.msg);
 		return rc;
 	}
-	char tp[SW_TRACEPARENT_LEN], tok[24], what[SW_NAME_MAX + 64];
-	sw_span_child_env(&c->sp, tp);
+	char tok[24], what[SW_NAME_MAX + 64];
 	snprintf(tok, sizeof tok, "%llu", (unsigned long long)p.probe.token);
-	/* SW_DIR absolute, as sw-lease run sets it */
 	const char *env[] = { "SW_BREAKER_NAME", o->name, "SW_BREAKER_STATE", sw_breaker_state_name(p.state),
-			      "TRACEPARENT", tp, "SW_DIR", c->ws.path, "SW_BREAKER_PROBE_TOKEN", tok, NULL };
+			      "SW_BREAKER_PROBE_TOKEN", tok, NULL };
 	if (!p.probe.slot) {
-		env[8] = NULL;
+		env[4] = NULL;
 		unsetenv("SW_BREAKER_PROBE_TOKEN");
 	} else {
 		sw_span_int(&c->sp, "sw.breaker.probe.token", (int64_t)p.probe.token);
@@ -319,7 +309,7 @@ static int cmd_run(struct sw_cmd *c)
 	snprintf(what, sizeof what, "probe %llu of breaker '%s'", (unsigned long long)p.probe.token, o->name);
 	struct probe_hold ph = { &c->ws, o, p.episode, p.probe.token };
 	struct sw_hold h = {
-		.cmd = o->cmd, .env = env, .umask = sw_ws_user_umask(&c->ws), .grace_ns = o->grace_ns,
+		.grace_ns = o->grace_ns,
 		.timeout_ns = o->timeout_ns, .ttl_ns = p.probe.slot ? o->spec.probe_ttl_ns : 0,
 		.expires_ns = p.probe.expires_ns, .what = what, .renew = renew_probe, .arg = &ph,
 		/* a call let through while closed holds nothing that outlives
@@ -327,9 +317,8 @@ static int cmd_run(struct sw_cmd *c)
 		.no_guardian = !p.probe.slot,
 	};
 	struct sw_hold_result res;
-	if (sw_hold_run(&h, &res) < 0)
+	if (sw_cmd_hold(c, &h, env, &res) < 0)
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(errno));
-	sw_span_int(&c->sp, "process.exit.code", res.status);
 	/* a lost probe's slot has gone to another prober: its outcome is not
 	 * this run's to report */
 	if (res.lost)
@@ -432,10 +421,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		if (!sw_lease_token_parse(arg, &o->token))
 			return sw_cmd_err(c, EX_DATAERR, "bad token '%.40s': want the probe token check printed", arg);
 		return 0;
-	case 'E':
-		if (!(rc = sw_cmd_int(c, "exit code", arg, 0, 255, &v)))
-			o->conflict = (int)v;
-		return rc;
+	case 'E': return sw_cmd_exit_code(c, arg, &o->conflict);
 	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
@@ -459,10 +445,9 @@ static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	o->quiet = c->co.quiet;
-	o->name = c->nargs ? c->args[0] : NULL;
 	o->cmd = c->command;
 	int rc;
-	if (o->name && (rc = sw_cmd_name(c, "breaker name", o->name)))
+	if ((rc = sw_cmd_named(c, "breaker name", &o->name)))
 		return rc;
 	if ((rc = check_spec(c, o)))
 		return rc;
@@ -471,16 +456,10 @@ static int check(struct sw_cmd *c)
 	return 0;
 }
 
-static void begin(struct sw_cmd *c)
-{
-	struct opts *o = c->opts;
-	if (o->name)
-		sw_span_str(&c->sp, "sw.breaker.name", o->name);
-}
-
 static const struct sw_prog prog = {
 	.name = "sw-breaker", .usage = usage, .longopts = longopts, .shortopts = "E:g:",
-	.verbs = verbs, .option = option, .check = check, .begin = begin,
+	.verbs = verbs, .option = option, .check = check,
+	.name_attr = "sw.breaker.name",
 };
 
 static void opts_init(struct opts *o)

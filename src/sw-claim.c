@@ -1,5 +1,6 @@
 /* sw-claim — a work queue for shell scripts: add items, claim each exactly
  * once, renew, finish.  See sw-claim(1); the queue itself is lib/queue.c. */
+#include "affinity.h"
 #include "clock.h"
 #include "err.h"
 #include "id.h"
@@ -28,6 +29,9 @@ static const char usage[] =
 "  next                 claim the most urgent, oldest claimable item (75: none)\n"
 "      -q Q  --roles R[,R...]  --ttl DUR  --wait[=DUR]  --format json|tsv|sh\n"
 "      -n N             up to N items, one line each (--wait: for the first)\n"
+"      --affinity AGENT  claim as agent AGENT of the queue's ring would (sw-agent\n"
+"                       run --affinity): its keys, keyless items, and others' once\n"
+"                       they have waited --steal-after DUR (10s)\n"
 "  renew ID --token T [--ttl DUR]        extend a claim\n"
 "  done ID --token T [--result JSON]     finish a claim\n"
 "  fail ID --token T [--error MSG] [--retry-in DUR]\n"
@@ -48,7 +52,8 @@ static const char usage[] =
 "  list [--state S[,S...]] [--limit N] [--table]\n"
 "                       items (pending, blocked, claimed, done, dead, cancelled, all),\n"
 "                       or entries moved aside as damaged (damaged)\n"
-"  stats [--table]      counts per state, per queue\n"
+"  stats [--table] [--keys]  counts per state, per queue; --keys: pending keyed\n"
+"                       items per owning agent (sw-agent run --affinity's ring)\n"
 "  reap                 expired claims back to pending (or dead), delayed items due\n"
 "  purge --state S --older-than DUR      delete done/dead/cancelled/damaged entries\n"
 "  drop QUEUE [--force] delete a queue and its items (75 while items are claimed)\n"
@@ -69,7 +74,7 @@ static const char usage[] =
 enum {
 	O_ID = SW_OPT_FIRST_FREE, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_LINES,
 	O_ROLES, O_TTL, O_WAIT, O_TOKEN, O_RESULT, O_ERROR, O_RETRY, O_STATE, O_OLDER,
-	O_DEPFAIL, O_MISSING, O_FORCE, O_FORMAT, O_LIMIT, O_TABLE, O_KEY
+	O_DEPFAIL, O_MISSING, O_FORCE, O_FORMAT, O_LIMIT, O_TABLE, O_KEY, O_AFFINITY, O_STEAL, O_KEYS
 };
 
 enum format { FMT_JSON, FMT_TSV, FMT_SH };
@@ -86,6 +91,9 @@ static const struct option longopts[] = {
 	{"delay", required_argument, 0, O_DELAY},
 	{"after", required_argument, 0, O_AFTER},
 	{"key", required_argument, 0, O_KEY},
+	{"keys", no_argument, 0, O_KEYS},
+	{"affinity", required_argument, 0, O_AFFINITY},
+	{"steal-after", required_argument, 0, O_STEAL},
 	{"on-dep-fail", required_argument, 0, O_DEPFAIL},
 	{"after-missing", required_argument, 0, O_MISSING},
 	{"force", no_argument, 0, O_FORCE},
@@ -132,6 +140,9 @@ struct opts {
 	int64_t older_ns;
 	bool older_given;
 	long long count;          /* next -n */
+	const char *affinity;     /* next --affinity: the agent claimed as */
+	int64_t steal_after_ns;   /* next --steal-after; -1: not given */
+	bool keys;                /* stats --keys */
 	const char *arg;          /* the verb's one argument (ID, PAYLOAD), or NULL */
 };
 
@@ -555,6 +566,25 @@ static int print_claims(const struct opts *o, json_t *items)
 	return fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* next --affinity AGENT: the ring of the queue's live agents of these
+ * roles, AGENT's place in it (none: only keyless items and others' that
+ * waited).  NULL without --affinity or when the ring is empty. */
+static const struct sw_affinity *affinity_of(struct sw_cmd *c, struct sw_queue *q, struct sw_aff_ring *ring,
+					     struct sw_affinity *aff)
+{
+	const struct opts *o = c->opts;
+	if (!o->affinity)
+		return NULL;
+	if (sw_aff_ring_load(ring, &c->ws, q->name, (const char *const *)o->roles, o->nroles) < 0)
+		sw_die(sw_ex_errno(errno), "--affinity: reading the agents: %s", strerror(errno));
+	if (!ring->have)
+		return NULL;
+	long me = sw_nodes_find(&ring->nodes, o->affinity);
+	*aff = (struct sw_affinity){ &ring->pl, me < 0 ? UINT32_MAX : (uint32_t)me,
+				     o->steal_after_ns >= 0 ? o->steal_after_ns : SW_AFF_STEAL_AFTER_DEFAULT_NS, NULL };
+	return aff;
+}
+
 static int cmd_next(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
@@ -568,8 +598,10 @@ static int cmd_next(struct sw_cmd *c)
 		return rc;
 	}
 	int64_t deadline = o->wait_ns >= 0 ? sw_now_ns() + o->wait_ns : INT64_MAX;
+	struct sw_aff_ring ring = { 0 };
+	struct sw_affinity aff;
 	struct sw_claim_opts co = { (const char *const *)o->roles, o->nroles, o->ttl_ns,
-				    o->count ? (size_t)o->count : 1, NULL };
+				    o->count ? (size_t)o->count : 1, affinity_of(c, &q, &ring, &aff) };
 	json_t *items = json_array();
 	size_t n = 0;
 	if (!items)
@@ -604,6 +636,7 @@ static int cmd_next(struct sw_cmd *c)
 		sw_die(EX_IOERR, "writing output: %s; the claims were given back", strerror(e));
 	}
 	json_decref(items);
+	sw_aff_ring_free(&ring);
 	return finish(&q, rc, o, NULL);
 }
 
@@ -1051,6 +1084,32 @@ static int cmd_list(struct sw_cmd *c)
 #define STATS_HEAD "%-12s %8s %8s %8s %8s %8s %8s %9s %8s  %s\n"
 #define STATS_ROW "%-12s %8lld %8lld %8lld %8lld %8lld %8lld %9lld %8lld  %s\n"
 
+#define KEYS_HEAD "%-12s %-28s %8s\n"
+#define KEYS_ROW "%-12s %-28s %8lld\n"
+
+/* stats --keys: the pending keyed items each live agent of the queue owns
+ * (affinity.h), those no live agent owns, and those without a key. */
+static int keys_queue(struct each_q *e, struct sw_queue *q, struct sw_ws *ws, json_t *j)
+{
+	struct sw_aff_counts k;
+	int rc = sw_aff_count(q, ws, &k);
+	if (rc)
+		return rc;
+	json_t *owners = json_object();
+	for (size_t i = 0; i < k.n; i++)
+		json_object_set_new(owners, k.v[i].id, json_integer(k.v[i].owns));
+	json_object_set_new(j, "keys", json_pack("{s:I,s:I,s:I,s:o}", "keyed", (json_int_t)k.keyed,
+		"unkeyed", (json_int_t)k.unkeyed, "unowned", (json_int_t)k.unowned, "owners", owners));
+	if (e->o->table && !e->o->quiet) {
+		for (size_t i = 0; i < k.n; i++)
+			printf(KEYS_ROW, q->name, k.v[i].id, k.v[i].owns);
+		printf(KEYS_ROW, q->name, "(no live owner)", k.unowned);
+		printf(KEYS_ROW, q->name, "(no key)", k.unkeyed);
+	}
+	sw_aff_counts_free(&k);
+	return 0;
+}
+
 static int stats_queue(struct each_q *e, struct sw_queue *q)
 {
 	struct sw_queue_stats st;
@@ -1068,7 +1127,13 @@ static int stats_queue(struct each_q *e, struct sw_queue *q)
 		json_object_set_new(j, "oldest_pending_age_ms",
 			json_integer((sw_now_ns() - st.oldest_pending_ns) / 1000000));
 	}
-	if (e->o->table) {
+	if (e->o->keys && (rc = keys_queue(e, q, e->ws, j))) {
+		json_decref(j);
+		return rc;
+	}
+	if (e->o->table && e->o->keys) {
+		/* the owners' table stands instead of the states' */
+	} else if (e->o->table) {
 		char age[SW_DUR_LEN];
 		age_cell(age, j, "oldest_pending_at_unix_ns");
 		if (!e->o->quiet)
@@ -1088,7 +1153,9 @@ static int cmd_stats(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	(void)sp;
 	struct each_q e = {0};
-	if (o->table && !o->quiet)
+	if (o->table && !o->quiet && o->keys)
+		printf(KEYS_HEAD, "QUEUE", "OWNER", "PENDING");
+	else if (o->table && !o->quiet)
 		printf(STATS_HEAD, "QUEUE", "PENDING", "DELAYED", "BLOCKED", "CLAIMED", "DONE", "DEAD", "CANCELLED",
 		       "DAMAGED", "OLDEST");
 	return for_queues(o, ws, stats_queue, &e);
@@ -1164,14 +1231,14 @@ static int cmd_drop(struct sw_cmd *c)
 
 static const int o_add[] = { 'q', 'p', 'r', O_ID, O_KEY, O_MAXATT, O_TIMEOUT, O_DELAY, O_AFTER, O_DEPFAIL, O_MISSING,
 			     O_LINES, 0 };
-static const int o_next[] = { 'q', 'n', O_ROLES, O_TTL, O_WAIT, O_FORMAT, 0 };
+static const int o_next[] = { 'q', 'n', O_ROLES, O_TTL, O_WAIT, O_FORMAT, O_AFFINITY, O_STEAL, 0 };
 static const int o_renew[] = { 'q', O_TOKEN, O_TTL, 0 };
 static const int o_done[] = { 'q', O_TOKEN, O_RESULT, 0 };
 static const int o_fail[] = { 'q', O_TOKEN, O_ERROR, O_RETRY, 0 };
 static const int o_release[] = { 'q', O_TOKEN, 0 };
 static const int o_q[] = { 'q', 0 };
 static const int o_list[] = { 'q', O_STATE, O_LIMIT, O_TABLE, 0 };
-static const int o_stats[] = { 'q', O_TABLE, 0 };
+static const int o_stats[] = { 'q', O_TABLE, O_KEYS, 0 };
 static const int o_purge[] = { 'q', O_STATE, O_OLDER, 0 };
 static const int o_bulk[] = { 'q', O_STATE, O_OLDER, 0 };
 static const int o_drop[] = { O_FORCE, 0 };
@@ -1279,6 +1346,9 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		o->after_missing_ok = !strcmp(arg, "ok");
 		return 0;
 	case O_LINES: o->lines = true; return 0;
+	case O_KEYS: o->keys = true; return 0;
+	case O_AFFINITY: return (rc = sw_cmd_name(c, "agent id", arg)) ? rc : (o->affinity = arg, 0);
+	case O_STEAL: return sw_cmd_duration(c, "--steal-after", arg, &o->steal_after_ns);
 	case O_ROLES: return parse_roles(c, o, arg);
 	case O_TTL: return sw_cmd_ttl(c, "--ttl", arg, 1000000, &o->ttl_ns);
 	case O_WAIT: {
@@ -1357,6 +1427,10 @@ static int check(struct sw_cmd *c)
 			return sw_cmd_err(c, EX_USAGE, "%s --state takes %s", c->verb->name,
 					  c->verb->run == cmd_cancel ? "pending, blocked or claimed" : "dead or cancelled");
 	}
+	if (o->steal_after_ns >= 0 && !o->affinity)
+		return sw_cmd_err(c, EX_USAGE, "--steal-after needs --affinity");
+	if (o->keys && o->table && o->quiet)
+		o->keys = false;   /* nothing would be shown: no reason to count */
 	bool takes_token = false;
 	for (const int *p = c->verb->opts; *p; p++)
 		takes_token |= *p == O_TOKEN;
@@ -1388,7 +1462,7 @@ int main(int argc, char **argv)
 	struct opts o = {
 		.d = { .priority = SW_PRIO_DEFAULT, .max_attempts = SW_ATTEMPTS_DEFAULT,
 		       .timeout_ns = SW_TIMEOUT_DEFAULT_NS },
-		.retry_ns = -1,
+		.retry_ns = -1, .steal_after_ns = -1,
 	};
 	/* SW_QUEUE counts as -q: a flag's environment variable stands for it */
 	const char *envq = getenv("SW_QUEUE");

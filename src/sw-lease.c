@@ -1,30 +1,24 @@
 /* sw-lease — named leases with a TTL and fencing tokens for shell scripts:
  * acquire, renew, release, check, and `run` a command under a lease (a
  * cron singleton across hosts).  See sw-lease(1); the leases themselves
- * are lib/lease.c. */
+ * are lib/lease.c, the run loop lib/hold.c. */
 #include "clock.h"
 #include "err.h"
 #include "id.h"
 #include "json.h"
 #include "lease.h"
 #include "cmd.h"
+#include "hold.h"
 #include "opt.h"
-#include "proc.h"
 #include "span.h"
 #include "ws.h"
 #include <bsd/stdlib.h>
 #include <errno.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static const char usage[] =
 "usage: sw-lease VERB [options] [args]\n"
@@ -87,7 +81,6 @@ static const struct option longopts[] = {
 
 #define TTL_DEFAULT_NS (30 * SW_NS_PER_SEC)
 #define GRACE_DEFAULT_NS (5 * SW_NS_PER_SEC)
-#define KILL_LEAD_NS (200 * 1000000)   /* SIGKILL at most this long before expiry */
 
 struct opts {
 	bool quiet;
@@ -106,25 +99,6 @@ struct opts {
 };
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static void print(const struct opts *o, json_t *j)
-{
-	if (!j)
-		sw_die(EX_OSERR, "out of memory");
-	if (!o->quiet && sw_json_print(j) < 0)
-		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
-	json_decref(j);
-}
-
-/* A refusal: its one line, unless it is an answer (1: not held, no such
- * lease; 75: busy, try later) and --quiet asked for silence; the exit
- * status still says it.  Real errors are always said.  Returns rc. */
-static int refuse(const struct opts *o, int rc, const struct sw_err *err)
-{
-	if (!(o->quiet && (rc == SW_EX_FALSE || rc == EX_TEMPFAIL)))
-		sw_warn("%s", err->msg);
-	return rc;
-}
 
 static int64_t mono_ns(void)
 {
@@ -234,7 +208,7 @@ static int cmd_acquire(struct sw_cmd *c)
 	int rc = acquire_waiting(o, ws, o->owner, &l, &err, false);
 	span_lease(sp, &l);
 	if (rc)
-		return refuse(o, rc, &err);
+		return sw_cmd_refuse(c, rc, &err);
 	json_t *j = sw_lease_json(&l);
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
@@ -260,15 +234,15 @@ static int cmd_renew(struct sw_cmd *c)
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_renew(ws, o->name, o->token, o->ttl_ns, &l, &err);
 	if (rc)
-		return refuse(o, rc, &err);
+		return sw_cmd_refuse(c, rc, &err);
 	if (sw_lease_asked(&l)) {
 		/* a leader loop (while renew; do ...) steps down: the lease is
 		 * still its own until it releases it or it expires */
 		sw_err_msg(&err, "'%s' is asked for by %s (takeover): finish, then release it", o->name,
 			   l.takeover);
-		return refuse(o, SW_EX_FALSE, &err);
+		return sw_cmd_refuse(c, SW_EX_FALSE, &err);
 	}
-	print(o, sw_lease_json(&l));
+	sw_cmd_print(c, sw_lease_json(&l));
 	return 0;
 }
 
@@ -282,8 +256,8 @@ static int cmd_release(struct sw_cmd *c)
 	sw_span_int(sp, "sw.lease.token", (int64_t)o->token);
 	int rc = sw_lease_release(ws, o->name, o->token, &l, &err);
 	if (rc)
-		return refuse(o, rc, &err);
-	print(o, sw_lease_json(&l));
+		return sw_cmd_refuse(c, rc, &err);
+	sw_cmd_print(c, sw_lease_json(&l));
 	return 0;
 }
 
@@ -310,7 +284,7 @@ static int cmd_check(struct sw_cmd *c)
 		json_object_set_new(j, "holder_token", json_integer((json_int_t)l.token));
 		sw_json_set_time(j, "expires_at", l.expires_ns);
 	}
-	print(o, j);
+	sw_cmd_print(c, j);
 	return rc;
 }
 
@@ -323,26 +297,22 @@ static int cmd_show(struct sw_cmd *c)
 	struct sw_err err;
 	int rc = sw_lease_read(ws, o->name, &l, &err);
 	if (rc)
-		return refuse(o, rc, &err);
+		return sw_cmd_refuse(c, rc, &err);
 	span_lease(sp, &l);
-	print(o, sw_lease_json(&l));
+	sw_cmd_print(c, sw_lease_json(&l));
 	return 0;
 }
 
 static int list_one(const struct sw_lease *l, void *arg)
 {
-	print(arg, sw_lease_json(l));
+	sw_cmd_print(arg, sw_lease_json(l));
 	return 0;
 }
 
 static int cmd_list(struct sw_cmd *c)
 {
-	struct opts *o = c->opts;
-	struct sw_ws *ws = &c->ws;
-	struct sw_span *sp = &c->sp;
 	struct sw_err err;
-	(void)sp;
-	int rc = sw_lease_list(ws, list_one, o, &err);
+	int rc = sw_lease_list(&c->ws, list_one, c, &err);
 	if (rc)
 		sw_warn("%s", err.msg);
 	return rc;
@@ -350,352 +320,39 @@ static int cmd_list(struct sw_cmd *c)
 
 /* ---- run -------------------------------------------------------------- */
 
-/* The signals run passes on to the command (through the guardian). */
-static void forward_sigset(sigset_t *set)
-{
-	sigemptyset(set);
-	int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		sigaddset(set, sigs[i]);
-}
-
-/* The command, in a process group of its own, with the signal mask run
- * was started with and SW_LEASE_NAME, SW_LEASE_TOKEN, TRACEPARENT and
- * SW_DIR.
- * posix_spawn, not fork: the guardian took the one fork run may cost.
- * 0, or an errno value. */
-static int spawn_command(const struct opts *o, const struct sw_ws *ws, const struct sw_lease *l,
-			 const char *traceparent, const sigset_t *mask, const struct sw_guard *g, pid_t *pid)
-{
-	char tok[24];
-	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l->token);
-	/* SW_DIR: the workspace, absolute (a relative -d named it from our
-	 * directory, which need not be the command's), so that the sw
-	 * programs the command runs use the same one */
-	if (setenv("SW_LEASE_NAME", o->name, 1) < 0 || setenv("SW_LEASE_TOKEN", tok, 1) < 0 ||
-	    setenv("TRACEPARENT", traceparent, 1) < 0 || setenv("SW_DIR", ws->path, 1) < 0)
-		return errno;
-	posix_spawnattr_t at;
-	sigset_t dfl;
-	sigemptyset(&dfl);
-	sw_guard_sigdefault(g, &dfl);
-	int rc = posix_spawnattr_init(&at);
-	if (rc)
-		return rc;
-	if (!(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-						 POSIX_SPAWN_SETPGROUP)) &&
-	    !(rc = posix_spawnattr_setsigmask(&at, mask)) &&
-	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
-	    !(rc = posix_spawnattr_setpgroup(&at, 0))) {
-		/* the command gets the umask sw was started with, not the
-		 * workspace's */
-		mode_t ours = umask(sw_ws_user_umask(ws));
-		rc = posix_spawnp(pid, o->cmd[0], NULL, &at, o->cmd, environ);
-		umask(ours);
-	}
-	posix_spawnattr_destroy(&at);
-	return rc;
-}
-
-/* The command's tree is its process group plus every process reparented
- * to this one (a child subreaper): everything that is still our child.
- * The lease is held, and renewed, until none is left. */
-struct runstate {
-	const struct sw_guard *g;
-	pid_t pid;                    /* the command, leader of its process group */
-	bool exited;                  /* reaped; status says how it ended */
-	int status;
-	bool group_gone;              /* its group is empty: its id may be reused */
-	int64_t ttl_ns, expires_ns;   /* expires_ns by this host's clock */
-	int64_t next_renew;           /* monotonic */
-	bool lost;
-	bool failing;                 /* the last renewal failed (and may again) */
-	bool stopping;                /* the tree has been told to stop */
-	bool killing;                 /* SIGKILL sent, and sent again to what is left */
-	int64_t kill_at;              /* monotonic: SIGKILL due; 0: none */
-	bool said_waiting;
-	bool orphaned;                /* the guardian was killed */
-	bool idle;                    /* between two runs (--keep-running...): no tree */
-	bool yielding;                /* a takeover was asked: stop, then give it up */
-	int stop_sig;                 /* the SIGTERM or SIGINT that stops run */
-	int64_t next_look;            /* monotonic: look for a takeover request */
+/* What lib/hold needs of the lease run holds. */
+struct lease_hold {
+	const struct opts *o;
+	struct sw_ws *ws;
+	uint64_t token;
+	int fails;                /* runs that failed in a row (--keep-running) */
 };
 
-/* Sends sig to the whole tree: the command's group while it has members
- * (first: the /proc walk takes a while), then every descendant outside it,
- * which the walk finds even in a session of its own whose leader is not
- * our child yet.  A stopped process is woken to act on anything but
- * SIGKILL. */
-static void tree_signal(struct runstate *r, int sig)
+/* Who asks for the lease, as hold says it: "'svc' is asked for by W (takeover)". */
+static int asked_by(const struct lease_hold *lh, const struct sw_lease *l, struct sw_err *err)
 {
-	if (r->idle)
-		return;   /* nothing runs; the old group's id may be another's now */
-	if (r->exited && !r->group_gone && kill(-r->pid, 0) < 0 && errno == ESRCH)
-		r->group_gone = true;
-	pid_t pgid = r->group_gone ? 0 : r->pid;
-	/* ESRCH: the group is empty; what is left is found below */
-	if (pgid)
-		(void)kill(-pgid, sig);
-	struct sw_proc *ps = NULL;
-	size_t n = 0;
-	if (sw_proc_descendants(&ps, &n) < 0)
-		sw_warn("listing the command's processes: %s", strerror(errno));
-	sw_proc_kill(pgid, ps, n, sig);
-	if (sig != SIGKILL) {
-		if (pgid)
-			(void)kill(-pgid, SIGCONT);
-		sw_proc_kill(pgid, ps, n, SIGCONT);
-	}
-	free(ps);
+	sw_err_msg(err, "'%s' is asked for by %s (takeover)", lh->o->name, l->takeover);
+	return SW_HOLD_YIELD;
 }
 
-/* Tells the tree to stop with sig, and SIGKILLs it within ns. */
-static void tree_stop(struct runstate *r, int sig, int64_t ns)
+static int renew_lease(void *arg, int64_t ttl_ns, int64_t *expires_ns, struct sw_err *err)
 {
-	if (!r->stopping) {
-		r->stopping = true;
-		tree_signal(r, sig);
-	}
-	int64_t at = mono_ns() + ns;
-	if (!r->kill_at || at < r->kill_at)
-		r->kill_at = at;
-}
-
-static void tree_kill(struct runstate *r)
-{
-	r->stopping = r->killing = true;
-	tree_signal(r, SIGKILL);
-}
-
-/* How long before the lease expires a command whose renewals keep
- * failing is sent SIGTERM: the grace, at most a third of the TTL; its
- * SIGKILL then comes at the expiry, before anyone else may take the lease. */
-static int64_t stop_window(const struct runstate *r, const struct opts *o)
-{
-	return o->grace_ns < r->ttl_ns / 3 ? o->grace_ns : r->ttl_ns / 3;
-}
-
-/* The time by this host's clock when the command must be stopped. */
-static int64_t stop_by(const struct runstate *r, const struct opts *o)
-{
-	return r->failing ? r->expires_ns - stop_window(r, o) : r->expires_ns;
-}
-
-/* The lease is gone or going: the tree is dead by its expiry (SIGKILL a
- * little before it, for the walk of /proc and the scheduler), and at once
- * when that has passed (this process was stopped or stalled: another
- * holder may be running already). */
-static void lose(struct runstate *r, const struct opts *o, const char *why)
-{
-	sw_warn("lease '%s' lost (%s); stopping the command", o->name, why);
-	r->lost = true;
-	int64_t lead = r->ttl_ns / 10 < KILL_LEAD_NS ? r->ttl_ns / 10 : KILL_LEAD_NS;
-	int64_t left = r->expires_ns - lead - sw_now_ns();
-	if (left <= 0) {
-		tree_kill(r);
-		return;
-	}
-	int64_t w = r->failing ? stop_window(r, o) : o->grace_ns;
-	tree_stop(r, SIGTERM, w < left ? w : left);
-}
-
-/* Someone asked for the lease (sw-lease run --takeover): the command is
- * stopped as for SIGTERM, SIGKILLed after the grace period (at most a
- * TTL, which the asker's wait allows for), and the lease, renewed
- * meanwhile, is given back once nothing of the tree is left: the asker's
- * command never runs beside ours. */
-static void yield(struct runstate *r, const struct opts *o, const char *who)
-{
-	if (r->yielding)
-		return;
-	r->yielding = true;
-	if (!o->quiet)
-		sw_warn("'%s' is asked for by %s (takeover); stopping the command and giving it up",
-			o->name, who);
-	tree_stop(r, SIGTERM, o->grace_ns < r->ttl_ns ? o->grace_ns : r->ttl_ns);
-}
-
-/* A takeover request is looked for every second (a read, no write), not
- * only at renewals, so that a takeover takes seconds whatever the TTL. */
-#define LOOK_NS SW_NS_PER_SEC
-
-static void look_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
-{
+	struct lease_hold *lh = arg;
 	struct sw_lease l;
-	struct sw_err err;
-	r->next_look = mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
-	/* a lease lost or unreadable is the renewal's to find */
-	if (sw_lease_read(ws, o->name, &l, &err) == 0 && l.token == token && sw_lease_asked(&l))
-		yield(r, o, l.takeover);
+	int rc = sw_lease_renew(lh->ws, lh->o->name, lh->token, ttl_ns, &l, err);
+	if (rc)
+		return rc;
+	*expires_ns = l.expires_ns;
+	return sw_lease_asked(&l) ? asked_by(lh, &l, err) : 0;
 }
 
-/* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
- * error, a busy filesystem) is retried until stop_by(); then the command
- * is stopped, dead by the time the lease expires. */
-static void renew_tick(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
+static int look_lease(void *arg, struct sw_err *err)
 {
+	struct lease_hold *lh = arg;
 	struct sw_lease l;
-	struct sw_err err;
-	int rc = sw_lease_renew(ws, o->name, token, r->ttl_ns, &l, &err);
-	if (rc == 0) {
-		r->expires_ns = l.expires_ns;
-		r->next_renew = mono_ns() + r->ttl_ns / 3;
-		r->failing = false;
-		if (sw_lease_asked(&l))
-			yield(r, o, l.takeover);
-		return;
-	}
-	if (rc == SW_EX_FALSE) {
-		lose(r, o, err.msg);
-		return;
-	}
-	r->failing = true;
-	if (sw_now_ns() >= stop_by(r, o)) {
-		lose(r, o, err.msg);
-		return;
-	}
-	sw_warn("renewing '%s' (will retry): %s", o->name, err.msg);
-	int64_t retry = r->ttl_ns / 10;
-	r->next_renew = mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
-}
-
-/* Reaps what has exited; true when nothing of the tree is left. */
-static bool reap(struct runstate *r, const struct opts *o)
-{
-	int st;
-	pid_t w;
-	while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-		if (w == r->pid && !r->exited) {
-			r->exited = true;
-			r->status = st;
-		}
-	}
-	if (w < 0 && errno == ECHILD)
-		return true;
-	if (w < 0 && errno != EINTR)
-		sw_die(EX_OSERR, "waiting for %s: %s", o->cmd[0], strerror(errno));
-	return false;
-}
-
-static void run_signal(struct runstate *r, const struct opts *o, int sig)
-{
-	if (sig == SIGCHLD)
-		return;
-	if (sig == r->g->sig) {
-		if (!sw_guard_lost(r->g) || r->orphaned)
-			return;
-		/* the process the user started was SIGKILLed: whoever did it
-		 * wants the command gone, and nothing passes signals on now */
-		sw_warn("process %ld was killed; killing the command", (long)r->g->guardian);
-		r->orphaned = true;
-		tree_kill(r);
-		return;
-	}
-	if (sig == SIGTERM || sig == SIGINT) {
-		if (!r->stop_sig)
-			r->stop_sig = sig;    /* and no run after this one */
-		if (!r->stopping) {
-			tree_stop(r, sig, o->grace_ns);
-			return;
-		}
-	}
-	if (!r->exited && !r->idle)
-		(void)kill(r->pid, sig);   /* the command decides what it means; ESRCH: just exited */
-}
-
-/* Until the next thing to do: a renewal, the stop deadline, a SIGKILL,
- * or (while killing) a look for processes that appeared meanwhile. */
-static struct timespec run_timeout(const struct runstate *r, const struct opts *o)
-{
-	int64_t now = mono_ns(), until = INT64_MAX;
-	if (r->killing)
-		until = now + 50000000;
-	else if (r->kill_at)
-		until = r->kill_at;
-	if (!r->lost) {
-		int64_t exp = now + (stop_by(r, o) - sw_now_ns());
-		if (r->next_renew < until)
-			until = r->next_renew;
-		if (exp < until)
-			until = exp;
-		if (!r->yielding && r->next_look < until)
-			until = r->next_look;
-	}
-	int64_t d = until - now < 0 ? 0 : until - now;
-	return (struct timespec){ d / SW_NS_PER_SEC, d % SW_NS_PER_SEC };
-}
-
-static void run_timers(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
-{
-	if (!r->lost) {
-		/* checked first: after a stall the renewal is pointless */
-		if (sw_now_ns() >= r->expires_ns)
-			lose(r, o, "it expired before it could be renewed: was this process stopped?");
-		else if (sw_now_ns() >= stop_by(r, o))
-			lose(r, o, "it would expire before a renewal succeeded");
-		else if (mono_ns() >= r->next_renew)
-			renew_tick(r, o, ws, token);
-		else if (!r->yielding && mono_ns() >= r->next_look)
-			look_tick(r, o, ws, token);
-	}
-	if (r->kill_at && !r->killing && mono_ns() >= r->kill_at)
-		tree_kill(r);
-}
-
-/* Waits for a signal until ts, acts on it and on what falls due. */
-static void run_step(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token,
-		     struct timespec ts)
-{
-	sigset_t set;
-	forward_sigset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, r->g->sig);
-	int sig = sigtimedwait(&set, NULL, &ts);
-	if (sig > 0)
-		run_signal(r, o, sig);
-	else if (errno != EAGAIN && errno != EINTR)
-		sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
-	run_timers(r, o, ws, token);
-}
-
-/* Waits until nothing of the tree is left, renewing the lease meanwhile. */
-static void wait_tree(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token)
-{
-	while (!reap(r, o)) {
-		if (r->killing)
-			tree_signal(r, SIGKILL);    /* what was reparented or forked since */
-		else if (r->exited && !r->stopping && !r->said_waiting) {
-			sw_warn("%s has exited; holding '%s' until the processes it left behind exit",
-				o->cmd[0], o->name);
-			r->said_waiting = true;
-		}
-		run_step(r, o, ws, token, run_timeout(r, o));
-	}
-}
-
-/* Whether run is to stop: the lease lost or asked for, a SIGTERM or
- * SIGINT, the guardian killed. */
-static bool run_over(const struct runstate *r)
-{
-	return r->lost || r->yielding || r->stop_sig || r->orphaned;
-}
-
-/* Between two runs of --keep-running or --until-success: holds and
- * renews the lease for ns, or until run is to stop. */
-static void pause_renewing(struct runstate *r, const struct opts *o, struct sw_ws *ws, uint64_t token,
-			   int64_t ns)
-{
-	int64_t until = mono_ns() + ns;
-	r->idle = true;
-	while (!run_over(r) && mono_ns() < until) {
-		struct timespec ts = run_timeout(r, o);
-		int64_t left = until - mono_ns();
-		if (left < 0)
-			left = 0;
-		if ((int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec > left)
-			ts = (struct timespec){ left / SW_NS_PER_SEC, left % SW_NS_PER_SEC };
-		run_step(r, o, ws, token, ts);
-	}
+	if (sw_lease_read(lh->ws, lh->o->name, &l, err) == 0 && l.token == lh->token && sw_lease_asked(&l))
+		return asked_by(lh, &l, err);
+	return 0;
 }
 
 /* How long until the next run, as run-one-constantly waits: the backoff
@@ -711,6 +368,23 @@ static int64_t restart_delay(const struct sw_ws *ws, int status, int *fails)
 	return d < cap ? d : cap;
 }
 
+/* --until-success and --keep-running: whether, and after how long, the
+ * command is started again. */
+static int64_t run_again(void *arg, int status)
+{
+	struct lease_hold *lh = arg;
+	const struct opts *o = lh->o;
+	if (o->mode == ONCE || (o->mode == UNTIL_SUCCESS && status == 0))
+		return -1;
+	int64_t d = restart_delay(lh->ws, status, &lh->fails);
+	if (status && !o->quiet) {
+		char in[SW_DUR_LEN];
+		sw_fmt_duration(d, in);   /* as durations print everywhere */
+		sw_warn("%s exited with status %d; starting it again in %s", o->cmd[0], status, in);
+	}
+	return d;
+}
+
 static int cmd_run(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
@@ -721,66 +395,33 @@ static int cmd_run(struct sw_cmd *c)
 	int rc = acquire_waiting(o, ws, o->owner, &l, &err, o->takeover);
 	span_lease(sp, &l);
 	if (rc == EX_TEMPFAIL) {
-		refuse(o, rc, &err);
+		sw_cmd_refuse(c, rc, &err);
 		return o->conflict;
 	}
 	if (rc)
-		return refuse(o, rc, &err);
-	char tp[SW_TRACEPARENT_LEN];
-	sw_span_child_env(sp, tp);
-	sigset_t fwd, old;
-	forward_sigset(&fwd);
-	struct sw_guard g;
-	struct runstate r = { .g = &g, .ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns };
-	if (sw_guard_start(&g, &fwd, &old) < 0) {
+		return sw_cmd_refuse(c, rc, &err);
+	char tok[24], what[SW_NAME_MAX + 16];
+	snprintf(tok, sizeof tok, "%llu", (unsigned long long)l.token);
+	snprintf(what, sizeof what, "lease '%s'", o->name);
+	const char *env[] = { "SW_LEASE_NAME", o->name, "SW_LEASE_TOKEN", tok, NULL };
+	struct lease_hold lh = { o, ws, l.token, 0 };
+	struct sw_hold h = {
+		.grace_ns = o->grace_ns, .ttl_ns = l.ttl_ns, .expires_ns = l.expires_ns, .what = what,
+		.renew = renew_lease, .look = look_lease, .again = run_again, .arg = &lh,
+	};
+	struct sw_hold_result res;
+	if (sw_cmd_hold(c, &h, env, &res) < 0) {
 		int e = errno;
 		sw_lease_release(ws, o->name, l.token, &l, &err);
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
-	/* from here on this is the worker; the guardian passes our exit on */
-	r.next_renew = mono_ns() + l.ttl_ns / 3;
-	r.next_look = mono_ns();
-	int status = 0, fails = 0;
-	int64_t runs = 0;
-	for (;;) {
-		r.idle = r.exited = r.group_gone = r.stopping = r.killing = r.said_waiting = false;
-		r.kill_at = 0;
-		int e = spawn_command(o, ws, &l, tp, &old, &g, &r.pid);
-		if (e) {
-			sw_warn("cannot run %s: %s", o->cmd[0], strerror(e));
-			status = e == ENOENT ? 127 : 126;
-			break;
-		}
-		runs++;
-		wait_tree(&r, o, ws, l.token);
-		/* signals stay blocked: one that came late must not kill us
-		 * before the lease is released and the command's status passed
-		 * on */
-		int st = r.status;
-		status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : EX_SOFTWARE;
-		if (run_over(&r) || o->mode == ONCE || (o->mode == UNTIL_SUCCESS && status == 0))
-			break;
-		int64_t d = restart_delay(ws, status, &fails);
-		if (status && !o->quiet) {
-			char in[SW_DUR_LEN];
-			sw_fmt_duration(d, in);   /* as durations print everywhere */
-			sw_warn("%s exited with status %d; starting it again in %s", o->cmd[0], status, in);
-		}
-		pause_renewing(&r, o, ws, l.token, d);
-		if (run_over(&r)) {
-			if (r.stop_sig)
-				status = 128 + r.stop_sig;   /* stopped between runs */
-			break;
-		}
-	}
-	sw_span_int(sp, "process.exit.code", status);
-	sw_span_int(sp, "sw.lease.runs", runs);
-	if (r.lost)
+	sw_span_int(sp, "sw.lease.runs", res.runs);
+	if (res.lost)
 		return EX_TEMPFAIL;
 	struct sw_lease rel;
 	if (sw_lease_release(ws, o->name, l.token, &rel, &err))
 		sw_warn("releasing: %s", err.msg);
-	return r.yielding ? EX_TEMPFAIL : status;
+	return res.yielded ? EX_TEMPFAIL : res.status;
 }
 
 /* ---- options and main ------------------------------------------------- */
@@ -807,7 +448,6 @@ static const struct sw_verb verbs[] = {
 static int option(struct sw_cmd *c, int code, char *arg)
 {
 	struct opts *o = c->opts;
-	int64_t v;
 	int rc;
 	switch (code) {
 	case O_TTL:
@@ -833,10 +473,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			return sw_cmd_err(c, EX_DATAERR, "bad token '%.40s': want the number acquire printed", arg);
 		o->token_given = true;
 		return 0;
-	case 'E':
-		if (!(rc = sw_cmd_int(c, "exit code", arg, 0, 255, &v)))
-			o->conflict = (int)v;
-		return rc;
+	case 'E': return sw_cmd_exit_code(c, arg, &o->conflict);
 	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	case O_TAKEOVER: o->takeover = true; return 0;
 	case O_UNTIL:
@@ -881,9 +518,8 @@ static int check(struct sw_cmd *c)
 	o->quiet = c->co.quiet;
 	if (!o->owner && (rc = default_owner(c, o)))
 		return rc;
-	o->name = c->nargs ? c->args[0] : NULL;
 	o->cmd = c->command;
-	if (o->name && (rc = sw_cmd_name(c, "lease name", o->name)))
+	if ((rc = sw_cmd_named(c, "lease name", &o->name)))
 		return rc;
 	const int *p = c->verb->opts;
 	if (p == o_token || p == o_renew) {
@@ -893,16 +529,10 @@ static int check(struct sw_cmd *c)
 	return 0;
 }
 
-static void begin(struct sw_cmd *c)
-{
-	struct opts *o = c->opts;
-	if (o->name)
-		sw_span_str(&c->sp, "sw.lease.name", o->name);
-}
-
 static const struct sw_prog prog = {
 	.name = "sw-lease", .usage = usage, .longopts = longopts, .shortopts = "E:g:",
-	.verbs = verbs, .option = option, .check = check, .begin = begin,
+	.verbs = verbs, .option = option, .check = check,
+	.name_attr = "sw.lease.name",
 };
 
 int main(int argc, char **argv)

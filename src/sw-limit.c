@@ -256,11 +256,8 @@ static int cmd_acquire(struct sw_cmd *c)
 	struct sw_err err;
 	int rc = acquire_waiting(o, &c->ws, deadline_of(wait_budget(o)), &s, &err);
 	span_slot(&c->sp, s.slot, &s.lease);
-	if (rc) {
-		if (!(rc == EX_TEMPFAIL && o->quiet))
-			sw_warn("%s", err.msg);
-		return rc;
-	}
+	if (rc)
+		return sw_cmd_refuse(c, rc, &err);   /* 75 is an answer */
 	json_t *j = slot_json(o, &s);
 	if (!j)
 		sw_die(EX_OSERR, "out of memory");
@@ -285,12 +282,7 @@ static int slot_verb(struct sw_cmd *c, bool renew)
 	sw_span_int(&c->sp, "sw.limit.token", (int64_t)o->token);
 	int rc = renew ? sw_limit_renew(&c->ws, o->name, s.slot, o->token, o->ttl_ns, &s.lease, &err)
 		       : sw_limit_release(&c->ws, o->name, s.slot, o->token, &s.lease, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
-	sw_cmd_print(c, slot_json(o, &s));
-	return 0;
+	return sw_cmd_reply(c, rc, rc ? NULL : slot_json(o, &s), &err);
 }
 
 static int cmd_renew(struct sw_cmd *c)
@@ -307,14 +299,9 @@ static int cmd_show(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	struct sw_err err;
-	json_t *j;
+	json_t *j = NULL;
 	int rc = sw_limit_show(&c->ws, o->name, &j, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
-	sw_cmd_print(c, j);
-	return 0;
+	return sw_cmd_reply(c, rc, j, &err);
 }
 
 static int cmd_list(struct sw_cmd *c)
@@ -330,16 +317,11 @@ static int cmd_reset(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	struct sw_err err;
-	json_t *j;
+	json_t *j = NULL;
 	int rc = sw_limit_reset(&c->ws, o->name, &err);
 	if (!rc)
 		rc = sw_limit_show(&c->ws, o->name, &j, &err);
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
-	sw_cmd_print(c, j);
-	return 0;
+	return sw_cmd_reply(c, rc, j, &err);
 }
 
 /* ---- run -------------------------------------------------------------- */
@@ -389,44 +371,31 @@ static int cmd_run(struct sw_cmd *c)
 	struct sw_limit_slot s = {0};
 	struct sw_err err;
 	int rc = run_admit(c, &s, &err);
-	if (rc == EX_TEMPFAIL) {
-		if (!o->quiet)
-			sw_warn("%s", err.msg);
-		return o->conflict;
-	}
-	if (rc) {
-		sw_warn("%s", err.msg);
-		return rc;
-	}
-	char tp[SW_TRACEPARENT_LEN], slot[16] = "", tok[24] = "", what[SW_NAME_MAX + 64];
-	sw_span_child_env(&c->sp, tp);
-	/* SW_DIR absolute, as sw-lease run sets it: the sw programs the
-	 * command runs use this workspace from any directory */
-	const char *env[] = { "SW_LIMIT_NAME", o->name, "TRACEPARENT", tp, "SW_DIR", c->ws.path,
-			      "SW_LIMIT_SLOT", slot, "SW_LIMIT_TOKEN", tok, NULL };
+	if (rc)
+		return sw_cmd_refuse(c, rc, &err) == EX_TEMPFAIL ? o->conflict : rc;
+	char slot[16] = "", tok[24] = "", what[SW_NAME_MAX + 64];
+	const char *env[] = { "SW_LIMIT_NAME", o->name, "SW_LIMIT_SLOT", slot, "SW_LIMIT_TOKEN", tok, NULL };
 	if (o->conc) {
 		snprintf(slot, sizeof slot, "%u", s.slot);
 		snprintf(tok, sizeof tok, "%llu", (unsigned long long)s.lease.token);
 	} else {
-		env[6] = NULL;     /* no slot: neither variable */
+		env[2] = NULL;     /* no slot: neither variable */
 		unsetenv("SW_LIMIT_SLOT");
 		unsetenv("SW_LIMIT_TOKEN");
 	}
 	snprintf(what, sizeof what, "slot %u of limit '%s'", s.slot, o->name);
 	struct slot_hold sh = { &c->ws, o->name, s.slot, s.lease.token };
 	struct sw_hold h = {
-		.cmd = o->cmd, .env = env, .umask = sw_ws_user_umask(&c->ws), .grace_ns = o->grace_ns,
-		.ttl_ns = o->conc ? s.lease.ttl_ns : 0, .expires_ns = s.lease.expires_ns, .what = what,
-		.renew = renew_slot, .arg = &sh,
+		.grace_ns = o->grace_ns, .ttl_ns = o->conc ? s.lease.ttl_ns : 0,
+		.expires_ns = s.lease.expires_ns, .what = what, .renew = renew_slot, .arg = &sh,
 	};
 	struct sw_hold_result res;
-	if (sw_hold_run(&h, &res) < 0) {
+	if (sw_cmd_hold(c, &h, env, &res) < 0) {
 		int e = errno;
 		if (o->conc)
 			sw_limit_release(&c->ws, o->name, s.slot, s.lease.token, &s.lease, &err);
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
-	sw_span_int(&c->sp, "process.exit.code", res.status);
 	if (res.lost)
 		return EX_TEMPFAIL;
 	if (o->conc && sw_limit_release(&c->ws, o->name, s.slot, s.lease.token, &s.lease, &err))
@@ -507,10 +476,7 @@ static int option(struct sw_cmd *c, int code, char *arg)
 			return sw_cmd_err(c, EX_DATAERR, "bad token '%.40s': want the number acquire printed", arg);
 		o->token_given = true;
 		return 0;
-	case 'E':
-		if (!(rc = sw_cmd_int(c, "exit code", arg, 0, 255, &v)))
-			o->conflict = (int)v;
-		return rc;
+	case 'E': return sw_cmd_exit_code(c, arg, &o->conflict);
 	case 'g': return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
@@ -542,10 +508,9 @@ static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	o->quiet = c->co.quiet;
-	o->name = c->nargs ? c->args[0] : NULL;
 	o->cmd = c->command;
 	int rc;
-	if (o->name && (rc = sw_cmd_name(c, "limit name", o->name)))
+	if ((rc = sw_cmd_named(c, "limit name", &o->name)))
 		return rc;
 	if ((rc = check_spec(c, o)))
 		return rc;
@@ -561,16 +526,10 @@ static int check(struct sw_cmd *c)
 	return 0;
 }
 
-static void begin(struct sw_cmd *c)
-{
-	struct opts *o = c->opts;
-	if (o->name)
-		sw_span_str(&c->sp, "sw.limit.name", o->name);
-}
-
 static const struct sw_prog prog = {
 	.name = "sw-limit", .usage = usage, .longopts = longopts, .shortopts = "n:E:g:",
-	.verbs = verbs, .option = option, .check = check, .begin = begin,
+	.verbs = verbs, .option = option, .check = check,
+	.name_attr = "sw.limit.name",
 };
 
 int main(int argc, char **argv)

@@ -181,7 +181,9 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 }
 
 @test "check and record for scripts: check hands out a probe token in half-open; record --ok --token closes; a stale token is 1" {
-	local p=(--failures 2 --cooldown 300ms --probes 1)
+	# a 3 s cooldown: the refusals before it ends fit in it even under
+	# ASan on a loaded machine; then the wait is the one the refusal names
+	local p=(--failures 2 --cooldown 3s --probes 1) retry
 	run sw-breaker check s "${p[@]}"
 	[ "$status" -eq 0 ]
 	jq -e '.state == "closed" and .allowed' <<<"$output"
@@ -191,7 +193,8 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	run --separate-stderr sw-breaker check s "${p[@]}"
 	[ "$status" -eq 75 ]
 	jq -e '.allowed == false and (.retry_at_unix_ns | tonumber) > 0' <<<"$output"
-	sleep 0.35
+	retry=$(jq -r .retry_at_unix_ns <<<"$output")
+	sleep "$(awk -v t="$retry" -v now="$(date +%s%N)" 'BEGIN { d = (t - now) / 1e9 + 0.05; printf "%.3f", (d > 0 ? d : 0) }')"
 	run sw-breaker check s "${p[@]}"
 	[ "$status" -eq 0 ]
 	jq -e '.state == "half_open" and .probe.slot == 1' <<<"$output"

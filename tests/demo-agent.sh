@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Part of `make demo`: three sw-agent processes empty a queue with a live
 # progress line; one is SIGKILLed half-way and its items come back to the
-# others.  Takes about ten seconds.
+# others.  Then two batched agents with --affinity bill keyed orders, each
+# keeping its own customers.  Takes about fifteen seconds.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$top/bin:$PATH" SW_DIR=$(mktemp -d /tmp/sw-demo-agent.XXXXXX) SW_SYNC=off
@@ -67,3 +68,26 @@ echo '$ sw-agent list --dead --table      # the killed agent left its record beh
 sw-agent list --dead --table
 echo '$ sw-agent reap'
 sw-agent reap | jq -c 'select(.id) | {id, reaped, claims_freed}'
+
+say "4. Batches and keys: 1,000 orders of 40 customers, two agents taking up to 100 a run, each keeping its own customers (--affinity):"
+echo '$ seq 1 1000 | jq -c "{payload: ., key: \"customer-\(. % 40)\"}" | sw-claim add -q orders --quiet'
+seq 1 1000 | jq -c '{payload: ., key: "customer-\(. % 40)"}' | sw-claim add -q orders --quiet
+# the command gets its batch as JSON Lines and says who billed which key
+echo '$ sw-agent run -q orders --id biller-N --batch 100 --affinity --idle-exit 1s -- jq -c "{id, ok: true, result: {by: env.SW_AGENT_ID, key}}"'
+for i in 1 2; do sw-agent register -q orders --id biller-$i >/dev/null; done   # both in the ring from the start
+t0=$EPOCHREALTIME
+bpids=()
+for i in 1 2; do
+	sw-agent run -q orders --id biller-$i --batch 100 --affinity --idle-exit 1s --quiet -- \
+		jq -c '{id, ok: true, result: {by: env.SW_AGENT_ID, key}}' &
+	bpids+=($!)
+done
+pids+=("${bpids[@]}")
+wait "${bpids[@]}"
+t1=$EPOCHREALTIME
+sw-claim list -q orders --state done | jq -r '"\(.result.key) \(.result.by)"' | sort -u >"$SW_DIR/owners"
+echo "done: $(sw-claim stats -q orders | jq .done) of 1000 in $(awk -v a="${t0/./}" -v b="${t1/./}" 'BEGIN {printf "%.1f", (b-a)/1e6}') s" \
+     "(the last second the agents' --idle-exit); customers billed by one agent only:" \
+     "$(cut -d' ' -f1 "$SW_DIR/owners" | sort | uniq -u | wc -l) of 40"
+echo '$ sw-shard assign --nodes biller-1,biller-2 <customers | sort | uniq -c   # the ring the agents claimed by'
+seq 0 39 | sed 's/^/customer-/' | sw-shard assign --nodes biller-1,biller-2 --tsv | cut -f2 | sort | uniq -c

@@ -18,11 +18,24 @@ PROGS="sw-claim sw-lease sw-shard sw-agent sw-metrics sw-limit sw-breaker sw-sim
 	[ -z "$missing" ] || { echo "not in the man page:$missing"; return 1; }
 }
 
+# bash_offers PROG: the options PROG's bash completion offers for "-",
+# as the first word and after each verb of --help, one a line.
+bash_offers() {
+	local v
+	for v in '' $(help_verbs "$1"); do
+		bash --norc -c '. "$1"; shift
+			COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=()
+			$(complete -p "$1" | sed -E "s/.* -F ([^ ]+) .*/\1/")
+			printf "%s\n" "${COMPREPLY[@]}"' bash "$top/completions/$1.bash" "$1" ${v:+"$v"} -
+	done | sort -u
+}
+
 @test "every option of every program's --help is offered by its bash and zsh completions" {
-	local p o missing=
+	local p o missing= offers
 	for p in $PROGS; do
+		offers=$(bash_offers "$p")
 		for o in $(help_options "$p"); do
-			grep -q -- "$o\b" "$top/completions/$p.bash" || missing+=" bash:$p:$o"
+			grep -qxF -- "$o" <<<"$offers" || missing+=" bash:$p:$o"
 			grep -q -- "$o\b" "$top/completions/_$p" || missing+=" zsh:$p:$o"
 		done
 	done
@@ -181,4 +194,72 @@ zsh_claim_options() {
 		zsh=$(zsh_claim_options "$v" | grep -xF -- "$opts")
 		[ "$zsh" = "$want" ] || { echo "zsh, $v: $(echo $zsh) - takes $(echo $want)"; return 1; }
 	done
+}
+
+# Completes WORDS... (the last one being completed) in a fresh bash that
+# has loaded only the installed completion file of the program, as
+# bash-completion does on first use, and prints the candidates, one per
+# line (and anything loading it said on stderr).
+installed_complete() {
+	local dir=$BATS_TEST_TMPDIR/root/share/bash-completion/completions prog=$1
+	env -i HOME="$HOME" PATH="$PATH" SW_DIR="$SW_DIR" bash --norc --noprofile -c '
+		dir=$1 prog=$2; shift 2
+		. "$dir/$prog" || exit 1
+		COMP_WORDS=("$prog" "$@"); COMP_CWORD=$#; COMPREPLY=()
+		$(complete -p "$prog" | sed -E "s/.* -F ([^ ]+) .*/\1/")
+		printf "%s\n" "${COMPREPLY[@]}"' bash "$dir" "$prog" "${@:2}" 2>&1
+}
+
+@test "each installed bash completion works loaded alone, its shared part found beside it" {
+	run make -s -C "$top" install-completions DESTDIR="$BATS_TEST_TMPDIR/root" PREFIX=
+	assert_success
+	local dir=$BATS_TEST_TMPDIR/root/share/bash-completion/completions p v
+	[ -f "$dir/sw-common" ] && [ ! -e "$dir/sw-common.bash" ]
+	for p in $PROGS; do
+		# the verbs, as the first word (the shared _sw_verb, or the program's own)
+		run installed_complete "$p" ''
+		assert_success
+		for v in $(help_verbs "$p"); do
+			assert_line "$v"
+		done
+		refute_output --partial 'command not found'
+		refute_output --partial 'No such file'
+	done
+	# names from the workspace: -d, else SW_DIR (the shared _sw_ws and _sw_names)
+	sw-lease acquire --quiet here
+	sw-limit acquire --quiet --concurrency 1 lim
+	sw-breaker trip --quiet brk
+	sw-agent register --quiet --id ag-1
+	sw-lease acquire -d "$BATS_TEST_TMPDIR/other" --quiet there
+	run installed_complete sw-lease show ''
+	assert_output here
+	run installed_complete sw-lease show -d "$BATS_TEST_TMPDIR/other" ''
+	assert_output there
+	run installed_complete sw-limit show ''
+	assert_output lim
+	run installed_complete sw-breaker reset ''
+	assert_output brk
+	run installed_complete sw-agent heartbeat ''
+	assert_output ag-1
+	# a run verb's command line (the shared _sw_command): after NAME, commands
+	run installed_complete sw-lease run here --ttl 5s tru
+	assert_line true
+	refute_line --regexp '^-'
+	run installed_complete sw-lease run --t
+	assert_output $'--ttl\n--takeover'
+}
+
+@test "the installed zsh helpers load through compinit beside the completions" {
+	command -v zsh >/dev/null || skip "no zsh"
+	make -s -C "$top" install-completions DESTDIR="$BATS_TEST_TMPDIR/root" PREFIX=
+	sw-lease acquire --quiet here
+	sw-agent register --quiet --id ag-1
+	run env -i HOME="$BATS_TEST_TMPDIR" SW_DIR="$SW_DIR" zsh -f -c '
+		fpath=($1/share/zsh/site-functions $fpath)
+		autoload -Uz compinit && compinit -u -d $HOME/zcompdump
+		_describe() { print -r -- "$3 ${(Pj: :)4}"; }   # what would be offered
+		words=(show x); _sw_names -J group -X lease leases
+		_sw_names agents .json' zsh "$BATS_TEST_TMPDIR/root"
+	assert_success
+	assert_output $'lease here\nagent ag-1'
 }

@@ -1,15 +1,5 @@
-# Shared by the sw-limit and sw-breaker suites (local and multihost).
-
-# refused STATUS COMMAND...: exactly one line on stderr, from the program
-# run, and nothing on stdout
-refused() {
-	local want=$1; shift
-	run --separate-stderr "$@"
-	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
-	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
-	[[ $stderr == "${1##*/}:"* ]] || { echo "stderr: $stderr"; return 1; }
-	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
-}
+# Shared by the suites of the run verbs on lib/hold (sw-lease, sw-limit,
+# sw-breaker; local and multihost).
 
 # A run (PID) whose command appends the time to ./beats every 50 ms is
 # stopped whole past its grant's TTL and resumed: the program first, the

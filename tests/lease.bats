@@ -4,6 +4,7 @@
 # the bad inputs of issue 3 (one line on stderr, the documented code).
 load helper
 load proc
+load flow
 
 teardown() { untrack_all; }
 
@@ -17,14 +18,6 @@ acq() {
 	EXP=$(jq -r .expires_at_unix_ns <<<"$j")
 }
 
-refused() { # status command...: exactly one line on stderr, nothing on stdout
-	local want=$1; shift
-	run --separate-stderr "$@"
-	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
-	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
-	[[ $stderr == sw-lease:* ]] || { echo "stderr: $stderr"; return 1; }
-	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
-}
 
 # ---- help and usage ------------------------------------------------------
 
@@ -764,26 +757,9 @@ stall_once() {
 	sw-lease run cron --ttl 1s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.05; done' 2>err &
 	pid=$!
 	track "$pid"
-	wait_until 5 test -s beats
-	local procs p ours= theirs=
-	procs=$(tree_pids "$pid")
-	track $procs
-	kill -STOP $procs 2>/dev/null || true
+	stall_tree "$pid"
 	sleep 2      # past the TTL and the margin
-	for p in $procs; do
-		if [ "$(cat /proc/$p/comm 2>/dev/null)" = sw-lease ]; then ours+=" $p"; else theirs+=" $p"; fi
-	done
-	t_resume=$(date +%s%N)
-	kill -CONT $ours
-	sleep 0.5    # sw-lease first; the command would run on after this
-	kill -CONT $theirs 2>/dev/null || true
-	reap_job "$pid" 5
-	cat err
-	[ "$st" -eq 75 ]
-	[[ $(cat err) == *lost* ]]
-	last=$(tail -1 beats)
-	[ "$last" -lt "$t_resume" ] || { echo "beats $(( (last - t_resume) / 1000000 )) ms after the resume"; return 1; }
-	gone $theirs
+	resume_tree sw-lease
 }
 
 # ---- spans -------------------------------------------------------------------
@@ -953,18 +929,14 @@ stall_once() {
 
 # ---- the documentation's cron lines run under cron's environment -----------------
 
-# The crontab lines (five time fields, then the command) of the EXAMPLES
-# of sw-lease(1) and sw-agent(1) and of the README's sw-lease and
-# sw-agent sections, one per line, as crontab has them.
 # Every crontab line of every page and of the README, but sw-metrics's
 # (its export writes node_exporter's directory: metrics.bats runs those).
 cron_lines() {
-	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
+	local m
 	for m in "$top"/man/*.[157]; do
-		[[ $m == */sw-metrics.1 ]] && continue
-		sed 's/\\e/\\/g' "$m" | grep -E "$re" || true   # (errexit: a page without any)
+		[[ $m == */sw-metrics.1 ]] || crontab_lines <"$m"
 	done
-	sed 's/^ *//' "$top/README.md" | grep -E "$re" | grep -v '/sw-metrics '
+	crontab_lines <"$top/README.md" | grep -v '/sw-metrics '
 }
 
 @test "every cron line of the examples runs as cron runs it: PATH=/usr/bin:/bin, no SW_DIR but its own" {
@@ -975,13 +947,7 @@ cron_lines() {
 	for p in sw-claim sw-lease sw-agent sw-limit sw-breaker; do install -m 755 "$(command -v "$p")" "$prefix/bin/"; done
 	while IFS= read -r line; do
 		n=$((n + 1))
-		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
-		cmd=${BASH_REMATCH[2]}
-		# cron ends the command at an unescaped %, and runs \% as %
-		[[ ${cmd//\\%/} != *%* ]] || { echo "unescaped % in: $line"; return 1; }
-		cmd=${cmd//\\%/%}
-		[[ $cmd == SW_DIR=* || $cmd == *" SW_DIR="* ]] || { echo "no SW_DIR on: $line"; return 1; }
-		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$ws|g; s|/usr/local/bin/|$prefix/bin/|g" <<<"$cmd")
+		cmd=$(cron_command "$line" "$ws" "$prefix")
 		# what the line runs besides sw: a stand-in that says it ran
 		rm -f "$BATS_TEST_TMPDIR"/ran.*
 		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
@@ -991,9 +957,7 @@ cron_lines() {
 		for q in $(grep -oE -- '-q [A-Za-z0-9_.-]+' <<<"$cmd" | cut -d' ' -f2); do
 			SW_DIR=$ws sw-claim add -q "$q" --quiet '"x"'
 		done
-		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd" </dev/null
-		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
-		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		cron_run "$cmd" "$home"
 		for name in $(grep -o "$prefix/bin/[A-Za-z0-9_.-]*" <<<"$cmd" | sed 's|.*/||' | grep -v '^sw-' | sort -u); do
 			[ -e "$BATS_TEST_TMPDIR/ran.$name" ] || { echo "$name did not run: $line"; return 1; }
 		done

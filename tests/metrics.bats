@@ -10,14 +10,6 @@ setup() {
 	unset SW_METRICS_RETENTION
 }
 
-refused() { # status command...: exactly one line on stderr, nothing on stdout
-	local want=$1; shift
-	run --separate-stderr "$@"
-	[ "$status" -eq "$want" ] || { echo "status $status, want $want: $stderr"; return 1; }
-	[ "${#stderr_lines[@]}" -eq 1 ] || { echo "stderr: $stderr"; return 1; }
-	[[ $stderr == sw-metrics:* ]] || { echo "stderr: $stderr"; return 1; }
-	[ -z "$output" ] || { echo "stdout: $output"; return 1; }
-}
 
 # span LINE: one OTLP span line as lib/span.c writes it
 span() { # name service start_ns dur_ns status_code
@@ -753,12 +745,11 @@ zsh_offers() {
 	assert_output ''
 }
 
-# The crontab lines (five time fields, then the command) of sw-metrics(1)'s
-# EXAMPLES and of the README's sw-metrics section, as crontab has them.
+# The crontab lines of sw-metrics(1)'s EXAMPLES and of the README's
+# sw-metrics section.
 metrics_cron_lines() {
-	local re='^[0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ [0-9*/,-]+ '
-	sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-metrics.1" | sed 's/\\e/\\/g' | grep -E "$re"
-	sed -n '/^### sw-metrics /,/^##/p' "$top/README.md" | sed 's/^ *//' | grep -E "$re"
+	sed -n '/^\.Sh EXAMPLES/,/^\.Sh /p' "$top/man/sw-metrics.1" | crontab_lines
+	sed -n '/^### sw-metrics /,/^##/p' "$top/README.md" | crontab_lines
 }
 
 @test "the export's crontab lines run as cron runs them (PATH=/usr/bin:/bin, HOME, SW_DIR on the line) into the one textfile directory every page names" {
@@ -775,16 +766,11 @@ metrics_cron_lines() {
 	env -i PATH=/usr/bin:/bin HOME="$home" "$prefix/bin/sw-metrics" inc cron_probe --quiet
 	while IFS= read -r line; do
 		n=$((n + 1))
-		[[ $line =~ ^([^ ]+ ){5}(.*)$ ]]
-		cmd=${BASH_REMATCH[2]}
-		[[ $cmd != *%* ]] || { echo "cron ends the command at %: $line"; return 1; }
-		[[ $cmd == *"$dirs/"* ]] || { echo "not into $dirs: $line"; return 1; }
-		[[ $cmd == SW_DIR=* ]] || { echo "no SW_DIR on: $line"; return 1; }
-		cmd=$(sed -E "s|SW_DIR=[^ ]*|SW_DIR=$SW_DIR|; s|/usr/local/bin/|$prefix/bin/|g; s|$dirs/|$tf/|g" <<<"$cmd")
+		[[ $line == *"$dirs/"* ]] || { echo "not into $dirs: $line"; return 1; }
+		cmd=$(cron_command "$line" "$SW_DIR" "$prefix")
+		cmd=${cmd//"$dirs/"/"$tf/"}
 		rm -f "$tf"/*
-		run --separate-stderr env -i PATH=/usr/bin:/bin HOME="$home" /bin/sh -c "$cmd"
-		[ "$status" -eq 0 ] || { echo "status $status: $line: $stderr"; return 1; }
-		[ -z "$stderr" ] || { echo "cron would mail: $stderr ($line)"; return 1; }
+		cron_run "$cmd" "$home"
 		out=$(echo "$tf"/*.prom)
 		grep -q '^cron_probe_total 1$' "$out" || { echo "no cron_probe in $out"; cat "$out"; return 1; }
 		grep -q '^sw_queue_items{queue="mail",state="pending"} 1$' "$out" ||

@@ -2,6 +2,7 @@
 # sw-claim: the cost of one claim against the exec floor, claim cost with a
 # big queue against a small one, and claims/s across two network mounts.
 # BENCH_QUICK=1: 100,000 instead of 1,000,000 pending items.
+# BENCH_PART=exec, big, batch or mh runs only that part.
 set -eu
 . "$(dirname "$0")/lib.sh"
 tmp=$SW_BENCH_TMP/claim
@@ -10,9 +11,14 @@ export SW_SYNC=off
 big=${BENCH_BIG:-1000000}
 [ "${BENCH_QUICK:-}" = 1 ] && big=100000
 rounds=${BENCH_ROUNDS:-7}
+part() { [ -z "${BENCH_PART:-}" ] || [ "$BENCH_PART" = "$1" ]; }
+fill() { # dir count
+	SW_DIR=$1 sw-claim add --lines --quiet < <(seq 1 "$2")
+}
 
 # 1. next vs the exec of a trivial C program, interleaved in rounds so
 #    that the machine's noise falls on both alike
+if part exec; then
 export SW_DIR=$tmp/small
 seq 1 $((rounds * 300 + 1000)) | sw-claim add --lines --quiet
 : >"$tmp/t.triv"; : >"$tmp/t.static"; : >"$tmp/t.next"
@@ -26,11 +32,10 @@ echo "trivial C exec (cc, dynamic):  median ${triv} µs"
 echo "trivial C exec (cc -static):   median ${stat} µs"
 echo "sw-claim next (1k queue):      median ${next} µs  = $(ratio "$next" "$triv")× the exec floor (target ≤ 1.3×)," \
      "$(ratio "$next" "$stat")× a static one"
+fi
 
 # 2. next with $big pending items vs with 1,000 pending
-fill() { # dir count
-	SW_DIR=$1 sw-claim add --lines --quiet < <(seq 1 "$2")
-}
+if part big; then
 # 1,500 -> 500 pending over the 1,000 claims: about 1,000 throughout
 export SW_DIR=$tmp/k1
 fill "$SW_DIR" 1500
@@ -48,6 +53,7 @@ echo "sw-claim next p50, 1,000 pending:    ${k1} µs"
 echo "sw-claim next p50, $big pending: ${bg} µs = $(ratio "$bg" "$k1")× (target ≤ 1.3×)"
 echo "  p90: $(percentile 90 <"$tmp/t.k1") µs vs $(percentile 90 <"$tmp/t.big") µs"
 rm -rf "$tmp/big"
+fi
 
 # 4. batched one-shot cycles (next -n 100 | done from stdin) against the
 #    one-item loop, in the same run, at the default SW_SYNC and at off
@@ -75,6 +81,7 @@ loop_batch() { # the same, 100 at a time
 nb=${BENCH_BATCH_N:-20000}
 [ "${BENCH_QUICK:-}" = 1 ] && nb=5000
 for sync in normal off; do
+	part batch || break
 	export SW_DIR=$tmp/one-$sync SW_SYNC=$sync
 	fill "$SW_DIR" 2000
 	one=$(loop_one)
@@ -89,12 +96,16 @@ export SW_SYNC=off
 
 # 3. claims/s across the two mounts of a real network filesystem
 lab=$SW_BENCH_TOP/tests/lab/lab
-if [ -z "${SW_MH_A:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+if ! part mh; then
+	:
+elif [ -z "${SW_MH_A:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
 	# a lab of its own name, beside any other lab on this machine
 	export SW_MH_DIR=$tmp/mh SW_LAB_NAME=${SW_LAB_NAME:-sw-bench-$$}
 	if lines=$("$lab" up 2>"$tmp/mh-up.log"); then eval "$lines"; own_mh=1; fi
 fi
-if [ -n "${SW_MH_A:-}" ]; then
+if ! part mh; then
+	:
+elif [ -n "${SW_MH_A:-}" ]; then
 	n=2000
 	ws=bench-claim-$$
 	SW_DIR=$SW_MH_A/$ws fill "$SW_MH_A/$ws" $n

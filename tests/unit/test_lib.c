@@ -9,6 +9,7 @@
 #include "num.h"
 #include "queue.h"
 #include "span.h"
+#include "ws.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -435,6 +436,29 @@ static void test_write_more(void)
 	free(sink);
 }
 
+/* ---- the XDG state directory (the workspace, the metrics database) ----- */
+
+static void test_state_path(void)
+{
+	char out[PATH_MAX];
+	struct sw_err e;
+	setenv("XDG_STATE_HOME", "/x/state", 1);
+	setenv("HOME", "/h", 1);
+	ok(sw_state_path(out, "sw", "-d DIR or SW_DIR", &e) == 0 && !strcmp(out, "/x/state/sw"),
+	   "state path: in an absolute XDG_STATE_HOME (%s)", out);
+	setenv("XDG_STATE_HOME", "rel", 1);
+	ok(sw_state_path(out, "sw-metrics", "--db", &e) == 0 && !strcmp(out, "/h/.local/state/sw-metrics"),
+	   "state path: a relative XDG_STATE_HOME is ignored for HOME's (%s)", out);
+	setenv("HOME", "h", 1);
+	ok(sw_state_path(out, "sw", "-d DIR or SW_DIR", &e) == EX_USAGE &&
+	   !strcmp(e.msg, "HOME 'h' is not an absolute path: set -d DIR or SW_DIR"),
+	   "state path: a relative HOME is refused, saying what to set (%s)", e.msg);
+	unsetenv("HOME");
+	ok(sw_state_path(out, "sw", "--db", &e) == EX_USAGE && !strcmp(e.msg, "HOME is not set: set --db"),
+	   "state path: no HOME is refused, saying what to set (%s)", e.msg);
+	unsetenv("XDG_STATE_HOME");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/sw-test-lib.XXXXXX";
@@ -452,6 +476,7 @@ int main(void)
 	test_tokens();
 	test_numbers();
 	test_write_more();
+	test_state_path();
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
