@@ -48,6 +48,7 @@ struct tree {
 	bool yielding;                /* asked for: stop, then give it up */
 	int stop_sig;                 /* the SIGTERM or SIGINT that ends the runs */
 	int64_t next_look;            /* monotonic: look for a request (h->look) */
+	int64_t watch_at;             /* monotonic: the guardian's deadline; 0: none */
 	struct sw_err wait_err;       /* code not 0: waiting failed, the runs given up */
 };
 
@@ -156,6 +157,30 @@ static int64_t stop_by(const struct tree *r)
 	return r->failing ? r->expires_ns - stop_window(r) : r->expires_ns;
 }
 
+/* How long before the expiry the tree is SIGKILLed: time for the walk of
+ * /proc and the scheduler. */
+static int64_t kill_lead(const struct tree *r)
+{
+	return r->ttl_ns / 10 < KILL_LEAD_NS ? r->ttl_ns / 10 : KILL_LEAD_NS;
+}
+
+/* Tells the guardian when to kill the tree should this process not get
+ * there first (it hangs, say in a renewal on a stalled filesystem, or is
+ * stopped): at the point where a loss would have it killed, the lead
+ * before the expiry by this host's clock.  Another host takes the grant
+ * only SW_CLOCK_SKEW after the expiry by its own clock, which is no
+ * sooner than the expiry by ours.  The expiry is turned into monotonic
+ * time now, as next_timeout does. */
+static void watch(struct tree *r)
+{
+	if (!r->g)
+		return;      /* no guardian, no grant */
+	r->watch_at = r->ttl_ns ? mono_ns() + (r->expires_ns - kill_lead(r) - sw_now_ns()) : 0;
+	if (r->ttl_ns && r->watch_at <= 0)
+		r->watch_at = 1;     /* long past, not "none" */
+	sw_guard_watch(r->g, r->watch_at);
+}
+
 /* The grant is gone or going: the tree is dead by its expiry (SIGKILL a
  * little before it, for the walk of /proc and the scheduler), and at once
  * when that has passed (this process was stopped or stalled: another
@@ -164,8 +189,7 @@ static void lose(struct tree *r, const char *why)
 {
 	sw_warn("%s lost (%s); stopping the command", r->h->what, why);
 	r->lost = true;
-	int64_t lead = r->ttl_ns / 10 < KILL_LEAD_NS ? r->ttl_ns / 10 : KILL_LEAD_NS;
-	int64_t left = r->expires_ns - lead - sw_now_ns();
+	int64_t left = r->expires_ns - kill_lead(r) - sw_now_ns();
 	if (left <= 0) {
 		tree_kill(r);
 		return;
@@ -204,10 +228,20 @@ static void look_tick(struct tree *r)
 static void renew_tick(struct tree *r)
 {
 	struct sw_err err;
-	int64_t exp = r->expires_ns;
+	int64_t exp = r->expires_ns, was = r->watch_at;
 	int rc = r->h->renew(r->h->arg, r->ttl_ns, &exp, &err);
 	if (rc == 0 || rc == SW_HOLD_YIELD) {
 		r->expires_ns = exp;
+		watch(r);
+	}
+	/* checked after the new deadline is sent: before the old one, the
+	 * guardian has it when it looks */
+	if (was && mono_ns() >= was) {
+		/* too late, however it went: the guardian may have killed the tree */
+		lose(r, "renewing it took until it was about to expire");
+		return;
+	}
+	if (rc == 0 || rc == SW_HOLD_YIELD) {
 		r->next_renew = mono_ns() + r->ttl_ns / 3;
 		r->failing = false;
 		if (rc == SW_HOLD_YIELD)
@@ -216,6 +250,7 @@ static void renew_tick(struct tree *r)
 	}
 	if (rc == SW_HOLD_DONE) {
 		r->ttl_ns = 0;
+		watch(r);
 		return;
 	}
 	if (rc == SW_EX_FALSE) {
@@ -296,6 +331,8 @@ static struct timespec next_timeout(const struct tree *r)
 			until = r->next_renew;
 		if (exp < until)
 			until = exp;
+		if (r->watch_at && r->watch_at < until)
+			until = r->watch_at;     /* the guardian kills the tree then */
 		if (r->h->look && !r->yielding && r->next_look < until)
 			until = r->next_look;
 	}
@@ -311,6 +348,8 @@ static void timers(struct tree *r)
 			lose(r, "it expired before it could be renewed: was this process stopped?");
 		else if (sw_now_ns() >= stop_by(r))
 			lose(r, "it would expire before a renewal succeeded");
+		else if (r->watch_at && mono_ns() >= r->watch_at)
+			lose(r, "it was about to expire before it could be renewed");
 		else if (mono_ns() >= r->next_renew)
 			renew_tick(r);
 		else if (r->h->look && !r->yielding && mono_ns() >= r->next_look)
@@ -433,6 +472,7 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 			  .expires_ns = h->expires_ns };
 	r.next_renew = mono_ns() + h->ttl_ns / 3;
 	r.next_look = mono_ns();
+	watch(&r);
 	for (;;) {
 		res->status = run_once(&r, &old, res);
 		if (res->spawn_errno || runs_over(&r) || !h->again)

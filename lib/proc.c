@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- /proc ---------------------------------------------------------- */
@@ -336,7 +337,77 @@ static void reap_all(void)
 	}
 }
 
-static _Noreturn void guard(pid_t worker, const sigset_t *forward)
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The newest deadline the worker sent (they come in order), or was. */
+static int64_t read_deadline(int fd, int64_t was)
+{
+	int64_t d;
+	while (read(fd, &d, sizeof d) == (ssize_t)sizeof d)
+		was = d;
+	return was;   /* EAGAIN: none more; EOF: the worker is exiting */
+}
+
+/* The worker's deadline passed: it is stalled (or its renewals hang) and
+ * the grant may be another's soon.  SIGKILLs every descendant but the
+ * worker, each group leader's whole group first, and walks again until
+ * nothing of them is alive (a zombie waits for the stalled worker); at
+ * most a second of walks, should one be stuck in the kernel. */
+static void kill_trees(pid_t worker)
+{
+	for (int walk = 0; walk < 100; walk++) {
+		struct sw_proc *ps;
+		size_t n, live = 0;
+		if (sw_proc_descendants(&ps, &n) < 0)
+			return;
+		for (size_t i = 0; i < n; i++) {
+			if (ps[i].pid == worker || ps[i].state == 'Z')
+				continue;
+			live++;
+			/* a leader still ours: its group id cannot be anyone else's */
+			if (ps[i].pgid == ps[i].pid)
+				(void)kill(-ps[i].pid, SIGKILL);
+			(void)kill(ps[i].pid, SIGKILL);
+		}
+		free(ps);
+		if (!live)
+			return;
+		struct timespec ts = { 0, 10000000 };
+		(void)nanosleep(&ts, NULL);
+	}
+}
+
+/* Until the deadline, or forever (NULL) when there is none. */
+static struct timespec *until(int64_t deadline, struct timespec *ts)
+{
+	if (!deadline)
+		return NULL;
+	int64_t d = deadline - mono_now();
+	if (d < 0)
+		d = 0;
+	*ts = (struct timespec){ d / 1000000000, d % 1000000000 };
+	return ts;
+}
+
+/* A new deadline from the worker, or the time: kills the trees when the
+ * newest deadline has passed.  Returns the deadline left (0: none). */
+static int64_t watch_tick(pid_t worker, int watch_fd, int64_t deadline)
+{
+	deadline = read_deadline(watch_fd, deadline);
+	if (!deadline || mono_now() < deadline)
+		return deadline;
+	sw_warn("process %ld has not renewed its grant in time (stalled?); killing its commands",
+		(long)worker);
+	kill_trees(worker);
+	return 0;
+}
+
+static _Noreturn void guard(pid_t worker, const sigset_t *forward, int watch_fd, int watch_sig)
 {
 	/* a warning written to a closed stderr must not kill the guardian
 	 * (these cannot fail with a valid signal) */
@@ -344,9 +415,17 @@ static _Noreturn void guard(pid_t worker, const sigset_t *forward)
 	(void)sigaction(SIGPIPE, &ign, NULL);
 	sigset_t wake = *forward;
 	(void)sigaddset(&wake, SIGCHLD);
+	(void)sigaddset(&wake, watch_sig);
+	(void)sigaddset(&wake, SIGIO);   /* watch_sig's stand-in when the queue is full */
 	int st = W_EXITCODE(EX_SOFTWARE, 0);
+	int64_t deadline = 0;
 	for (bool gone = false; !gone;) {
-		int sig = sigwaitinfo(&wake, NULL);
+		struct timespec ts;
+		int sig = sigtimedwait(&wake, NULL, until(deadline, &ts));
+		if (sig == watch_sig || sig == SIGIO || (sig < 0 && errno == EAGAIN)) {
+			deadline = watch_tick(worker, watch_fd, deadline);
+			continue;
+		}
 		if (sig > 0 && sig != SIGCHLD) {
 			(void)kill(worker, sig);   /* ESRCH: its SIGCHLD is on the way */
 			continue;
@@ -390,33 +469,62 @@ int sw_guard_start(struct sw_guard *g, const sigset_t *forward, sigset_t *old)
 	 * sw_guard_lost */
 	g->sig = SIGRTMIN + 1;
 	g->ttou_ignored = false;
+	/* the worker's deadlines come through a pipe whose every write wakes
+	 * the guardian with watch_sig */
+	int watch_sig = SIGRTMIN + 2;
 	sigset_t block = *forward;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	if (sigaddset(&block, SIGCHLD) < 0 || sigaddset(&block, g->sig) < 0 ||
+	    sigaddset(&block, watch_sig) < 0 || sigaddset(&block, SIGIO) < 0 ||
 	    sigprocmask(SIG_BLOCK, &block, old) < 0 ||
 	    /* waitpid must see our children even if our parent ignored SIGCHLD */
 	    sigaction(SIGCHLD, &dfl, NULL) < 0 ||
 	    /* the worker's orphans come to the guardian once the worker is gone */
 	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		return -1;
+	int watch[2];
+	if (pipe2(watch, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	if (fcntl(watch[0], F_SETOWN, getpid()) < 0 || fcntl(watch[0], F_SETSIG, watch_sig) < 0 ||
+	    fcntl(watch[0], F_SETFL, O_NONBLOCK | O_ASYNC) < 0) {
+		int e = errno;
+		close(watch[0]);
+		close(watch[1]);
+		errno = e;
+		return -1;
+	}
 	/* what stdio holds now would be written twice; a failure to write it
 	 * shows again when the worker flushes at exit */
 	(void)fflush(stdout);
 	(void)fflush(stderr);
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		int e = errno;
+		close(watch[0]);
+		close(watch[1]);
+		errno = e;
 		return -1;
-	if (pid == 0)
+	}
+	if (pid == 0) {
+		close(watch[0]);
+		g->watch_fd = watch[1];
 		return worker_setup(g);
+	}
+	close(watch[1]);
 	/* here too, so that no signal to our group reaches the worker before
 	 * its own setpgid; EACCES or ESRCH mean it is done or dead already */
 	(void)setpgid(pid, pid);
-	guard(pid, forward);
+	guard(pid, forward, watch[0], watch_sig);
 }
 
 bool sw_guard_lost(const struct sw_guard *g)
 {
 	return getppid() != g->guardian;
+}
+
+void sw_guard_watch(const struct sw_guard *g, int64_t mono_ns)
+{
+	(void)!write(g->watch_fd, &mono_ns, sizeof mono_ns);
 }
 
 void sw_guard_sigdefault(const struct sw_guard *g, sigset_t *set)

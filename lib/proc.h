@@ -16,12 +16,15 @@
  * other kills the trees: the guardian, a subreaper too, SIGKILLs every
  * descendant left once the worker is gone, and the worker is told of the
  * guardian's death (PR_SET_PDEATHSIG) and SIGKILLs its trees at once.
- * Only both killed at once (kill -9 of both) leaves the trees running. */
+ * Only both killed at once (kill -9 of both) leaves the trees running.
+ * The guardian is also a watchdog (sw_guard_watch): should the worker
+ * hang while its commands run on, it kills them by the worker's deadline. */
 #ifndef SW_PROC_H
 #define SW_PROC_H
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ---- the guardian ---------------------------------------------------- */
@@ -30,6 +33,7 @@ struct sw_guard {
 	pid_t guardian;         /* the process the user started, and sees */
 	int sig;                /* what the worker gets when the guardian dies */
 	bool ttou_ignored;      /* SIGTTOU was ignored before the worker was */
+	int watch_fd;           /* the worker's end of the deadline pipe */
 };
 
 /* Forks once.  The parent becomes the guardian and never returns: it
@@ -50,6 +54,13 @@ bool sw_guard_lost(const struct sw_guard *g);
 /* Adds to set the signals the worker changed that a command it starts
  * must get back as they were (posix_spawnattr_setsigdefault). */
 void sw_guard_sigdefault(const struct sw_guard *g, sigset_t *set);
+/* In the worker: has the guardian SIGKILL every descendant of the worker
+ * (its command's trees) at mono_ns by CLOCK_MONOTONIC unless a later call
+ * moves it on first; 0 disarms.  The guardian touches no file, so the
+ * tree dies on time even while the worker hangs (a stalled filesystem, a
+ * SIGSTOP).  A failed write (cannot happen: the pipe holds thousands)
+ * leaves the last deadline, which only kills sooner. */
+void sw_guard_watch(const struct sw_guard *g, int64_t mono_ns);
 
 /* ---- processes -------------------------------------------------------- */
 

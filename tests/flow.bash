@@ -32,6 +32,45 @@ resume_tree() {
 	gone $theirs
 }
 
+# beat_run PROG ARGS...: `PROG run ARGS` in $BATS_TEST_TMPDIR, in the
+# background ($pid, tracked), its stderr in err; its command ignores
+# SIGTERM and writes the time to beats every 50 ms.
+beat_run() {
+	local prog=$1
+	shift
+	cd "$BATS_TEST_TMPDIR"
+	"$prog" run "$@" -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.05; done' 2>err &
+	pid=$!
+	track "$pid"
+}
+
+# stall_worker PID: stops only the worker of the run PID (the guardian's
+# child), as a renewal hung on a stalled filesystem would, once its
+# command beats; the command, which touches no file, runs on.
+# resume_worker (after the next holder's command, which wrote the time
+# it started to the file started): resumes it and checks that the run
+# exited 75 saying the grant was lost and that the command's last beat
+# came before the next holder's command started.
+stall_worker() {
+	wait_until 5 test -s beats
+	worker=$(ps -o pid= --ppid "$1" | tr -d ' ')
+	[ -n "$worker" ]
+	track "$worker"
+	kill -STOP "$worker"
+}
+
+resume_worker() {
+	local last started
+	kill -CONT "$worker"
+	reap_job "$pid" 5
+	cat err
+	[ "$st" -eq 75 ]
+	[[ $(cat err) == *lost* ]]
+	last=$(tail -1 beats) started=$(cat started)
+	echo "the last beat came $(( (started - last) / 1000000 )) ms before the next holder's command started"
+	[ "$last" -lt "$started" ]
+}
+
 # flat_out NAME SECS PROCS SIDE... -- TAKE-OPTIONS...: PROCS takers per
 # SIDE (a command prefix such as on_a, or "env" for this host) call
 # `sw-limit take NAME` flat out for SECS; every answer's line goes to

@@ -752,14 +752,19 @@ stall_once() {
 }
 
 @test "run and its command stopped (SIGSTOP) past the lease's expiry: the command is SIGKILLed the moment run resumes, not a grace later" {
-	cd "$BATS_TEST_TMPDIR"
 	export SW_CLOCK_SKEW=200ms
-	sw-lease run cron --ttl 1s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.05; done' 2>err &
-	pid=$!
-	track "$pid"
+	beat_run sw-lease cron --ttl 1s -g 10s
 	stall_tree "$pid"
 	sleep 2      # past the TTL and the margin
 	resume_tree sw-lease
+}
+
+@test "run whose worker alone is stopped (SIGSTOP) past the TTL: the guardian kills the command before the next holder's starts" {
+	export SW_CLOCK_SKEW=200ms
+	beat_run sw-lease cron --ttl 900ms -g 10s
+	stall_worker "$pid"
+	sw-lease run cron --wait 10s -- sh -c 'date +%s%N >started; sleep 0.3'
+	resume_worker
 }
 
 # ---- spans -------------------------------------------------------------------

@@ -279,17 +279,22 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 }
 
 @test "a slot holder and its command stopped (SIGSTOP) past the TTL: the command is SIGKILLed the moment run resumes" {
-	cd "$BATS_TEST_TMPDIR"
 	export SW_CLOCK_SKEW=200ms
-	sw-limit run pg --concurrency 1 --ttl 1s -g 10s -- sh -c 'trap "" TERM; while :; do date +%s%N >>beats; sleep 0.05; done' 2>err &
-	pid=$!
-	track "$pid"
+	beat_run sw-limit pg --concurrency 1 --ttl 1s -g 10s
 	stall_tree "$pid"
 	sleep 2      # past the TTL and the margin
 	# meanwhile the slot is another's
 	run sw-limit acquire pg --concurrency 1
 	[ "$status" -eq 0 ]
 	resume_tree sw-limit
+}
+
+@test "a slot holder whose worker alone is stopped (SIGSTOP) past the TTL: the guardian kills the command before the next holder's starts" {
+	export SW_CLOCK_SKEW=200ms
+	beat_run sw-limit pg --concurrency 1 --ttl 900ms -g 10s
+	stall_worker "$pid"
+	sw-limit run pg --concurrency 1 --wait 10s -- sh -c 'date +%s%N >started; sleep 0.3'
+	resume_worker
 }
 
 @test "the command does not outlive a SIGKILLed sw-limit run" {
