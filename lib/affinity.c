@@ -71,16 +71,16 @@ static int cmp_strp(const void *a, const void *b)
  * depend on their order, but a listing of it does). */
 static int ring_of(struct sw_aff_ring *ar, char **ids, size_t n)
 {
-	char err[256];
+	struct sw_err err;
 	if (n)
 		qsort(ids, n, sizeof *ids, cmp_strp);
 	for (size_t i = 0; i < n; i++)
-		if (sw_nodes_add(&ar->nodes, ids[i], strlen(ids[i]), NULL, err, sizeof err))
+		if (sw_nodes_add(&ar->nodes, ids[i], strlen(ids[i]), NULL, &err))
 			return errno = EBADMSG, -1;   /* an id the name rule let through */
 	if (!n)
 		return 0;
 	if (sw_placer_init(&ar->pl, &ar->nodes, SW_ALGO_RING, SW_SHARD_VNODES_DEFAULT, 0, SIZE_MAX,
-			   err, sizeof err))
+			   &err))
 		return errno = ENOMEM, -1;
 	ar->have = true;
 	return 0;

@@ -242,6 +242,10 @@ int sw_agent_put(const struct sw_ws *ws, const char *id, const json_t *rec)
 	size_t len;
 	char *buf = sw_json_line(rec, &len);
 	int rc = buf ? sw_replace(dfd, name, buf, len, ws->sync, false) : -1;
+	/* ENOENT: a reaper took our temporary file, older than a minute, for
+	 * a crashed writer's (we stalled that long): write it again */
+	if (rc < 0 && errno == ENOENT && buf)
+		rc = sw_replace(dfd, name, buf, len, ws->sync, false);
 	if (rc == 0)
 		set_mtime(dfd, name, sw_now_ns());   /* honours SW_CLOCK_OFFSET */
 	int e = errno;

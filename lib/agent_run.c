@@ -431,7 +431,7 @@ static json_t *result_of(struct slot *s, size_t room)
 		if (!s->outlen)
 			return NULL;
 	}
-	json_t *j = s->truncated ? NULL : sw_json_parse(s->out, s->outlen, NULL, 0);
+	json_t *j = s->truncated ? NULL : sw_json_parse(s->out, s->outlen, NULL);
 	if (j)
 		return j;
 	size_t n = s->outlen;
@@ -911,7 +911,7 @@ static int batch_lines(const struct slot *s, int *verb, json_t **said)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		json_t *j = len ? sw_json_parse(p, len, NULL, 0) : NULL;
+		json_t *j = len ? sw_json_parse(p, len, NULL) : NULL;
 		const char *id = sw_json_str(j, "id");
 		json_t *k = id ? json_object_get(ix, id) : NULL, *ok = json_object_get(j, "ok");
 		if (k && json_is_boolean(ok)) {

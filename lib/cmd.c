@@ -19,6 +19,16 @@ int sw_cmd_err(struct sw_cmd *c, int code, const char *fmt, ...)
 	return code;
 }
 
+_Noreturn void sw_usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	sw_die(EX_USAGE, "%s (see %s --help)", msg, sw_prog());
+}
+
 /* ---- "did you mean" ------------------------------------------------------ */
 
 /* Edit distance (insert, delete, replace, swap of neighbours), at most 9. */

@@ -75,6 +75,10 @@ enum { SW_CMD_HELP = -1, SW_CMD_VERSION = -2 };
 
 /* Sets c->err and returns code. */
 int sw_cmd_err(struct sw_cmd *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A usage error a verb finds as it runs (two options that exclude each
+ * other...): one line "... (see PROG --help)", exit 64.  The program's
+ * exit, like sw_cmd_main's: for verbs, never for the library below. */
+_Noreturn void sw_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses argv (argv[1] the verb) into c and opts: 0, SW_CMD_HELP,
  * SW_CMD_VERSION, or 64/65 with c->err.  Never exits, never prints. */
 int sw_cmd_parse(struct sw_cmd *c, const struct sw_prog *p, int argc, char **argv, void *opts);
@@ -126,7 +130,8 @@ int sw_cmd_exit_code(struct sw_cmd *c, const char *arg, int *code);
  * c, the environment being env (name, value..., NULL; at most 8 pairs)
  * plus TRACEPARENT, a child of the operation's span, and SW_DIR, the
  * workspace absolute (the sw programs the command runs use it from any
- * directory); the span gets process.exit.code.  sw_hold_run's answer. */
+ * directory); the span gets process.exit.code.  sw_hold_run's answer;
+ * exits 71 when waiting on the tree failed. */
 struct sw_hold;
 struct sw_hold_result;
 int sw_cmd_hold(struct sw_cmd *c, struct sw_hold *h, const char *const *env, struct sw_hold_result *res);

@@ -36,6 +36,8 @@ int sw_cmd_hold(struct sw_cmd *c, struct sw_hold *h, const char *const *env, str
 	h->quiet = c->co.quiet;
 	int rc = sw_hold_run(h, res);
 	h->env = NULL;     /* all is gone with this frame */
+	if (rc == 0 && res->wait_err.code)
+		sw_die(res->wait_err.code, "%s", res->wait_err.msg);
 	if (rc == 0)
 		sw_span_int(&c->sp, "process.exit.code", res->status);
 	return rc;

@@ -48,6 +48,7 @@ struct tree {
 	bool yielding;                /* asked for: stop, then give it up */
 	int stop_sig;                 /* the SIGTERM or SIGINT that ends the runs */
 	int64_t next_look;            /* monotonic: look for a request (h->look) */
+	struct sw_err wait_err;       /* code not 0: waiting failed, the runs given up */
 };
 
 static int64_t mono_ns(void)
@@ -244,9 +245,11 @@ static bool reap(struct tree *r)
 	}
 	if (w < 0 && errno == ECHILD)
 		return true;
+	/* cannot happen (the options are right, ECHILD and EINTR handled);
+	 * should it, no more can be waited for: the caller says why */
 	if (w < 0 && errno != EINTR)
-		sw_die(EX_OSERR, "waiting for %s: %s", r->h->cmd[0], strerror(errno));
-	return false;
+		sw_err_set(&r->wait_err, EX_OSERR, "waiting for %s: %s", r->h->cmd[0], strerror(errno));
+	return r->wait_err.code != 0;
 }
 
 static void on_signal(struct tree *r, int sig)
@@ -334,8 +337,8 @@ static void step(struct tree *r, struct timespec ts)
 	int sig = sigtimedwait(&set, NULL, &ts);
 	if (sig > 0)
 		on_signal(r, sig);
-	else if (errno != EAGAIN && errno != EINTR)
-		sw_die(EX_OSERR, "sigtimedwait: %s", strerror(errno));
+	else if (errno != EAGAIN && errno != EINTR)   /* cannot happen, as in reap */
+		sw_err_set(&r->wait_err, EX_OSERR, "sigtimedwait: %s", strerror(errno));
 	timers(r);
 }
 
@@ -359,10 +362,10 @@ static void wait_tree(struct tree *r)
 }
 
 /* Whether no run is to follow: the grant lost or asked for, a SIGTERM or
- * SIGINT, the guardian killed. */
+ * SIGINT, the guardian killed, waiting failed. */
 static bool runs_over(const struct tree *r)
 {
-	return r->lost || r->yielding || r->stop_sig || r->orphaned;
+	return r->lost || r->yielding || r->stop_sig || r->orphaned || r->wait_err.code;
 }
 
 /* Between two runs: holds and renews the grant for ns, or until no run
@@ -447,5 +450,6 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 	res->lost = r.lost;
 	res->timed_out = r.timed_out;
 	res->yielded = r.yielding;
+	res->wait_err = r.wait_err;
 	return 0;
 }

@@ -66,6 +66,8 @@ struct sw_hold_result {
 	int spawn_errno;        /* not 0: the command did not start (status 127 or 126) */
 	bool yielded;           /* asked for: the tree was stopped to give the grant up */
 	int64_t runs;           /* how many times the command was started */
+	struct sw_err wait_err; /* code not 0: waiting on the tree failed (cannot
+				 * happen), the runs given up; status is not known */
 };
 
 /* Starts the guardian (this process returns as its worker; see

@@ -2,6 +2,7 @@
 #include "err.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -66,13 +67,12 @@ const char *sw_name_problem(const char *s)
 	return NULL;
 }
 
-void sw_name_check(const char *what, const char *s)
-{
-	const char *why = sw_name_problem(s);
-	if (why)
-		sw_die(EX_DATAERR, "bad %s: %s", what, why);
-}
-
+/* getrandom(2) without flags blocks until the kernel's pool is ready and
+ * then cannot fail but with EINTR (retried), EFAULT or EINVAL (a bug
+ * here) or ENOSYS (Linux before 3.17, older than sw runs on): no caller
+ * could do anything sensible with "no randomness" (a token, a nonce, an
+ * id), so that impossible case aborts, saying why, rather than return an
+ * error every caller would have to carry. */
 static void getrandom_all(void *buf, size_t n)
 {
 	char *p = buf;
@@ -80,7 +80,8 @@ static void getrandom_all(void *buf, size_t n)
 		ssize_t r = getrandom(p, n, 0);
 		if (r < 0) {
 			if (errno == EINTR) continue;
-			sw_die(EX_SOFTWARE, "getrandom: %s", strerror(errno));
+			sw_warn("getrandom: %s", strerror(errno));
+			abort();
 		}
 		p += r;
 		n -= (size_t)r;

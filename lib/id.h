@@ -16,12 +16,11 @@ void sw_ulid(char out[SW_ULID_LEN + 1], int64_t now_ns);
  * 200 bytes, '/', "..", control bytes or DEL, invalid UTF-8, a leading '.'
  * or '-' (hidden files and option look-alikes). */
 const char *sw_name_problem(const char *s);
-/* Dies with 65 naming `what` when s is refused. */
-void sw_name_check(const char *what, const char *s);
 /* Valid UTF-8 (no overlongs, no surrogates) of n bytes. */
 bool sw_utf8_valid(const char *s, size_t n);
 /* Randomness from getrandom(2), no file to open; small requests come from
- * a pool refilled 256 bytes at a time (forgotten in a forked child). */
+ * a pool refilled 256 bytes at a time (forgotten in a forked child).
+ * Cannot fail (id.c says why; the impossible case aborts). */
 void sw_rand_buf(void *buf, size_t n);
 uint32_t sw_rand32(void);
 /* Uniform in [0, bound). */

@@ -31,12 +31,12 @@ int sw_json_print(const json_t *j)
 	return w == n ? 0 : -1;
 }
 
-json_t *sw_json_parse(const char *buf, size_t len, char *err, size_t errlen)
+json_t *sw_json_parse(const char *buf, size_t len, struct sw_err *err)
 {
 	json_error_t je;
 	json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!j && err)
-		snprintf(err, errlen, "%s (column %d)", je.text, je.column);
+		sw_err_set(err, EX_DATAERR, "%s (column %d)", je.text, je.column);
 	return j;
 }
 

@@ -2,6 +2,7 @@
  * single write, parsing with a one-line reason, UTF-8 checks. */
 #ifndef SW_JSON_H
 #define SW_JSON_H
+#include "err.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,8 +13,8 @@
 char *sw_json_line(const json_t *j, size_t *len);
 /* Writes j as one line to stdout (stdio-buffered; flushed at exit). */
 int sw_json_print(const json_t *j);
-/* Parses one JSON text; on failure NULL and why (with column) in err. */
-json_t *sw_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+/* Parses one JSON text; on failure NULL and why (with column; code 65) in err, which may be NULL. */
+json_t *sw_json_parse(const char *buf, size_t len, struct sw_err *err);
 /* Reads and parses a whole JSON file; NULL with errno (EBADMSG: bad JSON). */
 json_t *sw_json_read(int dirfd, const char *name, size_t max);
 /* An integer, or a decimal string of one: 64 bits whole. */

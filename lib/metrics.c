@@ -6,9 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static int copy_err(char *err, size_t errlen, const char *msg, int code)
+/* The facade's error: what the database said, with the code. */
+static int copy_err(struct sw_err *err, const struct sw_err *m, int code)
 {
-	snprintf(err, errlen, "%s", msg);
+	*err = *m;
+	err->code = code;
 	return code;
 }
 
@@ -18,7 +20,7 @@ static int fold_in(struct sw_mdb *m)
 	int code = sw_m_fold(m);
 	if (code == EX_NOPERM) {
 		/* a reader without write access still reads what is folded */
-		sw_warn("%s; pending writes not folded", m->err);
+		sw_warn("%s; pending writes not folded", m->err.msg);
 		code = 0;
 	}
 	if (code)
@@ -39,10 +41,10 @@ int sw_m_open(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, bool crea
 	return code ? code : connect_fold(m, sync, create);
 }
 
-int sw_m_exists(const char *opt_db, bool *exists, char *err, size_t errlen)
+int sw_m_exists(const char *opt_db, bool *exists, struct sw_err *err)
 {
 	char path[PATH_MAX], j[PATH_MAX];
-	int code = sw_m_db_path(opt_db, path, err, errlen);
+	int code = sw_m_db_path(opt_db, path, err);
 	if (code)
 		return code;
 	*exists = access(path, F_OK) == 0 ||
@@ -65,12 +67,12 @@ static int claim_kind(struct sw_mdb *m, const struct sw_mwrite *w, bool missing)
 	for (int tries = 0;; tries++) {
 		if (!missing) {
 			int code = sw_m_kind_claim(m->path, w->name, w->kind, want, w->nbounds, want != NULL,
-						   w->sync, NULL, NULL, m->err, sizeof m->err);
+						   w->sync, NULL, NULL, &m->err);
 			if (code != SW_M_NOREG)
 				return code;
 		}
 		if (tries) {
-			snprintf(m->err, sizeof m->err, "%s%s: no kinds registry after opening the database",
+			sw_err_msg(&m->err, "%s%s: no kinds registry after opening the database",
 				 m->path, SW_M_KINDS);
 			return EX_SOFTWARE;
 		}
@@ -90,22 +92,22 @@ static int append(struct sw_mdb *m, const struct sw_mwrite *w)
 	if (sw_m_record(&rec, &len, record_type(w->kind), sw_now_ns(), w->value, w->name, w->labels,
 			w->help, w->kind) < 0) {
 		free(rec);
-		snprintf(m->err, sizeof m->err, "out of memory");
+		sw_err_msg(&m->err, "out of memory");
 		return EX_SOFTWARE;
 	}
-	int code = sw_m_append(m->path, rec, len, w->sync, &fold, m->err, sizeof m->err);
+	int code = sw_m_append(m->path, rec, len, w->sync, &fold, &m->err);
 	free(rec);
 	if (code || !fold)
 		return code;
 	/* written already: a fold that fails is for the next reader */
 	if (connect_fold(m, w->sync, true))
-		sw_warn("%s", m->err);
+		sw_warn("%s", m->err.msg);
 	else
 		sw_m_close(m);
 	return 0;
 }
 
-int sw_m_write(const struct sw_mwrite *w, char *err, size_t errlen)
+int sw_m_write(const struct sw_mwrite *w, struct sw_err *err)
 {
 	struct sw_mdb m;
 	bool missing;
@@ -114,7 +116,7 @@ int sw_m_write(const struct sw_mwrite *w, char *err, size_t errlen)
 		code = claim_kind(&m, w, missing);
 	if (!code)
 		code = append(&m, w);
-	return code ? copy_err(err, errlen, m.err, code) : 0;
+	return code ? copy_err(err, &m.err, code) : 0;
 }
 
 /* Runs fn inside one write transaction of an open database. */
@@ -141,16 +143,16 @@ static int add_total(struct sw_mdb *m, void *arg)
 					      &t->value);
 }
 
-int sw_m_write_total(const struct sw_mwrite *w, double *total, char *err, size_t errlen)
+int sw_m_write_total(const struct sw_mwrite *w, double *total, struct sw_err *err)
 {
 	struct sw_mdb m;
 	struct total t = { .w = w };
 	int code = sw_m_open(&m, w->db, w->sync, true);
 	if (code)
-		return copy_err(err, errlen, m.err, code);
+		return copy_err(err, &m.err, code);
 	code = in_transaction(&m, add_total, &t);
 	if (code)
-		copy_err(err, errlen, m.err, code);
+		copy_err(err, &m.err, code);
 	sw_m_close(&m);
 	*total = t.value;
 	return code;
@@ -159,21 +161,20 @@ int sw_m_write_total(const struct sw_mwrite *w, double *total, char *err, size_t
 /* ---- reads ---- */
 
 /* Opens a database that exists: 0, or 1 when there is none (*m closed). */
-static int open_existing(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, char *err,
-			 size_t errlen)
+static int open_existing(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, struct sw_err *err)
 {
 	bool exists;
-	int code = sw_m_exists(opt_db, &exists, err, errlen);
+	int code = sw_m_exists(opt_db, &exists, err);
 	if (code || !exists)
 		return code ? code : SW_EX_FALSE;
 	code = sw_m_open(m, opt_db, sync, true);
-	return code ? copy_err(err, errlen, m->err, code) : 0;
+	return code ? copy_err(err, &m->err, code) : 0;
 }
 
 /* Why there is no metric name, in the words the user typed (not the
  * name tried last, which may have a _total they never wrote), with what
  * they may have meant. */
-static void no_metric(struct sw_mdb *m, const char *name, char *err, size_t errlen)
+static void no_metric(struct sw_mdb *m, const char *name, struct sw_err *err)
 {
 	char hist[SW_M_NAME_MAX + 8];
 	struct sw_msummary s;
@@ -181,22 +182,22 @@ static void no_metric(struct sw_mdb *m, const char *name, char *err, size_t errl
 	if (sw_m_series_of(name, hist) && sw_m_summary(m, hist, NULL, 0, INT64_MAX, &s) == 0) {
 		free(s.v);
 		if (s.kind == SW_M_HISTOGRAM) {
-			snprintf(err, errlen, "no metric '%s': it is a series of the histogram '%s' "
+			sw_err_msg(err, "no metric '%s': it is a series of the histogram '%s' "
 				 "(summary %s)", name, hist, hist);
 			return;
 		}
 	}
-	snprintf(err, errlen, "no metric '%s'%s", name, sw_m_workspace_gauge(name) ?
+	sw_err_msg(err, "no metric '%s'%s", name, sw_m_workspace_gauge(name) ?
 		 " (export reads the workspace gauges at export time; none is stored)" : "");
 }
 
 int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, const struct sw_label *want,
-		   size_t n, int64_t since_ns, struct sw_msummary *out, char *err, size_t errlen)
+		   size_t n, int64_t since_ns, struct sw_msummary *out, struct sw_err *err)
 {
 	struct sw_mdb m;
-	int code = open_existing(&m, opt_db, sync, err, errlen);
+	int code = open_existing(&m, opt_db, sync, err);
 	if (code == SW_EX_FALSE)
-		snprintf(err, errlen, "no metric '%s' (no database yet)", name);
+		sw_err_msg(err, "no metric '%s' (no database yet)", name);
 	if (code)
 		return code;
 	code = sw_m_summary(&m, name, want, n, since_ns, out);
@@ -208,22 +209,22 @@ int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, cons
 		code = sw_m_summary(&m, total, want, n, since_ns, out);
 	}
 	if (code == SW_EX_FALSE)
-		no_metric(&m, name, err, errlen);
+		no_metric(&m, name, err);
 	else if (code)
-		copy_err(err, errlen, m.err, code);
+		copy_err(err, &m.err, code);
 	sw_m_close(&m);
 	return code;
 }
 
 int sw_m_each_series(const char *opt_db, enum sw_sync sync,
-		     int (*fn)(const struct sw_mseries *s, void *arg), void *arg, char *err, size_t errlen)
+		     int (*fn)(const struct sw_mseries *s, void *arg), void *arg, struct sw_err *err)
 {
 	struct sw_mdb m;
-	int code = open_existing(&m, opt_db, sync, err, errlen);
+	int code = open_existing(&m, opt_db, sync, err);
 	if (code)
 		return code == SW_EX_FALSE ? 0 : code;
 	if ((code = sw_m_walk(&m, fn, arg)))
-		copy_err(err, errlen, m.err, code);
+		copy_err(err, &m.err, code);
 	sw_m_close(&m);
 	return code;
 }
@@ -241,15 +242,15 @@ static int prune(struct sw_mdb *m, void *arg)
 }
 
 int sw_m_prune_older(const char *opt_db, enum sw_sync sync, int64_t older_ns, long long *nobs,
-		     long long *nseries, char *err, size_t errlen)
+		     long long *nseries, struct sw_err *err)
 {
 	struct sw_mdb m;
 	struct prune p = { .older_ns = older_ns };
 	int code = sw_m_open(&m, opt_db, sync, true);
 	if (code)
-		return copy_err(err, errlen, m.err, code);
+		return copy_err(err, &m.err, code);
 	if ((code = in_transaction(&m, prune, &p)))
-		copy_err(err, errlen, m.err, code);
+		copy_err(err, &m.err, code);
 	sw_m_close(&m);
 	*nobs = p.nobs;
 	*nseries = p.nseries;

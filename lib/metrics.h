@@ -32,7 +32,7 @@ int sw_m_open(struct sw_mdb *m, const char *opt_db, enum sw_sync sync, bool crea
 /* Whether there is a database, or a journal waiting for one: verbs that
  * only read create nothing (completing a name at the shell makes no
  * database).  0 with *exists, or a code with err. */
-int sw_m_exists(const char *opt_db, bool *exists, char *err, size_t errlen);
+int sw_m_exists(const char *opt_db, bool *exists, struct sw_err *err);
 
 /* One write. */
 struct sw_mwrite {
@@ -51,19 +51,19 @@ struct sw_mwrite {
  * registry), one record appended to the journal, and the journal folded
  * when the append found it over SW_M_FOLD_BYTES (a failed fold is only a
  * warning: the write is in).  0, or a code with err. */
-int sw_m_write(const struct sw_mwrite *w, char *err, size_t errlen);
+int sw_m_write(const struct sw_mwrite *w, struct sw_err *err);
 /* A counter add made in the database, for its new total (*total). */
-int sw_m_write_total(const struct sw_mwrite *w, double *total, char *err, size_t errlen);
+int sw_m_write_total(const struct sw_mwrite *w, double *total, struct sw_err *err);
 
 /* The summary of a metric (counters also found without their _total): 1
  * when there is none, or no database yet.  out->v is malloc'd. */
 int sw_m_summarize(const char *opt_db, enum sw_sync sync, const char *name, const struct sw_label *want,
-		   size_t n, int64_t since_ns, struct sw_msummary *out, char *err, size_t errlen);
+		   size_t n, int64_t since_ns, struct sw_msummary *out, struct sw_err *err);
 /* Every series to fn (nothing when there is no database). */
 int sw_m_each_series(const char *opt_db, enum sw_sync sync,
-		     int (*fn)(const struct sw_mseries *s, void *arg), void *arg, char *err, size_t errlen);
+		     int (*fn)(const struct sw_mseries *s, void *arg), void *arg, struct sw_err *err);
 /* Drops observations older than older_ns (the retention when negative)
  * and series not updated since; the counts come back. */
 int sw_m_prune_older(const char *opt_db, enum sw_sync sync, int64_t older_ns, long long *nobs,
-		     long long *nseries, char *err, size_t errlen);
+		     long long *nseries, struct sw_err *err);
 #endif

@@ -61,23 +61,23 @@ static int ex_sqlite(struct sw_mdb *m, int rc, const char *what)
 	const char *msg = m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc);
 	switch (rc & 0xff) {
 	case SQLITE_BUSY: case SQLITE_LOCKED:
-		snprintf(m->err, sizeof m->err, "%s: %s: database stayed busy, try again later",
+		sw_err_msg(&m->err, "%s: %s: database stayed busy, try again later",
 			 m->path, what);
 		return EX_TEMPFAIL;
 	case SQLITE_NOTADB: case SQLITE_CORRUPT:
-		snprintf(m->err, sizeof m->err, "%s: not a usable sw-metrics database: %s", m->path, msg);
+		sw_err_msg(&m->err, "%s: not a usable sw-metrics database: %s", m->path, msg);
 		return EX_DATAERR;
 	case SQLITE_ERROR:
 		/* "no such table": some other SQLite file */
 		if (strstr(msg, "no such")) {
-			snprintf(m->err, sizeof m->err, "%s: not a sw-metrics database: %s", m->path, msg);
+			sw_err_msg(&m->err, "%s: not a sw-metrics database: %s", m->path, msg);
 			return EX_DATAERR;
 		}
 		break;
 	default:
 		break;
 	}
-	snprintf(m->err, sizeof m->err, "%s: %s: %s", m->path, what, msg);
+	sw_err_msg(&m->err, "%s: %s: %s", m->path, what, msg);
 	switch (rc & 0xff) {
 	case SQLITE_FULL: case SQLITE_IOERR: return EX_IOERR;
 	case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return EX_NOPERM;
@@ -95,7 +95,7 @@ int sw_m_sqlerr(struct sw_mdb *m, int rc, const char *what)
 static int ex_errno(struct sw_mdb *m, const char *what, const char *path)
 {
 	int e = errno;
-	snprintf(m->err, sizeof m->err, "%s %s: %s", what, path, strerror(e));
+	sw_err_msg(&m->err, "%s %s: %s", what, path, strerror(e));
 	return sw_ex_errno(e);
 }
 
@@ -173,7 +173,7 @@ static bool ancestor_netfs(const char *dir)
 	}
 }
 
-int sw_m_db_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen)
+int sw_m_db_path(const char *opt_db, char out[PATH_MAX], struct sw_err *err)
 {
 	const char *env = getenv("SW_METRICS_DB");
 	if (opt_db && *opt_db) {
@@ -192,11 +192,9 @@ int sw_m_db_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errle
 		if (*p == '/' || (unsigned char)*p < 0x20)
 			*p = '_';
 	char dir[PATH_MAX];
-	struct sw_err e;
-	if (sw_state_path(dir, "sw-metrics", "--db or SW_METRICS_DB", &e)) {
-		snprintf(err, errlen, "%s", e.msg);
-		return e.code;
-	}
+	int code = sw_state_path(dir, "sw-metrics", "--db or SW_METRICS_DB", err);
+	if (code)
+		return code;
 	/* a home on NFS is common; the default must stay host-local: then a
 	 * private directory of ours in /var/tmp (which others can write, so
 	 * one they made for us is refused) */
@@ -205,9 +203,9 @@ int sw_m_db_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errle
 		snprintf(dir, sizeof dir, "/var/tmp/sw-metrics-%ld", (long)getuid());
 		if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || lstat(dir, &st) < 0 ||
 		    !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
-			snprintf(err, errlen, "the home is on a network filesystem and %s is not a "
-				 "private directory of this user: set --db or SW_METRICS_DB", dir);
-			return EX_UNAVAILABLE;
+			return sw_err_set(err, EX_UNAVAILABLE, "the home is on a network filesystem and "
+					  "%s is not a private directory of this user: set --db or "
+					  "SW_METRICS_DB", dir);
 		}
 	}
 	snprintf(out, PATH_MAX, "%s/%s.db", dir, host);
@@ -243,7 +241,7 @@ static int create_db(struct sw_mdb *m, int dirfd, const char *dir, const char *b
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(m->err, sizeof m->err, "cannot create %s: %s", m->path,
+		sw_err_msg(&m->err, "cannot create %s: %s", m->path,
 			 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		unlinkat(dirfd, tmp, 0);
@@ -288,7 +286,7 @@ static int mkdir_path(const char *path, mode_t mode)
 
 static int refuse_netfs(struct sw_mdb *m)
 {
-	snprintf(m->err, sizeof m->err, "%s is on a network filesystem, where a WAL database "
+	sw_err_msg(&m->err, "%s is on a network filesystem, where a WAL database "
 		 "breaks; set SW_METRICS_DB to a local path (or --db to insist)", m->path);
 	return EX_UNAVAILABLE;
 }
@@ -311,7 +309,7 @@ static int open_dir(struct sw_mdb *m, bool explicit_db, bool create, char *dir, 
 		*base = m->path;
 	}
 	if (!**base) {
-		snprintf(m->err, sizeof m->err, "bad database path '%s'", m->path);
+		sw_err_msg(&m->err, "bad database path '%s'", m->path);
 		return EX_USAGE;
 	}
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -392,11 +390,11 @@ int sw_m_locate(struct sw_mdb *m, const char *opt_db, bool *missing)
 	m->explicit_db = opt_db && *opt_db;
 	const char *ret = getenv("SW_METRICS_RETENTION");
 	if (ret && *ret && sw_parse_duration(ret, &m->retention_ns) < 0) {
-		snprintf(m->err, sizeof m->err, "bad SW_METRICS_RETENTION '%.40s': want a duration "
+		sw_err_msg(&m->err, "bad SW_METRICS_RETENTION '%.40s': want a duration "
 			 "such as 30, 30s, 5m, 2h, 7d", ret);
 		return EX_USAGE;
 	}
-	int code = sw_m_db_path(opt_db, m->path, m->err, sizeof m->err);
+	int code = sw_m_db_path(opt_db, m->path, &m->err);
 	if (code)
 		return code;
 	char dir[PATH_MAX];
@@ -434,7 +432,7 @@ static int make_kinds(struct sw_mdb *m, int dirfd, const char *base)
 {
 	char name[NAME_MAX + 1], tmp[SW_TMPNAME_LEN], rnd[17];
 	if (snprintf(name, sizeof name, "%s%s", base, SW_M_KINDS) >= (int)sizeof name) {
-		snprintf(m->err, sizeof m->err, "%s: name too long", m->path);
+		sw_err_msg(&m->err, "%s: name too long", m->path);
 		return EX_USAGE;
 	}
 	struct stat st;
@@ -468,7 +466,7 @@ static int make_kinds(struct sw_mdb *m, int dirfd, const char *base)
 		    (k != SW_M_COUNTER && k != SW_M_GAUGE && k != SW_M_HISTOGRAM) ||
 		    (k == SW_M_HISTOGRAM && (!bt || sw_m_bounds_read(bt, b, &nb))) ||
 		    !sw_m_kind_target(k, b, nb, target)) {
-			snprintf(m->err, sizeof m->err, "%s: bad metric row '%.80s'", m->path,
+			sw_err_msg(&m->err, "%s: bad metric row '%.80s'", m->path,
 				 mname ? mname : "");
 			code = EX_DATAERR;
 		} else if (symlinkat(target, fd, mname) < 0) {
@@ -513,7 +511,7 @@ int sw_m_connect(struct sw_mdb *m, enum sw_sync sync, bool create)
 		else
 			code = create_db(m, dirfd, dir, base);
 	} else if (!S_ISREG(st.st_mode)) {
-		snprintf(m->err, sizeof m->err, "%s: not a regular file", m->path);
+		sw_err_msg(&m->err, "%s: not a regular file", m->path);
 		code = EX_DATAERR;
 	}
 	if (code) {
@@ -614,10 +612,9 @@ int sw_m_metric(struct sw_mdb *m, const char *name, enum sw_mkind kind, const ch
 	double rb[SW_M_BUCKETS_MAX];
 	size_t rnb = 0;
 	/* the registry decides, as it does for the journal's writers */
-	int code = sw_m_kind_claim(m->path, name, kind, want, nwant, strict, m->sync, rb, &rnb, m->err,
-				  sizeof m->err);
+	int code = sw_m_kind_claim(m->path, name, kind, want, nwant, strict, m->sync, rb, &rnb, &m->err);
 	if (code == SW_M_NOREG) {
-		snprintf(m->err, sizeof m->err, "%s%s: kinds registry vanished", m->path, SW_M_KINDS);
+		sw_err_msg(&m->err, "%s%s: kinds registry vanished", m->path, SW_M_KINDS);
 		return EX_SOFTWARE;
 	}
 	if (code)
@@ -637,12 +634,12 @@ int sw_m_metric(struct sw_mdb *m, const char *name, enum sw_mkind kind, const ch
 		double have[SW_M_BUCKETS_MAX];
 		size_t nhave = 0;
 		if (k != (int)kind) {
-			snprintf(m->err, sizeof m->err, "%s is a %s in the database but a %s in its kinds "
+			sw_err_msg(&m->err, "%s is a %s in the database but a %s in its kinds "
 				 "registry", name, sw_m_kind_name((enum sw_mkind)k), sw_m_kind_name(kind));
 			code = EX_DATAERR;
 		} else if (kind == SW_M_HISTOGRAM && (!bt || sw_m_bounds_read(bt, have, &nhave) ||
 						      !sw_m_same_bounds(have, nhave, rb, rnb))) {
-			snprintf(m->err, sizeof m->err, "%s: the database's buckets differ from its kinds "
+			sw_err_msg(&m->err, "%s: the database's buckets differ from its kinds "
 				 "registry's", name);
 			code = EX_DATAERR;
 		}
@@ -660,7 +657,7 @@ int sw_m_metric(struct sw_mdb *m, const char *name, enum sw_mkind kind, const ch
 		return ex_sqlite(m, rc, "read metric");
 	char *bt = NULL;
 	if (kind == SW_M_HISTOGRAM && !(bt = bounds_text(rb, rnb))) {
-		snprintf(m->err, sizeof m->err, "out of memory");
+		sw_err_msg(&m->err, "out of memory");
 		return EX_SOFTWARE;
 	}
 	if (!(s = stmt(m, ST_METRIC_ADD, &code))) {
@@ -739,7 +736,7 @@ int sw_m_hist_add(struct sw_mdb *m, const char *name, const char *labels, size_t
 		*id = sqlite3_column_int64(s, 0);
 		if (!counts_parse((const char *)sqlite3_column_text(s, 1), c, nb + 1)) {
 			sqlite3_reset(s);
-			snprintf(m->err, sizeof m->err, "%s: stored bucket counts do not match its "
+			sw_err_msg(&m->err, "%s: stored bucket counts do not match its "
 				 "buckets", name);
 			return EX_DATAERR;
 		}
@@ -755,7 +752,7 @@ int sw_m_hist_add(struct sw_mdb *m, const char *name, const char *labels, size_t
 		return code;
 	char *ct = counts_text(c, nb + 1);
 	if (!ct) {
-		snprintf(m->err, sizeof m->err, "out of memory");
+		sw_err_msg(&m->err, "out of memory");
 		return EX_SOFTWARE;
 	}
 	if (!(s = stmt(m, found ? ST_HIST_UPD : ST_HIST_ADD, &code))) {
@@ -860,7 +857,7 @@ static int push(struct sw_mdb *m, struct sw_msummary *o, size_t *cap, double v)
 		size_t nc = *cap ? *cap * 2 : 1024;
 		double *nv = realloc(o->v, nc * sizeof *nv);
 		if (!nv) {
-			snprintf(m->err, sizeof m->err, "out of memory");
+			sw_err_msg(&m->err, "out of memory");
 			return EX_SOFTWARE;
 		}
 		o->v = nv;
@@ -923,7 +920,7 @@ int sw_m_summary(struct sw_mdb *m, const char *name, const struct sw_label *want
 	sqlite3_finalize(s);
 	sw_m_rollback(m);
 	if (!code && !any) {
-		snprintf(m->err, sizeof m->err, "no metric %s", name);
+		sw_err_msg(&m->err, "no metric %s", name);
 		code = SW_EX_FALSE;
 	}
 	if (code) {

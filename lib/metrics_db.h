@@ -41,11 +41,11 @@ struct sw_mdb {
 	int64_t retention_ns;
 	struct sqlite3_stmt *st[16];   /* prepared once per process */
 	long long folded, fold_bad;    /* journal records the last fold applied, skipped */
-	char err[512];
+	struct sw_err err;
 };
 
 /* Resolves the database path (see above).  0 or a sysexits code. */
-int sw_m_db_path(const char *opt_db, char out[PATH_MAX], char *err, size_t errlen);
+int sw_m_db_path(const char *opt_db, char out[PATH_MAX], struct sw_err *err);
 /* What a journal writer needs without SQLite: the path, SW_METRICS_RETENTION
  * checked, and the network-filesystem rule applied to the database's
  * directory when it exists (*missing when it does not).  0 or a code. */

@@ -2,6 +2,7 @@
 #include "metrics_db.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "id.h"
 #include "lock.h"
 #include "metrics_journal.h"
@@ -37,14 +38,14 @@ struct fold {
 
 static int oom(struct sw_mdb *m)
 {
-	snprintf(m->err, sizeof m->err, "out of memory");
+	sw_err_msg(&m->err, "out of memory");
 	return EX_SOFTWARE;
 }
 
 static int ex_errno(struct sw_mdb *m, const char *what, const char *name)
 {
 	int e = errno;
-	snprintf(m->err, sizeof m->err, "%s %s%s/%s: %s", what, m->path, SW_M_FOLD, name, strerror(e));
+	sw_err_msg(&m->err, "%s %s%s/%s: %s", what, m->path, SW_M_FOLD, name, strerror(e));
 	return sw_ex_errno(e);
 }
 
@@ -215,7 +216,7 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 		json_decref(h);
 		f->last[0] = 0;
 		if (code == EX_DATAERR) {
-			bad(f, piece, m->err);
+			bad(f, piece, m->err.msg);
 			code = 0;
 		}
 		return code;
@@ -238,7 +239,7 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 	}
 	if (!code && kind == SW_M_COUNTER) {
 		if (r->value < 0)
-			code = EX_DATAERR, snprintf(m->err, sizeof m->err, "negative increment");
+			code = EX_DATAERR, sw_err_msg(&m->err, "negative increment");
 		else
 			code = sw_m_counter_add(m, name, labels, r->value, r->t_ns, NULL);
 	} else if (!code && kind == SW_M_GAUGE) {
@@ -253,44 +254,11 @@ static int apply(struct fold *f, const char *piece, const struct sw_mrec *r)
 	}
 	free(labels);
 	if (code == EX_DATAERR) {
-		bad(f, piece, m->err);
+		bad(f, piece, m->err.msg);
 		f->last[0] = 0;
 		code = 0;
 	}
 	return code;
-}
-
-/* Reads the whole piece from fd into a malloc'd buffer. */
-static int read_all(struct fold *f, int fd, const char *piece, char **buf, size_t *len)
-{
-	size_t cap = 1 << 16, have = 0;
-	char *b = malloc(cap);
-	if (!b)
-		return oom(f->m);
-	for (;;) {
-		if (have == cap) {
-			char *nb = realloc(b, cap *= 2);
-			if (!nb) {
-				free(b);
-				return oom(f->m);
-			}
-			b = nb;
-		}
-		ssize_t n = read(fd, b + have, cap - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int code = ex_errno(f->m, "cannot read", piece);
-			free(b);
-			return code;
-		}
-		if (n == 0)
-			break;
-		have += (size_t)n;
-	}
-	*buf = b;
-	*len = have;
-	return 0;
 }
 
 static int fold_piece(struct fold *f, const char *piece)
@@ -306,7 +274,7 @@ static int fold_piece(struct fold *f, const char *piece)
 	/* waits for the writers that locked it before the rename */
 	if (sw_lock_fd(fd, LOCK_EX, LOCK_WAIT_NS) < 0) {
 		int code = errno == EWOULDBLOCK ? EX_TEMPFAIL : sw_ex_errno(errno);
-		snprintf(m->err, sizeof m->err, "cannot lock %s%s/%s: %s", m->path, SW_M_FOLD, piece,
+		sw_err_msg(&m->err, "cannot lock %s%s/%s: %s", m->path, SW_M_FOLD, piece,
 			 errno == EWOULDBLOCK ? "a writer held it for a minute" : strerror(errno));
 		close(fd);
 		return code;
@@ -318,7 +286,7 @@ static int fold_piece(struct fold *f, const char *piece)
 		return code;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		snprintf(m->err, sizeof m->err, "%s%s/%s: not a regular file", m->path, SW_M_FOLD, piece);
+		sw_err_msg(&m->err, "%s%s/%s: not a regular file", m->path, SW_M_FOLD, piece);
 		close(fd);
 		return EX_DATAERR;
 	}
@@ -330,7 +298,9 @@ static int fold_piece(struct fold *f, const char *piece)
 	}
 	char *buf = NULL;
 	size_t len = 0;
-	code = read_all(f, fd, piece, &buf, &len);
+	/* the whole piece, however long: what the writers appended is folded */
+	if (sw_read_fd(fd, &buf, &len, SIZE_MAX / 2) < 0)
+		code = errno == ENOMEM ? oom(m) : ex_errno(m, "cannot read", piece);
 	close(fd);   /* writers that find it now see it renamed and move on */
 	if (code)
 		return code;
@@ -392,7 +362,7 @@ int sw_m_fold(struct sw_mdb *m)
 	char jpath[PATH_MAX], fpath[PATH_MAX];
 	m->folded = m->fold_bad = 0;
 	if (!sw_m_path_of(jpath, m->path, SW_M_JOURNAL) || !sw_m_path_of(fpath, m->path, SW_M_FOLD)) {
-		snprintf(m->err, sizeof m->err, "%s: path too long", m->path);
+		sw_err_msg(&m->err, "%s: path too long", m->path);
 		return EX_USAGE;
 	}
 	struct fold f = {.m = m};

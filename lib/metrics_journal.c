@@ -119,9 +119,9 @@ const char *sw_m_record_parse(const char *line, size_t len, struct sw_mrec *r)
 
 /* ---- appending ---- */
 
-static int fail(int e, char *err, size_t errlen, const char *what, const char *path)
+static int fail(int e, struct sw_err *err, const char *what, const char *path)
 {
-	snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+	sw_err_msg(err, "%s %s: %s", what, path, strerror(e));
 	return sw_ex_errno(e);
 }
 
@@ -144,12 +144,12 @@ static void sync_parent(const char *path)
 }
 
 int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, bool *fold_due,
-		 char *err, size_t errlen)
+		 struct sw_err *err)
 {
 	char path[PATH_MAX];
 	*fold_due = false;
 	if (!sw_m_path_of(path, db, SW_M_JOURNAL)) {
-		snprintf(err, errlen, "%s: path too long", db);
+		sw_err_msg(err, "%s: path too long", db);
 		return EX_USAGE;
 	}
 	for (int tries = 0; tries < APPEND_TRIES; tries++) {
@@ -157,22 +157,22 @@ int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, 
 		 * and a shared one wants a descriptor open for reading */
 		int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0664);
 		if (fd < 0)
-			return fail(errno, err, errlen, "cannot open journal", path);
+			return fail(errno, err, "cannot open journal", path);
 		if (sw_lock_fd(fd, LOCK_SH, LOCK_WAIT_NS) < 0) {
 			int e = errno;
 			close(fd);
 			if (e == EWOULDBLOCK) {
-				snprintf(err, errlen, "%s: a fold held the journal for a minute, try again "
+				sw_err_msg(err, "%s: a fold held the journal for a minute, try again "
 					 "later", path);
 				return EX_TEMPFAIL;
 			}
-			return fail(e, err, errlen, "cannot lock journal", path);
+			return fail(e, err, "cannot lock journal", path);
 		}
 		struct stat fst, pst;
 		if (fstat(fd, &fst) < 0) {
 			int e = errno;
 			close(fd);
-			return fail(e, err, errlen, "cannot stat journal", path);
+			return fail(e, err, "cannot stat journal", path);
 		}
 		if (stat(path, &pst) < 0 || pst.st_ino != fst.st_ino || pst.st_dev != fst.st_dev) {
 			/* a folder renamed it away before we locked it: what we
@@ -190,13 +190,13 @@ int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, 
 		if (w < 0 || (size_t)w != len)
 			/* a torn record ends without its newline and is skipped
 			 * by the folder (see the header) */
-			return fail(e, err, errlen, "cannot write journal", path);
+			return fail(e, err, "cannot write journal", path);
 		if (sync == SW_SYNC_FULL && fst.st_size == 0)
 			sync_parent(path);   /* most likely a new journal: its name too */
 		*fold_due = fst.st_size >= SW_M_FOLD_BYTES;
 		return 0;
 	}
-	snprintf(err, errlen, "%s: renamed away %d times in a row", path, APPEND_TRIES);
+	sw_err_msg(err, "%s: renamed away %d times in a row", path, APPEND_TRIES);
 	return EX_SOFTWARE;
 }
 
@@ -234,21 +234,21 @@ bool sw_m_kind_parse(const char *t, enum sw_mkind *kind, double *b, size_t *nb)
 
 /* Checks what the registry says (have) against what is asked. */
 static int kind_check(const char *name, const char *have, enum sw_mkind kind, const double *want,
-		      size_t nwant, bool strict, double *b, size_t *nb, char *err, size_t errlen)
+		      size_t nwant, bool strict, double *b, size_t *nb, struct sw_err *err)
 {
 	enum sw_mkind hk;
 	double hb[SW_M_BUCKETS_MAX];
 	size_t hn;
 	if (!sw_m_kind_parse(have, &hk, hb, &hn)) {
-		snprintf(err, errlen, "%s: bad kinds registry entry '%.80s'", name, have);
+		sw_err_msg(err, "%s: bad kinds registry entry '%.80s'", name, have);
 		return EX_DATAERR;
 	}
 	if (hk != kind) {
-		snprintf(err, errlen, "%s is a %s, not a %s", name, sw_m_kind_name(hk), sw_m_kind_name(kind));
+		sw_err_msg(err, "%s is a %s, not a %s", name, sw_m_kind_name(hk), sw_m_kind_name(kind));
 		return EX_DATAERR;
 	}
 	if (kind == SW_M_HISTOGRAM && strict && want && !sw_m_same_bounds(want, nwant, hb, hn)) {
-		snprintf(err, errlen, "%s already has buckets %s", name, have + 10);
+		sw_err_msg(err, "%s already has buckets %s", name, have + 10);
 		return EX_DATAERR;
 	}
 	if (b) {
@@ -259,13 +259,12 @@ static int kind_check(const char *name, const char *have, enum sw_mkind kind, co
 }
 
 int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const double *want,
-		   size_t nwant, bool strict, enum sw_sync sync, double *b, size_t *nb, char *err,
-		   size_t errlen)
+		   size_t nwant, bool strict, enum sw_sync sync, double *b, size_t *nb, struct sw_err *err)
 {
 	char path[PATH_MAX], dir[PATH_MAX], have[SW_M_KIND_TARGET_MAX], mine[SW_M_KIND_TARGET_MAX];
 	if (!sw_m_path_of(dir, db, SW_M_KINDS) || snprintf(path, sizeof path, "%s/%s", dir, name) >=
 	    (int)sizeof path) {
-		snprintf(err, errlen, "%s: path too long", db);
+		sw_err_msg(err, "%s: path too long", db);
 		return EX_USAGE;
 	}
 	if (kind == SW_M_HISTOGRAM && !want) {
@@ -273,7 +272,7 @@ int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const 
 		nwant = sw_m_default_nbounds;
 	}
 	if (!sw_m_kind_target(kind, want, nwant, mine)) {
-		snprintf(err, errlen, "%s: bucket list too long", name);
+		sw_err_msg(err, "%s: bucket list too long", name);
 		return EX_DATAERR;
 	}
 	/* readlink first: after its first use a name costs one system call */
@@ -281,14 +280,14 @@ int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const 
 		ssize_t n = readlink(path, have, sizeof have - 1);
 		if (n >= 0) {
 			have[n] = 0;
-			return kind_check(name, have, kind, want, nwant, strict, b, nb, err, errlen);
+			return kind_check(name, have, kind, want, nwant, strict, b, nb, err);
 		}
 		if (errno == EINVAL) {
-			snprintf(err, errlen, "%s: not a symbolic link", path);
+			sw_err_msg(err, "%s: not a symbolic link", path);
 			return EX_DATAERR;
 		}
 		if (errno != ENOENT)
-			return fail(errno, err, errlen, "cannot read", path);
+			return fail(errno, err, "cannot read", path);
 		if (symlink(mine, path) == 0) {
 			if (sync == SW_SYNC_FULL) {
 				int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -297,13 +296,13 @@ int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const 
 					close(fd);
 				}
 			}
-			return kind_check(name, mine, kind, want, nwant, strict, b, nb, err, errlen);
+			return kind_check(name, mine, kind, want, nwant, strict, b, nb, err);
 		}
 		if (errno == ENOENT)
 			return SW_M_NOREG;
 		if (errno != EEXIST)   /* EEXIST: another writer was first; read its */
-			return fail(errno, err, errlen, "cannot register", path);
+			return fail(errno, err, "cannot register", path);
 	}
-	snprintf(err, errlen, "%s: kinds registry entry keeps vanishing", path);
+	sw_err_msg(err, "%s: kinds registry entry keeps vanishing", path);
 	return EX_SOFTWARE;
 }

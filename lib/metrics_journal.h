@@ -73,7 +73,7 @@ const char *sw_m_record_parse(const char *line, size_t len, struct sw_mrec *r);
  * SW_SYNC_FULL.  *fold_due says the journal has grown past
  * SW_M_FOLD_BYTES.  0 or a sysexits code with err. */
 int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, bool *fold_due,
-		 char *err, size_t errlen);
+		 struct sw_err *err);
 
 /* Makes sure name has kind in db's registry, registering it when new
  * (histograms with want, NULL meaning the default buckets; an existing
@@ -81,8 +81,7 @@ int sw_m_append(const char *db, const void *rec, size_t len, enum sw_sync sync, 
  * in b and nb when b is not NULL.  0, 65 on a conflict, SW_M_NOREG,
  * or another sysexits code, with err. */
 int sw_m_kind_claim(const char *db, const char *name, enum sw_mkind kind, const double *want,
-		   size_t nwant, bool strict, enum sw_sync sync, double *b, size_t *nb, char *err,
-		   size_t errlen);
+		   size_t nwant, bool strict, enum sw_sync sync, double *b, size_t *nb, struct sw_err *err);
 /* The registry's link target for kind (and bounds); false when too long. */
 bool sw_m_kind_target(enum sw_mkind kind, const double *b, size_t nb, char out[SW_M_KIND_TARGET_MAX]);
 /* Reads a link target back; false when it is none of ours. */

@@ -74,14 +74,14 @@ const char *sw_m_label_parse(char *s, struct sw_label *l)
 	return sw_m_label_problem(l);
 }
 
-char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t errlen)
+char *sw_m_labels_json(const struct sw_label *l, size_t n, struct sw_err *err)
 {
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (json_object_get(o, l[i].key)) {
-			snprintf(err, errlen, "label '%s' given twice", l[i].key);
+			sw_err_set(err, EX_DATAERR, "label '%s' given twice", l[i].key);
 			json_decref(o);
 			return NULL;
 		}
@@ -90,7 +90,7 @@ char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t err
 	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	if (!s)
-		snprintf(err, errlen, "out of memory");
+		sw_err_set(err, EX_SOFTWARE, "out of memory");
 	return s;
 }
 
@@ -235,14 +235,13 @@ bool sw_m_series_of(const char *name, char out[SW_M_NAME_MAX + 8])
 	return false;
 }
 
-int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind, char *err,
-		     size_t errlen)
+int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind, struct sw_err *err)
 {
 	const char *why = sw_m_name_problem(name);
 	const char *what = NULL;
 	if (why)
-		snprintf(err, errlen, "bad metric name '%.80s': %s", name, why);
-	else if (sw_m_reserved(name))
+		return sw_err_set(err, EX_DATAERR, "bad metric name '%.80s': %s", name, why);
+	if (sw_m_reserved(name))
 		what = "sw_queue_*, sw_agents*, sw_leases*, sw_limit_* and sw_breaker_* are export's "
 		       "workspace gauges, sw_span* ingest's span metrics";
 	else if (kind != SW_M_COUNTER && ends_with(name, "_total"))
@@ -252,16 +251,12 @@ int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkin
 					  ends_with(name, "_count")))
 		what = "_bucket, _sum and _count are the series of histograms";
 	if (what)
-		snprintf(err, errlen, "bad metric name '%s': %s", name, what);
-	if (why || what)
-		return EX_DATAERR;
+		return sw_err_set(err, EX_DATAERR, "bad metric name '%s': %s", name, what);
 	/* counters get "_total" (the OpenMetrics rule): inc x and inc x_total
 	 * are one counter */
 	bool total = kind == SW_M_COUNTER && !ends_with(name, "_total");
 	snprintf(out, SW_M_NAME_MAX + 8, "%s%s", name, total ? "_total" : "");
-	if (strlen(out) > SW_M_NAME_MAX) {
-		snprintf(err, errlen, "bad metric name '%.80s': over 200 bytes with _total", name);
-		return EX_DATAERR;
-	}
+	if (strlen(out) > SW_M_NAME_MAX)
+		return sw_err_set(err, EX_DATAERR, "bad metric name '%.80s': over 200 bytes with _total", name);
 	return 0;
 }

@@ -6,6 +6,7 @@
  * Every public function of the library starts with sw_m_. */
 #ifndef SW_METRICS_MODEL_H
 #define SW_METRICS_MODEL_H
+#include "err.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +43,7 @@ const char *sw_m_label_problem(const struct sw_label *l);
 const char *sw_m_label_parse(char *s, struct sw_label *l);
 /* Canonical label set: a compact JSON object with sorted keys (malloc'd);
  * NULL on duplicate keys (why in err). */
-char *sw_m_labels_json(const struct sw_label *l, size_t n, char *err, size_t errlen);
+char *sw_m_labels_json(const struct sw_label *l, size_t n, struct sw_err *err);
 
 /* Names user metrics may not take: the workspace gauges of export
  * (sw_queue_*, sw_agents*, sw_leases*, sw_limit_*, sw_breaker_*) and what
@@ -52,8 +53,7 @@ bool sw_m_reserved(const char *name);
  * reserved name, "_total" only on counters and added to them (the
  * OpenMetrics rule: inc x and inc x_total are one counter), no _bucket,
  * _sum or _count but on histograms' own series.  0, or 65 with err. */
-int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind, char *err,
-		     size_t errlen);
+int sw_m_metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind, struct sw_err *err);
 /* The histogram whose series name is (lat for lat_bucket, lat_sum and
  * lat_count) into out; false when name is no such name. */
 bool sw_m_series_of(const char *name, char out[SW_M_NAME_MAX + 8]);

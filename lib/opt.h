@@ -25,8 +25,6 @@ struct sw_common {
 	{"version", no_argument, 0, 'V'}
 #define SW_COMMON_SHORTOPTS "d:hV"
 
-/* Reports a getopt '?' or a stray argument: one line, exit 64. */
-_Noreturn void sw_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The long name of the option whose val is c in longopts, or NULL: for
  * errors about an option given to a verb it does not belong to. */
 const char *sw_opt_name(const struct option *longopts, int c);

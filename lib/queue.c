@@ -199,6 +199,15 @@ static int queue_create(struct sw_queue *q, int qsfd, const char *name)
 	return 0;
 }
 
+const char *sw_queue_env(bool *from_env)
+{
+	const char *env = getenv("SW_QUEUE");
+	bool set = env && *env;
+	if (from_env)
+		*from_env = set;
+	return set ? env : SW_QUEUE_DEFAULT;
+}
+
 int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, bool create)
 {
 	memset(q, 0, sizeof *q);

@@ -109,6 +109,11 @@ struct sw_queue_stats {
 				      * became claimable, 0 if none */
 };
 
+/* The queue of a command given no -q: SW_QUEUE when set and not empty
+ * (then *from_env, which may be NULL, is true), else SW_QUEUE_DEFAULT.
+ * The one place SW_QUEUE is read; the name is not checked here: each
+ * program refuses a bad one as it refuses a bad -q. */
+const char *sw_queue_env(bool *from_env);
 /* Opens queues/<name>; with create, makes it.  ENOENT-style absence gives
  * SW_EX_FALSE when !create. */
 int sw_queue_open(struct sw_queue *q, const struct sw_ws *ws, const char *name, bool create);
@@ -116,9 +121,9 @@ void sw_queue_close(struct sw_queue *q);
 
 /* Builds a validated item from spec (an object with payload and optional
  * id, priority, role, max_attempts, timeout, delay, after) and defaults.
- * NULL with the reason in err (exit 65 material). */
+ * NULL with the reason in err (code 65). */
 json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const char *queue,
-		    char *err, size_t errlen);
+		    struct sw_err *err);
 
 /* Adds items (built by sw_item_new) all-or-nothing as far as the disk
  * allows: on an I/O error what was added is taken back.  existed[i] is set

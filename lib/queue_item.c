@@ -38,14 +38,14 @@ static int spec_duration(const json_t *v, int64_t *ns)
 	return -1;
 }
 
-static json_t *after_list(const json_t *v, char *err, size_t errlen)
+static json_t *after_list(const json_t *v, struct sw_err *err)
 {
 	json_t *out = json_array();
 	if (json_is_string(v)) {
 		char *buf = strdup(json_string_value(v));
 		if (!clean_string(v) || !buf) {
 			free(buf);
-			snprintf(err, errlen, "after: want ids as strings, without NUL");
+			sw_err_set(err, EX_DATAERR, "after: want ids as strings, without NUL");
 			json_decref(out);
 			return NULL;
 		}
@@ -57,14 +57,14 @@ static json_t *after_list(const json_t *v, char *err, size_t errlen)
 		json_t *e;
 		json_array_foreach(v, i, e) {
 			if (!clean_string(e)) {
-				snprintf(err, errlen, "after: want ids as strings");
+				sw_err_set(err, EX_DATAERR, "after: want ids as strings");
 				json_decref(out);
 				return NULL;
 			}
 			json_array_append(out, e);
 		}
 	} else {
-		snprintf(err, errlen, "after: want an array of ids");
+		sw_err_set(err, EX_DATAERR, "after: want an array of ids");
 		json_decref(out);
 		return NULL;
 	}
@@ -73,7 +73,7 @@ static json_t *after_list(const json_t *v, char *err, size_t errlen)
 	json_array_foreach(out, i, e) {
 		const char *why = sw_name_problem(json_string_value(e));
 		if (why) {
-			snprintf(err, errlen, "bad id in after: %s", why);
+			sw_err_set(err, EX_DATAERR, "bad id in after: %s", why);
 			json_decref(out);
 			return NULL;
 		}
@@ -122,17 +122,17 @@ static bool known_key(const char *k)
 
 
 json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const char *queue,
-		    char *err, size_t errlen)
+		    struct sw_err *err)
 {
 	if (!json_is_object(spec)) {
-		snprintf(err, errlen, "an item must be a JSON object");
+		sw_err_set(err, EX_DATAERR, "an item must be a JSON object");
 		return NULL;
 	}
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)spec, k, v) {
 		if (!known_key(k)) {
-			snprintf(err, errlen, "unknown field '%.40s' (fields: id, payload, priority, role, "
+			sw_err_set(err, EX_DATAERR, "unknown field '%.40s' (fields: id, payload, priority, role, "
 				 "max_attempts, timeout, delay, after, on_dep_fail, key)", k);
 			return NULL;
 		}
@@ -142,11 +142,11 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	char ulid[SW_ULID_LEN + 1];
 	const char *id = d->id;
 	v = json_object_get(spec, "id");
-	if (v && !clean_string(v)) { snprintf(err, errlen, "id: want a string without NUL"); goto bad; }
+	if (v && !clean_string(v)) { sw_err_set(err, EX_DATAERR, "id: want a string without NUL"); goto bad; }
 	if (v) id = json_string_value(v);
 	if (id) {
 		const char *why = sw_name_problem(id);
-		if (why) { snprintf(err, errlen, "bad id: %s", why); goto bad; }
+		if (why) { sw_err_set(err, EX_DATAERR, "bad id: %s", why); goto bad; }
 		json_object_set_new(item, "given_id", json_true());
 	} else {
 		sw_ulid(ulid, now);
@@ -158,18 +158,18 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	json_int_t prio = d->priority;
 	v = json_object_get(spec, "priority");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > SW_PRIO_MAX)) {
-		snprintf(err, errlen, "priority: want an integer from 0 to 9"); goto bad;
+		sw_err_set(err, EX_DATAERR, "priority: want an integer from 0 to 9"); goto bad;
 	}
 	if (v) prio = json_integer_value(v);
 	json_object_set_new(item, "priority", json_integer(prio));
 
 	const char *role = d->role;
 	v = json_object_get(spec, "role");
-	if (v && !json_is_null(v) && !clean_string(v)) { snprintf(err, errlen, "role: want a string"); goto bad; }
+	if (v && !json_is_null(v) && !clean_string(v)) { sw_err_set(err, EX_DATAERR, "role: want a string"); goto bad; }
 	if (v) role = json_is_null(v) ? NULL : json_string_value(v);
 	if (role) {
 		const char *why = sw_name_problem(role);
-		if (why) { snprintf(err, errlen, "bad role: %s", why); goto bad; }
+		if (why) { sw_err_set(err, EX_DATAERR, "bad role: %s", why); goto bad; }
 		json_object_set_new(item, "role", json_string(role));
 	}
 
@@ -177,7 +177,7 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	json_t *key = v ? json_incref(v) : d->key ? json_string(d->key) : NULL;
 	if (key || d->key) {
 		const char *why = key_problem(key);
-		if (why) { json_decref(key); snprintf(err, errlen, "%s", why); goto bad; }
+		if (why) { json_decref(key); sw_err_set(err, EX_DATAERR, "%s", why); goto bad; }
 		json_object_set_new(item, "key", key);
 	}
 
@@ -188,28 +188,28 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 	json_int_t maxa = d->max_attempts;
 	v = json_object_get(spec, "max_attempts");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)) {
-		snprintf(err, errlen, "max_attempts: want an integer from 1 to 1000000"); goto bad;
+		sw_err_set(err, EX_DATAERR, "max_attempts: want an integer from 1 to 1000000"); goto bad;
 	}
 	if (v) maxa = json_integer_value(v);
 	json_object_set_new(item, "max_attempts", json_integer(maxa));
 
 	int64_t timeout = d->timeout_ns;
 	v = json_object_get(spec, "timeout");
-	if (v && spec_duration(v, &timeout) < 0) { snprintf(err, errlen, "timeout: want seconds or a duration"); goto bad; }
+	if (v && spec_duration(v, &timeout) < 0) { sw_err_set(err, EX_DATAERR, "timeout: want seconds or a duration"); goto bad; }
 	if (timeout < SW_NS_PER_SEC) timeout = SW_NS_PER_SEC;
 	json_object_set_new(item, "timeout", json_integer((timeout + SW_NS_PER_SEC - 1) / SW_NS_PER_SEC));
 
 	int64_t delay = d->delay_ns;
 	v = json_object_get(spec, "delay");
-	if (v && spec_duration(v, &delay) < 0) { snprintf(err, errlen, "delay: want seconds or a duration"); goto bad; }
+	if (v && spec_duration(v, &delay) < 0) { sw_err_set(err, EX_DATAERR, "delay: want seconds or a duration"); goto bad; }
 
 	v = json_object_get(spec, "after");
-	json_t *after = v ? after_list(v, err, errlen) : d->after ? json_incref(d->after) : NULL;
+	json_t *after = v ? after_list(v, err) : d->after ? json_incref(d->after) : NULL;
 	if (v && !after) goto bad;
 	int policy = d->on_dep_fail;
 	v = json_object_get(spec, "on_dep_fail");
 	if (v && (policy = sw_dep_fail_parse(json_string_value(v))) < 0) {
-		snprintf(err, errlen, "on_dep_fail: want dead, cancel or run");
+		sw_err_set(err, EX_DATAERR, "on_dep_fail: want dead, cancel or run");
 		json_decref(after);
 		goto bad;
 	}
@@ -227,7 +227,7 @@ json_t *sw_item_new(const json_t *spec, const struct sw_item_defaults *d, const 
 
 	size_t len = json_dumpb(item, NULL, 0, JSON_COMPACT), max = d->item_max ? d->item_max : SW_ITEM_MAX_DEFAULT;
 	if (len > max) {
-		snprintf(err, errlen, "item is %zu bytes, over the limit of %zu (SW_MAX_ITEM_BYTES)", len, max);
+		sw_err_set(err, EX_DATAERR, "item is %zu bytes, over the limit of %zu (SW_MAX_ITEM_BYTES)", len, max);
 		goto bad;
 	}
 	return item;

@@ -13,16 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, SW_RING_ERRLEN, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
 /* ---- what a spec names ---- */
 
 static bool is_path(const char *spec)
@@ -48,34 +38,34 @@ bool sw_nodes_need_ws(const char *spec)
 	return is_agents(spec) || !strncmp(spec, "@ring:", 6);
 }
 
-int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, char *err)
+int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, struct sw_err *err)
 {
 	const char *why;
 	*kind = SW_NODES_LIST;
 	if (!strncmp(spec, "@ring:", 6)) {
 		*kind = SW_NODES_RING;
 		if ((why = sw_name_problem(spec + 6)))
-			return fail(err, EX_DATAERR, "bad ring: %s", why);
+			return sw_err_set(err, EX_DATAERR, "bad ring: %s", why);
 	} else if (!strncmp(spec, "@list:", 6)) {
 		*kind = SW_NODES_LIST;
 	} else if (!strncmp(spec, "@file:", 6)) {
 		*kind = SW_NODES_FILE;
 		if (!spec[6])
-			return fail(err, EX_USAGE, "%s @file: names no file", what);
+			return sw_err_set(err, EX_USAGE, "%s @file: names no file", what);
 	} else if (is_agents(spec)) {
 		*kind = SW_NODES_AGENTS;
 		if (spec[7] == ':' && (why = sw_name_problem(spec + 8)))
-			return fail(err, EX_DATAERR, "bad role: %s", why);
+			return sw_err_set(err, EX_DATAERR, "bad role: %s", why);
 	} else if (spec[0] == '@') {
-		return fail(err, EX_USAGE, "%s %.60s: unknown node source (want a list, @list:LIST, a file "
+		return sw_err_set(err, EX_USAGE, "%s %.60s: unknown node source (want a list, @list:LIST, a file "
 			    "as ./PATH, /PATH or @file:PATH, @agents[:ROLE] or @ring:NAME)", what, spec);
 	} else if (is_path(spec)) {
 		*kind = SW_NODES_FILE;
 	} else if (strchr(spec, '/')) {
-		return fail(err, EX_USAGE, "%s %.60s: a node name holds no '/'; name a file as ./%.60s or "
+		return sw_err_set(err, EX_USAGE, "%s %.60s: a node name holds no '/'; name a file as ./%.60s or "
 			    "@file:%.60s", what, spec, spec, spec);
 	} else if (file_or_node(spec)) {
-		return fail(err, EX_USAGE, "%s %.60s: a file or one node? name a file as ./%.60s or "
+		return sw_err_set(err, EX_USAGE, "%s %.60s: a file or one node? name a file as ./%.60s or "
 			    "@file:%.60s, a node as @list:%.60s", what, spec, spec, spec, spec);
 	}
 	return 0;
@@ -133,21 +123,21 @@ static void agents_free(struct agents *a)
 
 /* The live agents (with the role), in name order, weight 1 each. */
 static int nodes_agents(struct sw_nodes *ns, const char *what, const char *spec,
-			const struct sw_ws *ws, char *err)
+			const struct sw_ws *ws, struct sw_err *err)
 {
 	struct agents a = { .role = spec[7] == ':' ? spec + 8 : NULL };
 	int code = 0;
 	if (sw_agent_each(ws, agent_one, &a) < 0)
-		code = fail(err, sw_ex_errno(errno), "%s %s: reading agents: %s", what, spec, strerror(errno));
+		code = sw_err_set(err, sw_ex_errno(errno), "%s %s: reading agents: %s", what, spec, strerror(errno));
 	else if (a.n == 0)
-		code = fail(err, EX_TEMPFAIL, "%s %s: no live agents%s%s", what, spec,
+		code = sw_err_set(err, EX_TEMPFAIL, "%s %s: no live agents%s%s", what, spec,
 			    a.role ? " with role " : "", a.role ? a.role : "");
 	if (a.n)
 		qsort(a.ids, a.n, sizeof *a.ids, cmp_strp);
-	char why[SW_RING_ERRLEN];
+	struct sw_err why;
 	for (size_t i = 0; !code && i < a.n; i++)
-		if ((code = sw_nodes_add(ns, a.ids[i], strlen(a.ids[i]), NULL, why, sizeof why)))
-			fail(err, code, "%s %s: %s", what, spec, why);
+		if ((code = sw_nodes_add(ns, a.ids[i], strlen(a.ids[i]), NULL, &why)))
+			sw_err_set(err, code, "%s %s: %s", what, spec, why.msg);
 	agents_free(&a);
 	return code;
 }
@@ -156,19 +146,19 @@ static int nodes_agents(struct sw_nodes *ns, const char *what, const char *spec,
 
 /* rings/ of the workspace, or -1: err set, or errno ENOENT alone when
  * there is none and create is false. */
-static int rings_dir(const struct sw_ws *ws, bool create, int *code, char *err)
+static int rings_dir(const struct sw_ws *ws, bool create, int *code, struct sw_err *err)
 {
 	int fd = sw_ws_dir(ws, SW_RING_DIR, create);
 	if (fd < 0 && !(errno == ENOENT && !create))
-		*code = fail(err, sw_ex_errno(errno), "%s/%s: %s", ws->path, SW_RING_DIR, strerror(errno));
+		*code = sw_err_set(err, sw_ex_errno(errno), "%s/%s: %s", ws->path, SW_RING_DIR, strerror(errno));
 	return fd;
 }
 
-static int ring_file(const char *name, char file[SW_NAME_MAX + 8], char *err)
+static int ring_file(const char *name, char file[SW_NAME_MAX + 8], struct sw_err *err)
 {
 	const char *why = sw_name_problem(name);
 	if (why)
-		return fail(err, EX_DATAERR, "bad ring: %s", why);
+		return sw_err_set(err, EX_DATAERR, "bad ring: %s", why);
 	snprintf(file, SW_NAME_MAX + 8, "%s.json", name);
 	return 0;
 }
@@ -176,18 +166,18 @@ static int ring_file(const char *name, char file[SW_NAME_MAX + 8], char *err)
 /* rings/ (in *fd) and the file name of an existing ring: 0, or 1 when
  * there is no rings directory, or another code. */
 static int ring_at(const struct sw_ws *ws, const char *name, char file[SW_NAME_MAX + 8], int *fd,
-		   char *err)
+		   struct sw_err *err)
 {
 	int code = ring_file(name, file, err);
 	if (code)
 		return code;
 	*fd = rings_dir(ws, false, &code, err);
 	if (*fd < 0)
-		return code ? code : fail(err, SW_EX_FALSE, "no ring '%s'", name);
+		return code ? code : sw_err_set(err, SW_EX_FALSE, "no ring '%s'", name);
 	return 0;
 }
 
-int sw_ring_read(const struct sw_ws *ws, const char *name, json_t **ring, char *err)
+int sw_ring_read(const struct sw_ws *ws, const char *name, json_t **ring, struct sw_err *err)
 {
 	char file[SW_NAME_MAX + 8];
 	int fd;
@@ -201,10 +191,10 @@ int sw_ring_read(const struct sw_ws *ws, const char *name, json_t **ring, char *
 	if (*ring)
 		return 0;
 	if (e == ENOENT)
-		return fail(err, SW_EX_FALSE, "no ring '%s'", name);
+		return sw_err_set(err, SW_EX_FALSE, "no ring '%s'", name);
 	if (e == EBADMSG)
-		return fail(err, EX_DATAERR, "ring %s: not valid JSON", name);
-	return fail(err, sw_ex_errno(e), "ring %s: %s", name, strerror(e));
+		return sw_err_set(err, EX_DATAERR, "ring %s: not valid JSON", name);
+	return sw_err_set(err, sw_ex_errno(e), "ring %s: %s", name, strerror(e));
 }
 
 static json_t *ring_json(const char *name, const struct sw_nodes *ns, const struct sw_ring_cfg *cfg,
@@ -226,26 +216,25 @@ static json_t *ring_json(const char *name, const struct sw_nodes *ns, const stru
 }
 
 int sw_ring_write(const struct sw_ws *ws, const char *name, const struct sw_nodes *ns,
-		  const struct sw_ring_cfg *cfg, int64_t now_ns, json_t **ring, char *err)
+		  const struct sw_ring_cfg *cfg, int64_t now_ns, json_t **ring, struct sw_err *err)
 {
 	char file[SW_NAME_MAX + 8];
 	struct sw_placer pl;
 	*ring = NULL;
 	int code = ring_file(name, file, err);
 	/* refuse settings no placement could use (jump with weights …) */
-	if (code || (code = sw_placer_init(&pl, ns, cfg->algo, cfg->vnodes, cfg->seed, 1, err,
-					   SW_RING_ERRLEN)))
+	if (code || (code = sw_placer_init(&pl, ns, cfg->algo, cfg->vnodes, cfg->seed, 1, err)))
 		return code;
 	sw_placer_free(&pl);
 	json_t *r = ring_json(name, ns, cfg, now_ns);
 	char *buf = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
 	if (!buf) {
 		json_decref(r);
-		return fail(err, EX_SOFTWARE, "out of memory");
+		return sw_err_set(err, EX_SOFTWARE, "out of memory");
 	}
 	int fd = rings_dir(ws, true, &code, err);
 	if (fd >= 0 && sw_replace(fd, file, buf, strlen(buf), ws->sync, true) < 0)
-		code = fail(err, sw_ex_errno(errno), "writing ring %s: %s", name, strerror(errno));
+		code = sw_err_set(err, sw_ex_errno(errno), "writing ring %s: %s", name, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	free(buf);
@@ -256,7 +245,7 @@ int sw_ring_write(const struct sw_ws *ws, const char *name, const struct sw_node
 	return code;
 }
 
-int sw_ring_delete(const struct sw_ws *ws, const char *name, char *err)
+int sw_ring_delete(const struct sw_ws *ws, const char *name, struct sw_err *err)
 {
 	char file[SW_NAME_MAX + 8];
 	int fd;
@@ -267,8 +256,8 @@ int sw_ring_delete(const struct sw_ws *ws, const char *name, char *err)
 		int e = errno;
 		close(fd);
 		if (e == ENOENT)
-			return fail(err, SW_EX_FALSE, "no ring '%s'", name);
-		return fail(err, sw_ex_errno(e), "ring %s: %s", name, strerror(e));
+			return sw_err_set(err, SW_EX_FALSE, "no ring '%s'", name);
+		return sw_err_set(err, sw_ex_errno(e), "ring %s: %s", name, strerror(e));
 	}
 	if (sw_sync_wanted(ws->sync, true))
 		sw_fsync_dir(fd);
@@ -278,20 +267,20 @@ int sw_ring_delete(const struct sw_ws *ws, const char *name, char *err)
 
 /* ---- @ring:NAME ---- */
 
-static int ring_nodes(struct sw_nodes *ns, const char *what, const char *name, json_t *r, char *err)
+static int ring_nodes(struct sw_nodes *ns, const char *what, const char *name, json_t *r, struct sw_err *err)
 {
 	size_t i;
 	json_t *n;
-	char why[SW_RING_ERRLEN];
+	struct sw_err why;
 	json_array_foreach(json_object_get(r, "nodes"), i, n) {
 		const char *nm = sw_json_str(n, "name");
 		json_t *w = json_object_get(n, "weight");
 		if (!nm)
-			return fail(err, EX_DATAERR, "%s @ring:%s: node %zu: no name", what, name, i + 1);
+			return sw_err_set(err, EX_DATAERR, "%s @ring:%s: node %zu: no name", what, name, i + 1);
 		int code = sw_nodes_add_weight(ns, nm, strlen(nm), json_is_number(w) ?
-					       json_number_value(w) : 1.0, why, sizeof why);
+					       json_number_value(w) : 1.0, &why);
 		if (code)
-			return fail(err, code, "%s @ring:%s: node %zu: %s", what, name, i + 1, why);
+			return sw_err_set(err, code, "%s @ring:%s: node %zu: %s", what, name, i + 1, why.msg);
 	}
 	return 0;
 }
@@ -299,12 +288,12 @@ static int ring_nodes(struct sw_nodes *ns, const char *what, const char *name, j
 /* The ring's settings where cfg has none yet; the first ring read sets
  * them, so a second (plan --to) may not differ. */
 static int ring_settings(struct sw_ring_cfg *cfg, const char *what, const char *name, json_t *r,
-			 char *err)
+			 struct sw_err *err)
 {
 	const char *algo = sw_json_str(r, "algo");
 	int a = sw_algo_parse(algo ? algo : "ring");
 	if (a < 0)
-		return fail(err, EX_DATAERR, "%s @ring:%s: unknown algo", what, name);
+		return sw_err_set(err, EX_DATAERR, "%s @ring:%s: unknown algo", what, name);
 	if (!cfg->algo_set)
 		cfg->algo = (enum sw_algo)a;
 	json_int_t v = sw_json_int(r, "vnodes", SW_SHARD_VNODES_DEFAULT);
@@ -317,12 +306,12 @@ static int ring_settings(struct sw_ring_cfg *cfg, const char *what, const char *
 }
 
 static int nodes_ring(struct sw_nodes *ns, const char *what, const char *name, const struct sw_ws *ws,
-		      struct sw_ring_cfg *cfg, char *err)
+		      struct sw_ring_cfg *cfg, struct sw_err *err)
 {
 	json_t *r;
 	int code = sw_ring_read(ws, name, &r, err);
 	if (code == SW_EX_FALSE)
-		return fail(err, code, "%s @ring:%s: no such ring", what, name);
+		return sw_err_set(err, code, "%s @ring:%s: no such ring", what, name);
 	if (code)
 		return code;
 	code = ring_nodes(ns, what, name, r, err);
@@ -337,30 +326,31 @@ static int nodes_ring(struct sw_nodes *ns, const char *what, const char *name, c
 /* A node file the user named: any kind of file (a pipe from <(...) too),
  * read up to SW_RING_FILE_MAX. */
 static int nodes_file(struct sw_nodes *ns, const char *what, const char *path, const char *spec,
-		      char *err)
+		      struct sw_err *err)
 {
-	char *text, why[SW_RING_ERRLEN];
+	char *text;
+	struct sw_err why;
 	size_t len;
 	int fd = (int)SW_NOINTR(open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC));
 	if (fd < 0)
-		return fail(err, errno == ENOENT ? EX_NOINPUT : sw_ex_errno(errno), "%s %s: %s", what, spec,
+		return sw_err_set(err, errno == ENOENT ? EX_NOINPUT : sw_ex_errno(errno), "%s %s: %s", what, spec,
 			    strerror(errno));
 	if (sw_read_fd(fd, &text, &len, SW_RING_FILE_MAX) < 0) {
 		int e = errno;
 		close(fd);
-		return fail(err, e == EFBIG ? EX_DATAERR : e == ENOMEM ? EX_SOFTWARE : EX_IOERR,
+		return sw_err_set(err, e == EFBIG ? EX_DATAERR : e == ENOMEM ? EX_SOFTWARE : EX_IOERR,
 			    "%s %s: %s", what, spec, e == EFBIG ? "over 64 MiB" : strerror(e));
 	}
 	close(fd);
-	int code = sw_nodes_parse_text(ns, text, len, why, sizeof why);
+	int code = sw_nodes_parse_text(ns, text, len, &why);
 	free(text);
-	return code ? fail(err, code, "%s %s: %s", what, spec, why) : 0;
+	return code ? sw_err_set(err, code, "%s %s: %s", what, spec, why.msg) : 0;
 }
 
 static int nodes_from(struct sw_nodes *ns, enum sw_nodes_kind kind, const char *what,
-		      const char *spec, const struct sw_ws *ws, struct sw_ring_cfg *cfg, char *err)
+		      const char *spec, const struct sw_ws *ws, struct sw_ring_cfg *cfg, struct sw_err *err)
 {
-	char why[SW_RING_ERRLEN];
+	struct sw_err why;
 	int code;
 	switch (kind) {
 	case SW_NODES_RING: return nodes_ring(ns, what, spec + 6, ws, cfg, err);
@@ -368,23 +358,23 @@ static int nodes_from(struct sw_nodes *ns, enum sw_nodes_kind kind, const char *
 	case SW_NODES_FILE:
 		return nodes_file(ns, what, spec[0] == '@' ? spec + 6 : spec, spec, err);
 	case SW_NODES_LIST:
-		code = sw_nodes_parse_list(ns, strncmp(spec, "@list:", 6) ? spec : spec + 6, why, sizeof why);
-		return code ? fail(err, code, "%s: %s", what, why) : 0;
+		code = sw_nodes_parse_list(ns, strncmp(spec, "@list:", 6) ? spec : spec + 6, &why);
+		return code ? sw_err_set(err, code, "%s: %s", what, why.msg) : 0;
 	}
-	return fail(err, EX_SOFTWARE, "unknown node source");
+	return sw_err_set(err, EX_SOFTWARE, "unknown node source");
 }
 
 int sw_nodes_load(struct sw_nodes *ns, const char *what, const char *spec, const struct sw_ws *ws,
-		  struct sw_ring_cfg *cfg, char *err)
+		  struct sw_ring_cfg *cfg, struct sw_err *err)
 {
 	enum sw_nodes_kind kind;
-	char why[SW_RING_ERRLEN];
+	struct sw_err why;
 	memset(ns, 0, sizeof *ns);
 	int code = sw_nodes_kind(what, spec, &kind, err);
 	if (!code)
 		code = nodes_from(ns, kind, what, spec, ws, cfg, err);
-	if (!code && (code = sw_nodes_check(ns, why, sizeof why)))
-		fail(err, code, "%s %s: %s", what, strchr(spec, ',') ? "list" : spec, why);
+	if (!code && (code = sw_nodes_check(ns, &why)))
+		sw_err_set(err, code, "%s %s: %s", what, strchr(spec, ',') ? "list" : spec, why.msg);
 	if (code)
 		sw_nodes_free(ns);
 	return code;

@@ -12,7 +12,7 @@
  * a value means never depends on the current directory.
  *
  * Functions return 0 or a sysexits code with a one-line reason in err
- * (SW_RING_ERRLEN bytes); they never exit. */
+ * (err.h); they never exit. */
 #ifndef SW_RING_H
 #define SW_RING_H
 #include "shard.h"
@@ -20,7 +20,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#define SW_RING_ERRLEN 512
 #define SW_RING_DIR "rings"
 /* The largest ring or node file read (a million nodes fit). */
 #define SW_RING_FILE_MAX (64 * 1024 * 1024)
@@ -40,7 +39,7 @@ enum sw_nodes_kind { SW_NODES_LIST, SW_NODES_FILE, SW_NODES_AGENTS, SW_NODES_RIN
  * @source, a '/' in what would be a list, one node with a '.' in its name
  * not given as @list:, "@file:" alone) or 65 (a bad
  * role or ring name).  what names the option in messages ("--nodes"). */
-int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, char *err);
+int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, struct sw_err *err);
 /* Whether spec's nodes come from the workspace (@agents, @ring:). */
 bool sw_nodes_need_ws(const char *spec);
 /* Loads the nodes spec names into ns (which it sets up) and checks them
@@ -49,16 +48,16 @@ bool sw_nodes_need_ws(const char *spec);
  * it set.  0, or 1 (no such ring), 64, 65, 66 (no such file), 69, 74, 75 (no
  * live agents) with err. */
 int sw_nodes_load(struct sw_nodes *ns, const char *what, const char *spec, const struct sw_ws *ws,
-		  struct sw_ring_cfg *cfg, char *err);
+		  struct sw_ring_cfg *cfg, struct sw_err *err);
 
 /* The ring called name as stored: 0 with *ring, 1 when there is none
  * (nor a rings directory), or another code. */
-int sw_ring_read(const struct sw_ws *ws, const char *name, json_t **ring, char *err);
+int sw_ring_read(const struct sw_ws *ws, const char *name, json_t **ring, struct sw_err *err);
 /* Stores ns and cfg as the ring called name (temp + rename), made at
  * now_ns; *ring gets what was stored.  The settings are checked first
  * (sw_placer_init), so no ring holds what no placement can use. */
 int sw_ring_write(const struct sw_ws *ws, const char *name, const struct sw_nodes *ns,
-		  const struct sw_ring_cfg *cfg, int64_t now_ns, json_t **ring, char *err);
+		  const struct sw_ring_cfg *cfg, int64_t now_ns, json_t **ring, struct sw_err *err);
 /* 0, or 1 when there is no such ring. */
-int sw_ring_delete(const struct sw_ws *ws, const char *name, char *err);
+int sw_ring_delete(const struct sw_ws *ws, const char *name, struct sw_err *err);
 #endif

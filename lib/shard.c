@@ -1,6 +1,7 @@
 #include "shard.h"
 #include "id.h"
 #include "num.h"
+#include "err.h"
 #include <stdarg.h>
 #include <sysexits.h>
 #include <ctype.h>
@@ -40,30 +41,19 @@ const char *sw_algo_name(enum sw_algo a) { return algo_names[a]; }
 
 /* ---- node lists ---- */
 
-/* Sets err and returns code: the one way this file reports a failure. */
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+static int oom(struct sw_err *err)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return code;
+	return sw_err_set(err, EX_SOFTWARE, "out of memory");
 }
 
-static int oom(char *err, size_t errlen)
-{
-	return fail(err, errlen, EX_SOFTWARE, "out of memory");
-}
-
-static int parse_weight(const char *s, double *w, char *err, size_t errlen)
+static int parse_weight(const char *s, double *w, struct sw_err *err)
 {
 	/* the number family's decimals: no "1e3", "inf", "0x1" or spaces */
 	if (sw_parse_real(s, 0, SW_SHARD_WEIGHT_MAX, w) == 0 && *w > 0)
 		return 0;
 	if (errno == EINVAL)
-		return fail(err, errlen, EX_DATAERR, "bad weight '%.40s': want a positive decimal number", s);
-	return fail(err, errlen, EX_DATAERR, "bad weight '%.40s': want a number above 0 and at most 1e6", s);
+		return sw_err_set(err, EX_DATAERR, "bad weight '%.40s': want a positive decimal number", s);
+	return sw_err_set(err, EX_DATAERR, "bad weight '%.40s': want a number above 0 and at most 1e6", s);
 }
 
 /* Why name (len bytes) cannot be a node, or NULL. */
@@ -80,26 +70,26 @@ static const char *node_name_problem(const char *name, size_t len)
 /* Adds name (len bytes) with the weight text wtext, or with w when wtext
  * is NULL; a bad name is reported before a bad weight. */
 static int add_node(struct sw_nodes *ns, const char *name, size_t len, const char *wtext, double w,
-		    char *err, size_t errlen)
+		    struct sw_err *err)
 {
 	if (len == 0)
-		return fail(err, errlen, EX_DATAERR, "empty node name");
+		return sw_err_set(err, EX_DATAERR, "empty node name");
 	if (len > SW_NAME_MAX)
-		return fail(err, errlen, EX_DATAERR, "node name '%.40s…' is over %d bytes", name, SW_NAME_MAX);
+		return sw_err_set(err, EX_DATAERR, "node name '%.40s…' is over %d bytes", name, SW_NAME_MAX);
 	char *copy = strndup(name, len);
 	if (!copy)
-		return oom(err, errlen);
+		return oom(err);
 	const char *why = node_name_problem(copy, len);
 	int code = 0;
 	if (why)
-		code = fail(err, errlen, EX_DATAERR, "bad node name '%.60s': %s", copy, why);
+		code = sw_err_set(err, EX_DATAERR, "bad node name '%.60s': %s", copy, why);
 	else if (wtext)
-		code = parse_weight(wtext, &w, err, errlen);
+		code = parse_weight(wtext, &w, err);
 	else if (!(w > 0 && w <= SW_SHARD_WEIGHT_MAX))
-		code = fail(err, errlen, EX_DATAERR, "bad weight of '%.60s': want a number above 0 and "
+		code = sw_err_set(err, EX_DATAERR, "bad weight of '%.60s': want a number above 0 and "
 			    "at most 1e6", copy);
 	if (!code && ns->n >= SW_SHARD_NODES_MAX)
-		code = fail(err, errlen, EX_DATAERR, "more than %d nodes", SW_SHARD_NODES_MAX);
+		code = sw_err_set(err, EX_DATAERR, "more than %d nodes", SW_SHARD_NODES_MAX);
 	if (!code && ns->n == ns->cap) {
 		size_t cap = ns->cap ? 2 * ns->cap : 16;
 		struct sw_node *v = realloc(ns->v, cap * sizeof *v);
@@ -107,7 +97,7 @@ static int add_node(struct sw_nodes *ns, const char *name, size_t len, const cha
 			ns->v = v;
 			ns->cap = cap;
 		} else {
-			code = oom(err, errlen);
+			code = oom(err);
 		}
 	}
 	if (code) {
@@ -124,44 +114,43 @@ static int add_node(struct sw_nodes *ns, const char *name, size_t len, const cha
 }
 
 int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
-		 char *err, size_t errlen)
+		 struct sw_err *err)
 {
-	return add_node(ns, name, len, weight, 1, err, errlen);
+	return add_node(ns, name, len, weight, 1, err);
 }
 
-int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, char *err,
-			size_t errlen)
+int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, struct sw_err *err)
 {
-	return add_node(ns, name, len, NULL, w, err, errlen);
+	return add_node(ns, name, len, NULL, w, err);
 }
 
 /* "name" or "name=weight" of len bytes */
-static int add_entry(struct sw_nodes *ns, const char *s, size_t len, char *err, size_t errlen)
+static int add_entry(struct sw_nodes *ns, const char *s, size_t len, struct sw_err *err)
 {
 	const char *eq = memchr(s, '=', len);
 	if (!eq)
-		return sw_nodes_add(ns, s, len, NULL, err, errlen);
+		return sw_nodes_add(ns, s, len, NULL, err);
 	char wbuf[64];
 	size_t wl = len - (size_t)(eq + 1 - s);
 	if (wl >= sizeof wbuf)
-		return fail(err, errlen, EX_DATAERR, "bad weight '%.40s': too long", eq + 1);
+		return sw_err_set(err, EX_DATAERR, "bad weight '%.40s': too long", eq + 1);
 	memcpy(wbuf, eq + 1, wl);
 	wbuf[wl] = 0;
-	return sw_nodes_add(ns, s, (size_t)(eq - s), wbuf, err, errlen);
+	return sw_nodes_add(ns, s, (size_t)(eq - s), wbuf, err);
 }
 
-int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen)
+int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, struct sw_err *err)
 {
 	const char *p = list;
 	if (!list[strspn(list, ", \t")])
-		return fail(err, errlen, EX_DATAERR, "empty node list");
+		return sw_err_set(err, EX_DATAERR, "empty node list");
 	for (;;) {
 		size_t len = strcspn(p, ",");
 		/* tolerate spaces around entries: "a, b=2" */
 		const char *s = p, *e = p + len;
 		while (s < e && isspace((unsigned char)*s)) s++;
 		while (e > s && isspace((unsigned char)e[-1])) e--;
-		int code = add_entry(ns, s, (size_t)(e - s), err, errlen);
+		int code = add_entry(ns, s, (size_t)(e - s), err);
 		if (code)
 			return code;
 		if (!p[len])
@@ -170,7 +159,7 @@ int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t
 	}
 }
 
-int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char *err, size_t errlen)
+int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, struct sw_err *err)
 {
 	const char *p = text, *end = text + len;
 	for (long line = 1; p < end; line++) {
@@ -182,27 +171,27 @@ int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char 
 		while (e > s && isspace((unsigned char)e[-1])) e--;
 		if (s == e || *s == '#')
 			continue;
-		char msg[400];
+		struct sw_err m;
 		int rc;
 		const char *ws = s;
 		while (ws < e && !isspace((unsigned char)*ws)) ws++;
 		if (ws == e) {
-			rc = add_entry(ns, s, (size_t)(e - s), msg, sizeof msg);
+			rc = add_entry(ns, s, (size_t)(e - s), &m);
 		} else {
 			const char *w = ws;
 			while (w < e && isspace((unsigned char)*w)) w++;
 			char wbuf[64];
 			size_t wl = (size_t)(e - w);
 			if (memchr(w, ' ', wl) || memchr(w, '\t', wl) || wl >= sizeof wbuf) {
-				rc = fail(msg, sizeof msg, EX_DATAERR, "want 'name' or 'name weight'");
+				rc = sw_err_set(&m, EX_DATAERR, "want 'name' or 'name weight'");
 			} else {
 				memcpy(wbuf, w, wl);
 				wbuf[wl] = 0;
-				rc = sw_nodes_add(ns, s, (size_t)(ws - s), wbuf, msg, sizeof msg);
+				rc = sw_nodes_add(ns, s, (size_t)(ws - s), wbuf, &m);
 			}
 		}
 		if (rc)
-			return fail(err, errlen, rc, "line %ld: %s", line, msg);
+			return sw_err_set(err, rc, "line %ld: %s", line, m.msg);
 	}
 	return 0;
 }
@@ -212,20 +201,20 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int sw_nodes_check(const struct sw_nodes *ns, char *err, size_t errlen)
+int sw_nodes_check(const struct sw_nodes *ns, struct sw_err *err)
 {
 	if (ns->n == 0)
-		return fail(err, errlen, EX_DATAERR, "empty node list");
+		return sw_err_set(err, EX_DATAERR, "empty node list");
 	const char **names = malloc(ns->n * sizeof *names);
 	if (!names)
-		return oom(err, errlen);
+		return oom(err);
 	for (size_t i = 0; i < ns->n; i++)
 		names[i] = ns->v[i].name;
 	qsort(names, ns->n, sizeof *names, cmp_str);   /* equal names side by side */
 	int rc = 0;
 	for (size_t i = 1; i < ns->n && !rc; i++)
 		if (!strcmp(names[i - 1], names[i]))
-			rc = fail(err, errlen, EX_DATAERR, "duplicate node name '%.60s'", names[i]);
+			rc = sw_err_set(err, EX_DATAERR, "duplicate node name '%.60s'", names[i]);
 	free(names);
 	return rc;
 }
@@ -285,14 +274,14 @@ static uint32_t find_sorted(const struct sw_nodes *to, const uint32_t *byname, c
 }
 
 int sw_plan_init(struct sw_plan *p, const struct sw_nodes *from, const struct sw_nodes *to,
-		 char *err, size_t errlen)
+		 struct sw_err *err)
 {
 	p->same = malloc((from->n ? from->n : 1) * sizeof *p->same);
 	uint32_t *byname = malloc((to->n ? to->n : 1) * sizeof *byname);
 	if (!p->same || !byname) {
 		free(byname);
 		sw_plan_free(p);
-		return oom(err, errlen);
+		return oom(err);
 	}
 	for (size_t i = 0; i < to->n; i++)
 		byname[i] = (uint32_t)i;
@@ -314,7 +303,7 @@ void sw_plan_free(struct sw_plan *p)
 
 /* rank[i]: position of node i in name order, so ties never depend on the
  * order nodes were listed in */
-static int make_rank(struct sw_placer *pl, char *err, size_t errlen)
+static int make_rank(struct sw_placer *pl)
 {
 	const struct sw_nodes *ns = pl->nodes;
 	uint32_t *order = malloc(ns->n * sizeof *order);
@@ -322,7 +311,6 @@ static int make_rank(struct sw_placer *pl, char *err, size_t errlen)
 	pl->byrank = NULL;
 	if (!order || !pl->rank) {
 		free(order);
-		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < ns->n; i++)
@@ -397,12 +385,11 @@ static void ring_tab(struct sw_placer *pl, size_t total)
 	}
 }
 
-static int ring_build_big(struct sw_placer *pl, size_t total, char *err, size_t errlen)
+static int ring_build_big(struct sw_placer *pl, size_t total)
 {
 	const struct sw_nodes *ns = pl->nodes;
 	struct hv *p = malloc(total * sizeof *p);
 	if (!p) {
-		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	size_t k = 0;
@@ -415,7 +402,6 @@ static int ring_build_big(struct sw_placer *pl, size_t total, char *err, size_t 
 	}
 	if (radix_sort(p, total) < 0) {
 		free(p);
-		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < total; i++) {
@@ -428,7 +414,7 @@ static int ring_build_big(struct sw_placer *pl, size_t total, char *err, size_t 
 	return 0;
 }
 
-static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
+static int ring_build(struct sw_placer *pl)
 {
 	const struct sw_nodes *ns = pl->nodes;
 	size_t total = 0;
@@ -448,11 +434,10 @@ static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
 	pl->pnode = malloc(total * sizeof *pl->pnode);
 	pl->tab = calloc(ntab + 1, sizeof *pl->tab);
 	if (!pl->pt || !pl->pnode || !pl->tab) {
-		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (total > RING_SMALL)
-		return ring_build_big(pl, total, err, errlen);
+		return ring_build_big(pl, total);
 	/* counting sort on the top bits (which also yields tab), then
 	 * insertion sort inside each bucket of a few points; points are
 	 * generated in name order and both sorts are stable, so equal hashes
@@ -496,54 +481,54 @@ static int ring_build(struct sw_placer *pl, char *err, size_t errlen)
 }
 
 /* The ring's points per node; 0, or 64 when there would be too many. */
-static int ring_points(struct sw_placer *pl, unsigned vnodes, char *err, size_t errlen)
+static int ring_points(struct sw_placer *pl, unsigned vnodes, struct sw_err *err)
 {
 	const struct sw_nodes *ns = pl->nodes;
 	if (vnodes == 0)
-		return fail(err, errlen, EX_USAGE, "vnodes must be at least 1");
+		return sw_err_set(err, EX_USAGE, "vnodes must be at least 1");
 	pl->nv = malloc(ns->n * sizeof *pl->nv);
 	if (!pl->nv)
-		return oom(err, errlen);
+		return oom(err);
 	size_t total = 0;
 	for (size_t i = 0; i < ns->n; i++) {
 		total += pl->nv[i] = (uint32_t)vnode_count(vnodes, ns->v[i].weight);
 		if (total > SW_SHARD_POINTS_MAX)
-			return fail(err, errlen, EX_USAGE, "ring would have over %u points: lower --vnodes "
+			return sw_err_set(err, EX_USAGE, "ring would have over %u points: lower --vnodes "
 				    "or the weights", SW_SHARD_POINTS_MAX);
 	}
 	return 0;
 }
 
-static int placer_setup(struct sw_placer *pl, unsigned vnodes, size_t nkeys, char *err, size_t errlen)
+static int placer_setup(struct sw_placer *pl, unsigned vnodes, size_t nkeys, struct sw_err *err)
 {
 	const struct sw_nodes *ns = pl->nodes;
 	if (ns->n == 0)
-		return fail(err, errlen, EX_DATAERR, "empty node list");
+		return sw_err_set(err, EX_DATAERR, "empty node list");
 	if (ns->weighted && (pl->algo == SW_ALGO_JUMP || pl->algo == SW_ALGO_MOD))
-		return fail(err, errlen, EX_USAGE, "%s cannot weigh nodes: use ring or rendezvous",
+		return sw_err_set(err, EX_USAGE, "%s cannot weigh nodes: use ring or rendezvous",
 			    sw_algo_name(pl->algo));
 	pl->nhash = malloc(ns->n * sizeof *pl->nhash);
-	if (make_rank(pl, err, errlen) < 0 || !pl->nhash)
-		return oom(err, errlen);
+	if (make_rank(pl) < 0 || !pl->nhash)
+		return oom(err);
 	for (size_t i = 0; i < ns->n; i++)
 		pl->nhash[i] = sw_xxh64(ns->v[i].name, strlen(ns->v[i].name), pl->seed);
 	if (pl->algo != SW_ALGO_RING)
 		return 0;
-	int code = ring_points(pl, vnodes, err, errlen);
+	int code = ring_points(pl, vnodes, err);
 	/* a few plain lookups cost less than sorting the ring: scan it */
-	if (!code && nkeys > SW_SHARD_SCAN_MAX && ring_build(pl, err, errlen) < 0)
-		code = oom(err, errlen);
+	if (!code && nkeys > SW_SHARD_SCAN_MAX && ring_build(pl) < 0)
+		code = oom(err);
 	return code;
 }
 
 int sw_placer_init(struct sw_placer *pl, const struct sw_nodes *ns, enum sw_algo algo,
-		   unsigned vnodes, uint64_t seed, size_t nkeys, char *err, size_t errlen)
+		   unsigned vnodes, uint64_t seed, size_t nkeys, struct sw_err *err)
 {
 	memset(pl, 0, sizeof *pl);
 	pl->algo = algo;
 	pl->seed = seed;
 	pl->nodes = ns;
-	int code = placer_setup(pl, vnodes, nkeys, err, errlen);
+	int code = placer_setup(pl, vnodes, nkeys, err);
 	if (code)
 		sw_placer_free(pl);
 	return code;

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "err.h"
 #include "hash.h"
 
 /* 2000 points per unit of weight keep max/mean near 1.06 over 100 nodes
@@ -67,17 +68,16 @@ struct sw_nodes {
  * sw name rule and hold no whitespace, ',' or '='; a weight is a decimal
  * number above 0 and at most 1e6 (num.h: no exponent, no "inf"), default 1. */
 int sw_nodes_add(struct sw_nodes *ns, const char *name, size_t len, const char *weight,
-		 char *err, size_t errlen);
+		 struct sw_err *err);
 /* The same with the weight as a number (a ring file's, already parsed). */
-int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, char *err,
-			size_t errlen);
+int sw_nodes_add_weight(struct sw_nodes *ns, const char *name, size_t len, double w, struct sw_err *err);
 /* "a,b=3,c" */
-int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, char *err, size_t errlen);
+int sw_nodes_parse_list(struct sw_nodes *ns, const char *list, struct sw_err *err);
 /* One node a line: "name", "name weight" or "name=weight"; blank lines and
  * lines starting with '#' are skipped.  Errors name the line. */
-int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, char *err, size_t errlen);
+int sw_nodes_parse_text(struct sw_nodes *ns, const char *text, size_t len, struct sw_err *err);
 /* After parsing: refuses an empty list and duplicate names. */
-int sw_nodes_check(const struct sw_nodes *ns, char *err, size_t errlen);
+int sw_nodes_check(const struct sw_nodes *ns, struct sw_err *err);
 void sw_nodes_free(struct sw_nodes *ns);
 /* Index of name, or -1. */
 long sw_nodes_find(const struct sw_nodes *ns, const char *name);
@@ -92,7 +92,7 @@ struct sw_plan {
 };
 /* 0, or 70 (out of memory) with err. */
 int sw_plan_init(struct sw_plan *p, const struct sw_nodes *from, const struct sw_nodes *to,
-		 char *err, size_t errlen);
+		 struct sw_err *err);
 static inline bool sw_plan_moves(const struct sw_plan *p, uint32_t from_node, uint32_t to_node)
 {
 	return p->same[from_node] != to_node;
@@ -124,7 +124,7 @@ struct sw_placer {
  * a ring for a handful is scanned per key rather than built and sorted,
  * with the same answers. */
 int sw_placer_init(struct sw_placer *pl, const struct sw_nodes *ns, enum sw_algo algo,
-		   unsigned vnodes, uint64_t seed, size_t nkeys, char *err, size_t errlen);
+		   unsigned vnodes, uint64_t seed, size_t nkeys, struct sw_err *err);
 void sw_placer_free(struct sw_placer *pl);
 
 static inline uint64_t sw_key_hash(const struct sw_placer *pl, const void *key, size_t len)

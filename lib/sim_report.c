@@ -206,7 +206,7 @@ static int list_queue(struct sim *s, long long *damaged)
 static int agent_line(const char *line, size_t n, void *arg)
 {
 	struct sim *s = arg;
-	json_t *j = sw_json_parse(line, n, NULL, 0);
+	json_t *j = sw_json_parse(line, n, NULL);
 	if (!j || json_object_get(j, "resourceSpans")) {
 		json_decref(j);
 		return 0;

@@ -274,7 +274,7 @@ static void add_done(struct sim *s, struct sim_child *c, int status)
 	char *save = NULL;
 	for (char *line = c->acclen ? strtok_r(c->acc, "\n", &save) : NULL; line;
 	     line = strtok_r(NULL, "\n", &save)) {
-		json_t *j = sw_json_parse(line, strlen(line), NULL, 0);
+		json_t *j = sw_json_parse(line, strlen(line), NULL);
 		const char *id = j ? sw_json_str(j, "id") : NULL;
 		int k = id ? sim_item_find(&s->book, id, true) : -1;
 		if (k >= 0 && !s->book.items[k].acked) {
@@ -616,7 +616,7 @@ static void stats_done(struct sim *s, struct sim_child *c, int status)
 {
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !c->acclen)
 		return;
-	json_t *j = sw_json_parse(c->acc, strcspn(c->acc, "\n"), NULL, 0);
+	json_t *j = sw_json_parse(c->acc, strcspn(c->acc, "\n"), NULL);
 	if (!j)
 		return;
 	struct sim_stats *st = &s->st;

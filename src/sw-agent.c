@@ -281,7 +281,8 @@ static int v_heartbeat(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	const char *id = o->arg;
-	sw_name_check("id", id);
+	if (sw_cmd_name(c, "id", id))
+		sw_die(EX_DATAERR, "%s", c->err);
 	sw_span_str(sp, "sw.agent.id", id);
 	if (sw_agent_heartbeat(ws, id) < 0) {
 		if (errno == ENOENT)
@@ -301,7 +302,8 @@ static int v_deregister(struct sw_cmd *c)
 	struct sw_ws *ws = &c->ws;
 	struct sw_span *sp = &c->sp;
 	const char *id = o->arg;
-	sw_name_check("id", id);
+	if (sw_cmd_name(c, "id", id))
+		sw_die(EX_DATAERR, "%s", c->err);
 	sw_span_str(sp, "sw.agent.id", id);
 	json_t *rec = sw_agent_get(ws, id);
 	if (sw_agent_remove(ws, id) < 0) {
@@ -708,8 +710,7 @@ int main(int argc, char **argv)
 {
 	std_fds();
 	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC, .steal_after_ns = -1 };
-	const char *q = getenv("SW_QUEUE");
-	o.queue = q && *q ? q : SW_QUEUE_DEFAULT;
+	o.queue = sw_queue_env(NULL);
 	int rc = sw_cmd_main(&prog, argc, argv, &o);
 	json_decref(o.labels);
 	return rc;

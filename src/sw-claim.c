@@ -247,16 +247,16 @@ static char *read_stdin(size_t *len, size_t item_max)
 	return buf;
 }
 
-static json_t *line_spec(const struct opts *o, const char *line, size_t len, char *err, size_t errlen)
+static json_t *line_spec(const struct opts *o, const char *line, size_t len, struct sw_err *err)
 {
 	if (o->lines) {
 		if (!sw_utf8_valid(line, len)) {
-			snprintf(err, errlen, "invalid UTF-8");
+			sw_err_set(err, EX_DATAERR, "invalid UTF-8");
 			return NULL;
 		}
 		return json_pack("{s:s%}", "payload", line, len);
 	}
-	return sw_json_parse(line, len, err, errlen);
+	return sw_json_parse(line, len, err);
 }
 
 /* Calls fn for each non-empty line; stops at the first non-zero. */
@@ -294,19 +294,14 @@ struct adder {
 
 static json_t *build_item(struct adder *a, const char *line, size_t n, size_t lineno)
 {
-	char err[300], why[400];
-	json_t *spec = line_spec(a->o, line, n, err, sizeof err);
-	json_t *item = NULL;
-	if (spec) {
-		item = sw_item_new(spec, &a->o->d, a->o->queue, why, sizeof why);
-		if (!item)
-			snprintf(err, sizeof err, "%s", why);
-	}
+	struct sw_err err;
+	json_t *spec = line_spec(a->o, line, n, &err);
+	json_t *item = spec ? sw_item_new(spec, &a->o->d, a->o->queue, &err) : NULL;
 	/* a line of plain text (`seq 10 | sw-claim add`) is the usual slip */
 	bool hint = !a->o->lines && (!spec || !json_is_object(spec));
 	json_decref(spec);
 	if (!item)
-		sw_die(EX_DATAERR, "line %zu: %s; nothing added%s", lineno, err,
+		sw_die(EX_DATAERR, "line %zu: %s; nothing added%s", lineno, err.msg,
 		       hint ? " (each line is an item object; --lines takes plain lines as payloads)" : "");
 	return item;
 }
@@ -390,17 +385,17 @@ static int add_line(const char *line, size_t n, size_t lineno, void *arg)
 static json_t *arg_item(const struct opts *o)
 {
 	const char *arg = o->arg;
-	char err[300];
-	json_t *payload = o->lines ? json_string(arg) : sw_json_parse(arg, strlen(arg), err, sizeof err);
+	struct sw_err err;
+	json_t *payload = o->lines ? json_string(arg) : sw_json_parse(arg, strlen(arg), &err);
 	if (!payload && o->lines)
 		sw_die(EX_DATAERR, "PAYLOAD is not valid UTF-8");
 	if (!payload)
-		sw_die(EX_DATAERR, "PAYLOAD is not JSON: %s (use --lines for a plain string)", err);
+		sw_die(EX_DATAERR, "PAYLOAD is not JSON: %s (use --lines for a plain string)", err.msg);
 	json_t *spec = json_pack("{s:o}", "payload", payload);
-	json_t *item = sw_item_new(spec, &o->d, o->queue, err, sizeof err);
+	json_t *item = sw_item_new(spec, &o->d, o->queue, &err);
 	json_decref(spec);
 	if (!item)
-		sw_die(EX_DATAERR, "%s; nothing added", err);
+		sw_die(EX_DATAERR, "%s; nothing added", err.msg);
 	return item;
 }
 
@@ -679,10 +674,10 @@ struct fin_line {
 
 /* One stdin line as a claim: 0, or 65 with why in err. */
 static int fin_parse(const struct opts *o, enum sw_fin_verb verb, const char *text, size_t len,
-		     struct fin_line *l, char *err, size_t errlen)
+		     struct fin_line *l, struct sw_err *err)
 {
 	*l = (struct fin_line){ .f = fin_defaults(o), .queue = o->queue };
-	if (!(l->line = sw_json_parse(text, len, err, errlen)))
+	if (!(l->line = sw_json_parse(text, len, err)))
 		return EX_DATAERR;
 	const char *id = sw_json_str(l->line, "id"), *q = sw_json_str(l->line, "queue");
 	json_t *tok = json_object_get(l->line, "token");
@@ -692,10 +687,8 @@ static int fin_parse(const struct opts *o, enum sw_fin_verb verb, const char *te
 	int64_t t = 0;
 	if (!why && !(sw_json_i64(tok, &t) && t > 0))
 		why = "no \"token\" (a positive integer)";
-	if (why) {
-		snprintf(err, errlen, "%s", why);
-		return EX_DATAERR;
-	}
+	if (why)
+		return sw_err_set(err, EX_DATAERR, "%s", why);
 	l->f.id = id;
 	l->f.token = (uint64_t)t;
 	if (q)
@@ -704,10 +697,8 @@ static int fin_parse(const struct opts *o, enum sw_fin_verb verb, const char *te
 	if (verb == SW_FIN_DONE && (v = json_object_get(l->line, "result")))
 		l->f.result = v;
 	if (verb == SW_FIN_FAIL && (v = json_object_get(l->line, "error"))) {
-		if (!json_is_string(v)) {
-			snprintf(err, errlen, "\"error\" is not a string");
-			return EX_DATAERR;
-		}
+		if (!json_is_string(v))
+			return sw_err_set(err, EX_DATAERR, "\"error\" is not a string");
 		l->f.error = json_string_value(v);
 	}
 	return 0;
@@ -798,13 +789,13 @@ struct fin_reader {
 static int fin_line(const char *line, size_t n, size_t lineno, void *arg)
 {
 	struct fin_reader *r = arg;
-	char err[300];
+	struct sw_err err;
 	struct fin_line *l = &r->l[r->n++];
-	int rc = fin_parse(r->c->opts, r->verb, line, n, l, err, sizeof err);
+	int rc = fin_parse(r->c->opts, r->verb, line, n, l, &err);
 	l->lineno = lineno;
 	r->lines++;
 	if (rc)
-		l->f.rc = sw_err_set(&l->f.err, rc, "line %zu: %s", lineno, err);
+		l->f.rc = sw_err_set(&l->f.err, rc, "line %zu: %s", lineno, err.msg);
 	if (r->n == CHUNK) {
 		r->rc = worse(r->rc, apply_chunk(r->c, r->verb, r->l, r->n, &r->failed));
 		r->n = 0;
@@ -1279,13 +1270,13 @@ static int parse_roles(struct sw_cmd *c, struct opts *o, char *arg)
 
 static int parse_after(struct sw_cmd *c, struct opts *o, const char *arg)
 {
-	char err[300];
+	struct sw_err err;
 	json_t *spec = json_pack("{s:s}", "after", arg);
 	json_t *item = sw_item_new(spec, &(struct sw_item_defaults){ .priority = 5, .max_attempts = 1 },
-				   "x", err, sizeof err);
+				   "x", &err);
 	json_decref(spec);
 	if (!item)
-		return sw_cmd_err(c, EX_DATAERR, "--after: %s", err);
+		return sw_cmd_err(c, EX_DATAERR, "--after: %s", err.msg);
 	json_decref(o->d.after);
 	o->d.after = json_incref(json_object_get(item, "after"));
 	json_decref(item);
@@ -1295,7 +1286,7 @@ static int parse_after(struct sw_cmd *c, struct opts *o, const char *arg)
 static int option(struct sw_cmd *c, int code, char *arg)
 {
 	struct opts *o = c->opts;
-	char err[300];
+	struct sw_err err;
 	int64_t v;
 	int rc = 0;
 	switch (code) {
@@ -1368,8 +1359,8 @@ static int option(struct sw_cmd *c, int code, char *arg)
 		return 0;
 	case O_RESULT:
 		json_decref(o->result);
-		o->result = sw_json_parse(arg, strlen(arg), err, sizeof err);
-		return o->result ? 0 : sw_cmd_err(c, EX_DATAERR, "--result is not JSON: %s", err);
+		o->result = sw_json_parse(arg, strlen(arg), &err);
+		return o->result ? 0 : sw_cmd_err(c, EX_DATAERR, "--result is not JSON: %s", err.msg);
 	case O_ERROR:
 		if (!sw_utf8_valid(arg, strlen(arg)))
 			return sw_cmd_err(c, EX_DATAERR, "--error is not valid UTF-8");
@@ -1465,12 +1456,11 @@ int main(int argc, char **argv)
 		.retry_ns = -1, .steal_after_ns = -1,
 	};
 	/* SW_QUEUE counts as -q: a flag's environment variable stands for it */
-	const char *envq = getenv("SW_QUEUE");
-	o.queue = envq && *envq ? envq : SW_QUEUE_DEFAULT;
-	o.queue_given = envq && *envq;
-	if (o.queue_given && sw_name_problem(envq)) {
+	o.queue = sw_queue_env(&o.queue_given);
+	const char *why = o.queue_given ? sw_name_problem(o.queue) : NULL;
+	if (why) {
 		sw_prog_set("sw-claim");
-		sw_name_check("queue name (SW_QUEUE)", envq);
+		sw_die(EX_DATAERR, "bad queue name (SW_QUEUE): %s", why);
 	}
 	int rc = sw_cmd_main(&prog, argc, argv, &o);
 	json_decref(o.result);

@@ -94,7 +94,7 @@ static void open_db(struct sw_mdb *m, const struct opts *o)
 {
 	int code = sw_m_open(m, o->db, o->sync, true);
 	if (code)
-		sw_die(code, "%s", m->err);
+		sw_die(code, "%s", m->err.msg);
 }
 
 /* A failure inside a transaction: rolled back, and the end. */
@@ -102,7 +102,7 @@ static void db_check(struct sw_mdb *m, int code)
 {
 	if (code) {
 		sw_m_rollback(m);
-		sw_die(code, "%s", m->err);
+		sw_die(code, "%s", m->err.msg);
 	}
 }
 
@@ -137,18 +137,18 @@ static double value_arg(const char *what, const char *s)
 
 static void metric_name(char out[SW_M_NAME_MAX + 8], const char *name, enum sw_mkind kind)
 {
-	char err[512];
-	int code = sw_m_metric_name(out, name, kind, err, sizeof err);
+	struct sw_err err;
+	int code = sw_m_metric_name(out, name, kind, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 }
 
 static char *labels_json(const struct opts *o)
 {
-	char err[256];
-	char *l = sw_m_labels_json(o->labels, o->nlabels, err, sizeof err);
+	struct sw_err err;
+	char *l = sw_m_labels_json(o->labels, o->nlabels, &err);
 	if (!l)
-		sw_die(EX_DATAERR, "bad labels: %s", err);
+		sw_die(EX_DATAERR, "bad labels: %s", err.msg);
 	return l;
 }
 
@@ -175,7 +175,8 @@ static void write_of(const struct opts *o, enum sw_mkind kind, struct sw_mwrite 
 static int verb_inc(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
-	char name[SW_M_NAME_MAX + 8], err[512];
+	char name[SW_M_NAME_MAX + 8];
+	struct sw_err err;
 	struct sw_mwrite w;
 	write_of(o, SW_M_COUNTER, &w, name);
 	w.value = o->nargs > 1 ? value_arg("increment", o->args[1]) : 1;
@@ -187,9 +188,9 @@ static int verb_inc(struct sw_cmd *c)
 	double total = 0;
 	/* --quiet: nothing to print, no need to know the total (the journal);
 	 * else fold, then add in the database */
-	int code = o->quiet ? sw_m_write(&w, err, sizeof err) : sw_m_write_total(&w, &total, err, sizeof err);
+	int code = o->quiet ? sw_m_write(&w, &err) : sw_m_write_total(&w, &total, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	print(o, json_pack("{s:s,s:o,s:o}", "name", name, "labels", labels_obj(labels),
 			   "value", num(total)));
 	free(labels);
@@ -200,16 +201,17 @@ static int verb_inc(struct sw_cmd *c)
 static int record_value(struct sw_cmd *c, enum sw_mkind kind)
 {
 	struct opts *o = c->opts;
-	char name[SW_M_NAME_MAX + 8], err[512];
+	char name[SW_M_NAME_MAX + 8];
+	struct sw_err err;
 	struct sw_mwrite w;
 	write_of(o, kind, &w, name);
 	w.value = value_arg("value", o->args[1]);
 	char *labels = labels_json(o);
 	w.labels = labels;
 	sw_span_str(&c->sp, "sw.metric", name);
-	int code = sw_m_write(&w, err, sizeof err);
+	int code = sw_m_write(&w, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	print(o, json_pack("{s:s,s:o,s:o}", "name", name, "labels", labels_obj(labels),
 			   "value", num(w.value)));
 	free(labels);
@@ -312,21 +314,22 @@ static void record_run(const struct opts *o, const char *name, int64_t ns, int s
 {
 	double secs = (double)ns / 1e9;
 	struct sw_label l[SW_M_LABELS_MAX];
-	char code[16], err[512];
+	char code[16];
+	struct sw_err err;
 	snprintf(code, sizeof code, "%d", status);
 	memcpy(l, o->labels, o->nlabels * sizeof *l);
 	l[o->nlabels] = (struct sw_label){ EXIT_LABEL, code };
-	char *labels = sw_m_labels_json(l, o->nlabels + 1, err, sizeof err);
+	char *labels = sw_m_labels_json(l, o->nlabels + 1, &err);
 	struct sw_mwrite w = {
 		.db = o->db, .sync = o->sync, .kind = SW_M_HISTOGRAM, .name = name, .labels = labels,
 		.help = o->describe, .value = secs, .bounds = o->has_bounds ? o->bounds : NULL,
 		.nbounds = o->nbounds,
 	};
-	int rc = labels ? sw_m_write(&w, err, sizeof err) : EX_SOFTWARE;
+	int rc = labels ? sw_m_write(&w, &err) : EX_SOFTWARE;
 	if (rc) {
 		char took[SW_DUR_LEN];
 		sw_fmt_duration(ns, took);   /* as every sw program prints one */
-		sw_warn("%s; this run (%s, exit %d) is not recorded", err, took, status);
+		sw_warn("%s; this run (%s, exit %d) is not recorded", err.msg, took, status);
 	}
 	free(labels);
 }
@@ -403,8 +406,8 @@ static const char *const status_names[3] = {"unset", "ok", "error"};
 static char *span_labels(const char *span, const char *service, const char *status)
 {
 	struct sw_label l[3] = {{"service", service}, {"span", span}, {"status", status}};
-	char err[128];
-	char *s = sw_m_labels_json(l, status ? 3 : 2, err, sizeof err);
+	struct sw_err err;
+	char *s = sw_m_labels_json(l, status ? 3 : 2, &err);
 	if (!s)
 		sw_die(EX_SOFTWARE, "out of memory");
 	return s;
@@ -689,17 +692,16 @@ static json_t *summary_json(const struct opts *o, const struct sw_msummary *s, i
 static int verb_summary(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
-	char err[512];
+	struct sw_err err;
 	const char *why = sw_m_name_problem(o->args[0]);
 	if (why)
 		sw_die(EX_DATAERR, "bad metric name '%.80s': %s", o->args[0], why);
 	sw_span_str(&c->sp, "sw.metric", o->args[0]);
 	struct sw_msummary s;
 	int64_t since = o->has_since ? sw_now_ns() - o->since_ns : INT64_MIN;
-	int code = sw_m_summarize(o->db, o->sync, o->args[0], o->labels, o->nlabels, since, &s, err,
-				  sizeof err);
+	int code = sw_m_summarize(o->db, o->sync, o->args[0], o->labels, o->nlabels, since, &s, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	json_t *j = summary_json(o, &s, since);
 	free(s.v);
 	print(o, j);
@@ -829,16 +831,16 @@ static int verb_export(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	struct exporter e = {.o = o, .json = o->json};
-	char err[512];
+	struct sw_err err;
 	sw_span_str(&c->sp, "sw.format", e.json ? "json" : "prom");
 	char *buf = NULL;
 	size_t len = 0;
 	if (!(e.f = open_memstream(&buf, &len)))
 		sw_die(EX_SOFTWARE, "out of memory");
 	e.w.f = e.f;
-	int code = sw_m_each_series(o->db, o->sync, export_series, &e, err, sizeof err);
+	int code = sw_m_each_series(o->db, o->sync, export_series, &e, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	char wsdir[PATH_MAX];
 	if (!o->no_ws && workspace_exists(o->dir, wsdir) && access(wsdir, R_OK | X_OK) < 0) {
 		/* the metrics are still worth exporting without the gauges */
@@ -860,11 +862,11 @@ static int verb_export(struct sw_cmd *c)
 static int verb_prune(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
-	char err[512];
+	struct sw_err err;
 	long long nobs, nseries;
-	int code = sw_m_prune_older(o->db, o->sync, o->older_ns, &nobs, &nseries, err, sizeof err);
+	int code = sw_m_prune_older(o->db, o->sync, o->older_ns, &nobs, &nseries, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	sw_span_int(&c->sp, "sw.pruned.observations", nobs);
 	print(o, json_pack("{s:I,s:I}", "observations", (json_int_t)nobs, "series",
 			   (json_int_t)nseries));

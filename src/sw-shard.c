@@ -370,12 +370,12 @@ struct placing {
 static void placer_init(struct sw_placer *pl, const struct sw_nodes *ns, const struct opts *o,
 			size_t nkeys)
 {
-	char err[512];
+	struct sw_err err;
 	const struct sw_ring_cfg *c = &o->cfg;
 	int code = sw_placer_init(pl, ns, c->algo, c->vnodes, c->seed, o->max_load > 0 ? SIZE_MAX : nkeys,
-				  err, sizeof err);
+				  &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 }
 
 static uint32_t *alloc_out(size_t n)
@@ -457,12 +457,12 @@ static void placing_free(struct placing *pg)
 static void load_nodes(struct sw_cmd *c, struct sw_nodes *ns, const char *what, const char *spec)
 {
 	struct opts *o = c->opts;
-	char err[SW_RING_ERRLEN];
+	struct sw_err err;
 	if (sw_nodes_need_ws(spec) && c->ws.fd < 0)
 		sw_cmd_open_ws(c, false);
-	int code = sw_nodes_load(ns, what, spec, &c->ws, &o->cfg, err);
+	int code = sw_nodes_load(ns, what, spec, &c->ws, &o->cfg, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 }
 
 static void span_placing(struct sw_span *sp, const struct opts *o, size_t nodes, size_t keys)
@@ -597,14 +597,14 @@ static int cmd_plan(struct sw_cmd *c)
 	struct opts *o = c->opts;
 	struct sw_nodes from, to;
 	struct out out;
-	char err[512];
+	struct sw_err err;
 	load_nodes(c, &from, "--from", o->from);
 	load_nodes(c, &to, "--to", o->to);
 	out_init(&out, 1 << 20, o->quiet);
 	struct planner pn = { .out = &out, .summary = o->summary };
-	int code = sw_plan_init(&pn.plan, &from, &to, err, sizeof err);
+	int code = sw_plan_init(&pn.plan, &from, &to, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	pn.qf = quoted_names(&from);
 	pn.qt = quoted_names(&to);
 	struct placing pg = { .o = o, .json = true, .out = &out, .ns = &from, .ns2 = &to };
@@ -707,13 +707,13 @@ static json_t *read_items(const struct opts *o)
 		if (blank == l)
 			continue;
 		json_t *it;
-		char err[256];
+		struct sw_err err;
 		if (o->lines) {
 			if (!sw_utf8_valid(p, l))
 				sw_die(EX_DATAERR, "line %zu: not valid UTF-8", in.lineno);
 			it = json_stringn(p, l);
-		} else if (!(it = sw_json_parse(p, l, err, sizeof err))) {
-			sw_die(EX_DATAERR, "line %zu: %s", in.lineno, err);
+		} else if (!(it = sw_json_parse(p, l, &err))) {
+			sw_die(EX_DATAERR, "line %zu: %s", in.lineno, err.msg);
 		}
 		if (!it || json_array_append_new(items, it) < 0)
 			sw_die(EX_SOFTWARE, "out of memory reading items");
@@ -840,10 +840,10 @@ static void enqueue(struct sw_cmd *c, json_t *recs, struct out *out)
 	if (!items || !existed)
 		sw_die(EX_SOFTWARE, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		char err[512];
-		items[i] = sw_item_new(json_array_get(recs, i), &d, o->queue, err, sizeof err);
+		struct sw_err err;
+		items[i] = sw_item_new(json_array_get(recs, i), &d, o->queue, &err);
 		if (!items[i])
-			sw_die(EX_DATAERR, "%s: %s", json_string_value(json_object_get(json_array_get(recs, i), "id")), err);
+			sw_die(EX_DATAERR, "%s: %s", json_string_value(json_object_get(json_array_get(recs, i), "id")), err.msg);
 	}
 	rc = sw_queue_add(&q, items, n, existed);
 	if (rc)
@@ -912,12 +912,12 @@ static void print_ring(const struct opts *o, json_t *r)
 static int ring_show(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
-	char err[SW_RING_ERRLEN];
+	struct sw_err err;
 	json_t *r;
 	sw_cmd_open_ws(c, false);
-	int code = sw_ring_read(&c->ws, o->name, &r, err);
+	int code = sw_ring_read(&c->ws, o->name, &r, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	print_ring(o, r);
 	return 0;
 }
@@ -925,11 +925,11 @@ static int ring_show(struct sw_cmd *c)
 static int ring_delete(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
-	char err[SW_RING_ERRLEN];
+	struct sw_err err;
 	sw_cmd_open_ws(c, false);
-	int code = sw_ring_delete(&c->ws, o->name, err);
+	int code = sw_ring_delete(&c->ws, o->name, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	return 0;
 }
 
@@ -942,14 +942,14 @@ static int cmd_ring(struct sw_cmd *c)
 	if (!o->nodes)
 		return ring_show(c);
 	struct sw_nodes ns;
-	char err[SW_RING_ERRLEN];
+	struct sw_err err;
 	json_t *r;
 	load_nodes(c, &ns, "--nodes", o->nodes);
 	if (c->ws.fd < 0)
 		sw_cmd_open_ws(c, true);
-	int code = sw_ring_write(&c->ws, o->name, &ns, &o->cfg, sw_now_ns(), &r, err);
+	int code = sw_ring_write(&c->ws, o->name, &ns, &o->cfg, sw_now_ns(), &r, &err);
 	if (code)
-		sw_die(code, "%s", err);
+		sw_die(code, "%s", err.msg);
 	print_ring(o, r);
 	sw_span_int(&c->sp, "sw.shard.nodes", (int64_t)ns.n);
 	sw_nodes_free(&ns);
@@ -981,10 +981,10 @@ static const struct sw_verb verbs[] = {
 static int nodes_option(struct sw_cmd *c, const char *what, char *arg, const char **to)
 {
 	enum sw_nodes_kind kind;
-	char err[SW_RING_ERRLEN];
-	int code = sw_nodes_kind(what, arg, &kind, err);
+	struct sw_err err;
+	int code = sw_nodes_kind(what, arg, &kind, &err);
 	if (code)
-		return sw_cmd_err(c, code, "%s", err);
+		return sw_cmd_err(c, code, "%s", err.msg);
 	*to = arg;
 	return 0;
 }
@@ -1104,8 +1104,7 @@ static int check(struct sw_cmd *c)
 		return sw_cmd_err(c, EX_USAGE, "-q QUEUE needs --enqueue");
 	if (o->enqueue && !o->queue) {
 		/* SW_QUEUE counts as -q, as for sw-claim */
-		const char *env = getenv("SW_QUEUE");
-		o->queue = env && *env ? env : SW_QUEUE_DEFAULT;
+		o->queue = sw_queue_env(NULL);
 		return sw_cmd_name(c, "queue (SW_QUEUE)", o->queue);
 	}
 	return 0;

@@ -40,26 +40,26 @@ static void check_item(const json_t *item)
 static bool one_line(const char *line, size_t len, void *arg)
 {
 	(void)arg;
-	char err[300], why[400];
+	struct sw_err err = {0}, why = {0};
 	if (!len)   /* add skips empty lines */
 		return true;
-	json_t *spec = sw_json_parse(line, len, err, sizeof err);
+	json_t *spec = sw_json_parse(line, len, &err);
 	if (spec) {
-		json_t *item = sw_item_new(spec, &defaults, SW_QUEUE_DEFAULT, why, sizeof why);
+		json_t *item = sw_item_new(spec, &defaults, SW_QUEUE_DEFAULT, &why);
 		if (item)
 			check_item(item);
 		else
-			fz_check(why[0]);
+			fz_check(why.msg[0] && why.code == 65);
 		json_decref(item);
 		json_decref(spec);
 	} else {
-		fz_check(err[0]);
+		fz_check(err.msg[0] && err.code == 65);
 	}
 	/* --lines: any valid UTF-8 line is a payload, and always an item */
 	if (sw_utf8_valid(line, len)) {
 		spec = json_pack("{s:s%}", "payload", line, len);
 		fz_check(spec);
-		json_t *item = sw_item_new(spec, &defaults, SW_QUEUE_DEFAULT, why, sizeof why);
+		json_t *item = sw_item_new(spec, &defaults, SW_QUEUE_DEFAULT, &why);
 		fz_check(item);
 		check_item(item);
 		json_decref(item);

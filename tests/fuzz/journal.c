@@ -16,7 +16,8 @@ static char *labels_of(const struct sw_mrec *r)
 	json_t *o = json_loadb(r->json, r->json_len, 0, NULL);
 	struct sw_label l[SW_M_LABELS_MAX];
 	size_t n = 0;
-	char *canon = NULL, err[128];
+	char *canon = NULL;
+	struct sw_err err;
 	if (!json_is_object(o) || json_object_size(o) > SW_M_LABELS_MAX)
 		goto out;
 	const char *k;
@@ -27,7 +28,7 @@ static char *labels_of(const struct sw_mrec *r)
 			goto out;
 		n++;
 	}
-	canon = sw_m_labels_json(l, n, err, sizeof err);
+	canon = sw_m_labels_json(l, n, &err);
 out:
 	json_decref(o);
 	return canon;

@@ -30,7 +30,8 @@ static void metric_name(char *s)
 	struct sw_label l;
 	if (!sw_m_label_parse(s, &l)) {   /* cuts s at its '=' */
 		fz_check(!sw_m_label_problem(&l) && *l.key && strlen(l.value) <= SW_M_LABEL_VALUE_MAX);
-		char err[128], *js = sw_m_labels_json(&l, 1, err, sizeof err);
+		struct sw_err err;
+		char *js = sw_m_labels_json(&l, 1, &err);
 		fz_check(js);
 		json_t *o = json_loads(js, 0, NULL);
 		fz_check(json_is_object(o) && json_object_size(o) == 1 &&

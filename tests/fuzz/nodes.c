@@ -22,17 +22,17 @@ static void check_list(const struct sw_nodes *ns)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[512];
+	struct sw_err err;
 	struct sw_nodes text = {0}, list = {0};
-	int rt = sw_nodes_parse_text(&text, (const char *)data, size, err, sizeof err);
+	int rt = sw_nodes_parse_text(&text, (const char *)data, size, &err);
 	check_list(&text);
 	if (rt == 0)
-		rt = sw_nodes_check(&text, err, sizeof err);
+		rt = sw_nodes_check(&text, &err);
 	char *s = fz_str(data, size);
-	int rl = sw_nodes_parse_list(&list, s, err, sizeof err);
+	int rl = sw_nodes_parse_list(&list, s, &err);
 	check_list(&list);
 	if (rl == 0)
-		rl = sw_nodes_check(&list, err, sizeof err);
+		rl = sw_nodes_check(&list, &err);
 	free(s);
 	if (rt == 0 && rl == 0) {
 		double moved = sw_nodes_ideal_moved(&text, &list);

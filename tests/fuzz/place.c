@@ -12,14 +12,14 @@
 
 static void place(const struct sw_nodes *ns, enum sw_algo algo, const uint64_t *h)
 {
-	char err[256];
+	struct sw_err err;
 	struct sw_placer scan, built;
 	uint32_t plain[NKEYS], bounded[NKEYS];
-	if (sw_placer_init(&scan, ns, algo, VNODES, 0, 1, err, sizeof err) != 0) {
+	if (sw_placer_init(&scan, ns, algo, VNODES, 0, 1, &err) != 0) {
 		fz_check(ns->weighted && (algo == SW_ALGO_JUMP || algo == SW_ALGO_MOD));
 		return;
 	}
-	fz_check(sw_placer_init(&built, ns, algo, VNODES, 0, SIZE_MAX, err, sizeof err) == 0);
+	fz_check(sw_placer_init(&built, ns, algo, VNODES, 0, SIZE_MAX, &err) == 0);
 	fz_check(sw_place_all(&built, h, NKEYS, 0, plain) == 0);
 	for (size_t k = 0; k < NKEYS; k++) {
 		uint32_t node = sw_place(&scan, h[k]);
@@ -37,10 +37,10 @@ static void place(const struct sw_nodes *ns, enum sw_algo algo, const uint64_t *
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[512];
+	struct sw_err err;
 	struct sw_nodes ns = {0};
-	if (sw_nodes_parse_text(&ns, (const char *)data, size, err, sizeof err) == 0 &&
-	    sw_nodes_check(&ns, err, sizeof err) == 0 && ns.n <= 64 && ns.total * VNODES <= 1024) {
+	if (sw_nodes_parse_text(&ns, (const char *)data, size, &err) == 0 &&
+	    sw_nodes_check(&ns, &err) == 0 && ns.n <= 64 && ns.total * VNODES <= 1024) {
 		uint64_t h[NKEYS];
 		for (uint64_t k = 0; k < NKEYS; k++)
 			h[k] = sw_xxh64(&k, sizeof k, 0);

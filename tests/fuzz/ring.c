@@ -21,14 +21,14 @@ static bool one_line(const char *err)
  * (or the settings are refused, as a --algo on the command line would be). */
 static void place(const struct sw_nodes *ns, const struct sw_ring_cfg *cfg)
 {
-	char err[SW_RING_ERRLEN];
+	struct sw_err err = {0};
 	struct sw_placer pl;
 	fz_check(cfg->algo_set && cfg->vnodes_set && cfg->seed_set);
 	fz_check(cfg->vnodes >= 1 && cfg->vnodes <= 1000000);
 	if ((cfg->algo == SW_ALGO_RING ? ns->total * cfg->vnodes : ns->total) > VNODES_CHEAP)
 		return;
-	if (sw_placer_init(&pl, ns, cfg->algo, cfg->vnodes, cfg->seed, 1, err, sizeof err) != 0) {
-		fz_check(one_line(err));
+	if (sw_placer_init(&pl, ns, cfg->algo, cfg->vnodes, cfg->seed, 1, &err) != 0) {
+		fz_check(one_line(err.msg));
 		return;
 	}
 	for (uint64_t k = 0; k < 8; k++)
@@ -38,18 +38,18 @@ static void place(const struct sw_nodes *ns, const struct sw_ring_cfg *cfg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[SW_RING_ERRLEN] = "";
+	struct sw_err err = {0};
 	scratch_open("ring", SW_RING_DIR);
 	scratch_put(data, size);
 	json_t *r;
-	int code = sw_ring_read(&ws, "fz", &r, err);
-	fz_check(code == 0 ? r != NULL : r == NULL && (code == 65 || code == 74) && one_line(err));
+	int code = sw_ring_read(&ws, "fz", &r, &err);
+	fz_check(code == 0 ? r != NULL : r == NULL && (code == 65 || code == 74) && one_line(err.msg));
 	json_decref(r);
 
 	struct sw_nodes ns = {0};
 	struct sw_ring_cfg cfg = { .algo = SW_ALGO_RING, .vnodes = SW_SHARD_VNODES_DEFAULT };
-	err[0] = 0;
-	code = sw_nodes_load(&ns, "--nodes", "@ring:fz", &ws, &cfg, err);
+	err.msg[0] = 0;
+	code = sw_nodes_load(&ns, "--nodes", "@ring:fz", &ws, &cfg, &err);
 	if (code == 0) {
 		fz_check(ns.n >= 1);
 		for (size_t i = 0; i < ns.n; i++)
@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 ns.v[i].weight > 0);
 		place(&ns, &cfg);
 	} else {
-		fz_check((code == 64 || code == 65 || code == 74) && one_line(err));
+		fz_check((code == 64 || code == 65 || code == 74) && one_line(err.msg));
 	}
 	sw_nodes_free(&ns);
 	return 0;

@@ -31,11 +31,11 @@ static void names(void)
 	ok(!sw_m_label_parse(kv, &l) && !strcmp(l.key, "k") && !strcmp(l.value, "v=w"),
 	   "key=value splits at the first =");
 	struct sw_label two[] = {{"b", "2"}, {"a", "1"}}, dup[] = {{"a", "1"}, {"a", "2"}};
-	char err[128];
-	char *j = sw_m_labels_json(two, 2, err, sizeof err);
+	struct sw_err err;
+	char *j = sw_m_labels_json(two, 2, &err);
 	ok(j && !strcmp(j, "{\"a\":\"1\",\"b\":\"2\"}"), "labels are canonical: sorted keys (%s)", j);
 	free(j);
-	ok(!sw_m_labels_json(dup, 2, err, sizeof err), "duplicate label key refused");
+	ok(!sw_m_labels_json(dup, 2, &err), "duplicate label key refused");
 }
 
 static void numbers(void)
@@ -50,13 +50,14 @@ static void numbers(void)
 	   sw_m_bounds_parse(" 1", b, &n) != NULL, "hex, exponents and spaces refused, as everywhere");
 	ok(!sw_m_bounds_read("1e-05,0.5", b, &n) && n == 2 && b[0] == 1e-05,
 	   "stored bounds (sw_m_fmt_double's) read back");
-	char mn[SW_M_NAME_MAX + 8], why[256];
-	ok(sw_m_metric_name(mn, "jobs", SW_M_COUNTER, why, sizeof why) == 0 && !strcmp(mn, "jobs_total") &&
-	   sw_m_metric_name(mn, "jobs_total", SW_M_COUNTER, why, sizeof why) == 0 &&
+	char mn[SW_M_NAME_MAX + 8];
+	struct sw_err why;
+	ok(sw_m_metric_name(mn, "jobs", SW_M_COUNTER, &why) == 0 && !strcmp(mn, "jobs_total") &&
+	   sw_m_metric_name(mn, "jobs_total", SW_M_COUNTER, &why) == 0 &&
 	   !strcmp(mn, "jobs_total"), "counters are stored with _total, once");
-	ok(sw_m_metric_name(mn, "lat_count", SW_M_GAUGE, why, sizeof why) == 65 &&
-	   sw_m_metric_name(mn, "x_total", SW_M_HISTOGRAM, why, sizeof why) == 65 &&
-	   sw_m_metric_name(mn, "sw_queue_x", SW_M_GAUGE, why, sizeof why) == 65,
+	ok(sw_m_metric_name(mn, "lat_count", SW_M_GAUGE, &why) == 65 &&
+	   sw_m_metric_name(mn, "x_total", SW_M_HISTOGRAM, &why) == 65 &&
+	   sw_m_metric_name(mn, "sw_queue_x", SW_M_GAUGE, &why) == 65,
 	   "histogram series, _total and reserved names refused (65)");
 	ok(sw_m_series_of("lat_count", mn) && !strcmp(mn, "lat") && sw_m_series_of("lat_bucket", mn) &&
 	   !strcmp(mn, "lat") && sw_m_series_of("a_sum", mn) && !strcmp(mn, "a") &&

@@ -14,14 +14,15 @@ static uint64_t *keys;          /* hashes of "key0" … "key999999", seed 0 */
 
 static void nodes_make(struct sw_nodes *ns, int n, const char *skip)
 {
-	char err[256], name[32];
+	struct sw_err err;
+	char name[32];
 	memset(ns, 0, sizeof *ns);
 	for (int i = 0; i < n; i++) {
 		int l = snprintf(name, sizeof name, "node%d", i);
 		if (skip && !strcmp(name, skip))
 			continue;
-		if (sw_nodes_add(ns, name, (size_t)l, NULL, err, sizeof err) != 0) {
-			printf("Bail out! %s\n", err);
+		if (sw_nodes_add(ns, name, (size_t)l, NULL, &err) != 0) {
+			printf("Bail out! %s\n", err.msg);
 			exit(1);
 		}
 	}
@@ -57,11 +58,11 @@ static uint32_t *place(const struct sw_nodes *ns, enum sw_algo algo, unsigned vn
 		if (cached_same(&cache[i], ns, algo, vnodes, load))
 			return cache[i].out;
 	struct sw_placer pl;
-	char err[256] = "";
+	struct sw_err err = {0};
 	uint32_t *out = malloc(NKEYS * sizeof *out);
-	if (!out || sw_placer_init(&pl, ns, algo, vnodes, 0, SIZE_MAX, err, sizeof err) != 0 ||
+	if (!out || sw_placer_init(&pl, ns, algo, vnodes, 0, SIZE_MAX, &err) != 0 ||
 	    sw_place_all(&pl, keys, NKEYS, load, out) < 0) {
-		printf("Bail out! placing: %s\n", err);
+		printf("Bail out! placing: %s\n", err.msg);
 		exit(1);
 	}
 	sw_placer_free(&pl);
@@ -72,7 +73,7 @@ static uint32_t *place(const struct sw_nodes *ns, enum sw_algo algo, unsigned vn
 	/* the cache keeps its own copy of the node list */
 	struct sw_nodes *copy = calloc(1, sizeof *copy);
 	for (size_t i = 0; i < ns->n; i++) {
-		sw_nodes_add(copy, ns->v[i].name, strlen(ns->v[i].name), NULL, err, sizeof err);
+		sw_nodes_add(copy, ns->v[i].name, strlen(ns->v[i].name), NULL, &err);
 		copy->v[i].weight = ns->v[i].weight;
 	}
 	cache[ncache++] = (struct cached){ copy, ns->n, algo, vnodes, load, out };
@@ -142,13 +143,13 @@ static void test_hash(void)
 static void test_nodes(void)
 {
 	struct sw_nodes ns = {0};
-	char err[256];
-	ok(sw_nodes_parse_list(&ns, "a, b=2,c=0.5", err, sizeof err) == 0 && ns.n == 3 &&
+	struct sw_err err;
+	ok(sw_nodes_parse_list(&ns, "a, b=2,c=0.5", &err) == 0 && ns.n == 3 &&
 	   ns.v[1].weight == 2 && ns.v[2].weight == 0.5 && ns.total == 3.5 && ns.weighted,
 	   "list with weights parses");
 	sw_nodes_free(&ns);
 	const char *text = "# nodes\nx 3\n\n  y\nz=2\n";
-	ok(sw_nodes_parse_text(&ns, text, strlen(text), err, sizeof err) == 0 && ns.n == 3 &&
+	ok(sw_nodes_parse_text(&ns, text, strlen(text), &err) == 0 && ns.n == 3 &&
 	   ns.v[0].weight == 3 && ns.v[1].weight == 1 && ns.v[2].weight == 2, "file form parses");
 	sw_nodes_free(&ns);
 	static const char *const bad[] = {
@@ -156,36 +157,36 @@ static void test_nodes(void)
 		"a b", "a/b", "..", "-a", "a,b=", "a=1e3", "a= 1", "a=+1",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-		int rc = sw_nodes_parse_list(&ns, bad[i], err, sizeof err);
-		ok(rc == 65 && err[0], "refused (65): '%s' (%s)", bad[i], rc ? err : "accepted");
+		int rc = sw_nodes_parse_list(&ns, bad[i], &err);
+		ok(rc == 65 && err.msg[0], "refused (65): '%s' (%s)", bad[i], rc ? err.msg : "accepted");
 		sw_nodes_free(&ns);
 	}
-	ok(sw_nodes_parse_list(&ns, "a,b,a", err, sizeof err) == 0 &&
-	   sw_nodes_check(&ns, err, sizeof err) == 65 && strstr(err, "duplicate"),
+	ok(sw_nodes_parse_list(&ns, "a,b,a", &err) == 0 &&
+	   sw_nodes_check(&ns, &err) == 65 && strstr(err.msg, "duplicate"),
 	   "duplicate names refused");
 	sw_nodes_free(&ns);
-	ok(sw_nodes_check(&ns, err, sizeof err) == 65 && strstr(err, "empty"), "empty list refused");
+	ok(sw_nodes_check(&ns, &err) == 65 && strstr(err.msg, "empty"), "empty list refused");
 	text = "a 1 2\n";
-	ok(sw_nodes_parse_text(&ns, text, strlen(text), err, sizeof err) == 65 && strstr(err, "line 1"),
+	ok(sw_nodes_parse_text(&ns, text, strlen(text), &err) == 65 && strstr(err.msg, "line 1"),
 	   "a file line with extra fields is refused with its number");
 	sw_nodes_free(&ns);
 
 	struct sw_placer pl;
-	ok(sw_nodes_parse_list(&ns, "a=1,b=2", err, sizeof err) == 0 &&
-	   sw_placer_init(&pl, &ns, SW_ALGO_JUMP, 0, 0, SIZE_MAX, err, sizeof err) == 64 &&
-	   sw_placer_init(&pl, &ns, SW_ALGO_MOD, 0, 0, SIZE_MAX, err, sizeof err) == 64,
+	ok(sw_nodes_parse_list(&ns, "a=1,b=2", &err) == 0 &&
+	   sw_placer_init(&pl, &ns, SW_ALGO_JUMP, 0, 0, SIZE_MAX, &err) == 64 &&
+	   sw_placer_init(&pl, &ns, SW_ALGO_MOD, 0, 0, SIZE_MAX, &err) == 64,
 	   "jump and mod refuse weights (64)");
 	struct sw_nodes f = {0}, t = {0};
 	struct sw_plan plan;
-	ok(sw_nodes_parse_list(&f, "a,b,c", err, sizeof err) == 0 &&
-	   sw_nodes_parse_list(&t, "c,a,d", err, sizeof err) == 0 &&
-	   sw_plan_init(&plan, &f, &t, err, sizeof err) == 0 && !sw_plan_moves(&plan, 0, 1) &&
+	ok(sw_nodes_parse_list(&f, "a,b,c", &err) == 0 &&
+	   sw_nodes_parse_list(&t, "c,a,d", &err) == 0 &&
+	   sw_plan_init(&plan, &f, &t, &err) == 0 && !sw_plan_moves(&plan, 0, 1) &&
 	   sw_plan_moves(&plan, 1, 0) && !sw_plan_moves(&plan, 2, 0) && sw_plan_moves(&plan, 0, 2),
 	   "plan: a key moves when its node's name changes, not its index");
 	sw_plan_free(&plan);
 	sw_nodes_free(&f);
 	sw_nodes_free(&t);
-	ok(sw_placer_init(&pl, &ns, SW_ALGO_RING, 1000000, 0, SIZE_MAX, err, sizeof err) == 0 &&
+	ok(sw_placer_init(&pl, &ns, SW_ALGO_RING, 1000000, 0, SIZE_MAX, &err) == 0 &&
 	   pl.npt == 3000000, "ring points follow vnodes × weight");
 	sw_placer_free(&pl);
 	sw_nodes_free(&ns);
@@ -264,9 +265,9 @@ static void test_balance(void)
 	}
 	sw_nodes_free(&ns);
 
-	char err[256];
+	struct sw_err err;
 	struct sw_nodes w = {0};
-	sw_nodes_parse_list(&w, "a=1,b=2,c=3", err, sizeof err);
+	sw_nodes_parse_list(&w, "a=1,b=2,c=3", &err);
 	static const enum sw_algo wa[] = { SW_ALGO_RING, SW_ALGO_RENDEZVOUS };
 	for (size_t i = 0; i < 2; i++) {
 		uint32_t *p = place(&w, wa[i], SW_SHARD_VNODES_DEFAULT, 0);
@@ -299,16 +300,16 @@ static void test_balance(void)
 static void test_order(void)
 {
 	struct sw_nodes a = {0}, b = {0};
-	char err[256];
-	sw_nodes_parse_list(&a, "n1,n2,n3,n4,n5", err, sizeof err);
-	sw_nodes_parse_list(&b, "n4,n2,n5,n1,n3", err, sizeof err);
+	struct sw_err err;
+	sw_nodes_parse_list(&a, "n1,n2,n3,n4,n5", &err);
+	sw_nodes_parse_list(&b, "n4,n2,n5,n1,n3", &err);
 	static const enum sw_algo al[] = { SW_ALGO_RING, SW_ALGO_RENDEZVOUS };
 	for (size_t i = 0; i < 2; i++) {
 		uint32_t *pa = place(&a, al[i], 100, 0), *pb = place(&b, al[i], 100, 0);
 		ok(moved(&a, pa, &b, pb) == 0, "%s: node order does not matter", sw_algo_name(al[i]));
 		}
 	struct sw_placer pl;
-	sw_placer_init(&pl, &a, SW_ALGO_RING, 10, 0, SIZE_MAX, err, sizeof err);
+	sw_placer_init(&pl, &a, SW_ALGO_RING, 10, 0, SIZE_MAX, &err);
 	enum { M = 10000 };
 	uint64_t h[M], r[M];
 	uint32_t o1[M], o2[M];
@@ -332,11 +333,11 @@ static void test_order(void)
 static void test_scan(void)
 {
 	struct sw_nodes ns = {0};
-	char err[256];
-	sw_nodes_parse_list(&ns, "a=1,b=2.5,c=0.3,d", err, sizeof err);
+	struct sw_err err;
+	sw_nodes_parse_list(&ns, "a=1,b=2.5,c=0.3,d", &err);
 	struct sw_placer built, scan;
-	int rc = sw_placer_init(&built, &ns, SW_ALGO_RING, 50, 0, SIZE_MAX, err, sizeof err) |
-		 sw_placer_init(&scan, &ns, SW_ALGO_RING, 50, 0, 1, err, sizeof err);
+	int rc = sw_placer_init(&built, &ns, SW_ALGO_RING, 50, 0, SIZE_MAX, &err) |
+		 sw_placer_init(&scan, &ns, SW_ALGO_RING, 50, 0, 1, &err);
 	size_t diff = 0;
 	for (size_t i = 0; i < 20000; i++)
 		diff += sw_place(&built, keys[i]) != sw_place(&scan, keys[i]);
@@ -349,8 +350,8 @@ static void test_scan(void)
 	sw_placer_free(&built);
 	sw_placer_free(&scan);
 	/* a big ring is sorted another way: same answers */
-	rc = sw_placer_init(&built, &ns, SW_ALGO_RING, 200000, 0, SIZE_MAX, err, sizeof err) |
-	     sw_placer_init(&scan, &ns, SW_ALGO_RING, 200000, 0, 1, err, sizeof err);
+	rc = sw_placer_init(&built, &ns, SW_ALGO_RING, 200000, 0, SIZE_MAX, &err) |
+	     sw_placer_init(&scan, &ns, SW_ALGO_RING, 200000, 0, 1, &err);
 	diff = 0;
 	for (size_t i = 0; i < 50; i++)
 		diff += sw_place(&built, keys[i]) != sw_place(&scan, keys[i]);
