@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <math.h>
 
-static const char *const states[] = { "pending", "claimed", "done", "dead", "cancelled", "all", "damaged" };
+static const char *const states[] = { "pending", "claimed", "done", "dead", "cancelled", "all", "damaged", "blocked" };
 
 /* A decimal token a parser took must be what strtoull reads. */
 static void check_token(const char *s, uint64_t v)
