@@ -14,8 +14,9 @@ int sw_cmd_err(struct sw_cmd *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	vsnprintf(c->err.msg, sizeof c->err.msg, fmt, ap);
 	va_end(ap);
+	c->err.code = code;
 	return code;
 }
 
@@ -337,9 +338,9 @@ int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts)
 		return fflush(stdout) == 0 ? 0 : EX_IOERR;
 	}
 	if (rc == EX_USAGE)
-		sw_die(rc, "%s (see %s --help)", c.err, p->name);
+		sw_die(rc, "%s (see %s --help)", c.err.msg, p->name);
 	if (rc)
-		sw_die(rc, "%s", c.err);
+		sw_die(rc, "%s", c.err.msg);
 	const struct sw_verb *v = c.verb;
 	if (v->flags & SW_CMD_WS)
 		sw_cmd_open_ws(&c, v->flags & SW_CMD_WS_CREATE);

@@ -68,7 +68,7 @@ struct sw_cmd {
 	void *opts;             /* the program's own options */
 	int argc;               /* the verb's argument vector, for options */
 	char **argv;            /* that look ahead (--wait DUR) */
-	char err[512];
+	struct sw_err err;      /* why the last sw_cmd_* check refused */
 };
 
 enum { SW_CMD_HELP = -1, SW_CMD_VERSION = -2 };

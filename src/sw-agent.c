@@ -282,7 +282,7 @@ static int v_heartbeat(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	const char *id = o->arg;
 	if (sw_cmd_name(c, "id", id))
-		sw_die(EX_DATAERR, "%s", c->err);
+		sw_die(EX_DATAERR, "%s", c->err.msg);
 	sw_span_str(sp, "sw.agent.id", id);
 	if (sw_agent_heartbeat(ws, id) < 0) {
 		if (errno == ENOENT)
@@ -303,7 +303,7 @@ static int v_deregister(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	const char *id = o->arg;
 	if (sw_cmd_name(c, "id", id))
-		sw_die(EX_DATAERR, "%s", c->err);
+		sw_die(EX_DATAERR, "%s", c->err.msg);
 	sw_span_str(sp, "sw.agent.id", id);
 	json_t *rec = sw_agent_get(ws, id);
 	if (sw_agent_remove(ws, id) < 0) {

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* an answer, or a refusal that names what is wrong, in one line once
 	 * sw_die has made it safe for a terminal (it may quote the input) */
 	char line[2048];
-	sw_sanitize(c.err, line, sizeof line);
+	sw_sanitize(c.err.msg, line, sizeof line);
 	fz_check(rc == 0 || rc == SW_CMD_HELP || rc == SW_CMD_VERSION ||
 		 ((rc == 64 || rc == 65) && line[0] && !strchr(line, '\n') && !strchr(line, '\033')));
 	if (rc == 0)
