@@ -36,6 +36,19 @@ walk_points() {
 	fi
 }
 
+# walk_calls LOG CALL...: the points of a walk, one CALL:N word each: every
+# CALL as often as the strace log LOG (trace_counts) saw it, sampled by
+# walk_points
+walk_calls() {
+	local log=$1 call k
+	shift
+	for call in "$@"; do
+		for k in $(walk_points "$(count_calls "$log" "$call")"); do
+			echo "$call:$k"
+		done
+	done
+}
+
 # stall_start CALL N OUT CMD...: runs CMD in the background under strace,
 # stopped right after its Nth CALL; returns once it is stopped (its pid
 # in STALLED) or has exited (STALLED empty).  Its output goes to OUT.out,

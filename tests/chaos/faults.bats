@@ -48,25 +48,23 @@ check_clean() {
 fault_walk() {
 	local verify=$1
 	shift
-	local log=$BATS_TEST_TMPDIR/trace call n k e cases=0 rc i=0
+	local log=$BATS_TEST_TMPDIR/trace point call k e cases=0 rc i=0
 	[ -e "$BATS_TEST_TMPDIR/snap.q" ] || snapshot q make_queue
 	prepare
 	trace_counts "$log" sw-claim "${@//@TOK@/$TOK}" <"${STDIN:-/dev/null}"
-	for call in $FAULT_CALLS; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
-			prepare
-			rc=0
-			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
-				sw-claim "${@//@TOK@/$TOK}" <"${STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/out" \
-				2>"$BATS_TEST_TMPDIR/err" || rc=$?
-			if ! $verify "$rc" "$e" || ! ${CHECK:-check_clean}; then
-				echo "with $call #$k failing ($e): sw-claim $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err")"
-				return 1
-			fi
-			cases=$((cases + 1))
-		done
+	for point in $(walk_calls "$log" $FAULT_CALLS); do
+		call=${point%:*} k=${point#*:}
+		e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
+		prepare
+		rc=0
+		strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
+			sw-claim "${@//@TOK@/$TOK}" <"${STDIN:-/dev/null}" >"$BATS_TEST_TMPDIR/out" \
+			2>"$BATS_TEST_TMPDIR/err" || rc=$?
+		if ! $verify "$rc" "$e" || ! ${CHECK:-check_clean}; then
+			echo "with $call #$k failing ($e): sw-claim $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err")"
+			return 1
+		fi
+		cases=$((cases + 1))
 	done
 	echo "# $cases fault points" >&3
 	[ "$cases" -gt 5 ]
@@ -157,28 +155,26 @@ make_lease() {
 lease_walk() { # verify args…
 	local verify=$1
 	shift
-	local log=$BATS_TEST_TMPDIR/trace call n k e cases=0 rc i=0
+	local log=$BATS_TEST_TMPDIR/trace point call k e cases=0 rc i=0
 	snapshot lease make_lease
 	restore lease
 	trace_counts "$log" ${AS:-} sw-lease "${@//@TOK@/$TOK}"
-	for call in $FAULT_CALLS; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
-			restore lease
-			rc=0
-			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
-				${AS:-} sw-lease "${@//@TOK@/$TOK}" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
-			if [ "$e" = EINTR ] && [ "$rc" != 0 ]; then
-				echo "EINTR was reported, not retried: $(cat "$BATS_TEST_TMPDIR/err")"; return 1
-			fi
-			case "$rc" in 0|1|69|73|74|75) ;; *) echo "undocumented exit $rc"; return 1 ;; esac
-			if ! $verify "$rc" || ! sw-lease show job >/dev/null 2>"$BATS_TEST_TMPDIR/show.err"; then
-				echo "with $call #$k failing ($e): sw-lease $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err") $(cat "$BATS_TEST_TMPDIR/show.err")"
-				return 1
-			fi
-			cases=$((cases + 1))
-		done
+	for point in $(walk_calls "$log" $FAULT_CALLS); do
+		call=${point%:*} k=${point#*:}
+		e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
+		restore lease
+		rc=0
+		strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
+			${AS:-} sw-lease "${@//@TOK@/$TOK}" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+		if [ "$e" = EINTR ] && [ "$rc" != 0 ]; then
+			echo "EINTR was reported, not retried: $(cat "$BATS_TEST_TMPDIR/err")"; return 1
+		fi
+		case "$rc" in 0|1|69|73|74|75) ;; *) echo "undocumented exit $rc"; return 1 ;; esac
+		if ! $verify "$rc" || ! sw-lease show job >/dev/null 2>"$BATS_TEST_TMPDIR/show.err"; then
+			echo "with $call #$k failing ($e): sw-lease $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err") $(cat "$BATS_TEST_TMPDIR/show.err")"
+			return 1
+		fi
+		cases=$((cases + 1))
 	done
 	echo "# $cases fault points" >&3
 	[ "$cases" -gt 5 ]
@@ -215,37 +211,35 @@ make_agent_queue() {
 }
 
 @test "sw-agent run with an I/O fault at any step: a documented exit, nothing lost, nothing done twice" {
-	local log=$BATS_TEST_TMPDIR/trace call n k e cases=0 rc i=0
+	local log=$BATS_TEST_TMPDIR/trace point call k e cases=0 rc i=0
 	snapshot agent make_agent_queue
 	restore agent
 	# -f: the work is done by the guardian's child (and the command, whose
 	# own failures are failed items, a case like any other)
 	strace -f -qq -o "$log" sw-agent run --max-items 2 --idle-exit 0 -- cat >/dev/null 2>&1 || true
-	for call in $FAULT_CALLS; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
-			restore agent
-			rc=0
-			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
-				sw-agent run --max-items 2 --idle-exit 0 -- cat \
-				>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
-			case "$rc" in 0|69|70|73|74|75) ;; *) echo "undocumented exit $rc"; return 1 ;; esac
-			if [ "$e" = EINTR ] && [ "$rc" != 0 ]; then
-				echo "EINTR was reported, not retried: $(cat "$BATS_TEST_TMPDIR/err")"; return 1
-			fi
-			# what the agent reported done is done, once; the rest is still there
-			SW_CLOCK_OFFSET=1h sw-claim reap >/dev/null 2>&1 || true
-			local id
-			for id in a b; do
-				[ "$(count_places "$id")" = "$id 1" ] || { echo "with $call #$k ($e): $id is in: $(places "$id")"; return 1; }
-			done
-			for id in $(jq -r 'select(.state == "done") | .id' "$BATS_TEST_TMPDIR/out" 2>/dev/null); do
-				[ "$(sw-claim show "$id" | jq -r .state)" = done ] ||
-					{ echo "with $call #$k ($e): $id reported done, is not"; return 1; }
-			done
-			cases=$((cases + 1))
+	for point in $(walk_calls "$log" $FAULT_CALLS); do
+		call=${point%:*} k=${point#*:}
+		e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
+		restore agent
+		rc=0
+		strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" \
+			sw-agent run --max-items 2 --idle-exit 0 -- cat \
+			>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+		case "$rc" in 0|69|70|73|74|75) ;; *) echo "undocumented exit $rc"; return 1 ;; esac
+		if [ "$e" = EINTR ] && [ "$rc" != 0 ]; then
+			echo "EINTR was reported, not retried: $(cat "$BATS_TEST_TMPDIR/err")"; return 1
+		fi
+		# what the agent reported done is done, once; the rest is still there
+		SW_CLOCK_OFFSET=1h sw-claim reap >/dev/null 2>&1 || true
+		local id
+		for id in a b; do
+			[ "$(count_places "$id")" = "$id 1" ] || { echo "with $call #$k ($e): $id is in: $(places "$id")"; return 1; }
 		done
+		for id in $(jq -r 'select(.state == "done") | .id' "$BATS_TEST_TMPDIR/out" 2>/dev/null); do
+			[ "$(sw-claim show "$id" | jq -r .state)" = done ] ||
+				{ echo "with $call #$k ($e): $id reported done, is not"; return 1; }
+		done
+		cases=$((cases + 1))
 	done
 	echo "# $cases fault points" >&3
 	[ "$cases" -gt 5 ]
@@ -263,25 +257,23 @@ make_agent_queue() {
 chain_walk() {
 	local snap=$1 prep=$2 verify=$3
 	shift 3
-	local log=$BATS_TEST_TMPDIR/trace call n k e cases=0 rc i=0
+	local log=$BATS_TEST_TMPDIR/trace point call k e cases=0 rc i=0
 	[ -e "$BATS_TEST_TMPDIR/snap.$snap" ] || snapshot "$snap" "$prep"
 	restore "$snap"
 	trace_counts "$log" "$@"
-	for call in $FAULT_CALLS; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
-			restore "$snap"
-			[ -z "${RAN:-}" ] || rm -f "$RAN"
-			rc=0
-			strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" "$@" \
-				>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
-			local what="with $call #$k failing ($e): $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err")"
-			[ "$e" != EINTR ] || [ "$rc" = 0 ] || { echo "EINTR was reported, not retried: $what"; return 1; }
-			[[ " ${CODES:-0 69 73 74} " == *" $rc "* ]] || { echo "undocumented exit: $what"; return 1; }
-			$verify "$rc" || { echo "$what"; return 1; }
-			cases=$((cases + 1))
-		done
+	for point in $(walk_calls "$log" $FAULT_CALLS); do
+		call=${point%:*} k=${point#*:}
+		e=${ERRNOS[i++ % ${#ERRNOS[@]}]}
+		restore "$snap"
+		[ -z "${RAN:-}" ] || rm -f "$RAN"
+		rc=0
+		strace -f -qq -o /dev/null -e inject="$call":error="$e":when="$k" "$@" \
+			>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+		local what="with $call #$k failing ($e): $* exited $rc: $(cat "$BATS_TEST_TMPDIR/err")"
+		[ "$e" != EINTR ] || [ "$rc" = 0 ] || { echo "EINTR was reported, not retried: $what"; return 1; }
+		[[ " ${CODES:-0 69 73 74} " == *" $rc "* ]] || { echo "undocumented exit: $what"; return 1; }
+		$verify "$rc" || { echo "$what"; return 1; }
+		cases=$((cases + 1))
 	done
 	echo "# $cases fault points" >&3
 	[ "$cases" -gt 5 ]
@@ -461,27 +453,25 @@ agent_reaped_ok() {
 	snapshot q make_queue
 	restore q
 	# the 20th item cannot be placed: the 19 before it are taken back
-	local fail=(-e inject=renameat:error=EIO:when=20) log=$BATS_TEST_TMPDIR/trace call n k e cases=0 i=0 left
+	local fail=(-e inject=renameat:error=EIO:when=20) log=$BATS_TEST_TMPDIR/trace point call n k e cases=0 i=0 left
 	strace -f -qq -o "$log" "${fail[@]}" sw-claim add --lines --quiet <"$BATS_TEST_TMPDIR/batch" >/dev/null 2>&1 || true
-	for call in openat2 unlinkat; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			# the take-back's call fails once (its retry then succeeds) or twice
-			for when in "$k" "$k..$((k + 1))"; do
-				e=${ERRNOS[i++ % 4]}   # EINTR is retried at once: not a failure here
-				restore q
-				rc=0
-				strace -f -qq -o /dev/null "${fail[@]}" -e inject="$call":error="$e":when="$when" \
-					sw-claim add --lines --quiet <"$BATS_TEST_TMPDIR/batch" >/dev/null 2>"$BATS_TEST_TMPDIR/err" || rc=$?
-				n=$(sw-claim list --state pending | jq -s 'map(select(.payload | test("^[0-9]+$"))) | length')
-				left=$(sed -n 's/.*; \([0-9]*\) added items* could not be taken back$/\1/p' "$BATS_TEST_TMPDIR/err")
-				if [ "$rc" != 74 ] || [ "$n" != "${left:-0}" ] ||
-				   { [ -z "$left" ] && ! grep -q 'nothing added$' "$BATS_TEST_TMPDIR/err"; }; then
-					echo "with $call #$when failing ($e) in the take-back: exit $rc, $n of the batch stayed: $(cat "$BATS_TEST_TMPDIR/err")"
-					return 1
-				fi
-				cases=$((cases + 1))
-			done
+	for point in $(walk_calls "$log" openat2 unlinkat); do
+		call=${point%:*} k=${point#*:}
+		# the take-back's call fails once (its retry then succeeds) or twice
+		for when in "$k" "$k..$((k + 1))"; do
+			e=${ERRNOS[i++ % 4]}   # EINTR is retried at once: not a failure here
+			restore q
+			rc=0
+			strace -f -qq -o /dev/null "${fail[@]}" -e inject="$call":error="$e":when="$when" \
+				sw-claim add --lines --quiet <"$BATS_TEST_TMPDIR/batch" >/dev/null 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+			n=$(sw-claim list --state pending | jq -s 'map(select(.payload | test("^[0-9]+$"))) | length')
+			left=$(sed -n 's/.*; \([0-9]*\) added items* could not be taken back$/\1/p' "$BATS_TEST_TMPDIR/err")
+			if [ "$rc" != 74 ] || [ "$n" != "${left:-0}" ] ||
+			   { [ -z "$left" ] && ! grep -q 'nothing added$' "$BATS_TEST_TMPDIR/err"; }; then
+				echo "with $call #$when failing ($e) in the take-back: exit $rc, $n of the batch stayed: $(cat "$BATS_TEST_TMPDIR/err")"
+				return 1
+			fi
+			cases=$((cases + 1))
 		done
 	done
 	echo "# $cases fault points" >&3

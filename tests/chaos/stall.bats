@@ -61,32 +61,30 @@ check_once() { # dir first-result
 # $TOK) after each call in turn and checks the outcome.  RESULT: what A's
 # own result would be.
 walk() {
-	local log=$BATS_TEST_TMPDIR/trace call n k cases=0
+	local log=$BATS_TEST_TMPDIR/trace point call k cases=0
 	local prep=${PREP:-make_claimed} oth=${OTHERS:-others} check=${CHECK:-check_once}
 	snapshot walk "$prep"
 	restore walk
 	trace_counts "$log" sw-claim "${@//@TOK@/$TOK}"
-	for call in $STALL_CALLS; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			restore walk
-			local d=$BATS_TEST_TMPDIR/case
-			rm -rf "$d"; mkdir -p "$d"
-			stall_start "$call" "$k" "$d/A" ${AS:-} sw-claim "${@//@TOK@/$TOK}"
-			$oth "$d"
-			stall_resume
-			if [ -n "${THEN:-}" ] && [ "$(cat "$d/A.rc")" = 0 ]; then   # what A does next
-				local rc=0 tok
-				tok=$(jq -r '.token // empty' "$d/A.out" 2>/dev/null | head -1)
-				sw-claim ${THEN//@TOK@/${tok:-$TOK}} >/dev/null 2>&1 || rc=$?
-				echo "$rc" >"$d/A.rc"
-			fi
-			if ! $check "$d" "$RESULT"; then
-				echo "stalled after $call #$k of: sw-claim $*"
-				return 1
-			fi
-			cases=$((cases + 1))
-		done
+	for point in $(walk_calls "$log" $STALL_CALLS); do
+		call=${point%:*} k=${point#*:}
+		restore walk
+		local d=$BATS_TEST_TMPDIR/case
+		rm -rf "$d"; mkdir -p "$d"
+		stall_start "$call" "$k" "$d/A" ${AS:-} sw-claim "${@//@TOK@/$TOK}"
+		$oth "$d"
+		stall_resume
+		if [ -n "${THEN:-}" ] && [ "$(cat "$d/A.rc")" = 0 ]; then   # what A does next
+			local rc=0 tok
+			tok=$(jq -r '.token // empty' "$d/A.out" 2>/dev/null | head -1)
+			sw-claim ${THEN//@TOK@/${tok:-$TOK}} >/dev/null 2>&1 || rc=$?
+			echo "$rc" >"$d/A.rc"
+		fi
+		if ! $check "$d" "$RESULT"; then
+			echo "stalled after $call #$k of: sw-claim $*"
+			return 1
+		fi
+		cases=$((cases + 1))
 	done
 	echo "# $cases stall points" >&3
 	[ "$cases" -gt 5 ]
@@ -216,21 +214,19 @@ check_add() {
 chain_stall() {
 	local prep=$1 oth=$2 check=$3
 	shift 3
-	local log=$BATS_TEST_TMPDIR/trace call n k cases=0 d=$BATS_TEST_TMPDIR/case
+	local log=$BATS_TEST_TMPDIR/trace point call k cases=0 d=$BATS_TEST_TMPDIR/case
 	snapshot chain "$prep"
 	restore chain
 	trace_counts "$log" "$@"
-	for call in $STALL_CALLS; do
-		n=$(count_calls "$log" "$call")
-		for k in $(walk_points "$n"); do
-			restore chain
-			rm -rf "$d"; mkdir -p "$d"
-			stall_start "$call" "$k" "$d/A" "$@"
-			$oth "$d"
-			stall_resume
-			$check "$d" || { echo "stalled after $call #$k of: $*"; return 1; }
-			cases=$((cases + 1))
-		done
+	for point in $(walk_calls "$log" $STALL_CALLS); do
+		call=${point%:*} k=${point#*:}
+		restore chain
+		rm -rf "$d"; mkdir -p "$d"
+		stall_start "$call" "$k" "$d/A" "$@"
+		$oth "$d"
+		stall_resume
+		$check "$d" || { echo "stalled after $call #$k of: $*"; return 1; }
+		cases=$((cases + 1))
 	done
 	echo "# $cases stall points" >&3
 	[ "$cases" -gt 5 ]
