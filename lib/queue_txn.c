@@ -228,8 +228,11 @@ static int txn_current(struct sw_queue *q, int sfd, const char *oname, const str
 }
 
 /* Steps 3 to 5 of a transition whose new content is written: commit,
- * place, clean up.  0, or SW_EX_FALSE when it was taken over meanwhile. */
-static int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable)
+ * place, clean up.  0, or SW_EX_FALSE when it was taken over meanwhile;
+ * *placed (when given) says whether this process put it in its new
+ * state's directory (a batch then frees the items waiting for it). */
+static int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable,
+		      bool *placed)
 {
 	int sfd = qdir(q, QD_STAGE);
 	char oname[NAME_LEN], nname[NAME_LEN], kname[NAME_LEN];
@@ -244,7 +247,10 @@ static int txn_commit(struct sw_queue *q, const char *nonce, char src, const jso
 				   : qerr_errno(q, "committing");
 	}
 	/* committed: from here on the outcome stands, whoever places it */
-	if (place(q, sfd, nname, next, durable) < 0 && errno != ENOENT)
+	int prc = place(q, sfd, nname, next, durable);
+	if (placed)
+		*placed = prc == 0;
+	if (prc < 0 && errno != ENOENT)
 		sw_warn("queue '%s': item %s is finished but could not be placed (%s); "
 			"maintenance will place it", q->name, item_id(next), strerror(errno));
 	else
@@ -261,7 +267,7 @@ struct txn_pend {
 	json_t *next;
 	bool durable;
 	size_t slot;            /* the caller's index of the item */
-	bool placed;            /* committed to done, dead or cancelled */
+	bool placed;            /* put in done, dead or cancelled by this process */
 };
 
 struct txn_batch {
@@ -345,7 +351,7 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 			return qerr(q, EX_SOFTWARE, "out of memory");
 		return 0;
 	}
-	rc = txn_commit(q, t->nonce, t->src, next, t->durable);
+	rc = txn_commit(q, t->nonce, t->src, next, t->durable, NULL);
 	if (rc == 0 && out)
 		*out = next;
 	else
@@ -404,12 +410,15 @@ int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), voi
 	q->deps_deferred = true;
 	for (size_t i = 0; i < b->n; i++) {
 		struct txn_pend *p = &b->p[i];
-		int crc = -1;
+		bool placed = false;
 		if (rc)   /* nothing is committed unless its content is durable */
 			txn_undo(q, p);
-		else if ((crc = txn_commit(q, p->nonce, p->src, p->next, p->durable)) == SW_EX_FALSE)
+		else if (txn_commit(q, p->nonce, p->src, p->next, p->durable, &placed) == SW_EX_FALSE)
 			stale(p->slot, arg);
-		p->placed = crc == 0 && final_dir(sw_json_str(p->next, "state")) >= 0;
+		/* finished and placed here: its waiters are this batch's to free
+		 * (an item this process could not place, maintenance places,
+		 * and frees them then) */
+		p->placed = placed && final_dir(sw_json_str(p->next, "state")) >= 0;
 	}
 	q->deps_deferred = false;
 	batch_release(q, b);
