@@ -487,6 +487,9 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 			break;
 		}
 	}
+	/* the runs are over: what follows (a release) may take its time */
+	if (r.g)
+		sw_guard_watch(r.g, 0);
 	res->lost = r.lost;
 	res->timed_out = r.timed_out;
 	res->yielded = r.yielding;
