@@ -426,8 +426,6 @@ static int ring_build(struct sw_placer *pl)
 	unsigned bits = 8;
 	while (bits < 16 && (size_t)1 << bits < total)
 		bits++;
-	if (total > RING_SMALL)
-		bits = 16;
 	size_t ntab = (size_t)1 << bits, shift = 64 - bits;
 	pl->tab_bits = bits;
 	pl->pt = malloc(total * sizeof *pl->pt);
