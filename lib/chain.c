@@ -268,18 +268,12 @@ static bool built_on(const struct sw_chain *c, uint64_t seq, const char *mine)
 	return on;
 }
 
-/* After creating v.S+1 (vid mine): whether it was based on the real v.S.
- * A writer that read v.S, stalled while the chain moved on and cleanup
- * deleted v.S+1, could create v.S+1 again; v.S went first, so its absence
- * (or another file in its place) gives that away.  But so does a chain
- * that moved on from a real v.S+1 quickly: a writer that lost the race
- * for it may build v.S+2 on it before this check, and a first version
- * has no v.S at all.  A v.S+2 whose base is mine settles it: nobody
- * builds on a stale re-creation, whose v.S+2 is long gone or names
- * another base.  Calling a real version stale would apply a change twice
- * (a failure counted twice trips a breaker early). */
-static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur, const char *mine,
-		       struct sw_err *err)
+/* After creating v.S+1: whether it looks like a stale re-creation (SW_CHAIN_LOST;
+ * 0 when not, else an exit code).  A writer that read v.S, stalled while
+ * the chain moved on and cleanup deleted v.S+1, could create v.S+1 again;
+ * v.S went first, so its absence (or another file in its place) gives
+ * that away. */
+static int looks_stale(const struct sw_chain *c, const struct sw_chain_ver *cur, struct sw_err *err)
 {
 	if (cur->seq == 0) {
 		/* a first version by a writer that saw none and stalled while
@@ -287,23 +281,34 @@ static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur,
 		 * version says so, the one the head hint names (looked up by
 		 * name) or one in the listing (which may lag) */
 		uint64_t m = 0, h = head_hint(c);
-		if ((h > 1 && ver_exists(c, h)) || listing_max(c, &m) < 0 || m > 1)
-			return built_on(c, 2, mine) ? 0 : SW_CHAIN_LOST;
-		return 0;
+		return (h > 1 && ver_exists(c, h)) || listing_max(c, &m) < 0 || m > 1 ? SW_CHAIN_LOST : 0;
 	}
 	struct sw_chain_ver again;
 	int rc = sw_chain_read(c, cur->seq, &again);
 	int e = errno;
 	sw_chain_ver_free(&again);
 	if (rc < 0 && e == ENOENT)
-		return built_on(c, cur->seq + 2, mine) ? 0 : SW_CHAIN_LOST;
+		return SW_CHAIN_LOST;
 	if (rc < 0 && e != EBADMSG)
 		return sw_err_set(err, sw_ex_errno(e), "re-reading v.%llu: %s", (unsigned long long)cur->seq,
 				  strerror(e));
 	/* a damaged v.S is as it was when it is still damaged */
-	if (strcmp(again.vid, cur->vid))
-		return built_on(c, cur->seq + 2, mine) ? 0 : SW_CHAIN_LOST;
-	return 0;
+	return strcmp(again.vid, cur->vid) ? SW_CHAIN_LOST : 0;
+}
+
+/* After creating v.S+1 (vid mine): whether it was based on the real v.S.
+ * What gives a stale re-creation away (looks_stale) also comes of a
+ * chain that moved on from a real v.S+1 quickly: a writer that lost the
+ * race for it may build v.S+2 on it before this check, and a first
+ * version has no v.S at all.  A v.S+2 whose base is mine settles it:
+ * nobody builds on a stale re-creation, whose v.S+2 is long gone or names
+ * another base.  Calling a real version stale would apply a change twice
+ * (a failure counted twice trips a breaker early). */
+static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur, const char *mine,
+		       struct sw_err *err)
+{
+	int rc = looks_stale(c, cur, err);
+	return rc == SW_CHAIN_LOST && built_on(c, cur->seq + 2, mine) ? 0 : rc;
 }
 
 int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, json_t *body,
