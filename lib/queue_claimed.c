@@ -359,19 +359,21 @@ int sw_queue_apply_one(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin 
 	return qerr(q, EX_SOFTWARE, "no such verb");
 }
 
-int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n)
+/* A batch of finishes, each with its own verb (each[i]) or all with one. */
+static int apply(struct sw_queue *q, const enum sw_fin_verb *each, enum sw_fin_verb one, struct sw_fin *f,
+		 size_t n)
 {
 	know_claims(q, f, n);
 	txn_batch_begin(q);
 	for (size_t i = 0; i < n; i++) {
 		q->batch_slot = i;
 		f[i].out = NULL;
-		if ((f[i].rc = sw_queue_apply_one(q, verb[i], &f[i])) != 0)
+		if ((f[i].rc = sw_queue_apply_one(q, each ? each[i] : one, &f[i])) != 0)
 			f[i].err = q->err;
 	}
 	int rc = txn_batch_end(q, fin_taken_over, f);
 	for (size_t i = 0; rc && i < n; i++)
-		if (f[i].rc == 0 && verb[i] != SW_FIN_RENEW) {
+		if (f[i].rc == 0 && (each ? each[i] : one) != SW_FIN_RENEW) {
 			json_decref(f[i].out);
 			f[i].out = NULL;
 			f[i].rc = rc;
@@ -380,23 +382,14 @@ int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct
 	return rc;
 }
 
+int sw_queue_apply_each(struct sw_queue *q, const enum sw_fin_verb *verb, struct sw_fin *f, size_t n)
+{
+	return apply(q, verb, SW_FIN_RENEW, f, n);
+}
+
 int sw_queue_apply(struct sw_queue *q, enum sw_fin_verb verb, struct sw_fin *f, size_t n)
 {
-	enum sw_fin_verb *v = malloc((n ? n : 1) * sizeof *v);
-	if (!v) {
-		int rc = qerr(q, EX_SOFTWARE, "out of memory");
-		for (size_t i = 0; i < n; i++) {
-			f[i].out = NULL;
-			f[i].rc = rc;
-			f[i].err = q->err;
-		}
-		return rc;
-	}
-	for (size_t i = 0; i < n; i++)
-		v[i] = verb;
-	int rc = sw_queue_apply_each(q, v, f, n);
-	free(v);
-	return rc;
+	return apply(q, NULL, verb, f, n);
 }
 
 /* ---- finding items by id -------------------------------------------- */
