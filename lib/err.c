@@ -117,6 +117,15 @@ void sw_err_msg(struct sw_err *e, const char *fmt, ...)
 	va_end(ap);
 }
 
+void sw_err_append(struct sw_err *e, const char *fmt, ...)
+{
+	size_t len = strnlen(e->msg, sizeof e->msg - 1);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg + len, sizeof e->msg - len, fmt, ap);
+	va_end(ap);
+}
+
 void sw_warn(const char *fmt, ...)
 {
 	char msg[1024];

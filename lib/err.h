@@ -28,6 +28,8 @@ struct sw_err {
 int sw_err_set(struct sw_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sets e's line only, for a function that returns the code itself. */
 void sw_err_msg(struct sw_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds to the end of e's line (as much as fits). */
+void sw_err_append(struct sw_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void sw_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void sw_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -321,20 +321,6 @@ static int take_back(struct sw_batch *bt, struct added *a)
 	return rc;
 }
 
-/* The error of an aborted batch says that left items stayed, instead of
- * "nothing added" (which the caller may have said already). */
-static void say_left(struct sw_queue *q, size_t left)
-{
-	char *msg = q->err.msg, *end = msg + strlen(msg);
-	const char *nothing = "; nothing added";
-	size_t n = strlen(nothing);
-	if ((size_t)(end - msg) >= n && !strcmp(end - n, nothing))
-		end[-(ptrdiff_t)n] = 0;
-	size_t len = strlen(msg);
-	snprintf(msg + len, sizeof q->err.msg - len, "; %zu added item%s could not be taken back",
-		 left, left == 1 ? "" : "s");
-}
-
 /* Takes back what the batch added: an item that was claimed meanwhile
  * cannot be, and keeps its id.  Returns how many items could not be
  * taken back (they stay, with their ids), and says so in q's error. */
@@ -352,7 +338,7 @@ size_t sw_batch_abort(struct sw_batch *bt)
 			SW_NOINTR(unlinkat(bt->idsfd, a->marker, 0));
 	}
 	if (left)
-		say_left(bt->q, left);
+		sw_err_append(&bt->q->err, "; %zu added item%s could not be taken back", left, left == 1 ? "" : "s");
 	batch_free(bt);
 	return left;
 }

@@ -372,9 +372,9 @@ static int add_line(const char *line, size_t n, size_t lineno, void *arg)
 		}
 		progress(a, false);
 	} else {
-		/* which line, for the one-line error */
+		/* which line, for the one-line error (what stayed: the abort says) */
 		char msg[sizeof a->q->err.msg];
-		snprintf(msg, sizeof msg, "line %zu: %s; nothing added", lineno, a->q->err.msg);
+		snprintf(msg, sizeof msg, "line %zu: %s", lineno, a->q->err.msg);
 		snprintf(a->q->err.msg, sizeof a->q->err.msg, "%s", msg);
 	}
 	json_decref(item);
@@ -444,12 +444,15 @@ static int cmd_add(struct sw_cmd *c)
 		if (!a.bt)
 			sw_die(EX_IOERR, "%s", q.err.msg);
 		rc = a.any_after ? each_line(buf, len, expect_line, &a) : 0;
-		if (rc == 0)
-			rc = each_line(buf, len, add_line, &a);
 		if (rc)
 			sw_batch_abort(a.bt);
-		else
+		else if ((rc = each_line(buf, len, add_line, &a)) != 0) {
+			/* else the abort said how many added items stayed */
+			if (sw_batch_abort(a.bt) == 0)
+				sw_err_append(&q.err, "; nothing added");
+		} else {
 			rc = sw_batch_commit(a.bt);
+		}
 		progress(&a, true);
 		/* what is printed as added is in the queue */
 		for (size_t i = 0; i < a.nout; i++) {
