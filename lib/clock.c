@@ -22,6 +22,13 @@ int64_t sw_now_ns(void)
 	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec + clock_offset();
 }
 
+int64_t sw_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
+}
+
 int sw_parse_duration(const char *s, int64_t *ns)
 {
 	/* decimal digits only: strtod would also take "nan", "inf", hex and

@@ -11,6 +11,9 @@
 #define SW_NS_PER_SEC INT64_C(1000000000)
 
 int64_t sw_now_ns(void);
+/* The monotonic clock, for intervals and deadlines inside one process
+ * (SW_CLOCK_OFFSET does not move it). */
+int64_t sw_mono_ns(void);
 /* The longest duration taken: 100 years, so that now + a duration (and a
  * skew margin on top) never overflows int64 nanoseconds. */
 #define SW_DURATION_MAX_NS (INT64_C(36500) * 86400 * SW_NS_PER_SEC)

@@ -52,13 +52,6 @@ struct tree {
 	struct sw_err wait_err;       /* code not 0: waiting failed, the runs given up */
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
-}
-
 /* The signals passed on to the command (through the guardian). */
 static void forward_sigset(sigset_t *set)
 {
@@ -132,7 +125,7 @@ static void tree_stop(struct tree *r, int sig, int64_t ns)
 		r->stopping = true;
 		tree_signal(r, sig);
 	}
-	int64_t at = mono_ns() + ns;
+	int64_t at = sw_mono_ns() + ns;
 	if (!r->kill_at || at < r->kill_at)
 		r->kill_at = at;
 }
@@ -175,7 +168,7 @@ static void watch(struct tree *r)
 {
 	if (!r->g)
 		return;      /* no guardian, no grant */
-	r->watch_at = r->ttl_ns ? mono_ns() + (r->expires_ns - kill_lead(r) - sw_now_ns()) : 0;
+	r->watch_at = r->ttl_ns ? sw_mono_ns() + (r->expires_ns - kill_lead(r) - sw_now_ns()) : 0;
 	if (r->ttl_ns && r->watch_at <= 0)
 		r->watch_at = 1;     /* long past, not "none" */
 	sw_guard_watch(r->g, r->watch_at);
@@ -216,7 +209,7 @@ static void yield(struct tree *r, const char *who)
 static void look_tick(struct tree *r)
 {
 	struct sw_err err;
-	r->next_look = mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
+	r->next_look = sw_mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
 	/* a grant lost or unreadable is the renewal's to find */
 	if (r->h->look(r->h->arg, &err) == SW_HOLD_YIELD)
 		yield(r, err.msg);
@@ -236,13 +229,13 @@ static void renew_tick(struct tree *r)
 	}
 	/* checked after the new deadline is sent: before the old one, the
 	 * guardian has it when it looks */
-	if (was && mono_ns() >= was) {
+	if (was && sw_mono_ns() >= was) {
 		/* too late, however it went: the guardian may have killed the tree */
 		lose(r, "renewing it took until it was about to expire");
 		return;
 	}
 	if (rc == 0 || rc == SW_HOLD_YIELD) {
-		r->next_renew = mono_ns() + r->ttl_ns / 3;
+		r->next_renew = sw_mono_ns() + r->ttl_ns / 3;
 		r->failing = false;
 		if (rc == SW_HOLD_YIELD)
 			yield(r, err.msg);
@@ -264,7 +257,7 @@ static void renew_tick(struct tree *r)
 	}
 	sw_warn("renewing %s (will retry): %s", r->h->what, err.msg);
 	int64_t retry = r->ttl_ns / 10;
-	r->next_renew = mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
+	r->next_renew = sw_mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
 }
 
 /* Reaps what has exited; true when nothing of the tree is left. */
@@ -318,7 +311,7 @@ static void on_signal(struct tree *r, int sig)
  * meanwhile. */
 static struct timespec next_timeout(const struct tree *r)
 {
-	int64_t now = mono_ns(), until = INT64_MAX;
+	int64_t now = sw_mono_ns(), until = INT64_MAX;
 	if (r->killing)
 		until = now + 50000000;
 	else if (r->kill_at)
@@ -348,20 +341,20 @@ static void timers(struct tree *r)
 			lose(r, "it expired before it could be renewed: was this process stopped?");
 		else if (sw_now_ns() >= stop_by(r))
 			lose(r, "it would expire before a renewal succeeded");
-		else if (r->watch_at && mono_ns() >= r->watch_at)
+		else if (r->watch_at && sw_mono_ns() >= r->watch_at)
 			lose(r, "it was about to expire before it could be renewed");
-		else if (mono_ns() >= r->next_renew)
+		else if (sw_mono_ns() >= r->next_renew)
 			renew_tick(r);
-		else if (r->h->look && !r->yielding && mono_ns() >= r->next_look)
+		else if (r->h->look && !r->yielding && sw_mono_ns() >= r->next_look)
 			look_tick(r);
 	}
 	/* the whole tree's time: what the command left behind counts too */
-	if (r->timeout_at && !r->timed_out && !r->stopping && mono_ns() >= r->timeout_at) {
+	if (r->timeout_at && !r->timed_out && !r->stopping && sw_mono_ns() >= r->timeout_at) {
 		sw_warn("%s timed out; stopping it", r->h->cmd[0]);
 		r->timed_out = true;
 		tree_stop(r, SIGTERM, r->h->grace_ns);
 	}
-	if (r->kill_at && !r->killing && mono_ns() >= r->kill_at)
+	if (r->kill_at && !r->killing && sw_mono_ns() >= r->kill_at)
 		tree_kill(r);
 }
 
@@ -411,11 +404,11 @@ static bool runs_over(const struct tree *r)
  * is to follow. */
 static void pause_renewing(struct tree *r, int64_t ns)
 {
-	int64_t until = mono_ns() + ns;
+	int64_t until = sw_mono_ns() + ns;
 	r->idle = true;
-	while (!runs_over(r) && mono_ns() < until) {
+	while (!runs_over(r) && sw_mono_ns() < until) {
 		struct timespec ts = next_timeout(r);
-		int64_t left = until - mono_ns();
+		int64_t left = until - sw_mono_ns();
 		if (left < 0)
 			left = 0;
 		if ((int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec > left)
@@ -432,7 +425,7 @@ static int run_once(struct tree *r, const sigset_t *old, struct sw_hold_result *
 	r->idle = r->exited = r->group_gone = r->stopping = r->killing = r->said_waiting = false;
 	r->timed_out = false;
 	r->kill_at = 0;
-	r->timeout_at = r->h->timeout_ns ? mono_ns() + r->h->timeout_ns : 0;
+	r->timeout_at = r->h->timeout_ns ? sw_mono_ns() + r->h->timeout_ns : 0;
 	int e = spawn(r->h, old, r->g, &r->pid);
 	if (e) {
 		sw_warn("cannot run %s: %s", r->h->cmd[0], strerror(e));
@@ -470,8 +463,8 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 	/* from here on this is the worker; the guardian passes our exit on */
 	struct tree r = { .h = h, .g = h->no_guardian ? NULL : &g, .ttl_ns = h->ttl_ns,
 			  .expires_ns = h->expires_ns };
-	r.next_renew = mono_ns() + h->ttl_ns / 3;
-	r.next_look = mono_ns();
+	r.next_renew = sw_mono_ns() + h->ttl_ns / 3;
+	r.next_look = sw_mono_ns();
 	watch(&r);
 	for (;;) {
 		res->status = run_once(&r, &old, res);

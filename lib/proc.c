@@ -1,6 +1,7 @@
 /* proc.c — process trees: the guardian, /proc walks, attribution by
  * environment.  See proc.h for what the tree of a command is. */
 #include "proc.h"
+#include "clock.h"
 #include "fs.h"
 #include "err.h"
 #include <dirent.h>
@@ -337,13 +338,6 @@ static void reap_all(void)
 	}
 }
 
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The newest deadline the worker sent (they come in order), or was. */
 static int64_t read_deadline(int fd, int64_t was)
 {
@@ -387,7 +381,7 @@ static struct timespec *until(int64_t deadline, struct timespec *ts)
 {
 	if (!deadline)
 		return NULL;
-	int64_t d = deadline - mono_now();
+	int64_t d = deadline - sw_mono_ns();
 	if (d < 0)
 		d = 0;
 	*ts = (struct timespec){ d / 1000000000, d % 1000000000 };
@@ -399,7 +393,7 @@ static struct timespec *until(int64_t deadline, struct timespec *ts)
 static int64_t watch_tick(pid_t worker, int watch_fd, int64_t deadline)
 {
 	deadline = read_deadline(watch_fd, deadline);
-	if (!deadline || mono_now() < deadline)
+	if (!deadline || sw_mono_ns() < deadline)
 		return deadline;
 	sw_warn("process %ld has not renewed its grant in time (stalled?); killing its commands",
 		(long)worker);

@@ -100,13 +100,6 @@ struct opts {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
-}
-
 static void span_lease(struct sw_span *sp, const struct sw_lease *l)
 {
 	if (l->token)
@@ -150,7 +143,7 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 			   struct sw_lease *l, struct sw_err *err, bool takeover)
 {
 	int64_t ttl = o->ttl_ns ? o->ttl_ns : TTL_DEFAULT_NS;
-	int64_t deadline = !o->wait ? 0 : o->wait_ns >= 0 ? mono_ns() + o->wait_ns : INT64_MAX;
+	int64_t deadline = !o->wait ? 0 : o->wait_ns >= 0 ? sw_mono_ns() + o->wait_ns : INT64_MAX;
 	uint64_t asked = 0;
 	int watch = -1;
 	for (;;) {
@@ -160,7 +153,7 @@ static int acquire_waiting(const struct opts *o, struct sw_ws *ws, const char *o
 				close(watch);
 			return rc;
 		}
-		int64_t now = mono_ns();
+		int64_t now = sw_mono_ns();
 		if (!deadline)
 			deadline = now + 2 * l->ttl_ns + ws->skew_ns;
 		if (takeover)

@@ -299,15 +299,6 @@ static int wait_command(pid_t pid, const sigset_t *set)
 	}
 }
 
-/* Nanoseconds: a difference of them is exact, and so are its seconds
- * to the nanosecond (0.25, not 0.249999999999997). */
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * SW_NS_PER_SEC + ts.tv_nsec;
-}
-
 /* One observation of a run, labelled with its exit status.  Any failure
  * is a warning: the command's status is time's answer. */
 static void record_run(const struct opts *o, const char *name, int64_t ns, int status)
@@ -350,7 +341,7 @@ static int verb_time(struct sw_cmd *c)
 	 * kill time before the run is recorded and its status passed on */
 	if (sigprocmask(SIG_BLOCK, &set, &old) < 0 || signal(SIGCHLD, SIG_DFL) == SIG_ERR)
 		sw_die(EX_OSERR, "setting up signals: %s", strerror(errno));
-	int64_t start = mono_ns();
+	int64_t start = sw_mono_ns();
 	pid_t pid;
 	int status, e = spawn_timed(c->command, &old, tp, &pid);
 	if (e) {
@@ -360,7 +351,7 @@ static int verb_time(struct sw_cmd *c)
 		int st = wait_command(pid, &set);
 		status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	}
-	record_run(o, name, mono_ns() - start, status);
+	record_run(o, name, sw_mono_ns() - start, status);
 	sw_span_int(&c->sp, "process.exit.code", status);
 	return status;
 }
