@@ -6,60 +6,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool has_role(const json_t *roles, const char *role)
-{
-	size_t i;
-	json_t *r;
-	json_array_foreach(roles, i, r)
-		if (json_is_string(r) && !strcmp(json_string_value(r), role))
-			return true;
-	return false;
-}
-
-/* The same set: each of ours is in theirs and they have no more (a record
+/* The same set: each of ours is in rec's and it has no more (a record
  * lists each role once, as --roles gave it). */
-static bool same_roles(const json_t *theirs, const char *const *roles, size_t nroles)
+static bool same_roles(const json_t *rec, const char *const *roles, size_t nroles)
 {
+	const json_t *theirs = json_object_get(rec, "roles");
 	if (!json_is_array(theirs) || json_array_size(theirs) != nroles)
 		return false;
 	for (size_t i = 0; i < nroles; i++)
-		if (!has_role(theirs, roles[i]))
+		if (!sw_agent_has_role(rec, roles[i]))
 			return false;
 	return true;
 }
 
-bool sw_aff_member(const json_t *rec, const char *queue, const char *const *roles, size_t nroles)
+/* Whether agent record rec is alive and serves queue. */
+static bool live_in_queue(const json_t *rec, const char *queue)
 {
 	const char *q = sw_json_str(rec, "queue");
-	return q && !strcmp(q, queue) && json_is_true(json_object_get(rec, "alive")) &&
-	       sw_json_str(rec, "id") && same_roles(json_object_get(rec, "roles"), roles, nroles);
+	return q && !strcmp(q, queue) && json_is_true(json_object_get(rec, "alive")) && sw_json_str(rec, "id");
 }
 
-struct members {
-	const char *queue;
-	const char *const *roles;
-	size_t nroles;
-	char **ids;
-	size_t n, cap;
-};
+struct member_of { const char *queue; const char *const *roles; size_t nroles; };
 
-static int add_member(json_t *rec, void *arg)
+/* Whether rec is one of the ring's: alive, serving queue with exactly
+ * these roles (in any order). */
+static bool member(const json_t *rec, const void *arg)
 {
-	struct members *m = arg;
-	if (!sw_aff_member(rec, m->queue, m->roles, m->nroles))
-		return 0;
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? 2 * m->cap : 16;
-		char **ids = realloc(m->ids, cap * sizeof *ids);
-		if (!ids)
-			return errno = ENOMEM, -1;
-		m->ids = ids;
-		m->cap = cap;
-	}
-	if (!(m->ids[m->n] = strdup(sw_json_str(rec, "id"))))
-		return errno = ENOMEM, -1;
-	m->n++;
-	return 0;
+	const struct member_of *m = arg;
+	return live_in_queue(rec, m->queue) && same_roles(rec, m->roles, m->nroles);
 }
 
 static int cmp_strp(const void *a, const void *b)
@@ -86,23 +60,49 @@ static int ring_of(struct sw_aff_ring *ar, char **ids, size_t n)
 	return 0;
 }
 
+/* Whether ring ar is over exactly ids (sorted, as ring_of adds them). */
+static bool same_members(const struct sw_aff_ring *ar, char **ids, size_t n)
+{
+	if (ar->nodes.n != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ar->nodes.v[i].name, ids[i]))
+			return false;
+	return true;
+}
+
+int sw_aff_ring_update(struct sw_aff_ring *ar, const struct sw_ws *ws, const char *queue,
+		       const char *const *roles, size_t nroles)
+{
+	struct member_of m = { queue, roles, nroles };
+	char **ids;
+	size_t n;
+	if (sw_agent_ids(ws, member, &m, &ids, &n) < 0)
+		return -1;
+	/* the same members place every key as before: no new ring */
+	if (same_members(ar, ids, n)) {
+		sw_agent_ids_free(ids, n);
+		return 0;
+	}
+	struct sw_aff_ring fresh = { 0 };
+	int rc = ring_of(&fresh, ids, n);
+	int e = errno;
+	sw_agent_ids_free(ids, n);
+	if (rc) {
+		sw_aff_ring_free(&fresh);
+		errno = e;
+		return -1;
+	}
+	sw_aff_ring_free(ar);
+	*ar = fresh;
+	return 0;
+}
+
 int sw_aff_ring_load(struct sw_aff_ring *ar, const struct sw_ws *ws, const char *queue,
 		     const char *const *roles, size_t nroles)
 {
 	memset(ar, 0, sizeof *ar);
-	struct members m = { .queue = queue, .roles = roles, .nroles = nroles };
-	int rc = sw_agent_each(ws, add_member, &m);
-	if (rc == 0)
-		rc = ring_of(ar, m.ids, m.n);
-	int e = errno;
-	for (size_t i = 0; i < m.n; i++)
-		free(m.ids[i]);
-	free(m.ids);
-	if (rc) {
-		sw_aff_ring_free(ar);
-		errno = e;
-	}
-	return rc ? -1 : 0;
+	return sw_aff_ring_update(ar, ws, queue, roles, nroles);
 }
 
 long sw_aff_owner(const struct sw_aff_ring *ar, uint64_t h)
@@ -140,9 +140,7 @@ struct counting {
 static int keep_rec(json_t *rec, void *arg)
 {
 	struct counting *k = arg;
-	const char *q = sw_json_str(rec, "queue");
-	if (q && !strcmp(q, k->q->name) && json_is_true(json_object_get(rec, "alive")) &&
-	    sw_json_str(rec, "id") && json_is_array(json_object_get(rec, "roles")))
+	if (live_in_queue(rec, k->q->name) && json_is_array(json_object_get(rec, "roles")))
 		json_array_append(k->recs, rec);
 	return 0;
 }
@@ -192,7 +190,7 @@ static int group_ring(struct counting *k, struct group *g)
 		return errno = ENOMEM, -1;
 	for (size_t i = 0; i < n; i++) {
 		json_t *rec = json_array_get(k->recs, i);
-		if (same_roles(json_object_get(rec, "roles"), g->rv, g->nr))
+		if (same_roles(rec, g->rv, g->nr))
 			ids[m++] = (char *)sw_json_str(rec, "id");
 	}
 	int rc = ring_of(&g->ring, ids, m);
@@ -221,9 +219,9 @@ static int make_groups(struct counting *k)
 		snprintf(k->c->v[i].id, sizeof k->c->v[i].id, "%s", sw_json_str(json_array_get(k->recs, i), "id"));
 	qsort(k->c->v, n, sizeof *k->c->v, by_count_id);
 	for (size_t i = 0; i < n; i++) {
-		json_t *roles = json_object_get(json_array_get(k->recs, i), "roles");
+		json_t *rec = json_array_get(k->recs, i), *roles = json_object_get(rec, "roles");
 		size_t j = 0;
-		while (j < k->ng && !same_roles(roles, k->g[j].rv, k->g[j].nr))
+		while (j < k->ng && !same_roles(rec, k->g[j].rv, k->g[j].nr))
 			j++;
 		if (j < k->ng)
 			continue;
@@ -251,22 +249,56 @@ static void groups_free(struct counting *k)
 	free(k->g);
 }
 
-int sw_aff_count(struct sw_queue *q, const struct sw_ws *ws, struct sw_aff_counts *c)
+int sw_aff_count_of(struct sw_queue *q, const json_t *recs, struct sw_aff_counts *c)
 {
 	memset(c, 0, sizeof *c);
 	struct counting k = { .q = q, .c = c, .recs = json_array() };
 	int rc = 0;
-	if (!k.recs)
+	size_t i;
+	json_t *rec;
+	if (!k.recs) {
 		rc = sw_err_set(&q->err, EX_SOFTWARE, "out of memory");
-	else if (sw_agent_each(ws, keep_rec, &k) < 0 || make_groups(&k) < 0)
-		rc = sw_err_set(&q->err, sw_ex_errno(errno), "reading agents: %s", strerror(errno));
-	else
-		rc = sw_queue_keys(q, count_key, &k);
+	} else {
+		json_array_foreach(recs, i, rec)
+			keep_rec(rec, &k);
+		if (make_groups(&k) < 0)
+			rc = sw_err_set(&q->err, sw_ex_errno(errno), "reading agents: %s", strerror(errno));
+		else
+			rc = sw_queue_keys(q, count_key, &k);
+	}
 	groups_free(&k);
 	json_decref(k.recs);
 	if (rc)
 		sw_aff_counts_free(c);
 	return rc;
+}
+
+static int append_rec(json_t *rec, void *arg)
+{
+	return json_array_append(arg, rec) < 0 ? (errno = ENOMEM, -1) : 0;
+}
+
+int sw_aff_count(struct sw_queue *q, const struct sw_ws *ws, struct sw_aff_counts *c)
+{
+	memset(c, 0, sizeof *c);
+	json_t *recs = json_array();
+	int rc;
+	if (!recs)
+		rc = sw_err_set(&q->err, EX_SOFTWARE, "out of memory");
+	else if (sw_agent_each(ws, append_rec, recs) < 0)
+		rc = sw_err_set(&q->err, sw_ex_errno(errno), "reading agents: %s", strerror(errno));
+	else
+		rc = sw_aff_count_of(q, recs, c);
+	json_decref(recs);
+	return rc;
+}
+
+long long sw_aff_owns(const struct sw_aff_counts *c, const char *id)
+{
+	struct sw_aff_count key;
+	snprintf(key.id, sizeof key.id, "%s", id);
+	const struct sw_aff_count *at = c->n ? bsearch(&key, c->v, c->n, sizeof key, by_count_id) : NULL;
+	return at ? at->owns : 0;
 }
 
 void sw_aff_counts_free(struct sw_aff_counts *c)

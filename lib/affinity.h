@@ -27,12 +27,15 @@ struct sw_aff_ring {
 	bool have;              /* some node: pl is set up */
 };
 
-/* Whether agent record rec (with its liveness fields) is alive and serves
- * queue with exactly these roles (in any order). */
-bool sw_aff_member(const json_t *rec, const char *queue, const char *const *roles, size_t nroles);
-/* The ring of queue for roles, from the live agents: 0, or -1 with errno. */
+/* The ring of queue for roles, from the live agents that serve queue
+ * with exactly these roles (in any order): 0, or -1 with errno. */
 int sw_aff_ring_load(struct sw_aff_ring *ar, const struct sw_ws *ws, const char *queue,
 		     const char *const *roles, size_t nroles);
+/* The same into a ring that holds one already (or is zeroed), kept as it
+ * is when its members did not change: 0 (ar updated or the same), or -1
+ * with errno (ar as it was). */
+int sw_aff_ring_update(struct sw_aff_ring *ar, const struct sw_ws *ws, const char *queue,
+		       const char *const *roles, size_t nroles);
 /* The owner's index in ar->nodes of key hash h, or -1 when the ring is empty. */
 long sw_aff_owner(const struct sw_aff_ring *ar, uint64_t h);
 void sw_aff_ring_free(struct sw_aff_ring *ar);
@@ -52,5 +55,9 @@ struct sw_aff_counts {
 };
 /* 0, or a sysexits code with q->err set. */
 int sw_aff_count(struct sw_queue *q, const struct sw_ws *ws, struct sw_aff_counts *c);
+/* The same from agent records read already (with their liveness fields). */
+int sw_aff_count_of(struct sw_queue *q, const json_t *recs, struct sw_aff_counts *c);
+/* How many of them agent id owns (0 when it is not among them). */
+long long sw_aff_owns(const struct sw_aff_counts *c, const char *id);
 void sw_aff_counts_free(struct sw_aff_counts *c);
 #endif

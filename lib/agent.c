@@ -579,6 +579,72 @@ int sw_agent_each(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), voi
 	return each_record(&a, each_one);
 }
 
+bool sw_agent_has_role(const json_t *rec, const char *role)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(rec, "roles"), i, r)
+		if (json_is_string(r) && !strcmp(json_string_value(r), role))
+			return true;
+	return false;
+}
+
+struct ids {
+	bool (*keep)(const json_t *rec, const void *arg);
+	const void *arg;
+	char **v;
+	size_t n, cap;
+};
+
+static int id_one(json_t *rec, void *arg)
+{
+	struct ids *a = arg;
+	const char *id = sw_json_str(rec, "id");
+	if (!id || !json_is_true(json_object_get(rec, "alive")) || (a->keep && !a->keep(rec, a->arg)))
+		return 0;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 64;
+		char **v = realloc(a->v, cap * sizeof *v);
+		if (!v)
+			return errno = ENOMEM, -1;
+		a->v = v;
+		a->cap = cap;
+	}
+	if (!(a->v[a->n] = strdup(id)))
+		return errno = ENOMEM, -1;
+	a->n++;
+	return 0;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sw_agent_ids(const struct sw_ws *ws, bool (*keep)(const json_t *rec, const void *arg), const void *arg,
+		 char ***ids, size_t *n)
+{
+	struct ids a = { .keep = keep, .arg = arg };
+	if (sw_agent_each(ws, id_one, &a) < 0) {
+		int e = errno;
+		sw_agent_ids_free(a.v, a.n);
+		errno = e;
+		return -1;
+	}
+	if (a.n)
+		qsort(a.v, a.n, sizeof *a.v, cmp_strp);
+	*ids = a.v;
+	*n = a.n;
+	return 0;
+}
+
+void sw_agent_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
 static int count_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
 {
 	(void)dfd;

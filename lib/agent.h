@@ -63,6 +63,15 @@ json_t *sw_agent_get(const struct sw_ws *ws, const char *id);
  * order; stops when fn returns non-zero and returns that. */
 int sw_agent_each(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg);
 
+/* Whether record rec lists role among its roles. */
+bool sw_agent_has_role(const json_t *rec, const char *role);
+/* The ids of the live agents whose records keep (NULL: every one) keeps,
+ * sorted: *ids a malloc'd array of *n malloc'd strings (free with
+ * sw_agent_ids_free).  0, or -1 with errno. */
+int sw_agent_ids(const struct sw_ws *ws, bool (*keep)(const json_t *rec, const void *arg), const void *arg,
+		 char ***ids, size_t *n);
+void sw_agent_ids_free(char **ids, size_t n);
+
 struct sw_agent_counts { long long alive, dead; };
 /* Live and dead agents, for gauges (one small read per record). */
 int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c);

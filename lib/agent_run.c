@@ -1521,20 +1521,19 @@ static void start_batch(struct run *r)
 
 /* ---- --affinity ------------------------------------------------------- */
 
+/* Reads the agents again; the ring is built anew only when its members
+ * changed (our own record's renewals change the directory too). */
 static void ring_load(struct run *r, int64_t now, const struct timespec *mtime)
 {
-	struct sw_aff_ring ring;
 	r->ring_loaded = now;
 	r->ring_at = now + r->agent_ttl_ns / 3;
-	if (sw_aff_ring_load(&ring, r->ws, r->q.name, (const char *const *)r->o->roles, r->o->nroles) < 0) {
+	if (sw_aff_ring_update(&r->ring, r->ws, r->q.name, (const char *const *)r->o->roles, r->o->nroles) < 0) {
 		sw_warn("reading the agents of queue '%s' (the ring kept as it was): %s", r->q.name,
 			strerror(errno));
 		return;
 	}
-	sw_aff_ring_free(&r->ring);
-	r->ring = ring;
 	r->agents_mtime = *mtime;
-	long me = ring.have ? sw_nodes_find(&ring.nodes, r->id) : -1;
+	long me = r->ring.have ? sw_nodes_find(&r->ring.nodes, r->id) : -1;
 	r->aff = (struct sw_affinity){ &r->ring.pl, me < 0 ? UINT32_MAX : (uint32_t)me,
 				       r->o->steal_after_ns, &r->steal_at };
 }

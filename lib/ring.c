@@ -73,72 +73,29 @@ int sw_nodes_kind(const char *what, const char *spec, enum sw_nodes_kind *kind, 
 
 /* ---- @agents[:ROLE] ---- */
 
-struct agents {
-	const char *role;       /* NULL: any */
-	char **ids;
-	size_t n, cap;
-};
-
-static bool has_role(json_t *rec, const char *role)
+static bool with_role(const json_t *rec, const void *role)
 {
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(rec, "roles"), i, r)
-		if (json_is_string(r) && !strcmp(json_string_value(r), role))
-			return true;
-	return false;
-}
-
-static int agent_one(json_t *rec, void *arg)
-{
-	struct agents *a = arg;
-	const char *id = sw_json_str(rec, "id");
-	if (!id || !json_is_true(json_object_get(rec, "alive")) || (a->role && !has_role(rec, a->role)))
-		return 0;
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? 2 * a->cap : 64;
-		char **ids = realloc(a->ids, cap * sizeof *ids);
-		if (!ids)
-			return errno = ENOMEM, -1;
-		a->ids = ids;
-		a->cap = cap;
-	}
-	if (!(a->ids[a->n] = strdup(id)))
-		return errno = ENOMEM, -1;
-	a->n++;
-	return 0;
-}
-
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void agents_free(struct agents *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->ids[i]);
-	free(a->ids);
+	return sw_agent_has_role(rec, role);
 }
 
 /* The live agents (with the role), in name order, weight 1 each. */
 static int nodes_agents(struct sw_nodes *ns, const char *what, const char *spec,
 			const struct sw_ws *ws, struct sw_err *err)
 {
-	struct agents a = { .role = spec[7] == ':' ? spec + 8 : NULL };
+	const char *role = spec[7] == ':' ? spec + 8 : NULL;
+	char **ids = NULL;
+	size_t n = 0;
 	int code = 0;
-	if (sw_agent_each(ws, agent_one, &a) < 0)
+	if (sw_agent_ids(ws, role ? with_role : NULL, role, &ids, &n) < 0)
 		code = sw_err_set(err, sw_ex_errno(errno), "%s %s: reading agents: %s", what, spec, strerror(errno));
-	else if (a.n == 0)
+	else if (n == 0)
 		code = sw_err_set(err, EX_TEMPFAIL, "%s %s: no live agents%s%s", what, spec,
-			    a.role ? " with role " : "", a.role ? a.role : "");
-	if (a.n)
-		qsort(a.ids, a.n, sizeof *a.ids, cmp_strp);
+			    role ? " with role " : "", role ? role : "");
 	struct sw_err why;
-	for (size_t i = 0; !code && i < a.n; i++)
-		if ((code = sw_nodes_add(ns, a.ids[i], strlen(a.ids[i]), NULL, &why)))
+	for (size_t i = 0; !code && i < n; i++)
+		if ((code = sw_nodes_add(ns, ids[i], strlen(ids[i]), NULL, &why)))
 			sw_err_set(err, code, "%s %s: %s", what, spec, why.msg);
-	agents_free(&a);
+	sw_agent_ids_free(ids, n);
 	return code;
 }
 

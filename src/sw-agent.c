@@ -415,7 +415,7 @@ static void add_owns(const struct sw_ws *ws, json_t *rows)
 			sw_queue_close(&q);
 			continue;   /* not made yet: it owns nothing */
 		}
-		if (sw_aff_count(&q, ws, &c)) {
+		if (sw_aff_count_of(&q, rows, &c)) {
 			sw_warn("queue %s: counting its keys' owners: %s", qn, q.err.msg);
 			sw_queue_close(&q);
 			continue;
@@ -426,11 +426,7 @@ static void add_owns(const struct sw_ws *ws, json_t *rows)
 			const char *oq = sw_json_str(o, "queue"), *id = sw_json_str(o, "id");
 			if (!oq || strcmp(oq, qn) || !id || !json_is_true(json_object_get(o, "alive")))
 				continue;
-			long long owns = 0;
-			for (size_t j = 0; j < c.n; j++)
-				if (!strcmp(c.v[j].id, id))
-					owns = c.v[j].owns;
-			json_object_set_new(o, "owns", json_integer(owns));
+			json_object_set_new(o, "owns", json_integer(sw_aff_owns(&c, id)));
 		}
 		sw_aff_counts_free(&c);
 		sw_queue_close(&q);
