@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 static bool in_dir(struct sw_queue *q, enum qdir d, const char *id)
@@ -202,17 +201,7 @@ void deps_release(struct sw_queue *q, const char *id)
 bool deps_none(struct sw_queue *q)
 {
 	int deps = qdir(q, QD_DEPS);
-	struct statfs sf;
 	struct stat st;
-	if (deps < 0 || fstatfs(deps, &sf) < 0 || fstat(deps, &st) < 0)
-		return false;
-	switch ((unsigned long)sf.f_type) {
-	case 0xef53:      /* ext2, ext3, ext4 */
-	case 0x58465342:  /* XFS */
-	case 0x01021994:  /* tmpfs */
-		/* "." and its name in the queue: no deps/<id> below */
-		return st.st_nlink == 2;
-	default:
-		return false;
-	}
+	/* "." and its name in the queue: no deps/<id> below */
+	return deps >= 0 && sw_nlink_counts_subdirs(deps) && fstat(deps, &st) == 0 && st.st_nlink == 2;
 }

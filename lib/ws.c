@@ -253,3 +253,18 @@ bool sw_is_netfs(int fd)
 		return false;
 	}
 }
+
+bool sw_nlink_counts_subdirs(int fd)
+{
+	struct statfs sf;
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case 0xef53:      /* ext2, ext3, ext4 (1 past 65000 of them: not 2) */
+	case 0x58465342:  /* XFS */
+	case 0x01021994:  /* tmpfs */
+		return true;
+	default:
+		return false;
+	}
+}

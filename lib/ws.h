@@ -60,4 +60,7 @@ void sw_ws_close(struct sw_ws *ws);
 int sw_ws_dir(const struct sw_ws *ws, const char *rel, bool create);
 /* Whether fd lives on a network filesystem (NFS, CIFS, FUSE, Ceph, Lustre…). */
 bool sw_is_netfs(int fd);
+/* Whether fd's filesystem counts a directory's subdirectories in its link
+ * count, so that 2 means it has none (ext4, XFS, tmpfs). */
+bool sw_nlink_counts_subdirs(int fd);
 #endif
