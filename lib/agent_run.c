@@ -2359,20 +2359,8 @@ static void loop(struct run *r)
 
 static int run_setup_signals(struct run *r)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, r->g.sig);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return sw_err_set(&r->fail, EX_SOFTWARE, "sigprocmask: %s", strerror(errno));
-	r->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (r->sfd < 0)
+	if ((r->sfd = sw_guard_signalfd(&r->g)) < 0)
 		return sw_err_set(&r->fail, EX_SOFTWARE, "signalfd: %s", strerror(errno));
-	/* SIG_IGN on a valid signal cannot fail */
-	(void)signal(SIGHUP, SIG_IGN);
-	(void)signal(SIGPIPE, SIG_IGN);
 	return 0;
 }
 

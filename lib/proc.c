@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -514,6 +515,25 @@ int sw_guard_start(struct sw_guard *g, const sigset_t *forward, sigset_t *old)
 bool sw_guard_lost(const struct sw_guard *g)
 {
 	return getppid() != g->guardian;
+}
+
+int sw_guard_signalfd(const struct sw_guard *g)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, g->sig);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	/* SIG_IGN on a valid signal cannot fail */
+	(void)signal(SIGHUP, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
+	return fd;
 }
 
 void sw_guard_watch(const struct sw_guard *g, int64_t mono_ns)

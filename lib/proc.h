@@ -61,6 +61,10 @@ void sw_guard_sigdefault(const struct sw_guard *g, sigset_t *set);
  * SIGSTOP).  A failed write (cannot happen: the pipe holds thousands)
  * leaves the last deadline, which only kills sooner. */
 void sw_guard_watch(const struct sw_guard *g, int64_t mono_ns);
+/* In a worker that waits with poll(2): blocks SIGCHLD, SIGINT, SIGTERM
+ * and g->sig, and returns a signalfd for them (close-on-exec,
+ * non-blocking); SIGHUP and SIGPIPE are ignored.  -1 with errno. */
+int sw_guard_signalfd(const struct sw_guard *g);
 
 /* ---- processes -------------------------------------------------------- */
 

@@ -1098,20 +1098,7 @@ static int setup_env(struct sim *s)
 
 static int setup_signals(struct sim *s)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, s->guard->sig);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (s->sfd < 0)
-		return -1;
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
+	return (s->sfd = sw_guard_signalfd(s->guard)) < 0 ? -1 : 0;
 }
 
 static double default_rate(const struct sim_run_opts *o)
