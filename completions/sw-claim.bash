@@ -169,7 +169,11 @@ _sw_claim()
 		;;
 	-r | --role | --roles | --id | --key | --max-attempts | --timeout | --delay | \
 	--ttl | --result | --error | --retry-in | --older-than | --limit | -n | --count | \
-	--affinity | --steal-after)
+	--steal-after)
+		return
+		;;
+	--affinity)
+		_sw_names agents .json
 		return
 		;;
 	--wait)

@@ -736,7 +736,9 @@ int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), voi
 	*n = 0;
 	struct each_arg a = { .ws = ws, .fn = fn, .arg = arg, .n = n, .reap = true };
 	int rc = each_record(&a, reap_one);
+	int e = errno;
 	clean_tmp(ws);
+	errno = e;   /* the reap's error, not the cleaning's */
 	return rc;
 }
 

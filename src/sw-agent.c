@@ -33,7 +33,7 @@
 static const char usage[] =
 "usage: sw-agent VERB [options] [args]\n"
 "\n"
-"  register [--id ID] [--roles R,...] [--heartbeat-ttl DUR] [--pid PID] [--label K=V]...\n"
+"  register [-q Q] [--id ID] [--roles R,...] [--heartbeat-ttl DUR] [--pid PID] [--label K=V]...\n"
 "                       record this agent with its detected hardware; with --pid,\n"
 "                       it is dead as soon as process PID is gone\n"
 "  heartbeat ID         mark agent ID alive now (1: no such agent)\n"
@@ -410,12 +410,9 @@ static void add_owns(const struct sw_ws *ws, json_t *rows)
 		if (!qn || !json_is_true(json_object_get(r, "alive")) || json_object_get(r, "owns"))
 			continue;
 		struct sw_queue q;
-		struct sw_aff_counts c;
-		if (sw_queue_open(&q, ws, qn, false)) {
-			sw_queue_close(&q);
-			continue;   /* not made yet: it owns nothing */
-		}
-		if (sw_aff_count_of(&q, rows, &c)) {
+		struct sw_aff_counts c = { 0 };
+		/* a queue not made yet: its agents own nothing */
+		if (sw_queue_open(&q, ws, qn, false) == 0 && sw_aff_count_of(&q, rows, &c)) {
 			sw_warn("queue %s: counting its keys' owners: %s", qn, q.err.msg);
 			sw_queue_close(&q);
 			continue;
