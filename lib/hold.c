@@ -38,6 +38,7 @@ struct tree {
 	int64_t next_renew;           /* monotonic */
 	int64_t timeout_at;           /* monotonic; 0: none */
 	bool lost, timed_out;
+	bool held_late;               /* lost, though the late renewal succeeded */
 	bool failing;                 /* the last renewal failed (and may again) */
 	bool stopping;                /* the tree has been told to stop */
 	bool killing;                 /* SIGKILL sent, and sent again to what is left */
@@ -230,7 +231,9 @@ static void renew_tick(struct tree *r)
 	/* checked after the new deadline is sent: before the old one, the
 	 * guardian has it when it looks */
 	if (was && sw_mono_ns() >= was) {
-		/* too late, however it went: the guardian may have killed the tree */
+		/* too late, however it went: the guardian may have killed the tree;
+		 * renewed, the grant is still ours to give back once it is gone */
+		r->held_late = rc == 0 || rc == SW_HOLD_YIELD;
 		lose(r, "renewing it took until it was about to expire");
 		return;
 	}
@@ -484,6 +487,7 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 	if (r.g)
 		sw_guard_watch(r.g, 0);
 	res->lost = r.lost;
+	res->held_late = r.held_late;
 	res->timed_out = r.timed_out;
 	res->yielded = r.yielding;
 	res->wait_err = r.wait_err;

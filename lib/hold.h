@@ -62,6 +62,9 @@ struct sw_hold {
 struct sw_hold_result {
 	int status;             /* as a shell has it: the exit code, 128 + a signal */
 	bool lost;              /* the grant was lost and the tree stopped */
+	bool held_late;         /* lost only because a renewal came too late for the
+				 * guardian's deadline, yet succeeded: the grant is
+				 * still held, to be given back (the tree is gone) */
 	bool timed_out;         /* the timeout stopped the tree */
 	int spawn_errno;        /* not 0: the command did not start (status 127 or 126) */
 	bool yielded;           /* asked for: the tree was stopped to give the grant up */

@@ -409,12 +409,10 @@ static int cmd_run(struct sw_cmd *c)
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
 	sw_span_int(sp, "sw.lease.runs", res.runs);
-	if (res.lost)
-		return EX_TEMPFAIL;
 	struct sw_lease rel;
-	if (sw_lease_release(ws, o->name, l.token, &rel, &err))
+	if ((!res.lost || res.held_late) && sw_lease_release(ws, o->name, l.token, &rel, &err))
 		sw_warn("releasing: %s", err.msg);
-	return res.yielded ? EX_TEMPFAIL : res.status;
+	return res.lost || res.yielded ? EX_TEMPFAIL : res.status;
 }
 
 /* ---- options and main ------------------------------------------------- */

@@ -396,11 +396,10 @@ static int cmd_run(struct sw_cmd *c)
 			sw_limit_release(&c->ws, o->name, s.slot, s.lease.token, &s.lease, &err);
 		sw_die(EX_OSERR, "starting the guardian process: %s", strerror(e));
 	}
-	if (res.lost)
-		return EX_TEMPFAIL;
-	if (o->conc && sw_limit_release(&c->ws, o->name, s.slot, s.lease.token, &s.lease, &err))
+	if (o->conc && (!res.lost || res.held_late) &&
+	    sw_limit_release(&c->ws, o->name, s.slot, s.lease.token, &s.lease, &err))
 		sw_warn("releasing: %s", err.msg);
-	return res.status;
+	return res.lost ? EX_TEMPFAIL : res.status;
 }
 
 /* ---- options and main ------------------------------------------------- */

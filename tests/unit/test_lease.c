@@ -4,10 +4,12 @@
  * read as a grant of the next token, a lease that expires before its
  * writer can report it, the version parser on any bytes, and four
  * processes hammering one lease with a short TTL: no two belief
- * intervals overlap. */
+ * intervals overlap; and sw_hold_run told a renewal that came past the
+ * guardian's deadline apart from one that found the grant gone. */
 #include "tap.h"
 #include "clock.h"
 #include "err.h"
+#include "hold.h"
 #include "lease.h"
 #include <fcntl.h>
 #include <stdarg.h>
@@ -190,6 +192,83 @@ static void expired_on_arrival(struct sw_ws *ws)
 	   "a renewal whose lease expired before it was in place: 1 (%s)", err.msg);
 }
 
+/* ---- a renewal past the guardian's deadline ----------------------------- */
+
+/* The first renewal returns rc just before the grant expires: past the
+ * deadline the guardian kills the tree by (the expiry less a tenth of
+ * the TTL), before the expiry itself. */
+struct late_renew { int rc; };
+
+static int renew_late(void *arg, int64_t ttl_ns, int64_t *expires_ns, struct sw_err *err)
+{
+	struct late_renew *lr = arg;
+	int64_t left = *expires_ns - sw_now_ns() - ttl_ns / 40;
+	if (left > 0)
+		sw_sleep_ns(left);
+	if (lr->rc) {
+		sw_err_set(err, lr->rc, "gone");
+		return lr->rc;
+	}
+	*expires_ns = sw_now_ns() + ttl_ns;
+	return 0;
+}
+
+/* Runs sleep 30 under a 2 s grant whose first renewal is late and returns
+ * rc; the worker (the guardian is its parent, our child) writes the
+ * result on a pipe: lost, held_late. */
+static int hold_late(int rc, bool *lost, bool *held_late)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	fflush(stdout);    /* the TAP lines so far are not the child's to print again */
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		close(p[0]);
+		/* the guardian's and the loss's words are expected here */
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 2);
+		char *cmd[] = { "sleep", "30", NULL };
+		struct late_renew lr = { rc };
+		struct sw_hold h = {
+			.cmd = cmd, .umask = 022, .grace_ns = SW_NS_PER_SEC / 10, .ttl_ns = 2 * SW_NS_PER_SEC,
+			.expires_ns = sw_now_ns() + 2 * SW_NS_PER_SEC, .what = "grant", .renew = renew_late,
+			.arg = &lr, .quiet = true,
+		};
+		struct sw_hold_result res;
+		char out[2] = { 'x', 'x' };
+		if (sw_hold_run(&h, &res) == 0) {
+			out[0] = res.lost ? 'L' : '-';
+			out[1] = res.held_late ? 'H' : '-';
+		}
+		_exit(write(p[1], out, 2) == 2 ? 0 : 1);
+	}
+	close(p[1]);
+	char in[2];
+	ssize_t n = read(p[0], in, 2);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	if (n != 2 || in[0] == 'x')
+		return -1;
+	*lost = in[0] == 'L';
+	*held_late = in[1] == 'H';
+	return 0;
+}
+
+static void late_renewals(void)
+{
+	bool lost = false, held = false;
+	int rc = hold_late(0, &lost, &held);
+	ok(rc == 0 && lost && held, "a renewal that succeeds past the guardian's deadline: the tree is "
+	   "stopped (lost) and the grant is still held, to give back (rc %d lost %d held_late %d)", rc, lost, held);
+	rc = hold_late(SW_EX_FALSE, &lost, &held);
+	ok(rc == 0 && lost && !held, "one that finds the grant gone as late: lost, nothing to give back "
+	   "(rc %d lost %d held_late %d)", rc, lost, held);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test_lease.XXXXXX", path[128];
@@ -255,6 +334,7 @@ int main(void)
 	damaged(&ws, dir);
 	expired_on_arrival(&ws);
 	parse_cases();
+	late_renewals();
 
 	/* four processes, 20ms TTL, 5ms margin, 1.5s */
 	snprintf(path, sizeof path, "%s/intervals", dir);
