@@ -296,6 +296,15 @@ static int looks_stale(const struct sw_chain *c, const struct sw_chain_ver *cur,
 	return strcmp(again.vid, cur->vid) ? SW_CHAIN_LOST : 0;
 }
 
+/* Whether v.seq is still the version whose vid is mine. */
+static bool still_mine(const struct sw_chain *c, uint64_t seq, const char *mine)
+{
+	struct sw_chain_ver v;
+	bool is = sw_chain_read(c, seq, &v) == 0 && !strcmp(v.vid, mine);
+	sw_chain_ver_free(&v);
+	return is;
+}
+
 /* After creating v.S+1 (vid mine): whether it was based on the real v.S.
  * What gives a stale re-creation away (looks_stale) also comes of a
  * chain that moved on from a real v.S+1 quickly: a writer that lost the
@@ -303,12 +312,28 @@ static int looks_stale(const struct sw_chain *c, const struct sw_chain_ver *cur,
  * version has no v.S at all.  A v.S+2 whose base is mine settles it:
  * nobody builds on a stale re-creation, whose v.S+2 is long gone or names
  * another base.  Calling a real version stale would apply a change twice
- * (a failure counted twice trips a breaker early). */
+ * (a failure counted twice trips a breaker early).
+ *
+ * A writer stalled between its create and this check while the chain
+ * moved keep + 2 versions on finds v.S, v.S+1 and v.S+2 all gone: its
+ * version was real and cleaned up after others built on it, or (rarely)
+ * a stale one that a cleanup took with the versions above it.  Nobody
+ * can tell, so the outcome is not known and the change is not made again
+ * (EX_TEMPFAIL, saying so).  A stale re-creation is otherwise still
+ * there, mine, when it is checked. */
 static int still_based(const struct sw_chain *c, const struct sw_chain_ver *cur, const char *mine,
 		       struct sw_err *err)
 {
 	int rc = looks_stale(c, cur, err);
-	return rc == SW_CHAIN_LOST && built_on(c, cur->seq + 2, mine) ? 0 : rc;
+	if (rc != SW_CHAIN_LOST)
+		return rc;
+	if (built_on(c, cur->seq + 2, mine))
+		return 0;
+	if (!still_mine(c, cur->seq + 1, mine))
+		return sw_err_set(err, EX_TEMPFAIL, "v.%llu was written, then cleaned up under this "
+				  "stalled process before it could check it: whether the change counted "
+				  "is not known, and it is not made again", (unsigned long long)cur->seq + 1);
+	return SW_CHAIN_LOST;
 }
 
 int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, json_t *body,

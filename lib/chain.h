@@ -55,8 +55,10 @@ int sw_chain_latest(const struct sw_chain *c, struct sw_chain_ver *v, struct sw_
 int sw_chain_read(const struct sw_chain *c, uint64_t seq, struct sw_chain_ver *v);
 /* Creates v.(cur->seq + 1) holding body (an object; "seq" and a fresh
  * "vid" are set in it).  0 when it is in place, SW_CHAIN_LOST when
- * another change won (read again), else an exit code with err.  durable:
- * whether SW_SYNC=normal fsyncs it. */
+ * another change won (read again), else an exit code with err
+ * (EX_TEMPFAIL when this process stalled past its own version's cleanup:
+ * whether the change counted is not known; do not make it again).
+ * durable: whether SW_SYNC=normal fsyncs it. */
 int sw_chain_write(const struct sw_chain *c, const struct sw_chain_ver *cur, json_t *body,
 		   bool durable, struct sw_err *err);
 void sw_chain_ver_free(struct sw_chain_ver *v);

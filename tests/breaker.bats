@@ -266,6 +266,26 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	jq -e '.state == "closed" and .failures_in_window == 2' <<<"$output"
 }
 
+@test "a writer stalled past the cleanup of its own version is not counted again: 75, its outcome not known" {
+	command -v strace >/dev/null || skip "no strace"
+	# the first recorder stops for 4 s right after creating v.1; 20 more
+	# records meanwhile take the chain past 16 kept versions, so v.1 and
+	# v.2 are cleaned up before it looks again
+	strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:delay_exit=4000000:when=1 \
+		sw-breaker record slow --fail --failures 100 --window 1m 2>"$BATS_TEST_TMPDIR/err" &
+	local pid=$! v=$SW_DIR/breakers/slow
+	for _ in $(seq 200); do [ -e "$v/v.00000000000000000001" ] && break; sleep 0.02; done
+	for _ in $(seq 20); do sw-breaker record slow --fail --failures 100 --window 1m --quiet; done
+	[ ! -e "$v/v.00000000000000000002" ]
+	rc=0; wait "$pid" || rc=$?
+	cat "$BATS_TEST_TMPDIR/err"
+	[ "$rc" = 75 ]
+	grep -q "is not known" "$BATS_TEST_TMPDIR/err"
+	run sw-breaker show slow
+	echo "$output"
+	jq -e '.failures_in_window == 21' <<<"$output"
+}
+
 @test "trip and reset; show: 1 for an unknown breaker; list: one line each, sorted" {
 	refused 1 sw-breaker show nope
 	run sw-breaker list
