@@ -682,8 +682,13 @@ static int reap_one(int dfd, const char *name, json_t *rec, struct each_arg *a)
 		return 0;
 	char aside[SW_TMPNAME_LEN];
 	reap_name(aside);
-	if (sw_rename(dfd, name, dfd, aside) < 0)
+	if (sw_rename(dfd, name, dfd, aside) < 0) {
+		/* ENOENT: another reaper has it; anything else stays until the
+		 * next reap, said once here */
+		if (errno != ENOENT)
+			sw_warn("cannot move dead agent record %s aside: %s", name, strerror(errno));
 		return 0;
+	}
 	/* what was renamed may be a record written since the first look (the
 	 * agent registered anew, with another process): judged by itself */
 	struct stat st;
@@ -752,6 +757,7 @@ int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *re
 	json_t *rec;
 	enum rec_rd rd = rec_load(ws, dfd, name, id, &rec, why);
 	int rc = -1, e = rd == REC_GONE ? ENOENT : rd == REC_SKIP ? EACCES : EBADMSG;
+	bool kept = false;
 	if (rd == REC_DAMAGED)
 		rec_quarantine(dfd, name, why);
 	if (rd == REC_ERROR)
@@ -764,7 +770,8 @@ int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *re
 			e = errno;
 		} else {
 			rc = fn ? fn(rec, arg) : 0;
-			if (rc == 1)
+			kept = rc == 1;
+			if (kept)
 				rc = keep_record(dfd, aside, name);
 			else
 				SW_NOINTR(unlinkat(dfd, aside, 0));
@@ -774,7 +781,7 @@ int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *re
 	close(dfd);
 	if (rc < 0)
 		errno = e;
-	return rc < 0 ? -1 : 0;
+	return rc < 0 ? -1 : kept ? 1 : 0;
 }
 
 /* ---- a dead agent's claims ------------------------------------------- */

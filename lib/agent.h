@@ -81,8 +81,9 @@ int sw_agent_count(const struct sw_ws *ws, struct sw_agent_counts *c);
  * the next reap tries again).  *n counts the records that went. */
 int sw_agent_reap(const struct sw_ws *ws, int (*fn)(json_t *rec, void *arg), void *arg, long long *n);
 /* Forgets agent id whether it is alive or not (reap --force): fn (may be
- * NULL) sees its record before it goes (it stays when fn returns 1).  0, or -1 with errno (ENOENT: no
- * such agent; EBADMSG: its record failed a check and was moved aside). */
+ * NULL) sees its record before it goes (it stays when fn returns 1).  0
+ * when it went, 1 when fn kept it, or -1 with errno (ENOENT: no such
+ * agent; EBADMSG: its record failed a check and was moved aside). */
 int sw_agent_forget(const struct sw_ws *ws, const char *id, int (*fn)(json_t *rec, void *arg), void *arg);
 /* A dead agent's recorded claims fail now (the attempt counted, as when
  * a lease runs out) instead of when their leases run out; a claim that

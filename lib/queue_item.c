@@ -319,7 +319,8 @@ static json_t *parse_buf(char *buf, size_t len)
 /* The JSON in fd, whose fstat said size bytes: read that many and parse;
  * only when that fails, read it whole again (it grew since, or the size
  * was wrong) before it counts as bad.  -1 with errno on a read error, else
- * the length read (0: empty) with *j NULL when it is not JSON. */
+ * 1 when anything was read and 0 when the file is empty, with *j NULL
+ * when it is not JSON. */
 static int item_parse(int fd, size_t size, size_t max, json_t **j)
 {
 	char *buf;

@@ -514,8 +514,9 @@ static int v_reap(struct sw_cmd *c)
 	if (o->force) {
 		/* named agents, alive or not: what the operator says is dead */
 		for (int i = 0; i < o->nids; i++) {
-			if (sw_agent_forget(ws, o->ids[i], reap_print, &a) == 0) {
-				n++;
+			int rc = sw_agent_forget(ws, o->ids[i], reap_print, &a);
+			if (rc >= 0) {
+				n += rc == 0;    /* kept (1): reap_print said why */
 			} else if (errno == ENOENT) {
 				a.rc = a.rc ? a.rc : no_agent(o, o->ids[i]);
 			} else {
