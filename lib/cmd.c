@@ -331,6 +331,7 @@ int sw_cmd_main(const struct sw_prog *p, int argc, char **argv, void *opts)
 	if (c.verb)
 		sw_verb_set(c.verb->name);
 	if (rc == SW_CMD_HELP || rc == SW_CMD_VERSION) {
+		sw_cmd_done(&c);     /* VERB --help parsed the verb's arguments */
 		if (rc == SW_CMD_HELP)
 			fputs(p->usage, stdout);
 		else

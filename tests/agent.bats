@@ -1023,6 +1023,9 @@ x" ]
 	printf '%s\n' 1 2 3 | sw-claim add --lines --quiet
 	agent_bg bk 3 --batch 3 --quiet --ttl 1s -- sleep 30
 	track $(tree_pids "$worker")
+	# both at once, as a host crash has it: the worker stopped first, or
+	# it may see its guardian die and give the batch back (attempt 1)
+	kill -STOP "$worker"
 	kill -KILL "$pid" "$worker"
 	# no reap: the leases run out, and another agent takes the batch
 	SW_CLOCK_SKEW=200ms run --separate-stderr sw-agent run --batch 3 --idle-exit 3s --poll 100ms -- cat
