@@ -1,8 +1,8 @@
 /* sw-agent — agents with roles and detected hardware, their heartbeats,
  * and `run`: the claim -> exec -> renew -> done/fail loop that turns any
  * command into a queue consumer without a master.  See sw-agent(1); the
- * registry is lib/agent.c, the run engine lib/agent_run.c, the queue
- * lib/queue.c. */
+ * registry is lib/agent.c, the run engine lib/agent_run.c (its modules
+ * listed in lib/agent_run_int.h), the queue lib/queue.c. */
 #include "affinity.h"
 #include "agent.h"
 #include "agent_run.h"
