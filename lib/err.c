@@ -99,11 +99,22 @@ static void vwarn_line(const char *fmt, va_list ap, char msg[1024])
 		fprintf(stderr, "%s: %s\n", prog_name, msg);
 }
 
+/* Formats into out[n] as sw_sanitize writes it: a name read from the
+ * workspace (a ring's node, an item's id) may hold a newline or an escape
+ * sequence, and a message is one line wherever it ends up (stderr, a
+ * JSON outcome, a span), not only when sw_warn prints it. */
+static void vformat_line(char *out, size_t n, const char *fmt, va_list ap)
+{
+	char raw[sizeof ((struct sw_err *)0)->msg];
+	vsnprintf(raw, sizeof raw, fmt, ap);
+	sw_sanitize(raw, out, n);
+}
+
 int sw_err_set(struct sw_err *e, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	vformat_line(e->msg, sizeof e->msg, fmt, ap);
 	va_end(ap);
 	e->code = code;
 	return code;
@@ -113,7 +124,7 @@ void sw_err_msg(struct sw_err *e, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	vformat_line(e->msg, sizeof e->msg, fmt, ap);
 	va_end(ap);
 }
 
@@ -122,7 +133,7 @@ void sw_err_append(struct sw_err *e, const char *fmt, ...)
 	size_t len = strnlen(e->msg, sizeof e->msg - 1);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->msg + len, sizeof e->msg - len, fmt, ap);
+	vformat_line(e->msg + len, sizeof e->msg - len, fmt, ap);
 	va_end(ap);
 }
 

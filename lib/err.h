@@ -24,7 +24,8 @@ struct sw_err {
 	int code;
 	char msg[512];
 };
-/* Fills e and returns code. */
+/* Fills e and returns code.  These three write the line as sw_sanitize
+ * does: one line, safe on a terminal, whatever names went into it. */
 int sw_err_set(struct sw_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sets e's line only, for a function that returns the code itself. */
 void sw_err_msg(struct sw_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -99,6 +99,21 @@ flat_out() {
 	cat "$BATS_TEST_TMPDIR"/out.* | jq -c 'select(.granted == true)' >"$BATS_TEST_TMPDIR/granted"
 }
 
+# window_ideal MAX WINDOW_NS: how many of the calls in $BATS_TEST_TMPDIR/out.*
+# an exact sliding window would grant, each at the time it was decided
+# (a grant's time; a refusal's retry time less its wait): what a
+# liveness bound is judged against, so that a loaded machine making
+# fewer calls does not fail it
+window_ideal() {
+	cat "$BATS_TEST_TMPDIR"/out.* | jq -s --argjson m "$1" --argjson w "$2" '
+		[.[] | select(.error | not) | if .granted then .granted_at_unix_ns | tonumber
+			else (.retry_at_unix_ns | tonumber) - .retry_after_ms * 1e6 end] | sort |
+		reduce .[] as $now ({live: [], n: 0};
+			(.live | map(select(. > $now - $w))) as $live |
+			if ($live | length) < $m then {live: ($live + [$now]), n: (.n + 1)}
+			else {live: $live, n: .n} end) | .n'
+}
+
 # window_held MAX WINDOW_NS: no window of WINDOW_NS holds more than MAX of
 # the grants in $BATS_TEST_TMPDIR/granted (sorted, the one MAX places on
 # is a whole window later); exact, in the shell's 64-bit arithmetic

@@ -34,12 +34,16 @@ teardown() { mh_teardown; }
 
 @test "the sliding window on both mounts, flat out: never more than --max grants in any window" {
 	flat_out win 5 4 on_a on_b -- --window 1s --max 20
-	local n
+	local n ideal
 	n=$(wc -l <"$BATS_TEST_TMPDIR/granted")
-	echo "granted $n in 5 s under 20 per second"
-	[ "$n" -ge 60 ]     # not starved (MooseFS round trips under a loaded make check: 74 seen)
+	ideal=$(window_ideal 20 1000000000)
+	echo "granted $n in 5 s under 20 per second; an exact window grants the same calls $ideal"
 	[ "$n" -le 120 ]
 	window_held 20 1000000000
+	# not starved: judged against the calls made, which a loaded machine
+	# makes fewer of over MooseFS (39 grants in 5 s seen, where 60 were
+	# asked for)
+	[ "$n" -ge $(( ideal * 90 / 100 )) ]
 }
 
 @test "refusals on both mounts are counted in a tally of each mount's own, never one file appended by both" {
