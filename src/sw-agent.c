@@ -1,8 +1,8 @@
 /* sw-agent — agents with roles and detected hardware, their heartbeats,
  * and `run`: the claim -> exec -> renew -> done/fail loop that turns any
  * command into a queue consumer without a master.  See sw-agent(1); the
- * registry is lib/agent.c, the run engine lib/agent_run.c, the queue
- * lib/queue.c. */
+ * registry is lib/agent.c, the run engine lib/agent_run.c (its modules
+ * listed in lib/agent_run_int.h), the queue lib/queue.c. */
 #include "affinity.h"
 #include "agent.h"
 #include "agent_run.h"
@@ -130,36 +130,19 @@ static const struct option longopts[] = {
 #define MAX_ROLES 64
 
 struct opts {
-	bool quiet;
-	const char *queue;
+	/* what run takes, filled here and passed on as is (lib/agent_run.h);
+	 * register, list and reap use its queue, id, roles, labels, ttls and
+	 * quiet too.  run.steal_after_ns is -1 until check(): not given;
+	 * run.roles points at roles */
+	struct sw_agent_run_opts run;
 	bool queue_given;         /* -q: register records it (a ring's member) */
-	const char *id;
 	char *roles[MAX_ROLES];
-	size_t nroles;
-	int64_t ttl_ns;           /* run: the claim lease; 0: the item's timeout */
-	int64_t hb_ttl_ns;        /* the record's heartbeat ttl; 0: the default */
 	long pid;                 /* register --pid; 0: none */
 	bool force;               /* reap --force */
-	bool tag;                 /* run: the item id before each stderr line */
-	const char *log_dir;      /* run: one log per item attempt there */
-	const char *joblog;       /* run: GNU parallel's joblog ("+FILE": appended to) */
-	json_t *labels;
 	bool alive, dead, table;
-	int jobs;
-	long long max_items;      /* 0: no limit */
-	int64_t idle_ns;          /* -1: never */
-	bool once;
-	size_t batch;             /* run --batch: items per command; 0: one, on its own */
-	int64_t batch_wait_ns;    /* run --batch-wait */
-	bool affinity;            /* run --affinity */
-	int64_t steal_after_ns;   /* run --steal-after; -1: not given */
-	int64_t grace_ns;
-	int64_t poll_ns;          /* 0: default */
 	const char *arg;          /* the verb's first argument (an agent id) */
 	char **ids;               /* reap --force: the agent ids */
 	int nids;
-	char **args;              /* run: the command and its arguments */
-	int nargs;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -168,7 +151,7 @@ static void print(const struct opts *o, const json_t *j)
 {
 	/* one write per line, flushed: lines of an agent killed a moment later
 	 * are not lost in a buffer */
-	if (o->quiet)
+	if (o->run.quiet)
 		return;
 	if (sw_json_print(j) < 0 || fflush(stdout) == EOF)
 		sw_die(EX_IOERR, "writing output: %s", strerror(errno));
@@ -176,14 +159,14 @@ static void print(const struct opts *o, const json_t *j)
 
 static int split_roles(struct sw_cmd *c, struct opts *o, char *list)
 {
-	o->nroles = 0;
+	o->run.nroles = 0;
 	for (char *save = NULL, *r = strtok_r(list, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
-		if (o->nroles == MAX_ROLES)
+		if (o->run.nroles == MAX_ROLES)
 			return sw_cmd_err(c, EX_USAGE, "too many roles (at most %d)", MAX_ROLES);
 		int rc = sw_cmd_name(c, "role", r);
 		if (rc)
 			return rc;
-		o->roles[o->nroles++] = r;
+		o->roles[o->run.nroles++] = r;
 	}
 	return 0;
 }
@@ -200,9 +183,9 @@ static int add_label(struct sw_cmd *c, struct opts *o, const char *kv)
 		json_decref(v);
 		return sw_cmd_err(c, EX_DATAERR, "label '%.60s' is not valid UTF-8", kv);
 	}
-	if (!o->labels)
-		o->labels = json_object();
-	json_object_set_new(o->labels, key, v);
+	if (!o->run.labels)
+		o->run.labels = json_object();
+	json_object_set_new(o->run.labels, key, v);
 	return 0;
 }
 
@@ -234,7 +217,7 @@ static void put_record(struct sw_ws *ws, const char *id, const json_t *rec)
 /* "No such agent" is an answer (1), not an error: --quiet silences it. */
 static int no_agent(const struct opts *o, const char *id)
 {
-	if (!o->quiet)
+	if (!o->run.quiet)
 		sw_warn("no agent '%s'", id);
 	return SW_EX_FALSE;
 }
@@ -246,16 +229,16 @@ static int v_register(struct sw_cmd *c)
 	struct sw_span *sp = &c->sp;
 	char id[SW_NAME_MAX + 1];
 	json_t *hw = sw_agent_hw();
-	if (o->id)
-		snprintf(id, sizeof id, "%s", o->id);
+	if (o->run.id)
+		snprintf(id, sizeof id, "%s", o->run.id);
 	else
 		sw_agent_default_id(id, hw);
 	sw_span_str(sp, "sw.agent.id", id);
-	json_t *rec = sw_agent_record(id, (const char *const *)o->roles, o->nroles, o->labels, hw,
-				       o->hb_ttl_ns ? o->hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
+	json_t *rec = sw_agent_record(id, (const char *const *)o->run.roles, o->run.nroles, o->run.labels, hw,
+				       o->run.hb_ttl_ns ? o->run.hb_ttl_ns : SW_AGENT_TTL_DEFAULT_NS);
 	json_object_del(rec, "pid");   /* the registering process is gone soon */
 	if (o->queue_given)   /* it claims from there: a member of its rings */
-		json_object_set_new(rec, "queue", json_string(o->queue));
+		json_object_set_new(rec, "queue", json_string(o->run.queue));
 	if (o->pid) {
 		/* the process that is the agent (the script that heartbeats):
 		 * once it is gone, on this host, the agent is dead at once */
@@ -454,7 +437,7 @@ static int v_list(struct sw_cmd *c)
 	free(v);
 	sw_span_int(sp, "sw.agents", (int64_t)n);
 	add_owns(ws, sorted);
-	if (!o->quiet && (o->table || isatty(1)))
+	if (!o->run.quiet && (o->table || isatty(1)))
 		print_table(sorted);
 	else
 		for (size_t i = 0; i < n; i++)
@@ -538,18 +521,10 @@ static int v_reap(struct sw_cmd *c)
 static int v_run(struct sw_cmd *c)
 {
 	const struct opts *o = c->opts;
-	if (o->nargs < 1)
+	if (o->run.nargs < 1)
 		sw_usage_error("run needs a COMMAND (sw-agent run [options] -- COMMAND [ARGS...])");
-	struct sw_agent_run_opts ro = {
-		.queue = o->queue, .id = o->id, .roles = (char **)o->roles, .nroles = o->nroles,
-		.labels = o->labels, .ttl_ns = o->ttl_ns, .hb_ttl_ns = o->hb_ttl_ns, .quiet = o->quiet,
-		.tag = o->tag, .log_dir = o->log_dir, .joblog = o->joblog, .jobs = o->jobs,
-		.max_items = o->max_items, .idle_ns = o->idle_ns, .once = o->once, .batch = o->batch,
-		.batch_wait_ns = o->batch_wait_ns, .affinity = o->affinity, .steal_after_ns = o->steal_after_ns,
-		.grace_ns = o->grace_ns, .poll_ns = o->poll_ns, .args = o->args, .nargs = o->nargs,
-	};
 	struct sw_err e = { 0 };
-	int code = sw_agent_run(&ro, &c->ws, &c->sp, &e);
+	int code = sw_agent_run(&o->run, &c->ws, &c->sp, &e);
 	if (e.code)
 		sw_die(e.code, "%s", e.msg);
 	return code;
@@ -589,35 +564,35 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	int64_t v;
 	int rc = 0;
 	switch (code) {
-	case 'q': o->queue = arg; o->queue_given = true; return 0;
+	case 'q': o->run.queue = arg; o->queue_given = true; return 0;
 	case 'j':
 		if (!(rc = sw_cmd_int(c, "--jobs", arg, 1, 1024, &v)))
-			o->jobs = (int)v;
+			o->run.jobs = (int)v;
 		return rc;
-	case O_ID: o->id = arg; return 0;
+	case O_ID: o->run.id = arg; return 0;
 	case O_ROLES: return split_roles(c, o, arg);
 	case O_TTL:
 		/* register has no claim: its --ttl is the heartbeat ttl, as
 		 * it always was */
 		if (c->verb->opts == o_register)
-			return ttl_option(c, "--ttl", arg, &o->hb_ttl_ns);
-		return ttl_option(c, "--ttl", arg, &o->ttl_ns);
-	case O_HBTTL: return ttl_option(c, "--heartbeat-ttl", arg, &o->hb_ttl_ns);
+			return ttl_option(c, "--ttl", arg, &o->run.hb_ttl_ns);
+		return ttl_option(c, "--ttl", arg, &o->run.ttl_ns);
+	case O_HBTTL: return ttl_option(c, "--heartbeat-ttl", arg, &o->run.hb_ttl_ns);
 	case O_PID:
 		if (!(rc = sw_cmd_int(c, "--pid", arg, 1, 4194304, &v)))
 			o->pid = (long)v;
 		return rc;
 	case O_FORCE: o->force = true; return 0;
-	case O_TAG: o->tag = true; return 0;
+	case O_TAG: o->run.tag = true; return 0;
 	case O_LOGDIR:
 		if (!*arg)
 			return sw_cmd_err(c, EX_USAGE, "--log-dir needs a directory");
-		o->log_dir = arg;
+		o->run.log_dir = arg;
 		return 0;
 	case O_JOBLOG:
 		if (!arg[arg[0] == '+'])
 			return sw_cmd_err(c, EX_USAGE, "--joblog needs a file");
-		o->joblog = arg;
+		o->run.joblog = arg;
 		return 0;
 	case O_LABEL: return add_label(c, o, arg);
 	case O_ALIVE: o->alive = true; return 0;
@@ -625,22 +600,22 @@ static int option(struct sw_cmd *c, int code, char *arg)
 	case O_TABLE: o->table = true; return 0;
 	case O_MAXITEMS:
 		if (!(rc = sw_cmd_int(c, "--max-items", arg, 1, INT64_MAX, &v)))
-			o->max_items = v;
+			o->run.max_items = v;
 		return rc;
-	case O_IDLE: return sw_cmd_duration(c, "--idle-exit", arg, &o->idle_ns);
-	case O_ONCE: o->once = true; return 0;
+	case O_IDLE: return sw_cmd_duration(c, "--idle-exit", arg, &o->run.idle_ns);
+	case O_ONCE: o->run.once = true; return 0;
 	case O_BATCH:
 		if (!(rc = sw_cmd_int(c, "--batch", arg, 1, 100000, &v)))
-			o->batch = (size_t)v;
+			o->run.batch = (size_t)v;
 		return rc;
-	case O_BATCHWAIT: return sw_cmd_duration(c, "--batch-wait", arg, &o->batch_wait_ns);
-	case O_AFFINITY: o->affinity = true; return 0;
-	case O_STEAL: return sw_cmd_duration(c, "--steal-after", arg, &o->steal_after_ns);
-	case O_GRACE: return sw_cmd_duration(c, "--grace", arg, &o->grace_ns);
+	case O_BATCHWAIT: return sw_cmd_duration(c, "--batch-wait", arg, &o->run.batch_wait_ns);
+	case O_AFFINITY: o->run.affinity = true; return 0;
+	case O_STEAL: return sw_cmd_duration(c, "--steal-after", arg, &o->run.steal_after_ns);
+	case O_GRACE: return sw_cmd_duration(c, "--grace", arg, &o->run.grace_ns);
 	case O_POLL:
-		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->poll_ns)))
+		if ((rc = sw_cmd_duration(c, "--poll", arg, &o->run.poll_ns)))
 			return rc;
-		return o->poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "bad --poll '%.40s': want more than 0", arg) : 0;
+		return o->run.poll_ns <= 0 ? sw_cmd_err(c, EX_USAGE, "bad --poll '%.40s': want more than 0", arg) : 0;
 	}
 	return sw_cmd_err(c, EX_SOFTWARE, "option %d not handled", code);
 }
@@ -649,7 +624,7 @@ static int check(struct sw_cmd *c)
 {
 	struct opts *o = c->opts;
 	int rc;
-	o->quiet = c->co.quiet;
+	o->run.quiet = c->co.quiet;
 	o->arg = c->nargs ? c->args[0] : NULL;
 	o->ids = c->args;
 	o->nids = c->nargs;
@@ -664,26 +639,26 @@ static int check(struct sw_cmd *c)
 			if ((rc = sw_cmd_name(c, "id", c->args[i])))
 				return rc;
 	}
-	o->args = c->command;
-	for (o->nargs = 0; o->args && o->args[o->nargs]; o->nargs++)
+	o->run.args = c->command;
+	for (o->run.nargs = 0; o->run.args && o->run.args[o->run.nargs]; o->run.nargs++)
 		;
-	if (o->batch_wait_ns && !o->batch)
+	if (o->run.batch_wait_ns && !o->run.batch)
 		return sw_cmd_err(c, EX_USAGE, "--batch-wait needs --batch");
-	if (o->steal_after_ns >= 0 && !o->affinity)
+	if (o->run.steal_after_ns >= 0 && !o->run.affinity)
 		return sw_cmd_err(c, EX_USAGE, "--steal-after needs --affinity");
-	if (o->steal_after_ns < 0)
-		o->steal_after_ns = SW_AFF_STEAL_AFTER_DEFAULT_NS;
-	for (int i = 0; o->batch && i < o->nargs; i++)
-		if (strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") || strstr(o->args[i], "{attempt}"))
+	if (o->run.steal_after_ns < 0)
+		o->run.steal_after_ns = SW_AFF_STEAL_AFTER_DEFAULT_NS;
+	for (int i = 0; o->run.batch && i < o->run.nargs; i++)
+		if (strstr(o->run.args[i], "{}") || strstr(o->run.args[i], "{id}") || strstr(o->run.args[i], "{attempt}"))
 			return sw_cmd_err(c, EX_USAGE, "--batch gives the command its items on stdin: "
 					  "{} {id} {attempt} have no one item to stand for");
-	if (o->once && o->idle_ns < 0)
-		o->idle_ns = 0;   /* --once does not wait unless told to */
+	if (o->run.once && o->run.idle_ns < 0)
+		o->run.idle_ns = 0;   /* --once does not wait unless told to */
 	if (o->arg && (rc = sw_cmd_name(c, "id", o->arg)))
 		return rc;
-	if (o->id && (rc = sw_cmd_name(c, "id", o->id)))
+	if (o->run.id && (rc = sw_cmd_name(c, "id", o->run.id)))
 		return rc;
-	return sw_cmd_name(c, "queue", o->queue);
+	return sw_cmd_name(c, "queue", o->run.queue);
 }
 
 static const struct sw_prog prog = {
@@ -703,9 +678,10 @@ static void std_fds(void)
 int main(int argc, char **argv)
 {
 	std_fds();
-	struct opts o = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC, .steal_after_ns = -1 };
-	o.queue = sw_queue_env(NULL);
+	struct opts o = { .run = { .jobs = 1, .idle_ns = -1, .grace_ns = 30 * SW_NS_PER_SEC, .steal_after_ns = -1 } };
+	o.run.queue = sw_queue_env(NULL);
+	o.run.roles = o.roles;
 	int rc = sw_cmd_main(&prog, argc, argv, &o);
-	json_decref(o.labels);
+	json_decref(o.run.labels);
 	return rc;
 }
