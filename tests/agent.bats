@@ -623,7 +623,7 @@ agent_bg() {
 	items a
 	agent_bg k3 1 --quiet -- sleep 30
 	track $(tree_pids "$worker")
-	kill -KILL "$pid" "$worker"
+	kill -KILL "$worker" "$pid"   # the worker first: see "--batch: kill -9 of the whole agent"
 	wait_until 2 dead_is k3
 	run --separate-stderr sw-agent reap
 	run jq -c '[.id, .claims_freed]' <<<"$output"
@@ -1023,10 +1023,11 @@ x" ]
 	printf '%s\n' 1 2 3 | sw-claim add --lines --quiet
 	agent_bg bk 3 --batch 3 --quiet --ttl 1s -- sleep 30
 	track $(tree_pids "$worker")
-	# both at once, as a host crash has it: the worker stopped first, or
-	# it may see its guardian die and give the batch back (attempt 1)
-	kill -STOP "$worker"
-	kill -KILL "$pid" "$worker"
+	# both, the worker first, as a host crash kills them at once: killed
+	# second (even stopped: the guardian's death makes its group an
+	# orphaned one, which the kernel sends SIGHUP and SIGCONT), the worker
+	# may see its guardian die and give the batch back (attempt 1)
+	kill -KILL "$worker" "$pid"
 	# no reap: the leases run out, and another agent takes the batch
 	SW_CLOCK_SKEW=200ms run --separate-stderr sw-agent run --batch 3 --idle-exit 3s --poll 100ms -- cat
 	assert_success
