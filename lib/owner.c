@@ -21,9 +21,11 @@ static void boot_id(char out[13])
 	out[k < 12 ? 0 : 12] = 0;
 }
 
-/* Field 22 of /proc/PID/stat, the start time; 0 when the process is gone.
- * The command name (field 2) may hold spaces and parentheses: fields are
- * counted from the last ')'. */
+/* Field 22 of /proc/PID/stat, the start time; 0 when the process is gone,
+ * a zombie included: a SIGKILLed agent whose parent does not wait for it
+ * (a container's init that reaps nothing, a parent killed with it) is
+ * dead all the same.  The command name (field 2) may hold spaces and
+ * parentheses: fields are counted from the last ')'. */
 static unsigned long long start_time(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -37,7 +39,7 @@ static unsigned long long start_time(pid_t pid)
 		return 0;
 	buf[n] = 0;
 	char *p = strrchr(buf, ')');
-	if (!p)
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
 		return 0;
 	/* after ')': state is field 3, start time field 22 */
 	for (int field = 2; field < 22 && p; field++)

@@ -47,8 +47,10 @@ static bool alive(struct sw_ws *ws, const char *id)
 	return a;
 }
 
-/* The owner string of a process that has exited and been reaped. */
-static void dead_owner(char out[SW_OWNER_LEN])
+/* The owner string of a process that has exited: reaped, or left a
+ * zombie (its pid in *zombie, for the caller to reap) when zombie is
+ * not NULL. */
+static void dead_owner(char out[SW_OWNER_LEN], pid_t *zombie)
 {
 	int p[2];
 	out[0] = 0;
@@ -65,8 +67,13 @@ static void dead_owner(char out[SW_OWNER_LEN])
 	if (pid > 0)
 		sw_owner_of(pid, out);
 	close(p[1]);
-	if (pid > 0)
+	if (pid > 0 && zombie) {
+		*zombie = pid;
+		siginfo_t si;   /* until it has exited, leaving it a zombie */
+		waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+	} else if (pid > 0) {
 		waitpid(pid, NULL, 0);
+	}
 }
 
 static int seen(json_t *r, void *arg)
@@ -133,7 +140,7 @@ int main(void)
 	/* a process that is gone on this host: dead at once, whatever the ttl */
 	char self[SW_OWNER_LEN], gone[SW_OWNER_LEN];
 	sw_owner_self(self);
-	dead_owner(gone);
+	dead_owner(gone, NULL);
 	ok(*self && *gone, "owner strings of this process and of a dead one");
 	ok(put_owned(&ws, "mine", self, NULL) == 0 && alive(&ws, "mine"), "owner alive: alive");
 	ok(put_owned(&ws, "lost", gone, NULL) == 0 && !alive(&ws, "lost"), "owner gone: dead, heartbeat fresh");
@@ -143,6 +150,14 @@ int main(void)
 	ok(put_owned(&ws, "guarded", gone, self) == 0 && alive(&ws, "guarded"),
 	   "owner gone, guardian alive: alive (it is still killing the trees)");
 	ok(put_owned(&ws, "both", gone, gone) == 0 && !alive(&ws, "both"), "owner and guardian gone: dead");
+	char zombie[SW_OWNER_LEN];
+	pid_t zpid = 0;
+	dead_owner(zombie, &zpid);
+	ok(*zombie && put_owned(&ws, "zombie", zombie, NULL) == 0 && !alive(&ws, "zombie"),
+	   "an owner that exited but was not waited for (a zombie): dead");
+	if (zpid > 0)
+		waitpid(zpid, NULL, 0);
+	sw_agent_remove(&ws, "zombie");
 	ok(put_owned(&ws, "far", "0123456789ab-1-1", NULL) == 0 && alive(&ws, "far"),
 	   "an owner of another boot or host: the heartbeat decides");
 	ok(put_owned(&ws, "bad", "x/y", NULL) == 0 && sw_agent_get(&ws, "bad") == NULL && errno == EBADMSG,
