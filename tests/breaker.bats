@@ -15,6 +15,7 @@ teardown() { untrack_all; }
 
 
 state_is() { [ "$(sw-breaker show "$1" | jq -r .state)" = "$2" ]; }
+probe_taken() { sw-breaker show "$1" | jq -e '.probes | length == 1' >/dev/null; }
 
 # a policy quick enough for tests
 P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
@@ -322,13 +323,14 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 
 @test "a SIGKILLed prober's probe slot frees after its TTL plus the margin, not before" {
 	export SW_CLOCK_SKEW=200ms
-	local p=(--failures 1 --cooldown 100ms --probes 1 --ttl 800ms)
+	# a 3 s TTL: the check below comes well within it on a loaded machine
+	local p=(--failures 1 --cooldown 100ms --probes 1 --ttl 3s)
 	sw-breaker trip k "${p[@]}" --quiet
 	sleep 0.15
 	sw-breaker run k "${p[@]}" -- sleep 30 >/dev/null 2>&1 3>&- &
 	local pid=$!
 	track "$pid"
-	sleep 0.3
+	wait_until 10 probe_taken k
 	local tree
 	tree=$(tree_pids "$pid")
 	track $tree

@@ -912,14 +912,14 @@ stall_once() {
 @test "run --keep-running starts it again whenever it exits, 0 or not; SIGTERM between runs gives the lease back and exits 143" {
 	cd "$BATS_TEST_TMPDIR"
 	export SW_BACKOFF_BASE=100ms
-	sw-lease run --keep-running --quiet daemon -- sh -c 'echo x >>runs; [ $(wc -l <runs) -ne 2 ]' &
+	sw-lease run --keep-running --quiet daemon -- sh -c 'echo x >>runs; [ $(wc -l <runs) -ne 2 ]' 2>err &
 	pid=$!
 	track "$pid"
-	wait_until 20 lines runs 4
+	wait_until 20 lines_at_least runs 4
 	refused 75 sw-lease acquire daemon       # held all along
 	kill -TERM "$pid"
 	reap_job "$pid" 5
-	[ "$st" -eq 143 ]
+	[ "$st" -eq 143 ] || { echo "st=$st"; cat err; return 1; }
 	lease_is daemon released
 	# SIGTERM during a run: the command's tree stops, its status is run's
 	sw-lease run --keep-running --quiet daemon -- sh -c 'trap "exit 7" TERM; : >trapped; while :; do sleep 0.1; done' &

@@ -87,3 +87,6 @@ while_alive() {
 
 # lines FILE N: FILE has N lines
 lines() { [ "$(cat "$1" 2>/dev/null | wc -l)" -eq "$2" ]; }
+# lines_at_least FILE N: FILE has N lines or more (a file that keeps
+# growing, which a look on a loaded machine may find past N)
+lines_at_least() { [ "$(cat "$1" 2>/dev/null | wc -l)" -ge "$2" ]; }
