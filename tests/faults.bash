@@ -49,6 +49,20 @@ walk_calls() {
 	done
 }
 
+# inject POINT ERRNO CMD...: runs CMD with the call of walk point POINT
+# (CALL:N, from walk_calls) failing with ERRNO; its output in
+# $BATS_TEST_TMPDIR/out and err, its exit status in rc.  Fails, saying
+# so, when an EINTR was reported instead of retried.
+inject() {
+	local point=$1 e=$2
+	shift 2
+	rc=0
+	strace -f -qq -o /dev/null -e inject="${point%:*}":error="$e":when="${point#*:}" "$@" \
+		>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || rc=$?
+	[ "$e" != EINTR ] || [ "$rc" = 0 ] ||
+		{ echo "with $point failing (EINTR): $* exited $rc, EINTR was reported, not retried: $(cat "$BATS_TEST_TMPDIR/err")"; return 1; }
+}
+
 # stall_start CALL N OUT CMD...: runs CMD in the background under strace,
 # stopped right after its Nth CALL; returns once it is stopped (its pid
 # in STALLED) or has exited (STALLED empty).  Its output goes to OUT.out,
