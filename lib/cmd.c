@@ -14,9 +14,8 @@ int sw_cmd_err(struct sw_cmd *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(c->err.msg, sizeof c->err.msg, fmt, ap);
+	sw_err_vset(&c->err, code, fmt, ap);
 	va_end(ap);
-	c->err.code = code;
 	return code;
 }
 

@@ -110,13 +110,19 @@ static void vformat_line(char *out, size_t n, const char *fmt, va_list ap)
 	sw_sanitize(raw, out, n);
 }
 
+int sw_err_vset(struct sw_err *e, int code, const char *fmt, va_list ap)
+{
+	vformat_line(e->msg, sizeof e->msg, fmt, ap);
+	e->code = code;
+	return code;
+}
+
 int sw_err_set(struct sw_err *e, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vformat_line(e->msg, sizeof e->msg, fmt, ap);
+	sw_err_vset(e, code, fmt, ap);
 	va_end(ap);
-	e->code = code;
 	return code;
 }
 

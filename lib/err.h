@@ -4,6 +4,7 @@
  * false" (lease not held, item not found, stale token). */
 #ifndef SW_ERR_H
 #define SW_ERR_H
+#include <stdarg.h>
 #include <stddef.h>
 #include <sysexits.h>
 
@@ -24,9 +25,11 @@ struct sw_err {
 	int code;
 	char msg[512];
 };
-/* Fills e and returns code.  These three write the line as sw_sanitize
+/* Fills e and returns code.  These write the line as sw_sanitize
  * does: one line, safe on a terminal, whatever names went into it. */
 int sw_err_set(struct sw_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a va_list, for a function of its own that takes a format. */
+int sw_err_vset(struct sw_err *e, int code, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 /* Sets e's line only, for a function that returns the code itself. */
 void sw_err_msg(struct sw_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds to the end of e's line (as much as fits). */
