@@ -4,6 +4,7 @@
  * queue_item.c     the item schema: building, checking, reading, views
  * queue_pending.c  buckets and their hints, placing pending items, claims
  * queue_txn.c      transitions through stage/ and their recovery
+ * queue_batch.c    transitions committed together: batches, groups
  * queue_deps.c     `after` dependencies
  * queue_add.c      adding items, ids given by users
  * queue_claimed.c  renew, done, fail, release, cancel, requeue, show
@@ -144,6 +145,57 @@ typedef json_t *(*txn_next_fn)(struct sw_queue *q, json_t *item, void *arg, int 
  * gets the new content. */
 int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
 	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out);
+/* Moves dfd/name, holding item, where its "state" says. */
+int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable);
+/* What a transition starts from and how it goes on. */
+struct txn_in {
+	char src;
+	int back_dfd;               /* where an undone item goes back; -1: nowhere */
+	const char *back_name;
+	const json_t *pre;          /* the content the caller read (may be NULL), */
+	const struct stat *pre_st;  /* ... with its fstat */
+	txn_next_fn next_fn;
+	void *arg;
+	bool durable;
+};
+/* A stage/ name: "<nonce>.<kind><S>" (kind o, n, k; u, c of a group),
+ * "<nonce>.mC.<hex>" (a group's member) or "<nonce>.a.<id>" (an add). */
+struct sname {
+	char nonce[96];
+	char kind;
+	char src;
+	const char *id;             /* of an add */
+	unsigned member;            /* of a member */
+	int64_t ms;                 /* the nonce's time */
+	size_t owner_len;           /* the nonce's first bytes name its owner */
+};
+bool sname_parse(const char *name, struct sname *sn);
+void sname_make(char out[NAME_LEN], const char *nonce, char kind, char src);
+const char *src_state(char src);
+/* Writes a new file stage/name whole (fdatasync when sync); removed
+ * again on failure. */
+int stage_write(int sfd, const char *name, const char *buf, size_t len, bool sync);
+/* Gives an uncommitted item back (back_dfd < 0: leaves it). */
+void put_back(int sfd, const char *oname, int back_dfd, const char *back_name);
+/* The item in stage/oname, which this transition owns: a copy of in's
+ * pre when it is still that inode, else read. */
+int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t *pre,
+		   const struct stat *pre_st, json_t **cur);
+/* The next content of stage/oname, dumped into *buf (malloc'd); on
+ * failure the item is put back and the code returned. */
+int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struct txn_in *in,
+		     json_t **next, char **buf, size_t *len);
+/* Steps 3 to 5 of a transition whose new content is written. */
+int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable, bool *placed);
+/* Takes stage/name over and puts its item back as it was. */
+int txn_takeover(struct sw_queue *q, int sfd, const char *name, char src);
+/* Finishes or undoes the transitions of dead owners, and of any owner
+ * after the grace.  *n counts them. */
+void stage_recover(struct sw_queue *q, int64_t now, long long *n);
+/* Items in stage/, for listing and counting: fn(item, state). */
+int stage_items(struct sw_queue *q, int (*fn)(json_t *item, const char *state, void *arg), void *arg);
+
+/* ---- queue_batch.c ---- */
 /* Transitions made between these two are written (step 2) but committed
  * together at the end, after one sync for all: a batch costs two syncs,
  * not two an item.  stale(slot) is called for each taken over meanwhile
@@ -151,13 +203,21 @@ int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json
  * of a failed sync; then nothing was committed. */
 void txn_batch_begin(struct sw_queue *q);
 int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), void *arg);
-/* Moves dfd/name, holding item, where its "state" says. */
-int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable);
-/* Finishes or undoes the transitions of dead owners, and of any owner
- * after the grace.  *n counts them. */
-void stage_recover(struct sw_queue *q, int64_t now, long long *n);
-/* Items in stage/, for listing and counting: fn(item, state). */
-int stage_items(struct sw_queue *q, int (*fn)(json_t *item, const char *state, void *arg), void *arg);
+/* A transition of the batch whose new content is written (step 2). */
+int batch_add(struct sw_queue *q, const char *nonce, const struct txn_in *in, json_t *next, json_t **out);
+/* Whether a transition can join the batch's group (made on first use). */
+bool group_ok(struct sw_queue *q, const struct txn_in *in);
+/* Moves in's item into the group; committed at the batch's end.
+ * GROUP_DECLINED: its new state is not final, and it is back where it
+ * was, for a transition alone. */
+enum { GROUP_DECLINED = -1 };
+int group_move(struct sw_queue *q, int sfd, const struct txn_in *in, json_t **out);
+/* A member of a group stage/name as listed: where it goes once its group
+ * is committed, else where it comes from. */
+enum rd group_member_read(struct sw_queue *q, int sfd, const char *name, const struct sname *sn,
+			  json_t **item, const char **state);
+/* Recovery of a group's entry stage/name: how many items it moved. */
+long long group_recover(struct sw_queue *q, int sfd, const char *name, const struct sname *sn);
 
 /* ---- queue_deps.c ---- */
 /* Whether item may be claimed now (READY), waits on (WAIT), or goes dead

@@ -469,7 +469,11 @@ static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *
 		} else
 			close(c.pfd);
 	}
-	if (errno)
+	/* a priority's directory is never removed: a stale handle here is
+	 * an error, not a bucket that went away */
+	if (errno == ESTALE && !w->err)
+		w->err = ESTALE;
+	else if (errno)
 		search_err(w);
 	closedir(d);
 	return found;

@@ -42,22 +42,23 @@
 #include <string.h>
 #include <unistd.h>
 
-struct sname {
-	char nonce[96];
-	char kind;              /* 'o', 'n', 'k', or 'a' (an add, with id) */
-	char src;               /* S for o, n, k */
-	const char *id;         /* for 'a' */
-	int64_t ms;             /* the nonce's time */
-	size_t owner_len;       /* the nonce's first bytes name its owner */
-};
-
 static bool valid_src(char c)
 {
 	return c == SRC_PENDING || c == SRC_CLAIMED || c == SRC_DEAD || c == SRC_CANCELLED;
 }
 
-/* "<owner>-<ms>-<rand>.<kind>…"; false for anything else. */
-static bool sname_parse(const char *name, struct sname *sn)
+/* The member number: 1 to 8 lowercase hex digits, no leading zero. */
+static bool member_parse(const char *s, struct sname *sn)
+{
+	size_t n = strspn(s, "0123456789abcdef");
+	if (n == 0 || n > 8 || s[n] || (s[0] == '0' && n > 1))
+		return false;
+	sn->src = SRC_CLAIMED;
+	sn->member = (unsigned)strtoul(s, NULL, 16);
+	return true;
+}
+
+bool sname_parse(const char *name, struct sname *sn)
 {
 	const char *dot = strchr(name, '.');
 	size_t n = dot ? (size_t)(dot - name) : 0;
@@ -77,10 +78,18 @@ static bool sname_parse(const char *name, struct sname *sn)
 	sn->owner_len = (size_t)(m - sn->nonce);
 	sn->kind = dot[1];
 	sn->id = NULL;
+	sn->member = 0;
 	if ((sn->kind == 'o' || sn->kind == 'n' || sn->kind == 'k') && valid_src(dot[2]) && !dot[3]) {
 		sn->src = dot[2];
 		return true;
 	}
+	/* a group's marker (uncommitted, committed) and its members */
+	if ((sn->kind == 'u' || sn->kind == 'c') && dot[2] == SRC_CLAIMED && !dot[3]) {
+		sn->src = dot[2];
+		return true;
+	}
+	if (sn->kind == 'm' && dot[2] == SRC_CLAIMED && dot[3] == '.')
+		return member_parse(dot + 4, sn);
 	if (sn->kind == 'a' && dot[2] == '.' && !sw_name_problem(dot + 3)) {
 		sn->id = dot + 3;
 		return true;
@@ -88,12 +97,12 @@ static bool sname_parse(const char *name, struct sname *sn)
 	return false;
 }
 
-static void sname_make(char out[NAME_LEN], const char *nonce, char kind, char src)
+void sname_make(char out[NAME_LEN], const char *nonce, char kind, char src)
 {
 	snprintf(out, NAME_LEN, "%s.%c%c", nonce, kind, src);
 }
 
-static const char *src_state(char src)
+const char *src_state(char src)
 {
 	return src == SRC_CLAIMED ? "claimed" : src == SRC_DEAD ? "dead"
 	     : src == SRC_CANCELLED ? "cancelled" : "pending";
@@ -147,7 +156,7 @@ int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, boo
 
 /* ---- the transition ------------------------------------------------------ */
 
-static int write_new(int sfd, const char *name, const char *buf, size_t len, bool sync)
+int stage_write(int sfd, const char *name, const char *buf, size_t len, bool sync)
 {
 	int fd = SW_NOINTR(openat(sfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd < 0)
@@ -181,7 +190,7 @@ fail:;
 /* Gives the uncommitted item back to where it was (back_dfd/back_name),
  * or, with no such place (a recovery's own transition), leaves it for the
  * next recovery. */
-static void put_back(int sfd, const char *oname, int back_dfd, const char *back_name)
+void put_back(int sfd, const char *oname, int back_dfd, const char *back_name)
 {
 	if (back_dfd >= 0)
 		sw_rename(sfd, oname, back_dfd, back_name);
@@ -189,25 +198,16 @@ static void put_back(int sfd, const char *oname, int back_dfd, const char *back_
 
 struct txn {
 	char nonce[96];
-	char src;
-	int back_dfd;
-	const char *back_name;
-	const json_t *pre;
-	const struct stat *pre_st;
-	txn_next_fn next_fn;
-	void *arg;
-	bool durable;
+	struct txn_in in;
 };
 
-/* The item as it is now in <N>.o<S>, which this transition owns: the
- * content the caller read when it is still the same file, else read. */
-static int txn_current(struct sw_queue *q, int sfd, const char *oname, const struct txn *t,
-		       json_t **cur)
+int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t *pre,
+		   const struct stat *pre_st, json_t **cur)
 {
 	struct stat st;
-	if (t->pre && SW_NOINTR(fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
-	    st.st_ino == t->pre_st->st_ino && st.st_dev == t->pre_st->st_dev) {
-		*cur = json_deep_copy(t->pre);
+	if (pre && SW_NOINTR(fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
+	    st.st_ino == pre_st->st_ino && st.st_dev == pre_st->st_dev) {
+		*cur = json_deep_copy(pre);
 		return *cur ? 0 : qerr(q, EX_SOFTWARE, "out of memory");
 	}
 	char why[128];
@@ -231,8 +231,7 @@ static int txn_current(struct sw_queue *q, int sfd, const char *oname, const str
  * place, clean up.  0, or SW_EX_FALSE when it was taken over meanwhile;
  * *placed (when given) says whether this process put it in its new
  * state's directory (a batch then frees the items waiting for it). */
-static int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable,
-		      bool *placed)
+int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable, bool *placed)
 {
 	int sfd = qdir(q, QD_STAGE);
 	char oname[NAME_LEN], nname[NAME_LEN], kname[NAME_LEN];
@@ -258,36 +257,35 @@ static int txn_commit(struct sw_queue *q, const char *nonce, char src, const jso
 	return 0;
 }
 
-/* A batch's transition that has its new content written, not committed. */
-struct txn_pend {
-	char nonce[96];
-	char src;
-	int back_dfd;
-	char back_name[NAME_LEN];
-	json_t *next;
-	bool durable;
-	size_t slot;            /* the caller's index of the item */
-	bool placed;            /* put in done, dead or cancelled by this process */
-};
-
-struct txn_batch {
-	size_t n, cap;
-	bool durable;           /* some transition asks for a sync */
-	struct txn_pend *p;
-};
-
-/* The next free entry of b, grown as needed; NULL when out of memory. */
-static struct txn_pend *batch_room(struct txn_batch *b)
+int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struct txn_in *in,
+		     json_t **next, char **buf, size_t *len)
 {
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct txn_pend *np = realloc(b->p, cap * sizeof *np);
-		if (!np)
-			return NULL;
-		b->p = np;
-		b->cap = cap;
+	json_t *cur;
+	int rc = txn_read_owned(q, sfd, oname, in->pre, in->pre_st, &cur);
+	if (rc) {
+		if (rc != SW_EX_FALSE && rc != EX_DATAERR)
+			put_back(sfd, oname, in->back_dfd, in->back_name);
+		return rc;
 	}
-	return &b->p[b->n];
+	*next = in->next_fn(q, cur, in->arg, &rc);
+	if (!*next) {
+		json_decref(cur);
+		put_back(sfd, oname, in->back_dfd, in->back_name);
+		return rc ? rc : qerr(q, EX_SOFTWARE, "no next state");
+	}
+	*buf = item_dump(*next, len);
+	/* readers stop at item_max + SW_ITEM_SLACK: a bigger file would be an
+	 * item nobody can read, so a result or error that large changes nothing */
+	if (!*buf || *len > q->item_max + SW_ITEM_SLACK) {
+		rc = *buf ? qerr(q, EX_DATAERR, "the item would be %zu bytes with this result or error, "
+				 "over SW_MAX_ITEM_BYTES (%zu) + %d", *len, q->item_max, SW_ITEM_SLACK)
+			  : qerr(q, EX_SOFTWARE, "cannot encode item");
+		free(*buf);
+		json_decref(*next);
+		put_back(sfd, oname, in->back_dfd, in->back_name);
+		return rc;
+	}
+	return 0;
 }
 
 /* Steps 2 to 5, once <N>.o<S> is ours; in a batch, step 2 only. */
@@ -295,141 +293,30 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 {
 	int sfd = qdir(q, QD_STAGE);
 	char oname[NAME_LEN], nname[NAME_LEN];
-	sname_make(oname, t->nonce, 'o', t->src);
-	sname_make(nname, t->nonce, 'n', t->src);
-	json_t *cur;
-	int rc = txn_current(q, sfd, oname, t, &cur);
-	if (rc) {
-		if (rc != SW_EX_FALSE && rc != EX_DATAERR)
-			put_back(sfd, oname, t->back_dfd, t->back_name);
-		return rc;
-	}
-	json_t *next = t->next_fn(q, cur, t->arg, &rc);
-	if (!next) {
-		json_decref(cur);
-		put_back(sfd, oname, t->back_dfd, t->back_name);
-		return rc ? rc : qerr(q, EX_SOFTWARE, "no next state");
-	}
-	struct txn_batch *b = q->batch;
-	struct txn_pend *pend = b ? batch_room(b) : NULL;
-	if (b && !pend) {
-		json_decref(next);
-		put_back(sfd, oname, t->back_dfd, t->back_name);
-		return qerr(q, EX_SOFTWARE, "out of memory");
-	}
+	sname_make(oname, t->nonce, 'o', t->in.src);
+	sname_make(nname, t->nonce, 'n', t->in.src);
+	json_t *next;
+	char *buf;
 	size_t len;
-	char *buf = item_dump(next, &len);
-	/* readers stop at item_max + SW_ITEM_SLACK: a bigger file would be an
-	 * item nobody can read, so a result or error that large changes nothing */
-	if (!buf || len > q->item_max + SW_ITEM_SLACK) {
-		rc = buf ? qerr(q, EX_DATAERR, "the item would be %zu bytes with this result or error, "
-				"over SW_MAX_ITEM_BYTES (%zu) + %d", len, q->item_max, SW_ITEM_SLACK)
-			 : qerr(q, EX_SOFTWARE, "cannot encode item");
-		free(buf);
-		json_decref(next);
-		put_back(sfd, oname, t->back_dfd, t->back_name);
+	int rc = txn_next_content(q, sfd, oname, &t->in, &next, &buf, &len);
+	if (rc)
 		return rc;
-	}
 	/* a batch syncs every new content at once before any commit */
-	rc = write_new(sfd, nname, buf, len, !b && sw_sync_wanted(q->ws->sync, t->durable));
+	rc = stage_write(sfd, nname, buf, len, !q->batch && sw_sync_wanted(q->ws->sync, t->in.durable));
 	free(buf);
 	if (rc < 0) {
 		rc = qerr_errno(q, "writing item");
 		json_decref(next);
-		put_back(sfd, oname, t->back_dfd, t->back_name);
+		put_back(sfd, oname, t->in.back_dfd, t->in.back_name);
 		return rc;
 	}
-	if (pend) {
-		*pend = (struct txn_pend){ .src = t->src, .back_dfd = t->back_dfd, .next = next,
-					   .durable = t->durable, .slot = q->batch_slot };
-		snprintf(pend->nonce, sizeof pend->nonce, "%s", t->nonce);
-		snprintf(pend->back_name, sizeof pend->back_name, "%s", t->back_name ? t->back_name : "");
-		b->n++;
-		b->durable |= t->durable;
-		/* the caller's view is its own: the views edit what they get */
-		if (out && !(*out = json_deep_copy(next)))
-			return qerr(q, EX_SOFTWARE, "out of memory");
-		return 0;
-	}
-	rc = txn_commit(q, t->nonce, t->src, next, t->durable, NULL);
+	if (q->batch)
+		return batch_add(q, t->nonce, &t->in, next, out);
+	rc = txn_commit(q, t->nonce, t->in.src, next, t->in.durable, NULL);
 	if (rc == 0 && out)
 		*out = next;
 	else
 		json_decref(next);
-	return rc;
-}
-
-/* ---- batches ------------------------------------------------------------ */
-
-/* An uncommitted transition of a batch given back as it was. */
-static void txn_undo(struct sw_queue *q, const struct txn_pend *p)
-{
-	int sfd = qdir(q, QD_STAGE);
-	char oname[NAME_LEN], nname[NAME_LEN];
-	sname_make(oname, p->nonce, 'o', p->src);
-	sname_make(nname, p->nonce, 'n', p->src);
-	SW_NOINTR(unlinkat(sfd, nname, 0));
-	put_back(sfd, oname, p->back_dfd, p->back_name);
-}
-
-/* The items waiting for the batch's finished ones: one look at deps/
- * for all when that can say there are none, else one each. */
-static void batch_release(struct sw_queue *q, const struct txn_batch *b)
-{
-	bool any = false;
-	for (size_t i = 0; i < b->n && !any; i++)
-		any = b->p[i].placed;
-	if (!any || deps_none(q))
-		return;
-	for (size_t i = 0; i < b->n; i++)
-		if (b->p[i].placed)
-			deps_release(q, item_id(b->p[i].next));
-}
-
-void txn_batch_begin(struct sw_queue *q)
-{
-	struct txn_batch *b = calloc(1, sizeof *b);
-	q->batch = b;   /* NULL (no memory): one transition at a time */
-}
-
-/* Commits a batch: one sync for every new content, the commits and
- * placings, one sync for all of them.  stale(slot, arg) is called for a
- * transition taken over meanwhile.  0, or the code of a failed sync (the
- * transitions are made, but not known to be durable). */
-int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), void *arg)
-{
-	struct txn_batch *b = q->batch;
-	if (!b)
-		return 0;
-	q->batch = NULL;
-	int rc = 0;
-	bool sync = b->n && sw_sync_wanted(q->ws->sync, b->durable);
-	if (sync && SW_NOINTR(syncfs(q->fd)) < 0)
-		rc = qerr_errno(q, "syncing");
-	q->sync_deferred = true;
-	q->deps_deferred = true;
-	for (size_t i = 0; i < b->n; i++) {
-		struct txn_pend *p = &b->p[i];
-		bool placed = false;
-		if (rc)   /* nothing is committed unless its content is durable */
-			txn_undo(q, p);
-		else if (txn_commit(q, p->nonce, p->src, p->next, p->durable, &placed) == SW_EX_FALSE)
-			stale(p->slot, arg);
-		/* finished and placed here: its waiters are this batch's to free
-		 * (an item this process could not place, maintenance places,
-		 * and frees them then) */
-		p->placed = placed && final_dir(sw_json_str(p->next, "state")) >= 0;
-	}
-	q->deps_deferred = false;
-	batch_release(q, b);
-	q->sync_deferred = false;
-	if (!rc && (sync || q->sync_owed) && SW_NOINTR(syncfs(q->fd)) < 0)
-		rc = qerr_errno(q, "syncing");
-	q->sync_owed = false;
-	for (size_t i = 0; i < b->n; i++)
-		json_decref(b->p[i].next);
-	free(b->p);
-	free(b);
 	return rc;
 }
 
@@ -439,8 +326,16 @@ int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json
 	int sfd = qdir(q, QD_STAGE);
 	if (sfd < 0)
 		return qerr_errno(q, "stage");
-	struct txn t = { .src = src, .back_dfd = dfd, .back_name = name, .pre = pre,
-			 .pre_st = pre_st, .next_fn = next_fn, .arg = arg, .durable = durable };
+	struct txn_in in = { .src = src, .back_dfd = dfd, .back_name = name, .pre = pre,
+			     .pre_st = pre_st, .next_fn = next_fn, .arg = arg, .durable = durable };
+	/* a batch's finishes of claims move as a group, whose commit is one
+	 * rename for all and whose new contents need no file of their own */
+	if (q->batch && group_ok(q, &in)) {
+		int rc = group_move(q, sfd, &in, out);
+		if (rc != GROUP_DECLINED)
+			return rc;
+	}
+	struct txn t = { .in = in };
 	queue_nonce(q, t.nonce);
 	char oname[NAME_LEN];
 	sname_make(oname, t.nonce, 'o', src);
@@ -466,10 +361,10 @@ static json_t *rollback_next(struct sw_queue *q, json_t *item, void *arg, int *r
 
 /* Takes over dfd/name (another owner's uncommitted or damaged-committed
  * transition) and puts its item back as it was. */
-static int takeover(struct sw_queue *q, int sfd, const char *name, char src)
+int txn_takeover(struct sw_queue *q, int sfd, const char *name, char src)
 {
-	struct txn t = { .src = src, .back_dfd = -1, .next_fn = rollback_next, .arg = &t.src,
-			 .durable = true };
+	struct txn t = { .in = { .src = src, .back_dfd = -1, .next_fn = rollback_next, .arg = &t.in.src,
+				 .durable = true } };
 	queue_nonce(q, t.nonce);
 	char oname[NAME_LEN];
 	sname_make(oname, t.nonce, 'o', src);
@@ -517,7 +412,7 @@ static void recover_committed(struct sw_queue *q, int sfd, const char *name, con
 		return;
 	case RD_DAMAGED:
 		quarantine(q, sfd, nname, "stage", why);
-		takeover(q, sfd, name, sn->src);
+		txn_takeover(q, sfd, name, sn->src);
 		return;
 	default:
 		return;   /* unreadable now: next time */
@@ -568,7 +463,7 @@ static int recover_one(int sfd, const char *name, void *arg)
 	case 'o': {
 		char nname[NAME_LEN];
 		sname_make(nname, sn.nonce, 'n', sn.src);
-		if (takeover(r->q, sfd, name, sn.src) == 0)
+		if (txn_takeover(r->q, sfd, name, sn.src) == 0)
 			r->n++;
 		SW_NOINTR(unlinkat(sfd, nname, 0));   /* the original's uncommitted content */
 		break;
@@ -586,6 +481,11 @@ static int recover_one(int sfd, const char *name, void *arg)
 	case 'a':
 		recover_add(r->q, sfd, name, &sn);
 		r->n++;
+		break;
+	case 'u':
+	case 'c':
+	case 'm':
+		r->n += group_recover(r->q, sfd, name, &sn);
 		break;
 	}
 	return 0;
@@ -615,8 +515,16 @@ static int inflight_one(int sfd, const char *name, void *arg)
 	struct sname sn;
 	char nname[NAME_LEN], why[128];
 	const char *read_name = name, *state = NULL;
-	if (!sname_parse(name, &sn) || sn.kind == 'n')
+	if (!sname_parse(name, &sn) || sn.kind == 'n' || sn.kind == 'u' || sn.kind == 'c')
 		return 0;
+	json_t *item;
+	if (sn.kind == 'm') {
+		if (group_member_read(f->q, sfd, name, &sn, &item, &state) != RD_OK)
+			return 0;
+		int rc = f->fn(item, state ? state : "done", f->arg);
+		json_decref(item);
+		return rc;
+	}
 	if (sn.kind == 'o')
 		state = src_state(sn.src);
 	else if (sn.kind == 'a')
@@ -625,7 +533,6 @@ static int inflight_one(int sfd, const char *name, void *arg)
 		sname_make(nname, sn.nonce, 'n', sn.src);
 		read_name = nname;
 	}
-	json_t *item;
 	if (item_read(f->q, sfd, read_name, sn.id, &item, NULL, why) != RD_OK)
 		return 0;
 	if (!state) {

@@ -1290,6 +1290,27 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 	[ "$(sw-claim stats -q bd | jq .done)" -eq 4 ]
 }
 
+@test "done from stdin moves the batch as one group: one new file for all its items, none of their own, nothing left in stage/" {
+	command -v strace >/dev/null || skip "needs strace"
+	seq 1 20 | sw-claim add --lines -q grp >/dev/null
+	sw-claim next -q grp -n 20 >"$BATS_TEST_TMPDIR/c"
+	strace -f -qq -e trace=openat -o "$BATS_TEST_TMPDIR/trace" sw-claim done -q grp <"$BATS_TEST_TMPDIR/c" >"$BATS_TEST_TMPDIR/out"
+	[ "$(jq -s 'map(select(.ok and .state == "done")) | length' "$BATS_TEST_TMPDIR/out")" -eq 20 ]
+	# the group's file is the one file made: the items keep theirs
+	[ "$(grep -c 'O_CREAT' "$BATS_TEST_TMPDIR/trace")" -eq 1 ]
+	grep 'O_CREAT' "$BATS_TEST_TMPDIR/trace" | grep -q '\.uC"'
+	[ "$(sw-claim stats -q grp | jq .done)" -eq 20 ]
+	[ -z "$(ls "$SW_DIR/queues/grp/stage")" ]
+	# a release (its item goes on) and a failure with attempts left go alone
+	seq 1 4 | sw-claim add --lines -q grp >/dev/null
+	sw-claim next -q grp -n 4 >"$BATS_TEST_TMPDIR/c"
+	sw-claim release -q grp <"$BATS_TEST_TMPDIR/c" >/dev/null
+	sw-claim next -q grp -n 4 >"$BATS_TEST_TMPDIR/c"
+	sw-claim fail -q grp --retry-in 0 <"$BATS_TEST_TMPDIR/c" >/dev/null
+	[ "$(sw-claim stats -q grp | jq '.pending + .delayed')" -eq 4 ]
+	[ -z "$(ls "$SW_DIR/queues/grp/stage")" ]
+}
+
 @test "a partial batch: stale tokens and missing items are named, the rest applied, exit 1" {
 	seq 1 3 | sw-claim add --lines -q bp >/dev/null
 	sw-claim next -q bp -n 3 >"$BATS_TEST_TMPDIR/c"

@@ -113,6 +113,34 @@ any_ok() { io_codes "$1" "$2" ""; }
 	ITEMS="x y w" fault_walk any_ok purge --state done --older-than 0
 }
 
+# a, b and c claimed; the done lines of all three, with result R, in batch
+make_batch() {
+	rm -rf "$SW_DIR"
+	local i
+	for i in a b c; do sw-claim add --id "$i" '"p"' >/dev/null; done
+	sw-claim next -n 3 --ttl 1h | jq -c '.result = "R"' >"$BATS_TEST_TMPDIR/batch"
+	TOK=
+}
+
+# each item whose line says ok is done with its result; 0: all three are
+batch_done_ok() {
+	io_codes "$1" "$2" "" || return 1
+	local id
+	for id in a b c; do
+		if jq -se --arg id "$id" 'any(.[]; .id == $id and .ok == true)' "$BATS_TEST_TMPDIR/out" >/dev/null; then
+			[ "$(sw-claim show "$id" | jq -r '"\(.state) \(.result)"')" = "done R" ] ||
+				{ echo "$id said ok, but is $(sw-claim show "$id" | jq -c .)"; return 1; }
+		elif [ "$1" = 0 ]; then
+			echo "exit 0, but no ok line for $id"; return 1
+		fi
+	done
+}
+
+@test "done from stdin (a batch, moved as a group) with an I/O fault at any step: each item done when its line says so, clean after" {
+	snapshot q make_batch
+	ITEMS="a b c" STDIN=$BATS_TEST_TMPDIR/batch fault_walk batch_done_ok done
+}
+
 # an add: exit 0 means the item is there
 add_ok() {
 	io_codes "$1" "$2" "" || return 1

@@ -65,7 +65,7 @@ walk() {
 	local prep=${PREP:-make_claimed} oth=${OTHERS:-others} check=${CHECK:-check_once}
 	snapshot walk "$prep"
 	restore walk
-	trace_counts "$log" sw-claim "${@//@TOK@/$TOK}"
+	trace_counts "$log" sw-claim "${@//@TOK@/$TOK}" <"${STDIN:-/dev/null}"
 	for point in $(walk_calls "$log" $STALL_CALLS); do
 		call=${point%:*} k=${point#*:}
 		restore walk
@@ -92,6 +92,44 @@ walk() {
 
 @test "a done stalled at any step: the item is finished once, with the result of the one told so" {
 	RESULT=A walk done x --token @TOK@ --result '"A"'
+}
+
+# x and y claimed; the done lines of both, with result A, in batch
+make_claimed_batch() {
+	rm -rf "$SW_DIR"
+	sw-claim add --id x '"p"' >/dev/null
+	sw-claim add --id y '"q"' >/dev/null
+	sw-claim next -n 2 --ttl 30s | jq -c '.result = "A"' >"$BATS_TEST_TMPDIR/batch"
+	TOK=
+}
+
+# A was told it finished x when its line for x says ok
+check_batch() { # dir first-result
+	local rc
+	rc=$(cat "$1/A.rc")
+	if jq -se 'any(.[]; .id == "x" and .ok == true)' "$1/A.out" >/dev/null 2>&1; then
+		echo 0 >"$1/A.rc"
+	elif [ "$rc" = 0 ]; then
+		echo "A exited 0, but its line for x is not ok: $(cat "$1/A.out")"; return 1
+	fi
+	[ "$(count_places y)" = "y 1" ] || { echo "y is in: $(places y)"; return 1; }
+	check_once "$@"
+}
+
+# the others of a batch: B takes what it can and finishes x
+others_batch() {
+	later sw-claim reap >/dev/null 2>&1 || true
+	echo none >"$1/B.rc"
+	local j rc=0
+	j=$(later sw-claim next -n 2 2>/dev/null | jq -c 'select(.id == "x")') || true
+	if [ -n "$j" ]; then
+		later sw-claim done x --token "$(jq -r .token <<<"$j")" --result '"B"' >/dev/null 2>&1 || rc=$?
+		echo "$rc" >"$1/B.rc"
+	fi
+}
+
+@test "a batched done (a group) stalled at any step: each item finished once, with the result of the one told so" {
+	STDIN=$BATS_TEST_TMPDIR/batch PREP=make_claimed_batch OTHERS=others_batch CHECK=check_batch RESULT=A walk done
 }
 
 @test "a fail stalled at any step: never finished twice, nothing lost" {
