@@ -59,6 +59,7 @@ struct txn_pend {
 	json_t *next;
 	char *buf;              /* a member's new content, dumped */
 	size_t len;
+	off_t old_len;          /* a member's file's size before */
 	bool durable;
 	size_t slot;            /* the caller's index of the item */
 	bool placed;            /* put in done, dead or cancelled by this process */
@@ -169,7 +170,8 @@ int group_move(struct sw_queue *q, int sfd, const struct txn_in *in, json_t **ou
 	json_t *next;
 	char *buf;
 	size_t len;
-	int rc = txn_next_content(q, sfd, mname, in, &next, &buf, &len);
+	off_t old_len;
+	int rc = txn_next_content(q, sfd, mname, in, &next, &buf, &len, &old_len);
 	if (rc)
 		return rc;
 	if (!finished_state(next)) {
@@ -182,7 +184,8 @@ int group_move(struct sw_queue *q, int sfd, const struct txn_in *in, json_t **ou
 		return GROUP_DECLINED;
 	}
 	*p = (struct txn_pend){ .member = (int)i, .src = in->src, .back_dfd = in->back_dfd, .next = next,
-				.buf = buf, .len = len, .durable = in->durable, .slot = q->batch_slot };
+				.buf = buf, .len = len, .old_len = old_len, .durable = in->durable,
+				.slot = q->batch_slot };
 	snprintf(p->back_name, sizeof p->back_name, "%s", in->back_name);
 	b->n++;
 	b->durable |= in->durable;
@@ -222,8 +225,9 @@ static int group_seal(struct txn_batch *b)
 	return rc;
 }
 
-/* Step 5 for one member: its new content over the old, in place. */
-static int member_rewrite(int sfd, const char *mname, const char *buf, size_t len)
+/* Step 5 for one member: its new content over the old, in place (a file
+ * no longer than that needs no truncation: old_len, or -1 unknown). */
+static int member_rewrite(int sfd, const char *mname, const char *buf, size_t len, off_t old_len)
 {
 	int fd = SW_NOINTR(openat(sfd, mname, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
 	if (fd < 0)
@@ -236,7 +240,7 @@ static int member_rewrite(int sfd, const char *mname, const char *buf, size_t le
 		else if (n > 0)
 			off += (size_t)n;
 	}
-	if (rc == 0 && SW_NOINTR(ftruncate(fd, (off_t)len)) < 0)
+	if (rc == 0 && (old_len < 0 || old_len > (off_t)len) && SW_NOINTR(ftruncate(fd, (off_t)len)) < 0)
 		rc = -1;
 	int e = errno;
 	if (close(fd) < 0 && rc == 0)
@@ -281,7 +285,7 @@ static enum outcome group_commit(struct sw_queue *q, struct txn_batch *b, bool s
 		if (p->member < 0)
 			continue;
 		member_name(mname, b->gnonce, (unsigned)p->member);
-		if (member_rewrite(sfd, mname, p->buf, p->len) < 0) {
+		if (member_rewrite(sfd, mname, p->buf, p->len, p->old_len) < 0) {
 			p->werr = errno;
 			p->member = -2;   /* not placed here: recovery places it */
 		}
@@ -564,7 +568,7 @@ static bool forward_member(struct gline *g, void *arg)
 	struct forward *fw = arg;
 	char mname[NAME_LEN];
 	member_name(mname, fw->gnonce, g->m);
-	if (member_rewrite(fw->sfd, mname, g->raw, g->len) < 0 ||
+	if (member_rewrite(fw->sfd, mname, g->raw, g->len, -1) < 0 ||
 	    place(fw->q, fw->sfd, mname, g->item, true) < 0)
 		fw->left |= errno != ENOENT;   /* ENOENT: placed, by its owner or another */
 	else

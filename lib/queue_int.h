@@ -178,13 +178,15 @@ int stage_write(int sfd, const char *name, const char *buf, size_t len, bool syn
 /* Gives an uncommitted item back (back_dfd < 0: leaves it). */
 void put_back(int sfd, const char *oname, int back_dfd, const char *back_name);
 /* The item in stage/oname, which this transition owns: a copy of in's
- * pre when it is still that inode, else read. */
+ * pre when it is still that inode, else read.  *size: the file's size
+ * when pre was used, else -1. */
 int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t *pre,
-		   const struct stat *pre_st, json_t **cur);
-/* The next content of stage/oname, dumped into *buf (malloc'd); on
- * failure the item is put back and the code returned. */
+		   const struct stat *pre_st, json_t **cur, off_t *size);
+/* The next content of stage/oname, dumped into *buf (malloc'd), and the
+ * file's size as txn_read_owned says; on failure the item is put back
+ * and the code returned. */
 int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struct txn_in *in,
-		     json_t **next, char **buf, size_t *len);
+		     json_t **next, char **buf, size_t *len, off_t *old_len);
 /* Steps 3 to 5 of a transition whose new content is written. */
 int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable, bool *placed);
 /* Takes stage/name over and puts its item back as it was. */

@@ -235,6 +235,7 @@ static bool skipped(const struct skips *s, const char *name)
 
 struct cand {
 	int pfd;                        /* pending/<p>/<part>, owned */
+	int bfd;                        /* its bucket, opened by the first claim, owned */
 	int prio;
 	char part[NAME_LEN];
 	long long bucket;
@@ -442,7 +443,7 @@ static int prio_best(struct sw_queue *q, int prio, struct want *w, struct cand *
 	}
 	int found = 1;
 	struct dirent *de;
-	struct cand c = { .keys = w->spare };
+	struct cand c = { .bfd = -1, .keys = w->spare };
 	while ((de = sw_readdir(d))) {
 		if (sw_hidden(de->d_name) || !role_allowed(de->d_name, w->roles, w->nroles))
 			continue;
@@ -507,13 +508,12 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 	if (!keyed_name_parse(key, &t, &id))
 		return CL_SKIP;
 	snprintf(bn, sizeof bn, "%lld", c->bucket);
-	int bfd = sw_open_dir(c->pfd, bn, false);
-	int cfd = qdir(q, QD_CLAIMED);
-	if (bfd < 0 || cfd < 0) {
-		if (bfd >= 0)
-			close(bfd);
+	/* one open of the bucket for all the claims of a pass */
+	if (c->bfd < 0)
+		c->bfd = sw_open_dir(c->pfd, bn, false);
+	int bfd = c->bfd, cfd = qdir(q, QD_CLAIMED);
+	if (bfd < 0 || cfd < 0)
 		return bfd < 0 && errno == ENOENT ? CL_LOST : CL_ERR;
-	}
 	/* the content of a pending entry never changes: reading it before
 	 * the rename is safe, and gives the claim count for the token */
 	json_t *item;
@@ -523,9 +523,6 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 			snprintf(from, sizeof from, "pending/%d/%s/%s", c->prio, c->part, bn);
 			quarantine(q, bfd, key, from, why);
 		}
-		int e = errno;
-		close(bfd);
-		errno = e;
 		return rd == RD_GONE ? CL_LOST : rd == RD_ERROR ? CL_ERR : CL_SKIP;
 	}
 	int64_t ttl = ttl_ns > 0 ? ttl_ns : sw_json_int(item, "timeout", 300) * SW_NS_PER_SEC;
@@ -534,7 +531,6 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 	claim_name_make(cname, id, token, expiry);
 	int rc = sw_rename_fresh(bfd, key, cfd, cname);   /* the token makes it new */
 	int e = errno;
-	close(bfd);
 	if (rc < 0) {
 		json_decref(item);
 		errno = e;
@@ -614,7 +610,7 @@ int sw_queue_claim_many(struct sw_queue *q, const struct sw_claim_opts *o,
 			  o->aff, sw_now_ns() };
 	int rc = -1;
 	for (int round = 0; round < 1000 && rc < 0; round++) {
-		struct cand best = { .pfd = -1, .keys = bufs };
+		struct cand best = { .pfd = -1, .bfd = -1, .keys = bufs };
 		if (w.spread && w.keep < PICK_MAX)
 			w.keep = PICK_MAX;   /* racing: more to choose from */
 		int found = 1;
@@ -628,6 +624,8 @@ int sw_queue_claim_many(struct sw_queue *q, const struct sw_claim_opts *o,
 		} else {
 			int r = claim_pass(q, &best, &w, o, want_n, &got, fn, arg, &rc);
 			close(best.pfd);
+			if (best.bfd >= 0)
+				close(best.bfd);
 			if (r != CL_ERR && got == want_n)
 				rc = 0;
 			else if (r != CL_ERR && sk->n >= SKIP_MAX)

@@ -202,15 +202,17 @@ struct txn {
 };
 
 int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t *pre,
-		   const struct stat *pre_st, json_t **cur)
+		   const struct stat *pre_st, json_t **cur, off_t *size)
 {
 	struct stat st;
 	if (pre && SW_NOINTR(fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	    st.st_ino == pre_st->st_ino && st.st_dev == pre_st->st_dev) {
+		*size = st.st_size;
 		*cur = json_deep_copy(pre);
 		return *cur ? 0 : qerr(q, EX_SOFTWARE, "out of memory");
 	}
 	char why[128];
+	*size = -1;
 	switch (item_read(q, sfd, oname, NULL, cur, NULL, why)) {
 	case RD_OK:
 		return 0;
@@ -258,10 +260,10 @@ int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *ne
 }
 
 int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struct txn_in *in,
-		     json_t **next, char **buf, size_t *len)
+		     json_t **next, char **buf, size_t *len, off_t *old_len)
 {
 	json_t *cur;
-	int rc = txn_read_owned(q, sfd, oname, in->pre, in->pre_st, &cur);
+	int rc = txn_read_owned(q, sfd, oname, in->pre, in->pre_st, &cur, old_len);
 	if (rc) {
 		if (rc != SW_EX_FALSE && rc != EX_DATAERR)
 			put_back(sfd, oname, in->back_dfd, in->back_name);
@@ -298,7 +300,8 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 	json_t *next;
 	char *buf;
 	size_t len;
-	int rc = txn_next_content(q, sfd, oname, &t->in, &next, &buf, &len);
+	off_t old_len;
+	int rc = txn_next_content(q, sfd, oname, &t->in, &next, &buf, &len, &old_len);
 	if (rc)
 		return rc;
 	/* a batch syncs every new content at once before any commit */
