@@ -109,6 +109,7 @@ struct run {
 	int sfd;
 	struct sw_waiter w;
 	char **env;               /* environ without our variables, + OUR_VARS free */
+	char exe[PATH_MAX];       /* the command found in PATH at the start, or "" */
 	size_t nenv;
 	long long claimed, done, failed, released, lost;
 	int stop_sig;             /* the first SIGTERM/SIGINT */

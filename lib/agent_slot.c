@@ -28,8 +28,36 @@ static const char *const our_vars[] = {
 };
 #define OUR_VARS 10
 
+/* The command's file, looked up in PATH once, as execvp would (the first
+ * executable regular file): posix_spawn holds the agent until the child
+ * has exec'd, and a search tries every directory before the right one
+ * for every item.  Empty when not found or not a bare name: then
+ * posix_spawnp searches, and says what it finds. */
+static void run_resolve(struct run *r)
+{
+	const char *cmd = r->o->args ? r->o->args[0] : NULL, *path = getenv("PATH");
+	r->exe[0] = 0;
+	if (!cmd || !*cmd || strchr(cmd, '/') || !path)
+		return;
+	for (const char *p = path;; p++) {
+		size_t n = strcspn(p, ":");
+		char f[PATH_MAX];
+		struct stat st;
+		int w = snprintf(f, sizeof f, "%.*s%s%s", (int)n, n ? p : ".", "/", cmd);
+		if (w > 0 && (size_t)w < sizeof f && stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(f, X_OK) == 0) {
+			memcpy(r->exe, f, (size_t)w + 1);
+			return;
+		}
+		p += n;
+		if (!*p)
+			return;
+	}
+}
+
 int run_env_init(struct run *r)
 {
+	run_resolve(r);
 	size_t n = 0;
 	while (environ[n])
 		n++;
@@ -182,7 +210,9 @@ int run_spawn_child(struct run *r, struct slot *s)
 	/* the command gets the umask sw was started with, not the workspace's */
 	mode_t ours = umask(sw_ws_user_umask(r->ws));
 	char **argv = s->argv ? s->argv : r->o->args;
-	int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, r->env);
+	int rc = r->exe[0] && !strcmp(argv[0], r->o->args[0])
+		 ? posix_spawn(&pid, r->exe, &fa, &at, argv, r->env)
+		 : posix_spawnp(&pid, argv[0], &fa, &at, argv, r->env);
 	umask(ours);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);

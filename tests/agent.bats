@@ -1046,3 +1046,21 @@ x" ]
 	# released: no attempt counted
 	[ "$(sw-claim list --state pending | jq -r .attempt | sort -u)" = 0 ]
 }
+
+@test "run finds its command in PATH as execvp would: the first executable file of that name, a directory or a file without x skipped" {
+	local d=$BATS_TEST_TMPDIR
+	mkdir -p "$d/p1/job" "$d/p2" "$d/p3"
+	printf '#!/bin/sh\necho p2\n' >"$d/p2/job"               # not executable
+	printf '#!/bin/sh\necho p3 "$@"\n' >"$d/p3/job"
+	chmod +x "$d/p3/job"
+	items a b
+	PATH="$d/p1:$d/p2:$d/p3:$PATH" run --separate-stderr sw-agent run --quiet --idle-exit 0 -- job x
+	assert_success
+	[ "$(sw-claim list --state done | jq -r .result | paste -sd,)" = "p3 x,p3 x" ]
+	# no file to run (only a directory of that name): the run cannot start it (69), the item stays
+	items c
+	run --separate-stderr env PATH="$d/p1" "$(command -v sw-agent)" run --quiet --idle-exit 0 -- job
+	[ "$status" -eq 69 ]
+	[[ $stderr == *"cannot run 'job'"* ]]
+	[ "$(count pending)" -eq 1 ]
+}
