@@ -559,7 +559,21 @@ static int each_gline(struct sw_queue *q, int sfd, const char *gnonce,
 	return rc;
 }
 
-struct forward { struct sw_queue *q; int sfd; const char *gnonce; long long n; bool left; };
+struct forward { struct sw_queue *q; int sfd; const char *gnonce; long long n; bool left, wrong; };
+
+/* Whether member file mname holds the item of the line (or cannot tell:
+ * torn by a crash in its owner's write over it).  A damaged group file
+ * must not put one item's content over another's. */
+static bool member_matches(struct forward *fw, const char *mname, const json_t *item)
+{
+	json_t *cur;
+	char why[128];
+	if (item_read(fw->q, fw->sfd, mname, NULL, &cur, NULL, why) != RD_OK)
+		return true;   /* gone (the rewrite says ENOENT), or torn */
+	bool same = !strcmp(item_id(cur), item_id(item));
+	json_decref(cur);
+	return same;
+}
 
 /* A committed group's member: its line's bytes written over it (the
  * bytes its owner writes) and placed. */
@@ -568,6 +582,11 @@ static bool forward_member(struct gline *g, void *arg)
 	struct forward *fw = arg;
 	char mname[NAME_LEN];
 	member_name(mname, fw->gnonce, g->m);
+	if (!member_matches(fw, mname, g->item)) {
+		fw->wrong = true;   /* stop: the file is not to be trusted */
+		json_decref(g->item);
+		return true;
+	}
 	if (member_rewrite(fw->sfd, mname, g->raw, g->len, -1) < 0 ||
 	    place(fw->q, fw->sfd, mname, g->item, true) < 0)
 		fw->left |= errno != ENOENT;   /* ENOENT: placed, by its owner or another */
@@ -583,13 +602,19 @@ static long long group_forward(struct sw_queue *q, int sfd, const char *gnonce)
 {
 	char cname[NAME_LEN];
 	sname_make(cname, gnonce, 'c', SRC_CLAIMED);
-	struct forward fw = { q, sfd, gnonce, 0, false };
+	struct forward fw = { q, sfd, gnonce, 0, false, false };
 	int rc = each_gline(q, sfd, gnonce, forward_member, &fw);
-	if (rc < 0 && errno != ENOENT && sw_errno_damaged(errno))
-		quarantine(q, sfd, cname, "stage", "not a regular file");
-	else if (rc == 1)
-		quarantine(q, sfd, cname, "stage", "a batch's file that is not whole");
-	else if (rc == 0 && !fw.left)
+	const char *why = rc < 0 && errno != ENOENT && sw_errno_damaged(errno) ? "not a regular file"
+			: rc == 1 ? "a batch's file that is not whole"
+			: fw.wrong ? "a batch's file naming a member of another item" : NULL;
+	if (why) {
+		/* its members not placed yet go back, as when it is not committed */
+		quarantine(q, sfd, cname, "stage", why);
+		struct members m = { q, gnonce, 0 };
+		each_entry(sfd, abort_member, &m);
+		return fw.n + m.n;
+	}
+	if (rc == 0 && !fw.left)
 		SW_NOINTR(unlinkat(sfd, cname, 0));
 	return fw.n;
 }

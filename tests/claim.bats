@@ -1311,6 +1311,37 @@ plant() { # name content: an "item" file with an old key, so that it comes first
 	[ -z "$(ls "$SW_DIR/queues/grp/stage")" ]
 }
 
+@test "a group whose process died after its commit is placed by maintenance; a group file that names another item's member is moved aside and its members put back" {
+	command -v strace >/dev/null || skip "needs strace"
+	local st=$SW_DIR/queues/gk/stage
+	seq 1 3 | sw-claim add --lines -q gk >/dev/null
+	sw-claim next -q gk -n 3 | jq -c '.result = "r"' >"$BATS_TEST_TMPDIR/c"
+	# killed at its first placing: committed, nothing placed yet
+	strace -f -qq -o /dev/null -e inject=renameat2:signal=KILL:when=1 \
+		sw-claim done -q gk <"$BATS_TEST_TMPDIR/c" >/dev/null 2>&1 || true
+	[ "$(ls "$st" | grep -c '\.mC\.')" -eq 3 ]
+	ls "$st" | grep -q '\.cC$'
+	sw-claim reap -q gk >/dev/null
+	[ -z "$(ls "$st")" ]
+	[ "$(sw-claim list -q gk --state done | jq -r .result | paste -sd,)" = "r,r,r" ]
+	# the same, with the group file's first line pointing at the second
+	# item's member: not trusted, the members go back as a lost claim
+	# (written over, that member's item would be lost, the first twice)
+	seq 4 6 | sw-claim add --lines -q gk >/dev/null
+	sw-claim next -q gk -n 3 | jq -c '.result = "r"' >"$BATS_TEST_TMPDIR/c"
+	strace -f -qq -o /dev/null -e inject=renameat2:signal=KILL:when=1 \
+		sw-claim done -q gk <"$BATS_TEST_TMPDIR/c" >/dev/null 2>&1 || true
+	local g
+	g=$(ls "$st" | grep '\.cC$')
+	sed -i '1s/^{"m":0,/{"m":1,/' "$st/$g"
+	run --separate-stderr sw-claim reap -q gk
+	[[ $stderr == *"naming a member of another item"* ]]
+	[ -z "$(ls "$st")" ]
+	[ "$(sw-claim stats -q gk | jq '[.done, .pending + .delayed, .damaged] | join(",")' -r)" = "3,3,1" ]
+	# (an attempt counted, or two when its file had its new content already)
+	[ "$(sw-claim list -q gk --state pending | jq -s 'map(select(.attempt >= 1 and (.last_error | test("abandoned")))) | length')" -eq 3 ]
+}
+
 @test "a partial batch: stale tokens and missing items are named, the rest applied, exit 1" {
 	seq 1 3 | sw-claim add --lines -q bp >/dev/null
 	sw-claim next -q bp -n 3 >"$BATS_TEST_TMPDIR/c"
