@@ -13,7 +13,7 @@ bool sw_sync_wanted(enum sw_sync s, bool durable)
 	return s == SW_SYNC_FULL || (s == SW_SYNC_NORMAL && durable);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int sw_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
@@ -36,7 +36,7 @@ int sw_tmp_write(int dirfd, char tmp[SW_TMPNAME_LEN], const void *buf, size_t le
 	int fd = SW_NOINTR(openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, buf, len) < 0 || (sync && SW_NOINTR(fdatasync(fd)) < 0)) {
+	if (sw_write_all(fd, buf, len) < 0 || (sync && SW_NOINTR(fdatasync(fd)) < 0)) {
 		int e = errno;
 		close(fd);
 		SW_NOINTR(unlinkat(dirfd, tmp, 0));

@@ -34,6 +34,8 @@ int sw_rename_fresh(int ofd, const char *oldname, int nfd, const char *newname);
 /* sw_rename, failing with EEXIST when newname exists (renameat2
  * RENAME_NOREPLACE, or a look first where the filesystem lacks it). */
 int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname);
+/* write(2) of all len bytes, going on after EINTR and short writes. */
+int sw_write_all(int fd, const void *buf, size_t len);
 int sw_fsync_dir(int dirfd);
 /* Whether a change of this kind is fsynced under s. */
 bool sw_sync_wanted(enum sw_sync s, bool durable);

@@ -213,14 +213,7 @@ static int group_seal(struct txn_batch *b)
 		w += p->len;
 		w += sprintf(w, "}\n");
 	}
-	int rc = 0;
-	for (const char *r = all; rc == 0 && r < w;) {
-		ssize_t n = write(b->gfd, r, (size_t)(w - r));
-		if (n < 0 && errno != EINTR)
-			rc = -1;
-		else if (n > 0)
-			r += n;
-	}
+	int rc = sw_write_all(b->gfd, all, (size_t)(w - all));
 	free(all);
 	return rc;
 }
@@ -232,14 +225,8 @@ static int member_rewrite(int sfd, const char *mname, const char *buf, size_t le
 	int fd = SW_NOINTR(openat(sfd, mname, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
 	if (fd < 0)
 		return -1;
-	int rc = 0;
-	for (size_t off = 0; rc == 0 && off < len;) {
-		ssize_t n = pwrite(fd, buf + off, len - off, (off_t)off);
-		if (n < 0 && errno != EINTR)
-			rc = -1;
-		else if (n > 0)
-			off += (size_t)n;
-	}
+	/* a fresh descriptor writes from the start */
+	int rc = sw_write_all(fd, buf, len);
 	if (rc == 0 && (old_len < 0 || old_len > (off_t)len) && SW_NOINTR(ftruncate(fd, (off_t)len)) < 0)
 		rc = -1;
 	int e = errno;
@@ -390,8 +377,9 @@ static void batch_finish_one(struct sw_queue *q, struct txn_batch *b, struct txn
 	p->placed = placed && finished_state(p->next);
 }
 
-/* Commits a batch: one sync for every new content, the commits and
- * placings, one sync for all of them.  stale(slot, arg) is called for a
+/* Commits a batch: one sync for every new content (a group's: one more
+ * for its members' contents written in place), the commits and placings,
+ * one sync for all of them.  stale(slot, arg) is called for a
  * transition taken over meanwhile.  0, or the code of a failed sync (the
  * transitions are made, but not known to be durable). */
 int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), void *arg)
@@ -442,13 +430,6 @@ int txn_batch_end(struct sw_queue *q, void (*stale)(size_t slot, void *arg), voi
 
 /* ---- recovery ----------------------------------------------------------- */
 
-static bool marker(int sfd, const char *gnonce, char kind)
-{
-	char name[NAME_LEN];
-	sname_make(name, gnonce, kind, SRC_CLAIMED);
-	return SW_NOINTR(faccessat(sfd, name, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
-}
-
 static long long group_forward(struct sw_queue *q, int sfd, const char *gnonce);
 
 struct members { struct sw_queue *q; const char *gnonce; long long n; };
@@ -477,7 +458,7 @@ static long long group_abort(struct sw_queue *q, int sfd, const char *gnonce)
 			return 0;   /* next time */
 		/* committed meanwhile, or aborted by another: its members
 		 * go forward, or back */
-		if (marker(sfd, gnonce, 'c'))
+		if (stage_has(sfd, gnonce, 'c', SRC_CLAIMED))
 			return group_forward(q, sfd, gnonce);
 	}
 	SW_NOINTR(unlinkat(sfd, gone, 0));
@@ -635,7 +616,8 @@ enum rd group_member_read(struct sw_queue *q, int sfd, const char *name, const s
 {
 	/* committed: it counts where it goes, as its group file says */
 	struct find_member fm = { sn->member, NULL };
-	if (marker(sfd, sn->nonce, 'c') && each_gline(q, sfd, sn->nonce, is_member, &fm) == 0 && fm.item) {
+	if (stage_has(sfd, sn->nonce, 'c', SRC_CLAIMED) &&
+	    each_gline(q, sfd, sn->nonce, is_member, &fm) == 0 && fm.item) {
 		*item = fm.item;
 		*state = sw_json_str(fm.item, "state");
 		return RD_OK;
@@ -654,9 +636,9 @@ long long group_recover(struct sw_queue *q, int sfd, const char *name, const str
 		return group_forward(q, sfd, sn->nonce);
 	default:
 		/* looked at in the order the original renames them */
-		if (marker(sfd, sn->nonce, 'u'))
+		if (stage_has(sfd, sn->nonce, 'u', SRC_CLAIMED))
 			return group_abort(q, sfd, sn->nonce);
-		if (marker(sfd, sn->nonce, 'c'))
+		if (stage_has(sfd, sn->nonce, 'c', SRC_CLAIMED))
 			return group_forward(q, sfd, sn->nonce);
 		return txn_takeover(q, sfd, name, SRC_CLAIMED) == 0;
 	}

@@ -175,6 +175,8 @@ const char *src_state(char src);
 /* Writes a new file stage/name whole (fdatasync when sync); removed
  * again on failure. */
 int stage_write(int sfd, const char *name, const char *buf, size_t len, bool sync);
+/* Whether stage/<nonce>.<kind><src> exists. */
+bool stage_has(int sfd, const char *nonce, char kind, char src);
 /* Gives an uncommitted item back (back_dfd < 0: leaves it). */
 void put_back(int sfd, const char *oname, int back_dfd, const char *back_name);
 /* The item in stage/oname, which this transition owns: a copy of in's

@@ -161,17 +161,7 @@ int stage_write(int sfd, const char *name, const char *buf, size_t len, bool syn
 	int fd = SW_NOINTR(openat(sfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
 	if (fd < 0)
 		return -1;
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			goto fail;
-		p += w;
-		len -= (size_t)w;
-	}
-	if (sync && SW_NOINTR(fdatasync(fd)) < 0)
+	if (sw_write_all(fd, buf, len) < 0 || (sync && SW_NOINTR(fdatasync(fd)) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -233,7 +223,8 @@ int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t 
  * place, clean up.  0, or SW_EX_FALSE when it was taken over meanwhile;
  * *placed (when given) says whether this process put it in its new
  * state's directory (a batch then frees the items waiting for it). */
-int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable, bool *placed)
+int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable,
+	       bool *placed)
 {
 	int sfd = qdir(q, QD_STAGE);
 	char oname[NAME_LEN], nname[NAME_LEN], kname[NAME_LEN];
@@ -390,11 +381,11 @@ static bool recoverable(struct sw_queue *q, const struct sname *sn, int64_t now)
 	return now - sn->ms * 1000000 > STAGE_GRACE_NS + q->ws->skew_ns;
 }
 
-static bool sibling(int sfd, const struct sname *sn, char kind)
+bool stage_has(int sfd, const char *nonce, char kind, char src)
 {
-	char other[NAME_LEN];
-	sname_make(other, sn->nonce, kind, sn->src);
-	return SW_NOINTR(faccessat(sfd, other, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
+	char name[NAME_LEN];
+	sname_make(name, nonce, kind, src);
+	return SW_NOINTR(faccessat(sfd, name, F_OK, AT_SYMLINK_NOFOLLOW)) == 0;
 }
 
 /* A committed transition: place its new content, or put the old back
@@ -478,7 +469,7 @@ static int recover_one(int sfd, const char *name, void *arg)
 	case 'n':
 		/* a leftover only when neither its old nor its committed copy
 		 * exists (looked at in the order the original renames them) */
-		if (!sibling(sfd, &sn, 'o') && !sibling(sfd, &sn, 'k'))
+		if (!stage_has(sfd, sn.nonce, 'o', sn.src) && !stage_has(sfd, sn.nonce, 'k', sn.src))
 			SW_NOINTR(unlinkat(sfd, name, 0));
 		break;
 	case 'a':
@@ -524,7 +515,7 @@ static int inflight_one(int sfd, const char *name, void *arg)
 	if (sn.kind == 'm') {
 		if (group_member_read(f->q, sfd, name, &sn, &item, &state) != RD_OK)
 			return 0;
-		int rc = f->fn(item, state ? state : "done", f->arg);
+		int rc = f->fn(item, state, f->arg);
 		json_decref(item);
 		return rc;
 	}
