@@ -214,7 +214,8 @@ installed_complete() {
 	run make -s -C "$top" install-completions DESTDIR="$BATS_TEST_TMPDIR/root" PREFIX=
 	assert_success
 	local dir=$BATS_TEST_TMPDIR/root/share/bash-completion/completions p v
-	[ -f "$dir/sw-common" ] && [ ! -e "$dir/sw-common.bash" ]
+	[ -f "$dir/sw-common" ]
+	[ ! -e "$dir/sw-common.bash" ]
 	for p in $PROGS; do
 		# the verbs, as the first word (the shared _sw_verb, or the program's own)
 		run installed_complete "$p" ''

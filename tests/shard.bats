@@ -68,7 +68,8 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	cmp "$BATS_TEST_TMPDIR/f" "$BATS_TEST_TMPDIR/l"
 	# and the weights are honoured: big gets about half
 	big=$(grep -c $'\tbig$' "$BATS_TEST_TMPDIR/f")
-	[ "$big" -gt 900 ] && [ "$big" -lt 1100 ]
+	[ "$big" -gt 900 ]
+	[ "$big" -lt 1100 ]
 }
 
 @test "bad node lists are bad data (65) with a one-line error" {
@@ -397,7 +398,8 @@ keys8() { printf 'alpha\nbeta\ngamma\ndelta\nepsilon\nzeta\neta\ntheta\n'; }
 	[ ! -e "$SW_DIR/queues/w" ]
 	run --separate-stderr bash -c "sw-shard split --id e -q w --enqueue --quiet </dev/null"
 	assert_success
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	# through a pipe to sw-claim add: nothing added either
 	sw-shard split --lines --id e </dev/null 2>/dev/null | sw-claim add -q w2 --quiet
 	run --separate-stderr sw-claim show -q w2 e_combine

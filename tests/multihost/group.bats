@@ -72,6 +72,7 @@ as() {
 	as swmhg-a "$A" sw-claim add --id one '"1"' >/dev/null
 	for d in "$A" "$B"; do
 		run --separate-stderr setpriv --reuid swmhg-x --regid nogroup --clear-groups env SW_DIR="$d" sw-claim next
-		[ "$status" -eq 77 ] && [ "${#stderr_lines[@]}" -eq 1 ]
+		[ "$status" -eq 77 ]
+		[ "${#stderr_lines[@]}" -eq 1 ]
 	done
 }
