@@ -16,6 +16,8 @@ teardown() { untrack_all; }
 
 state_is() { [ "$(sw-breaker show "$1" | jq -r .state)" = "$2" ]; }
 probe_taken() { sw-breaker show "$1" | jq -e '.probes | length == 1' >/dev/null; }
+# refusals DIR N: N of the exit statuses written to DIR/rc.* are 75
+refusals() { [ "$(cat "$1"/rc.* 2>/dev/null | grep -cx 75)" -eq "$2" ]; }
 
 # a policy quick enough for tests
 P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
@@ -147,13 +149,22 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	sw-breaker trip h "${P[@]}" --quiet
 	sleep 0.45
 	local d=$BATS_TEST_TMPDIR k
+	# the probes hold on until the other four have been refused: a run
+	# that a loaded machine starts after the probes closed it would run
 	for k in 1 2 3 4 5 6; do
-		sw-breaker run h "${P[@]}" -- sh -c 'echo "$SW_BREAKER_STATE $SW_BREAKER_PROBE_TOKEN" >"$0.$$"; sleep 1' "$d/ran" \
-			2>/dev/null &
+		( rc=0
+		  sw-breaker run h "${P[@]}" -- sh -c '
+			echo "$SW_BREAKER_STATE $SW_BREAKER_PROBE_TOKEN" >"$0.$$"
+			n=0; until [ -e "$1" ] || [ $n -ge 3000 ]; do sleep 0.02; n=$((n + 1)); done' "$d/ran" "$d/go" \
+			2>/dev/null || rc=$?
+		  echo "$rc" >"$d/rc.$k" ) &
 	done
+	wait_until 30 refusals "$d" 4 || echo "not four refusals in 30 s"
+	touch "$d/go"
 	wait
 	[ "$(ls "$d"/ran.* | wc -l)" -eq 2 ]
 	cat "$d"/ran.* | grep -c '^half_open [0-9]' | grep -qx 2
+	[ "$(sort "$d"/rc.* | tr '\n' ' ')" = "0 0 75 75 75 75 " ]
 	state_is h closed
 	run sw-breaker run h "${P[@]}" -- true
 	[ "$status" -eq 0 ]
@@ -170,8 +181,17 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	sw-breaker trip c "${p[@]}" --quiet
 	sleep 0.25
 	sw-breaker run c "${p[@]}" -- false || true
+	local t=$(date +%s%N)
 	run sw-breaker show c
-	jq -e '.state == "open" and .cooldown_ms == 400 and .trips == 2' <<<"$output"
+	jq -e '.cooldown_ms == 400 and .trips == 2' <<<"$output"
+	# open for the doubled cooldown: a show past it (a loaded machine's)
+	# finds it half-open
+	if [ "$t" -lt "$(jq -r .open_until_unix_ns <<<"$output")" ]; then
+		jq -e '.state == "open"' <<<"$output"
+	else
+		echo "shown after the cooldown: open not checked"
+		jq -e '.state == "half_open"' <<<"$output"
+	fi
 	sleep 0.45
 	sw-breaker run c "${p[@]}" -- false || true
 	run sw-breaker show c
@@ -336,12 +356,26 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	track $tree
 	kill -KILL $tree
 	wait "$pid" || true
-	local exp
+	local exp free t
 	exp=$(sw-breaker show k | jq -r '.probes[0].expires_at_unix_ns')
+	free=$((exp + 200000000))
+	# a probe is never handed out early; a refusal is the answer whenever
+	# the check comes before the slot frees (which a machine too busy to
+	# check in time does not reach: said, not failed)
 	run sw-breaker check k "${p[@]}"
-	[ "$status" -eq 75 ]
-	until sw-breaker check k "${p[@]}" --quiet; do sleep 0.02; done
-	[ "$(date +%s%N)" -ge $((exp + 200000000)) ]
+	t=$(date +%s%N)
+	if [ "$t" -lt "$free" ]; then
+		[ "$status" -eq 75 ]
+	else
+		echo "checked $(( (t - free) / 1000000 )) ms after the slot freed: no early check"
+		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
+	fi
+	local deadline=$(( $(date +%s) + 10 ))
+	until [ "$status" -eq 0 ] || sw-breaker check k "${p[@]}" --quiet; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
+		sleep 0.02
+	done
+	[ "$(date +%s%N)" -ge "$free" ]
 }
 
 @test "a damaged newest version reads as a trip at its write time: open for one cooldown" {
