@@ -5,6 +5,7 @@
 load helper
 load proc
 load flow
+load faults
 
 teardown() { untrack_all; }
 
@@ -119,30 +120,37 @@ acq() {
 
 @test "--quiet prints nothing, busy included" {
 	run --separate-stderr sw-lease acquire job --quiet
-	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	run --separate-stderr sw-lease acquire job --quiet
-	[ "$status" -eq 75 ] && [ -z "$output" ] && [ -z "$stderr" ]
+	[ "$status" -eq 75 ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 }
 
 @test "--quiet silences every answer (1: not held, no such lease; 75: busy, timed out), never an error" {
 	acq job
 	run --separate-stderr sw-lease acquire job --wait 100ms --quiet
-	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	[ "$status" -eq 75 ]
+	[ -z "$stderr" ]
 	for v in renew release check; do
 		run --separate-stderr sw-lease "$v" job --token 999 --quiet
 		[ "$status" -eq 1 ] && [ -z "$stderr" ] || { echo "$v: $status $stderr"; return 1; }
 	done
 	run --separate-stderr sw-lease show ghost --quiet
-	[ "$status" -eq 1 ] && [ -z "$stderr" ]
+	[ "$status" -eq 1 ]
+	[ -z "$stderr" ]
 	run --separate-stderr sw-lease run job --quiet -- true
-	[ "$status" -eq 75 ] && [ -z "$stderr" ]
+	[ "$status" -eq 75 ]
+	[ -z "$stderr" ]
 	# without --quiet each says why, in one line
 	refused 1 sw-lease renew job --token 999
 	refused 1 sw-lease show ghost
 	# an error is said all the same: a lease that is a file, not a directory
 	mkdir -p "$SW_DIR/leases" && : >"$SW_DIR/leases/flat"
 	run --separate-stderr sw-lease renew flat --token 1 --quiet
-	[ "$status" -gt 1 ] && [ "$status" -ne 75 ]
+	[ "$status" -gt 1 ]
+	[ "$status" -ne 75 ]
 	[[ $stderr == "sw-lease: renew: "* ]]
 }
 
@@ -217,14 +225,29 @@ acq() {
 	# the show and the refused acquire inside the margin
 	export SW_CLOCK_SKEW=2s
 	acq job --ttl 1s
+	local free=$((EXP + 2000000000)) t rc=0
 	sleep 1.2         # expired, but inside the margin (until 3s)
 	run sw-lease show job
 	jq -e '.state == "expired"' <<<"$output"
-	refused 75 sw-lease acquire job
-	sleep 2           # past expiry + margin
-	run sw-lease acquire job
-	[ "$status" -eq 0 ]
+	# refused whenever it is asked before expiry + margin (a machine too
+	# busy to ask in time does not reach that: said, not failed)
+	refused 75 sw-lease acquire job || rc=$?
+	t=$(date +%s%N)
+	if [ "$t" -lt "$free" ]; then
+		[ "$rc" -eq 0 ]
+	else
+		echo "asked $(( (t - free) / 1000000 )) ms after expiry + margin: no early ask"
+		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
+	fi
+	# past expiry + margin it is takeable at once, and was not taken before
+	if [ "$status" -ne 0 ]; then
+		while [ "$(date +%s%N)" -lt "$free" ]; do sleep 0.05; done
+		run sw-lease acquire job
+		[ "$status" -eq 0 ]
+	fi
+	run sw-lease show job
 	jq -e '.token == 2' <<<"$output"
+	[ "$(jq -r .acquired_at_unix_ns <<<"$output")" -ge "$free" ]
 }
 
 @test "a holder whose clock runs 2s behind does not overlap the next holder" {
@@ -233,9 +256,25 @@ acq() {
 	# the next holder takes it only after that
 	SW_CLOCK_OFFSET=-2s acq job --ttl 1s   # a second for the refusal below, on a busy machine
 	local slow_end=$((EXP + 2000000000))    # its expiry in real time
-	refused 75 sw-lease acquire job
-	until sw-lease acquire job --quiet; do sleep 0.05; done
-	local taken=$(date +%s%N)
+	local t rc=0
+	# refused whenever it is asked before then (a machine too busy to ask
+	# in time does not reach that: said, not failed)
+	refused 75 sw-lease acquire job || rc=$?
+	t=$(date +%s%N)
+	if [ "$t" -lt "$slow_end" ]; then
+		[ "$rc" -eq 0 ]
+	else
+		echo "asked $(( (t - slow_end) / 1000000 )) ms after the slow holder's end: no early ask"
+		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
+	fi
+	local deadline=$(( $(date +%s) + 10 ))
+	until [ "$status" -eq 0 ] || sw-lease acquire job --quiet; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
+		sleep 0.05
+	done
+	# the grant's own time: never before the slow holder's end
+	local taken
+	taken=$(sw-lease show job | jq -r .acquired_at_unix_ns)
 	[ "$taken" -ge "$slow_end" ]
 	SW_CLOCK_OFFSET=-2s run sw-lease check job --token "$TOK"
 	[ "$status" -eq 1 ]
@@ -301,7 +340,8 @@ acq() {
 
 @test "list: one line per lease, sorted; empty workspace prints nothing" {
 	run --separate-stderr sw-lease list
-	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	acq b
 	acq a
 	sw-lease release a --token "$TOK" >/dev/null
@@ -396,7 +436,8 @@ acq() {
 
 @test "run leaves the command's own options alone" {
 	run --separate-stderr sw-lease run cron ls -d /
-	[ "$status" -eq 0 ] && [ "$output" = / ]
+	[ "$status" -eq 0 ]
+	[ "$output" = / ]
 	run --separate-stderr sw-lease run cron --ttl 5s -- ls -d --ttl 2>/dev/null
 	[ "$status" -ne 0 ]   # ls got --ttl, not us
 }
@@ -409,23 +450,26 @@ acq() {
 }
 
 @test "a first acquisition that stalls while the lease lives on gets no old token when it resumes" {
+	command -v strace >/dev/null || skip "no strace"
 	# the stalled writer saw no versions; meanwhile 40 holders come and go
-	# and cleanup removes v.1, which it then creates
-	# stalled long enough for the 40 holders below on a busy machine under
-	# ASan (a quarter of a second each, seen)
-	strace -f -o /dev/null -e trace=linkat -e inject=linkat:delay_enter=12s:when=1 \
-		sw-lease acquire x --ttl 1h >"$BATS_TEST_TMPDIR/stale" 2>&1 &
-	pid=$!
-	sleep 0.4
+	# and cleanup removes v.1, which it then creates.  It is stopped
+	# (SIGSTOP) right after its first write, that of version 1's temporary
+	# file, before the link: stopped until the holders are done, however
+	# long a busy machine under ASan takes for them
+	local stale=$BATS_TEST_TMPDIR/stale
+	stall_start write 1 "$stale" sw-lease acquire x --ttl 1h
+	[ -n "$STALLED" ] || { echo "never stalled: $(cat "$stale.err")"; return 1; }
+	track "$STALLED"
 	for i in $(seq 40); do
 		tok=$(sw-lease acquire x --ttl 1h | jq .token)
 		sw-lease release x --token "$tok" --quiet
 	done
 	[ "$tok" = 40 ]
-	rc=0; wait "$pid" || rc=$?
-	cat "$BATS_TEST_TMPDIR/stale"
+	stall_resume
+	rc=$(cat "$stale.rc")
+	cat "$stale.out" "$stale.err"
 	if [ "$rc" = 0 ]; then
-		[ "$(jq .token "$BATS_TEST_TMPDIR/stale")" -gt 40 ]
+		[ "$(jq .token "$stale.out")" -gt 40 ]
 	else
 		[ "$rc" = 75 ]
 	fi
@@ -452,21 +496,29 @@ contend() {
 	local j tok end=$(( $(now_ms) + 30000 ))
 	while [ ! -e "$3" ] && [ "$(now_ms)" -lt "$end" ]; do
 		if j=$(sw-lease acquire "$1" --ttl 1s 2>/dev/null); then
+			told_ms
 			tok=$(jq -r .token <<<"$j")
-			report "$j" >>"$2"
+			report "$j" "$TOLD" >>"$2"
 			while [ ! -e "$3" ] && sleep 0.3 && j=$(sw-lease renew "$1" --token "$tok" 2>/dev/null); do
-				report "$j" >>"$2"
+				told_ms
+				report "$j" "$TOLD" >>"$2"
 			done
 		fi
 		sleep 0.05
 	done
 }
 
-# report JSON: "token acquired_ms expires_ms told_ms"
+# told_ms: TOLD is now, in ms, without a fork: taken right after a
+# command answers, it is when the answer was told (a date or jq exec
+# first would add what a loaded machine takes to start them, and make a
+# holder told in time look told late)
+told_ms() { TOLD=$(( ${EPOCHREALTIME/./} / 1000 )); }
+
+# report JSON TOLD_MS: "token acquired_ms expires_ms told_ms"
 report() {
 	jq -r '"\(.token) \(.acquired_at_unix_ns | tonumber / 1e6 | floor) \(.expires_at_unix_ns | tonumber / 1e6 | floor)"' <<<"$1" |
 		tr '\n' ' '
-	now_ms
+	echo "$2"
 }
 
 # holders_ok FILE...: per token the interval its reports make; false (and
@@ -491,12 +543,13 @@ stall_setup() {
 		echo "acquire $2 --ttl 1s"
 		return
 	fi
-	# 2 s: the renewal comes before the lease expires even on a busy host
-	# (and moves the expiry on, never back)
+	# 5 s: the renewal comes before the lease expires even on a busy host
+	# (and moves the expiry on, never back); its stall is longer
 	local j
-	j=$(sw-lease acquire "$2" --ttl 2s)
-	report "$j" >"$3"
-	echo "renew $2 --token $(jq -r .token <<<"$j") --ttl 2s"
+	j=$(sw-lease acquire "$2" --ttl 5s)
+	told_ms
+	report "$j" "$TOLD" >"$3"
+	echo "renew $2 --token $(jq -r .token <<<"$j") --ttl 5s"
 }
 
 # stall_cases VERB: "VERB CALL N" for every (CALL, N) after the link in a
@@ -521,6 +574,13 @@ stall_case() {
 	stall_once "$@" a || { [ "$stalled" = no ] && stall_once "$@" b; }
 }
 
+# stall_reached TRACE CALL N PID: strace's log TRACE shows the Nth CALL
+# begun (a delayed call's line is written as its delay begins), or PID
+# has ended
+stall_reached() {
+	[ "$(count_calls "$1" "$2")" -ge "$3" ] || ! alive "$4"
+}
+
 # stall_once VERB CALL N TRY: the contender starts once the stalled one
 # has surely reached its stall (so that its calls are counted as in the
 # probe); $stalled says whether it did
@@ -528,23 +588,32 @@ stall_once() {
 	local d=$BATS_TEST_TMPDIR/$1.$2.$3.$4 name=s-$1-$2-$3-$4
 	stalled=no
 	mkdir "$d"
-	local args t0 rc=0
+	local args t0 rc=0 told stall_ms=3000
+	# a stall longer than the lease's TTL and margin (renew's is 5 s)
+	[ "$1" = renew ] && stall_ms=7000
 	args=$(stall_setup "$1" "$name" "$d/stalled")
 	t0=$(now_ms)
-	SW_SYNC=full timeout 20 strace -f -qq -o /dev/null -e trace="$2" \
-		-e inject="$2:delay_enter=3000000:when=$3" sw-lease $args >"$d/out" 2>"$d/err" &
+	: >"$d/trace"
+	# its exit status and the time it answered, taken as it ends
+	( SW_SYNC=full timeout 30 strace -f -qq -o "$d/trace" -e trace="$2" \
+		-e inject="$2:delay_enter=${stall_ms}000:when=$3" sw-lease $args >"$d/out" 2>"$d/err"
+	  rc=$?; told_ms; echo "$rc $TOLD" >"$d/exit" ) &
 	local s=$!
-	sleep 0.5
+	# strace writes a delayed call's line as the delay begins: the Nth line
+	# of the call says the stall is reached (a loaded machine may take a
+	# while; one that ended first made no stall, which is said below)
+	wait_until 20 stall_reached "$d/trace" "$2" "$3" "$s" || true
 	contend "$name" "$d/contender" "$d/stop" &
 	local c=$!
-	wait "$s" || rc=$?
-	local ms=$(( $(now_ms) - t0 ))
-	[ "$rc" -ne 0 ] || report "$(cat "$d/out")" >>"$d/stalled"
+	wait "$s" || true
+	read -r rc told <"$d/exit"
+	local ms=$(( told - t0 ))
+	[ "$rc" -ne 0 ] || report "$(cat "$d/out")" "$told" >>"$d/stalled"
 	sleep 0.5
 	touch "$d/stop"
 	wait "$c" || true
 	local what="$1 stalled at $2 #$3, exit $rc"
-	[ "$ms" -ge 3000 ] || { echo "$what: no stall ($ms ms): $(cat "$d/err")"; return 1; }
+	[ "$ms" -ge "$stall_ms" ] || { echo "$what: no stall ($ms ms): $(cat "$d/err")"; return 1; }
 	stalled=yes
 	case "$1.$rc" in acquire.0|acquire.75|renew.0|renew.1) ;; *) echo "$what: $(cat "$d/err")"; return 1;; esac
 	holders_ok "$d"/contender "$d"/stalled 2>/dev/null || { echo "($what)"; return 1; }
@@ -589,17 +658,26 @@ stall_once() {
 }
 
 @test "run renews in the background: a command longer than the TTL keeps the lease" {
-	run --separate-stderr sw-lease run cron --ttl 300ms -- sh -c 'sleep 1; sw-lease check cron --token $SW_LEASE_TOKEN >/dev/null'
+	# three TTLs: several renewals, each with most of a second to spare on
+	# a loaded machine
+	run --separate-stderr sw-lease run cron --ttl 1s -- sh -c 'sleep 3; sw-lease check cron --token $SW_LEASE_TOKEN >/dev/null'
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
 }
 
 @test "run: a second run is busy while the first holds the lease" {
-	sw-lease run cron --ttl 300ms -- sleep 1 &
-	sleep 0.3
+	cd "$BATS_TEST_TMPDIR"
+	# the first's command says it runs, then waits for the go; a TTL the
+	# renewals keep on a loaded machine
+	sw-lease run cron --ttl 5s -- sh -c ': >held; until [ -e go ]; do sleep 0.05; done' &
+	local pid=$!
+	track "$pid"
+	wait_until 20 test -e held
 	run --separate-stderr sw-lease run cron -- true
 	[ "$status" -eq 75 ]
-	wait
+	touch go
+	reap_job "$pid" 20
+	[ "$st" -eq 0 ]
 }
 
 @test "run: a lost lease stops the command with SIGTERM and exits 75" {
@@ -625,12 +703,13 @@ stall_once() {
 }
 
 @test "run forwards SIGTERM to the command and passes its status" {
-	sw-lease run cron -- sh -c 'trap "exit 7" TERM; sleep 10 & wait' &
+	cd "$BATS_TEST_TMPDIR"
+	sw-lease run cron -- sh -c 'trap "exit 7" TERM; : >trapped; sleep 10 & wait' &
 	local pid=$!
-	sleep 0.3
+	track "$pid"
+	wait_until 20 test -e trapped   # its trap is set: a loaded machine may take a while
 	kill -TERM "$pid"
-	local st=0
-	wait "$pid" || st=$?
+	reap_job "$pid" 20
 	[ "$st" -eq 7 ]
 	run sw-lease show cron
 	jq -e '.state == "released"' <<<"$output"
@@ -654,22 +733,50 @@ stall_once() {
 @test "a run whose guardian and worker are both SIGKILLed: its lease is taken after TTL + margin, not before" {
 	# the documented limit: with both gone, nothing kills the command's
 	# tree or releases the lease; the TTL still keeps the next holder out
+	cd "$BATS_TEST_TMPDIR"
 	export SW_CLOCK_SKEW=300ms
-	sw-lease run cron --ttl 2s -- sleep 5 >/dev/null 2>&1 3>&- &
+	sw-lease run cron --ttl 2s -- sh -c ': >started; exec sleep 30' >/dev/null 2>&1 3>&- &
 	local pid=$!
-	sleep 0.3
+	track "$pid"
+	# killed once it holds the lease and its command runs (the guardian,
+	# the worker and the command all there): a loaded machine may take
+	# longer than any fixed sleep to start it
+	local deadline=$(( $(date +%s) + 10 ))
+	until [ -e started ] && lease_is cron held; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "never held"; return 1; }
+		sleep 0.05
+	done
+	# stopped whole, then killed: no part of it sees another go and
+	# releases the lease
 	local tree
 	tree=$(tree_pids "$pid")
+	track $tree
+	kill -STOP $tree
 	kill -KILL $tree
 	wait "$pid" || true
-	local exp
-	exp=$(sw-lease show cron | jq -r .expires_at_unix_ns)
-	run sw-lease acquire cron
-	[ "$status" -eq 75 ]
-	until sw-lease acquire cron --quiet; do sleep 0.02; done
-	local now=$(date +%s%N)
 	# the last renewal may have moved the expiry on; the true one is in show
-	[ "$now" -ge $((exp + 300000000)) ]
+	local exp free t
+	exp=$(sw-lease show cron | jq -r .expires_at_unix_ns)
+	free=$((exp + 300000000))
+	# a grant is never early; a refusal is the answer whenever it is
+	# asked before expiry + margin (which a machine too busy to ask in
+	# time does not reach: said, not failed)
+	run sw-lease acquire cron
+	t=$(date +%s%N)
+	if [ "$t" -lt "$free" ]; then
+		[ "$status" -eq 75 ]
+	else
+		echo "asked $(( (t - free) / 1000000 )) ms after expiry + margin: no early ask"
+		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
+	fi
+	deadline=$(( $(date +%s) + 10 ))
+	until [ "$status" -eq 0 ] || sw-lease acquire cron --quiet; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
+		sleep 0.02
+	done
+	run sw-lease show cron
+	[ "$(jq -r .token <<<"$output")" -eq 2 ]
+	[ "$(jq -r .acquired_at_unix_ns <<<"$output")" -ge "$free" ]
 }
 
 # ---- run: the command's whole process tree ------------------------------------
@@ -682,7 +789,9 @@ stall_once() {
 	kill -TERM "$pid"
 	while_alive "$gc" 5 lease_is cron held
 	echo "grandchild gone after $ms ms"
-	[ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ]   # SIGKILL after the 1 s grace
+	# SIGKILL after the 1 s grace
+	[ "$ms" -ge 900 ]
+	[ "$ms" -lt 3000 ]
 	reap_job "$pid" 5
 	[ "$st" -eq 143 ]   # the command itself died of the SIGTERM
 	[ "$(sw-lease show cron | jq -r .state)" = released ]
@@ -690,13 +799,15 @@ stall_once() {
 
 @test "run: a grandchild that called setsid gets the SIGTERM too, and the lease is released only after it is gone" {
 	cd "$BATS_TEST_TMPDIR"
-	# it takes a second to act on SIGTERM
+	# it takes a second to act on SIGTERM, and says when it has
 	start_bg gc sw-lease run cron -g 10s -- sh -c '
-		setsid sh -c "trap \"sleep 1; exit\" TERM; echo \$\$ >gc; while :; do sleep 0.1; done" &
+		setsid sh -c "trap \"sleep 1; : >termed; exit\" TERM; echo \$\$ >gc; while :; do sleep 0.1; done" &
 		wait'
 	kill -TERM "$pid"
-	while_alive "$gc" 5 lease_is cron held
-	[ "$ms" -lt 3000 ]      # it got SIGTERM, not the SIGKILL 10 s later
+	# held while it lives; the bound is no check of when it went (termed
+	# is), and a loaded machine may be slow to end it
+	while_alive "$gc" 20 lease_is cron held
+	[ -e termed ]      # it got SIGTERM, not the SIGKILL 10 s later
 	reap_job "$pid" 5
 	[ "$st" -eq 143 ]
 	[ "$(sw-lease show cron | jq -r .state)" = released ]
@@ -868,18 +979,35 @@ stall_once() {
 
 @test "run --takeover waits as --wait says; a leader loop's renew answers 1 while it is asked, 0 once the asker gave up" {
 	acq svc --ttl 1m
-	sw-lease run --takeover --wait 2s --quiet svc -- true &
+	sw-lease run --takeover --wait 5s --quiet svc -- true &
 	taker=$!
 	track "$taker"
-	sleep 0.7
-	refused 1 sw-lease renew svc --token "$TOK"
-	[[ "$stderr" == *"'svc' is asked for by "*" (takeover): finish, then release it" ]]
-	run jq -r .takeover_requested_by <<<"$(sw-lease show svc)"
-	[ -n "$output" ] && [ "$output" != null ]
+	# the request is in the newest version once the taker has asked (a
+	# loaded machine may take a while); it stays there after the taker
+	# gives up, where show stops naming the asker
+	newest() { ls "$SW_DIR"/leases/svc/v.* | tail -1; }
+	asked() { jq -e .takeover "$(newest)" >/dev/null; }
+	wait_until 20 asked
 	# the request's deadline is stored as every time is: exact, a string
-	jq -e '(.takeover_until_unix_ns | type == "string") and (.takeover_until | type == "string")' \
-		"$(ls "$SW_DIR"/leases/svc/v.* | tail -1)"
-	reap_job "$taker" 5
+	jq -e '(.takeover_until_unix_ns | type == "string") and (.takeover_until | type == "string")' "$(newest)"
+	local ask_end t rc=0 err
+	ask_end=$(jq -r .takeover_until_unix_ns "$(newest)")
+	refused 1 sw-lease renew svc --token "$TOK" || rc=$?
+	err=$stderr
+	run jq -r .takeover_requested_by <<<"$(sw-lease show svc)"
+	t=$(date +%s%N)
+	# while asked (renew and show both before the request's end; a
+	# machine too busy to get there in time does not reach it: said, not
+	# failed), the holder is told, and show names the asker
+	if [ "$t" -lt "$ask_end" ]; then
+		[ "$rc" -eq 0 ]
+		[[ "$err" == *"'svc' is asked for by "*" (takeover): finish, then release it" ]]
+		[ -n "$output" ]
+		[ "$output" != null ]
+	else
+		echo "renewed $(( (t - ask_end) / 1000000 )) ms after the request ended: no check while asked"
+	fi
+	reap_job "$taker" 30
 	[ "$st" -eq 75 ]
 	run --separate-stderr sw-lease renew svc --token "$TOK" --quiet
 	assert_success
@@ -990,6 +1118,8 @@ cron_lines() {
 		assert_output taken
 		kill -TERM $(tree_pids "$pid") 2>/dev/null || true
 		wait "$pid" || true
-		! grep -q "command not found" "$BATS_TEST_TMPDIR/err"
+		# (not "! grep": a "! cmd" line fails no bats test)
+		run grep -q "command not found" "$BATS_TEST_TMPDIR/err"
+		[ "$status" -ne 0 ]
 	done
 }
