@@ -196,7 +196,8 @@ slot_held() { sw-limit show "$1" 2>/dev/null | jq -e '.slots.slots[0].token == 1
 	[ "$status" -eq 75 ]
 	retry=$(jq -r .retry_after_ms <<<"$output")
 	# the oldest grant leaves the window 3 s after it was made
-	[ "$retry" -gt 0 ] && [ "$retry" -le 3000 ]
+	[ "$retry" -gt 0 ]
+	[ "$retry" -le 3000 ]
 	[ "$retry" -ge $((3000 - (t1 - t0) / 1000000 - 1)) ]
 	run sw-limit show w
 	jq -e '.window.in_window == 3 and .window.available == 0 and .window.max == 3' <<<"$output"
