@@ -10,6 +10,7 @@
 load helper
 load proc
 load flow
+load faults
 
 teardown() { untrack_all; }
 
@@ -289,19 +290,20 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 
 @test "a writer stalled past the cleanup of its own version is not counted again: 75, its outcome not known" {
 	command -v strace >/dev/null || skip "no strace"
-	# the first recorder stops for 4 s right after creating v.1; 20 more
+	# the first recorder stops right after creating v.1 (stopped until
+	# resumed: however long a loaded machine takes for the rest); 20 more
 	# records meanwhile take the chain past 16 kept versions, so v.1 and
 	# v.2 are cleaned up before it looks again
-	strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:delay_exit=4000000:when=1 \
-		sw-breaker record slow --fail --failures 100 --window 1m 2>"$BATS_TEST_TMPDIR/err" &
-	local pid=$! v=$SW_DIR/breakers/slow
-	for _ in $(seq 200); do [ -e "$v/v.00000000000000000001" ] && break; sleep 0.02; done
+	local v=$SW_DIR/breakers/slow out=$BATS_TEST_TMPDIR/slow
+	stall_start linkat 1 "$out" sw-breaker record slow --fail --failures 100 --window 1m
+	[ -n "$STALLED" ] || { echo "the recorder never stopped: $(cat "$out.err")"; return 1; }
+	[ -e "$v/v.00000000000000000001" ]
 	for _ in $(seq 20); do sw-breaker record slow --fail --failures 100 --window 1m --quiet; done
 	[ ! -e "$v/v.00000000000000000002" ]
-	rc=0; wait "$pid" || rc=$?
-	cat "$BATS_TEST_TMPDIR/err"
-	[ "$rc" = 75 ]
-	grep -q "is not known" "$BATS_TEST_TMPDIR/err"
+	stall_resume
+	cat "$out.err"
+	[ "$(cat "$out.rc")" = 75 ]
+	grep -q "is not known" "$out.err"
 	run sw-breaker show slow
 	echo "$output"
 	jq -e '.failures_in_window == 21' <<<"$output"
