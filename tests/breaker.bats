@@ -274,15 +274,16 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 
 @test "a version built on a writer's own before it looked again is not undone: its failure counts once" {
 	command -v strace >/dev/null || skip "no strace"
-	# the first recorder stops for 2 s right after creating v.1; the
-	# second (its host lock given up after 50 ms) builds v.2 on it
-	strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:delay_exit=2000000:when=1 \
-		sw-breaker record fast --fail --failures 10 --window 1m --quiet &
-	local pid=$! v=$SW_DIR/breakers/fast
-	for _ in $(seq 200); do [ -e "$v/v.00000000000000000001" ] && break; sleep 0.02; done
+	# the first recorder stops right after creating v.1, until resumed;
+	# the second (its host lock given up after 50 ms) builds v.2 on it
+	local v=$SW_DIR/breakers/fast out=$BATS_TEST_TMPDIR/fast
+	stall_start linkat 1 "$out" sw-breaker record fast --fail --failures 10 --window 1m --quiet
+	[ -n "$STALLED" ] || { echo "the recorder never stopped: $(cat "$out.err")"; return 1; }
+	[ -e "$v/v.00000000000000000001" ]
 	sw-breaker record fast --fail --failures 10 --window 1m --quiet
 	[ -e "$v/v.00000000000000000002" ]
-	wait "$pid"
+	stall_resume
+	[ "$(cat "$out.rc")" = 0 ]
 	run sw-breaker show fast
 	echo "$output"
 	jq -e '.state == "closed" and .failures_in_window == 2' <<<"$output"
