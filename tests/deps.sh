@@ -3,7 +3,7 @@
 set -e
 pkgs="build-essential libsqlite3-dev libjansson-dev libbsd-dev jq bats bats-assert
 bats-support mandoc prometheus moosefs-master moosefs-chunkserver moosefs-client
-fuse3 iproute2 parallel hyperfine strace procps libxxhash-dev clang
+fuse3 iproute2 parallel hyperfine strace procps libxxhash-dev clang zsh
 libclang-rt-dev"
 missing=
 for p in $pkgs; do
