@@ -12,6 +12,17 @@ items() { printf '%s\n' "$@" | sw-claim add --lines --quiet; }
 count() { sw-claim list --state "$1" | grep -c . || true; }
 # claims_are ID N: agent ID's record names N claims
 claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))[0].claims | length')" = "$2" ]; }
+# taken SIG PID...: none of PIDs has SIG pending: the guardian has passed
+# it on and the worker has read it
+taken() {
+	local bit=$(( 1 << ($(kill -l "$1") - 1) )) p m
+	shift
+	for p in "$@"; do
+		for m in $(awk '/^(SigPnd|ShdPnd):/ { print $2 }' "/proc/$p/status" 2>/dev/null); do
+			(( (0x$m & bit) == 0 )) || return 1
+		done
+	done
+}
 
 @test "--help prints usage to stdout and exits 0; bad usage exits 64" {
 	run --separate-stderr sw-agent --help
@@ -279,12 +290,16 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 }
 
 @test "SIGTERM drains: running items finish, nothing new is claimed, exit 0" {
+	cd "$BATS_TEST_TMPDIR"
 	items a b c d
-	sw-agent run --id d1 -j 2 --quiet -- sh -c 'sleep 1; cat' &
-	pid=$!
-	sleep 0.4
+	# the commands end when told: once the agent holds two items and has
+	# taken the signals (a command that ended first would free a slot
+	# that a claim may fill)
+	agent_bg d1 2 -j 2 --quiet -- sh -c 'while [ ! -e go ]; do sleep 0.05; done; cat'
 	kill -HUP "$pid"     # ignored
 	kill -TERM "$pid"
+	wait_until 20 taken TERM "$pid" "$worker"
+	: >go
 	wait "$pid"
 	[ "$(count done)" = 2 ]
 	[ "$(count pending)" = 2 ]
@@ -294,9 +309,7 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 
 @test "past --grace, or on a second SIGTERM, running items are released at once" {
 	items a b
-	sw-agent run -j 2 --quiet --grace 500ms -- sleep 30 &
-	pid=$!
-	sleep 0.4
+	agent_bg g1 2 -j 2 --quiet --grace 500ms -- sleep 30
 	kill -TERM "$pid"
 	s=$SECONDS
 	wait "$pid" || rc=$?
@@ -305,10 +318,10 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 	[ "$(count pending)" = 2 ]
 	run sw-claim list --state pending
 	[ "$(jq -r .attempt <<<"$output" | sort -u)" = 0 ]
-	sw-agent run -j 2 --quiet -- sleep 30 &
-	pid=$!
-	sleep 0.4
-	kill -INT "$pid"; sleep 0.1; kill -TERM "$pid"
+	agent_bg g2 2 -j 2 --quiet -- sleep 30
+	kill -INT "$pid"
+	wait_until 20 taken INT "$pid" "$worker"
+	kill -TERM "$pid"
 	rc=0; wait "$pid" || rc=$?
 	[ "$rc" -eq 143 ]
 	[ "$(count pending)" = 2 ]
@@ -316,12 +329,18 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 }
 
 @test "a third signal SIGKILLs commands that ignore SIGTERM, without the 5 s wait" {
+	cd "$BATS_TEST_TMPDIR"
 	items a
-	sw-agent run --quiet -- sh -c 'trap "" TERM; sleep 20' &
-	pid=$!
-	sleep 0.5
+	agent_bg t1 1 --quiet -- sh -c 'trap "" TERM; : >trapped; sleep 20'
+	wait_until 20 test -e trapped
+	# each signal taken before the next: two of one signal pending at
+	# once are one
 	t0=$EPOCHREALTIME
-	kill -TERM "$pid"; sleep 0.1; kill -TERM "$pid"; sleep 0.2; kill -TERM "$pid"
+	kill -TERM "$pid"
+	wait_until 20 taken TERM "$pid" "$worker"
+	kill -TERM "$pid"
+	wait_until 20 taken TERM "$pid" "$worker"
+	kill -TERM "$pid"
 	rc=0; wait "$pid" || rc=$?
 	ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
 	[ "$rc" -eq 143 ]
@@ -483,7 +502,8 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 	sw-claim add -q q1 --quiet '"x"'
 	sw-agent run -q q1 --id r1 -j 3 --quiet -- sleep 2 &
 	pid=$!
-	sleep 0.5
+	track "$pid"
+	wait_until 20 listed_alive r1
 	run --separate-stderr sw-agent list --alive
 	run jq -c '[.queue, .jobs, .command, .pid]' <<<"$output"
 	assert_output "[\"q1\",3,[\"sleep\",\"2\"],$pid]"
@@ -494,6 +514,7 @@ claims_are() { [ "$(sw-agent list | jq -s --arg id "$1" 'map(select(.id == $id))
 # ---- the claim outlives the command's whole process tree ---------------------
 
 claimed_is() { [ "$(count claimed)" = "$1" ]; }
+listed_alive() { sw-agent list --alive | jq -e --arg id "$1" 'select(.id == $id)' >/dev/null; }
 pending_is() { [ "$(count pending)" = "$1" ]; }
 
 @test "forced stop: a grandchild that ignores SIGTERM is SIGKILLed after the kill delay, and only then is the item released" {
@@ -513,14 +534,16 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 @test "forced stop: a grandchild that called setsid gets the SIGTERM too, and the item is released only after it is gone" {
 	cd "$BATS_TEST_TMPDIR"
 	items x
-	# it takes a second to act on SIGTERM
+	# on SIGTERM it says so, then takes a while to exit: long enough for
+	# a look at the claim on a loaded machine, shorter than the 5 s to
+	# the SIGKILL
 	start_bg gc sw-agent run --quiet -- sh -c '
-		setsid sh -c "trap \"sleep 1; exit\" TERM; echo \$\$ >gc; while :; do sleep 0.1; done" &
+		setsid sh -c "trap \": >termed; sleep 3; exit\" TERM; echo \$\$ >gc; while :; do sleep 0.1; done" &
 		wait'
 	kill -TERM "$pid"; sleep 0.1; kill -TERM "$pid"
-	while_alive "$gc" 5 claimed_is 1
+	while_alive "$gc" 20 claimed_is 1
 	echo "grandchild gone after $ms ms"
-	[ "$ms" -lt 3000 ]      # it got SIGTERM, not the SIGKILL 5 s later
+	[ -e termed ]      # it got SIGTERM, not only the SIGKILL 5 s later
 	reap_job "$pid" 5
 	[ "$st" -eq 143 ]
 	[ "$(count pending)" = 1 ]
@@ -530,22 +553,24 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 	cd "$BATS_TEST_TMPDIR"
 	items x
 	# the grandchild carries the item's environment, which tells the agent
-	# whose it is once it has left the command's group
+	# whose it is once it has left the command's group; it exits when
+	# told, after the checks
 	start_bg gc sw-agent run --once --ttl 1s -- sh -c '
-		setsid sh -c "echo \$\$ >gc; sleep 2.5; echo \$SW_ITEM_ID >done" </dev/null >/dev/null 2>&1 &
+		setsid sh -c "echo \$\$ >gc; while [ ! -e go ]; do sleep 0.05; done; echo \$SW_ITEM_ID >done" </dev/null >/dev/null 2>&1 &
 		echo result'
 	sleep 1.8       # past the claim's 1 s lease
 	[ "$(count claimed)" = 1 ]
 	run --separate-stderr sw-agent reap
 	refute_output --partial claims_reaped
-	reap_job "$pid" 5
+	: >go
+	reap_job "$pid" 20
 	[ "$st" -eq 0 ]
 	[ -s done ]
 	[ "$(count done)" = 1 ]
 	[ "$(sw-claim list --state done | jq -r .result)" = result ]
 }
 
-@test "SIGKILL of the agent's pid: every command's tree is gone within a second, and the items are given back" {
+@test "SIGKILL of the agent's pid: every command's tree is SIGKILLed at once, and the items are given back" {
 	cd "$BATS_TEST_TMPDIR"
 	items a b
 	sw-agent run -j 2 --quiet -- sh -c '
@@ -557,9 +582,14 @@ pending_is() { [ "$(count pending)" = "$1" ]; }
 	track "$pid"
 	wait_until 5 lines pids 6
 	track $(cat pids)
+	t0=$(now_ms)
 	kill -KILL "$pid"
-	wait_until 1 gone $(cat pids)
-	wait_until 3 pending_is 2
+	wait_until 10 gone $(cat pids)
+	echo "gone after $(( $(now_ms) - t0 )) ms"
+	# at once: they ignore SIGTERM, so a SIGTERM first would have left
+	# them to the SIGKILL 5 s later
+	[ $(( $(now_ms) - t0 )) -lt 5000 ]
+	wait_until 10 pending_is 2
 }
 
 @test "any payload JSON allows reaches the command: numbers, booleans, null, arrays" {
@@ -687,12 +717,16 @@ agent_bg() {
 }
 
 @test "--ttl is the claim lease, --heartbeat-ttl the agent's: two options, never one for both" {
+	cd "$BATS_TEST_TMPDIR"
 	items x
-	agent_bg h1 1 --ttl 5s --heartbeat-ttl 7s --max-items 1 --quiet -- sleep 1
+	# the command ends when told, after the looks at the record and claim
+	agent_bg h1 1 --ttl 5s --heartbeat-ttl 7s --max-items 1 --quiet -- sh -c 'while [ ! -e go ]; do sleep 0.05; done'
 	run jq -r .ttl <<<"$(sw-agent list)"
 	assert_output 7
 	exp=$(sw-claim list --state claimed | jq '((.lease_expires_at_unix_ns | tonumber) - now * 1e9) / 1e9 | round')
-	[ "$exp" -le 5 ] && [ "$exp" -ge 3 ]
+	[ "$exp" -le 5 ]
+	[ "$exp" -ge 3 ]
+	: >go
 	reap_job "$pid" 10
 	run --separate-stderr sw-agent register --id h2 --heartbeat-ttl 9s
 	run jq -r .ttl <<<"$output"
@@ -901,7 +935,8 @@ x" ]
 	res=$(sw-claim show -q dr comb | jq -r .result)
 	[ "$(printf '%s\n' "$res" | head -2)" = "$(printf '%s\n' '{"id":"s1","state":"done","result":"oneone"}' '{"id":"s2","state":"done","result":"twotwo"}')" ]
 	path=$(printf '%s\n' "${lines[@]}" | grep '^/' | head -1)
-	[ -n "$path" ] && [ ! -e "$path" ]
+	[ -n "$path" ]
+	[ ! -e "$path" ]
 	# an item without --after gets no such variable
 	sw-claim add -q dr '"x"' >/dev/null
 	sw-agent run -q dr --once -- sh -c 'echo "[${SW_DEPS_RESULTS-unset}]"' >/dev/null
@@ -991,11 +1026,14 @@ x" ]
 	wait
 	[ "$(ls "$BATS_TEST_TMPDIR/got" | wc -l)" = 1 ]
 	[ "$(jq -r .payload "$BATS_TEST_TMPDIR"/got/* | paste -sd,)" = a,b,c ]
-	# without it, the batch starts with what there is
+	# without it, the batch starts with what there is: e comes once d
+	# is claimed, and the command ends only after that
 	items d
-	( sleep 0.3; items e ) &
-	run --separate-stderr sw-agent run --once --batch 3 -- cat
-	wait
+	( wait_until 20 claimed_is 1 && items e; rc=$?; : >"$BATS_TEST_TMPDIR/go"; exit $rc ) &
+	adder=$!
+	run --separate-stderr sw-agent run --once --batch 3 -- \
+		sh -c 'while [ ! -e "$0/go" ]; do sleep 0.05; done; cat' "$BATS_TEST_TMPDIR"
+	wait "$adder"
 	[ "$(grep -c '"state":"done"' <<<"$output")" = 1 ]
 	# and not longer than the wait when no more come
 	items f

@@ -3,33 +3,44 @@
 
 # A run (PID) whose command appends the time to ./beats every 50 ms is
 # stopped whole past its grant's TTL and resumed: the program first, the
-# command half a second later.  stall_tree PID stops it ($procs);
+# command once the program has killed it.  stall_tree PID stops it ($procs);
 # resume_tree PROG resumes it ($t_resume) and checks that the program
 # exited 75 saying the grant was lost, that no beat came after the
-# resume, and that the command is gone.
+# resume, and that the command is gone, and was so well within the 10 s
+# grace that its callers give (at once, not a grace later).
 stall_tree() {
-	wait_until 5 test -s beats
+	wait_until 20 test -s beats
 	procs=$(tree_pids "$1")
 	track $procs
 	kill -STOP $procs 2>/dev/null || true
 }
 
 resume_tree() {
-	local prog=$1 p ours= theirs= last
+	local prog=$1 p pp ours= theirs= others= last t_gone
+	# the program's processes, the command's (below them: tree_pids lists
+	# a parent before its children), and the rest (a shell above them)
 	for p in $procs; do
-		if [ "$(cat /proc/$p/comm 2>/dev/null)" = "$prog" ]; then ours+=" $p"; else theirs+=" $p"; fi
+		pp=$(ps -o ppid= -p "$p" | tr -d ' ')
+		if [ "$(cat /proc/$p/comm 2>/dev/null)" = "$prog" ]; then ours+=" $p"
+		elif [[ " $ours $theirs " == *" $pp "* ]]; then theirs+=" $p"
+		else others+=" $p"; fi
 	done
 	t_resume=$(date +%s%N)
-	kill -CONT $ours
-	sleep 0.5    # the program first; the command would run on after this
+	kill -CONT $ours $others
+	# the program first, until it has SIGKILLed the command (or 20 s
+	# went by: the command would run on once resumed)
+	wait_until 20 gone $theirs || true
+	t_gone=$(date +%s%N)
 	kill -CONT $theirs 2>/dev/null || true
-	reap_job "$pid" 5
+	reap_job "$pid" 20
 	cat err
 	[ "$st" -eq 75 ]
 	[[ $(cat err) == *lost* ]]
 	last=$(tail -1 beats)
 	[ "$last" -lt "$t_resume" ] || { echo "beats $(( (last - t_resume) / 1000000 )) ms after the resume"; return 1; }
 	gone $theirs
+	echo "the command was gone $(( (t_gone - t_resume) / 1000000 )) ms after the resume"
+	[ $(( t_gone - t_resume )) -lt 5000000000 ]
 }
 
 # beat_run PROG ARGS...: `PROG run ARGS` in $BATS_TEST_TMPDIR, in the
@@ -52,7 +63,7 @@ beat_run() {
 # exited 75 saying the grant was lost and that the command's last beat
 # came before the next holder's command started.
 stall_worker() {
-	wait_until 5 test -s beats
+	wait_until 20 test -s beats
 	worker=$(ps -o pid= --ppid "$1" | tr -d ' ')
 	[ -n "$worker" ]
 	track "$worker"
@@ -62,7 +73,7 @@ stall_worker() {
 resume_worker() {
 	local last started
 	kill -CONT "$worker"
-	reap_job "$pid" 5
+	reap_job "$pid" 20
 	cat err
 	[ "$st" -eq 75 ]
 	[[ $(cat err) == *lost* ]]

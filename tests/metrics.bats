@@ -4,6 +4,7 @@
 # nothing, exact percentiles, span ingestion with --tee, and the bad inputs
 # of issue 5 (one line on stderr, the documented code).
 load helper
+load proc
 
 setup() {
 	export SW_METRICS_DB="$BATS_TEST_TMPDIR/m.db"
@@ -341,7 +342,8 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	assert_success
 	assert_output ''
 	refused 1 sw-metrics summary x
-	[ ! -e "$SW_METRICS_DB" ] && [ ! -e "$SW_METRICS_DB.journal" ]
+	[ ! -e "$SW_METRICS_DB" ]
+	[ ! -e "$SW_METRICS_DB.journal" ]
 	sw-metrics inc x --quiet      # a journal alone is something to read
 	run --separate-stderr sw-metrics summary x
 	assert_output '{"name":"x","type":"counter","series":1,"value":1}'
@@ -354,7 +356,8 @@ ref() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {r = p / 100 * NR; i = in
 	XDG_STATE_HOME=$BATS_TEST_TMPDIR/xdg sw-metrics inc a --quiet
 	[ -f "$BATS_TEST_TMPDIR/xdg/sw-metrics/$(hostname).db" ]
 	SW_METRICS_DB=$BATS_TEST_TMPDIR/env.db sw-metrics inc a --quiet --db "$BATS_TEST_TMPDIR/opt.db"
-	[ -f "$BATS_TEST_TMPDIR/opt.db" ] && [ ! -e "$BATS_TEST_TMPDIR/env.db" ]
+	[ -f "$BATS_TEST_TMPDIR/opt.db" ]
+	[ ! -e "$BATS_TEST_TMPDIR/env.db" ]
 	echo 'not a database, just text that is long enough to look like a header' >"$BATS_TEST_TMPDIR/bad.db"
 	refused 65 sw-metrics inc a --db "$BATS_TEST_TMPDIR/bad.db"
 	mkdir "$BATS_TEST_TMPDIR/dir.db"
@@ -606,17 +609,19 @@ PY
 
 @test "time passes SIGTERM and SIGINT sent to it on to COMMAND; ^C on the terminal reaches COMMAND once" {
 	local pid st
+	# signalled once the command is there to pass them on to (time blocks
+	# them from before it starts), and for the shell once its trap is set;
 	# a job started with & ignores SIGINT (POSIX): give it back
 	env --default-signal=INT sw-metrics time sig_seconds -- \
-		sh -c 'trap "echo TERM >>$BATS_TEST_TMPDIR/log; exit 7" TERM; sleep 5 & wait' &
+		sh -c 'trap "echo TERM >>$BATS_TEST_TMPDIR/log; exit 7" TERM; : >$BATS_TEST_TMPDIR/trapped; sleep 5 & wait' &
 	pid=$!
-	sleep 0.3
+	wait_until 20 test -e "$BATS_TEST_TMPDIR/trapped"
 	kill -TERM "$pid"
 	st=0; wait "$pid" || st=$?
 	[ "$st" -eq 7 ]
 	env --default-signal=INT sw-metrics time sig_seconds -- sleep 5 &
 	pid=$!
-	sleep 0.3
+	wait_until 20 pgrep -P "$pid" -x sleep >/dev/null
 	kill -INT "$pid"
 	st=0; wait "$pid" || st=$?
 	[ "$st" -eq 130 ]
