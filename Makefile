@@ -50,6 +50,8 @@ build/trivial: tests/bench/trivial.c | build
 	$(CC) -O2 -o $@ $<
 build/trivial-static: tests/bench/trivial.c | build
 	$(CC) -O2 -static -o $@ $<
+build/floor: tests/bench/floor.c | build
+	$(CC) -O2 $(filter -W%,$(CFLAGS)) -o $@ $<
 
 bin build build/san build/san/bin build/unit build/san/unit:
 	mkdir -p $@
@@ -80,7 +82,7 @@ check-long: all
 	    tests/multihost/limit.bats
 	SW_AFF_ITEMS=20000 SW_BIN=$(CURDIR)/bin bats -f '95%' tests/affinity.bats
 
-bench: all build/trivial build/trivial-static
+bench: all build/trivial build/trivial-static build/floor
 	@tests/bench/run
 
 demo: all

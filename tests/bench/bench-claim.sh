@@ -88,9 +88,16 @@ for sync in normal off; do
 	export SW_DIR=$tmp/batch-$sync
 	fill "$SW_DIR" "$nb"
 	bat=$(loop_batch)
+	# the same file operations alone (tests/bench/floor.c), the same
+	# number of items: what no code on this layout goes under
+	rm -rf "$tmp/floor-$sync"
+	flo=$("$FLOOR" "$tmp/floor-$sync" "$nb" "$([ "$sync" = normal ] && echo 1 || echo 0)")
+	rm -rf "$tmp/floor-$sync"
 	[ "$sync" = normal ] && label="SW_SYNC=normal (default)" || label="SW_SYNC=off"
 	echo "claim+done, $label: one at a time ${one}/s; next -n 100 | done ${bat}/s" \
 	     "= $(ratio "$bat" "$one")× (targets ≥ 10,000/s and ≥ 12×)"
+	echo "  its file operations alone, no exec, no JSON (floor.c): ${flo}/s;" \
+	     "sw = $(ratio "$bat" "$flo")× that floor"
 done
 export SW_SYNC=off
 
