@@ -194,3 +194,6 @@ rate_held() {
 	[ "$ideal" -ge $(( bound * 95 / 100 )) ] ||
 		echo "the takers did not outrun the rate the whole time: judged against the calls made"
 }
+
+# slot_held NAME: its first slot is held with token 1 (the first holder's)
+slot_held() { sw-limit show "$1" 2>/dev/null | jq -e '.slots.slots[0].token == 1' >/dev/null; }

@@ -267,11 +267,7 @@ acq() {
 		echo "asked $(( (t - slow_end) / 1000000 )) ms after the slow holder's end: no early ask"
 		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
 	fi
-	local deadline=$(( $(date +%s) + 10 ))
-	until [ "$status" -eq 0 ] || sw-lease acquire job --quiet; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
-		sleep 0.05
-	done
+	[ "$status" -eq 0 ] || wait_until 10 sw-lease acquire job --quiet || { echo "never taken"; return 1; }
 	# the grant's own time: never before the slow holder's end
 	local taken
 	taken=$(sw-lease show job | jq -r .acquired_at_unix_ns)
@@ -741,11 +737,8 @@ stall_once() {
 	# killed once it holds the lease and its command runs (the guardian,
 	# the worker and the command all there): a loaded machine may take
 	# longer than any fixed sleep to start it
-	local deadline=$(( $(date +%s) + 10 ))
-	until [ -e started ] && lease_is cron held; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never held"; return 1; }
-		sleep 0.05
-	done
+	wait_until 10 test -e started || { echo "never started"; return 1; }
+	wait_until 10 lease_is cron held || { echo "never held"; return 1; }
 	# stopped whole, then killed: no part of it sees another go and
 	# releases the lease
 	local tree
@@ -755,25 +748,11 @@ stall_once() {
 	kill -KILL $tree
 	wait "$pid" || true
 	# the last renewal may have moved the expiry on; the true one is in show
-	local exp free t
+	local exp free
 	exp=$(sw-lease show cron | jq -r .expires_at_unix_ns)
 	free=$((exp + 300000000))
-	# a grant is never early; a refusal is the answer whenever it is
-	# asked before expiry + margin (which a machine too busy to ask in
-	# time does not reach: said, not failed)
-	run sw-lease acquire cron
-	t=$(date +%s%N)
-	if [ "$t" -lt "$free" ]; then
-		[ "$status" -eq 75 ]
-	else
-		echo "asked $(( (t - free) / 1000000 )) ms after expiry + margin: no early ask"
-		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
-	fi
-	deadline=$(( $(date +%s) + 10 ))
-	until [ "$status" -eq 0 ] || sw-lease acquire cron --quiet; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
-		sleep 0.02
-	done
+	# a grant is never early
+	refused_then_taken "$free" sw-lease acquire cron
 	run sw-lease show cron
 	[ "$(jq -r .token <<<"$output")" -eq 2 ]
 	[ "$(jq -r .acquired_at_unix_ns <<<"$output")" -ge "$free" ]

@@ -18,8 +18,6 @@ teardown() { untrack_all; }
 
 
 nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
-# slot_held NAME: its first slot is held with token 1 (the first holder's)
-slot_held() { sw-limit show "$1" 2>/dev/null | jq -e '.slots.slots[0].token == 1' >/dev/null; }
 
 # ---- help and usage ------------------------------------------------------
 
@@ -306,25 +304,11 @@ slot_held() { sw-limit show "$1" 2>/dev/null | jq -e '.slots.slots[0].token == 1
 	track $tree
 	kill -KILL $tree
 	wait "$pid" || true
-	local exp free t
+	local exp free
 	exp=$(sw-limit show pg | jq -r '.slots.slots[0].expires_at_unix_ns')
 	free=$((exp + 300000000))
-	# a grant is never early; a refusal is the answer whenever the ask
-	# comes before the slot frees (which a machine too busy to ask in time
-	# does not reach: said, not failed)
-	run sw-limit acquire pg --concurrency 1
-	t=$(date +%s%N)
-	if [ "$t" -lt "$free" ]; then
-		[ "$status" -eq 75 ]
-	else
-		echo "asked $(( (t - free) / 1000000 )) ms after the slot freed: no early ask"
-		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
-	fi
-	local deadline=$(( $(date +%s) + 10 ))
-	until [ "$status" -eq 0 ] || sw-limit acquire pg --concurrency 1 --quiet; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
-		sleep 0.02
-	done
+	# a grant is never early
+	refused_then_taken "$free" sw-limit acquire pg --concurrency 1
 	[ "$(date +%s%N)" -ge "$free" ]
 }
 

@@ -90,3 +90,22 @@ lines() { [ "$(cat "$1" 2>/dev/null | wc -l)" -eq "$2" ]; }
 # lines_at_least FILE N: FILE has N lines or more (a file that keeps
 # growing, which a look on a loaded machine may find past N)
 lines_at_least() { [ "$(cat "$1" 2>/dev/null | wc -l)" -ge "$2" ]; }
+
+# refused_then_taken FREE CMD...: CMD asks for what frees at FREE (ns):
+# asked before then, it is refused (75) (a machine too busy to ask in
+# time does not reach that: said, not failed); then asked again (CMD
+# --quiet) until granted, 10 s at most.  The caller proves the grant was
+# not early, by its own time or the clock after it.
+refused_then_taken() {
+	local free=$1 t
+	shift
+	run "$@"
+	t=$(date +%s%N)
+	if [ "$t" -lt "$free" ]; then
+		[ "$status" -eq 75 ]
+	else
+		echo "asked $(( (t - free) / 1000000 )) ms after it frees: no early ask"
+		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
+	fi
+	[ "$status" -eq 0 ] || wait_until 10 "$@" --quiet || { echo "never taken"; return 1; }
+}

@@ -118,11 +118,7 @@ renewed_on_b() {
 	# a renewal the kill caught on its way may show only now: the later
 	# expiry is the one the grant must wait for
 	[ "$status" -eq 0 ] || exp=$(on_b sw-lease show cron | jq -r .expires_at_unix_ns)
-	local deadline=$(( $(date +%s) + 10 ))
-	until [ "$status" -eq 0 ] || on_b sw-lease acquire cron --quiet >/dev/null; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
-		sleep 0.02
-	done
+	[ "$status" -eq 0 ] || wait_until 10 on_b sw-lease acquire cron --quiet || { echo "never taken"; return 1; }
 	local taken
 	taken=$(on_b sw-lease show cron | jq -r .acquired_at_unix_ns)
 	[ "$taken" -ge $((exp + 500000000)) ] ||

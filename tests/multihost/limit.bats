@@ -83,11 +83,7 @@ teardown() { mh_teardown; }
 	track "$pid"
 	# killed once it holds the slot: a loaded machine may take longer
 	# than any fixed sleep to start it over MooseFS
-	local deadline=$(( $(date +%s) + 10 ))
-	until [ "$(on_a sw-limit show pg | jq '.slots.slots[0].token // 0')" -eq 1 ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never held"; return 1; }
-		sleep 0.05
-	done
+	wait_until 10 on_a slot_held pg || { echo "never held"; return 1; }
 	local tree
 	tree=$(tree_pids "$pid")
 	track $tree
@@ -96,22 +92,8 @@ teardown() { mh_teardown; }
 	local exp free
 	exp=$(on_b sw-limit show pg | jq -r '.slots.slots[0].expires_at_unix_ns')
 	free=$((exp + 500000000))
-	# a grant is never early; a refusal is the answer whenever B asks
-	# before the slot frees (which a machine too busy to ask in time
-	# does not reach: said, not failed)
-	run on_b sw-limit acquire pg --concurrency 1
-	local t=$(date +%s%N)
-	if [ "$t" -lt "$free" ]; then
-		[ "$status" -eq 75 ]
-	else
-		echo "asked $(( (t - free) / 1000000 )) ms after the slot freed: no early ask"
-		[ "$status" -eq 0 ] || [ "$status" -eq 75 ]
-	fi
-	deadline=$(( $(date +%s) + 10 ))
-	until [ "$status" -eq 0 ] || on_b sw-limit acquire pg --concurrency 1 --quiet; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "never taken"; return 1; }
-		sleep 0.02
-	done
+	# a grant is never early
+	refused_then_taken "$free" on_b sw-limit acquire pg --concurrency 1
 	[ "$(date +%s%N)" -ge "$free" ]
 	[ "$(on_a sw-limit show pg | jq '.slots.slots[0].token')" -eq 2 ]
 }
