@@ -377,6 +377,19 @@ static void step(struct tree *r, struct timespec ts)
 	timers(r);
 }
 
+/* The tree is gone.  Should the grant's deadline have passed meanwhile
+ * (this process was stopped, say in a look for a takeover, and went on
+ * to reap the tree before its timers ran), the guardian may have
+ * SIGKILLed the command and another may hold the grant: the status is
+ * not the command's own to report, and the grant is lost. */
+static void check_held(struct tree *r)
+{
+	if (r->lost || !r->ttl_ns)
+		return;
+	if (sw_now_ns() >= r->expires_ns || (r->watch_at && sw_mono_ns() >= r->watch_at))
+		lose(r, "it was about to expire before it could be renewed: was this process stopped?");
+}
+
 /* Waits until nothing of the tree is left, renewing the grant meanwhile. */
 static void wait_tree(struct tree *r)
 {
@@ -394,6 +407,7 @@ static void wait_tree(struct tree *r)
 		}
 		step(r, next_timeout(r));
 	}
+	check_held(r);
 }
 
 /* Whether no run is to follow: the grant lost or asked for, a SIGTERM or

@@ -329,12 +329,15 @@ check_holder() {
 
 # ---- sw-lease run: its renew loop stalled ---------------------------------------
 #
-# A machine paused (a VM, SIGSTOP of everything) at a step of run's renewal:
-# the worker stops right after its Nth call of one system call, and its
+# A machine paused (a VM, SIGSTOP of everything) at a step of run's renewal
+# (or of the look for a takeover, which every 1/3 TTL comes with it): the
+# worker stops right after its Nth call of one system call, and its
 # command with it.  Meanwhile the lease expires and B runs its own command
 # under it.  When the machine goes on, run must find the lease gone and
 # SIGKILL its command at once (the command ignores SIGTERM and the grace is
-# 60 s: "at once" is not the grace), exit 75, and leave B's versions alone.
+# 60 s: "at once" is not the grace), exit 75 even when the guardian killed
+# the command first and the worker reaps it before its timers run, and
+# leave B's versions alone.
 # (A stall of the worker alone, its command running on, is beyond what run
 # can do: see the audit note of issue 10.)
 
