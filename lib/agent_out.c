@@ -177,7 +177,9 @@ void run_report(struct run *r, const struct slot *s, const struct bitem *b, cons
 		json_object_set_new(j, "error", json_string(err));
 	if (s->flog >= 0)
 		json_object_set_new(j, "log", json_string(s->logname));
-	if (!r->o->quiet && isatty(1))
+	/* the progress line is on a terminal: cleared before a result
+	 * goes to it (asked only then: not one ioctl an item) */
+	if (!r->o->quiet && r->progress && isatty(1))
 		progress_clear(r);
 	if (!r->o->quiet) {
 		size_t n;

@@ -613,6 +613,7 @@ static int run_start(struct run *r)
 	if (rc)
 		return sw_err_set(&r->fail, rc, "queue %s/queues/%s: %s", r->ws->path, o->queue, r->q.err.msg);
 	r->q_open = true;
+	r->q.keep_claimed = true;   /* its claims are renewed and finished here */
 	for (int i = 0; i < o->nargs; i++) {
 		r->payload_arg |= strstr(o->args[i], "{}") != NULL;
 		r->subst |= strstr(o->args[i], "{}") || strstr(o->args[i], "{id}") ||

@@ -260,8 +260,7 @@ void sw_queue_close(struct sw_queue *q)
 	for (int i = 0; i < QD_N; i++)
 		if (q->dfd[i] >= 0)
 			close(q->dfd[i]);
-	free(q->claims);
-	q->claims = NULL;
+	claim_cache_free(q);
 	q->fd = -1;
 }
 

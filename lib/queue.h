@@ -67,6 +67,10 @@ struct sw_queue {
 	bool deps_deferred;         /* a batch releases dependents at its end */
 	bool after_missing_ok;  /* the caller's choice: an added item may wait
 				 * for ids not (yet) in the queue */
+	bool keep_claimed;      /* the caller's choice (a long-lived claimer,
+				 * an agent): the content of each claim it makes
+				 * is kept, so that renewing or finishing it needs
+				 * a stat of its file, not a read and a parse */
 };
 
 /* Defaults for fields an added item does not set itself. */

@@ -331,17 +331,21 @@ static void txn_undo(struct sw_queue *q, const struct txn_batch *b, const struct
 }
 
 /* The items waiting for the batch's finished ones: one look at deps/
- * for all when that can say there are none, else one each. */
+ * for all. */
 static void batch_release(struct sw_queue *q, const struct txn_batch *b)
 {
-	bool any = false;
-	for (size_t i = 0; i < b->n && !any; i++)
-		any = b->p[i].placed;
-	if (!any || deps_none(q))
-		return;
+	const char **ids = malloc(b->n * sizeof *ids);
+	size_t n = 0;
 	for (size_t i = 0; i < b->n; i++)
-		if (b->p[i].placed)
-			deps_release(q, item_id(b->p[i].next));
+		if (b->p[i].placed) {
+			if (!ids) {   /* no memory for the list: one look each */
+				deps_release(q, item_id(b->p[i].next));
+				continue;
+			}
+			ids[n++] = item_id(b->p[i].next);
+		}
+	deps_release_many(q, ids, n);
+	free(ids);
 }
 
 void txn_batch_begin(struct sw_queue *q)

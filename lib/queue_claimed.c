@@ -23,6 +23,9 @@ struct cached {
 	char id[SW_NAME_MAX + 1];
 	uint64_t token;
 	int64_t expiry_ns;
+	json_t *item;           /* keep_claimed: the content, as read; else NULL */
+	dev_t dev;              /* ... and the file's identity then */
+	ino_t ino;
 };
 
 struct sw_claim_cache {
@@ -39,7 +42,7 @@ static struct cached *cache_get(struct sw_queue *q, const char *id, uint64_t tok
 	return NULL;
 }
 
-void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns)
+static struct cached *cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns)
 {
 	struct cached *e = cache_get(q, id, token);
 	if (!e) {
@@ -48,7 +51,7 @@ void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t
 			size_t cap = c ? c->cap * 2 : 16;
 			c = realloc(c, sizeof *c + cap * sizeof c->e[0]);
 			if (!c)
-				return;   /* a cache only: lookups read claimed/ instead */
+				return NULL;   /* a cache only: lookups read claimed/ instead */
 			if (!q->claims)
 				c->n = 0;
 			c->cap = cap;
@@ -57,15 +60,46 @@ void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t
 		e = &c->e[c->n++];
 		snprintf(e->id, sizeof e->id, "%s", id);
 		e->token = token;
+		e->item = NULL;
 	}
 	e->expiry_ns = expiry_ns;
+	return e;
+}
+
+void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns)
+{
+	(void)cache_put(q, id, token, expiry_ns);
+}
+
+void claim_cache_keep(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns,
+		      json_t *item, const struct stat *st)
+{
+	struct cached *e = cache_put(q, id, token, expiry_ns);
+	if (!e) {
+		json_decref(item);
+		return;
+	}
+	json_decref(e->item);
+	e->item = item;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
 }
 
 void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token)
 {
 	struct cached *e = cache_get(q, id, token);
-	if (e)
+	if (e) {
+		json_decref(e->item);
 		*e = q->claims->e[--q->claims->n];
+	}
+}
+
+void claim_cache_free(struct sw_queue *q)
+{
+	for (size_t i = 0; q->claims && i < q->claims->n; i++)
+		json_decref(q->claims->e[i].item);
+	free(q->claims);
+	q->claims = NULL;
 }
 
 struct finder { const char *id; uint64_t token; char *name; bool found; };
@@ -113,6 +147,13 @@ static enum rd claim_read_cached(struct sw_queue *q, const char *id, uint64_t to
 	if (!e || qdir(q, QD_CLAIMED) < 0)
 		return RD_GONE;
 	claim_name_make(name, id, token, e->expiry_ns);
+	/* the file the claim read, under the name only its claimer makes: a
+	 * claim's content is never written over, so it is what was read
+	 * (the caller edits its copy) */
+	struct stat sbuf, *sp = st ? st : &sbuf;
+	if (e->item && SW_NOINTR(fstatat(q->dfd[QD_CLAIMED], name, sp, AT_SYMLINK_NOFOLLOW)) == 0 &&
+	    S_ISREG(sp->st_mode) && sp->st_dev == e->dev && sp->st_ino == e->ino)
+		return (*item = json_deep_copy(e->item)) ? RD_OK : (errno = ENOMEM, RD_ERROR);
 	enum rd rd = item_read(q, q->dfd[QD_CLAIMED], name, id, item, st, why);
 	if (rd == RD_GONE)
 		claim_cache_drop(q, id, token);

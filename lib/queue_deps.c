@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -204,4 +205,63 @@ bool deps_none(struct sw_queue *q)
 	struct stat st;
 	/* "." and its name in the queue: no deps/<id> below */
 	return deps >= 0 && sw_nlink_counts_subdirs(deps) && fstat(deps, &st) == 0 && st.st_nlink == 2;
+}
+
+/* At most this many entries of deps/ are read to learn which ids are
+ * waited for; more, and each id is looked up on its own. */
+#define DEPS_WALK_MAX 1024
+
+struct dep_names { char **v; size_t n; };
+
+static int collect_dep(int dfd, const char *name, void *arg)
+{
+	(void)dfd;
+	struct dep_names *d = arg;
+	if (d->n == DEPS_WALK_MAX)
+		return 1;
+	if (!(d->v[d->n] = strdup(name)))
+		return -1;
+	d->n++;
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* deps/'s entries, sorted: 0, or -1 when they are too many or cannot
+ * be read (the caller then looks at each id). */
+static int dep_names_read(struct sw_queue *q, struct dep_names *d)
+{
+	int deps = qdir(q, QD_DEPS);
+	d->n = 0;
+	d->v = deps < 0 ? NULL : malloc(DEPS_WALK_MAX * sizeof *d->v);
+	if (!d->v || each_entry(deps, collect_dep, d) != 0)
+		return -1;
+	qsort(d->v, d->n, sizeof *d->v, cmp_name);
+	return 0;
+}
+
+static void dep_names_free(struct dep_names *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i]);
+	free(d->v);
+}
+
+void deps_release_many(struct sw_queue *q, const char *const *ids, size_t n)
+{
+	if (!n || deps_none(q))
+		return;
+	/* one walk of deps/ instead of a look at deps/<id> for each (on a
+	 * network filesystem each look is a round trip).  An item that marks
+	 * itself after the walk looks again at its dependency, which is
+	 * placed already (see the top of this file). */
+	struct dep_names d;
+	bool walked = dep_names_read(q, &d) == 0;
+	for (size_t i = 0; i < n; i++)
+		if (!walked || bsearch(&ids[i], d.v, d.n, sizeof *d.v, cmp_name))
+			deps_release(q, ids[i]);
+	dep_names_free(&d);
 }

@@ -233,17 +233,24 @@ int promote_blocked(struct sw_queue *q, struct bucket *b, const char *id);
 void deps_release(struct sw_queue *q, const char *id);
 /* Whether no item waits for another (deps/ has no entry), known for sure
  * only on a local filesystem whose link counts count subdirectories
- * (ext4, XFS, tmpfs: a network one's can be stale); false when unsure.
- * A batch asks once after placing all its items instead of looking up
- * deps/<id> for each. */
+ * (ext4, XFS, tmpfs: a network one's can be stale); false when unsure. */
 bool deps_none(struct sw_queue *q);
+/* deps_release for each of ids (items just placed in a final state),
+ * with one read of deps/ for all when that is small. */
+void deps_release_many(struct sw_queue *q, const char *const *ids, size_t n);
 
 /* ---- queue_claimed.c ---- */
 /* Whether an item id is in the queue, in any state or in a transition
  * (false on an error too). */
 bool item_exists(struct sw_queue *q, const char *id);
+/* Claims this process made or renewed, by id and token: the expiry in
+ * their file's name, and with keep_claimed, what the claim read (item,
+ * taken, and st: the file's identity, which a rename keeps). */
 void claim_cache_put(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns);
+void claim_cache_keep(struct sw_queue *q, const char *id, uint64_t token, int64_t expiry_ns,
+		      json_t *item, const struct stat *st);
 void claim_cache_drop(struct sw_queue *q, const char *id, uint64_t token);
+void claim_cache_free(struct sw_queue *q);
 
 /* ---- queue_maint.c ---- */
 void maybe_maintain(struct sw_queue *q);

@@ -517,7 +517,8 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 	/* the content of a pending entry never changes: reading it before
 	 * the rename is safe, and gives the claim count for the token */
 	json_t *item;
-	enum rd rd = item_read(q, bfd, key, id, &item, NULL, why);
+	struct stat st;
+	enum rd rd = item_read(q, bfd, key, id, &item, &st, why);
 	if (rd != RD_OK) {
 		if (rd == RD_DAMAGED) {
 			snprintf(from, sizeof from, "pending/%d/%s/%s", c->prio, c->part, bn);
@@ -536,7 +537,13 @@ static int claim_entry(struct sw_queue *q, struct cand *c, const char *key, int6
 		errno = e;
 		return e == ENOENT ? CL_LOST : CL_ERR;
 	}
-	claim_cache_put(q, id, token, expiry);
+	/* the rename keeps the file: a keeping claimer's renewal or finish
+	 * checks that it is still this one and needs no read */
+	json_t *kept = q->keep_claimed ? json_deep_copy(item) : NULL;
+	if (kept)
+		claim_cache_keep(q, id, token, expiry, kept, &st);
+	else
+		claim_cache_put(q, id, token, expiry);
 	*out = claim_view(q, item, token, expiry);
 	return CL_WON;
 }

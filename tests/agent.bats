@@ -1103,3 +1103,25 @@ x" ]
 	[[ $stderr == *"cannot run 'job'"* ]]
 	[ "$(count pending)" -eq 1 ]
 }
+
+@test "a claim whose file is replaced while its command runs is read again when it finishes: the damage is found and moved aside, not covered by what the claim read" {
+	items x
+	# the agent keeps what its claim read, and trusts it only for the
+	# same file (a rename keeps the file; this replacement does not)
+	run sw-agent run --max-items 1 -- sh -c \
+		'cd "$SW_DIR/queues/default/claimed" && f=$(ls) && echo "{\"id\":\"garbage" >../.t && mv ../.t "$f"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'is damaged (not JSON) and was moved aside'* ]]
+	sw-claim stats | jq -e '.damaged == 1 and .done == 0 and .claimed == 0'
+}
+
+@test "an agent's renewals and finishes of its own claims do not read the claim's file again" {
+	items a b c
+	strace -f -qq -e trace=openat -o "$BATS_TEST_TMPDIR/trace" \
+		sw-agent run --max-items 3 --batch 3 --ttl 3s -- sh -c 'cat >/dev/null; sleep 1.5' >/dev/null
+	sw-claim stats | jq -e '.done == 3'
+	# the claimed files are opened by nobody: the claim reads the pending
+	# entry, before its rename into claimed/
+	run grep -c 'openat([0-9]*, "[0-9A-Z]*\.[0-9]*\.[0-9]*"' "$BATS_TEST_TMPDIR/trace"
+	[ "$output" = 0 ]
+}

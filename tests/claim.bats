@@ -261,6 +261,18 @@ refused() {
 	[ "$ID" = c ]
 }
 
+@test "a batch of done from stdin frees the items waiting for its items, and only those" {
+	for i in a b x; do sw-claim add --id "$i" "\"$i\"" >/dev/null; done
+	sw-claim add --id c --after a '"c"' >/dev/null
+	sw-claim add --id d --after a,b '"d"' >/dev/null
+	sw-claim add --id e --after x '"e"' >/dev/null
+	sw-claim next -n 3 | jq -c 'select(.id != "x")' | sw-claim done >/dev/null
+	run sw-claim list
+	[ "$status" -eq 0 ]
+	got=$(jq -r '"\(.id)=\(.state)"' <<<"$output" | sort | tr '\n' ' ')
+	[ "$got" = "a=done b=done c=pending d=pending e=blocked x=claimed " ]
+}
+
 @test "--after a dependency that is already done does not block" {
 	sw-claim add --id a 1 >/dev/null
 	claim

@@ -97,7 +97,7 @@ stall_start() {
 
 # stall_resume: lets the stalled command go on and waits for it
 stall_resume() {
-	[ -n "$STALLED" ] && kill -CONT "$STALLED" 2>/dev/null
+	if [ -n "$STALLED" ]; then kill -CONT "$STALLED" 2>/dev/null || true; fi
 	# wait can return early when a signal arrives (bats traps some): the
 	# status file says when the command has really ended
 	for _ in $(seq 3000); do

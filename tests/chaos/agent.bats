@@ -117,7 +117,8 @@ worker() { pgrep -P "$1" -x sw-agent | head -1; }
 		sleep 0.3
 		i=$((RANDOM % 4))
 		w=$(worker "${pids[$i]}")
-		[ -n "$w" ] && kill -KILL "$w" 2>/dev/null
+		# gone already (idle: every item done) is no failure
+		if [ -n "$w" ]; then kill -KILL "$w" 2>/dev/null || true; fi
 		wait "${pids[$i]}" 2>/dev/null || true
 		start $i
 	done

@@ -139,6 +139,18 @@ claimer() {
 	[ "$status" -eq 1 ]
 }
 
+@test "a batch of done through B frees the items waiting for its items on A, and only those (a network filesystem: deps/ read once)" {
+	for i in a b x; do sw-claim add -d "$A" -q "$q" --id "$i" "\"$i\"" >/dev/null; done
+	sw-claim add -d "$A" -q "$q" --id c --after a '"c"' >/dev/null
+	sw-claim add -d "$A" -q "$q" --id d --after a,b '"d"' >/dev/null
+	sw-claim add -d "$A" -q "$q" --id e --after x '"e"' >/dev/null
+	sw-claim next -d "$B" -q "$q" -n 3 | jq -c 'select(.id != "x")' | sw-claim done -d "$B" >/dev/null
+	run sw-claim list -d "$A" -q "$q"
+	[ "$status" -eq 0 ]
+	got=$(jq -r '"\(.id)=\(.state)"' <<<"$output" | sort | tr '\n' ' ')
+	[ "$got" = "a=done b=done c=pending d=pending e=blocked x=claimed " ]
+}
+
 @test "the same --id added on both mounts at once is one item" {
 	for i in $(seq 1 20); do
 		sw-claim add -d "$A" -q "$q" --id "job-$i" '"a"' >"$BATS_TEST_TMPDIR/a.$i" &
