@@ -298,7 +298,9 @@ static int finish_claim(struct sw_queue *q, const char *id, struct finish_arg *a
 	json_decref(item);
 	if (rc == SW_EX_FALSE)
 		rc = not_claimed(q, id, a->token);
-	if (rc == 0)
+	/* finished, or taken over: the claim is no more (a long-lived
+	 * claimer must not keep what it read of every claim it lost) */
+	if (rc == 0 || rc == SW_EX_FALSE)
 		claim_cache_drop(q, id, a->token);
 	if (rc == 0 && out)
 		*out = item_view(q, next, sw_json_str(next, "state"));
