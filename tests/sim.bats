@@ -147,7 +147,9 @@ field() { report | jq -r "$1"; }
 	local budget=$(($(cat /proc/sys/fs/inotify/max_user_instances) / 8))
 	[ "$budget" -ge 1 ] || budget=1
 	local agents=$((budget + 4)) peak=0 n bad=0 samples=0
-	sw-sim run --agents "$agents" --duration 2s --rate 10/s --job-time 10ms..100ms --keep "$keep" --json \
+	# 6 s: a look at /proc takes over a second on a loaded machine under
+	# ASan, and a 2 s run once ended after a single look, taken too early
+	sw-sim run --agents "$agents" --duration 6s --rate 10/s --job-time 10ms..100ms --keep "$keep" --json \
 		>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
 	pid=$!
 	track "$pid"
