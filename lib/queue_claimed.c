@@ -295,7 +295,6 @@ static int finish_claim(struct sw_queue *q, const char *id, struct finish_arg *a
 	if (rc)
 		return rc;
 	rc = txn_move(q, q->dfd[QD_CLAIMED], name, SRC_CLAIMED, item, &st, fn, a, durable(item, a), &next);
-	json_decref(item);
 	if (rc == SW_EX_FALSE)
 		rc = not_claimed(q, id, a->token);
 	/* finished, or taken over: the claim is no more (a long-lived

@@ -139,11 +139,13 @@ enum { SRC_PENDING = 'P', SRC_CLAIMED = 'C', SRC_DEAD = 'D', SRC_CANCELLED = 'X'
 typedef json_t *(*txn_next_fn)(struct sw_queue *q, json_t *item, void *arg, int *rc);
 /* Moves the item dfd/name, last in state src, to the state next_fn's
  * result says.  pre (may be NULL) is the content the caller read, with
- * its fstat in pre_st: used when the file is still that inode.  0, or
+ * its fstat in pre_st: used when the file is still that inode.  It takes
+ * the caller's reference to pre (edited into the new content rather
+ * than copied: a batch of finishes copied every item twice).  0, or
  * SW_EX_FALSE when the file is gone or the transition was taken over
  * (nothing changed), or another code with q->err.  *out (may be NULL)
  * gets the new content. */
-int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
+int txn_move(struct sw_queue *q, int dfd, const char *name, char src, json_t *pre,
 	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out);
 /* Moves dfd/name, holding item, where its "state" says. */
 int place(struct sw_queue *q, int dfd, const char *name, const json_t *item, bool durable);
@@ -152,7 +154,7 @@ struct txn_in {
 	char src;
 	int back_dfd;               /* where an undone item goes back; -1: nowhere */
 	const char *back_name;
-	const json_t *pre;          /* the content the caller read (may be NULL), */
+	json_t *pre;                /* the content the caller read (may be NULL), */
 	const struct stat *pre_st;  /* ... with its fstat */
 	txn_next_fn next_fn;
 	void *arg;
@@ -179,15 +181,16 @@ int stage_write(int sfd, const char *name, const char *buf, size_t len, bool syn
 bool stage_has(int sfd, const char *nonce, char kind, char src);
 /* Gives an uncommitted item back (back_dfd < 0: leaves it). */
 void put_back(int sfd, const char *oname, int back_dfd, const char *back_name);
-/* The item in stage/oname, which this transition owns: a copy of in's
- * pre when it is still that inode, else read.  *size: the file's size
- * when pre was used, else -1. */
-int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t *pre,
+/* The item in stage/oname, which this transition owns: *pre itself
+ * when it is still that inode (taken: *pre becomes NULL, so that a
+ * second read reads the file), else read.  *size: the file's size when
+ * pre was used, else -1. */
+int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, json_t **pre,
 		   const struct stat *pre_st, json_t **cur, off_t *size);
 /* The next content of stage/oname, dumped into *buf (malloc'd), and the
  * file's size as txn_read_owned says; on failure the item is put back
  * and the code returned. */
-int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struct txn_in *in,
+int txn_next_content(struct sw_queue *q, int sfd, const char *oname, struct txn_in *in,
 		     json_t **next, char **buf, size_t *len, off_t *old_len);
 /* Steps 3 to 5 of a transition whose new content is written. */
 int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *next, bool durable, bool *placed);
@@ -215,7 +218,7 @@ bool group_ok(struct sw_queue *q, const struct txn_in *in);
  * GROUP_DECLINED: its new state is not final, and it is back where it
  * was, for a transition alone. */
 enum { GROUP_DECLINED = -1 };
-int group_move(struct sw_queue *q, int sfd, const struct txn_in *in, json_t **out);
+int group_move(struct sw_queue *q, int sfd, struct txn_in *in, json_t **out);
 /* A member of a group stage/name as listed: where it goes once its group
  * is committed, else where it comes from. */
 enum rd group_member_read(struct sw_queue *q, int sfd, const char *name, const struct sname *sn,

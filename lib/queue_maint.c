@@ -55,7 +55,6 @@ static int reap_claim(int dfd, const char *name, void *arg)
 	 * directory renamed it, and then nothing happens here */
 	if (txn_move(m->q, dfd, name, SRC_CLAIMED, item, &st, reap_next, &gen, dead, NULL) == 0)
 		m->reaped++;
-	json_decref(item);
 	return 0;
 }
 

@@ -191,15 +191,16 @@ struct txn {
 	struct txn_in in;
 };
 
-int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, const json_t *pre,
+int txn_read_owned(struct sw_queue *q, int sfd, const char *oname, json_t **pre,
 		   const struct stat *pre_st, json_t **cur, off_t *size)
 {
 	struct stat st;
-	if (pre && SW_NOINTR(fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
+	if (*pre && SW_NOINTR(fstatat(sfd, oname, &st, AT_SYMLINK_NOFOLLOW)) == 0 &&
 	    st.st_ino == pre_st->st_ino && st.st_dev == pre_st->st_dev) {
 		*size = st.st_size;
-		*cur = json_deep_copy(pre);
-		return *cur ? 0 : qerr(q, EX_SOFTWARE, "out of memory");
+		*cur = *pre;
+		*pre = NULL;
+		return 0;
 	}
 	char why[128];
 	*size = -1;
@@ -250,11 +251,11 @@ int txn_commit(struct sw_queue *q, const char *nonce, char src, const json_t *ne
 	return 0;
 }
 
-int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struct txn_in *in,
+int txn_next_content(struct sw_queue *q, int sfd, const char *oname, struct txn_in *in,
 		     json_t **next, char **buf, size_t *len, off_t *old_len)
 {
 	json_t *cur;
-	int rc = txn_read_owned(q, sfd, oname, in->pre, in->pre_st, &cur, old_len);
+	int rc = txn_read_owned(q, sfd, oname, &in->pre, in->pre_st, &cur, old_len);
 	if (rc) {
 		if (rc != SW_EX_FALSE && rc != EX_DATAERR)
 			put_back(sfd, oname, in->back_dfd, in->back_name);
@@ -282,7 +283,7 @@ int txn_next_content(struct sw_queue *q, int sfd, const char *oname, const struc
 }
 
 /* Steps 2 to 5, once <N>.o<S> is ours; in a batch, step 2 only. */
-static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
+static int txn_finish(struct sw_queue *q, struct txn *t, json_t **out)
 {
 	int sfd = qdir(q, QD_STAGE);
 	char oname[NAME_LEN], nname[NAME_LEN];
@@ -314,28 +315,35 @@ static int txn_finish(struct sw_queue *q, const struct txn *t, json_t **out)
 	return rc;
 }
 
-int txn_move(struct sw_queue *q, int dfd, const char *name, char src, const json_t *pre,
-	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out)
+/* txn_move once the caller's reference to in->pre is in; the caller
+ * drops what of it was not taken. */
+static int txn_move_in(struct sw_queue *q, int sfd, struct txn *t, json_t **out)
 {
-	int sfd = qdir(q, QD_STAGE);
-	if (sfd < 0)
-		return qerr_errno(q, "stage");
-	struct txn_in in = { .src = src, .back_dfd = dfd, .back_name = name, .pre = pre,
-			     .pre_st = pre_st, .next_fn = next_fn, .arg = arg, .durable = durable };
+	struct txn_in *in = &t->in;
 	/* a batch's finishes of claims move as a group, whose commit is one
 	 * rename for all and whose new contents need no file of their own */
-	if (q->batch && group_ok(q, &in)) {
-		int rc = group_move(q, sfd, &in, out);
+	if (q->batch && group_ok(q, in)) {
+		int rc = group_move(q, sfd, in, out);
 		if (rc != GROUP_DECLINED)
 			return rc;
 	}
-	struct txn t = { .in = in };
-	queue_nonce(q, t.nonce);
+	queue_nonce(q, t->nonce);
 	char oname[NAME_LEN];
-	sname_make(oname, t.nonce, 'o', src);
-	if (sw_rename_fresh(dfd, name, sfd, oname) < 0)
+	sname_make(oname, t->nonce, 'o', in->src);
+	if (sw_rename_fresh(in->back_dfd, in->back_name, sfd, oname) < 0)
 		return errno == ENOENT ? qerr(q, SW_EX_FALSE, "no longer there") : qerr_errno(q, "moving item");
-	return txn_finish(q, &t, out);
+	return txn_finish(q, t, out);
+}
+
+int txn_move(struct sw_queue *q, int dfd, const char *name, char src, json_t *pre,
+	     const struct stat *pre_st, txn_next_fn next_fn, void *arg, bool durable, json_t **out)
+{
+	int sfd = qdir(q, QD_STAGE);
+	struct txn t = { .in = { .src = src, .back_dfd = dfd, .back_name = name, .pre = pre,
+				 .pre_st = pre_st, .next_fn = next_fn, .arg = arg, .durable = durable } };
+	int rc = sfd < 0 ? qerr_errno(q, "stage") : txn_move_in(q, sfd, &t, out);
+	json_decref(t.in.pre);
+	return rc;
 }
 
 /* ---- recovery ----------------------------------------------------------- */
