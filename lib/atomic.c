@@ -116,9 +116,16 @@ int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newna
 		lacking = before.st_dev;
 		lacking_known = true;
 		/* NFS and some FUSE filesystems have no RENAME_NOREPLACE: look
-		 * first (a narrow race, where the protocol already excludes one) */
+		 * first (a narrow race, where the protocol already excludes one).
+		 * newname there and oldname gone is not a file in the way: it is
+		 * what another process moved there while this one stalled since
+		 * its look at oldname (a recovery placing the item this process
+		 * was placing), and the answer is the one a rename that lost
+		 * that race gets, ENOENT; only with oldname still there is
+		 * newname in the way (EEXIST) */
 		if (SW_NOINTR(faccessat(nfd, newname, F_OK, AT_SYMLINK_NOFOLLOW)) == 0) {
-			errno = EEXIST;
+			if (SW_NOINTR(faccessat(ofd, oldname, F_OK, AT_SYMLINK_NOFOLLOW)) == 0)
+				errno = EEXIST;
 			return -1;
 		}
 		rc = SW_NOINTR(renameat(ofd, oldname, nfd, newname));

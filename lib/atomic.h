@@ -32,7 +32,9 @@ int sw_rename(int ofd, const char *oldname, int nfd, const char *newname);
  * existence alone says whether the rename happened. */
 int sw_rename_fresh(int ofd, const char *oldname, int nfd, const char *newname);
 /* sw_rename, failing with EEXIST when newname exists (renameat2
- * RENAME_NOREPLACE, or a look first where the filesystem lacks it). */
+ * RENAME_NOREPLACE, or a look first where the filesystem lacks it), and
+ * with ENOENT when oldname is gone (moved by another process meanwhile,
+ * maybe to newname). */
 int sw_rename_noreplace(int ofd, const char *oldname, int nfd, const char *newname);
 /* write(2) of all len bytes, going on after EINTR and short writes. */
 int sw_write_all(int fd, const void *buf, size_t len);

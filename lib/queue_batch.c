@@ -304,10 +304,6 @@ static bool member_place(struct sw_queue *q, const struct txn_batch *b, struct t
 		return false;
 	}
 	member_name(mname, b->gnonce, (unsigned)p->member);
-	/* no look with the fstat the batch has: the look before the rename
-	 * also says whether a recoverer placed it meanwhile (the rename's
-	 * fallback where the filesystem lacks RENAME_NOREPLACE would find
-	 * it placed and move it aside) */
 	if (place(q, sfd, mname, p->next, p->durable) == 0) {
 		*placed = true;
 		return true;
