@@ -66,9 +66,9 @@ teardown() {
 
 # A batch's placing races the recovery of its committed group on the
 # other host.  MooseFS has no RENAME_NOREPLACE: a placing rename looks at
-# the new name first, and a look that trusted an earlier stat of the
-# member (instead of looking whether the member is still there) would
-# find the recoverer's done/x and move it aside as damaged.
+# the new name first, and one stopped before that look finds the done/x
+# that B's recovery placed meanwhile: the item itself, not a file in the
+# way to be moved aside as damaged.
 @test "a batched done (a group) stalled on host A while host B recovers it: each item finished once, none moved aside" {
 	local log=$BATS_TEST_TMPDIR/trace d=$BATS_TEST_TMPDIR/case batch=$BATS_TEST_TMPDIR/batch
 	local point call k cases=0 j a b res i=0
@@ -83,7 +83,7 @@ teardown() {
 		SW_DIR=$WA sw-claim next -n 2 --ttl 30s | jq -c '.result = "A"' >"$batch"
 	}
 	prep
-	SW_DIR=$WA STDIN=$batch trace_counts "$log" sw-claim done <"$batch"
+	SW_DIR=$WA trace_counts "$log" sw-claim done <"$batch"
 	for point in $(walk_calls "$log" renameat renameat2 openat write unlinkat); do
 		call=${point%:*} k=${point#*:}
 		prep
