@@ -501,7 +501,10 @@ int sw_guard_start(struct sw_guard *g, const sigset_t *forward, sigset_t *old)
 		return -1;
 	}
 	if (pid == 0) {
-		close(watch[0]);
+		/* the worker keeps the read end too (never read; closed on
+		 * exec): a write after the guardian died must not raise
+		 * SIGPIPE, which would kill the worker before it kills the
+		 * tree and gives the grant back */
 		g->watch_fd = watch[1];
 		return worker_setup(g);
 	}

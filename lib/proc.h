@@ -58,8 +58,9 @@ void sw_guard_sigdefault(const struct sw_guard *g, sigset_t *set);
  * (its command's trees) at mono_ns by CLOCK_MONOTONIC unless a later call
  * moves it on first; 0 disarms.  The guardian touches no file, so the
  * tree dies on time even while the worker hangs (a stalled filesystem, a
- * SIGSTOP).  A failed write (cannot happen: the pipe holds thousands)
- * leaves the last deadline, which only kills sooner. */
+ * SIGSTOP).  A failed write (the pipe holds thousands; it fills only
+ * once the guardian is gone) leaves the last deadline, which only kills
+ * sooner.  It never raises SIGPIPE: the worker holds the read end too. */
 void sw_guard_watch(const struct sw_guard *g, int64_t mono_ns);
 /* In a worker that waits with poll(2): blocks SIGCHLD, SIGINT, SIGTERM
  * and g->sig, and returns a signalfd for them (close-on-exec,

@@ -342,8 +342,8 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	resume_worker
 }
 
-@test "the command does not outlive a SIGKILLed sw-limit run" {
-	sw-limit run pg --concurrency 1 -- sh -c 'echo $$ >"$0"; exec sleep 30' "$BATS_TEST_TMPDIR/pid" >/dev/null 2>&1 3>&- &
+@test "the command does not outlive a SIGKILLed sw-limit run, and the slot is given back once it is gone, long before its TTL" {
+	sw-limit run pg --concurrency 1 --ttl 60s -- sh -c 'echo $$ >"$0"; exec sleep 30' "$BATS_TEST_TMPDIR/pid" >/dev/null 2>&1 3>&- &
 	local pid=$!
 	wait_until 5 test -s "$BATS_TEST_TMPDIR/pid"
 	local child
@@ -352,6 +352,8 @@ nothing_written() { [ -z "$(ls -A "$SW_DIR/limits" 2>/dev/null)" ]; }
 	kill -KILL "$pid"
 	wait "$pid" || true
 	wait_until 10 gone "$child"     # gone soon; a loaded machine may take seconds
+	# released by the child the guardian left, not expired
+	wait_until 10 sw-limit acquire pg --concurrency 1 --quiet
 }
 
 # ---- show, list, reset, damage ------------------------------------------
