@@ -20,43 +20,65 @@ teardown() {
 	true
 }
 
+# fresh_ws ID...: a new workspace, WA on mount A and WB the same on mount
+# B (a reused directory name looks old on the other mount), holding the
+# items ID... added on A
+fresh_ws() {
+	i=$((i + 1))
+	WA=$A/$i WB=$B/$i
+	mkdir "$WA"
+	for _ in $(seq 50); do [ -d "$WB" ] && break; sleep 0.1; done
+	local id
+	for id in "$@"; do SW_DIR=$WA sw-claim add --id "$id" '"p"' >/dev/null; done
+}
+
+# b_takes_over N: on mount B an hour later (every claim has expired),
+# reap, claim up to N and finish x with the result "B"; b is 0 when B was
+# told x is done, done's exit status, or none when B could not claim x.
+# Runs with SW_DIR=$WB.
+b_takes_over() {
+	local j
+	export SW_DIR=$WB
+	SW_CLOCK_OFFSET=1h sw-claim reap >/dev/null 2>&1 || true
+	b=none
+	if j=$(SW_CLOCK_OFFSET=1h sw-claim next -n "$1" 2>/dev/null | jq -c 'select(.id == "x")') && [ -n "$j" ]; then
+		b=0
+		SW_CLOCK_OFFSET=1h sw-claim done x --token "$(jq -r .token <<<"$j")" --result '"B"' >/dev/null 2>&1 || b=$?
+	fi
+}
+
+# finished_once POINT: after A went on and a reap two hours later, x is
+# done once, with the result of the host told so (a and b as
+# b_takes_over sets b), and nothing is left in stage
+finished_once() {
+	local res
+	SW_CLOCK_OFFSET=2h sw-claim reap >/dev/null 2>&1 || true
+	res=$(sw-claim show x | jq -r '"\(.state) \(.result)"')
+	if [ "$a" = 0 ] && [ "$b" = 0 ]; then echo "both finished x ($1)"; return 1; fi
+	if [ "$a" = 0 ] && [ "$res" != "done A" ]; then echo "A told done, x is $res ($1)"; return 1; fi
+	if [ "$b" = 0 ] && [ "$res" != "done B" ]; then echo "B told done, x is $res ($1)"; return 1; fi
+	[ "$res" != "${res#done}" ] || { echo "x is $res ($1)"; return 1; }
+	[ -z "$(ls "$WB/queues/default/stage")" ] || { echo "left in stage ($1)"; return 1; }
+}
+
 @test "a done stalled on host A while host B reaps and finishes: finished once" {
-	local log=$BATS_TEST_TMPDIR/trace d=$BATS_TEST_TMPDIR/case call n k cases=0 j a b res
-	local i=0
+	local log=$BATS_TEST_TMPDIR/trace d=$BATS_TEST_TMPDIR/case call n k cases=0 a b tok i=0
 	mkdir "$A"
-	prep() { # a fresh workspace each time: a reused directory name looks old on the other mount
-		i=$((i + 1))
-		WA=$A/$i WB=$B/$i
-		mkdir "$WA"
-		for _ in $(seq 50); do [ -d "$WB" ] && break; sleep 0.1; done
-		SW_DIR=$WA sw-claim add --id x '"p"' >/dev/null
-		TOK=$(SW_DIR=$WA sw-claim next --ttl 30s | jq -r .token)
-	}
-	prep
-	SW_DIR=$WA trace_counts "$log" sw-claim done x --token "$TOK" --result '"A"'
+	fresh_ws x
+	tok=$(SW_DIR=$WA sw-claim next --ttl 30s | jq -r .token)
+	SW_DIR=$WA trace_counts "$log" sw-claim done x --token "$tok" --result '"A"'
 	for call in renameat renameat2 openat write unlinkat; do
 		n=$(count_calls "$log" "$call")
 		for k in $(walk_points "$n"); do
-			prep
+			fresh_ws x
+			tok=$(SW_DIR=$WA sw-claim next --ttl 30s | jq -r .token)
 			rm -rf "$d"; mkdir -p "$d"
-			SW_DIR=$WA stall_start "$call" "$k" "$d/A" sw-claim done x --token "$TOK" --result '"A"'
-			export SW_DIR=$WB SW_CLOCK_OFFSET=1h
-			sw-claim reap >/dev/null 2>&1 || true
-			b=none
-			if j=$(sw-claim next 2>/dev/null); then
-				b=0; sw-claim done x --token "$(jq -r .token <<<"$j")" --result '"B"' >/dev/null 2>&1 || b=$?
-			fi
-			unset SW_CLOCK_OFFSET
+			SW_DIR=$WA stall_start "$call" "$k" "$d/A" sw-claim done x --token "$tok" --result '"A"'
+			b_takes_over 1
 			stall_resume
 			a=$(cat "$d/A.rc")
-			SW_CLOCK_OFFSET=2h sw-claim reap >/dev/null 2>&1 || true
-			res=$(sw-claim show x | jq -r '"\(.state) \(.result)"')
+			finished_once "$call #$k"
 			unset SW_DIR
-			if [ "$a" = 0 ] && [ "$b" = 0 ]; then echo "both finished x ($call #$k)"; return 1; fi
-			if [ "$a" = 0 ] && [ "$res" != "done A" ]; then echo "A told done, x is $res ($call #$k)"; return 1; fi
-			if [ "$b" = 0 ] && [ "$res" != "done B" ]; then echo "B told done, x is $res ($call #$k)"; return 1; fi
-			[ "$res" != "${res#done}" ] || { echo "x is $res ($call #$k)"; return 1; }
-			[ -z "$(ls "$WB/queues/default/stage")" ] || { echo "left in stage ($call #$k)"; return 1; }
 			cases=$((cases + 1))
 		done
 	done
@@ -71,47 +93,30 @@ teardown() {
 # way to be moved aside as damaged.
 @test "a batched done (a group) stalled on host A while host B recovers it: each item finished once, none moved aside" {
 	local log=$BATS_TEST_TMPDIR/trace d=$BATS_TEST_TMPDIR/case batch=$BATS_TEST_TMPDIR/batch
-	local point call k cases=0 j a b res i=0
+	local point call k cases=0 a b res i=0
 	mkdir "$A"
-	prep() {
-		i=$((i + 1))
-		WA=$A/$i WB=$B/$i
-		mkdir "$WA"
-		for _ in $(seq 50); do [ -d "$WB" ] && break; sleep 0.1; done
-		SW_DIR=$WA sw-claim add --id x '"p"' >/dev/null
-		SW_DIR=$WA sw-claim add --id y '"q"' >/dev/null
-		SW_DIR=$WA sw-claim next -n 2 --ttl 30s | jq -c '.result = "A"' >"$batch"
-	}
-	prep
+	claim_both() { SW_DIR=$WA sw-claim next -n 2 --ttl 30s | jq -c '.result = "A"' >"$batch"; }
+	fresh_ws x y
+	claim_both
 	SW_DIR=$WA trace_counts "$log" sw-claim done <"$batch"
 	for point in $(walk_calls "$log" renameat renameat2 openat write unlinkat); do
 		call=${point%:*} k=${point#*:}
-		prep
+		fresh_ws x y
+		claim_both
 		rm -rf "$d"; mkdir -p "$d"
 		SW_DIR=$WA STDIN=$batch stall_start "$call" "$k" "$d/A" sw-claim done
-		export SW_DIR=$WB SW_CLOCK_OFFSET=1h
-		sw-claim reap >/dev/null 2>&1 || true
-		b=none
-		if j=$(sw-claim next -n 2 2>/dev/null | jq -c 'select(.id == "x")') && [ -n "$j" ]; then
-			b=0; sw-claim done x --token "$(jq -r .token <<<"$j")" --result '"B"' >/dev/null 2>&1 || b=$?
-		fi
-		unset SW_CLOCK_OFFSET
+		b_takes_over 2
 		stall_resume
-		SW_CLOCK_OFFSET=2h sw-claim reap >/dev/null 2>&1 || true
 		a=none
 		jq -se 'any(.[]; .id == "x" and .ok == true)' "$d/A.out" >/dev/null 2>&1 && a=0
-		res=$(sw-claim show x | jq -r '"\(.state) \(.result)"')
+		finished_once "$call #$k"
 		[ "$(sw-claim stats | jq .damaged)" = 0 ] ||
 			{ echo "moved aside ($call #$k): $(ls -R "$WB/queues/default/damaged" 2>&1)"; return 1; }
-		if [ "$a" = 0 ] && [ "$b" = 0 ]; then echo "both finished x ($call #$k)"; return 1; fi
-		if [ "$a" = 0 ] && [ "$res" != "done A" ]; then echo "A told done, x is $res ($call #$k)"; return 1; fi
-		if [ "$b" = 0 ] && [ "$res" != "done B" ]; then echo "B told done, x is $res ($call #$k)"; return 1; fi
 		if jq -se 'any(.[]; .id == "y" and .ok == true)' "$d/A.out" >/dev/null 2>&1; then
 			res=$(sw-claim show y | jq -r '"\(.state) \(.result)"')
 			[ "$res" = "done A" ] || { echo "A told done, y is $res ($call #$k)"; return 1; }
 		fi
 		[ "$(count_places x y)" = $'x 1\ny 1' ] || { echo "$(count_places x y) ($call #$k)"; return 1; }
-		[ -z "$(ls "$WB/queues/default/stage")" ] || { echo "left in stage ($call #$k)"; return 1; }
 		unset SW_DIR
 		cases=$((cases + 1))
 	done
