@@ -372,6 +372,30 @@ P=(--failures 3 --window 10s --cooldown 400ms --probes 2)
 	[ "$(date +%s%N)" -ge "$free" ]
 }
 
+@test "SIGKILL of sw-breaker run (the process started) during a probe: the command dies at once and the probe is settled, not held to its TTL" {
+	local p=(--failures 1 --cooldown 100ms --probes 1 --ttl 60s)
+	sw-breaker trip k "${p[@]}" --quiet
+	sleep 0.15
+	sw-breaker run k "${p[@]}" -- sh -c 'echo $$ >"$0"; exec sleep 30' "$BATS_TEST_TMPDIR/pid" >/dev/null 2>&1 3>&- &
+	local pid=$!
+	track "$pid"
+	wait_until 10 test -s "$BATS_TEST_TMPDIR/pid"
+	local cmd
+	cmd=$(cat "$BATS_TEST_TMPDIR/pid")
+	track "$cmd"
+	kill -KILL "$pid"
+	wait "$pid" || true
+	wait_until 10 gone "$cmd"
+	# the killed command counts as any a signal ends (137, a failure):
+	# opened again with the cooldown doubled (200 ms: it may be over by
+	# the look), and no probe left running
+	reopened() {
+		sw-breaker show k | jq -e '.trips == 2 and .cooldown_ms == 200 and
+			(.probes // [] | map(select(.state == "running")) | length == 0)' >/dev/null
+	}
+	wait_until 10 reopened
+}
+
 @test "a damaged newest version reads as a trip at its write time: open for one cooldown" {
 	sw-breaker check d --quiet
 	sw-breaker record d --fail --quiet
