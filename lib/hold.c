@@ -9,6 +9,7 @@
 #include "fs.h"
 #include "proc.h"
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -51,7 +52,144 @@ struct tree {
 	int64_t next_look;            /* monotonic: look for a request (h->look) */
 	int64_t watch_at;             /* monotonic: the guardian's deadline; 0: none */
 	struct sw_err wait_err;       /* code not 0: waiting failed, the runs given up */
+	int env_err;                  /* setting h->env failed: no run can start */
+	struct io *io;                /* renewals and looks; NULL: no grant */
+	int64_t asked_was;            /* watch_at when the renewal in flight was asked */
 };
+
+/* ---- renewals and looks, apart from the watch ------------------------- */
+/* A renewal or a look touches the workspace, which may hang (a hung
+ * network filesystem).  The thread that waits for signals and kills the
+ * tree must not hang with it: stuck in a renewal when the guardian is
+ * SIGKILLed, it would kill the tree only once the call returned, perhaps
+ * after the grant expired.  So they run in a thread of their own, one at
+ * a time, and its answer comes back as IO_SIG; meanwhile the deadlines
+ * stand as if the call were still going on (it is). */
+#define IO_SIG (SIGRTMIN + 3)
+
+enum io_kind { IO_NONE, IO_RENEW, IO_LOOK, IO_QUIT };
+
+struct io {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;            /* a request for the thread, an answer for us */
+	pthread_t th, main;
+	const struct sw_hold *h;
+	enum io_kind want;            /* the request not yet taken */
+	enum io_kind busy;            /* the request not yet answered (ours to read) */
+	bool answered;
+	int64_t ttl_ns, expires_ns;   /* renew's input; its answer */
+	int rc;
+	struct sw_err err;
+};
+
+static void *io_main(void *arg)
+{
+	struct io *io = arg;
+	pthread_mutex_lock(&io->mu);
+	for (;;) {
+		while (io->want == IO_NONE)
+			pthread_cond_wait(&io->cv, &io->mu);
+		enum io_kind k = io->want;
+		if (k == IO_QUIT)
+			break;
+		io->want = IO_NONE;
+		int64_t ttl = io->ttl_ns, exp = io->expires_ns;
+		pthread_mutex_unlock(&io->mu);
+		struct sw_err err = { 0 };
+		int rc = k == IO_RENEW ? io->h->renew(io->h->arg, ttl, &exp, &err)
+				       : io->h->look(io->h->arg, &err);
+		pthread_mutex_lock(&io->mu);
+		io->rc = rc;
+		io->expires_ns = exp;
+		io->err = err;
+		io->answered = true;
+		pthread_cond_broadcast(&io->cv);
+		(void)pthread_kill(io->main, IO_SIG);   /* wakes step's sigtimedwait */
+	}
+	pthread_mutex_unlock(&io->mu);
+	return NULL;
+}
+
+/* The thread, with every signal blocked (they are the main thread's to
+ * take); IO_SIG is blocked here, waited for by step.  An errno value. */
+static int io_start(struct io *io, const struct sw_hold *h)
+{
+	*io = (struct io){ .h = h, .main = pthread_self() };
+	sigset_t all, was, one;
+	sigfillset(&all);
+	sigemptyset(&one);
+	sigaddset(&one, IO_SIG);
+	int rc = pthread_sigmask(SIG_BLOCK, &one, NULL);
+	if (rc)
+		return rc;
+	if ((rc = pthread_mutex_init(&io->mu, NULL)))
+		return rc;
+	if ((rc = pthread_cond_init(&io->cv, NULL))) {
+		pthread_mutex_destroy(&io->mu);
+		return rc;
+	}
+	(void)pthread_sigmask(SIG_BLOCK, &all, &was);
+	rc = pthread_create(&io->th, NULL, io_main, io);
+	(void)pthread_sigmask(SIG_SETMASK, &was, NULL);
+	if (rc) {
+		pthread_cond_destroy(&io->cv);
+		pthread_mutex_destroy(&io->mu);
+	}
+	return rc;
+}
+
+/* Asks the thread for a renewal (ttl, the expiry known) or a look. */
+static void io_ask(struct io *io, enum io_kind k, int64_t ttl_ns, int64_t expires_ns)
+{
+	pthread_mutex_lock(&io->mu);
+	io->want = io->busy = k;
+	io->answered = false;
+	io->ttl_ns = ttl_ns;
+	io->expires_ns = expires_ns;
+	pthread_cond_broadcast(&io->cv);
+	pthread_mutex_unlock(&io->mu);
+}
+
+/* The answer, if it has come (wait: until it does): what was asked, or
+ * IO_NONE. */
+static enum io_kind io_take(struct io *io, bool wait, int *rc, int64_t *exp, struct sw_err *err)
+{
+	enum io_kind k = IO_NONE;
+	pthread_mutex_lock(&io->mu);
+	while (wait && io->busy && !io->answered)
+		pthread_cond_wait(&io->cv, &io->mu);
+	if (io->busy && io->answered) {
+		k = io->busy;
+		*rc = io->rc;
+		*exp = io->expires_ns;
+		*err = io->err;
+		io->busy = IO_NONE;
+	}
+	pthread_mutex_unlock(&io->mu);
+	return k;
+}
+
+static bool io_busy(struct io *io)
+{
+	if (!io)
+		return false;
+	pthread_mutex_lock(&io->mu);
+	bool b = io->busy != IO_NONE;
+	pthread_mutex_unlock(&io->mu);
+	return b;
+}
+
+/* Ends the thread once it has nothing in flight. */
+static void io_end(struct io *io)
+{
+	pthread_mutex_lock(&io->mu);
+	io->want = IO_QUIT;
+	pthread_cond_broadcast(&io->cv);
+	pthread_mutex_unlock(&io->mu);
+	(void)pthread_join(io->th, NULL);
+	pthread_cond_destroy(&io->cv);
+	pthread_mutex_destroy(&io->mu);
+}
 
 /* The signals passed on to the command (through the guardian). */
 static void forward_sigset(sigset_t *set)
@@ -63,13 +201,11 @@ static void forward_sigset(sigset_t *set)
 }
 
 /* The command, in a process group of its own, with the signal mask we
- * were started with and h->env.  posix_spawn, not fork: the guardian
- * took the one fork a run may cost.  0, or an errno value. */
+ * were started with and our environment (h->env set in it by
+ * sw_hold_run).  posix_spawn, not fork: the guardian took the one fork a
+ * run may cost.  0, or an errno value. */
 static int spawn(const struct sw_hold *h, const sigset_t *mask, const struct sw_guard *g, pid_t *pid)
 {
-	for (const char *const *e = h->env; e && e[0]; e += 2)
-		if (setenv(e[0], e[1], 1) < 0)
-			return errno;
 	posix_spawnattr_t at;
 	sigset_t dfl;
 	sigemptyset(&dfl);
@@ -209,22 +345,39 @@ static void yield(struct tree *r, const char *who)
 
 static void look_tick(struct tree *r)
 {
-	struct sw_err err;
 	r->next_look = sw_mono_ns() + (r->ttl_ns / 3 < LOOK_NS ? r->ttl_ns / 3 : LOOK_NS);
-	/* a grant lost or unreadable is the renewal's to find */
-	if (r->h->look(r->h->arg, &err) == SW_HOLD_YIELD)
-		yield(r, err.msg);
+	io_ask(r->io, IO_LOOK, 0, 0);
 }
 
-/* One renewal at TTL/3.  Failing for a reason other than "lost" (an I/O
- * error, a busy filesystem) is retried until stop_by(); then the command
- * is stopped, dead by the time the grant expires. */
+static void look_done(struct tree *r, int rc, const struct sw_err *err)
+{
+	/* a grant lost or unreadable is the renewal's to find */
+	if (rc == SW_HOLD_YIELD && !r->lost)
+		yield(r, err->msg);
+}
+
+/* One renewal at TTL/3, asked of the thread; renew_done takes its
+ * answer. */
 static void renew_tick(struct tree *r)
 {
-	struct sw_err err;
-	int64_t exp = r->expires_ns, was = r->watch_at;
-	int rc = r->h->renew(r->h->arg, r->ttl_ns, &exp, &err);
-	if (rc == 0 || rc == SW_HOLD_YIELD) {
+	r->asked_was = r->watch_at;
+	io_ask(r->io, IO_RENEW, r->ttl_ns, r->expires_ns);
+}
+
+/* Failing for a reason other than "lost" (an I/O error, a busy
+ * filesystem) is retried until stop_by(); then the command is stopped,
+ * dead by the time the grant expires. */
+static void renew_done(struct tree *r, int rc, int64_t exp, const struct sw_err *err)
+{
+	int64_t was = r->asked_was;
+	bool renewed = rc == 0 || rc == SW_HOLD_YIELD;
+	if (r->lost || !r->ttl_ns) {
+		/* lost while it was going on (the deadlines passed): renewed, the
+		 * grant is still ours to give back once the tree is gone */
+		r->held_late |= r->lost && renewed;
+		return;
+	}
+	if (renewed) {
 		r->expires_ns = exp;
 		watch(r);
 	}
@@ -233,15 +386,15 @@ static void renew_tick(struct tree *r)
 	if (was && sw_mono_ns() >= was) {
 		/* too late, however it went: the guardian may have killed the tree;
 		 * renewed, the grant is still ours to give back once it is gone */
-		r->held_late = rc == 0 || rc == SW_HOLD_YIELD;
+		r->held_late = renewed;
 		lose(r, "renewing it took until it was about to expire");
 		return;
 	}
-	if (rc == 0 || rc == SW_HOLD_YIELD) {
+	if (renewed) {
 		r->next_renew = sw_mono_ns() + r->ttl_ns / 3;
 		r->failing = false;
 		if (rc == SW_HOLD_YIELD)
-			yield(r, err.msg);
+			yield(r, err->msg);
 		return;
 	}
 	if (rc == SW_HOLD_DONE) {
@@ -250,17 +403,46 @@ static void renew_tick(struct tree *r)
 		return;
 	}
 	if (rc == SW_EX_FALSE) {
-		lose(r, err.msg);
+		lose(r, err->msg);
 		return;
 	}
 	r->failing = true;
 	if (sw_now_ns() >= stop_by(r)) {
-		lose(r, err.msg);
+		lose(r, err->msg);
 		return;
 	}
-	sw_warn("renewing %s (will retry): %s", r->h->what, err.msg);
+	sw_warn("renewing %s (will retry): %s", r->h->what, err->msg);
 	int64_t retry = r->ttl_ns / 10;
 	r->next_renew = sw_mono_ns() + (retry > SW_NS_PER_SEC ? SW_NS_PER_SEC : retry);
+}
+
+/* The runs are over and the tree is gone: waits for the answer to a
+ * renewal still going on, which decides only whether the grant is still
+ * ours to give back (nothing is left to stop). */
+static void io_settle(struct tree *r)
+{
+	int rc;
+	int64_t exp;
+	struct sw_err err;
+	if (io_take(r->io, true, &rc, &exp, &err) != IO_RENEW)
+		return;
+	if (rc == SW_EX_FALSE)
+		r->lost = true;   /* another's now: not ours to release */
+	else if (r->lost && (rc == 0 || rc == SW_HOLD_YIELD))
+		r->held_late = true;
+}
+
+/* The thread's answer, if it has come (wait: until it does). */
+static void io_answer(struct tree *r, bool wait)
+{
+	int rc;
+	int64_t exp;
+	struct sw_err err;
+	enum io_kind k = r->io ? io_take(r->io, wait, &rc, &exp, &err) : IO_NONE;
+	if (k == IO_RENEW)
+		renew_done(r, rc, exp, &err);
+	else if (k == IO_LOOK)
+		look_done(r, rc, &err);
 }
 
 /* Reaps what has exited; true when nothing of the tree is left. */
@@ -287,6 +469,10 @@ static void on_signal(struct tree *r, int sig)
 {
 	if (sig == SIGCHLD)
 		return;
+	if (sig == IO_SIG) {
+		io_answer(r, false);
+		return;
+	}
 	if (r->g && sig == r->g->sig) {
 		if (!sw_guard_lost(r->g) || r->orphaned)
 			return;
@@ -323,13 +509,15 @@ static struct timespec next_timeout(const struct tree *r)
 		until = r->timeout_at;
 	if (!r->lost && r->ttl_ns) {
 		int64_t exp = now + (stop_by(r) - sw_now_ns());
-		if (r->next_renew < until)
+		/* one in flight: its answer wakes us (IO_SIG) */
+		bool idle = !io_busy(r->io);
+		if (idle && r->next_renew < until)
 			until = r->next_renew;
 		if (exp < until)
 			until = exp;
 		if (r->watch_at && r->watch_at < until)
 			until = r->watch_at;     /* the guardian kills the tree then */
-		if (r->h->look && !r->yielding && r->next_look < until)
+		if (idle && r->h->look && !r->yielding && r->next_look < until)
 			until = r->next_look;
 	}
 	int64_t d = until - now < 0 ? 0 : until - now;
@@ -346,6 +534,8 @@ static void timers(struct tree *r)
 			lose(r, "it would expire before a renewal succeeded");
 		else if (r->watch_at && sw_mono_ns() >= r->watch_at)
 			lose(r, "it was about to expire before it could be renewed");
+		else if (io_busy(r->io))
+			;   /* a renewal or look is going on: the deadlines above stand */
 		else if (sw_mono_ns() >= r->next_renew)
 			renew_tick(r);
 		else if (r->h->look && !r->yielding && sw_mono_ns() >= r->next_look)
@@ -367,6 +557,7 @@ static void step(struct tree *r, struct timespec ts)
 	sigset_t set;
 	forward_sigset(&set);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, IO_SIG);
 	if (r->g)
 		sigaddset(&set, r->g->sig);
 	int sig = sigtimedwait(&set, NULL, &ts);
@@ -443,7 +634,7 @@ static int run_once(struct tree *r, const sigset_t *old, struct sw_hold_result *
 	r->timed_out = false;
 	r->kill_at = 0;
 	r->timeout_at = r->h->timeout_ns ? sw_mono_ns() + r->h->timeout_ns : 0;
-	int e = spawn(r->h, old, r->g, &r->pid);
+	int e = r->env_err ? r->env_err : spawn(r->h, old, r->g, &r->pid);
 	if (e) {
 		sw_warn("cannot run %s: %s", r->h->cmd[0], strerror(e));
 		res->spawn_errno = e;
@@ -480,6 +671,19 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 	/* from here on this is the worker; the guardian passes our exit on */
 	struct tree r = { .h = h, .g = h->no_guardian ? NULL : &g, .ttl_ns = h->ttl_ns,
 			  .expires_ns = h->expires_ns };
+	/* set once, before the thread reads the environment (sw_now_ns) */
+	for (const char *const *e = h->env; e && e[0] && !r.env_err; e += 2)
+		if (setenv(e[0], e[1], 1) < 0)
+			r.env_err = errno;
+	struct io io;
+	if (h->ttl_ns) {
+		int e = io_start(&io, h);
+		if (e) {
+			errno = e;
+			return -1;
+		}
+		r.io = &io;
+	}
 	r.next_renew = sw_mono_ns() + h->ttl_ns / 3;
 	r.next_look = sw_mono_ns();
 	watch(&r);
@@ -496,6 +700,10 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 				res->status = 128 + r.stop_sig;   /* stopped between runs */
 			break;
 		}
+	}
+	if (r.io) {
+		io_settle(&r);
+		io_end(r.io);
 	}
 	/* the runs are over: what follows (a release) may take its time */
 	if (r.g)

@@ -8,6 +8,11 @@
  * renewed and never lost: the tree is still run, signalled, timed and
  * waited for as a whole.
  *
+ * renew and look run in a thread of their own, one call at a time, so
+ * that a hung filesystem holds up neither the signals nor the kill of
+ * the tree: they may run beside again, and must share no state with it
+ * that either writes.
+ *
  * sw-lease run, sw-limit run and sw-breaker run use it; sw-lease adds
  * the runs after the first (--keep-running, --until-success: the grant
  * held between them) and takeovers (a look for a request every second,

@@ -16,10 +16,10 @@
  * other kills the trees: the guardian, a subreaper too, SIGKILLs every
  * descendant left once the worker is gone, and the worker is told of the
  * guardian's death (PR_SET_PDEATHSIG) and SIGKILLs its trees at once.
- * Only both killed at once (kill -9 of both) leaves the trees running,
- * or the guardian killed while the worker is stalled in the filesystem
- * (it kills the trees when the stalled call returns: its renewals are
- * not yet apart from its watch).
+ * Only both killed at once (kill -9 of both) leaves the trees running.
+ * A worker must not wait for the filesystem in the thread that watches
+ * for the guardian's death (hold.c renews in a thread of its own): stuck
+ * in a hung call, it would kill the trees only once the call returned.
  * The guardian is also a watchdog (sw_guard_watch): should the worker
  * hang while its commands run on, it kills them by the worker's deadline. */
 #ifndef SW_PROC_H

@@ -342,7 +342,8 @@ check_holder() {
 # can do: see the audit note of issue 10.)
 
 # run_a: A's run in the background, in the current directory; its worker
-# in RUN_W and its command's process group in RUN_CMD once it beats
+# in RUN_W, the worker's thread that renews (and looks) in RUN_T, and its
+# command's process group in RUN_CMD once it beats
 run_a() {
 	( rc=0
 	  sw-lease run x --ttl 1s -g 60s -- sh -c \
@@ -353,6 +354,7 @@ run_a() {
 	g=$(pgrep -P "$sub" -x sw-lease)
 	RUN_W=$(pgrep -P "$g" -x sw-lease)
 	RUN_CMD=$(pgrep -P "$RUN_W" -x sh)
+	RUN_T=$(ls "/proc/$RUN_W/task" | grep -vx "$RUN_W" | head -1)
 	track "$g" "$RUN_W" "$RUN_CMD"
 }
 
@@ -370,7 +372,7 @@ run_cycle() {
 	local log=$BATS_TEST_TMPDIR/cycle pat
 	run_a
 	renewed
-	strace -qq -p "$RUN_W" -o "$log" &
+	strace -qq -p "$RUN_T" -o "$log" &
 	local s=$!
 	wait_until 3 eval '[ "$(grep -c "^renameat" "$log")" -ge 1 ]'
 	kill -INT "$s"; wait "$s" || true
@@ -388,7 +390,7 @@ run_stall() {
 	export SW_DIR=$d/ws
 	run_a
 	renewed
-	strace -qq -p "$RUN_W" -o st -e trace="$call" -e signal=STOP \
+	strace -qq -p "$RUN_T" -o st -e trace="$call" -e signal=STOP \
 		-e inject="$call":signal=STOP:when="$k" &
 	local s=$!
 	wait_until 20 grep -qs 'stopped by SIGSTOP' st || { echo "run never stopped after $call #$k"; return 1; }
