@@ -10,6 +10,7 @@
 #include "proc.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -66,6 +67,7 @@ struct tree {
  * a time, and its answer comes back as IO_SIG; meanwhile the deadlines
  * stand as if the call were still going on (it is). */
 #define IO_SIG (SIGRTMIN + 3)
+#define IO_POLL_NS (100 * 1000000)
 
 enum io_kind { IO_NONE, IO_RENEW, IO_LOOK, IO_QUIT };
 
@@ -85,6 +87,11 @@ struct io {
 static void *io_main(void *arg)
 {
 	struct io *io = arg;
+	/* a umask of its own: spawn sets the user's for a moment, and files
+	 * this thread creates meanwhile must get the workspace's (paths go
+	 * through directory descriptors: the working directory is not used).
+	 * It cannot fail but for want of memory, and then the moment stays. */
+	(void)unshare(CLONE_FS);
 	pthread_mutex_lock(&io->mu);
 	for (;;) {
 		while (io->want == IO_NONE)
@@ -417,8 +424,8 @@ static void renew_done(struct tree *r, int rc, int64_t exp, const struct sw_err 
 }
 
 /* The runs are over and the tree is gone: waits for the answer to a
- * renewal still going on, which decides only whether the grant is still
- * ours to give back (nothing is left to stop). */
+ * renewal or look still going on; a renewal's decides only whether the
+ * grant is still ours to give back (nothing is left to stop). */
 static void io_settle(struct tree *r)
 {
 	int rc;
@@ -426,10 +433,14 @@ static void io_settle(struct tree *r)
 	struct sw_err err;
 	if (io_take(r->io, true, &rc, &exp, &err) != IO_RENEW)
 		return;
-	if (rc == SW_EX_FALSE)
-		r->lost = true;   /* another's now: not ours to release */
-	else if (r->lost && (rc == 0 || rc == SW_HOLD_YIELD))
+	if (rc == SW_EX_FALSE && !r->lost) {
+		/* another's now (it expired while the command ran): not ours
+		 * to give back, and the command's status not its own to report */
+		sw_warn("%s lost (%s)", r->h->what, err.msg);
+		r->lost = true;
+	} else if (r->lost && (rc == 0 || rc == SW_HOLD_YIELD)) {
 		r->held_late = true;
+	}
 }
 
 /* The thread's answer, if it has come (wait: until it does). */
@@ -509,10 +520,13 @@ static struct timespec next_timeout(const struct tree *r)
 		until = r->timeout_at;
 	if (!r->lost && r->ttl_ns) {
 		int64_t exp = now + (stop_by(r) - sw_now_ns());
-		/* one in flight: its answer wakes us (IO_SIG) */
+		/* one in flight: its answer wakes us (IO_SIG), or is found by a
+		 * look every IO_POLL_NS should that signal be lost */
 		bool idle = !io_busy(r->io);
 		if (idle && r->next_renew < until)
 			until = r->next_renew;
+		if (!idle && now + IO_POLL_NS < until)
+			until = now + IO_POLL_NS;
 		if (exp < until)
 			until = exp;
 		if (r->watch_at && r->watch_at < until)
@@ -526,6 +540,9 @@ static struct timespec next_timeout(const struct tree *r)
 
 static void timers(struct tree *r)
 {
+	/* an answer whose IO_SIG could not be queued (RLIMIT_SIGPENDING) is
+	 * taken here all the same: IO_SIG only wakes us sooner */
+	io_answer(r, false);
 	if (!r->lost && r->ttl_ns) {
 		/* checked first: after a stall the renewal is pointless */
 		if (sw_now_ns() >= r->expires_ns)
@@ -701,13 +718,14 @@ int sw_hold_run(struct sw_hold *h, struct sw_hold_result *res)
 			break;
 		}
 	}
+	/* the runs are over and the tree is gone: what follows (the answer to
+	 * a call still going on, a release) may take its time */
+	if (r.g)
+		sw_guard_watch(r.g, 0);
 	if (r.io) {
 		io_settle(&r);
 		io_end(r.io);
 	}
-	/* the runs are over: what follows (a release) may take its time */
-	if (r.g)
-		sw_guard_watch(r.g, 0);
 	res->lost = r.lost;
 	res->held_late = r.held_late;
 	res->timed_out = r.timed_out;

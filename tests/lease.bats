@@ -835,33 +835,37 @@ stall_once() {
 	echo "the second run started $(( $(now_ms) - t0 )) ms after the SIGKILL"
 }
 
-@test "SIGKILL of sw-lease run while its child's renewal hangs: the tree dies at once, not when the renewal returns" {
+@test "SIGKILL of sw-lease run while its child's renewal hangs: the tree dies at once, not when the renewal returns or the lease nears its end, and the lease is given back after" {
 	command -v strace >/dev/null || skip "no strace"
 	cd "$BATS_TEST_TMPDIR"
-	# the child's second renewal returns 8 s late (strace counts the links
-	# of new versions per thread: the acquisition was the parent's, the
-	# renewals are the child's renewing thread's); the guardian is
-	# SIGKILLed meanwhile
-	strace -f -qq -o /dev/null -e trace=linkat -e inject=linkat:delay_exit=8000000:when=2 \
-		sw-lease run cron --ttl 3s -- sh -c '
+	# a 9 s TTL: the child's own deadline for a renewal that has not
+	# answered is seconds after the SIGKILL, which is to be acted on at once
+	sw-lease run cron --ttl 9s -- sh -c '
 		setsid sh -c "trap \"\" TERM; echo \$\$ >gc; while :; do sleep 0.05; done" &
 		wait' >/dev/null 2>&1 &
-	local s=$!
-	track "$s"
-	# the version that renewal linked: it is in its stall now
-	wait_until 20 test -e "$SW_DIR/leases/cron/v.00000000000000000003"
-	local gc guardian t0
+	local guardian=$! worker renewer gc n s t0
+	track "$guardian"
+	wait_until 10 test -s gc
 	gc=$(cat gc)
 	track "$gc"
-	guardian=$(pgrep -P "$s")
+	worker=$(pgrep -P "$guardian" -x sw-lease)
+	# the child's thread that renews (a child of one thread renews itself)
+	renewer=$(ls "/proc/$worker/task" | grep -vx "$worker" | head -1)
+	renewer=${renewer:-$worker}
+	# its next renewal links the new version, then hangs 8 s
+	n=$(ls "$SW_DIR/leases/cron" | grep -c '^v\.')
+	strace -qq -o /dev/null -p "$renewer" -e trace=linkat \
+		-e inject=linkat:delay_exit=8000000:when=1 &
+	s=$!
+	track "$s"
+	wait_until 20 eval '[ "$(ls "$SW_DIR/leases/cron" | grep -c "^v\.")" -gt "$n" ]'
 	kill -KILL "$guardian"
 	t0=$(now_ms)
-	# the hung renewal holds up neither the kill nor the signal it waits for
-	wait_until 4 gone "$gc" || { echo "the tree outlived its guardian while the renewal hung"; return 1; }
+	wait_until 2 gone "$gc" || { echo "the tree outlived its guardian while the renewal hung"; return 1; }
 	echo "tree gone $(( $(now_ms) - t0 )) ms after the SIGKILL"
-	# a renewal that returns past the lease's expiry does not count (its
-	# caller is told the lease is lost): free for another by then
-	wait_until 20 sw-lease acquire cron --ttl 1s --quiet
+	# renewed before it hung, the lease is still the child's to give back
+	# once the renewal returns (not left to expire)
+	wait_until 20 lease_is cron released
 }
 
 @test "run and its command stopped (SIGSTOP) past the lease's expiry: the command is SIGKILLed the moment run resumes, not a grace later" {
