@@ -373,13 +373,16 @@ field() { report | jq -r "$1"; }
 @test "fs: a racer killed in the middle of a race fails that check, and fs ends" {
 	d=$BATS_TEST_TMPDIR/fs
 	mkdir -p "$d"
-	sw-sim fs "$d" --racers 2 --rounds 300 --json >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	sw-sim fs "$d" --racers 2 --rounds 2000 --json >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
 	pid=$!
 	track "$pid"
-	# the racers live only while a race runs: kill the first one seen
-	local c killed=
-	while alive "$pid"; do
-		c=$(pgrep -P "$pid" | head -1)
+	# the racers live only while a race runs: kill the first one seen,
+	# looked for without an exec (a pgrep each time, slow on a loaded
+	# machine, missed every race of a short run)
+	local c killed= kids=/proc/$pid/task/$pid/children
+	while [ -e "/proc/$pid" ]; do
+		c=
+		read -r c _ <"$kids" 2>/dev/null || true
 		[ -n "$c" ] && kill -KILL "$c" 2>/dev/null && killed=$c && break
 	done
 	[ -n "$killed" ]
