@@ -591,8 +591,12 @@ prep_dead_agent() {
 	local g=$! w
 	wait_until 5 test -s "$BATS_TEST_TMPDIR/D.cmd"
 	w=$(pgrep -P "$g" -x sw-agent)
-	# all at once: the command's group (its own) too, or it runs on
-	kill -KILL "$g" "$w" -- -"$(cat "$BATS_TEST_TMPDIR/D.cmd")"
+	# all at once: stopped first, so that neither acts on the other's
+	# death between two kills (the worker would release x); the
+	# command's group (its own) too, or it runs on
+	kill -STOP "$w" "$g"
+	kill -KILL "$w" "$g"
+	kill -KILL -- -"$(cat "$BATS_TEST_TMPDIR/D.cmd")"
 	wait "$g" 2>/dev/null || true
 	rm -f "$BATS_TEST_TMPDIR/D.cmd"
 	[ "$(sw-claim show x | jq -r .state)" = claimed ]
