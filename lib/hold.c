@@ -478,12 +478,10 @@ static bool reap(struct tree *r)
 
 static void on_signal(struct tree *r, int sig)
 {
-	if (sig == SIGCHLD)
+	/* SIGCHLD and IO_SIG only wake us: wait_tree reaps, and timers,
+	 * which step runs after every signal, takes the thread's answer */
+	if (sig == SIGCHLD || sig == IO_SIG)
 		return;
-	if (sig == IO_SIG) {
-		io_answer(r, false);
-		return;
-	}
 	if (r->g && sig == r->g->sig) {
 		if (!sw_guard_lost(r->g) || r->orphaned)
 			return;
